@@ -1,0 +1,1 @@
+"""The `fashionrec` command line: one module per command group, composed in main."""

@@ -1,0 +1,53 @@
+"""What the commands share: the consoles, settings from flags, opening the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from engine.settings import Settings
+from engine.vectorstore import VectorStore, open_store
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Store folder (default ./.fashionrec or $FASHIONREC_HOME)."),
+]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--qdrant-url", help="Use a Qdrant server instead of the embedded store "
+        "(default $FASHIONREC_QDRANT_URL)."
+    ),
+]
+
+
+def settings(home: Path | None, qdrant_url: str | None) -> Settings:
+    """Settings from defaults, environment and these flags."""
+    return Settings.load(home=home, qdrant_url=qdrant_url)
+
+
+def store_for(config: Settings) -> VectorStore:
+    """Open the configured store (embedded unless a server URL is set)."""
+    return open_store(config.home, config.qdrant_url)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print a one-line error and return the exit to raise."""
+    errors.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(1)
+
+
+def warn_random_weights() -> None:
+    """The loud warning every use of random-init weights must print."""
+    errors.print(
+        "[bold yellow]WARNING: random-init weights (--weights random). The embeddings carry "
+        "no visual meaning and similarities are NOT meaningful: for tests and offline demos "
+        "only. Use --weights imagenet or --weights PATH for real recommendations.[/]",
+        soft_wrap=True,
+    )

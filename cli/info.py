@@ -1,0 +1,34 @@
+"""`fashionrec info`: what the store holds."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from cli.common import HomeOption, UrlOption, console, settings, store_for
+from engine.vectorstore.base import Filter
+
+
+def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
+    """Counts per backbone, gender and category, and the masked share."""
+    store = store_for(settings(home, qdrant_url))
+    try:
+        total = store.count()
+        console.print(f"store: {store.location}")
+        if total == 0:
+            console.print("empty: run `fashionrec ingest PATH` or `fashionrec demo`")
+            return
+        masked = store.count(Filter(equals={"masked": True}))
+        console.print(f"items: {total} · masked {masked / total:.1%}")
+        backbones = Table("backbone", "size", "vectors", title="vectors")
+        for name, dim in sorted(store.vector_dims().items()):
+            backbones.add_row(name, str(dim), str(store.count(Filter(has_vector=name))))
+        console.print(backbones)
+        genders = store.facet("gender")
+        table = Table("category", *sorted(genders), "total", title="items per category")
+        for category in sorted(store.facet("category")):
+            row = [store.count(Filter(equals={"category": category, "gender": g})) for g in sorted(genders)]
+            table.add_row(category, *map(str, row), str(sum(row)))
+        table.add_row("total", *(str(genders[g]) for g in sorted(genders)), str(total), style="bold")
+        console.print(table)
+    finally:
+        store.close()

@@ -1,0 +1,200 @@
+"""`fashionrec ingest`: bulk ingestion of a catalog into the vector store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from cli.common import (
+    HomeOption,
+    UrlOption,
+    console,
+    fail,
+    settings,
+    store_for,
+    warn_random_weights,
+)
+from engine.backbones import BACKBONES
+from engine.catalog import open_catalog
+from engine.framing import FRAMINGS
+from engine.masks import DEFAULT_REMOVED, removed_labels
+from engine.settings import Settings
+
+MISSING_MASK = ("unmasked", "skip", "fail")
+
+
+class RateColumn(ProgressColumn):
+    """Images per second."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0.0:6.1f} img/s")
+
+
+def parse_backbones(values: list[str]) -> list[str]:
+    """Backbone names from repeated and/or comma-separated flags, validated."""
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BACKBONES]
+    if unknown or not names:
+        raise fail(
+            f"unknown backbone {', '.join(unknown) or '(none)'}; choose from {', '.join(BACKBONES)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def run_ingest(
+    config: Settings,
+    path: Path,
+    *,
+    masks: Path | None = None,
+    manifest: bool = False,
+    backbones: list[str],
+    batch_size: int = 32,
+    workers: int = 2,
+    device: str = "auto",
+    weights: str = "imagenet",
+    limit: int | None = None,
+    framing: str = "letterbox",
+    missing_mask: str = "unmasked",
+    remove: str = ",".join(DEFAULT_REMOVED),
+    report: Path | None = None,
+) -> None:
+    """Ingest a catalog and print a summary (shared by `ingest` and `demo`)."""
+    if batch_size <= 0:
+        raise fail(f"--batch-size must be positive, got {batch_size}")
+    if workers < 0:
+        raise fail(f"--workers must be 0 or more, got {workers}")
+    if limit is not None and limit <= 0:
+        raise fail(f"--limit must be positive, got {limit}")
+    if framing not in FRAMINGS:
+        raise fail(f"--framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
+    if missing_mask not in MISSING_MASK:
+        raise fail(f"--missing-mask must be one of {', '.join(MISSING_MASK)}, got {missing_mask!r}")
+    removed = removed_labels(remove.split(","))
+    catalog = open_catalog(path, masks, manifest)
+
+    from engine.embedder import Embedder
+    from ingest.pipeline import IngestOptions, ingest
+    from ingest.report import FailureReport
+
+    store = store_for(config)
+    try:
+        if weights == "random":
+            warn_random_weights()
+        embedders = {name: Embedder(name, weights, device) for name in backbones}
+        first = next(iter(embedders.values()))
+        console.print(
+            f"Ingesting {catalog.kind} catalog {catalog.path}"
+            + (f" (masks: {catalog.masks})" if catalog.masks else "")
+            + f" into {store.location}: {', '.join(backbones)} on {first.device} "
+            f"({first.precision}), weights {weights}"
+        )
+        options = IngestOptions(
+            batch_size=batch_size,
+            workers=workers,
+            framing=framing,  # type: ignore[arg-type]
+            missing_mask=missing_mask,  # type: ignore[arg-type]
+            removed=removed,
+            limit=limit,
+        )
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        failures = FailureReport(report or config.home / "reports" / f"ingest-{stamp}.csv")
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task("planning", total=None)
+            try:
+                summary = ingest(
+                    catalog,
+                    store,
+                    embedders,
+                    options,
+                    on_failure=failures,
+                    on_plan=lambda n: progress.update(task, description="embedding", total=n),
+                    on_progress=lambda n: progress.advance(task, n),
+                )
+            finally:
+                failures.close()
+    finally:
+        store.close()
+    vectors = ", ".join(f"{k} {v}" for k, v in summary.vectors.items()) or "none"
+    console.print(
+        f"ingested {summary.ingested} · skipped {summary.skipped} "
+        f"(already stored {summary.already}, no mask {summary.no_mask_skipped}) · "
+        f"failed {summary.failed} · unparsed {summary.unparsed} · "
+        f"unmasked {summary.unmasked} · vectors written: {vectors}"
+    )
+    if failures.count:
+        console.print(f"{failures.count} problem(s) written to {failures.path}")
+
+
+def ingest_command(
+    path: Annotated[Path, typer.Argument(help="DF-MM image folder, In-shop tree or manifest CSV.")],
+    masks: Annotated[
+        Path | None, typer.Option(help="Folder of <item>_segm.png masks (DF-MM: ../segm).")
+    ] = None,
+    manifest: Annotated[bool, typer.Option("--manifest", help="PATH is a manifest CSV.")] = False,
+    backbone: Annotated[
+        list[str] | None,
+        typer.Option(help="resnet50, densenet121 or vgg16; repeat or comma-separate."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per inference batch.")] = 32,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes for decoding.")] = 2,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    weights: Annotated[
+        str, typer.Option(help="imagenet (TORCH_HOME cache), a state-dict PATH, or random.")
+    ] = "imagenet",
+    limit: Annotated[int | None, typer.Option(help="Ingest at most this many items.")] = None,
+    framing: Annotated[
+        str, typer.Option(help="letterbox (whole garment) or center-crop (the paper's).")
+    ] = "letterbox",
+    missing_mask: Annotated[
+        str, typer.Option(help="For images without a mask: unmasked, skip or fail.")
+    ] = "unmasked",
+    remove: Annotated[
+        str, typer.Option(help="Mask labels blacked out, comma-separated.")
+    ] = ",".join(DEFAULT_REMOVED),
+    report: Annotated[
+        Path | None, typer.Option(help="Failure report CSV (default under the store folder).")
+    ] = None,
+    home: HomeOption = None,
+    qdrant_url: UrlOption = None,
+) -> None:
+    """Embed a garment catalog and store its vectors; resumable and idempotent."""
+    run_ingest(
+        settings(home, qdrant_url),
+        path,
+        masks=masks,
+        manifest=manifest,
+        backbones=parse_backbones(backbone or ["resnet50"]),
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        weights=weights,
+        limit=limit,
+        framing=framing,
+        missing_mask=missing_mask,
+        remove=remove,
+        report=report,
+    )

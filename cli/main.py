@@ -1,0 +1,36 @@
+"""The `fashionrec` application: composes the command modules, turns errors into one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cli.common import errors
+from cli.demo import demo_command
+from cli.info import info_command
+from cli.ingest import ingest_command
+from engine.errors import FashionrecError
+
+app = typer.Typer(
+    name="fashionrec",
+    help="Trend-aware fashion recommendations from garment photos, backed by Qdrant.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("ingest")(ingest_command)
+app.command("info")(info_command)
+app.command("demo")(demo_command)
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except FashionrecError as exc:
+        errors.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        errors.print("interrupted; run the same command again to continue where it stopped")
+        sys.exit(130)

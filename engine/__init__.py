@@ -1,0 +1,1 @@
+"""fashionrec engine: the pure core of the recommender and its few adapters."""

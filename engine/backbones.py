@@ -1,0 +1,38 @@
+"""The three CNN backbones: names, embedding sizes and classifier prefixes (no torch here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from engine.errors import WeightsError
+
+RANDOM: Final = "random"
+IMAGENET: Final = "imagenet"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A torchvision architecture, its embedding size and the prefix of its classifier."""
+
+    name: str
+    dim: int
+    weights_enum: str
+    head_prefix: str
+
+
+BACKBONES: Final[dict[str, BackboneSpec]] = {
+    "resnet50": BackboneSpec("resnet50", 2048, "ResNet50_Weights", "fc."),
+    "densenet121": BackboneSpec("densenet121", 1024, "DenseNet121_Weights", "classifier."),
+    "vgg16": BackboneSpec("vgg16", 4096, "VGG16_Weights", "classifier.6."),
+}
+
+
+def spec(name: str) -> BackboneSpec:
+    """The spec of a backbone by name; WeightsError naming the known ones otherwise."""
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise WeightsError(
+            f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}"
+        ) from None

@@ -1,0 +1,52 @@
+"""Framing a (masked) photo into the square network input: letterbox or centre-crop."""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from PIL import Image
+
+Framing = Literal["letterbox", "center-crop"]
+FRAMINGS: Final = ("letterbox", "center-crop")
+INPUT_SIZE: Final = 224
+RESIZE_SIZE: Final = 256  # the paper's resize before its 224 centre crop
+
+
+def decode_size(size: tuple[int, int], framing: Framing, out: int = INPUT_SIZE) -> tuple[int, int]:
+    """The smallest decode size that still yields full resolution after framing."""
+    width, height = size
+    if framing == "letterbox":
+        scale = out / max(width, height)
+    else:
+        scale = round(out * RESIZE_SIZE / INPUT_SIZE) / min(width, height)
+    scale = min(scale, 1.0)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def letterbox(image: Image.Image, out: int = INPUT_SIZE) -> Image.Image:
+    """The whole photo scaled to fit an out×out square, padded with black."""
+    width, height = image.size
+    scale = out / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    canvas = Image.new("RGB", (out, out))
+    canvas.paste(
+        image.resize(size, Image.Resampling.BILINEAR),
+        ((out - size[0]) // 2, (out - size[1]) // 2),
+    )
+    return canvas
+
+
+def center_crop(image: Image.Image, out: int = INPUT_SIZE) -> Image.Image:
+    """The paper's framing: shorter side to 256 (scaled with out), then a centred out×out crop."""
+    resize_to = round(out * RESIZE_SIZE / INPUT_SIZE)
+    width, height = image.size
+    scale = resize_to / min(width, height)
+    size = (max(out, round(width * scale)), max(out, round(height * scale)))
+    resized = image.resize(size, Image.Resampling.BILINEAR)
+    left, top = (size[0] - out) // 2, (size[1] - out) // 2
+    return resized.crop((left, top, left + out, top + out))
+
+
+def frame(image: Image.Image, framing: Framing, out: int = INPUT_SIZE) -> Image.Image:
+    """Apply the chosen framing."""
+    return letterbox(image, out) if framing == "letterbox" else center_crop(image, out)

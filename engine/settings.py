@@ -1,0 +1,34 @@
+"""Settings: defaults, then FASHIONREC_* environment variables, then CLI flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Final
+
+DEFAULT_HOME: Final = Path(".fashionrec")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the store lives: a local folder (Qdrant Edge) or a Qdrant server URL."""
+
+    home: Path = DEFAULT_HOME
+    qdrant_url: str | None = None
+
+    @classmethod
+    def load(
+        cls, environ: Mapping[str, str] | None = None, **flags: object | None
+    ) -> Settings:
+        """Defaults, overridden by FASHIONREC_HOME / FASHIONREC_QDRANT_URL, then by flags."""
+        env = os.environ if environ is None else environ
+        settings = cls(
+            home=Path(env.get("FASHIONREC_HOME") or DEFAULT_HOME),
+            qdrant_url=env.get("FASHIONREC_QDRANT_URL") or None,
+        )
+        given = {k: v for k, v in flags.items() if v is not None}
+        if "home" in given:
+            given["home"] = Path(str(given["home"]))
+        return replace(settings, **given)  # type: ignore[arg-type]

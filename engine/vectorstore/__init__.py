@@ -1,0 +1,18 @@
+"""Vector stores: the interface (base), Qdrant Edge (edge) and a Qdrant server (server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.vectorstore.base import VectorStore
+
+
+def open_store(home: Path, qdrant_url: str | None = None) -> VectorStore:
+    """The server store when a URL is given, else the embedded Edge shard under home."""
+    if qdrant_url:
+        from engine.vectorstore.server import ServerStore
+
+        return ServerStore.connect(qdrant_url)
+    from engine.vectorstore.edge import EdgeStore
+
+    return EdgeStore(home / "store")

@@ -1,0 +1,156 @@
+"""The one vector-store interface the engine sees, and the point/payload schema."""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.catalog import Item
+from engine.categories import group_of
+
+COLLECTION: Final = "fashionrec"
+_NAMESPACE: Final = uuid.UUID("6f1c2b1e-3d4a-5b6c-8d7e-9fa0b1c2d3e4")
+
+KEYWORD_FIELDS: Final = (
+    "item_id",
+    "product_id",
+    "gender",
+    "category",
+    "category_group",
+    "store_id",
+)
+BOOL_FIELDS: Final = ("masked",)
+FLOAT_FIELDS: Final = ("popularity",)
+GEO_FIELDS: Final = ("store_location",)
+
+Payload = dict[str, Any]
+
+
+def point_id(item_id: str) -> str:
+    """The deterministic point id of an item (UUID5), so re-ingesting is idempotent."""
+    return str(uuid.uuid5(_NAMESPACE, item_id))
+
+
+def item_payload(item: Item, masked: bool) -> Payload:
+    """The catalog part of an item's payload (popularity and store location come later)."""
+    payload: Payload = {
+        "item_id": item.item_id,
+        "product_id": item.product_id,
+        "gender": item.gender,
+        "category": item.category,
+        "category_group": group_of(item.category),
+        "view": item.view,
+        "image": str(item.image),
+        "masked": masked,
+    }
+    if item.store_id is not None:
+        payload["store_id"] = item.store_id
+    return payload
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A conjunction of the conditions the engine needs; empty matches everything."""
+
+    equals: Mapping[str, str | bool] = field(default_factory=dict)
+    has_vector: str | None = None
+    ids: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """A stored point: id, payload and, when asked for, one named vector."""
+
+    id: str
+    payload: Payload
+    vector: NDArray[np.float32] | None = None
+
+
+def make_record(pid: object, payload: Payload | None, vectors: object, name: str | None) -> Record:
+    """A Record from a client's point: named vectors come back as a dict of lists."""
+    values = vectors.get(name) if name and isinstance(vectors, dict) else None
+    array = None if values is None else np.asarray(values, dtype=np.float32)
+    return Record(str(pid), dict(payload or {}), array)
+
+
+@dataclass(frozen=True)
+class PointBatch:
+    """Points to write: ids, their payloads, and one backbone's vectors (row per id)."""
+
+    ids: Sequence[str]
+    payloads: Sequence[Payload]
+    vector_name: str
+    vectors: NDArray[np.float32]
+
+    def subset(self, rows: Sequence[int], extra: Payload | None = None) -> PointBatch:
+        """The given rows, with `extra` fields added to each payload."""
+        return PointBatch(
+            ids=[self.ids[i] for i in rows],
+            payloads=[{**self.payloads[i], **(extra or {})} for i in rows],
+            vector_name=self.vector_name,
+            vectors=self.vectors[list(rows)],
+        )
+
+
+class VectorStore(ABC):
+    """A Qdrant collection of items: one named cosine vector per backbone, payload indexes."""
+
+    location: str
+
+    @abstractmethod
+    def vector_dims(self) -> dict[str, int]:
+        """The named vectors the collection has, with their sizes."""
+
+    @abstractmethod
+    def ensure_vector(self, name: str, dim: int) -> None:
+        """Create the collection or the named vector if missing; StoreError on a size clash."""
+
+    @abstractmethod
+    def ids_matching(self, flt: Filter, limit: int) -> set[str]:
+        """Ids of up to `limit` points matching the filter."""
+
+    @abstractmethod
+    def upsert(self, batch: PointBatch) -> None:
+        """Insert (or replace) points with exactly this payload and one vector."""
+
+    @abstractmethod
+    def add_vectors(self, batch: PointBatch) -> None:
+        """Set one vector and the given payload fields of existing points, keeping the rest."""
+
+    @abstractmethod
+    def count(self, flt: Filter | None = None) -> int:
+        """Number of points matching the filter (exact)."""
+
+    @abstractmethod
+    def facet(self, key: str, flt: Filter | None = None) -> dict[str, int]:
+        """Counts of each value of a keyword field."""
+
+    @abstractmethod
+    def retrieve(self, ids: Sequence[str], vector: str | None = None) -> list[Record]:
+        """The given points that exist, with payload and optionally one named vector."""
+
+    def optimize(self) -> None:
+        """Build indexes after a bulk load (no-op where the server does it)."""
+
+    def flush(self) -> None:
+        """Make written points durable (no-op where writes are already durable)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store."""
+
+    def write(self, batch: PointBatch) -> None:
+        """Write a batch: new points are inserted (popularity 0), known ones get this vector."""
+        known = self.ids_matching(Filter(ids=frozenset(batch.ids)), limit=len(batch.ids))
+        new = [i for i, pid in enumerate(batch.ids) if pid not in known]
+        old = [i for i, pid in enumerate(batch.ids) if pid in known]
+        if new:
+            self.upsert(batch.subset(new, extra={"popularity": 0.0}))
+        if old:
+            self.add_vectors(batch.subset(old))

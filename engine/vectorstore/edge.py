@@ -1,0 +1,172 @@
+"""Qdrant Edge back-end: Qdrant's engine in-process, one shard on local disk."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import qdrant_edge as qe
+
+from engine.errors import StoreError, StoreLockedError
+from engine.vectorstore.base import (
+    BOOL_FIELDS,
+    FLOAT_FIELDS,
+    GEO_FIELDS,
+    KEYWORD_FIELDS,
+    Filter,
+    Payload,
+    PointBatch,
+    Record,
+    VectorStore,
+    make_record,
+)
+
+CONFIG_FILE: Final = "edge_config.json"
+HNSW: Final = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000)
+
+
+def _translate(flt: Filter | None) -> qe.Filter | None:
+    if flt is None:
+        return None
+    must: list[Any] = [qe.FieldCondition(k, match=qe.MatchValue(v)) for k, v in flt.equals.items()]
+    if flt.has_vector is not None:
+        must.append(qe.HasVectorCondition(flt.has_vector))
+    if flt.ids is not None:
+        must.append(qe.HasIdCondition(set(flt.ids)))
+    return qe.Filter(must=must) if must else None
+
+
+def _open_error(path: Path, exc: Exception) -> StoreError:
+    if "WouldBlock" in str(exc):
+        return StoreLockedError(
+            f"the store at {path} is open in another fashionrec process; wait for it to "
+            f"finish, or point FASHIONREC_HOME at another folder"
+        )
+    return StoreError(f"cannot open the store at {path}: {exc}")
+
+
+class EdgeStore(VectorStore):
+    """The embedded store: a Qdrant Edge shard in a folder, locked by the process using it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.location = str(path)
+        self._shard: qe.EdgeShard | None = None
+        if (path / CONFIG_FILE).is_file():
+            try:
+                self._shard = qe.EdgeShard.load(str(path))
+            except Exception as exc:
+                raise _open_error(path, exc) from None
+
+    @property
+    def exists(self) -> bool:
+        """Whether the shard has been created."""
+        return self._shard is not None
+
+    @property
+    def shard(self) -> qe.EdgeShard:
+        """The open shard; StoreError if nothing was ingested yet."""
+        if self._shard is None:
+            raise StoreError(f"the store at {self.path} is empty; run `fashionrec ingest` first")
+        return self._shard
+
+    def vector_dims(self) -> dict[str, int]:
+        if self._shard is None:
+            return {}
+        config = json.loads((self.path / CONFIG_FILE).read_text())
+        return {name: int(params["size"]) for name, params in config["vectors"].items()}
+
+    def ensure_vector(self, name: str, dim: int) -> None:
+        existing = self.vector_dims()
+        if name in existing:
+            if existing[name] != dim:
+                raise StoreError(
+                    f"the store at {self.path} holds {name} vectors of size {existing[name]}, "
+                    f"not {dim}"
+                )
+            return
+        params = qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
+        if self._shard is None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            config = qe.EdgeConfig(vectors={name: params}, hnsw_config=HNSW)
+            try:
+                self._shard = qe.EdgeShard.create(str(self.path), config)
+            except Exception as exc:
+                raise _open_error(self.path, exc) from None
+            self._create_indexes()
+        else:
+            self.shard.update(qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine))
+
+    def _create_indexes(self) -> None:
+        schema = (
+            [(f, qe.PayloadSchemaType.Keyword) for f in KEYWORD_FIELDS]
+            + [(f, qe.PayloadSchemaType.Bool) for f in BOOL_FIELDS]
+            + [(f, qe.PayloadSchemaType.Float) for f in FLOAT_FIELDS]
+            + [(f, qe.PayloadSchemaType.Geo) for f in GEO_FIELDS]
+        )
+        for field, kind in schema:
+            self.shard.update(qe.UpdateOperation.create_field_index(field, kind))
+
+    def ids_matching(self, flt: Filter, limit: int) -> set[str]:
+        if self._shard is None:
+            return set()
+        records, _ = self.shard.scroll(
+            qe.ScrollRequest(limit=limit, filter=_translate(flt), with_payload=False)
+        )
+        return {str(r.id) for r in records}
+
+    def upsert(self, batch: PointBatch) -> None:
+        points = [
+            qe.Point(pid, {batch.vector_name: vector.tolist()}, payload)
+            for pid, vector, payload in zip(batch.ids, batch.vectors, batch.payloads, strict=True)
+        ]
+        self.shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def add_vectors(self, batch: PointBatch) -> None:
+        vectors = [
+            qe.PointVectors(pid, {batch.vector_name: vector.tolist()})
+            for pid, vector in zip(batch.ids, batch.vectors, strict=True)
+        ]
+        self.shard.update(qe.UpdateOperation.update_vectors(vectors))
+        for pid, payload in zip(batch.ids, batch.payloads, strict=True):
+            self.shard.update(qe.UpdateOperation.set_payload([pid], payload))
+
+    def count(self, flt: Filter | None = None) -> int:
+        if self._shard is None:
+            return 0
+        return self.shard.count(qe.CountRequest(exact=True, filter=_translate(flt)))
+
+    def facet(self, key: str, flt: Filter | None = None) -> dict[str, int]:
+        if self._shard is None:
+            return {}
+        response = self.shard.facet(
+            qe.FacetRequest(key, limit=1000, exact=True, filter=_translate(flt))
+        )
+        return {str(hit.value): hit.count for hit in response.hits}
+
+    def retrieve(self, ids: Sequence[str], vector: str | None = None) -> list[Record]:
+        if self._shard is None:
+            return []
+        records = self.shard.retrieve(
+            list(ids), with_payload=True, with_vector=[vector] if vector else False
+        )
+        return [make_record(r.id, r.payload, r.vector, vector) for r in records]
+
+    def optimize(self) -> None:
+        if self._shard is not None:
+            self._shard.optimize()
+
+    def flush(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+            self._shard.close()
+            self._shard = None
+
+
+__all__ = ["EdgeStore", "Payload"]

@@ -1,0 +1,154 @@
+"""Qdrant server back-end through qdrant-client (a server, a cluster, or `:memory:` in tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from engine.errors import StoreError
+from engine.vectorstore.base import (
+    BOOL_FIELDS,
+    COLLECTION,
+    FLOAT_FIELDS,
+    GEO_FIELDS,
+    KEYWORD_FIELDS,
+    Filter,
+    PointBatch,
+    Record,
+    VectorStore,
+    make_record,
+)
+
+
+def _translate(flt: Filter | None) -> models.Filter | None:
+    if flt is None:
+        return None
+    must: list[Any] = [
+        models.FieldCondition(key=k, match=models.MatchValue(value=v))
+        for k, v in flt.equals.items()
+    ]
+    if flt.has_vector is not None:
+        must.append(models.HasVectorCondition(has_vector=flt.has_vector))
+    if flt.ids is not None:
+        must.append(models.HasIdCondition(has_id=sorted(flt.ids)))
+    return models.Filter(must=must) if must else None
+
+
+class ServerStore(VectorStore):
+    """A collection on a Qdrant server (or any QdrantClient, e.g. `QdrantClient(":memory:")`)."""
+
+    def __init__(self, client: QdrantClient, collection: str = COLLECTION) -> None:
+        self.client = client
+        self.collection = collection
+        self.location = f"{collection} on {client.init_options.get('url') or 'a local client'}"
+        try:
+            self._exists = client.collection_exists(collection)
+        except (ResponseHandlingException, UnexpectedResponse, OSError) as exc:
+            raise StoreError(f"cannot reach the Qdrant server: {exc}") from None
+
+    @classmethod
+    def connect(cls, url: str, collection: str = COLLECTION, timeout: int = 30) -> ServerStore:
+        """Connect to a Qdrant server by URL."""
+        return cls(QdrantClient(url=url, timeout=timeout), collection)
+
+    def vector_dims(self) -> dict[str, int]:
+        if not self._exists:
+            return {}
+        vectors = self.client.get_collection(self.collection).config.params.vectors
+        if not isinstance(vectors, dict):
+            return {}
+        return {name: params.size for name, params in vectors.items()}
+
+    def ensure_vector(self, name: str, dim: int) -> None:
+        existing = self.vector_dims()
+        if name in existing:
+            if existing[name] != dim:
+                raise StoreError(
+                    f"collection {self.collection} holds {name} vectors of size "
+                    f"{existing[name]}, not {dim}"
+                )
+            return
+        params = models.VectorParams(size=dim, distance=models.Distance.COSINE)
+        if not self._exists:
+            self.client.create_collection(self.collection, vectors_config={name: params})
+            self._create_indexes()
+            self._exists = True
+        else:
+            config = models.DenseVectorNameConfig(
+                dense=models.DenseVectorConfig(size=dim, distance=models.Distance.COSINE)
+            )
+            self.client.create_vector_name(self.collection, name, config)
+
+    def _create_indexes(self) -> None:
+        schema = (
+            [(f, models.PayloadSchemaType.KEYWORD) for f in KEYWORD_FIELDS]
+            + [(f, models.PayloadSchemaType.BOOL) for f in BOOL_FIELDS]
+            + [(f, models.PayloadSchemaType.FLOAT) for f in FLOAT_FIELDS]
+            + [(f, models.PayloadSchemaType.GEO) for f in GEO_FIELDS]
+        )
+        for field, kind in schema:
+            self.client.create_payload_index(self.collection, field, kind)
+
+    def ids_matching(self, flt: Filter, limit: int) -> set[str]:
+        if not self._exists:
+            return set()
+        records, _ = self.client.scroll(
+            self.collection,
+            scroll_filter=_translate(flt),
+            limit=limit,
+            with_payload=False,
+            with_vectors=False,
+        )
+        return {str(r.id) for r in records}
+
+    def upsert(self, batch: PointBatch) -> None:
+        points = [
+            models.PointStruct(id=pid, vector={batch.vector_name: vector.tolist()}, payload=p)
+            for pid, vector, p in zip(batch.ids, batch.vectors, batch.payloads, strict=True)
+        ]
+        self.client.upsert(self.collection, points, wait=True)
+
+    def add_vectors(self, batch: PointBatch) -> None:
+        operations: list[Any] = [
+            models.UpdateVectorsOperation(
+                update_vectors=models.UpdateVectors(
+                    points=[
+                        models.PointVectors(id=pid, vector={batch.vector_name: vector.tolist()})
+                        for pid, vector in zip(batch.ids, batch.vectors, strict=True)
+                    ]
+                )
+            )
+        ]
+        operations += [
+            models.SetPayloadOperation(set_payload=models.SetPayload(payload=p, points=[pid]))
+            for pid, p in zip(batch.ids, batch.payloads, strict=True)
+        ]
+        self.client.batch_update_points(self.collection, operations, wait=True)
+
+    def count(self, flt: Filter | None = None) -> int:
+        if not self._exists:
+            return 0
+        result = self.client.count(self.collection, count_filter=_translate(flt), exact=True)
+        return result.count
+
+    def facet(self, key: str, flt: Filter | None = None) -> dict[str, int]:
+        if not self._exists:
+            return {}
+        response = self.client.facet(
+            self.collection, key, facet_filter=_translate(flt), limit=1000, exact=True
+        )
+        return {str(hit.value): hit.count for hit in response.hits}
+
+    def retrieve(self, ids: Sequence[str], vector: str | None = None) -> list[Record]:
+        if not self._exists:
+            return []
+        records = self.client.retrieve(
+            self.collection, list(ids), with_payload=True, with_vectors=[vector] if vector else False
+        )
+        return [make_record(r.id, r.payload, r.vector, vector) for r in records]
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,1 @@
+"""Ingestion: catalog files → decoded, masked, framed images → embeddings → vector store."""

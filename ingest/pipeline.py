@@ -1,0 +1,222 @@
+"""Runner: plan what is missing, embed it in batches, write it to the store; resumable."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from engine.embedder import Embedder
+from engine.catalog import Entry, Item, Problem
+from engine.errors import MaskMissingError
+from engine.framing import Framing
+from engine.masks import DEFAULT_REMOVED
+from engine.vectorstore.base import Filter, PointBatch, VectorStore, item_payload, point_id
+from ingest.reader import Batch, WorkList, collate, item_to_line
+
+MissingMask = Literal["unmasked", "skip", "fail"]
+CHECK_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How to ingest: batching, workers, masking and framing."""
+
+    batch_size: int = 32
+    workers: int = 2
+    framing: Framing = "letterbox"
+    missing_mask: MissingMask = "unmasked"
+    removed: tuple[str, ...] = DEFAULT_REMOVED
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An item that was not ingested, and why."""
+
+    where: str
+    item_id: str
+    stage: str
+    reason: str
+
+
+@dataclass
+class IngestSummary:
+    """What a run did."""
+
+    ingested: int = 0
+    already: int = 0
+    failed: int = 0
+    unparsed: int = 0
+    no_mask_skipped: int = 0
+    unmasked: int = 0
+    vectors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> int:
+        """Items not embedded on purpose: already stored, or skipped for a missing mask."""
+        return self.already + self.no_mask_skipped
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The work list on disk (one line per item still missing a vector) and its offsets."""
+
+    path: Path
+    offsets: np.ndarray
+
+
+FailureSink = Callable[[Failure], None]
+
+
+def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _items(
+    entries: Iterable[Entry], summary: IngestSummary, on_failure: FailureSink, limit: int | None
+) -> Iterator[Item]:
+    taken = 0
+    for entry in entries:
+        if isinstance(entry, Problem):
+            summary.unparsed += 1
+            on_failure(Failure(entry.where, "", "catalog", entry.reason))
+            continue
+        if limit is not None and taken >= limit:
+            return
+        taken += 1
+        yield entry
+
+
+def plan(
+    entries: Iterable[Entry],
+    store: VectorStore,
+    backbones: Sequence[str],
+    options: IngestOptions,
+    workdir: Path,
+    summary: IngestSummary,
+    on_failure: FailureSink,
+) -> Plan:
+    """Stream the catalog, ask the store which items lack which backbone, write the work list."""
+    path = workdir / "worklist.jsonl"
+    offsets: list[int] = []
+    position = 0
+    with path.open("wb") as out:
+        for chunk in _chunks(_items(entries, summary, on_failure, options.limit), CHECK_CHUNK):
+            ids = frozenset(point_id(item.item_id) for item in chunk)
+            have = {
+                b: store.ids_matching(Filter(ids=ids, has_vector=b), limit=len(ids))
+                for b in backbones
+            }
+            for item in chunk:
+                pid = point_id(item.item_id)
+                needs = [b for b in backbones if pid not in have[b]]
+                if not needs:
+                    summary.already += 1
+                    continue
+                if item.mask is None or not item.mask.is_file():
+                    if options.missing_mask == "fail":
+                        raise MaskMissingError(
+                            f"{item.image}: no mask; add it, or run with --missing-mask "
+                            f"unmasked|skip"
+                        )
+                    if options.missing_mask == "skip":
+                        summary.no_mask_skipped += 1
+                        on_failure(Failure(str(item.image), item.item_id, "mask", "no mask"))
+                        continue
+                    item = replace(item, mask=None)
+                line = item_to_line(item, needs).encode("utf-8")
+                out.write(line)
+                offsets.append(position)
+                position += len(line)
+    return Plan(path, np.asarray(offsets, dtype=np.int64))
+
+
+def embed(
+    work: Plan,
+    store: VectorStore,
+    embedders: dict[str, Embedder],
+    options: IngestOptions,
+    summary: IngestSummary,
+    on_failure: FailureSink,
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> None:
+    """Embed the work list with every backbone it needs and write each batch to the store."""
+    dataset = WorkList(work.path, work.offsets, options.framing, options.removed)
+    loader = DataLoader(
+        dataset,
+        batch_size=options.batch_size,
+        num_workers=options.workers,
+        collate_fn=collate,
+        pin_memory=any(e.device.type == "cuda" for e in embedders.values()),
+    )
+    for batch in loader:
+        _write_batch(batch, dataset, store, embedders, summary, on_failure)
+        on_progress(len(batch.indices) + len(batch.failures))
+    store.flush()
+
+
+def _write_batch(
+    batch: Batch,
+    dataset: WorkList,
+    store: VectorStore,
+    embedders: dict[str, Embedder],
+    summary: IngestSummary,
+    on_failure: FailureSink,
+) -> None:
+    for index, reason in batch.failures:
+        item, _ = dataset.line(index)
+        summary.failed += 1
+        on_failure(Failure(str(item.image), item.item_id, "image", reason))
+    lines = [dataset.line(i) for i in batch.indices]
+    for name, embedder in embedders.items():
+        rows = [r for r, (_, needs) in enumerate(lines) if name in needs]
+        if not rows:
+            continue
+        vectors = embedder(batch.pixels[rows])
+        store.write(
+            PointBatch(
+                ids=[point_id(lines[r][0].item_id) for r in rows],
+                payloads=[item_payload(lines[r][0], batch.masked[r]) for r in rows],
+                vector_name=name,
+                vectors=vectors,
+            )
+        )
+        summary.vectors[name] = summary.vectors.get(name, 0) + len(rows)
+    summary.ingested += len(lines)
+    summary.unmasked += sum(not m for m in batch.masked)
+
+
+def ingest(
+    entries: Iterable[Entry],
+    store: VectorStore,
+    embedders: dict[str, Embedder],
+    options: IngestOptions = IngestOptions(),
+    on_failure: FailureSink = lambda f: None,
+    on_plan: Callable[[int], None] = lambda n: None,
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> IngestSummary:
+    """Ingest a catalog into the store with the given embedders; only missing vectors are made.
+
+    Items already holding every requested backbone's vector are skipped, so an
+    interrupted run continues where it stopped. Per-item failures go to on_failure.
+    """
+    for name, embedder in embedders.items():
+        store.ensure_vector(name, embedder.dim)
+    summary = IngestSummary()
+    with tempfile.TemporaryDirectory(prefix="fashionrec-ingest-") as tmp:
+        work = plan(entries, store, list(embedders), options, Path(tmp), summary, on_failure)
+        on_plan(len(work.offsets))
+        if len(work.offsets):
+            embed(work, store, embedders, options, summary, on_failure, on_progress)
+    if summary.ingested:
+        store.optimize()
+    return summary

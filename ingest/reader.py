@@ -1,0 +1,125 @@
+"""Reader: catalog items → decoded, masked, framed uint8 tensors, in DataLoader workers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from engine.catalog import Item
+from engine.framing import Framing, decode_size, frame
+from engine.masks import DEFAULT_REMOVED, apply_mask
+
+
+def item_to_line(item: Item, needs: Sequence[str]) -> str:
+    """One line of the work list: the item and the backbones it still needs."""
+    fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(item).items()}
+    return json.dumps({"item": fields, "needs": list(needs)}) + "\n"
+
+
+def item_from_line(line: str) -> tuple[Item, list[str]]:
+    """Inverse of item_to_line."""
+    record = json.loads(line)
+    fields = record["item"]
+    fields["image"] = Path(fields["image"])
+    fields["mask"] = Path(fields["mask"]) if fields["mask"] else None
+    return Item(**fields), list(record["needs"])
+
+
+def load_input(
+    item: Item,
+    framing: Framing = "letterbox",
+    removed: Sequence[str] = DEFAULT_REMOVED,
+    out: int = 224,
+) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], bool]:
+    """The network input of an item (3×out×out uint8) and whether a mask was applied.
+
+    JPEGs are decoded at a reduced scale where framing allows (Image.draft); the
+    mask is matched to the decoded size with nearest neighbour.
+    """
+    with Image.open(item.image) as raw:
+        raw.draft("RGB", decode_size(raw.size, framing, out))
+        image = raw.convert("RGB")
+    masked = item.mask is not None
+    if item.mask is not None:
+        try:
+            with Image.open(item.mask) as mask:
+                mask.load()
+                image = apply_mask(image, mask, removed)
+        except OSError as exc:
+            raise OSError(f"mask {item.mask}: {exc}") from None
+    pixels = np.asarray(frame(image, framing, out), dtype=np.uint8)
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1)), masked
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A prepared item, or the reason it could not be prepared."""
+
+    index: int
+    pixels: torch.Tensor | None
+    masked: bool
+    error: str | None
+
+
+class WorkList(Dataset[Sample]):
+    """The items of a work-list file, read by byte offset so no list lives in memory."""
+
+    def __init__(
+        self,
+        path: Path,
+        offsets: np.ndarray[Any, np.dtype[np.int64]],
+        framing: Framing,
+        removed: Sequence[str],
+    ) -> None:
+        self.path = path
+        self.offsets = offsets
+        self.framing = framing
+        self.removed = tuple(removed)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def line(self, index: int) -> tuple[Item, list[str]]:
+        """The item at a position of the work list."""
+        with self.path.open("rb") as handle:
+            handle.seek(int(self.offsets[index]))
+            return item_from_line(handle.readline().decode("utf-8"))
+
+    def __getitem__(self, index: int) -> Sample:
+        item, _ = self.line(index)
+        try:
+            pixels, masked = load_input(item, self.framing, self.removed)
+        except Exception as exc:  # any per-item failure is reported, never fatal
+            reason = str(exc).strip() or type(exc).__name__
+            return Sample(index, None, False, f"{type(exc).__name__}: {reason}")
+        return Sample(index, torch.from_numpy(pixels), masked, None)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Prepared samples stacked, and the ones that failed."""
+
+    indices: list[int]
+    pixels: torch.Tensor
+    masked: list[bool]
+    failures: list[tuple[int, str]]
+
+
+def collate(samples: Sequence[Sample]) -> Batch:
+    """Stack the good samples of a batch; keep failures aside."""
+    good = [s for s in samples if s.pixels is not None]
+    pixels = [s.pixels for s in good if s.pixels is not None]
+    return Batch(
+        indices=[s.index for s in good],
+        pixels=torch.stack(pixels) if pixels else torch.empty((0, 3, 224, 224), dtype=torch.uint8),
+        masked=[s.masked for s in good],
+        failures=[(s.index, s.error or "unknown error") for s in samples if s.pixels is None],
+    )
