@@ -1,0 +1,118 @@
+"""Backbones: embedding sizes, weights files, the ImageNet cache path, the torchvision step."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.embedder import Embedder, build_model
+from engine.errors import WeightsError
+from engine.torchcompat import import_torchvision, needs_op_schemas
+
+
+def _batch(n: int = 2, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, 224, 224), dtype=torch.uint8, generator=generator)
+
+
+def test_torchvision_imports_and_builds_models() -> None:
+    torchvision = import_torchvision()
+    assert import_torchvision() is torchvision  # a second call is harmless
+    assert isinstance(torchvision.models.resnet18(), torch.nn.Module)
+
+
+def test_op_schemas_only_for_the_known_failure() -> None:
+    assert needs_op_schemas(RuntimeError("operator torchvision::nms does not exist"))
+    assert not needs_op_schemas(RuntimeError("CUDA error: out of memory"))
+    assert not needs_op_schemas(ImportError("torchvision::nms does not exist"))
+
+
+@pytest.mark.parametrize(("name", "dim"), [("resnet50", 2048), ("densenet121", 1024), ("vgg16", 4096)])
+def test_embedding_sizes_and_unit_norm(name: str, dim: int) -> None:
+    embedder = Embedder(name, "random", device="cpu", precision="fp32")
+    vectors = embedder(_batch())
+    assert vectors.shape == (2, dim) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+def test_random_weights_are_seeded(resnet: Embedder) -> None:
+    again = Embedder("resnet50", "random", device="cpu", precision="fp32")
+    np.testing.assert_allclose(resnet(_batch()), again(_batch()), rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_matches_fp32(resnet: Embedder) -> None:
+    fast = Embedder("resnet50", "random", device="cpu", precision="bf16")
+    cosine = np.sum(resnet(_batch()) * fast(_batch()), axis=1)
+    assert (cosine > 0.99).all()
+
+
+def _write_weights(path: Path, seed: int) -> torch.nn.Module:
+    """A full torchvision ResNet-50 (with its fc) saved as a state dict."""
+    torch.manual_seed(seed)
+    model = import_torchvision().models.resnet50()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return model
+
+
+def test_weights_file_is_loaded(tmp_path: Path, resnet: Embedder) -> None:
+    path = tmp_path / "resnet50.pth"
+    reference = _write_weights(path, seed=123)
+    loaded = Embedder("resnet50", path, device="cpu", precision="fp32")
+    assert not loaded.random_init
+    batch = _batch()
+    with torch.inference_mode():
+        reference.fc = torch.nn.Identity()  # type: ignore[assignment]
+        expected = torch.nn.functional.normalize(reference.eval()((batch.float() / 255 - torch.tensor(
+            [0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)), dim=1)
+    np.testing.assert_allclose(loaded(batch), expected.numpy(), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(loaded(batch), resnet(batch))  # not the random-init model
+
+
+def test_imagenet_weights_come_from_the_torch_home_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
+    _write_weights(cached, seed=7)
+    from_cache = Embedder("resnet50", "imagenet", device="cpu", precision="fp32")
+    from_file = Embedder("resnet50", cached, device="cpu", precision="fp32")
+    np.testing.assert_allclose(from_cache(_batch()), from_file(_batch()), rtol=1e-5, atol=1e-6)
+
+
+def test_imagenet_weights_unavailable_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(WeightsError) as info:
+        build_model("densenet121", "imagenet")
+    message = str(info.value)
+    assert "densenet121-a639ec97.pth" in message and "--weights PATH" in message
+    assert "--weights random" in message and "\n" not in message
+
+
+def test_bad_weights_files(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="weights file not found"):
+        build_model("resnet50", tmp_path / "missing.pth")
+    junk = tmp_path / "junk.pth"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(WeightsError, match="not a PyTorch state-dict file"):
+        build_model("resnet50", junk)
+    other = tmp_path / "densenet.pth"
+    torch.save(import_torchvision().models.densenet121().state_dict(), other)
+    with pytest.raises(WeightsError, match="not a resnet50 state dict"):
+        build_model("resnet50", other)
+
+
+def test_unknown_backbone() -> None:
+    with pytest.raises(WeightsError, match="unknown backbone 'alexnet'"):
+        build_model("alexnet", "random")
