@@ -21,8 +21,8 @@ HomeOption = Annotated[
 UrlOption = Annotated[
     str | None,
     typer.Option(
-        "--qdrant-url", help="Use a Qdrant server instead of the embedded store "
-        "(default $FASHIONREC_QDRANT_URL)."
+        "--qdrant-url",
+        help="Use a Qdrant server instead of the embedded store (default $FASHIONREC_QDRANT_URL).",
     ),
 ]
 

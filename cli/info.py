@@ -17,7 +17,7 @@ def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
         if total == 0:
             console.print("empty: run `fashionrec ingest PATH` or `fashionrec demo`")
             return
-        masked = store.count(Filter(equals={"masked": True}))
+        masked = store.facet("masked").get("True", 0)
         console.print(f"items: {total} · masked {masked / total:.1%}")
         backbones = Table("backbone", "size", "vectors", title="vectors")
         for name, dim in sorted(store.vector_dims().items()):
@@ -26,9 +26,14 @@ def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
         genders = store.facet("gender")
         table = Table("category", *sorted(genders), "total", title="items per category")
         for category in sorted(store.facet("category")):
-            row = [store.count(Filter(equals={"category": category, "gender": g})) for g in sorted(genders)]
+            row = [
+                store.count(Filter(equals={"category": category, "gender": g}))
+                for g in sorted(genders)
+            ]
             table.add_row(category, *map(str, row), str(sum(row)))
-        table.add_row("total", *(str(genders[g]) for g in sorted(genders)), str(total), style="bold")
+        table.add_row(
+            "total", *(str(genders[g]) for g in sorted(genders)), str(total), style="bold"
+        )
         console.print(table)
     finally:
         store.close()

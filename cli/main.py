@@ -34,3 +34,7 @@ def main() -> None:
     except KeyboardInterrupt:
         errors.print("interrupted; run the same command again to continue where it stopped")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -70,6 +70,10 @@ CROSS_GROUP: Final[dict[frozenset[str], float]] = {
 CATEGORIES: Final[tuple[str, ...]] = tuple(sorted({c for cs in GROUPS.values() for c in cs}))
 _GROUP_OF: Final[dict[str, str]] = {c: g for g, cs in GROUPS.items() for c in cs}
 _BY_LOWER: Final[dict[str, str]] = {c.lower(): c for c in CATEGORIES}
+_GENDER_ALIASES: Final[dict[str, str]] = {
+    **dict.fromkeys(("MEN", "MAN", "MALE", "M"), "MEN"),
+    **dict.fromkeys(("WOMEN", "WOMAN", "FEMALE", "W", "F"), "WOMEN"),
+}
 
 
 def canonical_category(name: str) -> str | None:
@@ -80,9 +84,7 @@ def canonical_category(name: str) -> str | None:
 def canonical_gender(name: str) -> str | None:
     """MEN or WOMEN for the usual spellings of a gender, or None if unknown."""
     key = name.strip().upper()
-    aliases = {"MEN": "MEN", "MAN": "MEN", "MALE": "MEN", "M": "MEN",
-               "WOMEN": "WOMEN", "WOMAN": "WOMEN", "FEMALE": "WOMEN", "W": "WOMEN", "F": "WOMEN"}  # fmt: skip
-    return aliases.get(key)
+    return _GENDER_ALIASES.get(key)
 
 
 def group_of(category: str) -> str:

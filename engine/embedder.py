@@ -21,13 +21,13 @@ IMAGENET_STD: Final = (0.229, 0.224, 0.225)
 
 def _remove_head(name: str, model: nn.Module) -> nn.Module:
     if name == "resnet50":
-        model.fc = nn.Identity()  # type: ignore[assignment]
+        model.fc = nn.Identity()
     elif name == "densenet121":
-        model.classifier = nn.Identity()  # type: ignore[assignment]
+        model.classifier = nn.Identity()
     else:  # vgg16: keep fc6 and fc7 (with their ReLUs), drop the 1000-way layer
         classifier = model.classifier
         assert isinstance(classifier, nn.Sequential)
-        model.classifier = nn.Sequential(*list(classifier.children())[:-1])  # type: ignore[assignment]
+        model.classifier = nn.Sequential(*list(classifier.children())[:-1])
     return model
 
 
@@ -135,7 +135,7 @@ class Embedder:
             use_bf16 = precision == "bf16"
         self.precision: Precision = "bf16" if use_bf16 else "fp32"
         model = build_model(name, weights, seed)
-        self.model = model.to(self.device, memory_format=torch.channels_last)
+        self.model = model.to(self.device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         shape = (1, 3, 1, 1)
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(shape)
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(shape)

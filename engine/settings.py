@@ -19,9 +19,7 @@ class Settings:
     qdrant_url: str | None = None
 
     @classmethod
-    def load(
-        cls, environ: Mapping[str, str] | None = None, **flags: object | None
-    ) -> Settings:
+    def load(cls, environ: Mapping[str, str] | None = None, **flags: object | None) -> Settings:
         """Defaults, overridden by FASHIONREC_HOME / FASHIONREC_QDRANT_URL, then by flags."""
         env = os.environ if environ is None else environ
         settings = cls(

@@ -28,7 +28,8 @@ def import_torchvision() -> ModuleType:
     try:
         import torchvision
 
-        return torchvision
+        module: ModuleType = torchvision
+        return module
     except RuntimeError as error:
         if not needs_op_schemas(error):
             raise
@@ -40,6 +41,7 @@ def import_torchvision() -> ModuleType:
         namespace, name = op.split("::")
         if not hasattr(getattr(torch.ops, namespace), name):
             torch.library.define(op, NMS_SCHEMA)
-    import torchvision
+    import torchvision as retried
 
-    return torchvision
+    patched: ModuleType = retried
+    return patched

@@ -12,8 +12,8 @@ from typing import Literal
 import numpy as np
 from torch.utils.data import DataLoader
 
-from engine.embedder import Embedder
 from engine.catalog import Entry, Item, Problem
+from engine.embedder import Embedder
 from engine.errors import MaskMissingError
 from engine.framing import Framing
 from engine.masks import DEFAULT_REMOVED

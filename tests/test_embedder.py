@@ -31,7 +31,9 @@ def test_op_schemas_only_for_the_known_failure() -> None:
     assert not needs_op_schemas(ImportError("torchvision::nms does not exist"))
 
 
-@pytest.mark.parametrize(("name", "dim"), [("resnet50", 2048), ("densenet121", 1024), ("vgg16", 4096)])
+@pytest.mark.parametrize(
+    ("name", "dim"), [("resnet50", 2048), ("densenet121", 1024), ("vgg16", 4096)]
+)
 def test_embedding_sizes_and_unit_norm(name: str, dim: int) -> None:
     embedder = Embedder(name, "random", device="cpu", precision="fp32")
     vectors = embedder(_batch())
@@ -67,8 +69,13 @@ def test_weights_file_is_loaded(tmp_path: Path, resnet: Embedder) -> None:
     batch = _batch()
     with torch.inference_mode():
         reference.fc = torch.nn.Identity()  # type: ignore[assignment]
-        expected = torch.nn.functional.normalize(reference.eval()((batch.float() / 255 - torch.tensor(
-            [0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)), dim=1)
+        expected = torch.nn.functional.normalize(
+            reference.eval()(
+                (batch.float() / 255 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+                / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+            ),
+            dim=1,
+        )
     np.testing.assert_allclose(loaded(batch), expected.numpy(), rtol=1e-4, atol=1e-5)
     assert not np.allclose(loaded(batch), resnet(batch))  # not the random-init model
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from engine.vectorstore.base import VectorStore
 
+__all__ = ["VectorStore", "open_store"]
+
 
 def open_store(home: Path, qdrant_url: str | None = None) -> VectorStore:
     """The server store when a URL is given, else the embedded Edge shard under home."""

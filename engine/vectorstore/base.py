@@ -58,7 +58,7 @@ def item_payload(item: Item, masked: bool) -> Payload:
 class Filter:
     """A conjunction of the conditions the engine needs; empty matches everything."""
 
-    equals: Mapping[str, str | bool] = field(default_factory=dict)
+    equals: Mapping[str, str] = field(default_factory=dict)  # keyword fields only
     has_vector: str | None = None
     ids: frozenset[str] | None = None
 
@@ -135,10 +135,10 @@ class VectorStore(ABC):
     def retrieve(self, ids: Sequence[str], vector: str | None = None) -> list[Record]:
         """The given points that exist, with payload and optionally one named vector."""
 
-    def optimize(self) -> None:
+    def optimize(self) -> None:  # noqa: B027 - optional hook
         """Build indexes after a bulk load (no-op where the server does it)."""
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 - optional hook
         """Make written points durable (no-op where writes are already durable)."""
 
     @abstractmethod

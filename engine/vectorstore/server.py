@@ -146,7 +146,10 @@ class ServerStore(VectorStore):
         if not self._exists:
             return []
         records = self.client.retrieve(
-            self.collection, list(ids), with_payload=True, with_vectors=[vector] if vector else False
+            self.collection,
+            list(ids),
+            with_payload=True,
+            with_vectors=[vector] if vector else False,
         )
         return [make_record(r.id, r.payload, r.vector, vector) for r in records]
 

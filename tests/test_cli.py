@@ -1,0 +1,72 @@
+"""The command line as a user runs it: one-line errors, ingest, info, --help without torch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ingest.democatalog import DemoCatalog
+from tests.conftest import copy_catalog
+
+
+def fashionrec(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FASHIONREC_HOME": str(home), "COLUMNS": "200"}
+    env.pop("FASHIONREC_QDRANT_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parents[1],
+    )
+
+
+def test_missing_folder_is_one_line(tmp_path: Path) -> None:
+    result = fashionrec("ingest", tmp_path / "nowhere", "--weights", "random", home=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nowhere'}: no such file or folder"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_backbone_is_one_line(tmp_path: Path) -> None:
+    result = fashionrec("ingest", tmp_path, "--backbone", "alexnet", home=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown backbone alexnet; choose from resnet50, densenet121, vgg16"
+    ]
+
+
+def test_bad_flag_values(tmp_path: Path) -> None:
+    result = fashionrec("ingest", tmp_path, "--batch-size", "0", home=tmp_path)
+    assert result.returncode == 1 and "--batch-size must be positive" in result.stderr
+
+
+def test_ingest_then_info(small_catalog: DemoCatalog, tmp_path: Path) -> None:
+    part = copy_catalog(small_catalog, tmp_path / "catalog", limit=4)
+    (part.images / "broken.jpg").write_bytes(b"")
+    home = tmp_path / "home"
+    result = fashionrec(
+        "ingest", part.images, "--weights", "random", "--workers", "0", "--device", "cpu",
+        "--report", tmp_path / "report.csv", home=home,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: random-init weights" in result.stderr
+    assert "ingested 4 · skipped 0" in result.stdout and "unparsed 1" in result.stdout
+    report = (tmp_path / "report.csv").read_text().splitlines()
+    assert report[0] == "where,item_id,stage,reason" and "broken.jpg" in report[1]
+    info = fashionrec("info", home=home)
+    assert info.returncode == 0, info.stderr
+    assert "items: 4 · masked 100.0%" in info.stdout
+    assert "resnet50 │ 2048 │ 4" in info.stdout
+    again = fashionrec("ingest", part.images, "--weights", "random", "--workers", "0", home=home)
+    assert "ingested 0 · skipped 4 (already stored 4" in again.stdout
+
+
+def test_help_does_not_import_torch(tmp_path: Path) -> None:
+    code = "import sys, cli.main; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False"

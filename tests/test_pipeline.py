@@ -1,0 +1,165 @@
+"""Ingestion end to end: both back-ends, idempotence, resume after interruption, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient
+
+from engine.catalog import Item, open_catalog
+from engine.embedder import Embedder
+from engine.errors import MaskMissingError
+from engine.vectorstore.base import Filter, Record, VectorStore, point_id
+from engine.vectorstore.edge import EdgeStore
+from engine.vectorstore.server import ServerStore
+from ingest.democatalog import DemoCatalog
+from ingest.pipeline import Failure, IngestOptions, ingest
+from ingest.reader import load_input
+from tests.conftest import copy_catalog
+
+OPTIONS = IngestOptions(batch_size=8, workers=0)
+
+
+def _all(store: VectorStore, catalog: DemoCatalog, vector: str | None = None) -> dict[str, Record]:
+    ids = [point_id(p.stem) for p in catalog.images.iterdir()]
+    return {r.id: r for r in store.retrieve(ids, vector=vector)}
+
+
+def test_same_points_on_edge_and_memory(
+    small_catalog: DemoCatalog, resnet: Embedder, tmp_path: Path
+) -> None:
+    edge = EdgeStore(tmp_path / "store")
+    memory = ServerStore(QdrantClient(":memory:"))
+    for store in (edge, memory):
+        summary = ingest(open_catalog(small_catalog.images), store, {"resnet50": resnet}, OPTIONS)
+        assert (summary.ingested, summary.failed, summary.unmasked) == (23, 0, 0)
+    a, b = _all(edge, small_catalog, "resnet50"), _all(memory, small_catalog, "resnet50")
+    assert a.keys() == b.keys() and len(a) == 23
+    for pid, record in a.items():
+        other = b[pid]
+        assert record.payload == other.payload
+        np.testing.assert_allclose(record.vector, other.vector, atol=1e-5)
+    payload = a[point_id("WOMEN-Dresses-id_00000013-01_1_front")].payload
+    assert payload == {
+        "item_id": "WOMEN-Dresses-id_00000013-01_1_front",
+        "product_id": "id_00000013-01",
+        "gender": "WOMEN",
+        "category": "Dresses",
+        "category_group": "D",
+        "view": "front",
+        "image": str(small_catalog.images / "WOMEN-Dresses-id_00000013-01_1_front.jpg"),
+        "masked": True,
+        "popularity": 0.0,
+    }
+    edge.close()
+
+
+def test_stored_vector_is_the_embedding_of_the_masked_image(
+    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore
+) -> None:
+    ingest(open_catalog(small_catalog.images), store, {"resnet50": resnet}, OPTIONS)
+    item = next(e for e in open_catalog(small_catalog.images) if isinstance(e, Item))
+    pixels, masked = load_input(item)
+    expected = resnet(__import__("torch").from_numpy(pixels)[None])[0]
+    stored = store.retrieve([point_id(item.item_id)], vector="resnet50")[0].vector
+    assert masked and stored is not None
+    assert float(stored @ expected) > 0.9999
+
+
+def test_reingest_is_a_no_op(
+    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore
+) -> None:
+    catalog = open_catalog(small_catalog.images)
+    ingest(catalog, store, {"resnet50": resnet}, OPTIONS)
+    again = ingest(catalog, store, {"resnet50": resnet}, OPTIONS)
+    assert (again.ingested, again.already, again.vectors) == (0, 23, {})
+    assert store.count() == 23
+
+
+def test_interrupted_run_resumes_and_stores_each_item_once(
+    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore
+) -> None:
+    catalog = open_catalog(small_catalog.images)
+    batches = 0
+
+    def stop_after_two(n: int) -> None:
+        nonlocal batches
+        batches += 1
+        if batches == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest(catalog, store, {"resnet50": resnet}, OPTIONS, on_progress=stop_after_two)
+    first = store.count()
+    assert first == 16  # two batches of 8 were written before the interruption
+    resumed = ingest(catalog, store, {"resnet50": resnet}, OPTIONS)
+    assert (resumed.already, resumed.ingested) == (16, 7)
+    assert store.count() == 23
+    assert store.count(Filter(has_vector="resnet50")) == 23
+    stored = {r.payload["item_id"] for r in _all(store, small_catalog).values()}
+    assert stored == {p.stem for p in small_catalog.images.iterdir()}
+
+
+def test_two_backbones_in_one_pass_and_resume_per_backbone(
+    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore, tmp_path: Path
+) -> None:
+    part = copy_catalog(small_catalog, tmp_path / "part", limit=5)
+    densenet = Embedder("densenet121", "random", device="cpu", precision="fp32")
+    ingest(open_catalog(part.images), store, {"resnet50": resnet}, OPTIONS)
+    both = ingest(
+        open_catalog(part.images), store, {"resnet50": resnet, "densenet121": densenet}, OPTIONS
+    )
+    assert both.vectors == {"densenet121": 5}  # only the missing backbone is embedded
+    assert store.count(Filter(has_vector="resnet50")) == 5
+    assert store.count(Filter(has_vector="densenet121")) == 5
+
+
+def test_failures_are_reported_and_the_run_goes_on(
+    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore, tmp_path: Path
+) -> None:
+    part = copy_catalog(small_catalog, tmp_path / "part", limit=6)
+    images = sorted(part.images.iterdir())
+    images[0].write_bytes(images[0].read_bytes()[:200])  # truncated JPEG
+    (part.masks / f"{images[1].stem}_segm.png").write_text("not a png")  # unreadable mask
+    (part.images / "MEN-Hats-id_00000999-01_1_front.jpg").write_bytes(images[2].read_bytes())
+    failures: list[Failure] = []
+    summary = ingest(
+        open_catalog(part.images), store, {"resnet50": resnet}, OPTIONS, on_failure=failures.append
+    )
+    assert (summary.ingested, summary.failed, summary.unparsed) == (4, 2, 1)
+    by_stage = {f.stage: f for f in failures if f.stage != "image"}
+    assert "unknown category 'Hats'" in by_stage["catalog"].reason
+    image_failures = {f.item_id: f.reason for f in failures if f.stage == "image"}
+    assert set(image_failures) == {images[0].stem, images[1].stem}
+    assert "mask" in image_failures[images[1].stem]
+    assert store.count() == 4
+
+
+def test_missing_mask_policies(
+    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore, tmp_path: Path
+) -> None:
+    part = copy_catalog(small_catalog, tmp_path / "part", limit=3)
+    lost = sorted(part.images.iterdir())[0]
+    (part.masks / f"{lost.stem}_segm.png").unlink()
+    catalog = open_catalog(part.images)
+    with pytest.raises(MaskMissingError, match=f"{lost.name}: no mask"):
+        ingest(catalog, store, {"resnet50": resnet}, IngestOptions(workers=0, missing_mask="fail"))
+    assert store.count() == 0  # nothing written before the check failed
+    skip = ingest(
+        catalog, store, {"resnet50": resnet}, IngestOptions(workers=0, missing_mask="skip")
+    )
+    assert (skip.ingested, skip.no_mask_skipped) == (2, 1)
+    rest = ingest(catalog, store, {"resnet50": resnet}, IngestOptions(workers=0))
+    assert (rest.ingested, rest.unmasked) == (1, 1)
+    record = store.retrieve([point_id(lost.stem)])[0]
+    assert record.payload["masked"] is False
+
+
+def test_limit_and_worker_processes(
+    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore
+) -> None:
+    options = IngestOptions(batch_size=4, workers=2, limit=10)
+    summary = ingest(open_catalog(small_catalog.images), store, {"resnet50": resnet}, options)
+    assert summary.ingested == 10 and store.count() == 10

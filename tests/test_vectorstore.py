@@ -1,0 +1,96 @@
+"""The store interface on both back-ends: Qdrant Edge and qdrant-client's local mode."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.errors import StoreError, StoreLockedError
+from engine.vectorstore.base import Filter, PointBatch, VectorStore, point_id
+from engine.vectorstore.edge import EdgeStore
+
+
+def _batch(ids: list[str], name: str, dim: int, gender: str = "WOMEN") -> PointBatch:
+    rng = np.random.default_rng(len(ids) + dim)
+    vectors = rng.random((len(ids), dim), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    payloads = [
+        {"item_id": i, "gender": gender, "category": "Dresses", "masked": True} for i in ids
+    ]
+    return PointBatch([point_id(i) for i in ids], payloads, name, vectors)
+
+
+def test_point_ids_are_deterministic() -> None:
+    assert point_id("WOMEN-Dresses-id_00000021-05_1_front") == point_id(
+        "WOMEN-Dresses-id_00000021-05_1_front"
+    )
+    assert point_id("a") != point_id("b")
+
+
+def test_write_count_facet_and_retrieve(store: VectorStore) -> None:
+    assert store.count() == 0 and store.vector_dims() == {}
+    store.ensure_vector("resnet50", 8)
+    store.write(_batch(["a", "b", "c"], "resnet50", 8))
+    store.write(_batch(["d"], "resnet50", 8, gender="MEN"))
+    assert store.count() == 4
+    assert store.facet("gender") == {"WOMEN": 3, "MEN": 1}
+    assert store.count(Filter(equals={"gender": "MEN"})) == 1
+    records = store.retrieve([point_id("a")], vector="resnet50")
+    assert records[0].payload["popularity"] == 0.0
+    assert records[0].vector is not None and records[0].vector.shape == (8,)
+
+
+def test_second_backbone_is_added_to_the_same_points(store: VectorStore) -> None:
+    store.ensure_vector("resnet50", 8)
+    store.write(_batch(["a", "b"], "resnet50", 8))
+    store.ensure_vector("densenet121", 4)
+    assert store.vector_dims() == {"resnet50": 8, "densenet121": 4}
+    store.write(_batch(["b", "c"], "densenet121", 4))
+    assert store.count() == 3
+    assert store.count(Filter(has_vector="resnet50")) == 2
+    assert store.count(Filter(has_vector="densenet121")) == 2
+    both = store.retrieve([point_id("b")], vector="resnet50")[0]
+    assert both.vector is not None  # the first backbone's vector survived
+    with pytest.raises(StoreError, match="resnet50 vectors of size 8, not 16"):
+        store.ensure_vector("resnet50", 16)
+
+
+def test_ids_matching_has_vector(store: VectorStore) -> None:
+    store.ensure_vector("resnet50", 8)
+    store.ensure_vector("vgg16", 8)
+    store.write(_batch(["a", "b"], "resnet50", 8))
+    asked = frozenset(point_id(i) for i in ["a", "b", "z"])
+    assert store.ids_matching(Filter(ids=asked), 10) == {point_id("a"), point_id("b")}
+    assert store.ids_matching(Filter(ids=asked, has_vector="vgg16"), 10) == set()
+
+
+def test_edge_store_locked_by_another_process(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "store")
+    store.ensure_vector("resnet50", 4)
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from engine.vectorstore.edge import EdgeStore\n"
+        "from engine.errors import StoreLockedError\n"
+        "try:\n    EdgeStore(Path(sys.argv[1]))\n"
+        "except StoreLockedError as e:\n    print(e); sys.exit(3)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "store")], capture_output=True, text=True
+    )
+    assert result.returncode == 3, result.stderr
+    assert "open in another fashionrec process" in result.stdout
+    assert str(tmp_path / "store") in result.stdout
+    store.close()
+    EdgeStore(tmp_path / "store").close()  # free again once closed
+
+
+def test_edge_store_locked_in_process(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "store")
+    store.ensure_vector("resnet50", 4)
+    with pytest.raises(StoreLockedError):
+        EdgeStore(tmp_path / "store")
+    store.close()
