@@ -159,40 +159,38 @@ def embed(
         pin_memory=any(e.device.type == "cuda" for e in embedders.values()),
     )
     for batch in loader:
-        _write_batch(batch, dataset, store, embedders, summary, on_failure)
-        on_progress(len(batch.indices) + len(batch.failures))
+        _write_batch(batch, store, embedders, summary, on_failure)
+        on_progress(len(batch.samples) + len(batch.failures))
     store.flush()
 
 
 def _write_batch(
     batch: Batch,
-    dataset: WorkList,
     store: VectorStore,
     embedders: dict[str, Embedder],
     summary: IngestSummary,
     on_failure: FailureSink,
 ) -> None:
-    for index, reason in batch.failures:
-        item, _ = dataset.line(index)
+    for failed in batch.failures:
         summary.failed += 1
-        on_failure(Failure(str(item.image), item.item_id, "image", reason))
-    lines = [dataset.line(i) for i in batch.indices]
+        reason = failed.error or "unknown error"
+        on_failure(Failure(str(failed.item.image), failed.item.item_id, "image", reason))
     for name, embedder in embedders.items():
-        rows = [r for r, (_, needs) in enumerate(lines) if name in needs]
+        rows = [r for r, sample in enumerate(batch.samples) if name in sample.needs]
         if not rows:
             continue
-        vectors = embedder(batch.pixels[rows])
+        samples = [batch.samples[r] for r in rows]
         store.write(
             PointBatch(
-                ids=[point_id(lines[r][0].item_id) for r in rows],
-                payloads=[item_payload(lines[r][0], batch.masked[r]) for r in rows],
+                ids=[point_id(s.item.item_id) for s in samples],
+                payloads=[item_payload(s.item, s.masked) for s in samples],
                 vector_name=name,
-                vectors=vectors,
+                vectors=embedder(batch.pixels[rows]),
             )
         )
         summary.vectors[name] = summary.vectors.get(name, 0) + len(rows)
-    summary.ingested += len(lines)
-    summary.unmasked += sum(not m for m in batch.masked)
+    summary.ingested += len(batch.samples)
+    summary.unmasked += sum(not s.masked for s in batch.samples)
 
 
 def ingest(

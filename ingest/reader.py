@@ -61,9 +61,10 @@ def load_input(
 
 @dataclass(frozen=True)
 class Sample:
-    """A prepared item, or the reason it could not be prepared."""
+    """A prepared item (with the backbones it needs), or the reason it could not be prepared."""
 
-    index: int
+    item: Item
+    needs: list[str]
     pixels: torch.Tensor | None
     masked: bool
     error: str | None
@@ -87,30 +88,25 @@ class WorkList(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.offsets)
 
-    def line(self, index: int) -> tuple[Item, list[str]]:
-        """The item at a position of the work list."""
+    def __getitem__(self, index: int) -> Sample:
         with self.path.open("rb") as handle:
             handle.seek(int(self.offsets[index]))
-            return item_from_line(handle.readline().decode("utf-8"))
-
-    def __getitem__(self, index: int) -> Sample:
-        item, _ = self.line(index)
+            item, needs = item_from_line(handle.readline().decode("utf-8"))
         try:
             pixels, masked = load_input(item, self.framing, self.removed)
         except Exception as exc:  # any per-item failure is reported, never fatal
             reason = str(exc).strip() or type(exc).__name__
-            return Sample(index, None, False, f"{type(exc).__name__}: {reason}")
-        return Sample(index, torch.from_numpy(pixels), masked, None)
+            return Sample(item, needs, None, False, f"{type(exc).__name__}: {reason}")
+        return Sample(item, needs, torch.from_numpy(pixels), masked, None)
 
 
 @dataclass(frozen=True)
 class Batch:
-    """Prepared samples stacked, and the ones that failed."""
+    """Prepared samples with their pixels stacked, and the samples that failed."""
 
-    indices: list[int]
+    samples: list[Sample]
     pixels: torch.Tensor
-    masked: list[bool]
-    failures: list[tuple[int, str]]
+    failures: list[Sample]
 
 
 def collate(samples: Sequence[Sample]) -> Batch:
@@ -118,8 +114,7 @@ def collate(samples: Sequence[Sample]) -> Batch:
     good = [s for s in samples if s.pixels is not None]
     pixels = [s.pixels for s in good if s.pixels is not None]
     return Batch(
-        indices=[s.index for s in good],
+        samples=good,
         pixels=torch.stack(pixels) if pixels else torch.empty((0, 3, 224, 224), dtype=torch.uint8),
-        masked=[s.masked for s in good],
-        failures=[(s.index, s.error or "unknown error") for s in samples if s.pixels is None],
+        failures=[s for s in samples if s.pixels is None],
     )
