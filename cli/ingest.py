@@ -131,7 +131,7 @@ def run_ingest(
                     embedders,
                     options,
                     on_failure=failures,
-                    on_plan=lambda n: progress.update(task, description="embedding", total=n),
+                    on_stage=lambda stage, n: progress.update(task, description=stage, total=n),
                     on_progress=lambda n: progress.advance(task, n),
                 )
             finally:

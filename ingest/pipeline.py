@@ -199,22 +199,24 @@ def ingest(
     embedders: dict[str, Embedder],
     options: IngestOptions = IngestOptions(),
     on_failure: FailureSink = lambda f: None,
-    on_plan: Callable[[int], None] = lambda n: None,
+    on_stage: Callable[[str, int | None], None] = lambda stage, total: None,
     on_progress: Callable[[int], None] = lambda n: None,
 ) -> IngestSummary:
     """Ingest a catalog into the store with the given embedders; only missing vectors are made.
 
     Items already holding every requested backbone's vector are skipped, so an
-    interrupted run continues where it stopped. Per-item failures go to on_failure.
+    interrupted run continues where it stopped. Per-item failures go to on_failure;
+    on_stage names each stage (embedding with its item count, indexing) as it starts.
     """
     for name, embedder in embedders.items():
         store.ensure_vector(name, embedder.dim)
     summary = IngestSummary()
     with tempfile.TemporaryDirectory(prefix="fashionrec-ingest-") as tmp:
         work = plan(entries, store, list(embedders), options, Path(tmp), summary, on_failure)
-        on_plan(len(work.offsets))
+        on_stage("embedding", len(work.offsets))
         if len(work.offsets):
             embed(work, store, embedders, options, summary, on_failure, on_progress)
     if summary.ingested:
+        on_stage("indexing", None)
         store.optimize()
     return summary

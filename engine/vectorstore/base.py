@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from engine.catalog import Item
 from engine.categories import group_of
+from engine.errors import StoreError
 
 COLLECTION: Final = "fashionrec"
 _NAMESPACE: Final = uuid.UUID("6f1c2b1e-3d4a-5b6c-8d7e-9fa0b1c2d3e4")
@@ -108,8 +109,19 @@ class VectorStore(ABC):
         """The named vectors the collection has, with their sizes."""
 
     @abstractmethod
+    def _add_vector(self, name: str, dim: int) -> None:
+        """Create the named vector (and the collection with its indexes, if it is the first)."""
+
     def ensure_vector(self, name: str, dim: int) -> None:
         """Create the collection or the named vector if missing; StoreError on a size clash."""
+        existing = self.vector_dims().get(name)
+        if existing is None:
+            self._add_vector(name, dim)
+        elif existing != dim:
+            raise StoreError(
+                f"{self.location} holds {name} vectors of size {existing}, not {dim}; "
+                f"use another store (--home or --qdrant-url) for a different {name}"
+            )
 
     @abstractmethod
     def ids_matching(self, flt: Filter, limit: int) -> set[str]:

@@ -78,15 +78,7 @@ class EdgeStore(VectorStore):
         config = json.loads((self.path / CONFIG_FILE).read_text())
         return {name: int(params["size"]) for name, params in config["vectors"].items()}
 
-    def ensure_vector(self, name: str, dim: int) -> None:
-        existing = self.vector_dims()
-        if name in existing:
-            if existing[name] != dim:
-                raise StoreError(
-                    f"the store at {self.path} holds {name} vectors of size {existing[name]}, "
-                    f"not {dim}"
-                )
-            return
+    def _add_vector(self, name: str, dim: int) -> None:
         params = qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
         if self._shard is None:
             self.path.mkdir(parents=True, exist_ok=True)

@@ -62,15 +62,7 @@ class ServerStore(VectorStore):
             return {}
         return {name: params.size for name, params in vectors.items()}
 
-    def ensure_vector(self, name: str, dim: int) -> None:
-        existing = self.vector_dims()
-        if name in existing:
-            if existing[name] != dim:
-                raise StoreError(
-                    f"collection {self.collection} holds {name} vectors of size "
-                    f"{existing[name]}, not {dim}"
-                )
-            return
+    def _add_vector(self, name: str, dim: int) -> None:
         params = models.VectorParams(size=dim, distance=models.Distance.COSINE)
         if not self._exists:
             self.client.create_collection(self.collection, vectors_config={name: params})
