@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from engine.settings import Settings
 from engine.vectorstore import VectorStore, open_store
+
+if TYPE_CHECKING:
+    from engine.eventlog import EventLog
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -51,3 +56,22 @@ def warn_random_weights() -> None:
         "only. Use --weights imagenet or --weights PATH for real recommendations.[/]",
         soft_wrap=True,
     )
+
+
+EVENT_LOG = "events.sqlite"
+
+
+@contextmanager
+def world(config: Settings) -> Iterator[tuple[VectorStore, EventLog]]:
+    """The vector store and the event log beside it, closed afterwards."""
+    from engine.eventlog import EventLog
+
+    store = store_for(config)
+    try:
+        log = EventLog(config.home / EVENT_LOG)
+        try:
+            yield store, log
+        finally:
+            log.close()
+    finally:
+        store.close()

@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
-from cli.common import HomeOption, console, settings
+from cli.common import HomeOption, console, settings, world
 from cli.info import info_command
 from cli.ingest import parse_backbones, run_ingest
+from cli.shoppers import users_show
 
 
 def demo_command(
@@ -19,7 +20,7 @@ def demo_command(
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
     home: HomeOption = None,
 ) -> None:
-    """Write a synthetic DF-MM-style catalog, ingest it and show what the store holds."""
+    """Synthetic catalog → ingest (random-init weights) → stores → simulated shoppers."""
     from ingest.democatalog import write_demo_catalog
 
     config = settings(home, None)
@@ -38,3 +39,27 @@ def demo_command(
         workers=workers,
     )
     info_command(home=config.home, qdrant_url=None)
+
+    from engine.geo import DEFAULT_REGION
+    from engine.shoppers import run_simulation, set_stores
+    from engine.shops import generate_stores
+    from engine.simulation import SimulationConfig
+
+    with world(config) as (store, log):
+        stores = generate_stores(5, DEFAULT_REGION, seed=42)
+        placed = set_stores(store, log, stores, DEFAULT_REGION, seed=42)
+        console.print(
+            f"[bold]Stores[/]: {len(stores)} in Greater Paris; {placed} item(s) placed "
+            "(per-category round-robin)"
+        )
+        if log.purchase_count():
+            console.print("[bold]Shoppers[/]: already simulated (the log has purchases)")
+        else:
+            result = run_simulation(store, log, SimulationConfig())
+            console.print(
+                f"[bold]Shoppers[/]: {len(result.users)} simulated users, "
+                f"{len(result.purchases)} purchases over 2025; popularity synced"
+            )
+        low, high = log.popularity_range()
+        console.print(f"popularity range over the catalog: {low}..{high}")
+    users_show("sim-00001", home=config.home, qdrant_url=None)

@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.text import Text
 
 from cli.common import (
+    EVENT_LOG,
     HomeOption,
     UrlOption,
     console,
@@ -34,6 +35,7 @@ from engine.catalog import open_catalog
 from engine.framing import FRAMINGS
 from engine.masks import DEFAULT_REMOVED, removed_labels
 from engine.settings import Settings
+from engine.vectorstore import VectorStore
 
 MISSING_MASK = ("unmasked", "skip", "fail")
 
@@ -136,6 +138,7 @@ def run_ingest(
                 )
             finally:
                 failures.close()
+        placed = _place_new_items(config, store)
     finally:
         store.close()
     vectors = ", ".join(f"{k} {v}" for k, v in summary.vectors.items()) or "none"
@@ -147,6 +150,22 @@ def run_ingest(
     )
     if failures.count:
         console.print(f"{failures.count} problem(s) written to {failures.path}")
+    if placed:
+        console.print(f"{placed} new item(s) placed in a store")
+
+
+def _place_new_items(config: Settings, store: VectorStore) -> int:
+    """Give newly ingested items a store when the event log has stores."""
+    from engine.eventlog import EventLog
+    from engine.shoppers import place_items
+
+    if not (config.home / EVENT_LOG).is_file():
+        return 0
+    log = EventLog(config.home / EVENT_LOG)
+    try:
+        return place_items(store, log)
+    finally:
+        log.close()
 
 
 def ingest_command(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -52,6 +52,7 @@ def item_payload(item: Item, masked: bool) -> Payload:
     }
     if item.store_id is not None:
         payload["store_id"] = item.store_id
+        payload["store_origin"] = "manifest"
     return payload
 
 
@@ -134,6 +135,16 @@ class VectorStore(ABC):
     @abstractmethod
     def add_vectors(self, batch: PointBatch) -> None:
         """Set one vector and the given payload fields of existing points, keeping the rest."""
+
+    @abstractmethod
+    def scroll(
+        self, fields: Sequence[str], flt: Filter | None = None, page: int = 1000
+    ) -> Iterator[Record]:
+        """Every point matching the filter, with only the given payload fields, page by page."""
+
+    @abstractmethod
+    def set_payload(self, ids: Sequence[str], payload: Payload) -> None:
+        """Set the same payload fields on the given points, keeping the others."""
 
     @abstractmethod
     def count(self, flt: Filter | None = None) -> int:

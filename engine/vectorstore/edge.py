@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -125,6 +125,26 @@ class EdgeStore(VectorStore):
         for pid, payload in zip(batch.ids, batch.payloads, strict=True):
             self.shard.update(qe.UpdateOperation.set_payload([pid], payload))
 
+    def scroll(
+        self, fields: Sequence[str], flt: Filter | None = None, page: int = 1000
+    ) -> Iterator[Record]:
+        if self._shard is None:
+            return
+        offset: qe.PointId | None = None
+        while True:
+            records, offset = self.shard.scroll(
+                qe.ScrollRequest(
+                    offset=offset, limit=page, filter=_translate(flt), with_payload=list(fields)
+                )
+            )
+            yield from (make_record(r.id, r.payload, None, None) for r in records)
+            if offset is None:
+                return
+
+    def set_payload(self, ids: Sequence[str], payload: Payload) -> None:
+        if ids:
+            self.shard.update(qe.UpdateOperation.set_payload(list(ids), payload))
+
     def count(self, flt: Filter | None = None) -> int:
         if self._shard is None:
             return 0
@@ -159,6 +179,3 @@ class EdgeStore(VectorStore):
             self._shard.flush()
             self._shard.close()
             self._shard = None
-
-
-__all__ = ["EdgeStore", "Payload"]

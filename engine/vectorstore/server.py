@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from qdrant_client import QdrantClient, models
@@ -16,6 +16,7 @@ from engine.vectorstore.base import (
     GEO_FIELDS,
     KEYWORD_FIELDS,
     Filter,
+    Payload,
     PointBatch,
     Record,
     VectorStore,
@@ -119,6 +120,29 @@ class ServerStore(VectorStore):
             for pid, p in zip(batch.ids, batch.payloads, strict=True)
         ]
         self.client.batch_update_points(self.collection, operations, wait=True)
+
+    def scroll(
+        self, fields: Sequence[str], flt: Filter | None = None, page: int = 1000
+    ) -> Iterator[Record]:
+        if not self._exists:
+            return
+        offset: Any = None
+        while True:
+            records, offset = self.client.scroll(
+                self.collection,
+                scroll_filter=_translate(flt),
+                limit=page,
+                offset=offset,
+                with_payload=list(fields),
+                with_vectors=False,
+            )
+            yield from (make_record(r.id, r.payload, None, None) for r in records)
+            if offset is None:
+                return
+
+    def set_payload(self, ids: Sequence[str], payload: Payload) -> None:
+        if ids:
+            self.client.set_payload(self.collection, payload, points=list(ids), wait=True)
 
     def count(self, flt: Filter | None = None) -> int:
         if not self._exists:

@@ -1,0 +1,138 @@
+"""`fashionrec simulate`, `purchases`, `users` and `popularity`: the shoppers around the catalog."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import HomeOption, UrlOption, console, fail, settings, world
+from engine.geo import distance_km
+
+purchases_app = typer.Typer(
+    help="Purchase logs: import real ones, export all.", no_args_is_help=True
+)
+users_app = typer.Typer(help="Shoppers: gender, trendiness, home, purchases.", no_args_is_help=True)
+popularity_app = typer.Typer(help="Item popularity in the vector store.", no_args_is_help=True)
+
+
+def simulate_command(
+    users: Annotated[int, typer.Option(help="Simulated users.")] = 15,
+    max_purchases: Annotated[int, typer.Option(help="Purchases per user: 1..this.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed: same seed, same users and purchases.")] = 42,
+    p_max: Annotated[int, typer.Option(help="Initial popularity: uniform in [0, P_MAX].")] = 100,
+    p_threshold: Annotated[
+        float, typer.Option(help="Popular items: the top fraction by current popularity.")
+    ] = 0.15,
+    start: Annotated[
+        str, typer.Option(help="First day of the period (YYYY-MM-DD).")
+    ] = "2025-01-01",
+    days: Annotated[int, typer.Option(help="Length of the period in days.")] = 365,
+    home: HomeOption = None,
+    qdrant_url: UrlOption = None,
+) -> None:
+    """Simulate trend-aware shoppers and their purchases; popularity moves with each one."""
+    from engine.shoppers import run_simulation
+    from engine.simulation import SimulationConfig
+
+    if users <= 0 or max_purchases <= 0 or days <= 0:
+        raise fail("--users, --max-purchases and --days must be positive")
+    if p_max < 0 or not 0 < p_threshold <= 1:
+        raise fail("--p-max must be >= 0 and --p-threshold in (0, 1]")
+    try:
+        first_day = date.fromisoformat(start)
+    except ValueError:
+        raise fail(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
+    config = SimulationConfig(users, max_purchases, seed, p_max, p_threshold, first_day, days)
+    with world(settings(home, qdrant_url)) as (store, log):
+        result = run_simulation(store, log, config, on_stage=lambda s: console.print(f"… {s}"))
+    bought: dict[str, int] = {}
+    for p in result.purchases:
+        bought[p.user_id] = bought.get(p.user_id, 0) + 1
+    table = Table("user", "gender", "trendiness", "purchases", title="simulated users")
+    for u in result.users:
+        table.add_row(u.id, u.gender, f"{u.trendiness:.2f}", str(bought.get(u.id, 0)))
+    console.print(table)
+    console.print(
+        f"{len(result.users)} users, {len(result.purchases)} purchases logged (seed {seed})"
+    )
+
+
+@purchases_app.command("import")
+def purchases_import(
+    path: Annotated[
+        Path, typer.Argument(help="CSV: user_id,item_id,timestamp[,store_id,gender,trendiness].")
+    ],
+    home: HomeOption = None,
+    qdrant_url: UrlOption = None,
+) -> None:
+    """Import a real purchase log; every row is checked first, and it is all or nothing."""
+    from engine.purchases import import_purchases
+
+    with world(settings(home, qdrant_url)) as (store, log):
+        summary = import_purchases(store, log, path)
+    console.print(
+        f"imported {summary.purchases} purchase(s) of {summary.items} item(s); "
+        f"{summary.new_users} new user(s)"
+    )
+
+
+@purchases_app.command("export")
+def purchases_export(
+    path: Annotated[Path, typer.Argument(help="CSV file to write.")],
+    home: HomeOption = None,
+    qdrant_url: UrlOption = None,
+) -> None:
+    """Export every purchase with its user's gender and trendiness (re-importable)."""
+    from engine.purchases import export_purchases
+
+    with world(settings(home, qdrant_url)) as (_, log):
+        count = export_purchases(log, path)
+    console.print(f"{count} purchase(s) written to {path}")
+
+
+@users_app.command("show")
+def users_show(
+    user_id: Annotated[str, typer.Argument(help="User id, e.g. sim-00001.")],
+    home: HomeOption = None,
+    qdrant_url: UrlOption = None,
+) -> None:
+    """A user's gender, trendiness, home and purchases (with the distance to each store)."""
+    with world(settings(home, qdrant_url)) as (_, log):
+        user = log.user(user_id)
+        if user is None:
+            raise fail(f"unknown user {user_id!r}; `fashionrec users list` shows them")
+        purchases = list(log.purchases(user_id))
+        stores = {s.id: s for s in log.stores()}
+    console.print(
+        f"[bold]{user.id}[/] · {user.gender} · trendiness {user.trendiness:.2f} · "
+        f"home {user.home.lat:.5f}, {user.home.lon:.5f}"
+    )
+    table = Table("time", "item", "store", "km from home", title="purchases")
+    for p in purchases:
+        shop = stores.get(p.store_id or "")
+        km = f"{distance_km(user.home, shop.location):.1f}" if shop else "—"
+        table.add_row(p.timestamp.isoformat(), p.item_id, p.store_id or "—", km)
+    console.print(table)
+
+
+@users_app.command("list")
+def users_list(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
+    """Every user id."""
+    with world(settings(home, qdrant_url)) as (_, log):
+        ids = log.user_ids()
+    console.print("\n".join(ids) if ids else "no users: run `fashionrec simulate`")
+
+
+@popularity_app.command("sync")
+def popularity_sync(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
+    """Rebuild every item's popularity payload from the event log."""
+    from engine.shoppers import sync_popularity
+
+    with world(settings(home, qdrant_url)) as (store, log):
+        count = sync_popularity(store, log)
+        low, high = log.popularity_range()
+    console.print(f"popularity of {count} item(s) written; catalog range {low}..{high}")

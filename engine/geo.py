@@ -1,0 +1,73 @@
+"""Locations, regions and great-circle distances in kilometres (geopy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from geopy.distance import great_circle
+
+from engine.errors import FashionrecError
+
+
+@dataclass(frozen=True)
+class Location:
+    """A point on Earth in degrees."""
+
+    lat: float
+    lon: float
+
+    def payload(self) -> dict[str, float]:
+        """The Qdrant geo payload of this point."""
+        return {"lat": self.lat, "lon": self.lon}
+
+
+@dataclass(frozen=True)
+class Region:
+    """A latitude/longitude box."""
+
+    lat_min: float
+    lat_max: float
+    lon_min: float
+    lon_max: float
+
+    @classmethod
+    def parse(cls, text: str) -> Region:
+        """`LAT_MIN,LAT_MAX,LON_MIN,LON_MAX`; FashionrecError naming the problem otherwise."""
+        try:
+            values = [float(v) for v in text.split(",")]
+        except ValueError:
+            values = []
+        if len(values) != 4:
+            raise FashionrecError(f"region {text!r} is not LAT_MIN,LAT_MAX,LON_MIN,LON_MAX")
+        region = cls(*values)
+        if not (-90 <= region.lat_min < region.lat_max <= 90):
+            raise FashionrecError(f"region {text!r}: need -90 <= LAT_MIN < LAT_MAX <= 90")
+        if not (-180 <= region.lon_min < region.lon_max <= 180):
+            raise FashionrecError(f"region {text!r}: need -180 <= LON_MIN < LON_MAX <= 180")
+        return region
+
+    @classmethod
+    def around(cls, points: list[Location], margin: float = 0.1) -> Region:
+        """The bounding box of points, widened by a margin (fraction of its size, ≥ 0.01°)."""
+        lats, lons = [p.lat for p in points], [p.lon for p in points]
+        dlat = max((max(lats) - min(lats)) * margin, 0.01)
+        dlon = max((max(lons) - min(lons)) * margin, 0.01)
+        return cls(
+            max(-90.0, min(lats) - dlat),
+            min(90.0, max(lats) + dlat),
+            max(-180.0, min(lons) - dlon),
+            min(180.0, max(lons) + dlon),
+        )
+
+    def text(self) -> str:
+        """The region in the flag's format."""
+        return f"{self.lat_min},{self.lat_max},{self.lon_min},{self.lon_max}"
+
+
+# Greater Paris, about 33 km × 30 km: a metropolitan area of realistic size.
+DEFAULT_REGION = Region(48.72, 49.0, 2.18, 2.58)
+
+
+def distance_km(a: Location, b: Location) -> float:
+    """Great-circle distance between two points, in kilometres."""
+    return float(great_circle((a.lat, a.lon), (b.lat, b.lon)).km)

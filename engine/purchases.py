@@ -1,0 +1,203 @@
+"""Purchase logs as CSV: validated all-or-nothing import, and export."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from engine.categories import canonical_gender
+from engine.errors import FashionrecError
+from engine.eventlog import EventLog
+from engine.geo import DEFAULT_REGION, Location
+from engine.shoppers import normalised, sync_popularity
+from engine.simulation import Purchase, User
+from engine.vectorstore.base import VectorStore, point_id
+
+REQUIRED: Final = ("user_id", "item_id", "timestamp")
+OPTIONAL: Final = ("store_id", "gender", "trendiness")
+EXPORT_COLUMNS: Final = (*REQUIRED, *OPTIONAL)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One validated row of a purchase log."""
+
+    number: int
+    user_id: str
+    item_id: str
+    timestamp: datetime
+    store_id: str | None
+    gender: str | None
+    trendiness: float | None
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import added."""
+
+    purchases: int
+    new_users: int
+    items: int
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An ISO 8601 timestamp as aware UTC (naive ones are taken as UTC)."""
+    value = datetime.fromisoformat(text.strip())
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _rows(path: Path, problems: list[tuple[int, str]]) -> Iterator[Row]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = [c.strip() for c in reader.fieldnames or []]
+        missing = [c for c in REQUIRED if c not in columns]
+        if missing:
+            raise FashionrecError(
+                f"{path}: missing column(s) {', '.join(missing)}; expected "
+                f"{','.join(REQUIRED)}[,{','.join(OPTIONAL)}]; nothing imported"
+            )
+        reader.fieldnames = columns
+        for number, raw in enumerate(reader, start=2):
+            where = f"{path}:{number}"
+            if None in raw or any(raw.get(c) is None for c in REQUIRED):
+                problems.append((number, f"{where}: wrong number of fields"))
+                continue
+            user, item = raw["user_id"].strip(), raw["item_id"].strip()
+            if not user or not item:
+                problems.append((number, f"{where}: empty user_id or item_id"))
+                continue
+            try:
+                timestamp = parse_timestamp(raw["timestamp"])
+            except ValueError:
+                problems.append(
+                    (number, f"{where}: bad timestamp {raw['timestamp']!r} (use ISO 8601)")
+                )
+                continue
+            gender_text = (raw.get("gender") or "").strip()
+            gender = canonical_gender(gender_text) if gender_text else None
+            if gender_text and gender is None:
+                problems.append(
+                    (number, f"{where}: unknown gender {gender_text!r} (use MEN or WOMEN)")
+                )
+                continue
+            trend_text = (raw.get("trendiness") or "").strip()
+            try:
+                trendiness = float(trend_text) if trend_text else None
+            except ValueError:
+                trendiness = -1.0
+            if trendiness is not None and not 0.0 <= trendiness <= 1.0:
+                problems.append(
+                    (number, f"{where}: trendiness {trend_text!r} is not a number in [0, 1]")
+                )
+                continue
+            store = (raw.get("store_id") or "").strip() or None
+            yield Row(number, user, item, timestamp, store, gender, trendiness)
+
+
+def read_rows(path: Path) -> list[Row]:
+    """Every row of a purchase CSV, validated; FashionrecError on the first bad row."""
+    if not path.is_file():
+        raise FashionrecError(f"{path}: no such file")
+    problems: list[tuple[int, str]] = []
+    try:
+        rows = list(_rows(path, problems))
+    except UnicodeDecodeError as exc:
+        raise FashionrecError(f"{path}: not UTF-8 text ({exc.reason}); nothing imported") from None
+    _raise_first(problems)
+    return rows
+
+
+def _raise_first(problems: list[tuple[int, str]]) -> None:
+    """Raise the first problem by row, counting the others; nothing is imported."""
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise FashionrecError(f"{min(problems)[1]}{more}; nothing imported")
+
+
+def import_purchases(store: VectorStore, log: EventLog, path: Path) -> ImportSummary:
+    """Import a purchase log: all rows or none; unknown users are created.
+
+    A new user's gender is the gender column or that of their first item; their
+    trendiness is the column, or else estimated as the mean normalised popularity
+    (after this import) of what they bought; their home is the location of the store
+    of their first purchase (the region's centre when it has none).
+    """
+    rows = read_rows(path)
+    item_ids = sorted({r.item_id for r in rows})
+    found = {
+        str(rec.payload["item_id"]): rec.payload
+        for start in range(0, len(item_ids), 1000)
+        for rec in store.retrieve([point_id(i) for i in item_ids[start : start + 1000]])
+    }
+    stores = {s.id: s for s in log.stores()}
+    problems = [
+        (r.number, f"{path}:{r.number}: unknown item {r.item_id!r}")
+        for r in rows
+        if r.item_id not in found
+    ]
+    problems += [
+        (r.number, f"{path}:{r.number}: unknown store {r.store_id!r}")
+        for r in rows
+        if r.store_id is not None and r.store_id not in stores
+    ]
+    _raise_first(problems)
+
+    by_user: dict[str, list[Row]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (r.timestamp, r.number)):
+        by_user[row.user_id].append(row)
+    region = log.region() or DEFAULT_REGION
+    centre = Location((region.lat_min + region.lat_max) / 2, (region.lon_min + region.lon_max) / 2)
+    new_users: list[User] = []
+    estimate: list[str] = []
+    for user_id, bought in by_user.items():
+        if log.user(user_id) is not None:
+            continue
+        first = bought[0]
+        store_id = first.store_id or found[first.item_id].get("store_id")
+        home = stores[str(store_id)].location if store_id in stores else centre
+        gender = first.gender or str(found[first.item_id]["gender"])
+        given = next((r.trendiness for r in bought if r.trendiness is not None), None)
+        new_users.append(User(user_id, gender, 0.5 if given is None else given, home))
+        if given is None:
+            estimate.append(user_id)
+    purchases = [
+        Purchase(r.user_id, r.item_id, r.timestamp, r.store_id or found[r.item_id].get("store_id"))
+        for r in rows
+    ]
+    with log.transaction():
+        log.add_items(str(rec.payload["item_id"]) for rec in store.scroll(["item_id"]))
+        log.add_users(new_users, source="imported")
+        log.add_purchases(purchases, source=f"import:{path.name}")
+        low, high = log.popularity_range()
+        popularity = log.popularity(item_ids)
+        for user_id in estimate:
+            values = [normalised(popularity[r.item_id], low, high) for r in by_user[user_id]]
+            log.set_trendiness(user_id, round(sum(values) / len(values), 6))
+    sync_popularity(store, log, item_ids)
+    return ImportSummary(len(purchases), len(new_users), len(item_ids))
+
+
+def export_purchases(log: EventLog, path: Path) -> int:
+    """Write every purchase, with its user's gender and trendiness; returns the row count."""
+    users: dict[str, User] = {}
+    count = 0
+    tmp = path.with_name(path.name + ".part")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(EXPORT_COLUMNS)
+        for p in log.purchases():
+            user = users.get(p.user_id) or log.user(p.user_id)
+            assert user is not None  # purchases reference users (foreign key)
+            users[p.user_id] = user
+            writer.writerow(
+                [p.user_id, p.item_id, p.timestamp.isoformat(), p.store_id or "", user.gender,
+                 user.trendiness]
+            )  # fmt: skip
+            count += 1
+    tmp.replace(path)
+    return count

@@ -1,0 +1,189 @@
+"""Trend-aware purchase simulation (pure, seeded): users with a trendiness buy over a year."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.geo import Location, Region
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """The simulation's knobs, with the public code's defaults."""
+
+    users: int = 15
+    max_purchases: int = 3
+    seed: int = 42
+    p_max: int = 100
+    p_threshold: float = 0.15
+    start: date = date(2025, 1, 1)
+    days: int = 365
+
+
+@dataclass(frozen=True)
+class CatalogView:
+    """The catalog as parallel arrays, sorted by item id (so file order never matters)."""
+
+    item_ids: NDArray[np.str_]
+    product_ids: NDArray[np.str_]
+    genders: NDArray[np.str_]
+    store_ids: NDArray[np.str_]  # "" where an item has no store
+
+    @classmethod
+    def build(
+        cls,
+        item_ids: Sequence[str],
+        product_ids: Sequence[str],
+        genders: Sequence[str],
+        store_ids: Sequence[str],
+    ) -> CatalogView:
+        """Arrays sorted by item id."""
+        order = np.argsort(np.asarray(item_ids, dtype=np.str_), kind="stable")
+        return cls(
+            *(
+                np.asarray(a, dtype=np.str_)[order]
+                for a in (item_ids, product_ids, genders, store_ids)
+            )
+        )
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+@dataclass(frozen=True)
+class User:
+    """A shopper: gender, trendiness t in [0, 1] and a home location."""
+
+    id: str
+    gender: str
+    trendiness: float
+    home: Location
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """One item bought by one user at one time, in the store that sells it."""
+
+    user_id: str
+    item_id: str
+    timestamp: datetime
+    store_id: str | None
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Simulated users, their purchases in time order, and the popularity after them."""
+
+    users: list[User]
+    purchases: list[Purchase]
+    popularity: NDArray[np.int64]
+
+
+@dataclass
+class _Shopper:
+    """A simulated user while the simulation runs."""
+
+    trendiness: float
+    home: Location
+    gender: str = ""
+    bought: set[int] = field(default_factory=set)
+
+
+def initial_popularity(item_id: str, p_max: int, seed: int) -> int:
+    """Seeded uniform integer in [0, p_max] for one item, independent of catalog order."""
+    digest = hashlib.sha256(f"{seed}:popularity:{item_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % (p_max + 1)
+
+
+def popular_mask(popularity: NDArray[np.int64], fraction: float) -> NDArray[np.bool_]:
+    """Items in the top `fraction` by popularity (ties at the threshold included)."""
+    if len(popularity) == 0:
+        return np.zeros(0, dtype=bool)
+    k = max(1, math.ceil(fraction * len(popularity)))
+    threshold = int(np.partition(popularity, len(popularity) - k)[len(popularity) - k])
+    mask: NDArray[np.bool_] = popularity >= threshold
+    return mask
+
+
+def simulate(
+    catalog: CatalogView,
+    popularity: NDArray[np.int64],
+    region: Region,
+    config: SimulationConfig,
+    first_user: int = 1,
+) -> Simulation:
+    """Simulate `config.users` shoppers after the paper's protocol, fixed as documented.
+
+    Each user gets t ~ U[0,1], a home in the region and 1..max_purchases purchases at
+    seeded times in the period. All purchases run in time order against the moving
+    popularity. A user's first purchase is a random product (a random view of it),
+    whose gender becomes the user's. Each later purchase, within that gender and
+    never a product already bought: with probability t an item from the top
+    `p_threshold` fraction by current popularity, otherwise one from the rest.
+    Each purchase adds 1 to the item's popularity.
+    """
+    rng = np.random.default_rng([config.seed, 2])  # a stream of its own: never the stores'
+
+    popularity = popularity.astype(np.int64, copy=True)
+    products, product_of = np.unique(catalog.product_ids, return_inverse=True)
+    by_gender = {g: np.flatnonzero(catalog.genders == g) for g in np.unique(catalog.genders)}
+    start = datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
+
+    shoppers: list[_Shopper] = []
+    events: list[tuple[int, int]] = []
+    for u in range(config.users):
+        trendiness = float(rng.uniform())
+        count = int(rng.integers(1, config.max_purchases + 1))
+        home = Location(
+            round(float(rng.uniform(region.lat_min, region.lat_max)), 6),
+            round(float(rng.uniform(region.lon_min, region.lon_max)), 6),
+        )
+        seconds = np.sort(rng.integers(0, config.days * 86_400, count))
+        shoppers.append(_Shopper(trendiness, home))
+        events += [(int(second), u) for second in seconds]
+
+    def user_id(u: int) -> str:
+        return f"sim-{first_user + u:05d}"
+
+    purchases: list[Purchase] = []
+    for second, u in sorted(events):
+        shopper = shoppers[u]
+        if not shopper.gender:
+            product = int(rng.integers(len(products)))
+            views = np.flatnonzero(product_of == product)
+            item = int(views[rng.integers(len(views))])
+            shopper.gender = str(catalog.genders[item])
+        else:
+            same_gender = by_gender[shopper.gender]
+            popular = same_gender[popular_mask(popularity[same_gender], config.p_threshold)]
+            pool = same_gender[~np.isin(product_of[same_gender], list(shopper.bought))]
+            if len(pool) == 0:
+                continue  # the user has bought every product of that gender
+            hot = np.isin(pool, popular)
+            wants_popular = rng.uniform() < shopper.trendiness
+            choice = pool[hot] if wants_popular else pool[~hot]
+            if len(choice) == 0:
+                choice = pool
+            item = int(choice[rng.integers(len(choice))])
+        shopper.bought.add(int(product_of[item]))
+        popularity[item] += 1
+        purchases.append(
+            Purchase(
+                user_id(u),
+                str(catalog.item_ids[item]),
+                start + timedelta(seconds=second),
+                str(catalog.store_ids[item]) or None,
+            )
+        )
+
+    made = [
+        User(user_id(u), s.gender, s.trendiness, s.home) for u, s in enumerate(shoppers) if s.gender
+    ]
+    return Simulation(made, purchases, popularity)
