@@ -25,7 +25,9 @@ from engine.simulation import (
 )
 from engine.vectorstore.base import Record, VectorStore, point_id
 
-ITEM_FIELDS = ("item_id", "product_id", "gender", "category", "store_id", "store_origin")
+ITEM_FIELDS = (
+    "item_id", "product_id", "gender", "category", "store_id", "store_origin", "store_location"
+)  # fmt: skip
 ROUND_ROBIN = "round-robin"
 MANIFEST = "manifest"
 DEFAULT_STORES = 5
@@ -40,44 +42,56 @@ def catalog_records(store: VectorStore) -> list[Record]:
 
 
 def place_items(store: VectorStore, log: EventLog) -> int:
-    """Give every item its store's id and location; returns how many items were (re)placed.
+    """Give every item its store's id and location; returns how many items were (re)written.
 
     Items with a manifest store keep it. All views of a product share a store: a
     product keeps its store while that store exists; the others join, in a seeded
     order, the least-loaded store of their category (a round-robin from empty).
+    Only items whose store or store location changes are written.
     """
     stores = {s.id: s for s in log.stores()}
     if not stores:
         return 0
+    records = list(store.scroll(ITEM_FIELDS))
     by_product: dict[str, list[Record]] = defaultdict(list)
-    by_manifest_store: dict[str, list[str]] = defaultdict(list)
-    for record in store.scroll(ITEM_FIELDS):
-        if record.payload.get("store_origin") == MANIFEST:
-            by_manifest_store[str(record.payload["store_id"])].append(record.id)
-        else:
-            by_product[str(record.payload["product_id"])].append(record)
+    for r in records:
+        if r.payload.get("store_origin") != MANIFEST:
+            by_product[str(r.payload["product_id"])].append(r)
+    chosen: dict[str, str] = {}
     loads: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     waiting: dict[str, list[str]] = defaultdict(list)
-    for product, records in by_product.items():
-        category = str(records[0].payload["category"])
-        current = {r.payload.get("store_id") for r in records}
-        kept = current.pop() if len(current) == 1 else None
-        if kept in stores:
-            loads[category][str(kept)] += 1
+    for product, views in by_product.items():
+        category = str(views[0].payload["category"])
+        current = {str(v.payload.get("store_id")) for v in views}
+        if len(current) == 1 and (kept := current.pop()) in stores:
+            chosen[product] = kept
+            loads[category][kept] += 1
         else:
             waiting[category].append(product)
-    seed = int(log.get("assign_seed") or 42)
-    moves: dict[str, list[str]] = defaultdict(list)
-    for product, target in assign_stores(waiting, list(stores), seed, loads).items():
-        moves[target] += [r.id for r in by_product[product]]
-    for store_id, ids in moves.items():
-        location = stores[store_id].location.payload()
-        payload = {"store_id": store_id, "store_location": location, "store_origin": ROUND_ROBIN}
-        store.set_payload(ids, payload)
-    for store_id, ids in by_manifest_store.items():
-        if store_id in stores:
-            store.set_payload(ids, {"store_location": stores[store_id].location.payload()})
-    return sum(len(ids) for ids in moves.values())
+    chosen |= assign_stores(waiting, list(stores), int(log.get("assign_seed") or 42), loads)
+
+    changes: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for r in records:
+        manifest = r.payload.get("store_origin") == MANIFEST
+        store_id = str(r.payload["store_id"]) if manifest else chosen[str(r.payload["product_id"])]
+        shop = stores.get(store_id)
+        if shop is None:
+            continue  # a manifest store the log does not know: it has no location
+        if (r.payload.get("store_id"), r.payload.get("store_location")) == (
+            store_id,
+            shop.location.payload(),
+        ):
+            continue
+        changes[(store_id, MANIFEST if manifest else ROUND_ROBIN)].append(r.id)
+    for (store_id, origin), ids in changes.items():
+        payload = {
+            "store_id": store_id,
+            "store_location": stores[store_id].location.payload(),
+            "store_origin": origin,
+        }
+        for start in range(0, len(ids), 10_000):
+            store.set_payload(ids[start : start + 10_000], payload)
+    return sum(len(ids) for ids in changes.values())
 
 
 def set_stores(store: VectorStore, log: EventLog, stores: Sequence[Store], region: Region,

@@ -70,3 +70,42 @@ def test_help_does_not_import_torch(tmp_path: Path) -> None:
     code = "import sys, cli.main; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False"
+
+
+def _home_with_items(home: Path) -> None:
+    """An embedded store with a few items, written without a CNN."""
+    from engine.vectorstore.edge import EdgeStore
+    from tests.test_shoppers import _ingest, _items
+
+    store = EdgeStore(home / "store")
+    _ingest(store, _items(2))
+    store.close()
+
+
+def test_stores_simulate_users_purchases(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _home_with_items(home)
+    made = fashionrec("stores", "generate", "--count", "3", "--seed", "1", home=home)
+    assert made.returncode == 0, made.stderr
+    assert "30 item(s) placed in a store" in made.stdout
+    sim = fashionrec("simulate", "--users", "4", "--max-purchases", "2", home=home)
+    assert sim.returncode == 0, sim.stderr
+    assert "4 users" in sim.stdout
+    shown = fashionrec("users", "show", "sim-00001", home=home)
+    assert shown.returncode == 0 and "trendiness" in shown.stdout and "km from home" in shown.stdout
+    out = tmp_path / "export.csv"
+    exported = fashionrec("purchases", "export", out, home=home)
+    assert exported.returncode == 0 and out.read_text().startswith("user_id,item_id,timestamp")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,item_id,timestamp\nzoe,nothing,2025-01-01\n", encoding="utf-8")
+    refused = fashionrec("purchases", "import", bad, home=home)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"error: {bad}:2: unknown item 'nothing'; nothing imported"
+    ]
+    unknown = fashionrec("users", "show", "nobody", home=home)
+    assert unknown.returncode == 1 and "unknown user 'nobody'" in unknown.stderr
+    synced = fashionrec("popularity", "sync", home=home)
+    assert synced.returncode == 0 and "popularity of 30 item(s) written" in synced.stdout
+    region = fashionrec("stores", "generate", "--region", "1,2,3", home=home)
+    assert region.returncode == 1 and "LAT_MIN,LAT_MAX,LON_MIN,LON_MAX" in region.stderr

@@ -1,0 +1,195 @@
+"""Stores placed on items, simulation and purchase logs, kept in step with the vector store."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.catalog import Item
+from engine.errors import FashionrecError
+from engine.eventlog import EventLog
+from engine.geo import DEFAULT_REGION, Region
+from engine.purchases import export_purchases, import_purchases
+from engine.shoppers import place_items, run_simulation, set_stores, sync_popularity
+from engine.shops import generate_stores
+from engine.simulation import SimulationConfig
+from engine.vectorstore.base import PointBatch, VectorStore, item_payload, point_id
+
+CATEGORIES = {"WOMEN": ["Dresses", "Skirts", "Tees_Tanks"], "MEN": ["Denim", "Suiting"]}
+
+
+def _items(products_per_category: int = 4, store_id: str | None = None) -> list[Item]:
+    items, number = [], 0
+    for gender, categories in CATEGORIES.items():
+        for category in categories:
+            for _ in range(products_per_category):
+                number += 1
+                for view in ("1_front", "2_side", "3_back"):
+                    item_id = f"{gender}-{category}-id_{number:08d}-01_{view}"
+                    items.append(
+                        Item(item_id, f"id_{number:08d}-01", gender, category, view.split("_")[1],
+                             Path(f"/{item_id}.jpg"), None, store_id)
+                    )  # fmt: skip
+    return items
+
+
+def _ingest(store: VectorStore, items: list[Item]) -> None:
+    store.ensure_vector("resnet50", 4)
+    vectors = np.random.default_rng(0).random((len(items), 4), dtype=np.float32)
+    store.write(
+        PointBatch(
+            [point_id(i.item_id) for i in items],
+            [item_payload(i, True) for i in items],
+            "resnet50",
+            vectors,
+        )
+    )
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> EventLog:
+    return EventLog(tmp_path / "events.sqlite")
+
+
+def _payloads(store: VectorStore) -> dict[str, dict[str, object]]:
+    fields = ["item_id", "product_id", "category", "store_id", "store_location", "popularity"]
+    return {str(r.payload["item_id"]): r.payload for r in store.scroll(fields)}
+
+
+def test_every_view_of_a_product_shares_a_balanced_store(store: VectorStore, log: EventLog) -> None:
+    _ingest(store, _items())
+    stores = generate_stores(3, DEFAULT_REGION, seed=1)
+    assert set_stores(store, log, stores, DEFAULT_REGION, seed=1) == 60
+    payloads = _payloads(store)
+    by_product: dict[str, set[object]] = defaultdict(set)
+    per_category: dict[str, dict[object, int]] = defaultdict(lambda: defaultdict(int))
+    for p in payloads.values():
+        by_product[str(p["product_id"])].add(p["store_id"])
+    assert all(len(s) == 1 for s in by_product.values())
+    for p in payloads.values():
+        if p["item_id"].endswith("1_front"):  # type: ignore[union-attr]
+            per_category[str(p["category"])][p["store_id"]] += 1
+    for counts in per_category.values():  # 4 products over 3 stores: 2/1/1
+        assert sorted(counts.values()) == [1, 1, 2]
+    location = {s.id: s.location.payload() for s in stores}
+    assert all(p["store_location"] == location[str(p["store_id"])] for p in payloads.values())
+    assert place_items(store, log) == 0  # placing again changes nothing
+
+
+def test_manifest_stores_are_kept(store: VectorStore, log: EventLog) -> None:
+    _ingest(store, _items(1, store_id="S02"))
+    set_stores(store, log, generate_stores(3, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
+    payloads = _payloads(store)
+    assert {p["store_id"] for p in payloads.values()} == {"S02"}
+    assert all("store_location" in p for p in payloads.values())
+
+
+def test_simulation_moves_popularity_in_the_store(store: VectorStore, log: EventLog) -> None:
+    _ingest(store, _items())
+    result = run_simulation(store, log, SimulationConfig(users=10, max_purchases=3, seed=4))
+    assert log.stores() and len(result.purchases) == log.purchase_count() > 0
+    payloads = _payloads(store)
+    current = log.popularity()
+    assert {k: int(v["popularity"]) for k, v in payloads.items()} == current  # type: ignore[call-overload]
+    for purchase in result.purchases:
+        assert purchase.store_id == payloads[purchase.item_id]["store_id"]
+    low, high = log.popularity_range()
+    assert log.get("popularity_range") == f"{low},{high}"
+    again = run_simulation(store, log, SimulationConfig(users=2, seed=5))
+    assert [u.id for u in again.users] == ["sim-00011", "sim-00012"]
+
+
+def test_popularity_sync_rebuilds_the_payload(store: VectorStore, log: EventLog) -> None:
+    items = _items(1)
+    _ingest(store, items)
+    run_simulation(store, log, SimulationConfig(users=3, seed=4))
+    store.set_payload([point_id(i.item_id) for i in items], {"popularity": -1.0})
+    assert sync_popularity(store, log) == len(items)
+    assert all(v["popularity"] >= 0 for v in _payloads(store).values())  # type: ignore[operator]
+
+
+def _csv(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_import_creates_users_and_estimates_trendiness(
+    store: VectorStore, log: EventLog, tmp_path: Path
+) -> None:
+    items = _items(1)
+    _ingest(store, items)
+    set_stores(store, log, generate_stores(2, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
+    dress = "WOMEN-Dresses-id_00000001-01_1_front"
+    skirt = "WOMEN-Skirts-id_00000002-01_2_side"
+    log_file = _csv(
+        tmp_path / "p.csv",
+        "user_id,item_id,timestamp\n"
+        f"alice,{skirt},2025-03-02T10:00:00Z\n"
+        f"alice,{dress},2025-03-01T10:00:00+01:00\n"
+        f"bob,{dress},2025-04-01\n",
+    )
+    summary = import_purchases(store, log, log_file)
+    assert (summary.purchases, summary.new_users, summary.items) == (3, 2, 2)
+    alice = log.user("alice")
+    assert alice is not None and alice.gender == "WOMEN"
+    # popularity after the import: dress 2, skirt 1, others 0 → normalised 1.0 and 0.5
+    assert alice.trendiness == pytest.approx(0.75)
+    bob = log.user("bob")
+    assert bob is not None and bob.trendiness == pytest.approx(1.0)
+    assert [p.item_id for p in log.purchases("alice")] == [dress, skirt]  # time order
+    assert _payloads(store)[dress]["popularity"] == 2.0
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("user_id,item_id\nu,x\n", r"p.csv: missing column\(s\) timestamp"),
+        ("user_id,item_id,timestamp\nu,MEN-Denim-id_00000004-01_1_front,yesterday\n",
+         r"p.csv:2: bad timestamp 'yesterday'"),
+        ("user_id,item_id,timestamp\nu,MEN-Denim-id_00000004-01_1_front,2025-01-01\n"
+         "v,no-such-item,2025-01-02\nw,other,2025-01-03\n",
+         r"p.csv:3: unknown item 'no-such-item' \(and 1 more problem\(s\)\)"),
+        ("user_id,item_id,timestamp,trendiness\nu,MEN-Denim-id_00000004-01_1_front,2025-01-01,7\n",
+         r"p.csv:2: trendiness '7' is not a number in \[0, 1\]"),
+    ],
+)  # fmt: skip
+def test_bad_logs_import_nothing(
+    store: VectorStore, log: EventLog, tmp_path: Path, body: str, message: str
+) -> None:
+    _ingest(store, _items(1))
+    with pytest.raises(FashionrecError, match=message) as info:
+        import_purchases(store, log, _csv(tmp_path / "p.csv", body))
+    assert str(info.value).endswith("nothing imported")
+    assert log.purchase_count() == 0 and log.user_ids() == []
+
+
+def test_export_then_import_round_trips(store: VectorStore, log: EventLog, tmp_path: Path) -> None:
+    _ingest(store, _items(1))
+    run_simulation(store, log, SimulationConfig(users=5, seed=2))
+    exported = tmp_path / "all.csv"
+    assert export_purchases(log, exported) == log.purchase_count()
+    fresh = EventLog(tmp_path / "fresh.sqlite")
+    fresh.replace_stores(log.stores(), Region.around([s.location for s in log.stores()]), 42)
+    import_purchases(store, fresh, exported)
+    assert list(fresh.purchases()) == list(log.purchases())
+    assert fresh.user_ids() == log.user_ids()
+    for user_id in log.user_ids():
+        old, new = log.user(user_id), fresh.user(user_id)
+        assert old is not None and new is not None
+        assert (old.gender, old.trendiness) == (new.gender, new.trendiness)
+
+
+def test_moved_stores_move_their_items(store: VectorStore, log: EventLog) -> None:
+    _ingest(store, _items(1))
+    set_stores(store, log, generate_stores(2, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
+    before = _payloads(store)
+    moved = generate_stores(2, DEFAULT_REGION, seed=9)  # same ids, other places
+    assert set_stores(store, log, moved, DEFAULT_REGION, seed=1) == len(before)
+    after = _payloads(store)
+    location = {s.id: s.location.payload() for s in moved}
+    for item, payload in after.items():
+        assert payload["store_id"] == before[item]["store_id"]
+        assert payload["store_location"] == location[str(payload["store_id"])]
