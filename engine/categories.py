@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
+
+from engine.errors import FashionrecError
 
 GENDERS: Final = ("MEN", "WOMEN")
 
@@ -92,11 +98,60 @@ def group_of(category: str) -> str:
     return _GROUP_OF[category]
 
 
+@dataclass(frozen=True)
+class CategorySimilarity:
+    """CatSim: 1.0 within a category, `same_group` within a group, else a per-pair table.
+
+    The default is the paper's matrix; `from_toml` reads another, e.g.::
+
+        same_category = 1.0
+        same_group = 0.8
+        [cross]
+        AB = 0.2   # group letters as in GROUPS; missing pairs are 0
+    """
+
+    same_category: float = SAME_CATEGORY
+    same_group: float = SAME_GROUP
+    cross: Mapping[frozenset[str], float] = field(default_factory=lambda: dict(CROSS_GROUP))
+
+    def __call__(self, a: str, b: str) -> float:
+        if a == b:
+            return self.same_category
+        ga, gb = _GROUP_OF.get(a), _GROUP_OF.get(b)
+        if ga is None or gb is None:
+            return 0.0
+        if ga == gb:
+            return self.same_group
+        return self.cross.get(frozenset((ga, gb)), 0.0)
+
+    @classmethod
+    def from_toml(cls, path: Path) -> CategorySimilarity:
+        """Read a CatSim matrix from TOML; FashionrecError naming the file on bad content."""
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise FashionrecError(f"{path}: cannot read the category matrix ({exc})") from None
+        cross: dict[frozenset[str], float] = {}
+        for pair, value in dict(data.get("cross", {})).items():
+            if len(pair) != 2 or not set(pair) <= set(GROUPS) or pair[0] == pair[1]:
+                raise FashionrecError(f"{path}: [cross] key {pair!r} is not two group letters")
+            cross[frozenset(pair)] = _unit(path, f"cross.{pair}", value)
+        return cls(
+            _unit(path, "same_category", data.get("same_category", SAME_CATEGORY)),
+            _unit(path, "same_group", data.get("same_group", SAME_GROUP)),
+            cross,
+        )
+
+
+def _unit(path: Path, key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise FashionrecError(f"{path}: {key} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
 def category_similarity(a: str, b: str) -> float:
-    """CatSim between two canonical categories (1.0 same, 0.8 same group, else the table)."""
-    if a == b:
-        return SAME_CATEGORY
-    ga, gb = _GROUP_OF[a], _GROUP_OF[b]
-    if ga == gb:
-        return SAME_GROUP
-    return CROSS_GROUP[frozenset((ga, gb))]
+    """CatSim of the paper's matrix between two categories."""
+    return PAPER_MATRIX(a, b)
+
+
+PAPER_MATRIX: Final = CategorySimilarity()

@@ -16,6 +16,7 @@ from engine.categories import group_of
 from engine.errors import StoreError
 
 COLLECTION: Final = "fashionrec"
+SEARCH_EF: Final = 128  # HNSW ef at query time (at least the number of candidates)
 _NAMESPACE: Final = uuid.UUID("6f1c2b1e-3d4a-5b6c-8d7e-9fa0b1c2d3e4")
 
 KEYWORD_FIELDS: Final = (
@@ -57,12 +58,43 @@ def item_payload(item: Item, masked: bool) -> Payload:
 
 
 @dataclass(frozen=True)
+class Near:
+    """Points whose geo field lies within km of a centre."""
+
+    field: str
+    lat: float
+    lon: float
+    km: float
+
+
+@dataclass(frozen=True)
 class Filter:
     """A conjunction of the conditions the engine needs; empty matches everything."""
 
     equals: Mapping[str, str] = field(default_factory=dict)  # keyword fields only
     has_vector: str | None = None
     ids: frozenset[str] | None = None
+    exclude: Mapping[str, frozenset[str]] = field(default_factory=dict)  # keyword not in set
+    near: Near | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    """One nearest-neighbour search: a vector of a named space, a filter and a size."""
+
+    vector: NDArray[np.float32]
+    using: str
+    limit: int
+    filter: Filter | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: point id, cosine similarity and the asked payload fields."""
+
+    id: str
+    score: float
+    payload: Payload
 
 
 @dataclass(frozen=True)
@@ -138,9 +170,21 @@ class VectorStore(ABC):
 
     @abstractmethod
     def scroll(
-        self, fields: Sequence[str], flt: Filter | None = None, page: int = 1000
+        self,
+        fields: Sequence[str],
+        flt: Filter | None = None,
+        page: int = 1000,
+        vector: str | None = None,
     ) -> Iterator[Record]:
-        """Every point matching the filter, with only the given payload fields, page by page."""
+        """Every point matching the filter, with the given payload fields (and one vector)."""
+
+    @abstractmethod
+    def search(self, queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
+        """Run several filtered nearest-neighbour searches in one batch call."""
+
+    @abstractmethod
+    def value_range(self, key: str) -> tuple[float, float] | None:
+        """(min, max) of a numeric payload field over all points, via its index."""
 
     @abstractmethod
     def set_payload(self, ids: Sequence[str], payload: Payload) -> None:

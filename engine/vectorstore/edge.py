@@ -15,9 +15,12 @@ from engine.vectorstore.base import (
     FLOAT_FIELDS,
     GEO_FIELDS,
     KEYWORD_FIELDS,
+    SEARCH_EF,
     Filter,
+    Hit,
     Payload,
     PointBatch,
+    Query,
     Record,
     VectorStore,
     make_record,
@@ -35,7 +38,18 @@ def _translate(flt: Filter | None) -> qe.Filter | None:
         must.append(qe.HasVectorCondition(flt.has_vector))
     if flt.ids is not None:
         must.append(qe.HasIdCondition(set(flt.ids)))
-    return qe.Filter(must=must) if must else None
+    if flt.near is not None:
+        centre = qe.GeoPoint(lon=flt.near.lon, lat=flt.near.lat)
+        radius = qe.GeoRadius(center=centre, radius=flt.near.km * 1000.0)
+        must.append(qe.FieldCondition(flt.near.field, geo_radius=radius))
+    must_not: list[Any] = [
+        qe.FieldCondition(k, match=qe.MatchAny(sorted(values)))
+        for k, values in flt.exclude.items()
+        if values
+    ]
+    if not must and not must_not:
+        return None
+    return qe.Filter(must=must or None, must_not=must_not or None)
 
 
 def _open_error(path: Path, exc: Exception) -> StoreError:
@@ -126,7 +140,11 @@ class EdgeStore(VectorStore):
             self.shard.update(qe.UpdateOperation.set_payload([pid], payload))
 
     def scroll(
-        self, fields: Sequence[str], flt: Filter | None = None, page: int = 1000
+        self,
+        fields: Sequence[str],
+        flt: Filter | None = None,
+        page: int = 1000,
+        vector: str | None = None,
     ) -> Iterator[Record]:
         if self._shard is None:
             return
@@ -134,12 +152,45 @@ class EdgeStore(VectorStore):
         while True:
             records, offset = self.shard.scroll(
                 qe.ScrollRequest(
-                    offset=offset, limit=page, filter=_translate(flt), with_payload=list(fields)
+                    offset=offset,
+                    limit=page,
+                    filter=_translate(flt),
+                    with_payload=list(fields),
+                    with_vector=[vector] if vector else False,
                 )
             )
-            yield from (make_record(r.id, r.payload, None, None) for r in records)
+            yield from (make_record(r.id, r.payload, r.vector, vector) for r in records)
             if offset is None:
                 return
+
+    def search(self, queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
+        if not queries:
+            return []
+        requests = [
+            qe.QueryRequest(
+                limit=q.limit,
+                query=qe.Query.Nearest(q.vector.tolist(), using=q.using),
+                filter=_translate(q.filter),
+                with_payload=list(fields),
+                params=qe.SearchParams(hnsw_ef=max(SEARCH_EF, q.limit)),
+            )
+            for q in queries
+        ]
+        results = self.shard.query_batch(qe.QueryBatchRequest(requests))
+        return [[Hit(str(p.id), p.score, dict(p.payload or {})) for p in hits] for hits in results]
+
+    def value_range(self, key: str) -> tuple[float, float] | None:
+        if self._shard is None:
+            return None
+        ends = []
+        for direction in (qe.Direction.Asc, qe.Direction.Desc):
+            records, _ = self.shard.scroll(
+                qe.ScrollRequest(limit=1, with_payload=[key], order_by=qe.OrderBy(key, direction))
+            )
+            if not records or (records[0].payload or {}).get(key) is None:
+                return None
+            ends.append(float(records[0].payload[key]))  # type: ignore[index]
+        return ends[0], ends[1]
 
     def set_payload(self, ids: Sequence[str], payload: Payload) -> None:
         if ids:

@@ -15,9 +15,12 @@ from engine.vectorstore.base import (
     FLOAT_FIELDS,
     GEO_FIELDS,
     KEYWORD_FIELDS,
+    SEARCH_EF,
     Filter,
+    Hit,
     Payload,
     PointBatch,
+    Query,
     Record,
     VectorStore,
     make_record,
@@ -35,7 +38,18 @@ def _translate(flt: Filter | None) -> models.Filter | None:
         must.append(models.HasVectorCondition(has_vector=flt.has_vector))
     if flt.ids is not None:
         must.append(models.HasIdCondition(has_id=sorted(flt.ids)))
-    return models.Filter(must=must) if must else None
+    if flt.near is not None:
+        centre = models.GeoPoint(lon=flt.near.lon, lat=flt.near.lat)
+        radius = models.GeoRadius(center=centre, radius=flt.near.km * 1000.0)
+        must.append(models.FieldCondition(key=flt.near.field, geo_radius=radius))
+    must_not: list[Any] = [
+        models.FieldCondition(key=k, match=models.MatchAny(any=sorted(values)))
+        for k, values in flt.exclude.items()
+        if values
+    ]
+    if not must and not must_not:
+        return None
+    return models.Filter(must=must or None, must_not=must_not or None)
 
 
 class ServerStore(VectorStore):
@@ -122,7 +136,11 @@ class ServerStore(VectorStore):
         self.client.batch_update_points(self.collection, operations, wait=True)
 
     def scroll(
-        self, fields: Sequence[str], flt: Filter | None = None, page: int = 1000
+        self,
+        fields: Sequence[str],
+        flt: Filter | None = None,
+        page: int = 1000,
+        vector: str | None = None,
     ) -> Iterator[Record]:
         if not self._exists:
             return
@@ -134,11 +152,47 @@ class ServerStore(VectorStore):
                 limit=page,
                 offset=offset,
                 with_payload=list(fields),
-                with_vectors=False,
+                with_vectors=[vector] if vector else False,
             )
-            yield from (make_record(r.id, r.payload, None, None) for r in records)
+            yield from (make_record(r.id, r.payload, r.vector, vector) for r in records)
             if offset is None:
                 return
+
+    def search(self, queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
+        if not queries:
+            return []
+        requests = [
+            models.QueryRequest(
+                query=q.vector.tolist(),
+                using=q.using,
+                filter=_translate(q.filter),
+                limit=q.limit,
+                with_payload=list(fields),
+                params=models.SearchParams(hnsw_ef=max(SEARCH_EF, q.limit)),
+            )
+            for q in queries
+        ]
+        responses = self.client.query_batch_points(self.collection, requests)
+        return [
+            [Hit(str(p.id), p.score, dict(p.payload or {})) for p in response.points]
+            for response in responses
+        ]
+
+    def value_range(self, key: str) -> tuple[float, float] | None:
+        if not self._exists:
+            return None
+        ends = []
+        for direction in (models.Direction.ASC, models.Direction.DESC):
+            records, _ = self.client.scroll(
+                self.collection,
+                limit=1,
+                with_payload=[key],
+                order_by=models.OrderBy(key=key, direction=direction),
+            )
+            if not records or (records[0].payload or {}).get(key) is None:
+                return None
+            ends.append(float(records[0].payload[key]))  # type: ignore[index]
+        return ends[0], ends[1]
 
     def set_payload(self, ids: Sequence[str], payload: Payload) -> None:
         if ids:

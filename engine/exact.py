@@ -1,0 +1,99 @@
+"""Exact search in numpy over every stored vector: the reference the ANN path is checked against."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.vectorstore.base import Filter, Hit, Payload, Query, VectorStore
+
+EARTH_RADIUS_KM = 6371.009  # geopy's great-circle radius
+
+
+def haversine_km(
+    lat: float, lon: float, lats: NDArray[np.float64], lons: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Great-circle distances from one point to many, in kilometres."""
+    p1, p2 = np.radians(lat), np.radians(lats)
+    dp, dl = p2 - p1, np.radians(lons - lon)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    km: NDArray[np.float64] = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    return km
+
+
+class ExactIndex:
+    """All points of one backbone in RAM; brute-force cosine search with the same filters."""
+
+    def __init__(
+        self, ids: list[str], vectors: NDArray[np.float32], payloads: list[Payload]
+    ) -> None:
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        self.ids = ids
+        self.vectors = vectors / np.where(norms == 0, 1, norms)
+        self.payloads = payloads
+        self._columns: dict[str, NDArray[np.str_]] = {}
+        lat, lon = [], []
+        for p in payloads:
+            location = p.get("store_location")
+            ok = isinstance(location, dict)
+            lat.append(float(location["lat"]) if ok else np.nan)  # type: ignore[index]
+            lon.append(float(location["lon"]) if ok else np.nan)  # type: ignore[index]
+        self.lat, self.lon = np.array(lat), np.array(lon)
+
+    @classmethod
+    def load(cls, store: VectorStore, backbone: str, fields: Sequence[str]) -> ExactIndex:
+        """Every point that has the backbone's vector, with the given payload fields."""
+        ids, vectors, payloads = [], [], []
+        for record in store.scroll(fields, Filter(has_vector=backbone), vector=backbone):
+            assert record.vector is not None
+            ids.append(record.id)
+            vectors.append(record.vector)
+            payloads.append(record.payload)
+        return cls(ids, np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1), payloads)
+
+    def _column(self, key: str) -> NDArray[np.str_]:
+        if key not in self._columns:
+            self._columns[key] = np.array([str(p.get(key)) for p in self.payloads])
+        return self._columns[key]
+
+    def mask(self, flt: Filter | None) -> NDArray[np.bool_]:
+        """Which points pass the filter."""
+        keep = np.ones(len(self.ids), dtype=bool)
+        if flt is None:
+            return keep
+        for key, value in flt.equals.items():
+            keep &= self._column(key) == value
+        for key, values in flt.exclude.items():
+            keep &= ~np.isin(self._column(key), sorted(values))
+        if flt.ids is not None:
+            keep &= np.isin(np.array(self.ids), sorted(flt.ids))
+        if flt.near is not None:
+            km = haversine_km(flt.near.lat, flt.near.lon, self.lat, self.lon)
+            keep &= np.nan_to_num(km, nan=np.inf) <= flt.near.km
+        return keep
+
+    def search(self, queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
+        """The exact top `limit` by cosine among the points passing each query's filter."""
+        results = []
+        for query in queries:
+            rows = np.flatnonzero(self.mask(query.filter))
+            vector = query.vector / max(float(np.linalg.norm(query.vector)), 1e-12)
+            scores = self.vectors[rows] @ vector.astype(np.float32)
+            top = np.argsort(-scores, kind="stable")[: query.limit]
+            results.append(
+                [
+                    Hit(
+                        self.ids[rows[i]],
+                        float(scores[i]),
+                        {
+                            k: self.payloads[rows[i]].get(k)
+                            for k in fields
+                            if k in self.payloads[rows[i]]
+                        },
+                    )
+                    for i in top
+                ]
+            )
+        return results

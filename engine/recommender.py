@@ -1,0 +1,233 @@
+"""Recommendations: item or user → gender-filtered ANN search in Qdrant → trend-aware rerank."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from engine.categories import PAPER_MATRIX, CategorySimilarity
+from engine.errors import FashionrecError
+from engine.geo import Location, distance_km
+from engine.scoring import Weights, normalise, popularity_term, relevance
+from engine.simulation import Purchase, User
+from engine.vectorstore.base import Filter, Hit, Near, Query, Record, VectorStore, point_id
+
+HIT_FIELDS = ("item_id", "product_id", "category", "gender", "store_id", "store_location",
+              "popularity")  # fmt: skip
+Searcher = Callable[[Sequence[Query], Sequence[str]], list[list[Hit]]]
+
+
+@dataclass(frozen=True)
+class Params:
+    """What to recommend and how to rank it."""
+
+    backbone: str = "resnet50"
+    k: int = 5
+    candidates: int = 100
+    weights: Weights = field(default_factory=Weights)
+    trendiness: float = 0.5  # for item queries without a user
+    gender: str | None = None  # item queries: override the item's gender
+    max_km: float | None = None
+    at: Location | None = None  # item queries: where distances are measured from
+
+    def validate(self) -> Params:
+        """Raise FashionrecError naming the first bad value."""
+        if self.k <= 0:
+            raise FashionrecError(f"k must be positive, got {self.k}")
+        if self.candidates < self.k:
+            raise FashionrecError(f"candidates ({self.candidates}) must be at least k ({self.k})")
+        if not 0.0 <= self.trendiness <= 1.0:
+            raise FashionrecError(f"trendiness must be in [0, 1], got {self.trendiness}")
+        if self.max_km is not None and not self.max_km > 0:
+            raise FashionrecError(f"max km must be positive, got {self.max_km}")
+        self.weights.validate()
+        return self
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended item and the terms of its relevance."""
+
+    rank: int
+    item_id: str
+    product_id: str
+    category: str
+    gender: str
+    store_id: str | None
+    distance_km: float | None
+    visual: float
+    popularity: float
+    norm_popularity: float
+    popularity_term: float
+    category_sim: float
+    relevance: float
+    query_item: str
+
+
+@dataclass(frozen=True)
+class UserRecommendations:
+    """The paper's output (top-k per purchase) and one merged list for the user."""
+
+    user: User
+    per_purchase: list[tuple[Purchase, list[Recommendation]]]
+    merged: list[Recommendation]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One query: the item it starts from and the user context around it."""
+
+    item: Record
+    gender: str
+    trendiness: float
+    exclude_products: frozenset[str]
+    origin: Location | None
+
+
+class Recommender:
+    """Ranks catalog items for an item or a user, over one vector store."""
+
+    def __init__(
+        self,
+        store: VectorStore,
+        category_similarity: CategorySimilarity = PAPER_MATRIX,
+        searcher: Searcher | None = None,
+    ) -> None:
+        self.store = store
+        self.category_similarity = category_similarity
+        self.search = searcher or store.search
+
+    def _query_items(self, item_ids: Sequence[str], backbone: str) -> dict[str, Record]:
+        dims = self.store.vector_dims()
+        if not dims or self.store.count() == 0:
+            raise FashionrecError("the vector store is empty; run `fashionrec ingest PATH` first")
+        if backbone not in dims:
+            raise FashionrecError(
+                f"backbone {backbone} is not ingested (the store has {', '.join(sorted(dims))}); "
+                f"run `fashionrec ingest PATH --backbone {backbone}`"
+            )
+        records = self.store.retrieve([point_id(i) for i in item_ids], vector=backbone)
+        found = {str(r.payload.get("item_id")): r for r in records}
+        for item_id in item_ids:
+            if item_id not in found:
+                raise FashionrecError(f"unknown item {item_id!r}")
+            if found[item_id].vector is None:
+                raise FashionrecError(f"item {item_id!r} has no {backbone} vector; ingest it again")
+        return found
+
+    def for_item(self, item_id: str, params: Params) -> list[Recommendation]:
+        """Items like this one: same gender (unless overridden), other products only."""
+        params.validate()
+        item = self._query_items([item_id], params.backbone)[item_id]
+        spec = _Spec(
+            item,
+            params.gender or str(item.payload["gender"]),
+            params.trendiness,
+            frozenset({str(item.payload["product_id"])}),
+            params.at,
+        )
+        return self._rank([spec], params)[0]
+
+    def for_user(
+        self, user: User, purchases: Sequence[Purchase], params: Params
+    ) -> UserRecommendations:
+        """Top-k for each purchase (one batch search) and a merged list for the user."""
+        params.validate()
+        if not purchases:
+            raise FashionrecError(f"user {user.id!r} has no purchases to recommend from")
+        items = self._query_items(sorted({p.item_id for p in purchases}), params.backbone)
+        bought = frozenset(str(items[p.item_id].payload["product_id"]) for p in purchases)
+        specs = [
+            _Spec(items[p.item_id], user.gender, user.trendiness, bought, user.home)
+            for p in purchases
+        ]
+        lists = self._rank(specs, params)
+        best: dict[str, Recommendation] = {}
+        for recs in lists:
+            for rec in recs:
+                if rec.product_id not in best or rec.relevance > best[rec.product_id].relevance:
+                    best[rec.product_id] = rec
+        merged = sorted(best.values(), key=lambda r: (-r.relevance, r.item_id))[: params.k]
+        merged = [_ranked(r, i + 1) for i, r in enumerate(merged)]
+        return UserRecommendations(user, list(zip(purchases, lists, strict=True)), merged)
+
+    def _rank(self, specs: Sequence[_Spec], params: Params) -> list[list[Recommendation]]:
+        queries = [
+            Query(
+                vector=spec.item.vector,  # type: ignore[arg-type]
+                using=params.backbone,
+                limit=params.candidates,
+                filter=Filter(
+                    equals={"gender": spec.gender},
+                    exclude={"product_id": spec.exclude_products},
+                    near=None
+                    if params.max_km is None or spec.origin is None
+                    else Near("store_location", spec.origin.lat, spec.origin.lon, params.max_km),
+                ),
+            )
+            for spec in specs
+        ]
+        if params.max_km is not None and any(s.origin is None for s in specs):
+            raise FashionrecError("--max-km needs a location: a user, or --at LAT,LON")
+        span = self.store.value_range("popularity") or (0.0, 0.0)
+        return [
+            self._rerank(spec, hits, params, span)
+            for spec, hits in zip(specs, self.search(queries, HIT_FIELDS), strict=True)
+        ]
+
+    def _rerank(
+        self, spec: _Spec, hits: list[Hit], params: Params, span: tuple[float, float]
+    ) -> list[Recommendation]:
+        seen: set[str] = set()
+        kept = []
+        for hit in hits:  # best view per product: hits come best first
+            product = str(hit.payload.get("product_id"))
+            if product not in seen:
+                seen.add(product)
+                kept.append(hit)
+        if not kept:
+            return []
+        query_category = str(spec.item.payload["category"])
+        visual = np.array([h.score for h in kept], dtype=np.float64)
+        popularity = np.array([float(h.payload.get("popularity", 0.0)) for h in kept])
+        norm = normalise(popularity, *span)
+        category = np.array(
+            [self.category_similarity(query_category, str(h.payload.get("category"))) for h in kept]
+        )
+        distances = np.array([_distance(spec.origin, h.payload) for h in kept], dtype=np.float64)
+        score = relevance(visual, norm, spec.trendiness, category, params.weights, distances)
+        pop_term = popularity_term(norm, spec.trendiness, params.weights.gamma)
+        order = sorted(range(len(kept)), key=lambda i: (-score[i], str(kept[i].payload["item_id"])))
+        return [
+            Recommendation(
+                rank=rank,
+                item_id=str(kept[i].payload["item_id"]),
+                product_id=str(kept[i].payload.get("product_id")),
+                category=str(kept[i].payload.get("category")),
+                gender=str(kept[i].payload.get("gender")),
+                store_id=kept[i].payload.get("store_id"),
+                distance_km=None if math.isnan(distances[i]) else float(distances[i]),
+                visual=float(visual[i]),
+                popularity=float(popularity[i]),
+                norm_popularity=float(norm[i]),
+                popularity_term=float(pop_term[i]),
+                category_sim=float(category[i]),
+                relevance=float(score[i]),
+                query_item=str(spec.item.payload["item_id"]),
+            )
+            for rank, i in enumerate(order[: params.k], start=1)
+        ]
+
+
+def _distance(origin: Location | None, payload: dict[str, object]) -> float:
+    location = payload.get("store_location")
+    if origin is None or not isinstance(location, dict):
+        return math.nan
+    return distance_km(origin, Location(float(location["lat"]), float(location["lon"])))
+
+
+def _ranked(rec: Recommendation, rank: int) -> Recommendation:
+    return replace(rec, rank=rank)

@@ -1,0 +1,76 @@
+"""The relevance formula over arrays: visual, trend-matched popularity, category, distance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.errors import FashionrecError
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """w_v, w_p, w_c, γ and the optional distance term w_d·exp(−d / scale)."""
+
+    visual: float = 0.6
+    popularity: float = 0.2
+    category: float = 0.2
+    gamma: float = 2.0
+    distance: float = 0.0
+    distance_scale_km: float = 5.0
+
+    def validate(self) -> Weights:
+        """Raise FashionrecError naming the first value out of range."""
+        for name in ("visual", "popularity", "category", "distance"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise FashionrecError(f"weight {name} must be in [0, 1], got {value}")
+        if not self.gamma > 0:
+            raise FashionrecError(f"gamma must be positive, got {self.gamma}")
+        if not self.distance_scale_km > 0:
+            raise FashionrecError(f"distance scale must be positive, got {self.distance_scale_km}")
+        return self
+
+
+PAPER = Weights(visual=0.7, popularity=0.3, category=0.0, gamma=2.0)
+PRESETS = {"default": Weights(), "paper": PAPER}
+
+
+def normalise(popularity: FloatArray, low: float, high: float) -> FloatArray:
+    """Min–max normalisation on the catalog-wide range (0 when the range is empty)."""
+    if high <= low:
+        return np.zeros_like(popularity, dtype=np.float64)
+    return np.clip((popularity - low) / (high - low), 0.0, 1.0)
+
+
+def popularity_term(norm_popularity: FloatArray, trendiness: float, gamma: float) -> FloatArray:
+    """1 − |NormPop − t|^γ: 1 where popularity matches the user's trendiness."""
+    return 1.0 - np.abs(norm_popularity - trendiness) ** gamma
+
+
+def distance_term(distance_km: FloatArray, scale_km: float) -> FloatArray:
+    """exp(−d / scale); 0 where the distance is unknown (NaN)."""
+    return np.where(np.isnan(distance_km), 0.0, np.exp(-np.nan_to_num(distance_km) / scale_km))
+
+
+def relevance(
+    visual: FloatArray,
+    norm_popularity: FloatArray,
+    trendiness: float,
+    category: FloatArray,
+    weights: Weights,
+    distance_km: FloatArray | None = None,
+) -> FloatArray:
+    """w_v·VisSim + w_p·(1 − |NormPop − t|^γ) + w_c·CatSim [+ w_d·exp(−d/scale)]."""
+    score = (
+        weights.visual * visual
+        + weights.popularity * popularity_term(norm_popularity, trendiness, weights.gamma)
+        + weights.category * category
+    )
+    if weights.distance and distance_km is not None:
+        score = score + weights.distance * distance_term(distance_km, weights.distance_scale_km)
+    return score
