@@ -10,6 +10,7 @@ from cli.common import errors
 from cli.demo import demo_command
 from cli.info import info_command
 from cli.ingest import ingest_command
+from cli.recommend import recommend_command
 from cli.shoppers import popularity_app, purchases_app, simulate_command, users_app
 from cli.stores import app as stores_app
 from engine.errors import FashionrecError
@@ -26,6 +27,7 @@ app.command("info")(info_command)
 app.command("demo")(demo_command)
 app.add_typer(stores_app, name="stores")
 app.command("simulate")(simulate_command)
+app.command("recommend")(recommend_command)
 app.add_typer(purchases_app, name="purchases")
 app.add_typer(users_app, name="users")
 app.add_typer(popularity_app, name="popularity")

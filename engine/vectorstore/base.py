@@ -123,10 +123,10 @@ class PointBatch:
     vectors: NDArray[np.float32]
 
     def subset(self, rows: Sequence[int], extra: Payload | None = None) -> PointBatch:
-        """The given rows, with `extra` fields added to each payload."""
+        """The given rows, with `extra` fields added where a payload lacks them."""
         return PointBatch(
             ids=[self.ids[i] for i in rows],
-            payloads=[{**self.payloads[i], **(extra or {})} for i in rows],
+            payloads=[{**(extra or {}), **self.payloads[i]} for i in rows],
             vector_name=self.vector_name,
             vectors=self.vectors[list(rows)],
         )

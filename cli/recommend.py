@@ -1,0 +1,133 @@
+"""`fashionrec recommend`: items like an item, or for a user, as a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import HomeOption, UrlOption, console, fail, settings, world
+from engine.geo import Location
+from engine.scoring import PRESETS
+
+COLUMNS = ("rank", "item_id", "product_id", "category", "gender", "store_id", "distance_km",
+           "visual", "norm_popularity", "category_sim", "relevance")  # fmt: skip
+
+
+def _table(title: str, recs: list) -> Table:  # type: ignore[type-arg]
+    table = Table("#", "item", "product", "category", "gender", "store", "km", "visual",
+                  "popularity", "category", "relevance", title=title)  # fmt: skip
+    for r in recs:
+        km = "—" if r.distance_km is None else f"{r.distance_km:.1f}"
+        table.add_row(
+            str(r.rank), r.item_id, r.product_id, r.category, r.gender, r.store_id or "—", km,
+            f"{r.visual:.4f}", f"{r.norm_popularity:.2f}", f"{r.category_sim:.1f}",
+            f"{r.relevance:.3f}",
+        )  # fmt: skip
+    return table
+
+
+def _location(text: str | None) -> Location | None:
+    if text is None:
+        return None
+    try:
+        lat, lon = (float(v) for v in text.split(","))
+    except ValueError:
+        raise fail(f"--at {text!r} is not LAT,LON") from None
+    return Location(lat, lon)
+
+
+def recommend_command(
+    item: Annotated[str | None, typer.Option(help="Recommend items like this item id.")] = None,
+    user: Annotated[str | None, typer.Option(help="Recommend for this user id.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="Recommendations per list.")] = 5,
+    backbone: Annotated[str, typer.Option(help="Vector space to search.")] = "resnet50",
+    candidates: Annotated[int, typer.Option(help="ANN candidates before the rerank.")] = 100,
+    preset: Annotated[
+        str, typer.Option(help="default (0.6/0.2/0.2) or paper (0.7/0.3/0).")
+    ] = "default",
+    w_visual: Annotated[float | None, typer.Option(help="w_v, visual similarity.")] = None,
+    w_popularity: Annotated[
+        float | None, typer.Option(help="w_p, trend-matched popularity.")
+    ] = None,
+    w_category: Annotated[float | None, typer.Option(help="w_c, category similarity.")] = None,
+    gamma: Annotated[float | None, typer.Option(help="γ of 1 − |NormPop − t|^γ.")] = None,
+    w_distance: Annotated[float, typer.Option(help="w_d of w_d·exp(−d/scale).")] = 0.0,
+    distance_scale_km: Annotated[float, typer.Option(help="scale of the distance term.")] = 5.0,
+    max_km: Annotated[float | None, typer.Option(help="Only stores within this many km.")] = None,
+    trendiness: Annotated[float, typer.Option(help="t for item queries.")] = 0.5,
+    gender: Annotated[str | None, typer.Option(help="Item queries: MEN or WOMEN.")] = None,
+    at: Annotated[str | None, typer.Option(help="Item queries: LAT,LON for distances.")] = None,
+    categories: Annotated[Path | None, typer.Option(help="TOML category matrix.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    home: HomeOption = None,
+    qdrant_url: UrlOption = None,
+) -> None:
+    """Recommend for an item (--item) or a user (--user): filtered ANN search, then rerank."""
+    from engine.categories import PAPER_MATRIX, CategorySimilarity, canonical_gender
+    from engine.recommender import Params, Recommender
+
+    if (item is None) == (user is None):
+        raise fail("give exactly one of --item ITEM_ID or --user USER_ID")
+    if preset not in PRESETS:
+        raise fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    weights = PRESETS[preset]
+    overrides = {
+        "visual": w_visual,
+        "popularity": w_popularity,
+        "category": w_category,
+        "gamma": gamma,
+    }
+    weights = replace(
+        weights,
+        **{key: v for key, v in overrides.items() if v is not None},
+        distance=w_distance,
+        distance_scale_km=distance_scale_km,
+    )
+    if gender is not None and canonical_gender(gender) is None:
+        raise fail(f"--gender must be MEN or WOMEN, got {gender!r}")
+    params = Params(
+        backbone=backbone, k=k, candidates=candidates, weights=weights, trendiness=trendiness,
+        gender=canonical_gender(gender) if gender else None, max_km=max_km, at=_location(at),
+    ).validate()  # fmt: skip
+    matrix = CategorySimilarity.from_toml(categories) if categories else PAPER_MATRIX
+    with world(settings(home, qdrant_url)) as (store, log):
+        recommender = Recommender(store, matrix)
+        if item is not None:
+            lists = [(f"like {item}", recommender.for_item(item, params))]
+            header: dict[str, object] = {"item": item}
+        else:
+            shopper = log.user(user or "")
+            if shopper is None:
+                raise fail(f"unknown user {user!r}; `fashionrec users list` shows them")
+            result = recommender.for_user(shopper, list(log.purchases(shopper.id)), params)
+            lists = [(f"after {p.item_id}", recs) for p, recs in result.per_purchase]
+            lists.append(("merged", result.merged))
+            header = {"user": asdict(shopper)}
+    if as_json:
+        body = [
+            {"list": name, "recommendations": [asdict(r) for r in recs]} for name, recs in lists
+        ]
+        json.dump({**header, "lists": body}, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    elif as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(("list", *COLUMNS))
+        for name, recs in lists:
+            for r in recs:
+                writer.writerow((name, *(getattr(r, c) for c in COLUMNS)))
+    else:
+        if user is not None:
+            u = header["user"]
+            console.print(
+                f"[bold]{user}[/] · {u['gender']} · trendiness {u['trendiness']:.2f}"  # type: ignore[index]
+            )
+        for name, recs in lists:
+            console.print(_table(name, recs))

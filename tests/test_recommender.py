@@ -1,0 +1,156 @@
+"""The recommendation path on a generated catalog with known structure, on both back-ends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from engine.categories import CATEGORIES_BY_GENDER
+from engine.errors import FashionrecError
+from engine.exact import ExactIndex
+from engine.geo import Location, distance_km
+from engine.recommender import HIT_FIELDS, Params, Recommender
+from engine.scoring import Weights
+from engine.simulation import Purchase, User
+from engine.vectorstore.base import PointBatch, VectorStore, point_id
+
+DIM = 48
+STORES = {
+    "S01": Location(48.86, 2.35),  # central Paris
+    "S02": Location(48.80, 2.13),  # Versailles, ~18 km away
+    "S03": Location(49.05, 2.08),  # Cergy, ~30 km away
+}
+HOME = Location(48.8566, 2.3522)
+
+
+def build_catalog(store: VectorStore, products_per_category: int = 6, seed: int = 0) -> list[dict]:
+    """Products in every gender/category, 3 views each; vectors clustered by category,
+    then product, then view; seeded popularity and stores."""
+    rng = np.random.default_rng(seed)
+    payloads, vectors, number = [], [], 0
+    centres = {c: rng.normal(size=DIM) for cs in CATEGORIES_BY_GENDER.values() for c in cs}
+    for gender, categories in CATEGORIES_BY_GENDER.items():
+        for category in categories:
+            for _ in range(products_per_category):
+                number += 1
+                product = centres[category] + 0.6 * rng.normal(size=DIM)
+                store_id = list(STORES)[number % 3]
+                for view in ("front", "side", "back"):
+                    item_id = f"{gender}-{category}-id_{number:08d}-01_{view}"
+                    vectors.append(product + 0.2 * rng.normal(size=DIM))
+                    payloads.append({
+                        "item_id": item_id, "product_id": f"id_{number:08d}-01", "gender": gender,
+                        "category": category, "store_id": store_id,
+                        "store_location": STORES[store_id].payload(),
+                        "popularity": float(rng.integers(0, 101)),
+                    })  # fmt: skip
+    matrix = np.asarray(vectors, dtype=np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    store.ensure_vector("resnet50", DIM)
+    ids = [point_id(p["item_id"]) for p in payloads]
+    store.write(PointBatch(ids, payloads, "resnet50", matrix))
+    store.optimize()
+    return payloads
+
+
+def _user(gender: str, trendiness: float = 0.5) -> User:
+    return User("u1", gender, trendiness, HOME)
+
+
+def _buy(items: list[str]) -> list[Purchase]:
+    return [
+        Purchase("u1", i, datetime(2025, 1, 1 + n, tzinfo=UTC), None) for n, i in enumerate(items)
+    ]
+
+
+def test_engine_matches_the_exact_reference(store: VectorStore) -> None:
+    payloads = build_catalog(store)
+    engine = Recommender(store)
+    reference = Recommender(store, searcher=ExactIndex.load(store, "resnet50", HIT_FIELDS).search)
+    rng = np.random.default_rng(1)
+    params = Params(k=5, candidates=30)
+    overlaps = []
+    for index in rng.choice(len(payloads), 40, replace=False):
+        item = payloads[index]["item_id"]
+        got = [r.item_id for r in engine.for_item(item, params)]
+        want = [r.item_id for r in reference.for_item(item, params)]
+        overlaps.append(len(set(got) & set(want)) / len(want))
+    for gender in ("MEN", "WOMEN"):
+        bought = [p["item_id"] for p in payloads if p["gender"] == gender][::40][:5]
+        got_user = engine.for_user(_user(gender, 0.8), _buy(bought), params)
+        want_user = reference.for_user(_user(gender, 0.8), _buy(bought), params)
+        assert [r.item_id for r in got_user.merged] == [r.item_id for r in want_user.merged]
+    assert np.mean(overlaps) >= 0.99
+
+
+def test_gender_filter_never_leaks_and_bought_products_never_return(store: VectorStore) -> None:
+    payloads = build_catalog(store)
+    engine = Recommender(store)
+    by_id = {p["item_id"]: p for p in payloads}
+    for gender in ("MEN", "WOMEN"):
+        bought = [p["item_id"] for p in payloads if p["gender"] == gender][::7][:5]
+        products = {by_id[i]["product_id"] for i in bought}
+        result = engine.for_user(_user(gender), _buy(bought), Params(k=10, candidates=100))
+        lists = [recs for _, recs in result.per_purchase] + [result.merged]
+        for recs in lists:
+            assert len(recs) == 10
+            assert {by_id[r.item_id]["gender"] for r in recs} == {gender}  # actual payload gender
+            assert not {r.product_id for r in recs} & products
+            assert len({r.product_id for r in recs}) == len(recs)  # one view per product
+
+
+def test_item_query_skips_its_own_product_and_can_switch_gender(store: VectorStore) -> None:
+    payloads = build_catalog(store)
+    engine = Recommender(store)
+    item = payloads[0]
+    recs = engine.for_item(item["item_id"], Params(k=5))
+    assert item["product_id"] not in {r.product_id for r in recs}
+    assert all(r.gender == item["gender"] for r in recs)
+    other = "WOMEN" if item["gender"] == "MEN" else "MEN"
+    assert all(r.gender == other for r in engine.for_item(item["item_id"], Params(gender=other)))
+
+
+def test_popularity_weight_pulls_towards_the_users_trendiness(store: VectorStore) -> None:
+    payloads = build_catalog(store)
+    engine = Recommender(store)
+    bought = [p["item_id"] for p in payloads if p["gender"] == "WOMEN"][::9][:5]
+    gaps = []
+    for w_p in (0.0, 0.4, 0.8):
+        weights = Weights(visual=1.0 - w_p, popularity=w_p, category=0.0)
+        result = engine.for_user(_user("WOMEN", 0.9), _buy(bought), Params(k=10, weights=weights))
+        recs = [r for _, rs in result.per_purchase for r in rs]
+        gaps.append(np.mean([abs(r.norm_popularity - 0.9) for r in recs]))
+    assert gaps[0] > gaps[1] > gaps[2]
+    assert gaps[2] < 0.15
+
+
+def test_max_km_excludes_far_stores(store: VectorStore) -> None:
+    payloads = build_catalog(store)
+    engine = Recommender(store)
+    bought = [p["item_id"] for p in payloads if p["gender"] == "MEN"][:2]
+    near = engine.for_user(_user("MEN"), _buy(bought), Params(k=5, max_km=20.0))
+    stores = {r.store_id for _, rs in near.per_purchase for r in rs}
+    assert stores <= {"S01", "S02"} and stores
+    for _, recs in near.per_purchase:
+        for r in recs:
+            assert r.distance_km is not None and r.distance_km <= 20.0
+            assert r.distance_km == pytest.approx(distance_km(HOME, STORES[str(r.store_id)]))
+    close = engine.for_user(_user("MEN"), _buy(bought), Params(k=5, max_km=5.0))
+    assert {r.store_id for _, rs in close.per_purchase for r in rs} == {"S01"}
+
+
+def test_errors_name_what_is_wrong(store: VectorStore) -> None:
+    engine = Recommender(store)
+    with pytest.raises(FashionrecError, match="the vector store is empty"):
+        engine.for_item("x", Params())
+    payloads = build_catalog(store)
+    with pytest.raises(FashionrecError, match="unknown item 'nope'"):
+        engine.for_item("nope", Params())
+    with pytest.raises(FashionrecError, match="backbone vgg16 is not ingested"):
+        engine.for_item("nope", Params(backbone="vgg16"))
+    with pytest.raises(FashionrecError, match="k must be positive"):
+        engine.for_item("nope", Params(k=0))
+    with pytest.raises(FashionrecError, match="--max-km needs a location"):
+        engine.for_item(payloads[0]["item_id"], Params(max_km=3))
