@@ -9,6 +9,7 @@ import typer
 from cli.common import HomeOption, console, settings, world
 from cli.info import info_command
 from cli.ingest import parse_backbones, run_ingest
+from cli.recommend import recommend_command
 from cli.shoppers import users_show
 
 
@@ -63,3 +64,5 @@ def demo_command(
         low, high = log.popularity_range()
         console.print(f"popularity range over the catalog: {low}..{high}")
     users_show("sim-00001", home=config.home, qdrant_url=None)
+    console.print("[bold]Recommendations[/] for sim-00001 (top 5 per purchase, then merged):")
+    recommend_command(user="sim-00001", home=config.home)

@@ -7,28 +7,42 @@ import json
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from cli.common import HomeOption, UrlOption, console, fail, settings, world
 from engine.geo import Location
 from engine.scoring import PRESETS
 
+if TYPE_CHECKING:
+    from engine.recommender import Recommendation
+
 COLUMNS = ("rank", "item_id", "product_id", "category", "gender", "store_id", "distance_km",
            "visual", "norm_popularity", "category_sim", "relevance")  # fmt: skip
 
 
-def _table(title: str, recs: list) -> Table:  # type: ignore[type-arg]
-    table = Table("#", "item", "product", "category", "gender", "store", "km", "visual",
-                  "popularity", "category", "relevance", title=title)  # fmt: skip
+def _table(title: str, recs: list[Recommendation], wide: bool) -> Table:
+    """The recommendations as a table; narrow terminals drop product and gender (the item id
+    holds the product, and every row has the query's gender)."""
+    text = [("item", 12), ("product", 11), ("category", 8), ("gender", 5)]
+    if not wide:
+        text = [text[0], text[2]]
+    numbers = ("store", "km", "visual", "pop.", "cat.", "relev.")
+    table = Table(
+        Column("#", no_wrap=True),
+        *(Column(h, overflow="fold", min_width=w) for h, w in text),
+        *(Column(h, no_wrap=True, justify="right") for h in numbers),
+        title=title,
+        padding=(0, 1),
+    )
     for r in recs:
         km = "—" if r.distance_km is None else f"{r.distance_km:.1f}"
+        cells = [r.item_id, r.product_id, r.category, r.gender] if wide else [r.item_id, r.category]
         table.add_row(
-            str(r.rank), r.item_id, r.product_id, r.category, r.gender, r.store_id or "—", km,
-            f"{r.visual:.4f}", f"{r.norm_popularity:.2f}", f"{r.category_sim:.1f}",
-            f"{r.relevance:.3f}",
+            str(r.rank), *cells, r.store_id or "—", km, f"{r.visual:.4f}",
+            f"{r.norm_popularity:.2f}", f"{r.category_sim:.1f}", f"{r.relevance:.3f}",
         )  # fmt: skip
     return table
 
@@ -130,4 +144,4 @@ def recommend_command(
                 f"[bold]{user}[/] · {u['gender']} · trendiness {u['trendiness']:.2f}"  # type: ignore[index]
             )
         for name, recs in lists:
-            console.print(_table(name, recs))
+            console.print(_table(name, recs, wide=console.width >= 140))

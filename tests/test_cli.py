@@ -109,3 +109,45 @@ def test_stores_simulate_users_purchases(tmp_path: Path) -> None:
     assert synced.returncode == 0 and "popularity of 30 item(s) written" in synced.stdout
     region = fashionrec("stores", "generate", "--region", "1,2,3", home=home)
     assert region.returncode == 1 and "LAT_MIN,LAT_MAX,LON_MIN,LON_MAX" in region.stderr
+
+
+def test_recommend_for_a_user_and_an_item(tmp_path: Path) -> None:
+    import json
+
+    home = tmp_path / "home"
+    _home_with_items(home)
+    assert fashionrec("simulate", "--users", "3", home=home).returncode == 0
+    result = fashionrec("recommend", "--user", "sim-00001", "--json", "-k", "3", home=home)
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["user"]["id"] == "sim-00001"
+    assert body["lists"][-1]["list"] == "merged"
+    for entry in body["lists"]:
+        assert 1 <= len(entry["recommendations"]) <= 3
+        for rec in entry["recommendations"]:
+            assert rec["gender"] == body["user"]["gender"] and rec["distance_km"] is not None
+    item = body["lists"][0]["recommendations"][0]["item_id"]
+    table = fashionrec("recommend", "--item", item, "--preset", "paper", "--csv", home=home)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.strip().splitlines()
+    # the catalog has 4 products of that gender: the item's own product is never returned
+    assert lines[0].startswith("list,rank,item_id") and len(lines) == 1 + 3
+
+
+def test_recommend_errors(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _home_with_items(home)
+    cases = {
+        ("recommend",): "give exactly one of --item ITEM_ID or --user USER_ID",
+        ("recommend", "--item", "nope"): "unknown item 'nope'",
+        ("recommend", "--user", "nobody"): "unknown user 'nobody'",
+        ("recommend", "--item", "x", "--w-visual", "2"): "weight visual must be in [0, 1], got 2.0",
+        ("recommend", "--item", "x", "--gamma", "0"): "gamma must be positive",
+        ("recommend", "--item", "x", "-k", "0"): "k must be positive",
+        ("recommend", "--item", "x", "--backbone", "vgg16"): "backbone vgg16 is not ingested",
+    }
+    for args, message in cases.items():
+        result = fashionrec(*args, home=home)
+        assert result.returncode == 1, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, result.stderr)
