@@ -7,20 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from engine.geo import Location, distances_km
 from engine.vectorstore.base import Filter, Hit, Payload, Query, VectorStore
-
-EARTH_RADIUS_KM = 6371.009  # geopy's great-circle radius
-
-
-def haversine_km(
-    lat: float, lon: float, lats: NDArray[np.float64], lons: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """Great-circle distances from one point to many, in kilometres."""
-    p1, p2 = np.radians(lat), np.radians(lats)
-    dp, dl = p2 - p1, np.radians(lons - lon)
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    km: NDArray[np.float64] = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-    return km
 
 
 class ExactIndex:
@@ -70,7 +58,7 @@ class ExactIndex:
         if flt.ids is not None:
             keep &= np.isin(np.array(self.ids), sorted(flt.ids))
         if flt.near is not None:
-            km = haversine_km(flt.near.lat, flt.near.lon, self.lat, self.lon)
+            km = distances_km(Location(flt.near.lat, flt.near.lon), self.lat, self.lon)
             keep &= np.nan_to_num(km, nan=np.inf) <= flt.near.km
         return keep
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from geopy.distance import great_circle
+import numpy as np
+from geopy.distance import EARTH_RADIUS, great_circle
+from numpy.typing import NDArray
 
 from engine.errors import FashionrecError
 
@@ -71,3 +73,17 @@ DEFAULT_REGION = Region(48.72, 49.0, 2.18, 2.58)
 def distance_km(a: Location, b: Location) -> float:
     """Great-circle distance between two points, in kilometres."""
     return float(great_circle((a.lat, a.lon), (b.lat, b.lon)).km)
+
+
+def distances_km(
+    origin: Location, lats: NDArray[np.float64], lons: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Great-circle distances from one point to many (NaN stays NaN), vectorised.
+
+    The haversine formula on geopy's Earth radius, so it agrees with distance_km.
+    """
+    p1, p2 = np.radians(origin.lat), np.radians(lats)
+    dp, dl = p2 - p1, np.radians(lons - origin.lon)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    km: NDArray[np.float64] = 2 * EARTH_RADIUS * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    return km

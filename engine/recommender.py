@@ -10,7 +10,7 @@ import numpy as np
 
 from engine.categories import PAPER_MATRIX, CategorySimilarity
 from engine.errors import FashionrecError
-from engine.geo import Location, distance_km
+from engine.geo import Location, distances_km
 from engine.scoring import Weights, normalise, popularity_term, relevance
 from engine.simulation import Purchase, User
 from engine.vectorstore.base import Filter, Hit, Near, Query, Record, VectorStore, point_id
@@ -102,7 +102,7 @@ class Recommender:
 
     def _query_items(self, item_ids: Sequence[str], backbone: str) -> dict[str, Record]:
         dims = self.store.vector_dims()
-        if not dims or self.store.count() == 0:
+        if not dims:
             raise FashionrecError("the vector store is empty; run `fashionrec ingest PATH` first")
         if backbone not in dims:
             raise FashionrecError(
@@ -197,7 +197,7 @@ class Recommender:
         category = np.array(
             [self.category_similarity(query_category, str(h.payload.get("category"))) for h in kept]
         )
-        distances = np.array([_distance(spec.origin, h.payload) for h in kept], dtype=np.float64)
+        distances = _distances(spec.origin, kept)
         score = relevance(visual, norm, spec.trendiness, category, params.weights, distances)
         pop_term = popularity_term(norm, spec.trendiness, params.weights.gamma)
         order = sorted(range(len(kept)), key=lambda i: (-score[i], str(kept[i].payload["item_id"])))
@@ -222,11 +222,14 @@ class Recommender:
         ]
 
 
-def _distance(origin: Location | None, payload: dict[str, object]) -> float:
-    location = payload.get("store_location")
-    if origin is None or not isinstance(location, dict):
-        return math.nan
-    return distance_km(origin, Location(float(location["lat"]), float(location["lon"])))
+def _distances(origin: Location | None, hits: list[Hit]) -> np.ndarray:
+    """Kilometres from the origin to each hit's store (NaN where either is unknown)."""
+    points = [h.payload.get("store_location") for h in hits]
+    lats = np.array([p["lat"] if isinstance(p, dict) else np.nan for p in points], dtype=float)
+    lons = np.array([p["lon"] if isinstance(p, dict) else np.nan for p in points], dtype=float)
+    if origin is None:
+        return np.full(len(hits), np.nan)
+    return distances_km(origin, lats, lons)
 
 
 def _ranked(rec: Recommendation, rank: int) -> Recommendation:

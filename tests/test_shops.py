@@ -59,3 +59,17 @@ def test_new_products_fill_the_least_loaded_stores() -> None:
     loads = {"Dresses": {"S01": 2, "S02": 0, "S03": 1}}
     new = assign_stores({"Dresses": ["a", "b", "c"]}, ["S01", "S02", "S03"], 1, loads)
     assert Counter(new.values()) == {"S02": 2, "S03": 1}
+
+
+def test_vectorised_distances_agree_with_geopy() -> None:
+    import numpy as np
+
+    from engine.geo import distances_km
+
+    origin = Location(48.8566, 2.3522)
+    lats = np.array([51.5074, 48.80, 49.05, np.nan])
+    lons = np.array([-0.1278, 2.13, 2.08, 2.0])
+    got = distances_km(origin, lats, lons)
+    want = [distance_km(origin, Location(a, b)) for a, b in zip(lats[:3], lons[:3], strict=True)]
+    np.testing.assert_allclose(got[:3], want, rtol=1e-9)
+    assert np.isnan(got[3])
