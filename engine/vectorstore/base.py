@@ -16,7 +16,15 @@ from engine.categories import group_of
 from engine.errors import StoreError
 
 COLLECTION: Final = "fashionrec"
-SEARCH_EF: Final = 128  # HNSW ef at query time (at least the number of candidates)
+SEARCH_EF: Final = 128  # least HNSW ef at query time; a search uses max(this, 2 × limit)
+OVERSAMPLING: Final = 2.0  # quantized candidates per result, rescored on the original vectors
+
+
+def search_ef(limit: int) -> int:
+    """The HNSW ef for a search of `limit` results."""
+    return max(SEARCH_EF, 2 * limit)
+
+
 _NAMESPACE: Final = uuid.UUID("6f1c2b1e-3d4a-5b6c-8d7e-9fa0b1c2d3e4")
 
 KEYWORD_FIELDS: Final = (

@@ -15,7 +15,7 @@ from engine.vectorstore.base import (
     FLOAT_FIELDS,
     GEO_FIELDS,
     KEYWORD_FIELDS,
-    SEARCH_EF,
+    OVERSAMPLING,
     Filter,
     Hit,
     Payload,
@@ -24,6 +24,7 @@ from engine.vectorstore.base import (
     Record,
     VectorStore,
     make_record,
+    search_ef,
 )
 
 CONFIG_FILE: Final = "edge_config.json"
@@ -181,7 +182,12 @@ class EdgeStore(VectorStore):
                 query=qe.Query.Nearest(q.vector.tolist(), using=q.using),
                 filter=_translate(q.filter),
                 with_payload=list(fields),
-                params=qe.SearchParams(hnsw_ef=max(SEARCH_EF, q.limit)),
+                params=qe.SearchParams(
+                    hnsw_ef=search_ef(q.limit),
+                    quantization=qe.QuantizationSearchParams(
+                        rescore=True, oversampling=OVERSAMPLING
+                    ),
+                ),
             )
             for q in queries
         ]

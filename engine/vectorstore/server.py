@@ -15,7 +15,7 @@ from engine.vectorstore.base import (
     FLOAT_FIELDS,
     GEO_FIELDS,
     KEYWORD_FIELDS,
-    SEARCH_EF,
+    OVERSAMPLING,
     Filter,
     Hit,
     Payload,
@@ -24,6 +24,7 @@ from engine.vectorstore.base import (
     Record,
     VectorStore,
     make_record,
+    search_ef,
 )
 
 
@@ -168,7 +169,12 @@ class ServerStore(VectorStore):
                 filter=_translate(q.filter),
                 limit=q.limit,
                 with_payload=list(fields),
-                params=models.SearchParams(hnsw_ef=max(SEARCH_EF, q.limit)),
+                params=models.SearchParams(
+                    hnsw_ef=search_ef(q.limit),
+                    quantization=models.QuantizationSearchParams(
+                        rescore=True, oversampling=OVERSAMPLING
+                    ),
+                ),
             )
             for q in queries
         ]
