@@ -157,18 +157,18 @@ def main() -> None:
             for user, bought in queries[:5]:  # warm-up
                 engine.for_user(user, bought, params)
             timings, exact_timings, recalls = [], [], []
-            for user, bought in queries:
+            got = []
+            for user, bought in queries:  # the engine alone, then exact search alone
                 start = time.perf_counter()
-                got = engine.for_user(user, bought, params)
+                got.append(engine.for_user(user, bought, params))
                 timings.append(time.perf_counter() - start)
+            for (user, bought), mine in zip(queries, got, strict=True):
                 start = time.perf_counter()
                 want = exact.for_user(user, bought, params)
                 exact_timings.append(time.perf_counter() - start)
-                pairs = [*zip(got.per_purchase, want.per_purchase, strict=True)]
-                for (_, a), (_, b) in pairs:
-                    recalls.append(
-                        len({r.item_id for r in a} & {r.item_id for r in b}) / max(1, len(b))
-                    )
+                for (_, a), (_, b) in zip(mine.per_purchase, want.per_purchase, strict=True):
+                    same = {r.item_id for r in a} & {r.item_id for r in b}
+                    recalls.append(len(same) / max(1, len(b)))
             store.close()
         p50, p99 = percentiles(timings)
         e50, _ = percentiles(exact_timings)
