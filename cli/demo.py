@@ -7,15 +7,17 @@ from typing import Annotated
 import typer
 
 from cli.common import HomeOption, console, settings, world
+from cli.evaluate import evaluate_command
 from cli.info import info_command
 from cli.ingest import parse_backbones, run_ingest
 from cli.recommend import recommend_command
 from cli.shoppers import users_show
+from engine.backbones import BACKBONES
 
 
 def demo_command(
     backbone: Annotated[
-        list[str] | None, typer.Option(help="Backbones to embed with (default resnet50).")
+        list[str] | None, typer.Option(help="Backbones to embed with (default: all three).")
     ] = None,
     products: Annotated[int, typer.Option(help="Products per gender and category.")] = 2,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
@@ -31,11 +33,12 @@ def demo_command(
         f"(23 gender/category pairs, all 17 categories, {products} products each, 3 views) "
         f"in {catalog.images.parent}"
     )
+    names = parse_backbones(backbone or list(BACKBONES))
     run_ingest(
         config,
         catalog.images,
         masks=catalog.masks,
-        backbones=parse_backbones(backbone or ["resnet50"]),
+        backbones=names,
         weights="random",
         workers=workers,
     )
@@ -66,3 +69,11 @@ def demo_command(
     users_show("sim-00001", home=config.home, qdrant_url=None)
     console.print("[bold]Recommendations[/] for sim-00001 (top 5 per purchase, then merged):")
     recommend_command(user="sim-00001", home=config.home)
+    console.print("[bold]Evaluation[/] (20 simulated users, every ingested backbone):")
+    evaluate_command(
+        users=20,
+        backbones=",".join(names),
+        out=config.home / "results",
+        name="demo",
+        home=config.home,
+    )

@@ -8,6 +8,7 @@ import typer
 
 from cli.common import errors
 from cli.demo import demo_command
+from cli.evaluate import evaluate_command, show_command
 from cli.info import info_command
 from cli.ingest import ingest_command
 from cli.recommend import recommend_command
@@ -28,6 +29,8 @@ app.command("demo")(demo_command)
 app.add_typer(stores_app, name="stores")
 app.command("simulate")(simulate_command)
 app.command("recommend")(recommend_command)
+app.command("evaluate")(evaluate_command)
+app.command("show")(show_command)
 app.add_typer(purchases_app, name="purchases")
 app.add_typer(users_app, name="users")
 app.add_typer(popularity_app, name="popularity")

@@ -128,6 +128,9 @@ class Embedder:
     ) -> None:
         self.spec = spec(name)
         self.random_init = str(weights) == RANDOM
+        self.weights_label = (
+            str(weights) if str(weights) in (RANDOM, IMAGENET) else Path(weights).name
+        )
         self.device = resolve_device(device)
         if precision == "auto":
             use_bf16 = self.device.type == "cuda" or cpu_supports_bf16()

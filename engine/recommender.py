@@ -77,6 +77,15 @@ class UserRecommendations:
 
 
 @dataclass(frozen=True)
+class Popularity:
+    """Popularity to rank with instead of the payload's (e.g. a simulation held in memory)."""
+
+    values: dict[str, float]
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class _Spec:
     """One query: the item it starts from and the user context around it."""
 
@@ -95,10 +104,12 @@ class Recommender:
         store: VectorStore,
         category_similarity: CategorySimilarity = PAPER_MATRIX,
         searcher: Searcher | None = None,
+        popularity: Popularity | None = None,
     ) -> None:
         self.store = store
         self.category_similarity = category_similarity
         self.search = searcher or store.search
+        self.popularity = popularity
 
     def _query_items(self, item_ids: Sequence[str], backbone: str) -> dict[str, Record]:
         dims = self.store.vector_dims()
@@ -172,7 +183,10 @@ class Recommender:
         ]
         if params.max_km is not None and any(s.origin is None for s in specs):
             raise FashionrecError("--max-km needs a location: a user, or --at LAT,LON")
-        span = self.store.value_range("popularity") or (0.0, 0.0)
+        if self.popularity is not None:
+            span = (self.popularity.low, self.popularity.high)
+        else:
+            span = self.store.value_range("popularity") or (0.0, 0.0)
         return [
             self._rerank(spec, hits, params, span)
             for spec, hits in zip(specs, self.search(queries, HIT_FIELDS), strict=True)
@@ -192,7 +206,11 @@ class Recommender:
             return []
         query_category = str(spec.item.payload["category"])
         visual = np.array([h.score for h in kept], dtype=np.float64)
-        popularity = np.array([float(h.payload.get("popularity", 0.0)) for h in kept])
+        if self.popularity is not None:
+            known = self.popularity.values
+            popularity = np.array([known.get(str(h.payload["item_id"]), 0.0) for h in kept])
+        else:
+            popularity = np.array([float(h.payload.get("popularity", 0.0)) for h in kept])
         norm = normalise(popularity, *span)
         category = np.array(
             [self.category_similarity(query_category, str(h.payload.get("category"))) for h in kept]

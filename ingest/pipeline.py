@@ -17,7 +17,14 @@ from engine.embedder import Embedder
 from engine.errors import MaskMissingError
 from engine.framing import Framing
 from engine.masks import DEFAULT_REMOVED
-from engine.vectorstore.base import Filter, PointBatch, VectorStore, item_payload, point_id
+from engine.vectorstore.base import (
+    Filter,
+    PointBatch,
+    VectorStore,
+    item_payload,
+    point_id,
+    weights_field,
+)
 from ingest.reader import Batch, WorkList, collate, item_to_line
 
 MissingMask = Literal["unmasked", "skip", "fail"]
@@ -183,7 +190,10 @@ def _write_batch(
         store.write(
             PointBatch(
                 ids=[point_id(s.item.item_id) for s in samples],
-                payloads=[item_payload(s.item, s.masked) for s in samples],
+                payloads=[
+                    {**item_payload(s.item, s.masked), weights_field(name): embedder.weights_label}
+                    for s in samples
+                ],
                 vector_name=name,
                 vectors=embedder(batch.pixels[rows]),
             )

@@ -151,3 +151,29 @@ def test_recommend_errors(tmp_path: Path) -> None:
         assert result.returncode == 1, args
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (args, result.stderr)
+
+
+def test_evaluate_and_show(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _home_with_items(home)
+    missing = fashionrec("evaluate", "--backbones", "vgg16", home=home)
+    assert missing.returncode == 1
+    assert "backbone(s) vgg16 not ingested (the store has resnet50)" in missing.stderr
+    out = tmp_path / "results"
+    result = fashionrec(
+        "evaluate", "--backbones", "resnet50", "--users", "6", "--out", out, "--name", "r",
+        home=home,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "## Table 1" in result.stdout
+    assert sorted(p.name for p in (out / "r").iterdir()) == [
+        "grid.png",
+        "metrics.json",
+        "sweep.png",
+        "tables.md",
+    ]
+    assert fashionrec("simulate", "--users", "2", home=home).returncode == 0
+    grid = tmp_path / "grid.png"
+    shown = fashionrec("show", "--user", "sim-00001", "--out", grid, home=home)
+    assert shown.returncode == 0, shown.stderr
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -52,6 +52,7 @@ def test_same_points_on_edge_and_memory(
         "image": str(small_catalog.images / "WOMEN-Dresses-id_00000013-01_1_front.jpg"),
         "masked": True,
         "popularity": 0.0,
+        "weights_resnet50": "random",
     }
     edge.close()
 

@@ -42,6 +42,11 @@ GEO_FIELDS: Final = ("store_location",)
 Payload = dict[str, Any]
 
 
+def weights_field(backbone: str) -> str:
+    """The payload field recording which weights embedded an item's vector of a backbone."""
+    return f"weights_{backbone}"
+
+
 def point_id(item_id: str) -> str:
     """The deterministic point id of an item (UUID5), so re-ingesting is idempotent."""
     return str(uuid.uuid5(_NAMESPACE, item_id))
@@ -150,6 +155,10 @@ class VectorStore(ABC):
         """The named vectors the collection has, with their sizes."""
 
     @abstractmethod
+    def _index_keyword(self, key: str) -> None:
+        """Create a keyword payload index."""
+
+    @abstractmethod
     def _add_vector(self, name: str, dim: int) -> None:
         """Create the named vector (and the collection with its indexes, if it is the first)."""
 
@@ -158,6 +167,7 @@ class VectorStore(ABC):
         existing = self.vector_dims().get(name)
         if existing is None:
             self._add_vector(name, dim)
+            self._index_keyword(weights_field(name))
         elif existing != dim:
             raise StoreError(
                 f"{self.location} holds {name} vectors of size {existing}, not {dim}; "

@@ -115,6 +115,9 @@ class EdgeStore(VectorStore):
         else:
             self.shard.update(qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine))
 
+    def _index_keyword(self, key: str) -> None:
+        self.shard.update(qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Keyword))
+
     def _create_indexes(self) -> None:
         schema = (
             [(f, qe.PayloadSchemaType.Keyword) for f in KEYWORD_FIELDS]

@@ -90,6 +90,9 @@ class ServerStore(VectorStore):
             )
             self.client.create_vector_name(self.collection, name, config)
 
+    def _index_keyword(self, key: str) -> None:
+        self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD)
+
     def _create_indexes(self) -> None:
         schema = (
             [(f, models.PayloadSchemaType.KEYWORD) for f in KEYWORD_FIELDS]

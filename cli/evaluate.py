@@ -1,0 +1,117 @@
+"""`fashionrec evaluate` and `fashionrec show`: the paper's tables, more metrics, pictures."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import HomeOption, UrlOption, console, fail, settings, world
+from engine.scoring import PRESETS
+from engine.vectorstore import VectorStore
+from engine.vectorstore.base import weights_field
+
+
+def _weights_note(store: VectorStore, backbones: list[str]) -> str:
+    """Which weights embedded each backbone's vectors, and a warning for random ones."""
+    parts = []
+    for b in backbones:
+        labels = sorted(store.facet(weights_field(b))) or ["unknown"]
+        parts.append(f"{b}: {', '.join(labels)} weights")
+    note = "; ".join(parts)
+    if any("random" in p for p in parts):
+        note += (". Random-init weights carry no visual meaning: these numbers test the "
+                 "pipeline, they are not comparable with the paper's")  # fmt: skip
+    return note
+
+
+def evaluate_command(
+    users: Annotated[int, typer.Option(help="Simulated users.")] = 50,
+    max_purchases: Annotated[int, typer.Option(help="Purchases per user: 1..this.")] = 5,
+    k: Annotated[int, typer.Option("-k", "--k", help="Recommendations per purchase.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the simulation and baselines.")] = 42,
+    backbones: Annotated[str, typer.Option(help="Comma-separated backbones.")] = (
+        "resnet50,densenet121,vgg16"
+    ),
+    preset: Annotated[str, typer.Option(help="default or paper.")] = "default",
+    w_visual: Annotated[float | None, typer.Option(help="w_v.")] = None,
+    w_popularity: Annotated[float | None, typer.Option(help="w_p.")] = None,
+    w_category: Annotated[float | None, typer.Option(help="w_c.")] = None,
+    gamma: Annotated[float | None, typer.Option(help="γ.")] = None,
+    candidates: Annotated[int, typer.Option(help="ANN candidates before the rerank.")] = 100,
+    use_log: Annotated[
+        bool, typer.Option("--use-log", help="Evaluate the log's users instead of simulating.")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Folder of result runs.")] = Path("results"),
+    name: Annotated[str | None, typer.Option(help="Run name (default: the time).")] = None,
+    home: HomeOption = None,
+    qdrant_url: UrlOption = None,
+) -> None:
+    """Evaluate every user: Tables 1–3, coverage, diversity, novelty, baselines, figures."""
+    from dataclasses import replace
+
+    from engine.experiment import Catalog, Evaluation, Protocol, logged_shoppers, simulated_shoppers
+    from engine.geo import DEFAULT_REGION
+    from engine.recommender import Params
+    from engine.results import run
+
+    if preset not in PRESETS:
+        raise fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    overrides = {"visual": w_visual, "popularity": w_popularity, "category": w_category,
+                 "gamma": gamma}  # fmt: skip
+    weights = replace(PRESETS[preset], **{a: v for a, v in overrides.items() if v is not None})
+    names = [b.strip() for b in backbones.split(",") if b.strip()]
+    if users <= 0 or max_purchases <= 0:
+        raise fail("--users and --max-purchases must be positive")
+    Params(k=k, candidates=candidates, weights=weights).validate()
+    protocol = Protocol(users, max_purchases, k, seed, tuple(names), weights, candidates, use_log)
+    run_dir = out / (name or time.strftime("%Y%m%d-%H%M%S"))
+    with world(settings(home, qdrant_url)) as (store, log):
+        missing = [b for b in names if b not in store.vector_dims()]
+        if missing:
+            have = ", ".join(sorted(store.vector_dims())) or "none"
+            raise fail(f"backbone(s) {', '.join(missing)} not ingested (the store has {have}); "
+                       "ingest them or pass --backbones")  # fmt: skip
+        catalog = Catalog.load(store)
+        if use_log:
+            shoppers = logged_shoppers(catalog, log)
+        else:
+            shoppers = simulated_shoppers(catalog, protocol, log.region() or DEFAULT_REGION)
+        source = "the event log's users" if use_log else f"{len(shoppers.users)} simulated users"
+        setting = {
+            "description": f"Catalog: {len(catalog.items)} items in {store.location}; "
+            f"{source}; {_weights_note(store, names)}.",
+            "users": len(shoppers.users), "max_purchases": max_purchases, "k": k, "seed": seed,
+            "backbones": names, "candidates": candidates, "use_log": use_log,
+            "weights": {"visual": weights.visual, "popularity": weights.popularity,
+                        "category": weights.category, "gamma": weights.gamma},
+            "catalog_items": len(catalog.items),
+        }  # fmt: skip
+        evaluation = Evaluation(store, shoppers, catalog, protocol)
+        metrics = run(evaluation, run_dir, setting, progress=lambda s: console.print(f"… {s}"))
+    console.print(metrics["tables_md"])
+    console.print(f"results in {run_dir}/: metrics.json, tables.md, grid.png, sweep.png")
+
+
+def show_command(
+    user: Annotated[str, typer.Option(help="User id.")],
+    out: Annotated[Path | None, typer.Option(help="PNG to write.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="Recommendations per backbone.")] = 5,
+    home: HomeOption = None,
+    qdrant_url: UrlOption = None,
+) -> None:
+    """Write a user's recommendation grid: the last purchase and its top-k per backbone."""
+    from engine.experiment import Catalog, Evaluation, Protocol, logged_shoppers
+    from engine.results import grid_for_user
+
+    with world(settings(home, qdrant_url)) as (store, log):
+        if log.user(user) is None:
+            raise fail(f"unknown user {user!r}; `fashionrec users list` shows them")
+        catalog = Catalog.load(store)
+        shoppers = logged_shoppers(catalog, log)
+        protocol = Protocol(k=k, backbones=tuple(sorted(store.vector_dims())))
+        path = out or Path("results") / f"grid-{user}.png"
+        grid_for_user(Evaluation(store, shoppers, catalog, protocol), user, path)
+    console.print(f"grid written to {path}")

@@ -1,0 +1,94 @@
+"""Pictures: the recommendation grid (the paper's Figure 3) and the w_p sweep plot."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from engine.recommender import Recommendation
+
+THUMB = (150, 220)
+
+
+def _thumb(path: object) -> np.ndarray:
+    """The photo as an RGB array, or a grey placeholder when it cannot be read."""
+    try:
+        with Image.open(str(path)) as image:
+            image.draft("RGB", THUMB)
+            picture = image.convert("RGB")
+            picture.thumbnail(THUMB)
+            canvas = Image.new("RGB", THUMB, (255, 255, 255))
+            canvas.paste(
+                picture, ((THUMB[0] - picture.width) // 2, (THUMB[1] - picture.height) // 2)
+            )
+            return np.asarray(canvas)
+    except (OSError, ValueError):
+        return np.full((THUMB[1], THUMB[0], 3), 200, dtype=np.uint8)
+
+
+def recommendation_grid(
+    path: Path,
+    title: str,
+    purchased: Mapping[str, Any],
+    rows: Sequence[tuple[str, Sequence[Recommendation]]],
+    images: Mapping[str, object],
+) -> Path:
+    """One row per backbone: the purchased photo, then its top-k with category, relevance, km."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = 1 + max((len(recs) for _, recs in rows), default=0)
+    fig, axes = plt.subplots(
+        len(rows), columns, figsize=(2.1 * columns, 3.3 * len(rows)), squeeze=False
+    )
+    for row, (backbone, recs) in enumerate(rows):
+        for col in range(columns):
+            axes[row][col].axis("off")
+        axes[row][0].imshow(_thumb(purchased.get("image")))
+        axes[row][0].set_title(f"purchased\n{purchased.get('category')}", fontsize=8, color="#b00")
+        axes[row][0].text(-0.15, 0.5, backbone, rotation=90, va="center", ha="center",
+                          transform=axes[row][0].transAxes, fontsize=10, weight="bold")  # fmt: skip
+        for col, rec in enumerate(recs, start=1):
+            km = "—" if rec.distance_km is None else f"{rec.distance_km:.1f} km"
+            axes[row][col].imshow(_thumb(images.get(rec.item_id)))
+            axes[row][col].set_title(
+                f"#{rec.rank} {rec.category}\nrel {rec.relevance:.3f} · {km}", fontsize=7
+            )
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def sweep_plot(path: Path, sweep: Mapping[str, Sequence[Mapping[str, float]]]) -> Path:
+    """Category similarity and popularity MAE as w_p goes 0 → 1, one line per backbone."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for backbone, points in sweep.items():
+        w_p = [p["w_p"] for p in points]
+        left.plot(w_p, [p["category_similarity"] for p in points], marker="o", label=backbone)
+        right.plot(w_p, [p["popularity_mae"] for p in points], marker="o", label=backbone)
+    left.set(xlabel="w_p (w_v = 1 − w_p, w_c = 0)", ylabel="category similarity (%)",
+             title="Category similarity")  # fmt: skip
+    right.set(xlabel="w_p (w_v = 1 − w_p, w_c = 0)", ylabel="popularity MAE |NormPop − t|",
+              title="Popularity MAE (0–1)")  # fmt: skip
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,139 @@
+"""Metrics on hand-computed examples, and an evaluation run end to end (reproducible files)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.evaluation import (
+    Pair,
+    accuracy,
+    coverage,
+    intra_list_diversity,
+    markdown,
+    novelty,
+    trend_group,
+)
+from engine.experiment import Catalog, Evaluation, Protocol, SystemResult, simulated_shoppers
+from engine.geo import DEFAULT_REGION, Location
+from engine.recommender import Recommendation
+from engine.results import run
+from engine.simulation import Purchase, User
+from engine.vectorstore.edge import EdgeStore
+from tests.test_recommender import build_catalog
+
+
+def _pair(gender: str, t: float, pop: float, sim: float, user_gender: str = "WOMEN") -> Pair:
+    return Pair(user_gender, t, "Dresses", "x", "Skirts", gender, pop, sim)
+
+
+def test_accuracy_by_hand_with_a_gender_failure() -> None:
+    pairs = [
+        _pair("WOMEN", 0.2, 0.5, 1.0),
+        _pair("WOMEN", 0.2, 0.1, 0.8),
+        _pair("MEN", 0.9, 0.9, 0.1),  # a recommendation of the wrong gender
+        _pair("WOMEN", 0.9, 0.5, 0.3),
+    ]
+    got = accuracy(pairs)
+    assert got.category_similarity == pytest.approx(100 * (1.0 + 0.8 + 0.1 + 0.3) / 4)
+    assert got.gender_alignment == pytest.approx(75.0)
+    assert got.popularity_mae == pytest.approx((0.3 + 0.1 + 0.0 + 0.4) / 4)
+    assert got.popularity_mae_x100 == pytest.approx(20.0)
+    assert math.isnan(accuracy([]).category_similarity)
+
+
+def test_gender_alignment_reads_the_recommended_items_own_gender(tmp_path: Path) -> None:
+    """A list whose rows claim the user's gender is still judged on the catalog's gender."""
+    store = EdgeStore(tmp_path / "store")
+    payloads = build_catalog(store, products_per_category=1)
+    catalog = Catalog.load(store)
+    man = next(p for p in payloads if p["gender"] == "MEN")
+    woman = next(p for p in payloads if p["gender"] == "WOMEN")
+    user = User("u", "WOMEN", 0.5, Location(48.85, 2.35))
+    purchase = Purchase("u", woman["item_id"], datetime(2025, 1, 1, tzinfo=UTC), None)
+    wrong = Recommendation(1, man["item_id"], man["product_id"], man["category"], "WOMEN", None,
+                           None, 0.9, 10.0, 0.5, 1.0, 0.2, 0.8, woman["item_id"])  # fmt: skip
+    evaluation = Evaluation(store, simulated_shoppers(catalog, Protocol(users=2), DEFAULT_REGION),
+                            catalog, Protocol(backbones=("resnet50",)))  # fmt: skip
+    result = SystemResult(lists=[(user, purchase, [wrong])])
+    assert accuracy(evaluation.pairs(result)).gender_alignment == 0.0
+    store.close()
+
+
+def test_beyond_accuracy_by_hand() -> None:
+    assert coverage(["a", "b", "a"], 10) == pytest.approx(0.2)
+    same = np.ones((3, 4), dtype=np.float32)
+    orthogonal = np.eye(3, dtype=np.float32)
+    assert intra_list_diversity([same]) == pytest.approx(0.0)
+    assert intra_list_diversity([orthogonal]) == pytest.approx(1.0)
+    assert intra_list_diversity([same, orthogonal]) == pytest.approx(0.5)
+    popularity = {"a": 3.0, "b": 0.0, "c": 1.0}  # total with add-one smoothing: 4 + 3 = 7
+    assert novelty(["a", "b"], popularity) == pytest.approx(
+        (-math.log2(4 / 7) - math.log2(1 / 7)) / 2
+    )
+    assert [trend_group(t) for t in (0.0, 0.3299, 0.33, 0.6599, 0.66, 1.0)] == [
+        "low",
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "high",
+    ]
+
+
+def test_markdown_table() -> None:
+    text = markdown(("a", "b"), [["x", 1.23456], ["y", float("nan")]])
+    assert text.splitlines() == ["| a | b |", "|---|---|", "| x | 1.235 |", "| y | — |"]
+
+
+def _evaluate(store: EdgeStore, out: Path) -> dict:
+    catalog = Catalog.load(store)
+    protocol = Protocol(users=12, max_purchases=4, k=5, seed=7, backbones=("resnet50",))
+    shoppers = simulated_shoppers(catalog, protocol, DEFAULT_REGION)
+    return run(Evaluation(store, shoppers, catalog, protocol), out, {"description": "test"})
+
+
+def test_evaluation_run_writes_reproducible_results(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "store")
+    build_catalog(store)
+    first = _evaluate(store, tmp_path / "run1")
+    second = _evaluate(store, tmp_path / "run2")
+    store.close()
+    one, two = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("run1", "run2"))
+    assert one == two  # same seed, identical numbers
+    assert (tmp_path / "run1" / "tables.md").read_text() == (
+        tmp_path / "run2" / "tables.md"
+    ).read_text()
+    assert set(one["table1"]) == {"resnet50", "random (same gender)", "most popular (same gender)"}
+    assert list(one["table2"]) == ["full", "no popularity", "no visual", "no category"]
+    assert list(one["table3"]) == ["low", "medium", "high"]
+    assert [p["w_p"] for p in one["sweep"]["resnet50"]] == [i / 10 for i in range(11)]
+    for row in one["table1"].values():
+        assert row["gender_alignment"] == 100.0  # the filter holds, judged on the items
+        assert 0 <= row["popularity_mae"] <= 1
+        assert row["popularity_mae_x100"] == pytest.approx(100 * row["popularity_mae"])
+    assert set(one["beyond"]["resnet50"]) == {
+        "coverage",
+        "diversity",
+        "novelty",
+        "avg_norm_popularity",
+        "hit_rate",
+        "recall",
+    }
+    # the popularity term does its job: without it, recommendations stray from t
+    assert (
+        one["table2"]["no popularity"]["popularity_mae"] > one["table2"]["full"]["popularity_mae"]
+    )
+    tables = (tmp_path / "run1" / "tables.md").read_text()
+    for title in ("Table 1", "Table 2", "Table 3", "Beyond accuracy"):
+        assert f"## {title}" in tables
+    for picture in ("grid.png", "sweep.png"):
+        with Image.open(tmp_path / "run1" / picture) as image:
+            assert image.format == "PNG" and image.width > 400 and image.height > 200
+    assert first["table1"] == second["table1"]
