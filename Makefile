@@ -27,6 +27,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/recommend.py
 
 clean:
 	rm -rf $(VENV) .fashionrec .mypy_cache .ruff_cache .pytest_cache
