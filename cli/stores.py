@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.common import HomeOption, UrlOption, console, fail, settings, world
+from engine.csvrows import csv_rows
 from engine.geo import DEFAULT_REGION, Location, Region
 from engine.shops import Store, generate_stores
 
@@ -53,28 +53,20 @@ def read_stores(path: Path) -> list[Store]:
     if not path.is_file():
         raise fail(f"{path}: no such file")
     stores: list[Store] = []
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in ("id", "lat", "lon") if c not in (reader.fieldnames or [])]
-            if missing:
-                raise fail(
-                    f"{path}: missing column(s) {', '.join(missing)}; expected id,lat,lon[,name]"
-                )
-            for number, row in enumerate(reader, start=2):
-                try:
-                    lat, lon = float(row["lat"]), float(row["lon"])
-                except (TypeError, ValueError):
-                    raise fail(f"{path}:{number}: lat/lon are not numbers") from None
-                if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                    raise fail(f"{path}:{number}: lat/lon out of range")
-                store_id = (row["id"] or "").strip()
-                if not store_id or any(s.id == store_id for s in stores):
-                    raise fail(f"{path}:{number}: empty or duplicate store id {store_id!r}")
-                name = (row.get("name") or "").strip() or store_id
-                stores.append(Store(store_id, name, Location(lat, lon)))
-    except UnicodeDecodeError:
-        raise fail(f"{path}: not UTF-8 text") from None
+    for number, row in csv_rows(path, ("id", "lat", "lon"), ("name",)):
+        if row is None:
+            raise fail(f"{path}:{number}: wrong number of fields")
+        try:
+            lat, lon = float(row["lat"]), float(row["lon"])
+        except ValueError:
+            raise fail(f"{path}:{number}: lat/lon are not numbers") from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise fail(f"{path}:{number}: lat/lon out of range")
+        store_id = row["id"].strip()
+        if not store_id or any(s.id == store_id for s in stores):
+            raise fail(f"{path}:{number}: empty or duplicate store id {store_id!r}")
+        name = (row.get("name") or "").strip() or store_id
+        stores.append(Store(store_id, name, Location(lat, lon)))
     if not stores:
         raise fail(f"{path}: no stores")
     return stores

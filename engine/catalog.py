@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Final, Literal
 
 from engine.categories import canonical_category, canonical_gender
+from engine.csvrows import csv_rows
 from engine.errors import CatalogError
 
 IMAGE_SUFFIXES: Final = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
@@ -191,37 +191,21 @@ def read_manifest(manifest: Path) -> Iterator[Entry]:
     """
     root = manifest.parent
     seen: set[str] = set()
-    row_number = 1
-    try:
-        with manifest.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            columns = [c.strip() for c in reader.fieldnames or []]
-            missing = [c for c in MANIFEST_REQUIRED if c not in columns]
-            if missing:
-                raise CatalogError(
-                    f"{manifest}: missing column(s) {', '.join(missing)}; "
-                    f"expected {','.join(MANIFEST_REQUIRED)}[,{','.join(MANIFEST_OPTIONAL)}]"
-                )
-            reader.fieldnames = columns
-            for row_number, row in enumerate(reader, start=2):
-                where = f"{manifest}:{row_number}"
-                if None in row or any(row.get(c) is None for c in MANIFEST_REQUIRED):
-                    yield Problem(where, "wrong number of fields")
-                    continue
-                try:
-                    item = _manifest_item(row, root)
-                except ValueError as exc:
-                    yield Problem(where, str(exc))
-                    continue
-                if item.item_id in seen:
-                    yield Problem(where, f"duplicate item_id {item.item_id!r}")
-                    continue
-                seen.add(item.item_id)
-                yield item
-    except UnicodeDecodeError as exc:
-        raise CatalogError(
-            f"{manifest}: not UTF-8 text after row {row_number} ({exc.reason}); save it as UTF-8"
-        ) from None
+    for number, row in csv_rows(manifest, MANIFEST_REQUIRED, MANIFEST_OPTIONAL, CatalogError):
+        where = f"{manifest}:{number}"
+        if row is None:
+            yield Problem(where, "wrong number of fields")
+            continue
+        try:
+            item = _manifest_item(row, root)
+        except ValueError as exc:
+            yield Problem(where, str(exc))
+            continue
+        if item.item_id in seen:
+            yield Problem(where, f"duplicate item_id {item.item_id!r}")
+            continue
+        seen.add(item.item_id)
+        yield item
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Final
 
 from engine.categories import canonical_gender
+from engine.csvrows import csv_rows
 from engine.errors import FashionrecError
 from engine.eventlog import EventLog
 from engine.geo import DEFAULT_REGION, Location
@@ -52,51 +53,37 @@ def parse_timestamp(text: str) -> datetime:
 
 
 def _rows(path: Path, problems: list[tuple[int, str]]) -> Iterator[Row]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in REQUIRED if c not in columns]
-        if missing:
-            raise FashionrecError(
-                f"{path}: missing column(s) {', '.join(missing)}; expected "
-                f"{','.join(REQUIRED)}[,{','.join(OPTIONAL)}]; nothing imported"
+    for number, raw in csv_rows(path, REQUIRED, OPTIONAL, suffix="; nothing imported"):
+        where = f"{path}:{number}"
+        if raw is None:
+            problems.append((number, f"{where}: wrong number of fields"))
+            continue
+        user, item = raw["user_id"].strip(), raw["item_id"].strip()
+        if not user or not item:
+            problems.append((number, f"{where}: empty user_id or item_id"))
+            continue
+        try:
+            timestamp = parse_timestamp(raw["timestamp"])
+        except ValueError:
+            problems.append((number, f"{where}: bad timestamp {raw['timestamp']!r} (use ISO 8601)"))
+            continue
+        gender_text = (raw.get("gender") or "").strip()
+        gender = canonical_gender(gender_text) if gender_text else None
+        if gender_text and gender is None:
+            problems.append((number, f"{where}: unknown gender {gender_text!r} (use MEN or WOMEN)"))
+            continue
+        trend_text = (raw.get("trendiness") or "").strip()
+        try:
+            trendiness = float(trend_text) if trend_text else None
+        except ValueError:
+            trendiness = -1.0
+        if trendiness is not None and not 0.0 <= trendiness <= 1.0:
+            problems.append(
+                (number, f"{where}: trendiness {trend_text!r} is not a number in [0, 1]")
             )
-        reader.fieldnames = columns
-        for number, raw in enumerate(reader, start=2):
-            where = f"{path}:{number}"
-            if None in raw or any(raw.get(c) is None for c in REQUIRED):
-                problems.append((number, f"{where}: wrong number of fields"))
-                continue
-            user, item = raw["user_id"].strip(), raw["item_id"].strip()
-            if not user or not item:
-                problems.append((number, f"{where}: empty user_id or item_id"))
-                continue
-            try:
-                timestamp = parse_timestamp(raw["timestamp"])
-            except ValueError:
-                problems.append(
-                    (number, f"{where}: bad timestamp {raw['timestamp']!r} (use ISO 8601)")
-                )
-                continue
-            gender_text = (raw.get("gender") or "").strip()
-            gender = canonical_gender(gender_text) if gender_text else None
-            if gender_text and gender is None:
-                problems.append(
-                    (number, f"{where}: unknown gender {gender_text!r} (use MEN or WOMEN)")
-                )
-                continue
-            trend_text = (raw.get("trendiness") or "").strip()
-            try:
-                trendiness = float(trend_text) if trend_text else None
-            except ValueError:
-                trendiness = -1.0
-            if trendiness is not None and not 0.0 <= trendiness <= 1.0:
-                problems.append(
-                    (number, f"{where}: trendiness {trend_text!r} is not a number in [0, 1]")
-                )
-                continue
-            store = (raw.get("store_id") or "").strip() or None
-            yield Row(number, user, item, timestamp, store, gender, trendiness)
+            continue
+        store = (raw.get("store_id") or "").strip() or None
+        yield Row(number, user, item, timestamp, store, gender, trendiness)
 
 
 def read_rows(path: Path) -> list[Row]:
@@ -104,10 +91,7 @@ def read_rows(path: Path) -> list[Row]:
     if not path.is_file():
         raise FashionrecError(f"{path}: no such file")
     problems: list[tuple[int, str]] = []
-    try:
-        rows = list(_rows(path, problems))
-    except UnicodeDecodeError as exc:
-        raise FashionrecError(f"{path}: not UTF-8 text ({exc.reason}); nothing imported") from None
+    rows = list(_rows(path, problems))
     _raise_first(problems)
     return rows
 

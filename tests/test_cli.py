@@ -177,3 +177,18 @@ def test_evaluate_and_show(tmp_path: Path) -> None:
     shown = fashionrec("show", "--user", "sim-00001", "--out", grid, home=home)
     assert shown.returncode == 0, shown.stderr
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stores_import(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _home_with_items(home)
+    good = tmp_path / "stores.csv"
+    good.write_text("id,lat,lon,name\nA,48.85,2.35,Louvre\nB,48.80,2.13\n", encoding="utf-8")
+    result = fashionrec("stores", "import", good, home=home)
+    assert result.returncode == 0, result.stderr
+    assert "30 item(s) placed" in result.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,lat,lon\nA,48.85,east\n", encoding="utf-8")
+    refused = fashionrec("stores", "import", bad, home=home)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == f"error: {bad}:2: lat/lon are not numbers"
