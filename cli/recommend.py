@@ -79,6 +79,9 @@ def recommend_command(
     gender: Annotated[str | None, typer.Option(help="Item queries: MEN or WOMEN.")] = None,
     at: Annotated[str | None, typer.Option(help="Item queries: LAT,LON for distances.")] = None,
     categories: Annotated[Path | None, typer.Option(help="TOML category matrix.")] = None,
+    rerank: Annotated[
+        str, typer.Option(help="client (numpy) or server (the formula inside Qdrant).")
+    ] = "client",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     home: HomeOption = None,
@@ -110,6 +113,7 @@ def recommend_command(
     params = Params(
         backbone=backbone, k=k, candidates=candidates, weights=weights, trendiness=trendiness,
         gender=canonical_gender(gender) if gender else None, max_km=max_km, at=_location(at),
+        rerank=rerank,  # type: ignore[arg-type]
     ).validate()  # fmt: skip
     matrix = CategorySimilarity.from_toml(categories) if categories else PAPER_MATRIX
     with world(settings(home, qdrant_url)) as (store, log):

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
-from engine.categories import PAPER_MATRIX, CategorySimilarity
+from engine.categories import CATEGORIES, PAPER_MATRIX, CategorySimilarity
 from engine.errors import FashionrecError
 from engine.geo import Location, distances_km
-from engine.scoring import Weights, normalise, popularity_term, relevance
+from engine.scoring import Weights, normalise, popularity_term, relevance, relevance_formula
 from engine.simulation import Purchase, User
 from engine.vectorstore.base import Filter, Hit, Near, Query, Record, VectorStore, point_id
+from engine.vectorstore.formula import Expr, FormulaQuery
 
 HIT_FIELDS = ("item_id", "product_id", "category", "gender", "store_id", "store_location",
               "popularity")  # fmt: skip
+VIEWS = 8  # views a product may have (DeepFashion: at most 7); sizes the server-side query
 Searcher = Callable[[Sequence[Query], Sequence[str]], list[list[Hit]]]
 
 
@@ -32,6 +36,7 @@ class Params:
     gender: str | None = None  # item queries: override the item's gender
     max_km: float | None = None
     at: Location | None = None  # item queries: where distances are measured from
+    rerank: Literal["client", "server"] = "client"
 
     def validate(self) -> Params:
         """Raise FashionrecError naming the first bad value."""
@@ -41,6 +46,8 @@ class Params:
             raise FashionrecError(f"candidates ({self.candidates}) must be at least k ({self.k})")
         if not 0.0 <= self.trendiness <= 1.0:
             raise FashionrecError(f"trendiness must be in [0, 1], got {self.trendiness}")
+        if self.rerank not in ("client", "server"):
+            raise FashionrecError(f"rerank must be client or server, got {self.rerank!r}")
         if self.max_km is not None and not self.max_km > 0:
             raise FashionrecError(f"max km must be positive, got {self.max_km}")
         self.weights.validate()
@@ -166,6 +173,8 @@ class Recommender:
         return UserRecommendations(user, list(zip(purchases, lists, strict=True)), merged)
 
     def _rank(self, specs: Sequence[_Spec], params: Params) -> list[list[Recommendation]]:
+        if params.max_km is not None and any(s.origin is None for s in specs):
+            raise FashionrecError("--max-km needs a location: a user, or --at LAT,LON")
         queries = [
             Query(
                 vector=spec.item.vector,  # type: ignore[arg-type]
@@ -181,52 +190,119 @@ class Recommender:
             )
             for spec in specs
         ]
-        if params.max_km is not None and any(s.origin is None for s in specs):
-            raise FashionrecError("--max-km needs a location: a user, or --at LAT,LON")
         if self.popularity is not None:
             span = (self.popularity.low, self.popularity.high)
         else:
             span = self.store.value_range("popularity") or (0.0, 0.0)
+        if params.rerank == "server":
+            results = self._server_ranked(specs, queries, params, span)
+        else:
+            results = self.search(queries, HIT_FIELDS)
         return [
-            self._rerank(spec, hits, params, span)
-            for spec, hits in zip(specs, self.search(queries, HIT_FIELDS), strict=True)
+            self._rerank(spec, hits, params, span, params.rerank == "server")
+            for spec, hits in zip(specs, results, strict=True)
         ]
 
+    def _server_ranked(
+        self,
+        specs: Sequence[_Spec],
+        queries: list[Query],
+        params: Params,
+        span: tuple[float, float],
+    ) -> list[list[Hit]]:
+        """The whole formula inside Qdrant: candidates come back ranked by relevance.
+
+        Only the first k × VIEWS hits travel (enough for k distinct products unless a
+        product has more views); a query short of k products is asked again for all.
+        """
+
+        def ask(rows: list[int], limit: int) -> list[list[Hit]]:
+            formulas = [
+                FormulaQuery(
+                    queries[i], self._formula(specs[i], params, span), {"popularity": 0.0}, limit
+                )
+                for i in rows
+            ]
+            return self.store.formula_search(formulas, HIT_FIELDS)
+
+        limit = min(params.candidates, params.k * VIEWS)
+        results = ask(list(range(len(specs))), limit)
+        short = [
+            i for i, hits in enumerate(results)
+            if len(hits) == limit < params.candidates
+            and len({h.payload.get("product_id") for h in hits}) < params.k
+        ]  # fmt: skip
+        for i, hits in zip(short, ask(short, params.candidates) if short else [], strict=True):
+            results[i] = hits
+        return results
+
+    def _formula(self, spec: _Spec, params: Params, span: tuple[float, float]) -> Expr:
+        query = str(spec.item.payload["category"])
+        values: dict[float, list[str]] = defaultdict(list)
+        for category in CATEGORIES:
+            values[self.category_similarity(query, category)].append(category)
+        origin = None if spec.origin is None else (spec.origin.lat, spec.origin.lon)
+        return relevance_formula(
+            params.weights, spec.trendiness, span,
+            {v: tuple(cs) for v, cs in values.items()}, origin,
+        )  # fmt: skip
+
     def _rerank(
-        self, spec: _Spec, hits: list[Hit], params: Params, span: tuple[float, float]
+        self,
+        spec: _Spec,
+        hits: list[Hit],
+        params: Params,
+        span: tuple[float, float],
+        scored: bool = False,
     ) -> list[Recommendation]:
-        seen: set[str] = set()
-        kept = []
-        for hit in hits:  # best view per product: hits come best first
-            product = str(hit.payload.get("product_id"))
-            if product not in seen:
-                seen.add(product)
-                kept.append(hit)
-        if not kept:
+        """Every term of every hit, the best view of each product, the top k.
+
+        With `scored`, hit scores are already the relevance (computed in Qdrant) and the
+        visual term is recovered from it; otherwise hit scores are the cosine similarity.
+        """
+        if not hits:
             return []
         query_category = str(spec.item.payload["category"])
-        visual = np.array([h.score for h in kept], dtype=np.float64)
         if self.popularity is not None:
             known = self.popularity.values
-            popularity = np.array([known.get(str(h.payload["item_id"]), 0.0) for h in kept])
+            popularity = np.array([known.get(str(h.payload["item_id"]), 0.0) for h in hits])
         else:
-            popularity = np.array([float(h.payload.get("popularity", 0.0)) for h in kept])
+            popularity = np.array([float(h.payload.get("popularity", 0.0)) for h in hits])
         norm = normalise(popularity, *span)
         category = np.array(
-            [self.category_similarity(query_category, str(h.payload.get("category"))) for h in kept]
+            [self.category_similarity(query_category, str(h.payload.get("category"))) for h in hits]
         )
-        distances = _distances(spec.origin, kept)
-        score = relevance(visual, norm, spec.trendiness, category, params.weights, distances)
-        pop_term = popularity_term(norm, spec.trendiness, params.weights.gamma)
-        order = sorted(range(len(kept)), key=lambda i: (-score[i], str(kept[i].payload["item_id"])))
+        distances = _distances(spec.origin, hits)
+        scores = np.array([h.score for h in hits], dtype=np.float64)
+        weights = params.weights
+        if scored:
+            rest = relevance(
+                np.zeros(len(hits)), norm, spec.trendiness, category, weights, distances
+            )
+            score = scores
+            visual = (
+                (scores - rest) / weights.visual if weights.visual else np.full(len(hits), np.nan)
+            )
+        else:
+            visual = scores
+            score = relevance(visual, norm, spec.trendiness, category, weights, distances)
+        pop_term = popularity_term(norm, spec.trendiness, weights.gamma)
+        order = sorted(range(len(hits)), key=lambda i: (-score[i], str(hits[i].payload["item_id"])))
+        best: list[int] = []
+        products: set[str] = set()
+        for i in order:  # the best view of each product, by relevance
+            product = str(hits[i].payload.get("product_id"))
+            if product not in products:
+                products.add(product)
+                best.append(i)
         return [
             Recommendation(
                 rank=rank,
-                item_id=str(kept[i].payload["item_id"]),
-                product_id=str(kept[i].payload.get("product_id")),
-                category=str(kept[i].payload.get("category")),
-                gender=str(kept[i].payload.get("gender")),
-                store_id=kept[i].payload.get("store_id"),
+                item_id=str(hits[i].payload["item_id"]),
+                product_id=str(hits[i].payload.get("product_id")),
+                category=str(hits[i].payload.get("category")),
+                gender=str(hits[i].payload.get("gender")),
+                store_id=hits[i].payload.get("store_id"),
                 distance_km=None if math.isnan(distances[i]) else float(distances[i]),
                 visual=float(visual[i]),
                 popularity=float(popularity[i]),
@@ -236,7 +312,7 @@ class Recommender:
                 relevance=float(score[i]),
                 query_item=str(spec.item.payload["item_id"]),
             )
-            for rank, i in enumerate(order[: params.k], start=1)
+            for rank, i in enumerate(best[: params.k], start=1)
         ]
 
 

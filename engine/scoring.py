@@ -8,6 +8,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.errors import FashionrecError
+from engine.vectorstore.formula import (
+    SCORE,
+    Abs,
+    Const,
+    Exp,
+    Expr,
+    GeoMetres,
+    InSet,
+    Mult,
+    Pow,
+    Sum,
+    Var,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -74,3 +87,38 @@ def relevance(
     if weights.distance and distance_km is not None:
         score = score + weights.distance * distance_term(distance_km, weights.distance_scale_km)
     return score
+
+
+def relevance_formula(
+    weights: Weights,
+    trendiness: float,
+    span: tuple[float, float],
+    category_values: dict[float, tuple[str, ...]],
+    origin: tuple[float, float] | None = None,
+) -> Expr:
+    """The same relevance as an expression Qdrant evaluates over its candidates.
+
+    category_values maps each CatSim value to the categories that have it against the
+    query's category; origin (lat, lon) enables the distance term.
+    """
+    low, high = span
+    norm: Expr = (
+        Const(0.0)
+        if high <= low
+        else Mult((Sum((Var("popularity"), Const(-low))), Const(1.0 / (high - low))))
+    )
+    gap = Pow(Abs(Sum((norm, Const(-trendiness)))), weights.gamma)
+    terms: list[Expr] = [
+        Mult((Const(weights.visual), Var(SCORE))),
+        Mult((Const(weights.popularity), Sum((Const(1.0), Mult((Const(-1.0), gap)))))),
+    ]
+    terms += [
+        Mult((Const(weights.category * value), InSet("category", categories)))
+        for value, categories in sorted(category_values.items())
+        if value and weights.category
+    ]
+    if weights.distance and origin is not None:
+        metres = GeoMetres(origin[0], origin[1], "store_location")
+        decay = Exp(Mult((Const(-1.0 / (1000.0 * weights.distance_scale_km)), metres)))
+        terms.append(Mult((Const(weights.distance), decay)))
+    return Sum(tuple(terms))

@@ -154,3 +154,36 @@ def test_errors_name_what_is_wrong(store: VectorStore) -> None:
         engine.for_item("nope", Params(k=0))
     with pytest.raises(FashionrecError, match="--max-km needs a location"):
         engine.for_item(payloads[0]["item_id"], Params(max_km=3))
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        Weights(),
+        Weights(visual=0.7, popularity=0.3, category=0.0, gamma=2.0),
+        Weights(visual=0.3, popularity=0.5, category=0.2, gamma=3.0),
+        Weights(visual=0.5, popularity=0.2, category=0.1, distance=0.2, distance_scale_km=10),
+        Weights(visual=0.0, popularity=0.6, category=0.4),
+    ],
+)
+def test_rerank_inside_qdrant_matches_the_client_rerank(
+    store: VectorStore, weights: Weights
+) -> None:
+    payloads = build_catalog(store)
+    engine = Recommender(store)
+    rng = np.random.default_rng(2)
+    for gender in ("MEN", "WOMEN"):
+        items = [p["item_id"] for p in payloads if p["gender"] == gender]
+        bought = [items[i] for i in rng.choice(len(items), 3, replace=False)]
+        for t in (0.1, 0.9):
+            user, purchases = _user(gender, t), _buy(bought)
+            client = engine.for_user(user, purchases, Params(k=5, weights=weights))
+            server = engine.for_user(user, purchases, Params(k=5, weights=weights, rerank="server"))
+            for (_, a), (_, b) in zip(client.per_purchase, server.per_purchase, strict=True):
+                assert [r.item_id for r in a] == [r.item_id for r in b]
+                np.testing.assert_allclose([r.relevance for r in a], [r.relevance for r in b],
+                                           atol=1e-4)  # fmt: skip
+                if weights.visual:
+                    np.testing.assert_allclose([r.visual for r in a], [r.visual for r in b],
+                                               atol=1e-3)  # fmt: skip
+            assert [r.item_id for r in client.merged] == [r.item_id for r in server.merged]

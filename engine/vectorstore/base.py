@@ -6,7 +6,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,6 +14,9 @@ from numpy.typing import NDArray
 from engine.catalog import Item
 from engine.categories import group_of
 from engine.errors import StoreError
+
+if TYPE_CHECKING:
+    from engine.vectorstore.formula import FormulaQuery
 
 COLLECTION: Final = "fashionrec"
 SEARCH_EF: Final = 128  # least HNSW ef at query time; a search uses max(this, 2 × limit)
@@ -199,6 +202,12 @@ class VectorStore(ABC):
     @abstractmethod
     def search(self, queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
         """Run several filtered nearest-neighbour searches in one batch call."""
+
+    @abstractmethod
+    def formula_search(
+        self, queries: Sequence[FormulaQuery], fields: Sequence[str]
+    ) -> list[list[Hit]]:
+        """Several prefetch-then-formula queries in one batch; scores are the formula's."""
 
     @abstractmethod
     def value_range(self, key: str) -> tuple[float, float] | None:

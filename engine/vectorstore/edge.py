@@ -26,6 +26,19 @@ from engine.vectorstore.base import (
     make_record,
     search_ef,
 )
+from engine.vectorstore.formula import (
+    Abs,
+    Const,
+    Exp,
+    Expr,
+    FormulaQuery,
+    GeoMetres,
+    InSet,
+    Mult,
+    Pow,
+    Sum,
+    Var,
+)
 
 CONFIG_FILE: Final = "edge_config.json"
 HNSW: Final = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000)
@@ -55,6 +68,35 @@ def _translate(flt: Filter | None) -> qe.Filter | None:
     if not must and not must_not:
         return None
     return qe.Filter(must=must or None, must_not=must_not or None)
+
+
+def _params(limit: int) -> qe.SearchParams:
+    rescore = qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+    return qe.SearchParams(hnsw_ef=search_ef(limit), quantization=rescore)
+
+
+def _expression(e: Expr) -> qe.Expression:
+    match e:
+        case Const(value):
+            return qe.Expression.Constant(value)
+        case Var(name):
+            return qe.Expression.Variable(name)
+        case Sum(terms):
+            return qe.Expression.Sum([_expression(t) for t in terms])
+        case Mult(factors):
+            return qe.Expression.Mult([_expression(f) for f in factors])
+        case Pow(base, exponent):
+            return qe.Expression.Pow(_expression(base), qe.Expression.Constant(exponent))
+        case Abs(inner):
+            return qe.Expression.Abs(_expression(inner))
+        case Exp(inner):
+            return qe.Expression.Exp(_expression(inner))
+        case InSet(field, values):
+            condition = qe.FieldCondition(field, match=qe.MatchAny(list(values)))
+            return qe.Expression.Condition(condition)
+        case GeoMetres(lat, lon, field):
+            return qe.Expression.GeoDistance(qe.GeoPoint(lon=lon, lat=lat), field)
+    raise TypeError(f"not a formula node: {e!r}")
 
 
 def _open_error(path: Path, exc: Exception) -> StoreError:
@@ -185,14 +227,35 @@ class EdgeStore(VectorStore):
                 query=qe.Query.Nearest(q.vector.tolist(), using=q.using),
                 filter=_translate(q.filter),
                 with_payload=list(fields),
-                params=qe.SearchParams(
-                    hnsw_ef=search_ef(q.limit),
-                    quantization=qe.QuantizationSearchParams(
-                        rescore=True, oversampling=OVERSAMPLING
-                    ),
-                ),
+                params=_params(q.limit),
             )
             for q in queries
+        ]
+        results = self.shard.query_batch(qe.QueryBatchRequest(requests))
+        return [[Hit(str(p.id), p.score, dict(p.payload or {})) for p in hits] for hits in results]
+
+    def formula_search(
+        self, queries: Sequence[FormulaQuery], fields: Sequence[str]
+    ) -> list[list[Hit]]:
+        if not queries:
+            return []
+        requests = [
+            qe.QueryRequest(
+                limit=fq.limit,
+                prefetches=[
+                    qe.Prefetch(
+                        limit=fq.prefetch.limit,
+                        query=qe.Query.Nearest(
+                            fq.prefetch.vector.tolist(), using=fq.prefetch.using
+                        ),
+                        filter=_translate(fq.prefetch.filter),
+                        params=_params(fq.prefetch.limit),
+                    )
+                ],
+                query=qe.Formula(_expression(fq.formula), defaults=fq.defaults),
+                with_payload=list(fields),
+            )
+            for fq in queries
         ]
         results = self.shard.query_batch(qe.QueryBatchRequest(requests))
         return [[Hit(str(p.id), p.score, dict(p.payload or {})) for p in hits] for hits in results]

@@ -26,6 +26,19 @@ from engine.vectorstore.base import (
     make_record,
     search_ef,
 )
+from engine.vectorstore.formula import (
+    Abs,
+    Const,
+    Exp,
+    Expr,
+    FormulaQuery,
+    GeoMetres,
+    InSet,
+    Mult,
+    Pow,
+    Sum,
+    Var,
+)
 
 
 def _translate(flt: Filter | None) -> models.Filter | None:
@@ -51,6 +64,39 @@ def _translate(flt: Filter | None) -> models.Filter | None:
     if not must and not must_not:
         return None
     return models.Filter(must=must or None, must_not=must_not or None)
+
+
+def _params(limit: int) -> models.SearchParams:
+    rescore = models.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+    return models.SearchParams(hnsw_ef=search_ef(limit), quantization=rescore)
+
+
+def _expression(e: Expr) -> Any:
+    match e:
+        case Const(value):
+            return value
+        case Var(name):
+            return name
+        case Sum(terms):
+            return models.SumExpression(sum=[_expression(t) for t in terms])
+        case Mult(factors):
+            return models.MultExpression(mult=[_expression(f) for f in factors])
+        case Pow(base, exponent):
+            return models.PowExpression(
+                pow=models.PowParams(base=_expression(base), exponent=exponent)
+            )
+        case Abs(inner):
+            return models.AbsExpression(abs=_expression(inner))
+        case Exp(inner):
+            return models.ExpExpression(exp=_expression(inner))
+        case InSet(field, values):
+            return models.FieldCondition(key=field, match=models.MatchAny(any=list(values)))
+        case GeoMetres(lat, lon, field):
+            origin = models.GeoPoint(lon=lon, lat=lat)
+            return models.GeoDistance(
+                geo_distance=models.GeoDistanceParams(origin=origin, to=field)
+            )
+    raise TypeError(f"not a formula node: {e!r}")
 
 
 class ServerStore(VectorStore):
@@ -172,14 +218,35 @@ class ServerStore(VectorStore):
                 filter=_translate(q.filter),
                 limit=q.limit,
                 with_payload=list(fields),
-                params=models.SearchParams(
-                    hnsw_ef=search_ef(q.limit),
-                    quantization=models.QuantizationSearchParams(
-                        rescore=True, oversampling=OVERSAMPLING
-                    ),
-                ),
+                params=_params(q.limit),
             )
             for q in queries
+        ]
+        responses = self.client.query_batch_points(self.collection, requests)
+        return [
+            [Hit(str(p.id), p.score, dict(p.payload or {})) for p in response.points]
+            for response in responses
+        ]
+
+    def formula_search(
+        self, queries: Sequence[FormulaQuery], fields: Sequence[str]
+    ) -> list[list[Hit]]:
+        if not queries:
+            return []
+        requests = [
+            models.QueryRequest(
+                prefetch=models.Prefetch(
+                    query=fq.prefetch.vector.tolist(),
+                    using=fq.prefetch.using,
+                    filter=_translate(fq.prefetch.filter),
+                    limit=fq.prefetch.limit,
+                    params=_params(fq.prefetch.limit),
+                ),
+                query=models.FormulaQuery(formula=_expression(fq.formula), defaults=fq.defaults),
+                limit=fq.limit,
+                with_payload=list(fields),
+            )
+            for fq in queries
         ]
         responses = self.client.query_batch_points(self.collection, requests)
         return [
