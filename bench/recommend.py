@@ -23,7 +23,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# Run as a script, this folder would come first on sys.path (and bench/ingest.py would
+# shadow the `ingest` package): put the project root there instead.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import numpy as np  # noqa: E402
 
@@ -40,8 +42,8 @@ DIM = 2048
 VIEWS = ("1_front", "2_side", "3_back")
 
 
-def catalog(n: int, seed: int = 0) -> tuple[np.ndarray, list[dict[str, object]]]:
-    """n items: vectors (float32, unit norm) and payloads."""
+def catalog(n: int, seed: int = 0, offset: int = 0) -> tuple[np.ndarray, list[dict[str, object]]]:
+    """n items: vectors (float32, unit norm) and payloads; item numbers start at offset."""
     rng = np.random.default_rng(seed)
     pairs = [(g, c) for g, cs in CATEGORIES_BY_GENDER.items() for c in cs]
     weights = np.array([0.6 / 14 if g == "WOMEN" else 0.4 / 9 for g, _ in pairs])
@@ -51,6 +53,7 @@ def catalog(n: int, seed: int = 0) -> tuple[np.ndarray, list[dict[str, object]]]
     payloads: list[dict[str, object]] = []
     products = math.ceil(n / len(VIEWS))
     choice = rng.choice(len(pairs), size=products, p=weights / weights.sum())
+    first = offset // len(VIEWS)
     for p in range(products):
         gender, category = pairs[choice[p]]
         base = centres[choice[p]] + 0.8 * np.abs(rng.normal(size=DIM)).astype(np.float32)
@@ -61,8 +64,8 @@ def catalog(n: int, seed: int = 0) -> tuple[np.ndarray, list[dict[str, object]]]
                 break
             vectors[i] = base + 0.3 * np.abs(rng.normal(size=DIM))
             payloads.append({
-                "item_id": f"{gender}-{category}-id_{p:08d}-01_{view}",
-                "product_id": f"id_{p:08d}-01", "gender": gender, "category": category,
+                "item_id": f"{gender}-{category}-id_{first + p:08d}-01_{view}",
+                "product_id": f"id_{first + p:08d}-01", "gender": gender, "category": category,
                 "category_group": "", "store_id": shop.id,
                 "store_location": shop.location.payload(),
                 "popularity": float(rng.integers(0, 101)),

@@ -74,6 +74,19 @@ def item_payload(item: Item, masked: bool) -> Payload:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """How a new collection stores its vectors (fixed when it is created).
+
+    quantized: int8 scalar copies (in RAM) drive the HNSW search, the originals rescore
+    the best candidates. originals_on_disk: the float32 originals are memory-mapped and
+    read on demand (a rescore reads ~200 per query), not held in RAM.
+    """
+
+    quantized: bool = True
+    originals_on_disk: bool = True
+
+
+@dataclass(frozen=True)
 class Near:
     """Points whose geo field lies within km of a centre."""
 

@@ -18,6 +18,7 @@ from engine.vectorstore.base import (
     OVERSAMPLING,
     Filter,
     Hit,
+    Layout,
     Payload,
     PointBatch,
     Query,
@@ -111,8 +112,9 @@ def _open_error(path: Path, exc: Exception) -> StoreError:
 class EdgeStore(VectorStore):
     """The embedded store: a Qdrant Edge shard in a folder, locked by the process using it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, layout: Layout = Layout()) -> None:
         self.path = path
+        self.layout = layout
         self.location = str(path)
         self._shard: qe.EdgeShard | None = None
         if (path / CONFIG_FILE).is_file():
@@ -140,13 +142,14 @@ class EdgeStore(VectorStore):
         return {name: int(params["size"]) for name, params in config["vectors"].items()}
 
     def _add_vector(self, name: str, dim: int) -> None:
-        params = qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
+        memory = qe.Memory.Cold if self.layout.originals_on_disk else qe.Memory.Cached
+        params = qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, memory=memory)
         if self._shard is None:
             self.path.mkdir(parents=True, exist_ok=True)
             config = qe.EdgeConfig(
                 vectors={name: params},
                 hnsw_config=HNSW,
-                quantization_config=INT8,
+                quantization_config=INT8 if self.layout.quantized else None,
                 payload_memory=qe.Memory.Cached,
             )
             try:
