@@ -169,7 +169,9 @@ def _place_new_items(config: Settings, store: VectorStore) -> int:
 
 
 def ingest_command(
-    path: Annotated[Path, typer.Argument(help="DF-MM image folder, In-shop tree or manifest CSV.")],
+    path: Annotated[
+        Path | None, typer.Argument(help="DF-MM image folder, In-shop tree or manifest CSV.")
+    ] = None,
     masks: Annotated[
         Path | None, typer.Option(help="Folder of <item>_segm.png masks (DF-MM: ../segm).")
     ] = None,
@@ -197,10 +199,28 @@ def ingest_command(
     report: Annotated[
         Path | None, typer.Option(help="Failure report CSV (default under the store folder).")
     ] = None,
+    vectors: Annotated[
+        Path | None, typer.Option(help="Precomputed vectors (.npy) instead of photos.")
+    ] = None,
+    payloads: Annotated[
+        Path | None, typer.Option(help="Their payloads (.jsonl), one line per vector.")
+    ] = None,
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
     """Embed a garment catalog and store its vectors; resumable and idempotent."""
+    if vectors is not None or payloads is not None:
+        if vectors is None or payloads is None or path is not None:
+            raise fail("bulk load: give --vectors FILE.npy and --payloads FILE.jsonl, no PATH")
+        names = parse_backbones(backbone or ["resnet50"])
+        if len(names) != 1:
+            raise fail("bulk load: give exactly one --backbone")
+        from cli.bulk import load_vectors
+
+        load_vectors(home, qdrant_url, names[0], vectors, payloads)
+        return
+    if path is None:
+        raise fail("give the catalog PATH (or --vectors and --payloads)")
     run_ingest(
         settings(home, qdrant_url),
         path,

@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from cli.bulk import export_command, migrate_command
 from cli.common import errors
 from cli.demo import demo_command
 from cli.evaluate import evaluate_command, show_command
@@ -31,6 +32,8 @@ app.command("simulate")(simulate_command)
 app.command("recommend")(recommend_command)
 app.command("evaluate")(evaluate_command)
 app.command("show")(show_command)
+app.command("export")(export_command)
+app.command("migrate")(migrate_command)
 app.add_typer(purchases_app, name="purchases")
 app.add_typer(users_app, name="users")
 app.add_typer(popularity_app, name="popularity")

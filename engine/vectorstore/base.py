@@ -205,12 +205,13 @@ class VectorStore(ABC):
     @abstractmethod
     def scroll(
         self,
-        fields: Sequence[str],
+        fields: Sequence[str] | None,
         flt: Filter | None = None,
         page: int = 1000,
         vector: str | None = None,
     ) -> Iterator[Record]:
-        """Every point matching the filter, with the given payload fields (and one vector)."""
+        """Every point matching the filter, with the given payload fields (None: all) and
+        optionally one named vector, page by page."""
 
     @abstractmethod
     def search(self, queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:

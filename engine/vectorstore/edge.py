@@ -199,7 +199,7 @@ class EdgeStore(VectorStore):
 
     def scroll(
         self,
-        fields: Sequence[str],
+        fields: Sequence[str] | None,
         flt: Filter | None = None,
         page: int = 1000,
         vector: str | None = None,
@@ -213,7 +213,7 @@ class EdgeStore(VectorStore):
                     offset=offset,
                     limit=page,
                     filter=_translate(flt),
-                    with_payload=list(fields),
+                    with_payload=True if fields is None else list(fields),
                     with_vector=[vector] if vector else False,
                 )
             )

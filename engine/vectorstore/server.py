@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
@@ -18,6 +20,7 @@ from engine.vectorstore.base import (
     OVERSAMPLING,
     Filter,
     Hit,
+    Layout,
     Payload,
     PointBatch,
     Query,
@@ -66,6 +69,9 @@ def _translate(flt: Filter | None) -> models.Filter | None:
     return models.Filter(must=must or None, must_not=must_not or None)
 
 
+T = TypeVar("T")
+
+
 def _params(limit: int) -> models.SearchParams:
     rescore = models.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
     return models.SearchParams(hnsw_ef=search_ef(limit), quantization=rescore)
@@ -99,23 +105,75 @@ def _expression(e: Expr) -> Any:
     raise TypeError(f"not a formula node: {e!r}")
 
 
+@contextmanager
+def _guard(location: str) -> Iterator[None]:
+    """Turn transport and server errors into one-line StoreErrors."""
+    try:
+        yield
+    except UnexpectedResponse as exc:
+        detail = exc.content.decode(errors="replace").strip()[:200] if exc.content else ""
+        raise StoreError(
+            f"the Qdrant server at {location} answered {exc.status_code}: {detail}"
+        ) from None
+    except (ResponseHandlingException, OSError, TimeoutError) as exc:
+        reason = str(getattr(exc, "source", None) or exc).strip().splitlines()[0][:200]
+        raise StoreError(
+            f"cannot reach the Qdrant server for {location} ({reason}); "
+            "check the URL and that the server runs"
+        ) from None
+
+
+def guarded(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a store method under _guard."""
+
+    @functools.wraps(method)
+    def wrapper(self: ServerStore, *args: Any, **kwargs: Any) -> T:
+        with _guard(self.location):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class ServerStore(VectorStore):
     """A collection on a Qdrant server (or any QdrantClient, e.g. `QdrantClient(":memory:")`)."""
 
-    def __init__(self, client: QdrantClient, collection: str = COLLECTION) -> None:
+    def __init__(
+        self,
+        client: QdrantClient,
+        collection: str = COLLECTION,
+        layout: Layout = Layout(),
+        shards: int | None = None,
+        replicas: int | None = None,
+    ) -> None:
         self.client = client
         self.collection = collection
+        self.layout, self.shards, self.replicas = layout, shards, replicas
         self.location = f"{collection} on {client.init_options.get('url') or 'a local client'}"
-        try:
+        with _guard(self.location):
             self._exists = client.collection_exists(collection)
-        except (ResponseHandlingException, UnexpectedResponse, OSError) as exc:
-            raise StoreError(f"cannot reach the Qdrant server: {exc}") from None
 
     @classmethod
-    def connect(cls, url: str, collection: str = COLLECTION, timeout: int = 30) -> ServerStore:
-        """Connect to a Qdrant server by URL."""
-        return cls(QdrantClient(url=url, timeout=timeout), collection)
+    def connect(
+        cls,
+        url: str,
+        collection: str = COLLECTION,
+        timeout: int = 30,
+        shards: int | None = None,
+        replicas: int | None = None,
+    ) -> ServerStore:
+        """Connect to a Qdrant server (or cluster) by URL."""
+        return cls(QdrantClient(url=url, timeout=timeout), collection, Layout(), shards, replicas)
 
+    def _cluster_peers(self) -> int:
+        """Peers of the cluster the server belongs to (1 when it runs alone)."""
+        try:
+            status = self.client.cluster_status()
+        except (NotImplementedError, AttributeError, ValueError):
+            return 1  # the local client has no cluster
+        peers = getattr(status, "peers", None)
+        return len(peers) if peers else 1
+
+    @guarded
     def vector_dims(self) -> dict[str, int]:
         if not self._exists:
             return {}
@@ -124,10 +182,26 @@ class ServerStore(VectorStore):
             return {}
         return {name: params.size for name, params in vectors.items()}
 
+    @guarded
     def _add_vector(self, name: str, dim: int) -> None:
-        params = models.VectorParams(size=dim, distance=models.Distance.COSINE)
+        params = models.VectorParams(
+            size=dim, distance=models.Distance.COSINE, on_disk=self.layout.originals_on_disk
+        )
         if not self._exists:
-            self.client.create_collection(self.collection, vectors_config={name: params})
+            peers = self._cluster_peers()
+            quantization = models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(
+                    type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+                )
+            )
+            self.client.create_collection(
+                self.collection,
+                vectors_config={name: params},
+                hnsw_config=models.HnswConfigDiff(m=16, ef_construct=100),
+                quantization_config=quantization if self.layout.quantized else None,
+                shard_number=self.shards or (peers if peers > 1 else None),
+                replication_factor=self.replicas or (2 if peers > 1 else None),
+            )
             self._create_indexes()
             self._exists = True
         else:
@@ -136,6 +210,7 @@ class ServerStore(VectorStore):
             )
             self.client.create_vector_name(self.collection, name, config)
 
+    @guarded
     def _index_keyword(self, key: str) -> None:
         self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD)
 
@@ -149,6 +224,7 @@ class ServerStore(VectorStore):
         for field, kind in schema:
             self.client.create_payload_index(self.collection, field, kind)
 
+    @guarded
     def ids_matching(self, flt: Filter, limit: int) -> set[str]:
         if not self._exists:
             return set()
@@ -161,6 +237,7 @@ class ServerStore(VectorStore):
         )
         return {str(r.id) for r in records}
 
+    @guarded
     def upsert(self, batch: PointBatch) -> None:
         points = [
             models.PointStruct(id=pid, vector={batch.vector_name: vector.tolist()}, payload=p)
@@ -168,6 +245,7 @@ class ServerStore(VectorStore):
         ]
         self.client.upsert(self.collection, points, wait=True)
 
+    @guarded
     def add_vectors(self, batch: PointBatch) -> None:
         operations: list[Any] = [
             models.UpdateVectorsOperation(
@@ -187,13 +265,19 @@ class ServerStore(VectorStore):
 
     def scroll(
         self,
-        fields: Sequence[str],
+        fields: Sequence[str] | None,
         flt: Filter | None = None,
         page: int = 1000,
         vector: str | None = None,
     ) -> Iterator[Record]:
         if not self._exists:
             return
+        with _guard(self.location):
+            yield from self._pages(fields, flt, page, vector)
+
+    def _pages(
+        self, fields: Sequence[str] | None, flt: Filter | None, page: int, vector: str | None
+    ) -> Iterator[Record]:
         offset: Any = None
         while True:
             records, offset = self.client.scroll(
@@ -201,13 +285,14 @@ class ServerStore(VectorStore):
                 scroll_filter=_translate(flt),
                 limit=page,
                 offset=offset,
-                with_payload=list(fields),
+                with_payload=True if fields is None else list(fields),
                 with_vectors=[vector] if vector else False,
             )
             yield from (make_record(r.id, r.payload, r.vector, vector) for r in records)
             if offset is None:
                 return
 
+    @guarded
     def search(self, queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
         if not queries:
             return []
@@ -228,6 +313,7 @@ class ServerStore(VectorStore):
             for response in responses
         ]
 
+    @guarded
     def formula_search(
         self, queries: Sequence[FormulaQuery], fields: Sequence[str]
     ) -> list[list[Hit]]:
@@ -254,6 +340,7 @@ class ServerStore(VectorStore):
             for response in responses
         ]
 
+    @guarded
     def value_range(self, key: str) -> tuple[float, float] | None:
         if not self._exists:
             return None
@@ -270,16 +357,19 @@ class ServerStore(VectorStore):
             ends.append(float(records[0].payload[key]))  # type: ignore[index]
         return ends[0], ends[1]
 
+    @guarded
     def set_payload(self, ids: Sequence[str], payload: Payload) -> None:
         if ids:
             self.client.set_payload(self.collection, payload, points=list(ids), wait=True)
 
+    @guarded
     def count(self, flt: Filter | None = None) -> int:
         if not self._exists:
             return 0
         result = self.client.count(self.collection, count_filter=_translate(flt), exact=True)
         return result.count
 
+    @guarded
     def facet(self, key: str, flt: Filter | None = None) -> dict[str, int]:
         if not self._exists:
             return {}
@@ -288,6 +378,7 @@ class ServerStore(VectorStore):
         )
         return {str(hit.value): hit.count for hit in response.hits}
 
+    @guarded
     def retrieve(self, ids: Sequence[str], vector: str | None = None) -> list[Record]:
         if not self._exists:
             return []

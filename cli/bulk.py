@@ -1,0 +1,70 @@
+"""`fashionrec export` and `fashionrec migrate`: move vectors between machines and stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import HomeOption, UrlOption, console, fail, settings, store_for
+
+
+def export_command(
+    backbone: Annotated[str, typer.Option(help="Whose vectors to export.")],
+    out: Annotated[Path, typer.Option(help="Folder for vectors.npy and payloads.jsonl.")],
+    home: HomeOption = None,
+    qdrant_url: UrlOption = None,
+) -> None:
+    """Export one backbone's vectors and payloads, to load elsewhere with `ingest --vectors`."""
+    from engine.bulk import PAYLOADS, VECTORS, export_points
+
+    store = store_for(settings(home, qdrant_url))
+    try:
+        count = export_points(store, backbone, out)
+    finally:
+        store.close()
+    console.print(f"{count} {backbone} vector(s) written to {out / VECTORS} and {out / PAYLOADS}")
+
+
+def load_vectors(config_home: Path | None, qdrant_url: str | None, backbone: str,
+                 vectors: Path, payloads: Path) -> None:  # fmt: skip
+    """`ingest --vectors --payloads`: precomputed embeddings into the store."""
+    from engine.bulk import load_points
+
+    store = store_for(settings(config_home, qdrant_url))
+    try:
+        written, already = load_points(store, backbone, vectors, payloads)
+    finally:
+        store.close()
+    console.print(f"loaded {written} {backbone} vector(s); {already} were already stored")
+
+
+def migrate_command(
+    to: Annotated[str, typer.Option("--to", help="URL of the Qdrant server or cluster.")],
+    collection: Annotated[str, typer.Option(help="Collection on the server.")] = "fashionrec",
+    shards: Annotated[int | None, typer.Option(help="Shards (default: one per peer).")] = None,
+    replicas: Annotated[int | None, typer.Option(help="Replicas per shard (cluster: 2).")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Copy the embedded store (every vector and payload) into a Qdrant server or cluster."""
+    from engine.bulk import copy_points
+    from engine.vectorstore.edge import EdgeStore
+    from engine.vectorstore.server import ServerStore
+
+    config = settings(home, None)
+    source = EdgeStore(config.home / "store")
+    if not source.exists:
+        source.close()
+        raise fail(f"no embedded store at {config.home / 'store'} to migrate")
+    try:
+        target = ServerStore.connect(to, collection, shards=shards, replicas=replicas)
+        try:
+            copied = copy_points(source, target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    summary = ", ".join(f"{name} {count}" for name, count in copied.items())
+    console.print(f"migrated to {collection} on {to}: {summary} point(s) per vector")
+    console.print(f"use it with: export FASHIONREC_QDRANT_URL={to}")

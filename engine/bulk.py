@@ -1,0 +1,154 @@
+"""Precomputed embeddings in bulk: export a backbone's vectors and payloads, load them back.
+
+The files: `vectors.npy` (float32, one row per point) and `payloads.jsonl` (one JSON
+object per line, in the same order, each with at least item_id, product_id, gender and
+category). An operator embeds on a GPU machine, exports, and loads elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from engine.backbones import spec
+from engine.categories import canonical_category, canonical_gender, group_of
+from engine.errors import FashionrecError
+from engine.vectorstore.base import Filter, PointBatch, VectorStore, point_id, weights_field
+
+VECTORS: Final = "vectors.npy"
+PAYLOADS: Final = "payloads.jsonl"
+REQUIRED: Final = ("item_id", "product_id", "gender", "category")
+BATCH: Final = 1000
+
+
+def export_points(store: VectorStore, backbone: str, folder: Path) -> int:
+    """Write every point holding the backbone's vector; returns the count."""
+    count = store.count(Filter(has_vector=backbone))
+    if count == 0:
+        raise FashionrecError(f"no {backbone} vectors in {store.location} to export")
+    dim = store.vector_dims()[backbone]
+    folder.mkdir(parents=True, exist_ok=True)
+    vectors = np.lib.format.open_memmap(folder / VECTORS, "w+", np.float32, (count, dim))
+    written = 0
+    with (folder / PAYLOADS).open("w", encoding="utf-8") as out:
+        for record in store.scroll(None, Filter(has_vector=backbone), vector=backbone):
+            assert record.vector is not None
+            vectors[written] = record.vector
+            out.write(json.dumps(record.payload, sort_keys=True) + "\n")
+            written += 1
+    vectors.flush()
+    return written
+
+
+def _payload(line: str, where: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise FashionrecError(f"{where}: not JSON ({exc.msg})") from None
+    if not isinstance(payload, dict):
+        raise FashionrecError(f"{where}: not a JSON object")
+    missing = [k for k in REQUIRED if not payload.get(k)]
+    if missing:
+        raise FashionrecError(f"{where}: missing {', '.join(missing)}")
+    gender, category = (
+        canonical_gender(str(payload["gender"])),
+        canonical_category(str(payload["category"])),
+    )
+    if gender is None or category is None:
+        raise FashionrecError(f"{where}: unknown gender or category")
+    return {**payload, "gender": gender, "category": category, "category_group": group_of(category)}
+
+
+def load_points(
+    store: VectorStore,
+    backbone: str,
+    vectors_path: Path,
+    payloads_path: Path,
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> tuple[int, int]:
+    """Load precomputed vectors into the store; returns (written, already there).
+
+    Every line is checked before anything is written. Points that already hold the
+    backbone's vector are skipped, so a load can be repeated or resumed.
+    """
+    try:
+        vectors = np.load(vectors_path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise FashionrecError(f"{vectors_path}: not a .npy array ({exc})") from None
+    dim = spec(backbone).dim
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise FashionrecError(
+            f"{vectors_path}: shape {vectors.shape}, expected (N, {dim}) for {backbone}"
+        )
+    try:
+        lines = payloads_path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FashionrecError(f"{payloads_path}: cannot read ({exc})") from None
+    if len(lines) != len(vectors):
+        raise FashionrecError(
+            f"{payloads_path}: {len(lines)} lines for {len(vectors)} vectors in {vectors_path}"
+        )
+    payloads = [_payload(line, f"{payloads_path}:{n}") for n, line in enumerate(lines, 1)]
+    store.ensure_vector(backbone, dim)
+    written = already = 0
+    for start in range(0, len(payloads), BATCH):
+        chunk = payloads[start : start + BATCH]
+        ids = [point_id(str(p["item_id"])) for p in chunk]
+        have = store.ids_matching(Filter(ids=frozenset(ids), has_vector=backbone), len(ids))
+        rows = [i for i, pid in enumerate(ids) if pid not in have]
+        already += len(ids) - len(rows)
+        if rows:
+            block = np.asarray(vectors[start : start + len(chunk)], dtype=np.float32)[rows]
+            block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+            chosen = [
+                {
+                    **chunk[i],
+                    weights_field(backbone): chunk[i].get(weights_field(backbone), "imported"),
+                }
+                for i in rows
+            ]
+            store.write(PointBatch([ids[i] for i in rows], chosen, backbone, block))
+            written += len(rows)
+        on_progress(len(chunk))
+        if (start // BATCH) % 50 == 49:
+            store.flush()
+    store.flush()
+    if written:
+        store.optimize()
+    return written, already
+
+
+def copy_points(
+    source: VectorStore, target: VectorStore, on_progress: Callable[[int], None] = lambda n: None
+) -> dict[str, int]:
+    """Copy every point, every named vector and the whole payload to another store.
+
+    Used to migrate the embedded store into a Qdrant server; re-running it rewrites the
+    same points (ids are deterministic), so an interrupted migration can simply restart.
+    """
+    copied: dict[str, int] = {}
+    for backbone, dim in sorted(source.vector_dims().items()):
+        target.ensure_vector(backbone, dim)
+        batch: list[Any] = []
+
+        def flush(records: list[Any], name: str = backbone) -> None:
+            vectors = np.asarray([r.vector for r in records], dtype=np.float32)
+            target.write(
+                PointBatch([r.id for r in records], [r.payload for r in records], name, vectors)
+            )
+            on_progress(len(records))
+
+        for record in source.scroll(None, Filter(has_vector=backbone), page=500, vector=backbone):
+            batch.append(record)
+            if len(batch) == 500:
+                flush(batch)
+                batch = []
+        if batch:
+            flush(batch)
+        copied[backbone] = target.count(Filter(has_vector=backbone))
+    target.flush()
+    return copied
