@@ -85,7 +85,7 @@ def test_bad_bulk_files_write_nothing(tmp_path: Path) -> None:
         json.dumps(good) + "\n" + json.dumps({"item_id": "b"}) + "\n", encoding="utf-8"
     )
     with pytest.raises(
-        FashionrecError, match="payloads.jsonl:2: missing product_id, gender, category"
+        FashionrecError, match=r"payloads\.jsonl:2: missing product_id, gender, category"
     ):
         load_points(store, "resnet50", vectors, payloads)
     assert store.count() == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,20 @@ def test_ingest_into_a_live_server(
     ingest(open_catalog(small_catalog.images), live, {"densenet121": densenet}, options)
     assert live.count(Filter(has_vector="densenet121")) == 23
     assert live.vector_dims() == {"resnet50": 2048, "densenet121": 1024}
+
+
+def test_migrate_and_rerank_inside_a_live_server(live: ServerStore, tmp_path: Path) -> None:
+    from engine.bulk import copy_points
+    from engine.recommender import Params, Recommender
+    from engine.vectorstore.edge import EdgeStore
+    from tests.test_recommender import _buy, _user, build_catalog
+
+    edge = EdgeStore(tmp_path / "store")
+    payloads = build_catalog(edge)
+    assert copy_points(edge, live) == {"resnet50": len(payloads)}
+    edge.close()
+    engine = Recommender(live)
+    bought = [p["item_id"] for p in payloads if p["gender"] == "WOMEN"][:3]
+    client = engine.for_user(_user("WOMEN", 0.7), _buy(bought), Params())
+    server = engine.for_user(_user("WOMEN", 0.7), _buy(bought), Params(rerank="server"))
+    assert [r.item_id for r in client.merged] == [r.item_id for r in server.merged]
