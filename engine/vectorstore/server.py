@@ -70,6 +70,9 @@ def _translate(flt: Filter | None) -> models.Filter | None:
 
 
 T = TypeVar("T")
+UPLOAD_BATCH = 256  # points per request
+UPLOAD_PARALLEL = 2  # concurrent upload workers against a remote server
+UPLOAD_RETRIES = 3  # per request, with the client's backoff
 
 
 def _params(limit: int) -> models.SearchParams:
@@ -243,7 +246,15 @@ class ServerStore(VectorStore):
             models.PointStruct(id=pid, vector={batch.vector_name: vector.tolist()}, payload=p)
             for pid, vector, p in zip(batch.ids, batch.vectors, batch.payloads, strict=True)
         ]
-        self.client.upsert(self.collection, points, wait=True)
+        remote = bool(self.client.init_options.get("url"))
+        self.client.upload_points(
+            self.collection,
+            points,
+            batch_size=UPLOAD_BATCH,
+            parallel=UPLOAD_PARALLEL if remote and len(points) > UPLOAD_BATCH else 1,
+            max_retries=UPLOAD_RETRIES,
+            wait=True,
+        )
 
     @guarded
     def add_vectors(self, batch: PointBatch) -> None:
