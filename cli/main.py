@@ -14,6 +14,7 @@ from cli.info import info_command
 from cli.ingest import ingest_command
 from cli.recommend import recommend_command
 from cli.shoppers import popularity_app, purchases_app, simulate_command, users_app
+from cli.snapshot import app as snapshot_app
 from cli.stores import app as stores_app
 from engine.errors import FashionrecError
 
@@ -37,6 +38,7 @@ app.command("migrate")(migrate_command)
 app.add_typer(purchases_app, name="purchases")
 app.add_typer(users_app, name="users")
 app.add_typer(popularity_app, name="popularity")
+app.add_typer(snapshot_app, name="snapshot")
 
 
 def main() -> None:

@@ -1,0 +1,73 @@
+"""Faults caused for real: an ingest killed with SIGKILL, then run again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.catalog import Item, open_catalog
+from engine.vectorstore.base import Filter, point_id
+from engine.vectorstore.edge import EdgeStore
+from ingest.democatalog import write_demo_catalog
+
+ROOT = Path(__file__).parents[1]
+
+
+def _ingest(home: Path, images: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "FASHIONREC_HOME": str(home)}
+    env.pop("FASHIONREC_QDRANT_URL", None)
+    args = [sys.executable, "-m", "cli.main", "ingest", str(images), "--weights", "random",
+            "--device", "cpu", "--workers", "0", "--batch-size", "2"]  # fmt: skip
+    return subprocess.Popen(args, cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_ingest_killed_mid_batch_then_rerun_stores_each_item_once(tmp_path: Path) -> None:
+    catalog = write_demo_catalog(tmp_path / "catalog", products_per_category=1, size=(150, 220))
+    ids = [e.item_id for e in open_catalog(catalog.images) if isinstance(e, Item)]
+    killed_home, clean_home = tmp_path / "killed", tmp_path / "clean"
+    process = _ingest(killed_home, catalog.images)
+    deadline = time.monotonic() + 120
+    while not (killed_home / "store" / "edge_config.json").exists():  # embedding has begun
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    time.sleep(1.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+    partial = EdgeStore(killed_home / "store")
+    before = partial.count()
+    partial.close()
+    assert 0 <= before < len(ids)  # killed part-way
+
+    rerun = _ingest(killed_home, catalog.images)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert f"ingested {len(ids) - before} · skipped {before} (already stored {before}" in out
+    clean = _ingest(clean_home, catalog.images)
+    assert clean.communicate(timeout=300) and clean.returncode == 0
+
+    store, reference = EdgeStore(killed_home / "store"), EdgeStore(clean_home / "store")
+    assert store.count() == store.count(Filter(has_vector="resnet50")) == len(ids)
+    got = {
+        r.payload["item_id"]: r.vector
+        for r in store.retrieve([point_id(i) for i in ids], "resnet50")
+    }
+    want = {
+        r.payload["item_id"]: r.vector
+        for r in reference.retrieve([point_id(i) for i in ids], "resnet50")
+    }
+    assert got.keys() == want.keys() == set(ids)
+    for item_id in ids:
+        np.testing.assert_allclose(got[item_id], want[item_id], atol=1e-3)
+    store.close()
+    reference.close()
