@@ -64,11 +64,30 @@ def _packed(rgb: NDArray[np.uint8]) -> NDArray[np.int32]:
     return (r << 16) | (g << 8) | b
 
 
+_ALL: Final = np.array([(r << 16) | (g << 8) | b for r, g, b in LEGEND.values()])
+UNKNOWN_TOLERANCE: Final = 0.01  # share of pixels whose colour is not in the legend
+
+
+class MaskError(ValueError):
+    """A mask that is not a DF-MM segmentation mask."""
+
+
 def keep_mask(mask: Image.Image, removed: Iterable[str] = DEFAULT_REMOVED) -> NDArray[np.bool_]:
-    """True where the mask's colour is not one of the removed labels."""
-    rgb = np.asarray(mask.convert("RGB"), dtype=np.uint8)
+    """True where the mask's colour is not one of the removed labels.
+
+    Raises MaskError when more than 1% of the pixels have colours outside the legend
+    (a photo or a JPEG-compressed mask, not a palette segmentation mask).
+    """
+    packed = _packed(np.asarray(mask.convert("RGB"), dtype=np.uint8))
+    unknown = ~np.isin(packed, _ALL)
+    if unknown.mean() > UNKNOWN_TOLERANCE:
+        example = int(packed[unknown][0])
+        raise MaskError(
+            f"{unknown.mean():.0%} of the mask's pixels have colours outside the DF-MM legend "
+            f"(e.g. #{example:06x}); is it a lossless segmentation mask?"
+        )
     colours = np.array([(r << 16) | (g << 8) | b for r, g, b in (LEGEND[n] for n in removed)])
-    return ~np.isin(_packed(rgb), colours)
+    return ~np.isin(packed, colours)
 
 
 def apply_mask(

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from engine.catalog import Item
 from engine.framing import Framing, decode_size, frame
-from engine.masks import DEFAULT_REMOVED, apply_mask
+from engine.masks import DEFAULT_REMOVED, MaskError, apply_mask
 
 
 def item_to_line(item: Item, needs: Sequence[str]) -> str:
@@ -53,7 +53,7 @@ def load_input(
             with Image.open(item.mask) as mask:
                 mask.load()
                 image = apply_mask(image, mask, removed)
-        except OSError as exc:
+        except (OSError, MaskError) as exc:
             raise OSError(f"mask {item.mask}: {exc}") from None
     pixels = np.asarray(frame(image, framing, out), dtype=np.uint8)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1)), masked

@@ -1,0 +1,164 @@
+"""Bad input, each with the message it must give; property-based tests of the parsers."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path, PurePosixPath
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from engine.catalog import (
+    Item,
+    Problem,
+    inshop_item_id,
+    open_catalog,
+    parse_dfmm_stem,
+    read_manifest,
+)
+from engine.embedder import Embedder
+from engine.errors import CatalogError, FashionrecError
+from engine.purchases import parse_timestamp, read_rows
+from engine.vectorstore.base import VectorStore
+from ingest.democatalog import DemoCatalog
+from ingest.pipeline import Failure, IngestOptions, ingest
+from tests.conftest import copy_catalog
+
+
+def _failures(catalog: DemoCatalog, store: VectorStore, resnet: Embedder) -> dict[str, str]:
+    failures: list[Failure] = []
+    ingest(open_catalog(catalog.images), store, {"resnet50": resnet}, IngestOptions(workers=0),
+           on_failure=failures.append)  # fmt: skip
+    return {Path(f.where).name: f.reason for f in failures}
+
+
+def test_broken_images_are_reported_one_by_one(
+    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    part = copy_catalog(small_catalog, tmp_path / "part", limit=6)
+    a, b, c, d, e, _ = sorted(part.images.iterdir())
+    a.write_bytes(a.read_bytes()[: len(a.read_bytes()) // 3])  # truncated JPEG
+    b.write_bytes(b"")  # zero bytes
+    c.write_text("this is not a photo")  # a text file named .jpg
+    mask = part.masks / f"{d.stem}_segm.png"
+    photo = Image.open(d).convert("RGB")
+    photo.save(mask)  # a photo where the mask should be: colours outside the legend
+    small = part.masks / f"{e.stem}_segm.png"
+    Image.open(small).resize((30, 44), Image.Resampling.NEAREST).save(small)  # other size: fine
+    reasons = _failures(part, store, resnet)
+    assert "image file is truncated" in reasons[a.name] or "broken data stream" in reasons[a.name]
+    assert reasons[b.name].startswith("UnidentifiedImageError: cannot identify image file")
+    assert reasons[c.name].startswith("UnidentifiedImageError: cannot identify image file")
+    assert "colours outside the DF-MM legend" in reasons[d.name]
+    assert e.name not in reasons and store.count() == 2
+
+
+def test_decompression_bomb_is_refused(
+    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    part = copy_catalog(small_catalog, tmp_path / "part", limit=1)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 150×220 photos are now "bombs"
+    reasons = _failures(part, store, resnet)
+    assert next(iter(reasons.values())).startswith(
+        "DecompressionBombError: Image size (33000 pixels)"
+    )
+    assert store.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("path,gender,category\n", r"missing column\(s\) product_id"),
+        ("path,gender,category,product_id\nx.jpg,MEN,Hats,P\n", "unknown category 'Hats'"),
+        ("path,gender,category,product_id\nx.jpg,KIDS,Denim,P\n", "unknown gender 'KIDS'"),
+        ("path,gender,category,product_id\n../x.jpg,MEN,Denim,P\n", "leaves the catalog folder"),
+        ("path,gender,category,product_id\n/etc/x.jpg,MEN,Denim,P\n", "absolute path"),
+        ("path,gender,category,product_id\nx.jpg,MEN\n", "wrong number of fields"),
+        ("path,gender,category,product_id\nx.jpg,MEN,Denim,\n", "empty product_id"),
+    ],
+)
+def test_manifest_messages(tmp_path: Path, rows: str, message: str) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(rows, encoding="utf-8")
+    try:
+        problems = [e.reason for e in read_manifest(manifest) if isinstance(e, Problem)]
+    except CatalogError as exc:
+        problems = [str(exc)]
+    assert len(problems) == 1 and re.search(message, problems[0])
+
+
+def test_purchase_log_not_utf8(tmp_path: Path) -> None:
+    log = tmp_path / "p.csv"
+    log.write_bytes(b"user_id,item_id,timestamp\nu\xff,i,2025-01-01\n")
+    with pytest.raises(FashionrecError, match=r"not UTF-8 text.*nothing imported"):
+        read_rows(log)
+
+
+# --- properties -------------------------------------------------------------------------
+
+names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(names)
+def test_dfmm_parser_never_crashes(stem: str) -> None:
+    try:
+        parsed = parse_dfmm_stem(stem)
+    except ValueError as exc:
+        assert str(exc)  # a reason, never an empty message
+    else:
+        assert stem.startswith(parsed.gender + "-" + parsed.category + "-")
+        assert parsed.product_id.startswith("id_")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["MEN", "WOMEN"]),
+    st.sampled_from(["Denim", "Dresses", "Tees_Tanks", "Jackets_Vests"]),
+    st.integers(0, 99_999_999),
+    st.integers(0, 99),
+    st.integers(1, 9),
+    st.sampled_from(["front", "side", "back", "full", "flat", "additional"]),
+)
+def test_dfmm_and_inshop_names_agree(gender: str, category: str, product: int, colour: int,
+                                     view: int, name: str) -> None:  # fmt: skip
+    stem = f"{gender}-{category}-id_{product:08d}-{colour:02d}_{view}_{name}"
+    parsed = parse_dfmm_stem(stem)
+    assert (parsed.gender, parsed.category, parsed.view) == (gender, category, name)
+    assert parsed.product_id == f"id_{product:08d}-{colour:02d}"
+    tree = PurePosixPath(f"img/{gender}/{category}/id_{product:08d}/{colour:02d}_{view}_{name}.jpg")
+    assert inshop_item_id(tree) == stem
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(names, min_size=0, max_size=6), max_size=8))
+def test_manifest_reader_reports_or_accepts_every_row(tmp_path_factory: pytest.TempPathFactory,
+                                                      rows: list[list[str]]) -> None:  # fmt: skip
+    folder = tmp_path_factory.mktemp("m")
+    manifest = folder / "m.csv"
+    with manifest.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "gender", "category", "product_id"])
+        writer.writerows(rows)
+    entries = list(read_manifest(manifest))
+    for entry in entries:
+        assert isinstance(entry, Item | Problem)
+        if isinstance(entry, Problem):
+            assert entry.reason and entry.where.startswith(str(manifest))
+        else:
+            assert entry.image.resolve().is_relative_to(folder.resolve())
+
+
+@settings(max_examples=200, deadline=None)
+@given(names)
+def test_timestamps_parse_or_fail_cleanly(text: str) -> None:
+    try:
+        value = parse_timestamp(text)
+    except ValueError:
+        return
+    assert value.tzinfo is not None and value.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
