@@ -165,7 +165,8 @@ class ServerStore(VectorStore):
         replicas: int | None = None,
     ) -> ServerStore:
         """Connect to a Qdrant server (or cluster) by URL."""
-        return cls(QdrantClient(url=url, timeout=timeout), collection, Layout(), shards, replicas)
+        client = QdrantClient(url=url, timeout=timeout, check_compatibility=False)
+        return cls(client, collection, Layout(), shards, replicas)
 
     def _cluster_peers(self) -> int:
         """Peers of the cluster the server belongs to (1 when it runs alone)."""

@@ -1,0 +1,79 @@
+"""A Qdrant server that is unreachable, too slow or failing: one line, exit 1, nothing written."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from engine.errors import StoreError
+from engine.vectorstore.server import ServerStore
+from tests.test_cli import fashionrec
+
+
+class _Failing(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'{"status":{"error":"Service internal error: disk quota exceeded"}}'
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def failing_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """Accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unreachable(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(StoreError, match=r"cannot reach the Qdrant server.*check the URL"):
+        ServerStore.connect(url, timeout=2)
+    result = fashionrec("info", "--qdrant-url", url, home=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach the Qdrant server")
+
+
+def test_too_slow(silent_server: str) -> None:
+    start = time.monotonic()
+    with pytest.raises(StoreError, match="cannot reach the Qdrant server"):
+        ServerStore.connect(silent_server, timeout=1)
+    assert time.monotonic() - start < 10
+
+
+def test_server_error(failing_server: str, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"answered 500.*disk quota exceeded"):
+        ServerStore.connect(failing_server, timeout=2)
+    result = fashionrec("info", "--qdrant-url", failing_server, home=tmp_path)
+    assert result.returncode == 1 and "answered 500" in result.stderr
+    assert "Traceback" not in result.stderr
