@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from engine.errors import FashionrecError
 from engine.evaluation import Accuracy, accuracy, markdown
 from engine.experiment import (
     SWEEP,
@@ -106,15 +108,33 @@ def run(evaluation: Evaluation, out: Path, setting: dict[str, Any],
         + markdown(ACCURACY_HEADER, rows3),
         "## Beyond accuracy\n\n" + markdown(BEYOND_HEADER, rows_beyond),
     ]) + "\n"  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
     progress("figures")
-    sweep_plot(out / "sweep.png", metrics["sweep"])
-    user = evaluation.shoppers.users[0]
-    grid_for_user(evaluation, user.id, out / "grid.png")
-    (out / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2) + "\n")
-    (out / "tables.md").write_text(tables)
+    partial = out.with_name(f".{out.name}.part")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir(parents=True)
+        sweep_plot(partial / "sweep.png", metrics["sweep"])
+        grid_for_user(evaluation, evaluation.shoppers.users[0].id, partial / "grid.png")
+        (partial / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2) + "\n")
+        (partial / "tables.md").write_text(tables)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise FashionrecError(
+            f"cannot write the results to {out} ({exc}); nothing written"
+        ) from None
+    _replace_dir(partial, out)
     metrics["tables_md"] = tables
     return metrics
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put a fully written folder in place of target (an earlier run of the same name)."""
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def grid_for_user(evaluation: Evaluation, user_id: str, path: Path) -> Path:

@@ -137,3 +137,29 @@ def test_evaluation_run_writes_reproducible_results(tmp_path: Path) -> None:
         with Image.open(tmp_path / "run1" / picture) as image:
             assert image.format == "PNG" and image.width > 400 and image.height > 200
     assert first["table1"] == second["table1"]
+
+
+def test_a_full_disk_leaves_no_half_written_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from engine.errors import FashionrecError
+
+    store = EdgeStore(tmp_path / "store")
+    build_catalog(store, products_per_category=1)
+    _evaluate(store, tmp_path / "run")  # an earlier run of the same name
+    before = (tmp_path / "run" / "metrics.json").read_text()
+    real = Path.write_text
+
+    def full(self: Path, *args: object, **kwargs: object) -> int:
+        if self.name == "tables.md":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(FashionrecError, match=r"No space left on device.*nothing written"):
+        _evaluate(store, tmp_path / "run")
+    store.close()
+    assert (tmp_path / "run" / "metrics.json").read_text() == before  # the earlier run is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "store"]
