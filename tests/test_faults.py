@@ -71,3 +71,47 @@ def test_ingest_killed_mid_batch_then_rerun_stores_each_item_once(tmp_path: Path
         np.testing.assert_allclose(got[item_id], want[item_id], atol=1e-3)
     store.close()
     reference.close()
+
+
+@pytest.mark.slow
+def test_purchase_import_killed_midway_is_all_or_nothing(tmp_path: Path) -> None:
+    from engine.eventlog import EventLog
+    from tests.test_cli import _home_with_items
+    from tests.test_shoppers import _items
+
+    home = tmp_path / "home"
+    _home_with_items(home)
+    items = [i.item_id for i in _items(2)]
+    rows = 60_000
+    log_file = tmp_path / "sales.csv"
+    with log_file.open("w", encoding="utf-8") as out:
+        out.write("user_id,item_id,timestamp\n")
+        for n in range(rows):
+            out.write(f"u{n % 3000},{items[n % len(items)]},2025-01-01T00:00:{n % 60:02d}Z\n")
+    env = {**os.environ, "FASHIONREC_HOME": str(home)}
+    env.pop("FASHIONREC_QDRANT_URL", None)
+    count = 0
+    for delay in (0.8, 1.6, 2.4):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "purchases", "import", str(log_file)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        log = EventLog(home / "events.sqlite")
+        count = log.purchase_count()
+        users = len(log.user_ids())
+        log.close()
+        assert count in {0, rows} and (count == 0) == (users == 0)  # never a part
+        if count:
+            break
+    if count == 0:  # every kill came before the commit: the log still takes the import whole
+        finished = subprocess.run(
+            [sys.executable, "-m", "cli.main", "purchases", "import", str(log_file)],
+            cwd=ROOT, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert finished.returncode == 0, finished.stderr
+        log = EventLog(home / "events.sqlite")
+        assert (log.purchase_count(), len(log.user_ids())) == (rows, 3000)
+        log.close()
