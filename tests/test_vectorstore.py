@@ -82,7 +82,7 @@ def test_edge_store_locked_by_another_process(tmp_path: Path) -> None:
         [sys.executable, "-c", code, str(tmp_path / "store")], capture_output=True, text=True
     )
     assert result.returncode == 3, result.stderr
-    assert "open in another fashionrec process" in result.stdout
+    assert "held by another fashionrec process" in result.stdout
     assert str(tmp_path / "store") in result.stdout
     store.close()
     EdgeStore(tmp_path / "store").close()  # free again once closed
@@ -94,3 +94,24 @@ def test_edge_store_locked_in_process(tmp_path: Path) -> None:
     with pytest.raises(StoreLockedError):
         EdgeStore(tmp_path / "store")
     store.close()
+
+
+def test_readers_wait_briefly_for_another_process(tmp_path: Path) -> None:
+    created = EdgeStore(tmp_path / "store")
+    created.ensure_vector("resnet50", 4)
+    created.close()
+    code = (
+        "import sys, time; from pathlib import Path\n"
+        "from engine.vectorstore.edge import EdgeStore\n"
+        "s = EdgeStore(Path(sys.argv[1])); print('held', flush=True); time.sleep(1.5); s.close()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "store")], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with pytest.raises(StoreLockedError):
+        EdgeStore(tmp_path / "store", wait_s=0.0)
+    store = EdgeStore(tmp_path / "store", wait_s=10.0)  # opens once the holder is done
+    assert store.exists
+    store.close()
+    holder.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -103,8 +104,8 @@ def _expression(e: Expr) -> qe.Expression:
 def _open_error(path: Path, exc: Exception) -> StoreError:
     if "WouldBlock" in str(exc):
         return StoreLockedError(
-            f"the store at {path} is open in another fashionrec process; wait for it to "
-            f"finish, or point FASHIONREC_HOME at another folder"
+            f"the store at {path} is held by another fashionrec process (an ingest?); "
+            "wait for it to finish, or point FASHIONREC_HOME at another folder"
         )
     return StoreError(f"cannot open the store at {path}: {exc}")
 
@@ -112,16 +113,22 @@ def _open_error(path: Path, exc: Exception) -> StoreError:
 class EdgeStore(VectorStore):
     """The embedded store: a Qdrant Edge shard in a folder, locked by the process using it."""
 
-    def __init__(self, path: Path, layout: Layout = Layout()) -> None:
+    def __init__(self, path: Path, layout: Layout = Layout(), wait_s: float = 0.0) -> None:
+        """Open (or prepare) the shard at path; wait up to wait_s for another process's lock."""
         self.path = path
         self.layout = layout
         self.location = str(path)
         self._shard: qe.EdgeShard | None = None
-        if (path / CONFIG_FILE).is_file():
+        deadline = time.monotonic() + wait_s
+        while (path / CONFIG_FILE).is_file():
             try:
                 self._shard = qe.EdgeShard.load(str(path))
+                return
             except Exception as exc:
-                raise _open_error(path, exc) from None
+                error = _open_error(path, exc)
+                if not isinstance(error, StoreLockedError) or time.monotonic() >= deadline:
+                    raise error from None
+            time.sleep(0.2)
 
     @property
     def exists(self) -> bool:
