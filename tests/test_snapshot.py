@@ -72,3 +72,23 @@ def test_snapshot_refuses_a_busy_store_and_bad_archives(tmp_path: Path) -> None:
     untouched = EdgeStore(home / "store")
     assert untouched.count() == 15
     untouched.close()
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    home = tmp_path / "home"
+    store = EdgeStore(home / "store")
+    _ingest(store, _items(1))
+    store.close()
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tarfile.TarFile, "add", full)
+    archive = tmp_path / "backup.tar.gz"
+    with pytest.raises(FashionrecError, match="cannot write the snapshot"):
+        create(home, archive)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
