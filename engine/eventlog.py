@@ -48,14 +48,22 @@ class EventLog:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All writes inside happen, or none do."""
-        self.db.execute("BEGIN IMMEDIATE")
+        """All writes inside happen, or none do; an SQLite failure becomes one line."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise FashionrecError(f"{self.path}: the event log is busy ({exc})") from None
         try:
             yield
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self.db.execute("ROLLBACK")
+            raise FashionrecError(
+                f"{self.path}: could not write ({exc}); nothing written"
+            ) from None
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database."""

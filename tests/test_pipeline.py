@@ -164,3 +164,39 @@ def test_limit_and_worker_processes(
     options = IngestOptions(batch_size=4, workers=2, limit=10)
     summary = ingest(open_catalog(small_catalog.images), store, {"resnet50": resnet}, options)
     assert summary.ingested == 10 and store.count() == 10
+
+
+class _FailingShard:
+    """A shard whose writes fail after `allowed` of them, like a disk filling up."""
+
+    def __init__(self, shard: object, allowed: int) -> None:
+        self.shard, self.allowed = shard, allowed
+
+    def update(self, operation: object) -> None:
+        if self.allowed <= 0:
+            raise OSError("No space left on device (os error 28)")
+        self.allowed -= 1
+        self.shard.update(operation)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.shard, name)
+
+
+def test_a_store_that_cannot_write_stops_clearly_and_resumes(
+    small_catalog: DemoCatalog, resnet: Embedder, tmp_path: Path
+) -> None:
+    from engine.errors import StoreError
+
+    store = EdgeStore(tmp_path / "store")
+    store.ensure_vector("resnet50", resnet.dim)
+    real = store._shard
+    store._shard = _FailingShard(real, allowed=2)  # type: ignore[assignment]
+    with pytest.raises(StoreError, match=r"could not write \(No space left on device"):
+        ingest(open_catalog(small_catalog.images), store, {"resnet50": resnet}, OPTIONS)
+    store._shard = real
+    written = store.count()
+    assert 0 < written < 23  # what was written before the failure stays
+    resumed = ingest(open_catalog(small_catalog.images), store, {"resnet50": resnet}, OPTIONS)
+    assert (resumed.already, resumed.ingested) == (written, 23 - written)
+    assert store.count(Filter(has_vector="resnet50")) == 23
+    store.close()

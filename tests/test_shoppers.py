@@ -193,3 +193,21 @@ def test_moved_stores_move_their_items(store: VectorStore, log: EventLog) -> Non
     for item, payload in after.items():
         assert payload["store_id"] == before[item]["store_id"]
         assert payload["store_location"] == location[str(payload["store_id"])]
+
+
+def test_a_log_that_cannot_write_imports_nothing(
+    store: VectorStore, log: EventLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    _ingest(store, _items(1))
+    item = "MEN-Denim-id_00000004-01_1_front"
+    body = f"user_id,item_id,timestamp\nu1,{item},2025-01-01\nu2,{item},2025-01-02\n"
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(EventLog, "add_purchases", full)
+    with pytest.raises(FashionrecError, match=r"could not write \(database or disk is full\)"):
+        import_purchases(store, log, _csv(tmp_path / "p.csv", body))
+    assert log.purchase_count() == 0 and log.user_ids() == []  # the users went back too

@@ -130,6 +130,17 @@ class EdgeStore(VectorStore):
                     raise error from None
             time.sleep(0.2)
 
+    def _update(self, operation: qe.UpdateOperation) -> None:
+        """Apply one write; a failure (e.g. a full disk) becomes a one-line StoreError."""
+        try:
+            self.shard.update(operation)
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0][:200]
+            raise StoreError(
+                f"the store at {self.path} could not write ({reason}); what was written "
+                "before stays, and the same command resumes once the cause is fixed"
+            ) from None
+
     @property
     def exists(self) -> bool:
         """Whether the shard has been created."""
@@ -165,10 +176,10 @@ class EdgeStore(VectorStore):
                 raise _open_error(self.path, exc) from None
             self._create_indexes()
         else:
-            self.shard.update(qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine))
+            self._update(qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine))
 
     def _index_keyword(self, key: str) -> None:
-        self.shard.update(qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Keyword))
+        self._update(qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Keyword))
 
     def _create_indexes(self) -> None:
         schema = (
@@ -178,7 +189,7 @@ class EdgeStore(VectorStore):
             + [(f, qe.PayloadSchemaType.Geo) for f in GEO_FIELDS]
         )
         for field, kind in schema:
-            self.shard.update(qe.UpdateOperation.create_field_index(field, kind))
+            self._update(qe.UpdateOperation.create_field_index(field, kind))
 
     def ids_matching(self, flt: Filter, limit: int) -> set[str]:
         if self._shard is None:
@@ -193,16 +204,16 @@ class EdgeStore(VectorStore):
             qe.Point(pid, {batch.vector_name: vector.tolist()}, payload)
             for pid, vector, payload in zip(batch.ids, batch.vectors, batch.payloads, strict=True)
         ]
-        self.shard.update(qe.UpdateOperation.upsert_points(points))
+        self._update(qe.UpdateOperation.upsert_points(points))
 
     def add_vectors(self, batch: PointBatch) -> None:
         vectors = [
             qe.PointVectors(pid, {batch.vector_name: vector.tolist()})
             for pid, vector in zip(batch.ids, batch.vectors, strict=True)
         ]
-        self.shard.update(qe.UpdateOperation.update_vectors(vectors))
+        self._update(qe.UpdateOperation.update_vectors(vectors))
         for pid, payload in zip(batch.ids, batch.payloads, strict=True):
-            self.shard.update(qe.UpdateOperation.set_payload([pid], payload))
+            self._update(qe.UpdateOperation.set_payload([pid], payload))
 
     def scroll(
         self,
@@ -285,7 +296,7 @@ class EdgeStore(VectorStore):
 
     def set_payload(self, ids: Sequence[str], payload: Payload) -> None:
         if ids:
-            self.shard.update(qe.UpdateOperation.set_payload(list(ids), payload))
+            self._update(qe.UpdateOperation.set_payload(list(ids), payload))
 
     def count(self, flt: Filter | None = None) -> int:
         if self._shard is None:
