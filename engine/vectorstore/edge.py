@@ -252,8 +252,7 @@ class EdgeStore(VectorStore):
             )
             for q in queries
         ]
-        results = self.shard.query_batch(qe.QueryBatchRequest(requests))
-        return [[Hit(str(p.id), p.score, dict(p.payload or {})) for p in hits] for hits in results]
+        return self._query(requests)
 
     def formula_search(
         self, queries: Sequence[FormulaQuery], fields: Sequence[str]
@@ -278,6 +277,9 @@ class EdgeStore(VectorStore):
             )
             for fq in queries
         ]
+        return self._query(requests)
+
+    def _query(self, requests: list[qe.QueryRequest]) -> list[list[Hit]]:
         results = self.shard.query_batch(qe.QueryBatchRequest(requests))
         return [[Hit(str(p.id), p.score, dict(p.payload or {})) for p in hits] for hits in results]
 

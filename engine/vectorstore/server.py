@@ -137,6 +137,13 @@ def guarded(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def _hits(responses: list[models.QueryResponse]) -> list[list[Hit]]:
+    return [
+        [Hit(str(p.id), p.score, dict(p.payload or {})) for p in response.points]
+        for response in responses
+    ]
+
+
 class ServerStore(VectorStore):
     """A collection on a Qdrant server (or any QdrantClient, e.g. `QdrantClient(":memory:")`)."""
 
@@ -319,11 +326,7 @@ class ServerStore(VectorStore):
             )
             for q in queries
         ]
-        responses = self.client.query_batch_points(self.collection, requests)
-        return [
-            [Hit(str(p.id), p.score, dict(p.payload or {})) for p in response.points]
-            for response in responses
-        ]
+        return _hits(self.client.query_batch_points(self.collection, requests))
 
     @guarded
     def formula_search(
@@ -346,11 +349,7 @@ class ServerStore(VectorStore):
             )
             for fq in queries
         ]
-        responses = self.client.query_batch_points(self.collection, requests)
-        return [
-            [Hit(str(p.id), p.score, dict(p.payload or {})) for p in response.points]
-            for response in responses
-        ]
+        return _hits(self.client.query_batch_points(self.collection, requests))
 
     @guarded
     def value_range(self, key: str) -> tuple[float, float] | None:
