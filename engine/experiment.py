@@ -34,11 +34,10 @@ from engine.simulation import (
     initial_popularity,
     simulate,
 )
-from engine.vectorstore.base import Filter, Hit, Query, Record, VectorStore, point_id
+from engine.vectorstore.base import Filter, Hit, Query, VectorStore, point_id
 
 FIELDS = ("item_id", "product_id", "gender", "category", "store_id", "popularity", "image")
 SWEEP = tuple(round(0.1 * i, 1) for i in range(11))
-ABLATIONS = ("full", "no popularity", "no visual", "no category")
 
 
 @dataclass(frozen=True)
@@ -301,5 +300,3 @@ def sweep_weights(w_p: float) -> Weights:
     """The sweep: w_v = 1 − w_p, no category term (the paper's two-term model)."""
     return Weights(visual=round(1.0 - w_p, 6), popularity=w_p, category=0.0)
 
-
-__all__ = ["ABLATIONS", "SWEEP", "Catalog", "Evaluation", "Protocol", "Record", "Shoppers"]
