@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.common import HomeOption, UrlOption, console, fail, settings, world
-from engine.scoring import PRESETS
+from engine.scoring import preset_weights
 from engine.vectorstore import VectorStore
 from engine.vectorstore.base import weights_field
 
@@ -50,18 +50,15 @@ def evaluate_command(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Evaluate every user: Tables 1–3, coverage, diversity, novelty, baselines, figures."""
-    from dataclasses import replace
 
     from engine.experiment import Catalog, Evaluation, Protocol, logged_shoppers, simulated_shoppers
     from engine.geo import DEFAULT_REGION
     from engine.recommender import Params
     from engine.results import run
 
-    if preset not in PRESETS:
-        raise fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-    overrides = {"visual": w_visual, "popularity": w_popularity, "category": w_category,
-                 "gamma": gamma}  # fmt: skip
-    weights = replace(PRESETS[preset], **{a: v for a, v in overrides.items() if v is not None})
+    weights = preset_weights(
+        preset, visual=w_visual, popularity=w_popularity, category=w_category, gamma=gamma
+    )
     names = [b.strip() for b in backbones.split(",") if b.strip()]
     if users <= 0 or max_purchases <= 0:
         raise fail("--users and --max-purchases must be positive")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,7 +14,7 @@ from rich.table import Column, Table
 
 from cli.common import HomeOption, UrlOption, console, fail, settings, world
 from engine.geo import Location
-from engine.scoring import PRESETS
+from engine.scoring import preset_weights
 
 if TYPE_CHECKING:
     from engine.recommender import Recommendation
@@ -93,18 +93,12 @@ def recommend_command(
 
     if (item is None) == (user is None):
         raise fail("give exactly one of --item ITEM_ID or --user USER_ID")
-    if preset not in PRESETS:
-        raise fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-    weights = PRESETS[preset]
-    overrides = {
-        "visual": w_visual,
-        "popularity": w_popularity,
-        "category": w_category,
-        "gamma": gamma,
-    }
-    weights = replace(
-        weights,
-        **{key: v for key, v in overrides.items() if v is not None},
+    weights = preset_weights(
+        preset,
+        visual=w_visual,
+        popularity=w_popularity,
+        category=w_category,
+        gamma=gamma,
         distance=w_distance,
         distance_scale_km=distance_scale_km,
     )

@@ -299,4 +299,3 @@ def ablation_weights(weights: Weights) -> dict[str, Weights]:
 def sweep_weights(w_p: float) -> Weights:
     """The sweep: w_v = 1 − w_p, no category term (the paper's two-term model)."""
     return Weights(visual=round(1.0 - w_p, 6), popularity=w_p, category=0.0)
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,6 +51,13 @@ class Weights:
 
 PAPER = Weights(visual=0.7, popularity=0.3, category=0.0, gamma=2.0)
 PRESETS = {"default": Weights(), "paper": PAPER}
+
+
+def preset_weights(preset: str, **overrides: float | None) -> Weights:
+    """A preset's weights with the given fields replaced (None leaves a field as it is)."""
+    if preset not in PRESETS:
+        raise FashionrecError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    return replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
 
 
 def normalise(popularity: FloatArray, low: float, high: float) -> FloatArray:

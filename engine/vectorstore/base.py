@@ -6,7 +6,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,6 +41,13 @@ KEYWORD_FIELDS: Final = (
 BOOL_FIELDS: Final = ("masked",)
 FLOAT_FIELDS: Final = ("popularity",)
 GEO_FIELDS: Final = ("store_location",)
+IndexKind = Literal["keyword", "bool", "float", "geo"]
+PAYLOAD_INDEXES: Final[tuple[tuple[str, IndexKind], ...]] = (
+    *((f, "keyword") for f in KEYWORD_FIELDS),
+    *((f, "bool") for f in BOOL_FIELDS),
+    *((f, "float") for f in FLOAT_FIELDS),
+    *((f, "geo") for f in GEO_FIELDS),
+)
 
 Payload = dict[str, Any]
 
@@ -171,8 +178,13 @@ class VectorStore(ABC):
         """The named vectors the collection has, with their sizes."""
 
     @abstractmethod
-    def _index_keyword(self, key: str) -> None:
-        """Create a keyword payload index."""
+    def _index(self, key: str, kind: IndexKind) -> None:
+        """Create a payload index of one kind on a field."""
+
+    def _create_indexes(self) -> None:
+        """Every payload index queries filter or rank on (before the first point)."""
+        for key, kind in PAYLOAD_INDEXES:
+            self._index(key, kind)
 
     @abstractmethod
     def _add_vector(self, name: str, dim: int) -> None:
@@ -183,7 +195,7 @@ class VectorStore(ABC):
         existing = self.vector_dims().get(name)
         if existing is None:
             self._add_vector(name, dim)
-            self._index_keyword(weights_field(name))
+            self._index(weights_field(name), "keyword")
         elif existing != dim:
             raise StoreError(
                 f"{self.location} holds {name} vectors of size {existing}, not {dim}; "

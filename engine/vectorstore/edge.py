@@ -12,13 +12,10 @@ import qdrant_edge as qe
 
 from engine.errors import StoreError, StoreLockedError
 from engine.vectorstore.base import (
-    BOOL_FIELDS,
-    FLOAT_FIELDS,
-    GEO_FIELDS,
-    KEYWORD_FIELDS,
     OVERSAMPLING,
     Filter,
     Hit,
+    IndexKind,
     Layout,
     Payload,
     PointBatch,
@@ -43,6 +40,12 @@ from engine.vectorstore.formula import (
 )
 
 CONFIG_FILE: Final = "edge_config.json"
+INDEX_TYPES: Final = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "bool": qe.PayloadSchemaType.Bool,
+    "float": qe.PayloadSchemaType.Float,
+    "geo": qe.PayloadSchemaType.Geo,
+}
 HNSW: Final = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000)
 # int8 copies of the vectors drive the HNSW search (4x less to read), originals rescore the top
 INT8: Final = qe.ScalarQuantizationConfig(
@@ -178,18 +181,8 @@ class EdgeStore(VectorStore):
         else:
             self._update(qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine))
 
-    def _index_keyword(self, key: str) -> None:
-        self._update(qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Keyword))
-
-    def _create_indexes(self) -> None:
-        schema = (
-            [(f, qe.PayloadSchemaType.Keyword) for f in KEYWORD_FIELDS]
-            + [(f, qe.PayloadSchemaType.Bool) for f in BOOL_FIELDS]
-            + [(f, qe.PayloadSchemaType.Float) for f in FLOAT_FIELDS]
-            + [(f, qe.PayloadSchemaType.Geo) for f in GEO_FIELDS]
-        )
-        for field, kind in schema:
-            self._update(qe.UpdateOperation.create_field_index(field, kind))
+    def _index(self, key: str, kind: IndexKind) -> None:
+        self._update(qe.UpdateOperation.create_field_index(key, INDEX_TYPES[kind]))
 
     def ids_matching(self, flt: Filter, limit: int) -> set[str]:
         if self._shard is None:

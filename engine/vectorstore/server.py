@@ -12,14 +12,11 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from engine.errors import StoreError
 from engine.vectorstore.base import (
-    BOOL_FIELDS,
     COLLECTION,
-    FLOAT_FIELDS,
-    GEO_FIELDS,
-    KEYWORD_FIELDS,
     OVERSAMPLING,
     Filter,
     Hit,
+    IndexKind,
     Layout,
     Payload,
     PointBatch,
@@ -70,6 +67,12 @@ def _translate(flt: Filter | None) -> models.Filter | None:
 
 
 T = TypeVar("T")
+INDEX_TYPES = {
+    "keyword": models.PayloadSchemaType.KEYWORD,
+    "bool": models.PayloadSchemaType.BOOL,
+    "float": models.PayloadSchemaType.FLOAT,
+    "geo": models.PayloadSchemaType.GEO,
+}
 UPLOAD_BATCH = 256  # points per request
 UPLOAD_PARALLEL = 2  # concurrent upload workers against a remote server
 UPLOAD_RETRIES = 3  # per request, with the client's backoff
@@ -222,18 +225,8 @@ class ServerStore(VectorStore):
             self.client.create_vector_name(self.collection, name, config)
 
     @guarded
-    def _index_keyword(self, key: str) -> None:
-        self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD)
-
-    def _create_indexes(self) -> None:
-        schema = (
-            [(f, models.PayloadSchemaType.KEYWORD) for f in KEYWORD_FIELDS]
-            + [(f, models.PayloadSchemaType.BOOL) for f in BOOL_FIELDS]
-            + [(f, models.PayloadSchemaType.FLOAT) for f in FLOAT_FIELDS]
-            + [(f, models.PayloadSchemaType.GEO) for f in GEO_FIELDS]
-        )
-        for field, kind in schema:
-            self.client.create_payload_index(self.collection, field, kind)
+    def _index(self, key: str, kind: IndexKind) -> None:
+        self.client.create_payload_index(self.collection, key, INDEX_TYPES[kind])
 
     @guarded
     def ids_matching(self, flt: Filter, limit: int) -> set[str]:
