@@ -8,10 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from qdrant_client import QdrantClient, models
 
 from engine.errors import StoreError, StoreLockedError
-from engine.vectorstore.base import Filter, PointBatch, VectorStore, point_id
+from engine.vectorstore.base import (
+    SEARCH_FILTER_FIELDS,
+    Filter,
+    PointBatch,
+    VectorStore,
+    point_id,
+)
 from engine.vectorstore.edge import EdgeStore
+from engine.vectorstore.server import ServerStore
 
 
 def _batch(ids: list[str], name: str, dim: int, gender: str = "WOMEN") -> PointBatch:
@@ -115,3 +123,28 @@ def test_readers_wait_briefly_for_another_process(tmp_path: Path) -> None:
     assert store.exists
     store.close()
     holder.wait()
+
+
+def test_only_search_filter_fields_get_hnsw_links_on_edge(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "store")
+    store.ensure_vector("resnet50", 8)
+    schema = store.shard.info().payload_schema
+    linked = {key for key, info in schema.items() if getattr(info.params, "enable_hnsw", None)}
+    assert linked == SEARCH_FILTER_FIELDS == {"gender", "store_location"}
+    assert {"item_id", "product_id", "popularity", "weights_resnet50"} <= schema.keys()
+    store.close()
+
+
+def test_only_search_filter_fields_get_hnsw_links_on_a_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = ServerStore(QdrantClient(":memory:"))
+    asked: dict[str, bool | None] = {}
+
+    def record(collection: str, key: str, params: models.PayloadSchemaParams) -> None:
+        asked[key] = getattr(params, "enable_hnsw", None)
+
+    monkeypatch.setattr(store.client, "create_payload_index", record)
+    store.ensure_vector("resnet50", 8)
+    assert {key for key, hnsw in asked.items() if hnsw} == SEARCH_FILTER_FIELDS
+    assert asked["item_id"] is False and asked["weights_resnet50"] is False

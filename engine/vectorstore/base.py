@@ -49,6 +49,11 @@ PAYLOAD_INDEXES: Final[tuple[tuple[str, IndexKind], ...]] = (
     *((f, "geo") for f in GEO_FIELDS),
 )
 
+# The ANN search filters on these: their values get HNSW links of their own, so that a
+# filtered search stays connected. The other indexes serve scroll, count, facet and the
+# formula; links for them would multiply the index build time and speed up no search.
+SEARCH_FILTER_FIELDS: Final = frozenset({"gender", "store_location"})
+
 Payload = dict[str, Any]
 
 

@@ -13,6 +13,7 @@ import qdrant_edge as qe
 from engine.errors import StoreError, StoreLockedError
 from engine.vectorstore.base import (
     OVERSAMPLING,
+    SEARCH_FILTER_FIELDS,
     Filter,
     Hit,
     IndexKind,
@@ -40,11 +41,11 @@ from engine.vectorstore.formula import (
 )
 
 CONFIG_FILE: Final = "edge_config.json"
-INDEX_TYPES: Final = {
-    "keyword": qe.PayloadSchemaType.Keyword,
-    "bool": qe.PayloadSchemaType.Bool,
-    "float": qe.PayloadSchemaType.Float,
-    "geo": qe.PayloadSchemaType.Geo,
+INDEX_PARAMS: Final = {
+    "keyword": qe.KeywordIndexParams,
+    "bool": qe.BoolIndexParams,
+    "float": qe.FloatIndexParams,
+    "geo": qe.GeoIndexParams,
 }
 HNSW: Final = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000)
 # int8 copies of the vectors drive the HNSW search (4x less to read), originals rescore the top
@@ -182,7 +183,8 @@ class EdgeStore(VectorStore):
             self._update(qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine))
 
     def _index(self, key: str, kind: IndexKind) -> None:
-        self._update(qe.UpdateOperation.create_field_index(key, INDEX_TYPES[kind]))
+        params = INDEX_PARAMS[kind](enable_hnsw=key in SEARCH_FILTER_FIELDS)
+        self._update(qe.UpdateOperation.create_field_index(key, params))
 
     def ids_matching(self, flt: Filter, limit: int) -> set[str]:
         if self._shard is None:

@@ -14,6 +14,7 @@ from engine.errors import StoreError
 from engine.vectorstore.base import (
     COLLECTION,
     OVERSAMPLING,
+    SEARCH_FILTER_FIELDS,
     Filter,
     Hit,
     IndexKind,
@@ -67,15 +68,21 @@ def _translate(flt: Filter | None) -> models.Filter | None:
 
 
 T = TypeVar("T")
-INDEX_TYPES = {
-    "keyword": models.PayloadSchemaType.KEYWORD,
-    "bool": models.PayloadSchemaType.BOOL,
-    "float": models.PayloadSchemaType.FLOAT,
-    "geo": models.PayloadSchemaType.GEO,
-}
 UPLOAD_BATCH = 256  # points per request
 UPLOAD_PARALLEL = 2  # concurrent upload workers against a remote server
 UPLOAD_RETRIES = 3  # per request, with the client's backoff
+
+
+def _index_params(kind: IndexKind, hnsw: bool) -> models.PayloadSchemaParams:
+    match kind:
+        case "keyword":
+            return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, enable_hnsw=hnsw)
+        case "bool":
+            return models.BoolIndexParams(type=models.BoolIndexType.BOOL, enable_hnsw=hnsw)
+        case "float":
+            return models.FloatIndexParams(type=models.FloatIndexType.FLOAT, enable_hnsw=hnsw)
+        case "geo":
+            return models.GeoIndexParams(type=models.GeoIndexType.GEO, enable_hnsw=hnsw)
 
 
 def _params(limit: int) -> models.SearchParams:
@@ -226,7 +233,8 @@ class ServerStore(VectorStore):
 
     @guarded
     def _index(self, key: str, kind: IndexKind) -> None:
-        self.client.create_payload_index(self.collection, key, INDEX_TYPES[kind])
+        params = _index_params(kind, key in SEARCH_FILTER_FIELDS)
+        self.client.create_payload_index(self.collection, key, params)
 
     @guarded
     def ids_matching(self, flt: Filter, limit: int) -> set[str]:
