@@ -8,6 +8,7 @@ is `ef:oversampling`; an oversampling of 0 searches the int8 vectors alone, with
 rescoring on the originals. Qdrant searches with at least limit × oversampling as ef.
 
     python bench/tune.py --size 800000 --settings 200:2 128:1.5 100:1 100:0
+    python bench/tune.py --size 800000 --near-store 1 --settings 200:2 128:1.5
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ import numpy as np  # noqa: E402
 import qdrant_edge as qe  # noqa: E402
 
 from bench.scale import DATA, exact_top  # noqa: E402
+from engine.geo import Location, distance_km  # noqa: E402
 from engine.vectorstore.base import point_id  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
 
 
-def request(vector: np.ndarray, gender: str, ef: int, oversampling: float) -> qe.QueryRequest:
-    """A gender-filtered top-100 under one setting, as the store's own search builds it."""
+def request(
+    vector: np.ndarray, must: list[qe.FieldCondition], ef: int, oversampling: float
+) -> qe.QueryRequest:
+    """A filtered top-100 under one setting, as the store's own search builds it."""
     rescore = (
         qe.QuantizationSearchParams(rescore=True, oversampling=oversampling)
         if oversampling
@@ -38,7 +42,7 @@ def request(vector: np.ndarray, gender: str, ef: int, oversampling: float) -> qe
     return qe.QueryRequest(
         limit=100,
         query=qe.Query.Nearest(vector.tolist(), using="resnet50"),
-        filter=qe.Filter(must=[qe.FieldCondition("gender", match=qe.MatchValue(gender))]),
+        filter=qe.Filter(must=must),
         with_payload=["item_id"],
         params=qe.SearchParams(hnsw_ef=ef, quantization=rescore),
     )
@@ -51,27 +55,49 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--settings", nargs="+", default=["200:2", "128:1.5", "100:1", "100:0"])
+    parser.add_argument(
+        "--near-store",
+        type=float,
+        metavar="KM",
+        help="also keep only items within KM of the query item's store (as --max-km does)",
+    )
     args = parser.parse_args()
     folder = DATA / str(args.size)
     vectors = np.load(folder / "vectors.npy", mmap_mode="r")
     payloads = [json.loads(line) for line in (folder / "payloads.jsonl").open()]
-    genders = np.array([p["gender"] for p in payloads])
+    groups = np.array([p["gender"] for p in payloads])  # the exact search's pools
+
+    def must(i: int) -> list[qe.FieldCondition]:
+        conditions = [qe.FieldCondition("gender", match=qe.MatchValue(groups[i].split()[0]))]
+        if args.near_store:
+            shop = payloads[i]["store_location"]
+            centre = qe.GeoPoint(lon=shop["lon"], lat=shop["lat"])
+            radius = qe.GeoRadius(center=centre, radius=args.near_store * 1000)
+            conditions.append(qe.FieldCondition("store_location", geo_radius=radius))
+        return conditions
+
+    if args.near_store:  # one store per pool: the radius must not reach a second store
+        shops = {p["store_id"]: Location(**p["store_location"]) for p in payloads[:1000]}
+        apart = min(distance_km(a, b) for a in shops.values() for b in shops.values() if a != b)
+        if args.near_store >= apart:
+            sys.exit(f"--near-store must be under {apart:.1f} km, the closest two stores")
+        groups = np.char.add(np.char.add(groups, " "), [p["store_id"] for p in payloads])
     per = args.warmup + args.queries
     settings = [(int(s.split(":")[0]), float(s.split(":")[1])) for s in args.settings]
     rows = np.random.default_rng(11).choice(len(vectors), per * (len(settings) + 1), False)
     rows, first = rows[: per * len(settings)].reshape(len(settings), per), rows[-per:]
     picks = rows[:, args.warmup :].ravel()
-    exact = exact_top(vectors, genders, picks, 100).reshape(len(settings), args.queries, 100)
+    exact = exact_top(vectors, groups, picks, 100).reshape(len(settings), args.queries, 100)
     shard = EdgeStore(DATA / f"store-{args.size}-{args.layout}").shard
     print(f"segments: {shard.info().segments_count}", file=sys.stderr)
     for i in first:  # the process's own warm-up, so that the first setting pays no more
-        shard.query(request(np.asarray(vectors[i]), genders[i], *settings[0]))
+        shard.query(request(np.asarray(vectors[i]), must(i), *settings[0]))
     spent = np.zeros((len(settings), args.queries))
     recall = np.zeros((len(settings), args.queries, 2))  # @10 and @100
     for s, setting in enumerate(settings):
         for n, i in enumerate(rows[s]):
             start = time.perf_counter()
-            hits = shard.query(request(np.asarray(vectors[i]), genders[i], *setting))
+            hits = shard.query(request(np.asarray(vectors[i]), must(i), *setting))
             took = time.perf_counter() - start
             if n >= args.warmup:
                 m = n - args.warmup

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from engine.vectorstore.formula import FormulaQuery
 
 COLLECTION: Final = "fashionrec"
+HNSW_M: Final = 16  # graph links per point
+EF_CONSTRUCT: Final = 100  # candidate list while building the graph
+FULL_SCAN_KB: Final = 10_000  # a filter leaving less vector data than this is scored exactly
 SEARCH_EF: Final = 128  # least HNSW ef at query time; a search uses max(this, 2 × limit)
 OVERSAMPLING: Final = 2.0  # quantized candidates per result, rescored on the original vectors
 

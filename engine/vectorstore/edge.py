@@ -12,6 +12,9 @@ import qdrant_edge as qe
 
 from engine.errors import StoreError, StoreLockedError
 from engine.vectorstore.base import (
+    EF_CONSTRUCT,
+    FULL_SCAN_KB,
+    HNSW_M,
     OVERSAMPLING,
     SEARCH_FILTER_FIELDS,
     Filter,
@@ -47,7 +50,9 @@ INDEX_PARAMS: Final = {
     "float": qe.FloatIndexParams,
     "geo": qe.GeoIndexParams,
 }
-HNSW: Final = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000)
+HNSW: Final = qe.HnswIndexConfig(
+    m=HNSW_M, ef_construct=EF_CONSTRUCT, full_scan_threshold=FULL_SCAN_KB
+)
 # int8 copies of the vectors drive the HNSW search (4x less to read), originals rescore the top
 INT8: Final = qe.ScalarQuantizationConfig(
     qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Cached

@@ -13,6 +13,9 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from engine.errors import StoreError
 from engine.vectorstore.base import (
     COLLECTION,
+    EF_CONSTRUCT,
+    FULL_SCAN_KB,
+    HNSW_M,
     OVERSAMPLING,
     SEARCH_FILTER_FIELDS,
     Filter,
@@ -218,7 +221,9 @@ class ServerStore(VectorStore):
             self.client.create_collection(
                 self.collection,
                 vectors_config={name: params},
-                hnsw_config=models.HnswConfigDiff(m=16, ef_construct=100),
+                hnsw_config=models.HnswConfigDiff(
+                    m=HNSW_M, ef_construct=EF_CONSTRUCT, full_scan_threshold=FULL_SCAN_KB
+                ),
                 quantization_config=quantization if self.layout.quantized else None,
                 shard_number=self.shards or (peers if peers > 1 else None),
                 replication_factor=self.replicas or (2 if peers > 1 else None),
