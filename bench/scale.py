@@ -145,17 +145,16 @@ def query(folder: Path, store_dir: Path, count: int) -> dict[str, float]:
     gc.freeze()  # the bench's own payload dicts would otherwise make full collections slow
     store = EdgeStore(store_dir)
     rss_open = rss_mb()[0]
-    for i in warm:  # a service answers warm: the first queries page in the graph and codes
+
+    def top100(i: int) -> Query:
         flt = Filter(equals={"gender": payloads[i]["gender"]})
-        store.search([Query(np.asarray(vectors[i]), "resnet50", 100, flt)], ["item_id"])
+        return Query(np.asarray(vectors[i]), "resnet50", 100, flt)
+
+    for i in warm:  # a service answers warm: the first queries page in the graph and codes
+        store.search([top100(i)], ["item_id"])
     timings, found = [], []
     for i in picks:
-        q = Query(
-            np.asarray(vectors[i]),
-            "resnet50",
-            100,
-            Filter(equals={"gender": payloads[i]["gender"]}),
-        )
+        q = top100(i)
         start = time.perf_counter()
         hits = store.search([q], ["item_id"])[0]
         timings.append(time.perf_counter() - start)

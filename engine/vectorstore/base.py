@@ -186,13 +186,13 @@ class VectorStore(ABC):
         """The named vectors the collection has, with their sizes."""
 
     @abstractmethod
-    def _index(self, key: str, kind: IndexKind) -> None:
-        """Create a payload index of one kind on a field."""
+    def _index(self, key: str, kind: IndexKind, linked: bool) -> None:
+        """Create a payload index of one kind on a field, with HNSW links of its own if linked."""
 
     def _create_indexes(self) -> None:
         """Every payload index queries filter or rank on (before the first point)."""
         for key, kind in PAYLOAD_INDEXES:
-            self._index(key, kind)
+            self._index(key, kind, key in SEARCH_FILTER_FIELDS)
 
     @abstractmethod
     def _add_vector(self, name: str, dim: int) -> None:
@@ -203,7 +203,7 @@ class VectorStore(ABC):
         existing = self.vector_dims().get(name)
         if existing is None:
             self._add_vector(name, dim)
-            self._index(weights_field(name), "keyword")
+            self._index(weights_field(name), "keyword", linked=False)
         elif existing != dim:
             raise StoreError(
                 f"{self.location} holds {name} vectors of size {existing}, not {dim}; "

@@ -16,7 +16,6 @@ from engine.vectorstore.base import (
     FULL_SCAN_KB,
     HNSW_M,
     OVERSAMPLING,
-    SEARCH_FILTER_FIELDS,
     Filter,
     Hit,
     IndexKind,
@@ -187,8 +186,8 @@ class EdgeStore(VectorStore):
         else:
             self._update(qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine))
 
-    def _index(self, key: str, kind: IndexKind) -> None:
-        params = INDEX_PARAMS[kind](enable_hnsw=key in SEARCH_FILTER_FIELDS)
+    def _index(self, key: str, kind: IndexKind, linked: bool) -> None:
+        params = INDEX_PARAMS[kind](enable_hnsw=linked)
         self._update(qe.UpdateOperation.create_field_index(key, params))
 
     def ids_matching(self, flt: Filter, limit: int) -> set[str]:

@@ -17,7 +17,6 @@ from engine.vectorstore.base import (
     FULL_SCAN_KB,
     HNSW_M,
     OVERSAMPLING,
-    SEARCH_FILTER_FIELDS,
     Filter,
     Hit,
     IndexKind,
@@ -237,8 +236,8 @@ class ServerStore(VectorStore):
             self.client.create_vector_name(self.collection, name, config)
 
     @guarded
-    def _index(self, key: str, kind: IndexKind) -> None:
-        params = _index_params(kind, key in SEARCH_FILTER_FIELDS)
+    def _index(self, key: str, kind: IndexKind, linked: bool) -> None:
+        params = _index_params(kind, linked)
         self.client.create_payload_index(self.collection, key, params)
 
     @guarded
