@@ -26,13 +26,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from engine.catalog import Item, open_catalog  # noqa: E402
-from engine.embedder import IMAGENET_MEAN, IMAGENET_STD, Embedder, build_model  # noqa: E402
-from engine.masks import DEFAULT_REMOVED, LEGEND  # noqa: E402
-from engine.torchcompat import import_torchvision  # noqa: E402
+from engine.catalog.items import Item, open_catalog  # noqa: E402
+from engine.catalog.masks import DEFAULT_REMOVED, LEGEND  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
 from ingest.democatalog import write_demo_catalog  # noqa: E402
+from ingest.embedder import IMAGENET_MEAN, IMAGENET_STD, Embedder, build_model  # noqa: E402
 from ingest.pipeline import IngestOptions, ingest  # noqa: E402
+from ingest.torchcompat import import_torchvision  # noqa: E402
 
 
 def baseline(items: list[Item], backbone: str) -> float:

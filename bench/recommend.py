@@ -29,14 +29,15 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import numpy as np  # noqa: E402
 
-from engine.categories import CATEGORIES_BY_GENDER, category_similarity  # noqa: E402
-from engine.exact import ExactIndex  # noqa: E402
+from engine.catalog.categories import CATEGORIES_BY_GENDER, PAPER_MATRIX  # noqa: E402
 from engine.geo import DEFAULT_REGION, Location  # noqa: E402
-from engine.recommender import HIT_FIELDS, Params, Recommender  # noqa: E402
-from engine.shops import generate_stores  # noqa: E402
-from engine.simulation import Purchase, User  # noqa: E402
-from engine.vectorstore.base import PointBatch, point_id  # noqa: E402
+from engine.recommend.recommender import HIT_FIELDS, Params, Recommender  # noqa: E402
+from engine.records import Purchase, User  # noqa: E402
+from engine.schema import point_id  # noqa: E402
+from engine.shoppers.shops import generate_shops  # noqa: E402
+from engine.vectorstore.base import PointBatch  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
+from engine.vectorstore.exact import ExactIndex  # noqa: E402
 
 DIM = 2048
 VIEWS = ("1_front", "2_side", "3_back")
@@ -48,7 +49,7 @@ def catalog(n: int, seed: int = 0, offset: int = 0) -> tuple[np.ndarray, list[di
     pairs = [(g, c) for g, cs in CATEGORIES_BY_GENDER.items() for c in cs]
     weights = np.array([0.6 / 14 if g == "WOMEN" else 0.4 / 9 for g, _ in pairs])
     centres = np.abs(rng.normal(size=(len(pairs), DIM))).astype(np.float32)
-    stores = generate_stores(5, DEFAULT_REGION, seed=42)
+    stores = generate_shops(5, DEFAULT_REGION, seed=42)
     vectors = np.empty((n, DIM), dtype=np.float32)
     payloads: list[dict[str, object]] = []
     products = math.ceil(n / len(VIEWS))
@@ -123,9 +124,7 @@ def public_method(vectors: np.ndarray, payloads: list[dict[str, object]], user: 
                 continue
             norm = (pops[i] - low) / (high - low)
             score = 0.6 * cosine(vectors[q], vectors[i]) + 0.2 * (1 - (norm - user.trendiness) ** 2)
-            score += 0.2 * category_similarity(
-                str(payloads[q]["category"]), str(payload["category"])
-            )
+            score += 0.2 * PAPER_MATRIX(str(payloads[q]["category"]), str(payload["category"]))
             scored.append((score, i))
         scored.sort(reverse=True)
         _ = scored[:5]

@@ -34,9 +34,10 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import numpy as np  # noqa: E402
 
 from engine.geo import Location  # noqa: E402
-from engine.recommender import Params, Recommender  # noqa: E402
-from engine.simulation import Purchase, User  # noqa: E402
-from engine.vectorstore.base import Filter, Layout, PointBatch, Query, point_id  # noqa: E402
+from engine.recommend.recommender import Params, Recommender  # noqa: E402
+from engine.records import Purchase, User  # noqa: E402
+from engine.schema import point_id  # noqa: E402
+from engine.vectorstore.base import Filter, Layout, PointBatch, Query  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
 
 DATA = Path(__file__).parent / ".data"

@@ -27,7 +27,7 @@ import qdrant_edge as qe  # noqa: E402
 
 from bench.scale import DATA, exact_top  # noqa: E402
 from engine.geo import Location, distance_km  # noqa: E402
-from engine.vectorstore.base import point_id  # noqa: E402
+from engine.schema import point_id  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
 
 

@@ -17,7 +17,7 @@ def export_command(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Export one backbone's vectors and payloads, to load elsewhere with `ingest --vectors`."""
-    from engine.bulk import PAYLOADS, VECTORS, export_points
+    from engine.vectorstore.transfer import PAYLOADS, VECTORS, export_points
 
     store = store_for(settings(home, qdrant_url))
     try:
@@ -30,7 +30,7 @@ def export_command(
 def load_vectors(config_home: Path | None, qdrant_url: str | None, backbone: str,
                  vectors: Path, payloads: Path) -> None:  # fmt: skip
     """`ingest --vectors --payloads`: precomputed embeddings into the store."""
-    from engine.bulk import load_points
+    from engine.vectorstore.transfer import load_points
 
     store = store_for(settings(config_home, qdrant_url))
     try:
@@ -48,15 +48,15 @@ def migrate_command(
     home: HomeOption = None,
 ) -> None:
     """Copy the embedded store (every vector and payload) into a Qdrant server or cluster."""
-    from engine.bulk import copy_points
     from engine.vectorstore.edge import EdgeStore
     from engine.vectorstore.server import ServerStore
+    from engine.vectorstore.transfer import copy_points
 
     config = settings(home, None)
-    source = EdgeStore(config.home / "store")
+    source = EdgeStore(config.store_path)
     if not source.exists:
         source.close()
-        raise fail(f"no embedded store at {config.home / 'store'} to migrate")
+        raise fail(f"no embedded store at {config.store_path} to migrate")
     try:
         target = ServerStore.connect(to, collection, shards=shards, replicas=replicas)
         try:

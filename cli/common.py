@@ -14,7 +14,7 @@ from engine.settings import Settings
 from engine.vectorstore import VectorStore, open_store
 
 if TYPE_CHECKING:
-    from engine.eventlog import EventLog
+    from engine.shoppers.eventlog import EventLog
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -39,7 +39,7 @@ def settings(home: Path | None, qdrant_url: str | None) -> Settings:
 
 def store_for(config: Settings) -> VectorStore:
     """Open the configured store (embedded unless a server URL is set)."""
-    return open_store(config.home, config.qdrant_url)
+    return open_store(config)
 
 
 def fail(message: str) -> typer.Exit:
@@ -58,17 +58,14 @@ def warn_random_weights() -> None:
     )
 
 
-EVENT_LOG = "events.sqlite"
-
-
 @contextmanager
 def world(config: Settings) -> Iterator[tuple[VectorStore, EventLog]]:
     """The vector store and the event log beside it, closed afterwards."""
-    from engine.eventlog import EventLog
+    from engine.shoppers.eventlog import EventLog
 
     store = store_for(config)
     try:
-        log = EventLog(config.home / EVENT_LOG)
+        log = EventLog(config.event_log_path)
         try:
             yield store, log
         finally:

@@ -45,15 +45,15 @@ def demo_command(
     info_command(home=config.home, qdrant_url=None)
 
     from engine.geo import DEFAULT_REGION
-    from engine.shoppers import run_simulation, set_stores
-    from engine.shops import generate_stores
-    from engine.simulation import SimulationConfig
+    from engine.shoppers.shops import generate_shops
+    from engine.shoppers.simulation import SimulationConfig
+    from engine.shoppers.sync import run_simulation, set_shops
 
     with world(config) as (store, log):
-        stores = generate_stores(5, DEFAULT_REGION, seed=42)
-        placed = set_stores(store, log, stores, DEFAULT_REGION, seed=42)
+        shops = generate_shops(5, DEFAULT_REGION, seed=42)
+        placed = set_shops(store, log, shops, DEFAULT_REGION, seed=42)
         console.print(
-            f"[bold]Stores[/]: {len(stores)} in Greater Paris; {placed} item(s) placed "
+            f"[bold]Stores[/]: {len(shops)} in Greater Paris; {placed} item(s) placed "
             "(per-category round-robin)"
         )
         if log.purchase_count():

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from cli.common import HomeOption, UrlOption, console, fail, settings, world
-from engine.scoring import preset_weights
+from engine.recommend.scoring import preset_weights
+from engine.schema import weights_field
 from engine.vectorstore import VectorStore
-from engine.vectorstore.base import weights_field
 
 
 def _weights_note(store: VectorStore, backbones: list[str]) -> str:
@@ -51,10 +51,11 @@ def evaluate_command(
 ) -> None:
     """Evaluate every user: Tables 1–3, coverage, diversity, novelty, baselines, figures."""
 
-    from engine.experiment import Catalog, Evaluation, Protocol, logged_shoppers, simulated_shoppers
+    from engine.evaluate.evaluation import Evaluation
+    from engine.evaluate.protocol import Protocol, StoredItems, logged_cohort, simulated_cohort
+    from engine.evaluate.report import run
     from engine.geo import DEFAULT_REGION
-    from engine.recommender import Params
-    from engine.results import run
+    from engine.recommend.recommender import Params
 
     weights = preset_weights(
         preset, visual=w_visual, popularity=w_popularity, category=w_category, gamma=gamma
@@ -69,24 +70,35 @@ def evaluate_command(
         missing = [b for b in names if b not in store.vector_dims()]
         if missing:
             have = ", ".join(sorted(store.vector_dims())) or "none"
-            raise fail(f"backbone(s) {', '.join(missing)} not ingested (the store has {have}); "
-                       "ingest them or pass --backbones")  # fmt: skip
-        catalog = Catalog.load(store)
+            raise fail(
+                f"backbone(s) {', '.join(missing)} not ingested (the store has {have}); "
+                "ingest them or pass --backbones"
+            )
+        items = StoredItems.load(store)
         if use_log:
-            shoppers = logged_shoppers(catalog, log)
+            cohort = logged_cohort(items, log)
         else:
-            shoppers = simulated_shoppers(catalog, protocol, log.region() or DEFAULT_REGION)
-        source = "the event log's users" if use_log else f"{len(shoppers.users)} simulated users"
+            cohort = simulated_cohort(items, protocol, log.region() or DEFAULT_REGION)
+        source = "the event log's users" if use_log else f"{len(cohort.users)} simulated users"
         setting = {
-            "description": f"Catalog: {len(catalog.items)} items in {store.location}; "
+            "description": f"Catalog: {len(items.items)} items in {store.location}; "
             f"{source}; {_weights_note(store, names)}.",
-            "users": len(shoppers.users), "max_purchases": max_purchases, "k": k, "seed": seed,
-            "backbones": names, "candidates": candidates, "use_log": use_log,
-            "weights": {"visual": weights.visual, "popularity": weights.popularity,
-                        "category": weights.category, "gamma": weights.gamma},
-            "catalog_items": len(catalog.items),
-        }  # fmt: skip
-        evaluation = Evaluation(store, shoppers, catalog, protocol)
+            "users": len(cohort.users),
+            "max_purchases": max_purchases,
+            "k": k,
+            "seed": seed,
+            "backbones": names,
+            "candidates": candidates,
+            "use_log": use_log,
+            "weights": {
+                "visual": weights.visual,
+                "popularity": weights.popularity,
+                "category": weights.category,
+                "gamma": weights.gamma,
+            },
+            "catalog_items": len(items.items),
+        }
+        evaluation = Evaluation(store, cohort, items, protocol)
         metrics = run(evaluation, run_dir, setting, progress=lambda s: console.print(f"… {s}"))
     console.print(metrics["tables_md"])
     console.print(f"results in {run_dir}/: metrics.json, tables.md, grid.png, sweep.png")
@@ -100,15 +112,16 @@ def show_command(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Write a user's recommendation grid: the last purchase and its top-k per backbone."""
-    from engine.experiment import Catalog, Evaluation, Protocol, logged_shoppers
-    from engine.results import grid_for_user
+    from engine.evaluate.evaluation import Evaluation
+    from engine.evaluate.protocol import Protocol, StoredItems, logged_cohort
+    from engine.evaluate.report import grid_for_user
 
     with world(settings(home, qdrant_url)) as (store, log):
         if log.user(user) is None:
             raise fail(f"unknown user {user!r}; `fashionrec users list` shows them")
-        catalog = Catalog.load(store)
-        shoppers = logged_shoppers(catalog, log)
+        items = StoredItems.load(store)
+        cohort = logged_cohort(items, log)
         protocol = Protocol(k=k, backbones=tuple(sorted(store.vector_dims())))
         path = out or Path("results") / f"grid-{user}.png"
-        grid_for_user(Evaluation(store, shoppers, catalog, protocol), user, path)
+        grid_for_user(Evaluation(store, cohort, items, protocol), user, path)
     console.print(f"grid written to {path}")

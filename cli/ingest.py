@@ -21,7 +21,6 @@ from rich.progress import (
 from rich.text import Text
 
 from cli.common import (
-    EVENT_LOG,
     HomeOption,
     UrlOption,
     console,
@@ -31,13 +30,12 @@ from cli.common import (
     warn_random_weights,
 )
 from engine.backbones import BACKBONES
-from engine.catalog import open_catalog
-from engine.framing import FRAMINGS
-from engine.masks import DEFAULT_REMOVED, removed_labels
+from engine.catalog.framing import Framing
+from engine.catalog.items import open_catalog
+from engine.catalog.masks import DEFAULT_REMOVED, MissingMask, removed_labels
+from engine.helpers import choice
 from engine.settings import Settings
 from engine.vectorstore import VectorStore
-
-MISSING_MASK = ("unmasked", "skip", "fail")
 
 
 class RateColumn(ProgressColumn):
@@ -82,14 +80,12 @@ def run_ingest(
         raise fail(f"--workers must be 0 or more, got {workers}")
     if limit is not None and limit <= 0:
         raise fail(f"--limit must be positive, got {limit}")
-    if framing not in FRAMINGS:
-        raise fail(f"--framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
-    if missing_mask not in MISSING_MASK:
-        raise fail(f"--missing-mask must be one of {', '.join(MISSING_MASK)}, got {missing_mask!r}")
+    choice(Framing, framing, "--framing")
+    choice(MissingMask, missing_mask, "--missing-mask")
     removed = removed_labels(remove.split(","))
     catalog = open_catalog(path, masks, manifest)
 
-    from engine.embedder import Embedder
+    from ingest.embedder import Embedder
     from ingest.pipeline import IngestOptions, ingest
     from ingest.report import FailureReport
 
@@ -156,12 +152,12 @@ def run_ingest(
 
 def _place_new_items(config: Settings, store: VectorStore) -> int:
     """Give newly ingested items a store when the event log has stores."""
-    from engine.eventlog import EventLog
-    from engine.shoppers import place_items
+    from engine.shoppers.eventlog import EventLog
+    from engine.shoppers.sync import place_items
 
-    if not (config.home / EVENT_LOG).is_file():
+    if not config.event_log_path.is_file():
         return 0
-    log = EventLog(config.home / EVENT_LOG)
+    log = EventLog(config.event_log_path)
     try:
         return place_items(store, log)
     finally:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from cli.bulk import export_command, migrate_command
 from cli.common import errors
@@ -18,7 +19,23 @@ from cli.snapshot import app as snapshot_app
 from cli.stores import app as stores_app
 from engine.errors import FashionrecError
 
+
+class Fashionrec(TyperGroup):
+    """The root command group: every command's FashionrecError ends as one line, exit 1."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors click)
+        try:
+            return super().invoke(ctx)
+        except FashionrecError as exc:
+            errors.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            errors.print("interrupted; run the same command again to continue where it stopped")
+            raise typer.Exit(130) from None
+
+
 app = typer.Typer(
+    cls=Fashionrec,
     name="fashionrec",
     help="Trend-aware fashion recommendations from garment photos, backed by Qdrant.",
     no_args_is_help=True,
@@ -43,14 +60,7 @@ app.add_typer(snapshot_app, name="snapshot")
 
 def main() -> None:
     """Console entry point."""
-    try:
-        app()
-    except FashionrecError as exc:
-        errors.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        errors.print("interrupted; run the same command again to continue where it stopped")
-        sys.exit(130)
+    app()
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ from rich.table import Column, Table
 
 from cli.common import HomeOption, UrlOption, console, fail, settings, world
 from engine.geo import Location
-from engine.scoring import preset_weights
+from engine.recommend.scoring import preset_weights
 
 if TYPE_CHECKING:
-    from engine.recommender import Recommendation
+    from engine.recommend.rerank import Recommendation
 
 COLUMNS = ("rank", "item_id", "product_id", "category", "gender", "store_id", "distance_km",
            "visual", "norm_popularity", "category_sim", "relevance")  # fmt: skip
@@ -88,8 +88,8 @@ def recommend_command(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Recommend for an item (--item) or a user (--user): filtered ANN search, then rerank."""
-    from engine.categories import PAPER_MATRIX, CategorySimilarity, canonical_gender
-    from engine.recommender import Params, Recommender
+    from engine.catalog.categories import PAPER_MATRIX, CategorySimilarity, canonical_gender
+    from engine.recommend.recommender import Params, Recommender
 
     if (item is None) == (user is None):
         raise fail("give exactly one of --item ITEM_ID or --user USER_ID")

@@ -35,8 +35,8 @@ def simulate_command(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Simulate trend-aware shoppers and their purchases; popularity moves with each one."""
-    from engine.shoppers import run_simulation
-    from engine.simulation import SimulationConfig
+    from engine.shoppers.simulation import SimulationConfig
+    from engine.shoppers.sync import run_simulation
 
     if users <= 0 or max_purchases <= 0 or days <= 0:
         raise fail("--users, --max-purchases and --days must be positive")
@@ -70,7 +70,7 @@ def purchases_import(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Import a real purchase log; every row is checked first, and it is all or nothing."""
-    from engine.purchases import import_purchases
+    from engine.shoppers.purchases import import_purchases
 
     with world(settings(home, qdrant_url)) as (store, log):
         summary = import_purchases(store, log, path)
@@ -87,7 +87,7 @@ def purchases_export(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Export every purchase with its user's gender and trendiness (re-importable)."""
-    from engine.purchases import export_purchases
+    from engine.shoppers.purchases import export_purchases
 
     with world(settings(home, qdrant_url)) as (_, log):
         count = export_purchases(log, path)
@@ -106,14 +106,14 @@ def users_show(
         if user is None:
             raise fail(f"unknown user {user_id!r}; `fashionrec users list` shows them")
         purchases = list(log.purchases(user_id))
-        stores = {s.id: s for s in log.stores()}
+        shops = {s.id: s for s in log.shops()}
     console.print(
         f"[bold]{user.id}[/] · {user.gender} · trendiness {user.trendiness:.2f} · "
         f"home {user.home.lat:.5f}, {user.home.lon:.5f}"
     )
     table = Table("time", "item", "store", "km from home", title="purchases")
     for p in purchases:
-        shop = stores.get(p.store_id or "")
+        shop = shops.get(p.store_id or "")
         km = f"{distance_km(user.home, shop.location):.1f}" if shop else "—"
         table.add_row(p.timestamp.isoformat(), p.item_id, p.store_id or "—", km)
     console.print(table)
@@ -130,7 +130,7 @@ def users_list(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
 @popularity_app.command("sync")
 def popularity_sync(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
     """Rebuild every item's popularity payload from the event log."""
-    from engine.shoppers import sync_popularity
+    from engine.shoppers.sync import sync_popularity
 
     with world(settings(home, qdrant_url)) as (store, log):
         count = sync_popularity(store, log)

@@ -19,7 +19,7 @@ def create(
     home: HomeOption = None,
 ) -> None:
     """Snapshot the store and the log into one archive (written atomically)."""
-    from engine.snapshot import create as make
+    from engine.vectorstore.snapshot import create as make
 
     config = settings(home, None)
     if config.qdrant_url:
@@ -39,7 +39,7 @@ def restore(
     home: HomeOption = None,
 ) -> None:
     """Replace the store and the log with a snapshot's, after checking it."""
-    from engine.snapshot import restore as load
+    from engine.vectorstore.snapshot import restore as load
 
     config = settings(home, None)
     manifest = load(path, config.home)

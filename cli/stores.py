@@ -9,18 +9,18 @@ import typer
 from rich.table import Table
 
 from cli.common import HomeOption, UrlOption, console, fail, settings, world
-from engine.csvrows import csv_rows
-from engine.geo import DEFAULT_REGION, Location, Region
-from engine.shops import Store, generate_stores
+from engine.geo import DEFAULT_REGION, Region
+from engine.records import Shop
+from engine.shoppers.shops import generate_shops, read_shops
 
 app = typer.Typer(
     help="Stores that sell the catalog, with their coordinates.", no_args_is_help=True
 )
 
 
-def _print(stores: list[Store]) -> None:
+def _print(shops: list[Shop]) -> None:
     table = Table("id", "name", "lat", "lon", title="stores")
-    for s in stores:
+    for s in shops:
         table.add_row(s.id, s.name, f"{s.location.lat:.5f}", f"{s.location.lon:.5f}")
     console.print(table)
 
@@ -39,37 +39,13 @@ def generate(
     if not 1 <= count <= 10_000:
         raise fail(f"--count must be between 1 and 10000, got {count}")
     area = Region.parse(region)
-    stores = generate_stores(count, area, seed)
-    from engine.shoppers import set_stores
+    shops = generate_shops(count, area, seed)
+    from engine.shoppers.sync import set_shops
 
     with world(settings(home, qdrant_url)) as (store, log):
-        placed = set_stores(store, log, stores, area, seed)
-    _print(stores)
+        placed = set_shops(store, log, shops, area, seed)
+    _print(shops)
     console.print(f"{placed} item(s) placed in a store (per-category round-robin, seed {seed})")
-
-
-def read_stores(path: Path) -> list[Store]:
-    """Stores from a CSV with columns id,lat,lon[,name]; one-line errors naming the row."""
-    if not path.is_file():
-        raise fail(f"{path}: no such file")
-    stores: list[Store] = []
-    for number, row in csv_rows(path, ("id", "lat", "lon"), ("name",)):
-        if row is None:
-            raise fail(f"{path}:{number}: wrong number of fields")
-        try:
-            lat, lon = float(row["lat"]), float(row["lon"])
-        except ValueError:
-            raise fail(f"{path}:{number}: lat/lon are not numbers") from None
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise fail(f"{path}:{number}: lat/lon out of range")
-        store_id = row["id"].strip()
-        if not store_id or any(s.id == store_id for s in stores):
-            raise fail(f"{path}:{number}: empty or duplicate store id {store_id!r}")
-        name = (row.get("name") or "").strip() or store_id
-        stores.append(Store(store_id, name, Location(lat, lon)))
-    if not stores:
-        raise fail(f"{path}: no stores")
-    return stores
 
 
 @app.command("import")
@@ -80,12 +56,12 @@ def import_(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Import stores from a CSV and give every item a store."""
-    stores = read_stores(path)
-    from engine.shoppers import set_stores
+    shops = read_shops(path)
+    from engine.shoppers.sync import set_shops
 
     with world(settings(home, qdrant_url)) as (store, log):
-        placed = set_stores(store, log, stores, Region.around([s.location for s in stores]), seed)
-    _print(stores)
+        placed = set_shops(store, log, shops, Region.around([s.location for s in shops]), seed)
+    _print(shops)
     console.print(f"{placed} item(s) placed in a store")
 
 
@@ -93,8 +69,8 @@ def import_(
 def list_(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
     """List the stores."""
     with world(settings(home, qdrant_url)) as (_, log):
-        stores = log.stores()
-    if not stores:
+        shops = log.shops()
+    if not shops:
         console.print("no stores: run `fashionrec stores generate`")
         return
-    _print(stores)
+    _print(shops)

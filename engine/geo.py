@@ -1,14 +1,17 @@
-"""Locations, regions and great-circle distances in kilometres (geopy)."""
+"""Locations, regions and great-circle distances in kilometres (pure numpy)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
-from geopy.distance import EARTH_RADIUS, great_circle
 from numpy.typing import NDArray
 
-from engine.errors import FashionrecError
+from engine.errors import ConfigError
+
+EARTH_RADIUS_KM: Final = 6371.009  # the mean Earth radius (IUGG), as geopy's great_circle uses
 
 
 @dataclass(frozen=True)
@@ -34,18 +37,18 @@ class Region:
 
     @classmethod
     def parse(cls, text: str) -> Region:
-        """`LAT_MIN,LAT_MAX,LON_MIN,LON_MAX`; FashionrecError naming the problem otherwise."""
+        """`LAT_MIN,LAT_MAX,LON_MIN,LON_MAX`; ConfigError naming the problem otherwise."""
         try:
             values = [float(v) for v in text.split(",")]
         except ValueError:
             values = []
         if len(values) != 4:
-            raise FashionrecError(f"region {text!r} is not LAT_MIN,LAT_MAX,LON_MIN,LON_MAX")
+            raise ConfigError(f"region {text!r} is not LAT_MIN,LAT_MAX,LON_MIN,LON_MAX")
         region = cls(*values)
         if not (-90 <= region.lat_min < region.lat_max <= 90):
-            raise FashionrecError(f"region {text!r}: need -90 <= LAT_MIN < LAT_MAX <= 90")
+            raise ConfigError(f"region {text!r}: need -90 <= LAT_MIN < LAT_MAX <= 90")
         if not (-180 <= region.lon_min < region.lon_max <= 180):
-            raise FashionrecError(f"region {text!r}: need -180 <= LON_MIN < LON_MAX <= 180")
+            raise ConfigError(f"region {text!r}: need -180 <= LON_MIN < LON_MAX <= 180")
         return region
 
     @classmethod
@@ -70,20 +73,24 @@ class Region:
 DEFAULT_REGION = Region(48.72, 49.0, 2.18, 2.58)
 
 
-def distance_km(a: Location, b: Location) -> float:
-    """Great-circle distance between two points, in kilometres."""
-    return float(great_circle((a.lat, a.lon), (b.lat, b.lon)).km)
-
-
 def distances_km(
     origin: Location, lats: NDArray[np.float64], lons: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Great-circle distances from one point to many (NaN stays NaN), vectorised.
-
-    The haversine formula on geopy's Earth radius, so it agrees with distance_km.
-    """
+    """Great-circle distances from one point to many (NaN stays NaN): the haversine formula."""
     p1, p2 = np.radians(origin.lat), np.radians(lats)
     dp, dl = p2 - p1, np.radians(lons - origin.lon)
     a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    km: NDArray[np.float64] = 2 * EARTH_RADIUS * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    km: NDArray[np.float64] = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
     return km
+
+
+def distance_km(a: Location, b: Location) -> float:
+    """Great-circle distance between two points, in kilometres."""
+    return float(distances_km(a, np.array([b.lat]), np.array([b.lon]))[0])
+
+
+def coordinates(points: Iterable[object]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Latitudes and longitudes of geo payloads (`{"lat": .., "lon": ..}`); NaN where absent."""
+    pairs = [(p["lat"], p["lon"]) if isinstance(p, dict) else (np.nan, np.nan) for p in points]
+    table = np.array(pairs, dtype=np.float64).reshape(-1, 2)
+    return table[:, 0], table[:, 1]

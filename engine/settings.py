@@ -1,4 +1,4 @@
-"""Settings: defaults, then FASHIONREC_* environment variables, then CLI flags."""
+"""Settings: defaults, then FASHIONREC_* environment variables, then CLI flags; a home's layout."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Final
 
 DEFAULT_HOME: Final = Path(".fashionrec")
+STORE_DIR: Final = "store"  # the embedded Qdrant Edge shard, under the home
+EVENT_LOG: Final = "events.sqlite"  # the event log, under the home
 
 
 @dataclass(frozen=True)
@@ -30,3 +32,13 @@ class Settings:
         if "home" in given:
             given["home"] = Path(str(given["home"]))
         return replace(settings, **given)  # type: ignore[arg-type]
+
+    @property
+    def store_path(self) -> Path:
+        """The folder of the embedded store."""
+        return self.home / STORE_DIR
+
+    @property
+    def event_log_path(self) -> Path:
+        """The SQLite file of the event log."""
+        return self.home / EVENT_LOG

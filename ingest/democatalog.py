@@ -11,8 +11,8 @@ from typing import Final
 import numpy as np
 from PIL import Image, ImageDraw
 
-from engine.categories import CATEGORIES_BY_GENDER, GENDERS
-from engine.masks import LEGEND, palette
+from engine.catalog.categories import CATEGORIES_BY_GENDER, GENDERS
+from engine.catalog.masks import LEGEND, palette
 
 VIEWS: Final = ("1_front", "2_side", "3_back")
 

@@ -2,33 +2,79 @@
 
 from __future__ import annotations
 
-import itertools
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Final, Protocol
 
 import numpy as np
+import torch
+from numpy.typing import NDArray
 from torch.utils.data import DataLoader
 
-from engine.catalog import Entry, Item, Problem
-from engine.embedder import Embedder
+from engine.catalog.categories import group_of
+from engine.catalog.framing import Framing
+from engine.catalog.items import Entry, Item, Problem
+from engine.catalog.masks import DEFAULT_REMOVED, MissingMask
 from engine.errors import MaskMissingError
-from engine.framing import Framing
-from engine.masks import DEFAULT_REMOVED
-from engine.vectorstore.base import (
-    Filter,
-    PointBatch,
-    VectorStore,
-    item_payload,
+from engine.helpers import batched
+from engine.schema import (
+    CATEGORY,
+    CATEGORY_GROUP,
+    GENDER,
+    IMAGE,
+    ITEM_ID,
+    MANIFEST,
+    MASKED,
+    PRODUCT_ID,
+    STORE_ID,
+    STORE_ORIGIN,
+    VIEW,
     point_id,
     weights_field,
 )
+from engine.vectorstore.base import Filter, Payload, PointBatch, VectorStore
 from ingest.reader import Batch, WorkList, collate, item_to_line
 
-MissingMask = Literal["unmasked", "skip", "fail"]
-CHECK_CHUNK = 1024
+CHECK_CHUNK: Final = 1024
+
+
+class Embedder(Protocol):
+    """What the pipeline needs of an embedder: its size, weights label, device and call."""
+
+    @property
+    def dim(self) -> int:
+        """Length of the embeddings."""
+
+    @property
+    def weights_label(self) -> str:
+        """Which weights it runs, as recorded in the payload."""
+
+    @property
+    def device(self) -> torch.device:
+        """Where it runs (pinned memory pays off for CUDA only)."""
+
+    def __call__(self, images: torch.Tensor) -> NDArray[np.float32]:
+        """A uint8 batch (N, 3, H, W) in, unit-length rows out."""
+
+
+def item_payload(item: Item, masked: bool) -> Payload:
+    """The catalog part of an item's payload (popularity and shop location come later)."""
+    payload: Payload = {
+        ITEM_ID: item.item_id,
+        PRODUCT_ID: item.product_id,
+        GENDER: item.gender,
+        CATEGORY: item.category,
+        CATEGORY_GROUP: group_of(item.category),
+        VIEW: item.view,
+        IMAGE: str(item.image),
+        MASKED: masked,
+    }
+    if item.store_id is not None:
+        payload[STORE_ID] = item.store_id
+        payload[STORE_ORIGIN] = MANIFEST
+    return payload
 
 
 @dataclass(frozen=True)
@@ -82,12 +128,6 @@ class Plan:
 FailureSink = Callable[[Failure], None]
 
 
-def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
-
-
 def _items(
     entries: Iterable[Entry], summary: IngestSummary, on_failure: FailureSink, limit: int | None
 ) -> Iterator[Item]:
@@ -117,7 +157,7 @@ def plan(
     offsets: list[int] = []
     position = 0
     with path.open("wb") as out:
-        for chunk in _chunks(_items(entries, summary, on_failure, options.limit), CHECK_CHUNK):
+        for chunk in batched(_items(entries, summary, on_failure, options.limit), CHECK_CHUNK):
             ids = frozenset(point_id(item.item_id) for item in chunk)
             have = {
                 b: store.ids_matching(Filter(ids=ids, has_vector=b), limit=len(ids))
@@ -150,7 +190,7 @@ def plan(
 def embed(
     work: Plan,
     store: VectorStore,
-    embedders: dict[str, Embedder],
+    embedders: Mapping[str, Embedder],
     options: IngestOptions,
     summary: IngestSummary,
     on_failure: FailureSink,
@@ -174,7 +214,7 @@ def embed(
 def _write_batch(
     batch: Batch,
     store: VectorStore,
-    embedders: dict[str, Embedder],
+    embedders: Mapping[str, Embedder],
     summary: IngestSummary,
     on_failure: FailureSink,
 ) -> None:
@@ -206,7 +246,7 @@ def _write_batch(
 def ingest(
     entries: Iterable[Entry],
     store: VectorStore,
-    embedders: dict[str, Embedder],
+    embedders: Mapping[str, Embedder],
     options: IngestOptions = IngestOptions(),
     on_failure: FailureSink = lambda f: None,
     on_stage: Callable[[str, int | None], None] = lambda stage, total: None,

@@ -13,9 +13,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from engine.catalog import Item
-from engine.framing import Framing, decode_size, frame
-from engine.masks import DEFAULT_REMOVED, MaskError, apply_mask
+from engine.catalog.framing import Framing, decode_size, frame
+from engine.catalog.items import Item
+from engine.catalog.masks import DEFAULT_REMOVED, apply_mask
+from engine.errors import MaskError
 
 
 def item_to_line(item: Item, needs: Sequence[str]) -> str:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
-from engine.embedder import Embedder
 from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
 from ingest.democatalog import DemoCatalog, write_demo_catalog
+from ingest.embedder import Embedder
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from engine.catalog import (
+from engine.catalog.items import (
     Item,
     Problem,
     inshop_item_id,
@@ -19,11 +19,11 @@ from engine.catalog import (
     parse_dfmm_stem,
     read_manifest,
 )
-from engine.embedder import Embedder
 from engine.errors import CatalogError, FashionrecError
-from engine.purchases import parse_timestamp, read_rows
+from engine.shoppers.purchases import parse_timestamp, read_rows
 from engine.vectorstore.base import VectorStore
 from ingest.democatalog import DemoCatalog
+from ingest.embedder import Embedder
 from ingest.pipeline import Failure, IngestOptions, ingest
 from tests.conftest import copy_catalog
 

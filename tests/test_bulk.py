@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from engine.bulk import PAYLOADS, VECTORS, copy_points, export_points, load_points
 from engine.errors import FashionrecError
-from engine.vectorstore.base import Filter, PointBatch, VectorStore, point_id
+from engine.schema import point_id
+from engine.vectorstore.base import Filter, PointBatch, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
+from engine.vectorstore.transfer import PAYLOADS, VECTORS, copy_points, export_points, load_points
 from tests.test_recommender import build_catalog
 
 

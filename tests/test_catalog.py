@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from engine.catalog import (
+from engine.catalog.items import (
     Item,
     Problem,
     inshop_item_id,

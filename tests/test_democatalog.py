@@ -10,8 +10,8 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from engine.categories import CATEGORIES, CATEGORIES_BY_GENDER
-from engine.masks import LEGEND
+from engine.catalog.categories import CATEGORIES, CATEGORIES_BY_GENDER
+from engine.catalog.masks import LEGEND
 from ingest.democatalog import _BASE, VIEWS, DemoCatalog, write_demo_catalog
 
 DFMM = re.compile(r"^(WOMEN|MEN)-(.+?)-(id_\d{8})-(\d{2})_(\d+)_(\w+)$")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.embedder import Embedder, build_model
 from engine.errors import WeightsError
-from engine.torchcompat import import_torchvision, needs_op_schemas
+from ingest.embedder import Embedder, build_model
+from ingest.torchcompat import import_torchvision, needs_op_schemas
 
 
 def _batch(n: int = 2, seed: int = 0) -> torch.Tensor:

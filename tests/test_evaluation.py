@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.evaluation import (
+from engine.evaluate.evaluation import Evaluation, SystemResult
+from engine.evaluate.metrics import (
     Pair,
     accuracy,
     coverage,
@@ -20,11 +21,11 @@ from engine.evaluation import (
     novelty,
     trend_group,
 )
-from engine.experiment import Catalog, Evaluation, Protocol, SystemResult, simulated_shoppers
+from engine.evaluate.protocol import Protocol, StoredItems, simulated_cohort
+from engine.evaluate.report import run
 from engine.geo import DEFAULT_REGION, Location
-from engine.recommender import Recommendation
-from engine.results import run
-from engine.simulation import Purchase, User
+from engine.recommend.rerank import Recommendation
+from engine.records import Purchase, User
 from engine.vectorstore.edge import EdgeStore
 from tests.test_recommender import build_catalog
 
@@ -52,14 +53,14 @@ def test_gender_alignment_reads_the_recommended_items_own_gender(tmp_path: Path)
     """A list whose rows claim the user's gender is still judged on the catalog's gender."""
     store = EdgeStore(tmp_path / "store")
     payloads = build_catalog(store, products_per_category=1)
-    catalog = Catalog.load(store)
+    catalog = StoredItems.load(store)
     man = next(p for p in payloads if p["gender"] == "MEN")
     woman = next(p for p in payloads if p["gender"] == "WOMEN")
     user = User("u", "WOMEN", 0.5, Location(48.85, 2.35))
     purchase = Purchase("u", woman["item_id"], datetime(2025, 1, 1, tzinfo=UTC), None)
     wrong = Recommendation(1, man["item_id"], man["product_id"], man["category"], "WOMEN", None,
                            None, 0.9, 10.0, 0.5, 1.0, 0.2, 0.8, woman["item_id"])  # fmt: skip
-    evaluation = Evaluation(store, simulated_shoppers(catalog, Protocol(users=2), DEFAULT_REGION),
+    evaluation = Evaluation(store, simulated_cohort(catalog, Protocol(users=2), DEFAULT_REGION),
                             catalog, Protocol(backbones=("resnet50",)))  # fmt: skip
     result = SystemResult(lists=[(user, purchase, [wrong])])
     assert accuracy(evaluation.pairs(result)).gender_alignment == 0.0
@@ -93,9 +94,9 @@ def test_markdown_table() -> None:
 
 
 def _evaluate(store: EdgeStore, out: Path) -> dict:
-    catalog = Catalog.load(store)
+    catalog = StoredItems.load(store)
     protocol = Protocol(users=12, max_purchases=4, k=5, seed=7, backbones=("resnet50",))
-    shoppers = simulated_shoppers(catalog, protocol, DEFAULT_REGION)
+    shoppers = simulated_cohort(catalog, protocol, DEFAULT_REGION)
     return run(Evaluation(store, shoppers, catalog, protocol), out, {"description": "test"})
 
 

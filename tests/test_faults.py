@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.catalog import Item, open_catalog
-from engine.vectorstore.base import Filter, point_id
+from engine.catalog.items import Item, open_catalog
+from engine.schema import point_id
+from engine.vectorstore.base import Filter
 from engine.vectorstore.edge import EdgeStore
 from ingest.democatalog import write_demo_catalog
 
@@ -75,7 +76,7 @@ def test_ingest_killed_mid_batch_then_rerun_stores_each_item_once(tmp_path: Path
 
 @pytest.mark.slow
 def test_purchase_import_killed_midway_is_all_or_nothing(tmp_path: Path) -> None:
-    from engine.eventlog import EventLog
+    from engine.shoppers.eventlog import EventLog
     from tests.test_cli import _home_with_items
     from tests.test_shoppers import _items
 

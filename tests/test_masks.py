@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.catalog.framing import center_crop, decode_size, letterbox
+from engine.catalog.masks import LEGEND, apply_mask, keep_mask, palette, removed_labels
 from engine.errors import CatalogError
-from engine.framing import center_crop, decode_size, letterbox
-from engine.masks import LEGEND, apply_mask, keep_mask, palette, removed_labels
 
 GARMENT = (200, 30, 30)
 

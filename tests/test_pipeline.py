@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from engine.catalog import Item, open_catalog
-from engine.embedder import Embedder
+from engine.catalog.items import Item, open_catalog
 from engine.errors import MaskMissingError
-from engine.vectorstore.base import Filter, Record, VectorStore, point_id
+from engine.schema import point_id
+from engine.vectorstore.base import Filter, Record, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
 from ingest.democatalog import DemoCatalog
+from ingest.embedder import Embedder
 from ingest.pipeline import Failure, IngestOptions, ingest
 from ingest.reader import load_input
 from tests.conftest import copy_catalog

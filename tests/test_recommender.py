@@ -7,14 +7,15 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from engine.categories import CATEGORIES_BY_GENDER
+from engine.catalog.categories import CATEGORIES_BY_GENDER
 from engine.errors import FashionrecError
-from engine.exact import ExactIndex
 from engine.geo import Location, distance_km
-from engine.recommender import HIT_FIELDS, Params, Recommender
-from engine.scoring import Weights
-from engine.simulation import Purchase, User
-from engine.vectorstore.base import PointBatch, VectorStore, point_id
+from engine.recommend.recommender import HIT_FIELDS, Params, Recommender
+from engine.recommend.scoring import Weights
+from engine.records import Purchase, User
+from engine.schema import point_id
+from engine.vectorstore.base import PointBatch, VectorStore
+from engine.vectorstore.exact import ExactIndex
 
 DIM = 48
 STORES = {

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.categories import PAPER_MATRIX, CategorySimilarity, category_similarity
+from engine.catalog.categories import PAPER_MATRIX, CategorySimilarity
 from engine.errors import FashionrecError
-from engine.scoring import PAPER, Weights, distance_term, normalise, relevance
+from engine.helpers import minmax
+from engine.recommend.scoring import PAPER, Weights, distance_term, relevance
 
 
 def test_relevance_by_hand() -> None:
@@ -39,9 +40,9 @@ def test_distance_term() -> None:
     np.testing.assert_allclose(distance_term(np.array([10.0]), 10.0), [np.exp(-1.0)])
 
 
-def test_normalise_on_the_catalog_range() -> None:
-    np.testing.assert_allclose(normalise(np.array([10.0, 60.0, 110.0]), 10, 110), [0, 0.5, 1])
-    np.testing.assert_allclose(normalise(np.array([5.0]), 5, 5), [0.0])
+def test_minmax_on_the_catalog_range() -> None:
+    np.testing.assert_allclose(minmax(np.array([10.0, 60.0, 110.0]), 10, 110), [0, 0.5, 1])
+    np.testing.assert_allclose(minmax(np.array([5.0]), 5, 5), [0.0])
 
 
 @pytest.mark.parametrize(
@@ -54,11 +55,11 @@ def test_bad_weights(weights: Weights) -> None:
 
 
 def test_paper_category_matrix() -> None:
-    assert category_similarity("Dresses", "Dresses") == 1.0
-    assert category_similarity("Dresses", "Skirts") == 0.8
-    assert category_similarity("Tees_Tanks", "Sweaters") == 0.4  # A–E
-    assert category_similarity("Denim", "Suiting") == 0.2  # B–F
-    assert category_similarity("Suiting", "Denim") == 0.2  # symmetric
+    assert PAPER_MATRIX("Dresses", "Dresses") == 1.0
+    assert PAPER_MATRIX("Dresses", "Skirts") == 0.8
+    assert PAPER_MATRIX("Tees_Tanks", "Sweaters") == 0.4  # A–E
+    assert PAPER_MATRIX("Denim", "Suiting") == 0.2  # B–F
+    assert PAPER_MATRIX("Suiting", "Denim") == 0.2  # symmetric
     assert PAPER_MATRIX("Dresses", "Jackets_Coats") == 0.1  # C–D
 
 

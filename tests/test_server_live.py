@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.catalog import open_catalog
-from engine.embedder import Embedder
+from engine.catalog.items import open_catalog
 from engine.vectorstore.base import Filter
 from engine.vectorstore.server import ServerStore
 from ingest.democatalog import DemoCatalog
+from ingest.embedder import Embedder
 from ingest.pipeline import IngestOptions, ingest
 
 URL = os.environ.get("FASHIONREC_QDRANT_URL")
@@ -48,9 +48,9 @@ def test_ingest_into_a_live_server(
 
 
 def test_migrate_and_rerank_inside_a_live_server(live: ServerStore, tmp_path: Path) -> None:
-    from engine.bulk import copy_points
-    from engine.recommender import Params, Recommender
+    from engine.recommend.recommender import Params, Recommender
     from engine.vectorstore.edge import EdgeStore
+    from engine.vectorstore.transfer import copy_points
     from tests.test_recommender import _buy, _user, build_catalog
 
     edge = EdgeStore(tmp_path / "store")

@@ -8,15 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.catalog import Item
+from engine.catalog.items import Item
 from engine.errors import FashionrecError
-from engine.eventlog import EventLog
 from engine.geo import DEFAULT_REGION, Region
-from engine.purchases import export_purchases, import_purchases
-from engine.shoppers import place_items, run_simulation, set_stores, sync_popularity
-from engine.shops import generate_stores
-from engine.simulation import SimulationConfig
-from engine.vectorstore.base import PointBatch, VectorStore, item_payload, point_id
+from engine.schema import point_id
+from engine.shoppers.eventlog import EventLog
+from engine.shoppers.purchases import export_purchases, import_purchases
+from engine.shoppers.shops import generate_shops
+from engine.shoppers.simulation import SimulationConfig
+from engine.shoppers.sync import place_items, run_simulation, set_shops, sync_popularity
+from engine.vectorstore.base import PointBatch, VectorStore
+from ingest.pipeline import item_payload
 
 CATEGORIES = {"WOMEN": ["Dresses", "Skirts", "Tees_Tanks"], "MEN": ["Denim", "Suiting"]}
 
@@ -61,8 +63,8 @@ def _payloads(store: VectorStore) -> dict[str, dict[str, object]]:
 
 def test_every_view_of_a_product_shares_a_balanced_store(store: VectorStore, log: EventLog) -> None:
     _ingest(store, _items())
-    stores = generate_stores(3, DEFAULT_REGION, seed=1)
-    assert set_stores(store, log, stores, DEFAULT_REGION, seed=1) == 60
+    stores = generate_shops(3, DEFAULT_REGION, seed=1)
+    assert set_shops(store, log, stores, DEFAULT_REGION, seed=1) == 60
     payloads = _payloads(store)
     by_product: dict[str, set[object]] = defaultdict(set)
     per_category: dict[str, dict[object, int]] = defaultdict(lambda: defaultdict(int))
@@ -81,7 +83,7 @@ def test_every_view_of_a_product_shares_a_balanced_store(store: VectorStore, log
 
 def test_manifest_stores_are_kept(store: VectorStore, log: EventLog) -> None:
     _ingest(store, _items(1, store_id="S02"))
-    set_stores(store, log, generate_stores(3, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
+    set_shops(store, log, generate_shops(3, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
     payloads = _payloads(store)
     assert {p["store_id"] for p in payloads.values()} == {"S02"}
     assert all("store_location" in p for p in payloads.values())
@@ -90,7 +92,7 @@ def test_manifest_stores_are_kept(store: VectorStore, log: EventLog) -> None:
 def test_simulation_moves_popularity_in_the_store(store: VectorStore, log: EventLog) -> None:
     _ingest(store, _items())
     result = run_simulation(store, log, SimulationConfig(users=10, max_purchases=3, seed=4))
-    assert log.stores() and len(result.purchases) == log.purchase_count() > 0
+    assert log.shops() and len(result.purchases) == log.purchase_count() > 0
     payloads = _payloads(store)
     current = log.popularity()
     assert {k: int(v["popularity"]) for k, v in payloads.items()} == current  # type: ignore[call-overload]
@@ -121,7 +123,7 @@ def test_import_creates_users_and_estimates_trendiness(
 ) -> None:
     items = _items(1)
     _ingest(store, items)
-    set_stores(store, log, generate_stores(2, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
+    set_shops(store, log, generate_shops(2, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
     dress = "WOMEN-Dresses-id_00000001-01_1_front"
     skirt = "WOMEN-Skirts-id_00000002-01_2_side"
     log_file = _csv(
@@ -172,7 +174,7 @@ def test_export_then_import_round_trips(store: VectorStore, log: EventLog, tmp_p
     exported = tmp_path / "all.csv"
     assert export_purchases(log, exported) == log.purchase_count()
     fresh = EventLog(tmp_path / "fresh.sqlite")
-    fresh.replace_stores(log.stores(), Region.around([s.location for s in log.stores()]), 42)
+    fresh.replace_shops(log.shops(), Region.around([s.location for s in log.shops()]), 42)
     import_purchases(store, fresh, exported)
     assert list(fresh.purchases()) == list(log.purchases())
     assert fresh.user_ids() == log.user_ids()
@@ -184,10 +186,10 @@ def test_export_then_import_round_trips(store: VectorStore, log: EventLog, tmp_p
 
 def test_moved_stores_move_their_items(store: VectorStore, log: EventLog) -> None:
     _ingest(store, _items(1))
-    set_stores(store, log, generate_stores(2, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
+    set_shops(store, log, generate_shops(2, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
     before = _payloads(store)
-    moved = generate_stores(2, DEFAULT_REGION, seed=9)  # same ids, other places
-    assert set_stores(store, log, moved, DEFAULT_REGION, seed=1) == len(before)
+    moved = generate_shops(2, DEFAULT_REGION, seed=9)  # same ids, other places
+    assert set_shops(store, log, moved, DEFAULT_REGION, seed=1) == len(before)
     after = _payloads(store)
     location = {s.id: s.location.payload() for s in moved}
     for item, payload in after.items():

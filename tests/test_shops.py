@@ -9,7 +9,7 @@ import pytest
 
 from engine.errors import FashionrecError
 from engine.geo import DEFAULT_REGION, Location, Region, distance_km
-from engine.shops import assign_stores, generate_stores
+from engine.shoppers.shops import assign_shops, generate_shops
 
 
 def test_great_circle_distance_known_answers() -> None:
@@ -35,9 +35,9 @@ def test_region_parsing() -> None:
 
 
 def test_generated_stores_are_seeded_and_inside_the_region() -> None:
-    stores = generate_stores(5, DEFAULT_REGION, seed=7)
-    assert stores == generate_stores(5, DEFAULT_REGION, seed=7)
-    assert stores != generate_stores(5, DEFAULT_REGION, seed=8)
+    stores = generate_shops(5, DEFAULT_REGION, seed=7)
+    assert stores == generate_shops(5, DEFAULT_REGION, seed=7)
+    assert stores != generate_shops(5, DEFAULT_REGION, seed=8)
     assert [s.id for s in stores] == ["S01", "S02", "S03", "S04", "S05"]
     for s in stores:
         assert DEFAULT_REGION.lat_min <= s.location.lat <= DEFAULT_REGION.lat_max
@@ -47,22 +47,23 @@ def test_generated_stores_are_seeded_and_inside_the_region() -> None:
 def test_round_robin_is_balanced_per_category_and_ignores_input_order() -> None:
     products = {"Dresses": [f"id_{i:08d}-01" for i in range(11)], "Denim": ["id_00000100-01"]}
     stores = ["S01", "S02", "S03"]
-    first = assign_stores(products, stores, seed=1)
+    first = assign_shops(products, stores, seed=1)
     shuffled = {c: random.Random(3).sample(ps, len(ps)) for c, ps in products.items()}
-    assert assign_stores(shuffled, stores, seed=1) == first
+    assert assign_shops(shuffled, stores, seed=1) == first
     dresses = Counter(first[p] for p in products["Dresses"])
     assert sorted(dresses.values()) == [3, 4, 4]
-    assert assign_stores(products, stores, seed=2) != first  # the seed matters
+    assert assign_shops(products, stores, seed=2) != first  # the seed matters
 
 
 def test_new_products_fill_the_least_loaded_stores() -> None:
     loads = {"Dresses": {"S01": 2, "S02": 0, "S03": 1}}
-    new = assign_stores({"Dresses": ["a", "b", "c"]}, ["S01", "S02", "S03"], 1, loads)
+    new = assign_shops({"Dresses": ["a", "b", "c"]}, ["S01", "S02", "S03"], 1, loads)
     assert Counter(new.values()) == {"S02": 2, "S03": 1}
 
 
 def test_vectorised_distances_agree_with_geopy() -> None:
     import numpy as np
+    from geopy.distance import great_circle
 
     from engine.geo import distances_km
 
@@ -70,6 +71,9 @@ def test_vectorised_distances_agree_with_geopy() -> None:
     lats = np.array([51.5074, 48.80, 49.05, np.nan])
     lons = np.array([-0.1278, 2.13, 2.08, 2.0])
     got = distances_km(origin, lats, lons)
-    want = [distance_km(origin, Location(a, b)) for a, b in zip(lats[:3], lons[:3], strict=True)]
+    pairs = zip(lats[:3], lons[:3], strict=True)
+    want = [great_circle((origin.lat, origin.lon), (a, b)).km for a, b in pairs]
+    for (a, b), km in zip(zip(lats[:3], lons[:3], strict=True), want, strict=True):
+        assert distance_km(origin, Location(a, b)) == pytest.approx(km, rel=1e-9)
     np.testing.assert_allclose(got[:3], want, rtol=1e-9)
     assert np.isnan(got[3])

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from engine.geo import DEFAULT_REGION
-from engine.simulation import (
+from engine.shoppers.simulation import (
     CatalogView,
     SimulationConfig,
     initial_popularity,

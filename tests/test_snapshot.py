@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from engine.errors import FashionrecError, StoreLockedError
-from engine.eventlog import EventLog
-from engine.shoppers import run_simulation
-from engine.simulation import SimulationConfig
-from engine.snapshot import create, restore
+from engine.shoppers.eventlog import EventLog
+from engine.shoppers.simulation import SimulationConfig
+from engine.shoppers.sync import run_simulation
 from engine.vectorstore.base import Filter
 from engine.vectorstore.edge import EdgeStore
+from engine.vectorstore.snapshot import create, restore
 from tests.test_shoppers import _ingest, _items
 
 

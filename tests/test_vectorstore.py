@@ -11,13 +11,8 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from engine.errors import StoreError, StoreLockedError
-from engine.vectorstore.base import (
-    SEARCH_FILTER_FIELDS,
-    Filter,
-    PointBatch,
-    VectorStore,
-    point_id,
-)
+from engine.schema import SEARCH_FILTER_FIELDS, point_id
+from engine.vectorstore.base import Filter, PointBatch, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
 

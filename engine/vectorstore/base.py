@@ -1,22 +1,18 @@
-"""The one vector-store interface the engine sees, and the point/payload schema."""
+"""The one vector-store interface the engine sees: its filters, queries, results and contract."""
 
 from __future__ import annotations
 
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.catalog import Item
-from engine.categories import group_of
 from engine.errors import StoreError
-
-if TYPE_CHECKING:
-    from engine.vectorstore.formula import FormulaQuery
+from engine.schema import PAYLOAD_INDEXES, SEARCH_FILTER_FIELDS, IndexKind, weights_field
+from engine.vectorstore.formula import Expr
 
 COLLECTION: Final = "fashionrec"
 HNSW_M: Final = 16  # graph links per point
@@ -31,61 +27,7 @@ def search_ef(limit: int) -> int:
     return max(SEARCH_EF, 2 * limit)
 
 
-_NAMESPACE: Final = uuid.UUID("6f1c2b1e-3d4a-5b6c-8d7e-9fa0b1c2d3e4")
-
-KEYWORD_FIELDS: Final = (
-    "item_id",
-    "product_id",
-    "gender",
-    "category",
-    "category_group",
-    "store_id",
-)
-BOOL_FIELDS: Final = ("masked",)
-FLOAT_FIELDS: Final = ("popularity",)
-GEO_FIELDS: Final = ("store_location",)
-IndexKind = Literal["keyword", "bool", "float", "geo"]
-PAYLOAD_INDEXES: Final[tuple[tuple[str, IndexKind], ...]] = (
-    *((f, "keyword") for f in KEYWORD_FIELDS),
-    *((f, "bool") for f in BOOL_FIELDS),
-    *((f, "float") for f in FLOAT_FIELDS),
-    *((f, "geo") for f in GEO_FIELDS),
-)
-
-# The ANN search filters on these: their values get HNSW links of their own, so that a
-# filtered search stays connected. The other indexes serve scroll, count, facet and the
-# formula; links for them would multiply the index build time and speed up no search.
-SEARCH_FILTER_FIELDS: Final = frozenset({"gender", "store_location"})
-
 Payload = dict[str, Any]
-
-
-def weights_field(backbone: str) -> str:
-    """The payload field recording which weights embedded an item's vector of a backbone."""
-    return f"weights_{backbone}"
-
-
-def point_id(item_id: str) -> str:
-    """The deterministic point id of an item (UUID5), so re-ingesting is idempotent."""
-    return str(uuid.uuid5(_NAMESPACE, item_id))
-
-
-def item_payload(item: Item, masked: bool) -> Payload:
-    """The catalog part of an item's payload (popularity and store location come later)."""
-    payload: Payload = {
-        "item_id": item.item_id,
-        "product_id": item.product_id,
-        "gender": item.gender,
-        "category": item.category,
-        "category_group": group_of(item.category),
-        "view": item.view,
-        "image": str(item.image),
-        "masked": masked,
-    }
-    if item.store_id is not None:
-        payload["store_id"] = item.store_id
-        payload["store_origin"] = "manifest"
-    return payload
 
 
 @dataclass(frozen=True)
@@ -133,6 +75,16 @@ class Query:
 
 
 @dataclass(frozen=True)
+class FormulaQuery:
+    """Prefetch the ANN candidates, then rank them by the formula; `limit` results."""
+
+    prefetch: Query
+    formula: Expr
+    defaults: dict[str, float]
+    limit: int
+
+
+@dataclass(frozen=True)
 class Hit:
     """A search result: point id, cosine similarity and the asked payload fields."""
 
@@ -177,7 +129,13 @@ class PointBatch:
 
 
 class VectorStore(ABC):
-    """A Qdrant collection of items: one named cosine vector per backbone, payload indexes."""
+    """A Qdrant collection of items: one named cosine vector per backbone, payload indexes.
+
+    The error contract: every failure of a back-end call, a read or a write, whatever
+    the engine or transport raised, reaches the caller as a StoreError with a one-line
+    message naming the store; nothing else escapes. A failed write leaves what was
+    written before it in place.
+    """
 
     location: str
 

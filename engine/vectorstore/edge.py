@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import qdrant_edge as qe
 
 from engine.errors import StoreError, StoreLockedError
+from engine.schema import IndexKind
 from engine.vectorstore.base import (
     EF_CONSTRUCT,
     FULL_SCAN_KB,
     HNSW_M,
     OVERSAMPLING,
     Filter,
+    FormulaQuery,
     Hit,
-    IndexKind,
     Layout,
     Payload,
     PointBatch,
@@ -28,19 +31,7 @@ from engine.vectorstore.base import (
     make_record,
     search_ef,
 )
-from engine.vectorstore.formula import (
-    Abs,
-    Const,
-    Exp,
-    Expr,
-    FormulaQuery,
-    GeoMetres,
-    InSet,
-    Mult,
-    Pow,
-    Sum,
-    Var,
-)
+from engine.vectorstore.formula import Abs, Const, Exp, Expr, GeoMetres, InSet, Mult, Pow, Sum, Var
 
 CONFIG_FILE: Final = "edge_config.json"
 INDEX_PARAMS: Final = {
@@ -109,6 +100,45 @@ def _expression(e: Expr) -> qe.Expression:
     raise TypeError(f"not a formula node: {e!r}")
 
 
+T = TypeVar("T")
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an engine error, shortened."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+@contextmanager
+def _guard(path: Path, writing: bool = False) -> Iterator[None]:
+    """Turn any failure of the engine (or of reading its files) into a one-line StoreError."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as exc:
+        if writing:
+            raise StoreError(
+                f"the store at {path} could not write ({_reason(exc)}); what was written "
+                "before stays, and the same command resumes once the cause is fixed"
+            ) from None
+        raise StoreError(
+            f"the store at {path} could not be read ({_reason(exc)}); check the folder, "
+            "or restore a snapshot (`fashionrec snapshot restore`)"
+        ) from None
+
+
+def guarded(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a read of the store under _guard."""
+
+    @functools.wraps(method)
+    def wrapper(self: EdgeStore, *args: Any, **kwargs: Any) -> T:
+        with _guard(self.path):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 def _open_error(path: Path, exc: Exception) -> StoreError:
     if "WouldBlock" in str(exc):
         return StoreLockedError(
@@ -140,14 +170,8 @@ class EdgeStore(VectorStore):
 
     def _update(self, operation: qe.UpdateOperation) -> None:
         """Apply one write; a failure (e.g. a full disk) becomes a one-line StoreError."""
-        try:
+        with _guard(self.path, writing=True):
             self.shard.update(operation)
-        except Exception as exc:
-            reason = str(exc).strip().splitlines()[0][:200]
-            raise StoreError(
-                f"the store at {self.path} could not write ({reason}); what was written "
-                "before stays, and the same command resumes once the cause is fixed"
-            ) from None
 
     @property
     def exists(self) -> bool:
@@ -161,6 +185,7 @@ class EdgeStore(VectorStore):
             raise StoreError(f"the store at {self.path} is empty; run `fashionrec ingest` first")
         return self._shard
 
+    @guarded
     def vector_dims(self) -> dict[str, int]:
         if self._shard is None:
             return {}
@@ -190,6 +215,7 @@ class EdgeStore(VectorStore):
         params = INDEX_PARAMS[kind](enable_hnsw=linked)
         self._update(qe.UpdateOperation.create_field_index(key, params))
 
+    @guarded
     def ids_matching(self, flt: Filter, limit: int) -> set[str]:
         if self._shard is None:
             return set()
@@ -223,6 +249,12 @@ class EdgeStore(VectorStore):
     ) -> Iterator[Record]:
         if self._shard is None:
             return
+        with _guard(self.path):
+            yield from self._pages(fields, flt, page, vector)
+
+    def _pages(
+        self, fields: Sequence[str] | None, flt: Filter | None, page: int, vector: str | None
+    ) -> Iterator[Record]:
         offset: qe.PointId | None = None
         while True:
             records, offset = self.shard.scroll(
@@ -278,10 +310,12 @@ class EdgeStore(VectorStore):
         ]
         return self._query(requests)
 
+    @guarded
     def _query(self, requests: list[qe.QueryRequest]) -> list[list[Hit]]:
         results = self.shard.query_batch(qe.QueryBatchRequest(requests))
         return [[Hit(str(p.id), p.score, dict(p.payload or {})) for p in hits] for hits in results]
 
+    @guarded
     def value_range(self, key: str) -> tuple[float, float] | None:
         if self._shard is None:
             return None
@@ -299,11 +333,13 @@ class EdgeStore(VectorStore):
         if ids:
             self._update(qe.UpdateOperation.set_payload(list(ids), payload))
 
+    @guarded
     def count(self, flt: Filter | None = None) -> int:
         if self._shard is None:
             return 0
         return self.shard.count(qe.CountRequest(exact=True, filter=_translate(flt)))
 
+    @guarded
     def facet(self, key: str, flt: Filter | None = None) -> dict[str, int]:
         if self._shard is None:
             return {}
@@ -312,6 +348,7 @@ class EdgeStore(VectorStore):
         )
         return {str(hit.value): hit.count for hit in response.hits}
 
+    @guarded
     def retrieve(self, ids: Sequence[str], vector: str | None = None) -> list[Record]:
         if self._shard is None:
             return []
@@ -322,14 +359,17 @@ class EdgeStore(VectorStore):
 
     def optimize(self) -> None:
         if self._shard is not None:
-            self._shard.optimize()
+            with _guard(self.path, writing=True):
+                self._shard.optimize()
 
     def flush(self) -> None:
         if self._shard is not None:
-            self._shard.flush()
+            with _guard(self.path, writing=True):
+                self._shard.flush()
 
     def close(self) -> None:
         if self._shard is not None:
-            self._shard.flush()
-            self._shard.close()
-            self._shard = None
+            shard, self._shard = self._shard, None
+            with _guard(self.path, writing=True):
+                shard.flush()
+                shard.close()

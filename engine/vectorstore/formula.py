@@ -1,10 +1,8 @@
-"""A small expression tree for scoring formulas that run inside Qdrant (both back-ends)."""
+"""A small expression tree for scoring formulas that run inside Qdrant (pure; both back-ends)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from engine.vectorstore.base import Query
 
 SCORE = "$score"
 
@@ -65,13 +63,3 @@ class GeoMetres:
 
 
 Expr = Const | Var | Sum | Mult | Pow | Abs | Exp | InSet | GeoMetres
-
-
-@dataclass(frozen=True)
-class FormulaQuery:
-    """Prefetch the ANN candidates, then rank them by the formula; `limit` results."""
-
-    prefetch: Query
-    formula: Expr
-    defaults: dict[str, float]
-    limit: int

@@ -11,6 +11,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from engine.errors import StoreError
+from engine.schema import IndexKind
 from engine.vectorstore.base import (
     COLLECTION,
     EF_CONSTRUCT,
@@ -18,8 +19,8 @@ from engine.vectorstore.base import (
     HNSW_M,
     OVERSAMPLING,
     Filter,
+    FormulaQuery,
     Hit,
-    IndexKind,
     Layout,
     Payload,
     PointBatch,
@@ -29,19 +30,7 @@ from engine.vectorstore.base import (
     make_record,
     search_ef,
 )
-from engine.vectorstore.formula import (
-    Abs,
-    Const,
-    Exp,
-    Expr,
-    FormulaQuery,
-    GeoMetres,
-    InSet,
-    Mult,
-    Pow,
-    Sum,
-    Var,
-)
+from engine.vectorstore.formula import Abs, Const, Exp, Expr, GeoMetres, InSet, Mult, Pow, Sum, Var
 
 
 def _translate(flt: Filter | None) -> models.Filter | None:

@@ -10,14 +10,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from engine.categories import canonical_gender
+import numpy as np
+
+from engine.catalog.categories import canonical_gender
 from engine.csvrows import csv_rows
-from engine.errors import FashionrecError
-from engine.eventlog import EventLog
+from engine.errors import PurchaseLogError
 from engine.geo import DEFAULT_REGION, Location
-from engine.shoppers import normalised, sync_popularity
-from engine.simulation import Purchase, User
-from engine.vectorstore.base import VectorStore, point_id
+from engine.helpers import batched, minmax
+from engine.records import Purchase, User
+from engine.schema import GENDER, ITEM_ID, STORE_ID, point_id
+from engine.shoppers.eventlog import EventLog
+from engine.shoppers.sync import sync_popularity
+from engine.vectorstore.base import VectorStore
 
 REQUIRED: Final = ("user_id", "item_id", "timestamp")
 OPTIONAL: Final = ("store_id", "gender", "trendiness")
@@ -53,7 +57,7 @@ def parse_timestamp(text: str) -> datetime:
 
 
 def _rows(path: Path, problems: list[tuple[int, str]]) -> Iterator[Row]:
-    for number, raw in csv_rows(path, REQUIRED, OPTIONAL, suffix="; nothing imported"):
+    for number, raw in csv_rows(path, REQUIRED, OPTIONAL, PurchaseLogError, "; nothing imported"):
         where = f"{path}:{number}"
         if raw is None:
             problems.append((number, f"{where}: wrong number of fields"))
@@ -87,9 +91,9 @@ def _rows(path: Path, problems: list[tuple[int, str]]) -> Iterator[Row]:
 
 
 def read_rows(path: Path) -> list[Row]:
-    """Every row of a purchase CSV, validated; FashionrecError on the first bad row."""
+    """Every row of a purchase CSV, validated; PurchaseLogError on the first bad row."""
     if not path.is_file():
-        raise FashionrecError(f"{path}: no such file")
+        raise PurchaseLogError(f"{path}: no such file")
     problems: list[tuple[int, str]] = []
     rows = list(_rows(path, problems))
     _raise_first(problems)
@@ -100,7 +104,7 @@ def _raise_first(problems: list[tuple[int, str]]) -> None:
     """Raise the first problem by row, counting the others; nothing is imported."""
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        raise FashionrecError(f"{min(problems)[1]}{more}; nothing imported")
+        raise PurchaseLogError(f"{min(problems)[1]}{more}; nothing imported")
 
 
 def import_purchases(store: VectorStore, log: EventLog, path: Path) -> ImportSummary:
@@ -114,11 +118,11 @@ def import_purchases(store: VectorStore, log: EventLog, path: Path) -> ImportSum
     rows = read_rows(path)
     item_ids = sorted({r.item_id for r in rows})
     found = {
-        str(rec.payload["item_id"]): rec.payload
-        for start in range(0, len(item_ids), 1000)
-        for rec in store.retrieve([point_id(i) for i in item_ids[start : start + 1000]])
+        str(rec.payload[ITEM_ID]): rec.payload
+        for batch in batched(item_ids, 1000)
+        for rec in store.retrieve([point_id(i) for i in batch])
     }
-    stores = {s.id: s for s in log.stores()}
+    shops = {s.id: s for s in log.shops()}
     problems = [
         (r.number, f"{path}:{r.number}: unknown item {r.item_id!r}")
         for r in rows
@@ -127,7 +131,7 @@ def import_purchases(store: VectorStore, log: EventLog, path: Path) -> ImportSum
     problems += [
         (r.number, f"{path}:{r.number}: unknown store {r.store_id!r}")
         for r in rows
-        if r.store_id is not None and r.store_id not in stores
+        if r.store_id is not None and r.store_id not in shops
     ]
     _raise_first(problems)
 
@@ -142,26 +146,26 @@ def import_purchases(store: VectorStore, log: EventLog, path: Path) -> ImportSum
         if log.user(user_id) is not None:
             continue
         first = bought[0]
-        store_id = first.store_id or found[first.item_id].get("store_id")
-        home = stores[str(store_id)].location if store_id in stores else centre
-        gender = first.gender or str(found[first.item_id]["gender"])
+        shop_id = first.store_id or found[first.item_id].get(STORE_ID)
+        home = shops[str(shop_id)].location if shop_id in shops else centre
+        gender = first.gender or str(found[first.item_id][GENDER])
         given = next((r.trendiness for r in bought if r.trendiness is not None), None)
         new_users.append(User(user_id, gender, 0.5 if given is None else given, home))
         if given is None:
             estimate.append(user_id)
     purchases = [
-        Purchase(r.user_id, r.item_id, r.timestamp, r.store_id or found[r.item_id].get("store_id"))
+        Purchase(r.user_id, r.item_id, r.timestamp, r.store_id or found[r.item_id].get(STORE_ID))
         for r in rows
     ]
     with log.transaction():
-        log.add_items(str(rec.payload["item_id"]) for rec in store.scroll(["item_id"]))
+        log.add_items(str(rec.payload[ITEM_ID]) for rec in store.scroll([ITEM_ID]))
         log.add_users(new_users, source="imported")
         log.add_purchases(purchases, source=f"import:{path.name}")
         low, high = log.popularity_range()
         popularity = log.popularity(item_ids)
         for user_id in estimate:
-            values = [normalised(popularity[r.item_id], low, high) for r in by_user[user_id]]
-            log.set_trendiness(user_id, round(sum(values) / len(values), 6))
+            values = np.array([popularity[r.item_id] for r in by_user[user_id]], dtype=float)
+            log.set_trendiness(user_id, round(float(minmax(values, low, high).mean()), 6))
     sync_popularity(store, log, item_ids)
     return ImportSummary(len(purchases), len(new_users), len(item_ids))
 
@@ -178,10 +182,8 @@ def export_purchases(log: EventLog, path: Path) -> int:
             user = users.get(p.user_id) or log.user(p.user_id)
             assert user is not None  # purchases reference users (foreign key)
             users[p.user_id] = user
-            writer.writerow(
-                [p.user_id, p.item_id, p.timestamp.isoformat(), p.store_id or "", user.gender,
-                 user.trendiness]
-            )  # fmt: skip
+            row = [p.user_id, p.item_id, p.timestamp.isoformat(), p.store_id or ""]
+            writer.writerow([*row, user.gender, user.trendiness])
             count += 1
     tmp.replace(path)
     return count

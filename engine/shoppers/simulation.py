@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.geo import Location, Region
+from engine.records import Purchase, User
 
 
 @dataclass(frozen=True)
@@ -55,26 +56,6 @@ class CatalogView:
 
     def __len__(self) -> int:
         return len(self.item_ids)
-
-
-@dataclass(frozen=True)
-class User:
-    """A shopper: gender, trendiness t in [0, 1] and a home location."""
-
-    id: str
-    gender: str
-    trendiness: float
-    home: Location
-
-
-@dataclass(frozen=True)
-class Purchase:
-    """One item bought by one user at one time, in the store that sells it."""
-
-    user_id: str
-    item_id: str
-    timestamp: datetime
-    store_id: str | None
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from engine.errors import CatalogError
+from engine.errors import MaskError
 
 # Label -> RGB colour of the DF-MM segmentation masks (index order of the palette).
 LEGEND: Final[dict[str, tuple[int, int, int]]] = {
@@ -40,6 +40,7 @@ LEGEND: Final[dict[str, tuple[int, int, int]]] = {
 }
 
 DEFAULT_REMOVED: Final = ("background", "hair", "face", "skin")
+MissingMask = Literal["unmasked", "skip", "fail"]  # what to do with an image without a mask
 
 
 def palette() -> list[int]:
@@ -53,9 +54,7 @@ def removed_labels(names: Iterable[str]) -> tuple[str, ...]:
     labels = tuple(n.strip().lower() for n in names if n.strip())
     unknown = [n for n in labels if n not in LEGEND]
     if unknown:
-        raise CatalogError(
-            f"unknown mask label(s) {', '.join(unknown)}; known: {', '.join(LEGEND)}"
-        )
+        raise MaskError(f"unknown mask label(s) {', '.join(unknown)}; known: {', '.join(LEGEND)}")
     return labels
 
 
@@ -66,10 +65,6 @@ def _packed(rgb: NDArray[np.uint8]) -> NDArray[np.int32]:
 
 _ALL: Final = np.array([(r << 16) | (g << 8) | b for r, g, b in LEGEND.values()])
 UNKNOWN_TOLERANCE: Final = 0.01  # share of pixels whose colour is not in the legend
-
-
-class MaskError(ValueError):
-    """A mask that is not a DF-MM segmentation mask."""
 
 
 def keep_mask(mask: Image.Image, removed: Iterable[str] = DEFAULT_REMOVED) -> NDArray[np.bool_]:

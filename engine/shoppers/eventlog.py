@@ -1,4 +1,4 @@
-"""The event log in SQLite, the source of truth: stores, users, purchases, popularity."""
+"""The event log in SQLite, the source of truth: shops, users, purchases, popularity."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from engine.errors import FashionrecError
+from engine.errors import EventLogError
 from engine.geo import Location, Region
-from engine.shops import Store
-from engine.simulation import Purchase, User
+from engine.records import Purchase, Shop, User
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +43,7 @@ class EventLog:
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise FashionrecError(f"{path}: cannot open the event log ({exc})") from None
+            raise EventLogError(f"{path}: cannot open the event log ({exc})") from None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -52,15 +51,13 @@ class EventLog:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise FashionrecError(f"{self.path}: the event log is busy ({exc})") from None
+            raise EventLogError(f"{self.path}: the event log is busy ({exc})") from None
         try:
             yield
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             self.db.execute("ROLLBACK")
-            raise FashionrecError(
-                f"{self.path}: could not write ({exc}); nothing written"
-            ) from None
+            raise EventLogError(f"{self.path}: could not write ({exc}); nothing written") from None
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
@@ -79,25 +76,25 @@ class EventLog:
         """Set a metadata value (inside the caller's transaction, if any)."""
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    # stores ----------------------------------------------------------------
-    def stores(self) -> list[Store]:
-        """All stores, by id."""
+    # shops -----------------------------------------------------------------
+    def shops(self) -> list[Shop]:
+        """All shops, by id (their table keeps the name `stores`)."""
         rows = self.db.execute("SELECT id, name, lat, lon FROM stores ORDER BY id")
-        return [Store(i, n, Location(lat, lon)) for i, n, lat, lon in rows]
+        return [Shop(i, n, Location(lat, lon)) for i, n, lat, lon in rows]
 
-    def replace_stores(self, stores: Sequence[Store], region: Region, seed: int) -> None:
-        """Replace every store, with the region users live in and the assignment seed."""
+    def replace_shops(self, shops: Sequence[Shop], region: Region, seed: int) -> None:
+        """Replace every shop, with the region users live in and the assignment seed."""
         with self.transaction():
             self.db.execute("DELETE FROM stores")
             self.db.executemany(
                 "INSERT INTO stores (id, name, lat, lon) VALUES (?, ?, ?, ?)",
-                [(s.id, s.name, s.location.lat, s.location.lon) for s in stores],
+                [(s.id, s.name, s.location.lat, s.location.lon) for s in shops],
             )
             self.put("region", region.text())
             self.put("assign_seed", str(seed))
 
     def region(self) -> Region | None:
-        """The region of the stores and users, if stores exist."""
+        """The region of the shops and users, if shops exist."""
         text = self.get("region")
         return None if text is None else Region.parse(text)
 

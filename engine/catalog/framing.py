@@ -7,7 +7,6 @@ from typing import Final, Literal
 from PIL import Image
 
 Framing = Literal["letterbox", "center-crop"]
-FRAMINGS: Final = ("letterbox", "center-crop")
 INPUT_SIZE: Final = 224
 RESIZE_SIZE: Final = 256  # the paper's resize before its 224 centre crop
 

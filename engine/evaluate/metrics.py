@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -91,6 +92,14 @@ def novelty(recommended: Sequence[str], popularity: Mapping[str, float]) -> floa
 def trend_group(t: float) -> str:
     """low (t < 0.33), medium, high (t ≥ 0.66)."""
     return "low" if t < 0.33 else "high" if t >= 0.66 else "medium"
+
+
+def by_trend_group(pairs: Sequence[Pair]) -> dict[str, Accuracy]:
+    """Accuracy per trendiness group."""
+    groups: dict[str, list[Pair]] = defaultdict(list)
+    for p in pairs:
+        groups[trend_group(p.trendiness)].append(p)
+    return {g: accuracy(groups[g]) for g in ("low", "medium", "high")}
 
 
 def markdown(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

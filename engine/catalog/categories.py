@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from engine.errors import FashionrecError
+from engine.errors import ConfigError
 
 GENDERS: Final = ("MEN", "WOMEN")
 
@@ -49,15 +49,6 @@ GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "D": ("Dresses", "Skirts", "Rompers_Jumpsuits"),
     "E": ("Sweaters", "Cardigans", "Sweatshirts_Hoodies"),
     "F": ("Suiting",),
-}
-
-GROUP_NAMES: Final[dict[str, str]] = {
-    "A": "tops",
-    "B": "bottoms",
-    "C": "outerwear",
-    "D": "one-piece",
-    "E": "knitwear",
-    "F": "tailoring",
 }
 
 SAME_CATEGORY: Final = 1.0
@@ -126,15 +117,15 @@ class CategorySimilarity:
 
     @classmethod
     def from_toml(cls, path: Path) -> CategorySimilarity:
-        """Read a CatSim matrix from TOML; FashionrecError naming the file on bad content."""
+        """Read a CatSim matrix from TOML; ConfigError naming the file on bad content."""
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise FashionrecError(f"{path}: cannot read the category matrix ({exc})") from None
+            raise ConfigError(f"{path}: cannot read the category matrix ({exc})") from None
         cross: dict[frozenset[str], float] = {}
         for pair, value in dict(data.get("cross", {})).items():
             if len(pair) != 2 or not set(pair) <= set(GROUPS) or pair[0] == pair[1]:
-                raise FashionrecError(f"{path}: [cross] key {pair!r} is not two group letters")
+                raise ConfigError(f"{path}: [cross] key {pair!r} is not two group letters")
             cross[frozenset(pair)] = _unit(path, f"cross.{pair}", value)
         return cls(
             _unit(path, "same_category", data.get("same_category", SAME_CATEGORY)),
@@ -145,13 +136,8 @@ class CategorySimilarity:
 
 def _unit(path: Path, key: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise FashionrecError(f"{path}: {key} must be a number in [0, 1], got {value!r}")
+        raise ConfigError(f"{path}: {key} must be a number in [0, 1], got {value!r}")
     return float(value)
-
-
-def category_similarity(a: str, b: str) -> float:
-    """CatSim of the paper's matrix between two categories."""
-    return PAPER_MATRIX(a, b)
 
 
 PAPER_MATRIX: Final = CategorySimilarity()

@@ -15,21 +15,32 @@ from typing import Any, Final
 import numpy as np
 
 from engine.backbones import spec
-from engine.categories import canonical_category, canonical_gender, group_of
-from engine.errors import FashionrecError
-from engine.vectorstore.base import Filter, PointBatch, VectorStore, point_id, weights_field
+from engine.catalog.categories import canonical_category, canonical_gender, group_of
+from engine.errors import TransferError
+from engine.helpers import batched
+from engine.schema import (
+    CATEGORY,
+    CATEGORY_GROUP,
+    GENDER,
+    ITEM_ID,
+    PRODUCT_ID,
+    point_id,
+    weights_field,
+)
+from engine.vectorstore.base import Filter, PointBatch, VectorStore
 
 VECTORS: Final = "vectors.npy"
 PAYLOADS: Final = "payloads.jsonl"
-REQUIRED: Final = ("item_id", "product_id", "gender", "category")
-BATCH: Final = 1000
+REQUIRED: Final = (ITEM_ID, PRODUCT_ID, GENDER, CATEGORY)
+BATCH: Final = 1000  # points per write of a load
+COPY_BATCH: Final = 500  # points per page and write of a copy
 
 
 def export_points(store: VectorStore, backbone: str, folder: Path) -> int:
     """Write every point holding the backbone's vector; returns the count."""
     count = store.count(Filter(has_vector=backbone))
     if count == 0:
-        raise FashionrecError(f"no {backbone} vectors in {store.location} to export")
+        raise TransferError(f"no {backbone} vectors in {store.location} to export")
     dim = store.vector_dims()[backbone]
     folder.mkdir(parents=True, exist_ok=True)
     vectors = np.lib.format.open_memmap(folder / VECTORS, "w+", np.float32, (count, dim))
@@ -48,19 +59,17 @@ def _payload(line: str, where: str) -> dict[str, Any]:
     try:
         payload = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise FashionrecError(f"{where}: not JSON ({exc.msg})") from None
+        raise TransferError(f"{where}: not JSON ({exc.msg})") from None
     if not isinstance(payload, dict):
-        raise FashionrecError(f"{where}: not a JSON object")
+        raise TransferError(f"{where}: not a JSON object")
     missing = [k for k in REQUIRED if not payload.get(k)]
     if missing:
-        raise FashionrecError(f"{where}: missing {', '.join(missing)}")
-    gender, category = (
-        canonical_gender(str(payload["gender"])),
-        canonical_category(str(payload["category"])),
-    )
+        raise TransferError(f"{where}: missing {', '.join(missing)}")
+    gender = canonical_gender(str(payload[GENDER]))
+    category = canonical_category(str(payload[CATEGORY]))
     if gender is None or category is None:
-        raise FashionrecError(f"{where}: unknown gender or category")
-    return {**payload, "gender": gender, "category": category, "category_group": group_of(category)}
+        raise TransferError(f"{where}: unknown gender or category")
+    return {**payload, GENDER: gender, CATEGORY: category, CATEGORY_GROUP: group_of(category)}
 
 
 def load_points(
@@ -78,26 +87,26 @@ def load_points(
     try:
         vectors = np.load(vectors_path, mmap_mode="r")
     except (OSError, ValueError) as exc:
-        raise FashionrecError(f"{vectors_path}: not a .npy array ({exc})") from None
+        raise TransferError(f"{vectors_path}: not a .npy array ({exc})") from None
     dim = spec(backbone).dim
     if vectors.ndim != 2 or vectors.shape[1] != dim:
-        raise FashionrecError(
+        raise TransferError(
             f"{vectors_path}: shape {vectors.shape}, expected (N, {dim}) for {backbone}"
         )
     try:
         lines = payloads_path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise FashionrecError(f"{payloads_path}: cannot read ({exc})") from None
+        raise TransferError(f"{payloads_path}: cannot read ({exc})") from None
     if len(lines) != len(vectors):
-        raise FashionrecError(
+        raise TransferError(
             f"{payloads_path}: {len(lines)} lines for {len(vectors)} vectors in {vectors_path}"
         )
     payloads = [_payload(line, f"{payloads_path}:{n}") for n, line in enumerate(lines, 1)]
     store.ensure_vector(backbone, dim)
     written = already = 0
-    for start in range(0, len(payloads), BATCH):
-        chunk = payloads[start : start + BATCH]
-        ids = [point_id(str(p["item_id"])) for p in chunk]
+    for number, chunk in enumerate(batched(payloads, BATCH)):
+        start = number * BATCH
+        ids = [point_id(str(p[ITEM_ID])) for p in chunk]
         have = store.ids_matching(Filter(ids=frozenset(ids), has_vector=backbone), len(ids))
         rows = [i for i, pid in enumerate(ids) if pid not in have]
         already += len(ids) - len(rows)
@@ -114,7 +123,7 @@ def load_points(
             store.write(PointBatch([ids[i] for i in rows], chosen, backbone, block))
             written += len(rows)
         on_progress(len(chunk))
-        if (start // BATCH) % 50 == 49:
+        if number % 50 == 49:
             store.flush()
     store.flush()
     if written:
@@ -133,22 +142,12 @@ def copy_points(
     copied: dict[str, int] = {}
     for backbone, dim in sorted(source.vector_dims().items()):
         target.ensure_vector(backbone, dim)
-        batch: list[Any] = []
-
-        def flush(records: list[Any], name: str = backbone) -> None:
-            vectors = np.asarray([r.vector for r in records], dtype=np.float32)
-            target.write(
-                PointBatch([r.id for r in records], [r.payload for r in records], name, vectors)
-            )
-            on_progress(len(records))
-
-        for record in source.scroll(None, Filter(has_vector=backbone), page=500, vector=backbone):
-            batch.append(record)
-            if len(batch) == 500:
-                flush(batch)
-                batch = []
-        if batch:
-            flush(batch)
+        records = source.scroll(None, Filter(has_vector=backbone), page=COPY_BATCH, vector=backbone)
+        for batch in batched(records, COPY_BATCH):
+            vectors = np.asarray([r.vector for r in batch], dtype=np.float32)
+            ids, payloads = [r.id for r in batch], [r.payload for r in batch]
+            target.write(PointBatch(ids, payloads, backbone, vectors))
+            on_progress(len(batch))
         copied[backbone] = target.count(Filter(has_vector=backbone))
     target.flush()
     return copied

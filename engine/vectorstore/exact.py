@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.geo import Location, distances_km
+from engine.geo import Location, coordinates, distances_km
+from engine.schema import STORE_LOCATION
 from engine.vectorstore.base import Filter, Hit, Payload, Query, VectorStore
 
 
@@ -22,13 +23,7 @@ class ExactIndex:
         self.vectors = vectors / np.where(norms == 0, 1, norms)
         self.payloads = payloads
         self._columns: dict[str, NDArray[np.str_]] = {}
-        lat, lon = [], []
-        for p in payloads:
-            location = p.get("store_location")
-            ok = isinstance(location, dict)
-            lat.append(float(location["lat"]) if ok else np.nan)  # type: ignore[index]
-            lon.append(float(location["lon"]) if ok else np.nan)  # type: ignore[index]
-        self.lat, self.lon = np.array(lat), np.array(lon)
+        self.lat, self.lon = coordinates(p.get(STORE_LOCATION) for p in payloads)
 
     @classmethod
     def load(cls, store: VectorStore, backbone: str, fields: Sequence[str]) -> ExactIndex:

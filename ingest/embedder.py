@@ -12,7 +12,7 @@ from torch import nn
 
 from engine.backbones import IMAGENET, RANDOM, BackboneSpec, spec
 from engine.errors import WeightsError
-from engine.torchcompat import import_torchvision
+from ingest.torchcompat import import_torchvision
 
 Precision = Literal["auto", "fp32", "bf16"]
 IMAGENET_MEAN: Final = (0.485, 0.456, 0.406)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Final, Literal
 
-from engine.categories import canonical_category, canonical_gender
+from engine.catalog.categories import canonical_category, canonical_gender
 from engine.csvrows import csv_rows
 from engine.errors import CatalogError
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.errors import FashionrecError
+from engine.errors import ConfigError
+from engine.schema import CATEGORY, POPULARITY, STORE_LOCATION
 from engine.vectorstore.formula import (
     SCORE,
     Abs,
@@ -37,15 +38,15 @@ class Weights:
     distance_scale_km: float = 5.0
 
     def validate(self) -> Weights:
-        """Raise FashionrecError naming the first value out of range."""
+        """Raise ConfigError naming the first value out of range."""
         for name in ("visual", "popularity", "category", "distance"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise FashionrecError(f"weight {name} must be in [0, 1], got {value}")
+                raise ConfigError(f"weight {name} must be in [0, 1], got {value}")
         if not self.gamma > 0:
-            raise FashionrecError(f"gamma must be positive, got {self.gamma}")
+            raise ConfigError(f"gamma must be positive, got {self.gamma}")
         if not self.distance_scale_km > 0:
-            raise FashionrecError(f"distance scale must be positive, got {self.distance_scale_km}")
+            raise ConfigError(f"distance scale must be positive, got {self.distance_scale_km}")
         return self
 
 
@@ -56,15 +57,8 @@ PRESETS = {"default": Weights(), "paper": PAPER}
 def preset_weights(preset: str, **overrides: float | None) -> Weights:
     """A preset's weights with the given fields replaced (None leaves a field as it is)."""
     if preset not in PRESETS:
-        raise FashionrecError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+        raise ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     return replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
-
-
-def normalise(popularity: FloatArray, low: float, high: float) -> FloatArray:
-    """Min–max normalisation on the catalog-wide range (0 when the range is empty)."""
-    if high <= low:
-        return np.zeros_like(popularity, dtype=np.float64)
-    return np.clip((popularity - low) / (high - low), 0.0, 1.0)
 
 
 def popularity_term(norm_popularity: FloatArray, trendiness: float, gamma: float) -> FloatArray:
@@ -112,7 +106,7 @@ def relevance_formula(
     norm: Expr = (
         Const(0.0)
         if high <= low
-        else Mult((Sum((Var("popularity"), Const(-low))), Const(1.0 / (high - low))))
+        else Mult((Sum((Var(POPULARITY), Const(-low))), Const(1.0 / (high - low))))
     )
     gap = Pow(Abs(Sum((norm, Const(-trendiness)))), weights.gamma)
     terms: list[Expr] = [
@@ -120,12 +114,12 @@ def relevance_formula(
         Mult((Const(weights.popularity), Sum((Const(1.0), Mult((Const(-1.0), gap)))))),
     ]
     terms += [
-        Mult((Const(weights.category * value), InSet("category", categories)))
+        Mult((Const(weights.category * value), InSet(CATEGORY, categories)))
         for value, categories in sorted(category_values.items())
         if value and weights.category
     ]
     if weights.distance and origin is not None:
-        metres = GeoMetres(origin[0], origin[1], "store_location")
+        metres = GeoMetres(origin[0], origin[1], STORE_LOCATION)
         decay = Exp(Mult((Const(-1.0 / (1000.0 * weights.distance_scale_km)), metres)))
         terms.append(Mult((Const(weights.distance), decay)))
     return Sum(tuple(terms))

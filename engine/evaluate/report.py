@@ -9,30 +9,43 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from engine.errors import FashionrecError
-from engine.evaluation import Accuracy, accuracy, markdown
-from engine.experiment import (
-    SWEEP,
-    Evaluation,
-    ablation_weights,
-    by_trend_group,
-    sweep_weights,
-)
-from engine.figures import recommendation_grid, sweep_plot
-from engine.recommender import Params
+from engine.evaluate.baselines import Baseline
+from engine.evaluate.evaluation import Evaluation
+from engine.evaluate.figures import recommendation_grid, sweep_plot
+from engine.evaluate.metrics import Accuracy, accuracy, by_trend_group, markdown
+from engine.evaluate.protocol import SWEEP, ablation_weights, sweep_weights
+from engine.schema import IMAGE
 
 Progress = Callable[[str], None]
-ACCURACY_HEADER = ("system", "category sim. (%)", "gender align. (%)", "pop. MAE [0,1]",
-                   "pop. MAE ×100", "pairs")  # fmt: skip
-BEYOND_HEADER = ("system", "coverage", "diversity", "novelty (bits)", "avg NormPop",
-                 "hit rate@k", "recall@k")  # fmt: skip
+ACCURACY_HEADER: Final = (
+    "system",
+    "category sim. (%)",
+    "gender align. (%)",
+    "pop. MAE [0,1]",
+    "pop. MAE ×100",
+    "pairs",
+)
+BEYOND_HEADER: Final = (
+    "system",
+    "coverage",
+    "diversity",
+    "novelty (bits)",
+    "avg NormPop",
+    "hit rate@k",
+    "recall@k",
+)
+BASELINES: Final[tuple[tuple[Baseline, str], ...]] = (
+    ("random", "random (same gender)"),
+    ("popular", "most popular (same gender)"),
+)
 
 
 def _accuracy_row(name: str, a: Accuracy) -> list[object]:
-    return [name, a.category_similarity, a.gender_alignment, a.popularity_mae,
-            a.popularity_mae_x100, a.pairs]  # fmt: skip
+    rates = [a.category_similarity, a.gender_alignment, a.popularity_mae, a.popularity_mae_x100]
+    return [name, *rates, a.pairs]
 
 
 def _accuracy_json(a: Accuracy) -> dict[str, float]:
@@ -50,22 +63,29 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def run(evaluation: Evaluation, out: Path, setting: dict[str, Any],
-        progress: Progress = lambda s: None) -> dict[str, Any]:  # fmt: skip
+def run(
+    evaluation: Evaluation,
+    out: Path,
+    setting: dict[str, Any],
+    progress: Progress = lambda s: None,
+) -> dict[str, Any]:
     """Every table and figure of the protocol; returns the metrics written to out/."""
     protocol = evaluation.protocol
     first = protocol.backbones[0]
-    metrics: dict[str, Any] = {"setting": setting, "table1": {}, "table2": {}, "table3": {},
-                               "beyond": {}, "sweep": {}}  # fmt: skip
+    metrics: dict[str, Any] = {
+        "setting": setting,
+        "table1": {},
+        "table2": {},
+        "table3": {},
+        "beyond": {},
+        "sweep": {},
+    }
     models = {}
     for backbone in protocol.backbones:
         progress(f"backbone {backbone}")
         models[backbone] = evaluation.run_model(backbone, protocol.weights)
     systems = {**models}
-    for kind, name in (
-        ("random", "random (same gender)"),
-        ("popular", "most popular (same gender)"),
-    ):
+    for kind, name in BASELINES:
         progress(f"baseline {name}")
         systems[name] = evaluation.run_baseline(kind)
     rows1, rows_beyond = [], []
@@ -91,15 +111,20 @@ def run(evaluation: Evaluation, out: Path, setting: dict[str, Any],
         progress(f"w_p sweep {backbone}")
         points = []
         for w_p in SWEEP:
-            score = accuracy(evaluation.pairs(
-                evaluation.run_model(backbone, sweep_weights(w_p), holdout=False)))  # fmt: skip
-            points.append({"w_p": w_p, "category_similarity": score.category_similarity,
-                           "popularity_mae": score.popularity_mae})  # fmt: skip
+            swept = evaluation.run_model(backbone, sweep_weights(w_p), holdout=False)
+            score = accuracy(evaluation.pairs(swept))
+            points.append(
+                {
+                    "w_p": w_p,
+                    "category_similarity": score.category_similarity,
+                    "popularity_mae": score.popularity_mae,
+                }
+            )
         metrics["sweep"][backbone] = points
 
     w = protocol.weights
     weight_text = f"w_v {w.visual}, w_p {w.popularity}, w_c {w.category}, γ {w.gamma}"
-    tables = "\n\n".join([
+    sections = [
         f"# Evaluation\n\n{setting['description']}\n\nWeights: {weight_text}; k {protocol.k}; "
         f"{protocol.candidates} candidates; seed {protocol.seed}.",
         "## Table 1 — per backbone, with baselines\n\n" + markdown(ACCURACY_HEADER, rows1),
@@ -107,14 +132,15 @@ def run(evaluation: Evaluation, out: Path, setting: dict[str, Any],
         f"## Table 3 — trendiness groups ({first}; low t < 0.33, high t ≥ 0.66)\n\n"
         + markdown(ACCURACY_HEADER, rows3),
         "## Beyond accuracy\n\n" + markdown(BEYOND_HEADER, rows_beyond),
-    ]) + "\n"  # fmt: skip
+    ]
+    tables = "\n\n".join(sections) + "\n"
     progress("figures")
     partial = out.with_name(f".{out.name}.part")
     shutil.rmtree(partial, ignore_errors=True)
     try:
         partial.mkdir(parents=True)
         sweep_plot(partial / "sweep.png", metrics["sweep"])
-        grid_for_user(evaluation, evaluation.shoppers.users[0].id, partial / "grid.png")
+        grid_for_user(evaluation, evaluation.cohort.users[0].id, partial / "grid.png")
         (partial / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2) + "\n")
         (partial / "tables.md").write_text(tables)
     except OSError as exc:
@@ -139,17 +165,19 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 def grid_for_user(evaluation: Evaluation, user_id: str, path: Path) -> Path:
     """The recommendation grid of one user's last purchase, one row per backbone."""
-    user = next(u for u in evaluation.shoppers.users if u.id == user_id)
-    bought = evaluation.shoppers.purchases[user.id]
+    user = next(u for u in evaluation.cohort.users if u.id == user_id)
+    bought = evaluation.cohort.purchases[user.id]
     protocol = evaluation.protocol
     rows = []
     for backbone in protocol.backbones:
-        params = Params(backbone=backbone, k=protocol.k, candidates=protocol.candidates,
-                        weights=protocol.weights)  # fmt: skip
+        params = evaluation.params(backbone, protocol.weights)
         result = evaluation.recommender().for_user(user, bought, params)
         rows.append((backbone, result.per_purchase[-1][1]))
-    items = evaluation.catalog.items
-    images = {i: p.get("image") for i, p in items.items()}
-    title = (f"{user.id} · {user.gender} · trendiness {user.trendiness:.2f} · "
-             f"purchased {bought[-1].item_id}")  # fmt: skip
-    return recommendation_grid(path, title, items[bought[-1].item_id], rows, images)
+    items = evaluation.items.items
+    images = {i: p.get(IMAGE) for i, p in items.items()}
+    purchased = items[bought[-1].item_id]
+    title = (
+        f"{user.id} · {user.gender} · trendiness {user.trendiness:.2f} · "
+        f"purchased {bought[-1].item_id}"
+    )
+    return recommendation_grid(path, title, purchased, rows, images)

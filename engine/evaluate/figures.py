@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from engine.recommender import Recommendation
+from engine.recommend.rerank import Recommendation
+from engine.schema import CATEGORY, IMAGE
 
 THUMB = (150, 220)
 
@@ -50,8 +51,8 @@ def recommendation_grid(
     for row, (backbone, recs) in enumerate(rows):
         for col in range(columns):
             axes[row][col].axis("off")
-        axes[row][0].imshow(_thumb(purchased.get("image")))
-        axes[row][0].set_title(f"purchased\n{purchased.get('category')}", fontsize=8, color="#b00")
+        axes[row][0].imshow(_thumb(purchased.get(IMAGE)))
+        axes[row][0].set_title(f"purchased\n{purchased.get(CATEGORY)}", fontsize=8, color="#b00")
         axes[row][0].text(-0.15, 0.5, backbone, rotation=90, va="center", ha="center",
                           transform=axes[row][0].transAxes, fontsize=10, weight="bold")  # fmt: skip
         for col, rec in enumerate(recs, start=1):

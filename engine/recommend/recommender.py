@@ -1,0 +1,248 @@
+"""Recommendations: item or user → gender-filtered ANN search in Qdrant → trend-aware rerank."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from engine.catalog.categories import CATEGORIES, PAPER_MATRIX, CategorySimilarity
+from engine.errors import ConfigError, NotFoundError
+from engine.geo import Location
+from engine.helpers import choice
+from engine.recommend.rerank import Context, Recommendation, best_per_product, rerank
+from engine.recommend.scoring import Weights, relevance_formula
+from engine.records import Purchase, User
+from engine.schema import (
+    CATEGORY,
+    GENDER,
+    HIT_FIELDS,
+    ITEM_ID,
+    POPULARITY,
+    PRODUCT_ID,
+    STORE_LOCATION,
+    point_id,
+)
+from engine.vectorstore.base import Filter, FormulaQuery, Hit, Near, Query, Record, VectorStore
+from engine.vectorstore.formula import Expr
+
+VIEWS: Final = 8  # views a product may have (DeepFashion: at most 7); sizes the server-side query
+Searcher = Callable[[Sequence[Query], Sequence[str]], list[list[Hit]]]
+Rerank = Literal["client", "server"]
+
+
+@dataclass(frozen=True)
+class Params:
+    """What to recommend and how to rank it."""
+
+    backbone: str = "resnet50"
+    k: int = 5
+    candidates: int = 100
+    weights: Weights = field(default_factory=Weights)
+    trendiness: float = 0.5  # for item queries without a user
+    gender: str | None = None  # item queries: override the item's gender
+    max_km: float | None = None
+    at: Location | None = None  # item queries: where distances are measured from
+    rerank: Rerank = "client"
+
+    def validate(self) -> Params:
+        """Raise ConfigError naming the first bad value."""
+        if self.k <= 0:
+            raise ConfigError(f"k must be positive, got {self.k}")
+        if self.candidates < self.k:
+            raise ConfigError(f"candidates ({self.candidates}) must be at least k ({self.k})")
+        if not 0.0 <= self.trendiness <= 1.0:
+            raise ConfigError(f"trendiness must be in [0, 1], got {self.trendiness}")
+        choice(Rerank, self.rerank, "rerank")
+        if self.max_km is not None and not self.max_km > 0:
+            raise ConfigError(f"max km must be positive, got {self.max_km}")
+        self.weights.validate()
+        return self
+
+
+@dataclass(frozen=True)
+class UserRecommendations:
+    """The paper's output (top-k per purchase) and one merged list for the user."""
+
+    user: User
+    per_purchase: list[tuple[Purchase, list[Recommendation]]]
+    merged: list[Recommendation]
+
+
+@dataclass(frozen=True)
+class Popularity:
+    """Popularity to rank with instead of the payload's (e.g. a simulation held in memory)."""
+
+    values: dict[str, float]
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One query: the item it starts from and the user context around it."""
+
+    item: Record
+    gender: str
+    trendiness: float
+    exclude_products: frozenset[str]
+    origin: Location | None
+
+    def context(self) -> Context:
+        payload = self.item.payload
+        return Context(str(payload[ITEM_ID]), str(payload[CATEGORY]), self.trendiness, self.origin)
+
+
+class Recommender:
+    """Ranks catalog items for an item or a user, over one vector store."""
+
+    def __init__(
+        self,
+        store: VectorStore,
+        category_similarity: CategorySimilarity = PAPER_MATRIX,
+        searcher: Searcher | None = None,
+        popularity: Popularity | None = None,
+    ) -> None:
+        self.store = store
+        self.category_similarity = category_similarity
+        self.search = searcher or store.search
+        self.popularity = popularity
+
+    def _query_items(self, item_ids: Sequence[str], backbone: str) -> dict[str, Record]:
+        dims = self.store.vector_dims()
+        if not dims:
+            raise NotFoundError("the vector store is empty; run `fashionrec ingest PATH` first")
+        if backbone not in dims:
+            raise NotFoundError(
+                f"backbone {backbone} is not ingested (the store has {', '.join(sorted(dims))}); "
+                f"run `fashionrec ingest PATH --backbone {backbone}`"
+            )
+        records = self.store.retrieve([point_id(i) for i in item_ids], vector=backbone)
+        found = {str(r.payload.get(ITEM_ID)): r for r in records}
+        for item_id in item_ids:
+            if item_id not in found:
+                raise NotFoundError(f"unknown item {item_id!r}")
+            if found[item_id].vector is None:
+                raise NotFoundError(f"item {item_id!r} has no {backbone} vector; ingest it again")
+        return found
+
+    def for_item(self, item_id: str, params: Params) -> list[Recommendation]:
+        """Items like this one: same gender (unless overridden), other products only."""
+        params.validate()
+        item = self._query_items([item_id], params.backbone)[item_id]
+        spec = _Spec(
+            item,
+            params.gender or str(item.payload[GENDER]),
+            params.trendiness,
+            frozenset({str(item.payload[PRODUCT_ID])}),
+            params.at,
+        )
+        return self._rank([spec], params)[0]
+
+    def for_user(
+        self, user: User, purchases: Sequence[Purchase], params: Params
+    ) -> UserRecommendations:
+        """Top-k for each purchase (one batch search) and a merged list for the user."""
+        params.validate()
+        if not purchases:
+            raise NotFoundError(f"user {user.id!r} has no purchases to recommend from")
+        items = self._query_items(sorted({p.item_id for p in purchases}), params.backbone)
+        bought = frozenset(str(items[p.item_id].payload[PRODUCT_ID]) for p in purchases)
+        specs = [
+            _Spec(items[p.item_id], user.gender, user.trendiness, bought, user.home)
+            for p in purchases
+        ]
+        lists = self._rank(specs, params)
+        merged = best_per_product((rec for recs in lists for rec in recs), params.k)
+        return UserRecommendations(user, list(zip(purchases, lists, strict=True)), merged)
+
+    def _rank(self, specs: Sequence[_Spec], params: Params) -> list[list[Recommendation]]:
+        if params.max_km is not None and any(s.origin is None for s in specs):
+            raise ConfigError("--max-km needs a location: a user, or --at LAT,LON")
+        if params.rerank == "server" and self.popularity is not None:
+            raise ConfigError(
+                "the rerank inside Qdrant ranks on the stored popularity; it cannot use a "
+                "popularity held in memory (use the client rerank)"
+            )
+        queries = [
+            Query(
+                vector=spec.item.vector,  # type: ignore[arg-type]
+                using=params.backbone,
+                limit=params.candidates,
+                filter=Filter(
+                    equals={GENDER: spec.gender},
+                    exclude={PRODUCT_ID: spec.exclude_products},
+                    near=None
+                    if params.max_km is None or spec.origin is None
+                    else Near(STORE_LOCATION, spec.origin.lat, spec.origin.lon, params.max_km),
+                ),
+            )
+            for spec in specs
+        ]
+        if self.popularity is not None:
+            span = (self.popularity.low, self.popularity.high)
+        else:
+            span = self.store.value_range(POPULARITY) or (0.0, 0.0)
+        scored = params.rerank == "server"
+        if scored:
+            results = self._server_ranked(specs, queries, params, span)
+        else:
+            results = self.search(queries, HIT_FIELDS)
+        known = None if self.popularity is None else self.popularity.values
+        return [
+            rerank(
+                hits,
+                spec.context(),
+                params.weights,
+                span,
+                self.category_similarity,
+                params.k,
+                known,
+                scored,
+            )
+            for spec, hits in zip(specs, results, strict=True)
+        ]
+
+    def _server_ranked(
+        self,
+        specs: Sequence[_Spec],
+        queries: list[Query],
+        params: Params,
+        span: tuple[float, float],
+    ) -> list[list[Hit]]:
+        """The whole formula inside Qdrant: candidates come back ranked by relevance.
+
+        Only the first k × VIEWS hits travel (enough for k distinct products unless a
+        product has more views); a query short of k products is asked again for all.
+        """
+
+        def ask(rows: list[int], limit: int) -> list[list[Hit]]:
+            formulas = [
+                FormulaQuery(
+                    queries[i], self._formula(specs[i], params, span), {POPULARITY: 0.0}, limit
+                )
+                for i in rows
+            ]
+            return self.store.formula_search(formulas, HIT_FIELDS)
+
+        limit = min(params.candidates, params.k * VIEWS)
+        results = ask(list(range(len(specs))), limit)
+        short = [
+            i
+            for i, hits in enumerate(results)
+            if len(hits) == limit < params.candidates
+            and len({h.payload.get(PRODUCT_ID) for h in hits}) < params.k
+        ]
+        for i, hits in zip(short, ask(short, params.candidates) if short else [], strict=True):
+            results[i] = hits
+        return results
+
+    def _formula(self, spec: _Spec, params: Params, span: tuple[float, float]) -> Expr:
+        query = str(spec.item.payload[CATEGORY])
+        values: dict[float, list[str]] = defaultdict(list)
+        for category in CATEGORIES:
+            values[self.category_similarity(query, category)].append(category)
+        origin = None if spec.origin is None else (spec.origin.lat, spec.origin.lon)
+        by_value = {v: tuple(cs) for v, cs in values.items()}
+        return relevance_formula(params.weights, spec.trendiness, span, by_value, origin)

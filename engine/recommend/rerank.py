@@ -1,0 +1,131 @@
+"""The rerank (pure): search hits → every term of the relevance → the best view per product."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from engine.geo import Location, coordinates, distances_km
+from engine.helpers import minmax
+from engine.recommend.scoring import Weights, popularity_term, relevance
+from engine.schema import (
+    CATEGORY,
+    GENDER,
+    ITEM_ID,
+    POPULARITY,
+    PRODUCT_ID,
+    STORE_ID,
+    STORE_LOCATION,
+)
+from engine.vectorstore.base import Hit
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended item and the terms of its relevance."""
+
+    rank: int
+    item_id: str
+    product_id: str
+    category: str
+    gender: str
+    store_id: str | None
+    distance_km: float | None
+    visual: float
+    popularity: float
+    norm_popularity: float
+    popularity_term: float
+    category_sim: float
+    relevance: float
+    query_item: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a list is ranked for: the query item's category and the shopper around it."""
+
+    query_item: str
+    query_category: str
+    trendiness: float
+    origin: Location | None
+
+
+def hit_distances(origin: Location | None, hits: Sequence[Hit]) -> np.ndarray:
+    """Kilometres from the origin to each hit's shop (NaN where either is unknown)."""
+    if origin is None:
+        return np.full(len(hits), np.nan)
+    return distances_km(origin, *coordinates(h.payload.get(STORE_LOCATION) for h in hits))
+
+
+def best_per_product(recs: Iterable[Recommendation], k: int) -> list[Recommendation]:
+    """The k most relevant recommendations, one per product (its best view), ranked 1..k.
+
+    Ties in relevance go to the smaller item id, so the order never depends on the input's.
+    """
+    best: dict[str, Recommendation] = {}
+    for rec in sorted(recs, key=lambda r: (-r.relevance, r.item_id)):
+        best.setdefault(rec.product_id, rec)
+    return [replace(r, rank=rank) for rank, r in enumerate(list(best.values())[:k], start=1)]
+
+
+def rerank(
+    hits: Sequence[Hit],
+    context: Context,
+    weights: Weights,
+    span: tuple[float, float],
+    category_similarity: Callable[[str, str], float],
+    k: int,
+    popularity: Mapping[str, float] | None = None,
+    scored: bool = False,
+) -> list[Recommendation]:
+    """Every term of every hit, the best view of each product, the top k.
+
+    span is the catalog-wide popularity range; popularity, when given, replaces the
+    payload's values. With `scored`, hit scores are already the relevance (computed in
+    Qdrant) and the visual term is recovered from it; otherwise they are the cosine.
+    """
+    if not hits:
+        return []
+    if popularity is not None:
+        values = np.array([popularity.get(str(h.payload[ITEM_ID]), 0.0) for h in hits])
+    else:
+        values = np.array([float(h.payload.get(POPULARITY, 0.0)) for h in hits])
+    norm = minmax(values, *span)
+    category = np.array(
+        [category_similarity(context.query_category, str(h.payload.get(CATEGORY))) for h in hits]
+    )
+    distances = hit_distances(context.origin, hits)
+    scores = np.array([h.score for h in hits], dtype=np.float64)
+    t = context.trendiness
+    if scored:
+        score = scores
+        rest = relevance(np.zeros(len(hits)), norm, t, category, weights, distances)
+        nan = np.full(len(hits), np.nan)
+        visual = (scores - rest) / weights.visual if weights.visual else nan
+    else:
+        visual = scores
+        score = relevance(visual, norm, t, category, weights, distances)
+    pop_term = popularity_term(norm, t, weights.gamma)
+    every = [
+        Recommendation(
+            rank=0,
+            item_id=str(h.payload[ITEM_ID]),
+            product_id=str(h.payload.get(PRODUCT_ID)),
+            category=str(h.payload.get(CATEGORY)),
+            gender=str(h.payload.get(GENDER)),
+            store_id=h.payload.get(STORE_ID),
+            distance_km=None if math.isnan(distances[i]) else float(distances[i]),
+            visual=float(visual[i]),
+            popularity=float(values[i]),
+            norm_popularity=float(norm[i]),
+            popularity_term=float(pop_term[i]),
+            category_sim=float(category[i]),
+            relevance=float(score[i]),
+            query_item=context.query_item,
+        )
+        for i, h in enumerate(hits)
+    ]
+    return best_per_product(every, k)

@@ -1,0 +1,65 @@
+"""The point schema: payload field names, the payload indexes, and an item's point id.
+
+"store" in a field name means the physical shop (`Shop`); the names are those of the
+stored data and of catalog files, so they stay as they are.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Final, Literal
+
+ITEM_ID: Final = "item_id"
+PRODUCT_ID: Final = "product_id"
+GENDER: Final = "gender"
+CATEGORY: Final = "category"
+CATEGORY_GROUP: Final = "category_group"
+VIEW: Final = "view"
+IMAGE: Final = "image"
+MASKED: Final = "masked"
+STORE_ID: Final = "store_id"
+STORE_ORIGIN: Final = "store_origin"  # MANIFEST or ROUND_ROBIN
+STORE_LOCATION: Final = "store_location"  # {"lat": .., "lon": ..}
+POPULARITY: Final = "popularity"
+
+MANIFEST: Final = "manifest"  # the shop came with the catalog
+ROUND_ROBIN: Final = "round-robin"  # the shop was assigned
+
+# What the shopper world reads of every item: its identity and its shop.
+PLACEMENT_FIELDS: Final = (
+    ITEM_ID,
+    PRODUCT_ID,
+    GENDER,
+    CATEGORY,
+    STORE_ID,
+    STORE_ORIGIN,
+    STORE_LOCATION,
+)
+# What the rerank reads of every search hit.
+HIT_FIELDS: Final = (ITEM_ID, PRODUCT_ID, CATEGORY, GENDER, STORE_ID, STORE_LOCATION, POPULARITY)
+# What an evaluation reads of every item.
+EVALUATION_FIELDS: Final = (ITEM_ID, PRODUCT_ID, GENDER, CATEGORY, STORE_ID, POPULARITY, IMAGE)
+
+IndexKind = Literal["keyword", "bool", "float", "geo"]
+PAYLOAD_INDEXES: Final[tuple[tuple[str, IndexKind], ...]] = (
+    *((f, "keyword") for f in (ITEM_ID, PRODUCT_ID, GENDER, CATEGORY, CATEGORY_GROUP, STORE_ID)),
+    (MASKED, "bool"),
+    (POPULARITY, "float"),
+    (STORE_LOCATION, "geo"),
+)
+# The ANN search filters on these: their values get HNSW links of their own, so that a
+# filtered search stays connected. The other indexes serve scroll, count, facet and the
+# formula; links for them would multiply the index build time and speed up no search.
+SEARCH_FILTER_FIELDS: Final = frozenset({GENDER, STORE_LOCATION})
+
+_NAMESPACE: Final = uuid.UUID("6f1c2b1e-3d4a-5b6c-8d7e-9fa0b1c2d3e4")
+
+
+def weights_field(backbone: str) -> str:
+    """The payload field recording which weights embedded an item's vector of a backbone."""
+    return f"weights_{backbone}"
+
+
+def point_id(item_id: str) -> str:
+    """The deterministic point id of an item (UUID5), so re-ingesting is idempotent."""
+    return str(uuid.uuid5(_NAMESPACE, item_id))

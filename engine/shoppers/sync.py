@@ -1,0 +1,189 @@
+"""Keeps the event log and the vector store's payloads in step.
+
+Shops and items: every item gets a shop (the manifest's, or a seeded per-category
+round-robin of its product). Popularity: the payload carries initial popularity plus
+purchases from the log, synced in batches after every command that adds purchases.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final
+
+import numpy as np
+
+from engine.errors import NotFoundError, ShopsError
+from engine.geo import DEFAULT_REGION, Region
+from engine.helpers import batched
+from engine.records import Shop
+from engine.schema import (
+    CATEGORY,
+    GENDER,
+    ITEM_ID,
+    MANIFEST,
+    PLACEMENT_FIELDS,
+    POPULARITY,
+    PRODUCT_ID,
+    ROUND_ROBIN,
+    STORE_ID,
+    STORE_LOCATION,
+    STORE_ORIGIN,
+    point_id,
+)
+from engine.shoppers.eventlog import EventLog
+from engine.shoppers.shops import assign_shops, generate_shops
+from engine.shoppers.simulation import (
+    CatalogView,
+    Simulation,
+    SimulationConfig,
+    initial_popularity,
+    simulate,
+)
+from engine.vectorstore.base import Record, VectorStore
+
+DEFAULT_SHOPS: Final = 5
+WRITE_BATCH: Final = 10_000  # points per payload write
+
+
+def catalog_records(store: VectorStore) -> list[Record]:
+    """Every item's identity and shop fields (no vectors)."""
+    records = list(store.scroll(PLACEMENT_FIELDS))
+    if not records:
+        raise NotFoundError("the vector store is empty; run `fashionrec ingest PATH` first")
+    return records
+
+
+def place_items(store: VectorStore, log: EventLog) -> int:
+    """Give every item its shop's id and location; returns how many items were (re)written.
+
+    Items with a manifest shop keep it. All views of a product share a shop: a
+    product keeps its shop while that shop exists; the others join, in a seeded
+    order, the least-loaded shop of their category (a round-robin from empty).
+    Only items whose shop or shop location changes are written.
+    """
+    shops = {s.id: s for s in log.shops()}
+    if not shops:
+        return 0
+    records = list(store.scroll(PLACEMENT_FIELDS))
+    by_product: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        if r.payload.get(STORE_ORIGIN) != MANIFEST:
+            by_product[str(r.payload[PRODUCT_ID])].append(r)
+    chosen: dict[str, str] = {}
+    loads: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    waiting: dict[str, list[str]] = defaultdict(list)
+    for product, views in by_product.items():
+        category = str(views[0].payload[CATEGORY])
+        current = {str(v.payload.get(STORE_ID)) for v in views}
+        if len(current) == 1 and (kept := current.pop()) in shops:
+            chosen[product] = kept
+            loads[category][kept] += 1
+        else:
+            waiting[category].append(product)
+    chosen |= assign_shops(waiting, list(shops), int(log.get("assign_seed") or 42), loads)
+
+    changes: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for r in records:
+        manifest = r.payload.get(STORE_ORIGIN) == MANIFEST
+        shop_id = str(r.payload[STORE_ID]) if manifest else chosen[str(r.payload[PRODUCT_ID])]
+        shop = shops.get(shop_id)
+        if shop is None:
+            continue  # a manifest shop the log does not know: it has no location
+        if (r.payload.get(STORE_ID), r.payload.get(STORE_LOCATION)) == (
+            shop_id,
+            shop.location.payload(),
+        ):
+            continue
+        changes[(shop_id, MANIFEST if manifest else ROUND_ROBIN)].append(r.id)
+    for (shop_id, origin), ids in changes.items():
+        payload = {
+            STORE_ID: shop_id,
+            STORE_LOCATION: shops[shop_id].location.payload(),
+            STORE_ORIGIN: origin,
+        }
+        for batch in batched(ids, WRITE_BATCH):
+            store.set_payload(batch, payload)
+    return sum(len(ids) for ids in changes.values())
+
+
+def set_shops(
+    store: VectorStore, log: EventLog, shops: Sequence[Shop], region: Region, seed: int
+) -> int:
+    """Replace the log's shops and re-place the items; refused once purchases name others."""
+    if log.purchase_count() and {s.id for s in log.shops()} - {s.id for s in shops}:
+        raise ShopsError(
+            "purchases refer to the current stores; keep their ids when replacing stores"
+        )
+    log.replace_shops(shops, region, seed)
+    return place_items(store, log)
+
+
+def ensure_shops(store: VectorStore, log: EventLog, seed: int = 42) -> list[Shop]:
+    """The log's shops, generating the default ones (and placing items) if there are none."""
+    if not log.shops():
+        shops = generate_shops(DEFAULT_SHOPS, DEFAULT_REGION, seed)
+        set_shops(store, log, shops, DEFAULT_REGION, seed)
+    return log.shops()
+
+
+def sync_popularity(
+    store: VectorStore, log: EventLog, item_ids: Iterable[str] | None = None
+) -> int:
+    """Write the log's current popularity into the items' payloads; returns items written.
+
+    With no item ids every catalog item is synced (`fashionrec popularity sync`).
+    Items with the same value are written in one operation. The catalog-wide range
+    is recorded in the log (meta `popularity_range`).
+    """
+    if item_ids is None:
+        log.add_items(str(r.payload[ITEM_ID]) for r in store.scroll([ITEM_ID]))
+        values = log.popularity()
+    else:
+        values = log.popularity(sorted(set(item_ids)))
+    groups: dict[int, list[str]] = defaultdict(list)
+    for item, value in values.items():
+        groups[value].append(point_id(item))
+    for value, ids in groups.items():
+        for batch in batched(ids, WRITE_BATCH):
+            store.set_payload(batch, {POPULARITY: float(value)})
+    low, high = log.popularity_range()
+    log.put("popularity_range", f"{low},{high}")
+    return len(values)
+
+
+def run_simulation(
+    store: VectorStore,
+    log: EventLog,
+    config: SimulationConfig,
+    on_stage: Callable[[str], None] = lambda stage: None,
+) -> Simulation:
+    """Draw missing initial popularity, simulate users and purchases, log them, sync."""
+    records = catalog_records(store)
+    ensure_shops(store, log, config.seed)
+    if any(r.payload.get(STORE_ID) is None for r in records):
+        records = catalog_records(store)  # shops were just placed
+    region = log.region() or DEFAULT_REGION
+    view = CatalogView.build(
+        [str(r.payload[ITEM_ID]) for r in records],
+        [str(r.payload[PRODUCT_ID]) for r in records],
+        [str(r.payload[GENDER]) for r in records],
+        [str(r.payload.get(STORE_ID) or "") for r in records],
+    )
+    on_stage("drawing initial popularity")
+    with log.transaction():
+        log.add_items(view.item_ids.tolist())
+        missing = log.items_without_initial_popularity()
+        log.set_initial_popularity(
+            (item, initial_popularity(item, config.p_max, config.seed)) for item in missing
+        )
+    current = log.popularity()
+    popularity = np.array([current[i] for i in view.item_ids.tolist()], dtype=np.int64)
+    on_stage("simulating purchases")
+    result = simulate(view, popularity, region, config, first_user=log.next_simulated_user())
+    with log.transaction():
+        log.add_users(result.users, source="simulated")
+        log.add_purchases(result.purchases, source="simulated")
+    on_stage("syncing popularity")
+    sync_popularity(store, log, None if missing else [p.item_id for p in result.purchases])
+    return result
