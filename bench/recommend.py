@@ -64,13 +64,18 @@ def catalog(n: int, seed: int = 0, offset: int = 0) -> tuple[np.ndarray, list[di
             if i >= n:
                 break
             vectors[i] = base + 0.3 * np.abs(rng.normal(size=DIM))
-            payloads.append({
-                "item_id": f"{gender}-{category}-id_{first + p:08d}-01_{view}",
-                "product_id": f"id_{first + p:08d}-01", "gender": gender, "category": category,
-                "category_group": "", "store_id": shop.id,
-                "store_location": shop.location.payload(),
-                "popularity": float(rng.integers(0, 101)),
-            })  # fmt: skip
+            payloads.append(
+                {
+                    "item_id": f"{gender}-{category}-id_{first + p:08d}-01_{view}",
+                    "product_id": f"id_{first + p:08d}-01",
+                    "gender": gender,
+                    "category": category,
+                    "category_group": "",
+                    "store_id": shop.id,
+                    "store_location": shop.location.payload(),
+                    "popularity": float(rng.integers(0, 101)),
+                }
+            )
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors, payloads
 
@@ -106,8 +111,9 @@ def users(
     return out
 
 
-def public_method(vectors: np.ndarray, payloads: list[dict[str, object]], user: User,
-                  purchases: list[Purchase]) -> None:  # fmt: skip
+def public_method(
+    vectors: np.ndarray, payloads: list[dict[str, object]], user: User, purchases: list[Purchase]
+) -> None:
     """The public code's loop: cosine per pair in Python over every item, per purchase."""
     index = {str(p["item_id"]): i for i, p in enumerate(payloads)}
     pops = [float(p["popularity"]) for p in payloads]  # type: ignore[arg-type]
@@ -142,8 +148,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--public-queries", type=int, default=3)
     args = parser.parse_args()
-    print(f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores; "
-          f"user = 5 purchases, k 5, 100 candidates")  # fmt: skip
+    print(
+        f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores; "
+        f"user = 5 purchases, k 5, 100 candidates"
+    )
     params = Params(k=5, candidates=100)
     sizes = [int(s) for s in args.sizes.split(",")]
     for size in sizes:
@@ -184,8 +192,10 @@ def main() -> None:
             for user, bought in queries[: args.public_queries]:
                 public_method(vectors, payloads, user, bought)
             public = (time.perf_counter() - start) / args.public_queries * 1000
-            print(f"{size:>7} points: public code's method {public:8.1f} ms per user "
-                  f"({public / p50:6.0f}x the engine's p50)")  # fmt: skip
+            print(
+                f"{size:>7} points: public code's method {public:8.1f} ms per user "
+                f"({public / p50:6.0f}x the engine's p50)"
+            )
 
 
 if __name__ == "__main__":

@@ -216,9 +216,20 @@ def main() -> None:
         **load(folder, store_dir, LAYOUTS[args.layout]),
     }
     child = subprocess.run(
-        [sys.executable, __file__, "--size", str(args.size), "--queries", str(args.queries),
-         "--query-only", str(store_dir)], capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            __file__,
+            "--size",
+            str(args.size),
+            "--queries",
+            str(args.queries),
+            "--query-only",
+            str(store_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     figures.update(json.loads(child.stdout.strip().splitlines()[-1]))
     print(json.dumps(figures))
 

@@ -27,8 +27,9 @@ def export_command(
     console.print(f"{count} {backbone} vector(s) written to {out / VECTORS} and {out / PAYLOADS}")
 
 
-def load_vectors(config_home: Path | None, qdrant_url: str | None, backbone: str,
-                 vectors: Path, payloads: Path) -> None:  # fmt: skip
+def load_vectors(
+    config_home: Path | None, qdrant_url: str | None, backbone: str, vectors: Path, payloads: Path
+) -> None:
     """`ingest --vectors --payloads`: precomputed embeddings into the store."""
     from engine.vectorstore.transfer import load_points
 

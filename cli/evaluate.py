@@ -22,8 +22,10 @@ def _weights_note(store: VectorStore, backbones: list[str]) -> str:
         parts.append(f"{b}: {', '.join(labels)} weights")
     note = "; ".join(parts)
     if any("random" in p for p in parts):
-        note += (". Random-init weights carry no visual meaning: these numbers test the "
-                 "pipeline, they are not comparable with the paper's")  # fmt: skip
+        note += (
+            ". Random-init weights carry no visual meaning: these numbers test the "
+            "pipeline, they are not comparable with the paper's"
+        )
     return note
 
 
@@ -61,10 +63,10 @@ def evaluate_command(
         preset, visual=w_visual, popularity=w_popularity, category=w_category, gamma=gamma
     )
     names = [b.strip() for b in backbones.split(",") if b.strip()]
-    if users <= 0 or max_purchases <= 0:
-        raise fail("--users and --max-purchases must be positive")
     Params(k=k, candidates=candidates, weights=weights).validate()
-    protocol = Protocol(users, max_purchases, k, seed, tuple(names), weights, candidates, use_log)
+    protocol = Protocol(
+        users, max_purchases, k, seed, tuple(names), weights, candidates, use_log
+    ).validate()
     run_dir = out / (name or time.strftime("%Y%m%d-%H%M%S"))
     with world(settings(home, qdrant_url)) as (store, log):
         missing = [b for b in names if b not in store.vector_dims()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from cli.common import HomeOption, UrlOption, console, settings, store_for
+from engine.schema import CATEGORY, GENDER, MASKED
 from engine.vectorstore.base import Filter
 
 
@@ -17,18 +18,17 @@ def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
         if total == 0:
             console.print("empty: run `fashionrec ingest PATH` or `fashionrec demo`")
             return
-        masked = store.facet("masked").get("True", 0)
+        masked = store.facet(MASKED).get("True", 0)
         console.print(f"items: {total} · masked {masked / total:.1%}")
         backbones = Table("backbone", "size", "vectors", title="vectors")
         for name, dim in sorted(store.vector_dims().items()):
             backbones.add_row(name, str(dim), str(store.count(Filter(has_vector=name))))
         console.print(backbones)
-        genders = store.facet("gender")
+        genders = store.facet(GENDER)
         table = Table("category", *sorted(genders), "total", title="items per category")
-        for category in sorted(store.facet("category")):
+        for category in sorted(store.facet(CATEGORY)):
             row = [
-                store.count(Filter(equals={"category": category, "gender": g}))
-                for g in sorted(genders)
+                store.count(Filter(equals={CATEGORY: category, GENDER: g})) for g in sorted(genders)
             ]
             table.add_row(category, *map(str, row), str(sum(row)))
         table.add_row(

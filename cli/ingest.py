@@ -30,12 +30,11 @@ from cli.common import (
     warn_random_weights,
 )
 from engine.backbones import BACKBONES
-from engine.catalog.framing import Framing
 from engine.catalog.items import open_catalog
-from engine.catalog.masks import DEFAULT_REMOVED, MissingMask, removed_labels
-from engine.helpers import choice
+from engine.catalog.masks import DEFAULT_REMOVED, removed_labels
 from engine.settings import Settings
 from engine.vectorstore import VectorStore
+from ingest.options import IngestOptions
 
 
 class RateColumn(ProgressColumn):
@@ -74,19 +73,18 @@ def run_ingest(
     report: Path | None = None,
 ) -> None:
     """Ingest a catalog and print a summary (shared by `ingest` and `demo`)."""
-    if batch_size <= 0:
-        raise fail(f"--batch-size must be positive, got {batch_size}")
-    if workers < 0:
-        raise fail(f"--workers must be 0 or more, got {workers}")
-    if limit is not None and limit <= 0:
-        raise fail(f"--limit must be positive, got {limit}")
-    choice(Framing, framing, "--framing")
-    choice(MissingMask, missing_mask, "--missing-mask")
-    removed = removed_labels(remove.split(","))
+    options = IngestOptions(
+        batch_size=batch_size,
+        workers=workers,
+        framing=framing,  # type: ignore[arg-type]  # validated here
+        missing_mask=missing_mask,  # type: ignore[arg-type]  # validated here
+        removed=removed_labels(remove.split(",")),
+        limit=limit,
+    ).validate()
     catalog = open_catalog(path, masks, manifest)
 
     from ingest.embedder import Embedder
-    from ingest.pipeline import IngestOptions, ingest
+    from ingest.pipeline import ingest
     from ingest.report import FailureReport
 
     store = store_for(config)
@@ -100,14 +98,6 @@ def run_ingest(
             + (f" (masks: {catalog.masks})" if catalog.masks else "")
             + f" into {store.location}: {', '.join(backbones)} on {first.device} "
             f"({first.precision}), weights {weights}"
-        )
-        options = IngestOptions(
-            batch_size=batch_size,
-            workers=workers,
-            framing=framing,  # type: ignore[arg-type]
-            missing_mask=missing_mask,  # type: ignore[arg-type]
-            removed=removed,
-            limit=limit,
         )
         stamp = time.strftime("%Y%m%d-%H%M%S")
         failures = FailureReport(report or config.home / "reports" / f"ingest-{stamp}.csv")

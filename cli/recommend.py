@@ -19,8 +19,19 @@ from engine.recommend.scoring import preset_weights
 if TYPE_CHECKING:
     from engine.recommend.rerank import Recommendation
 
-COLUMNS = ("rank", "item_id", "product_id", "category", "gender", "store_id", "distance_km",
-           "visual", "norm_popularity", "category_sim", "relevance")  # fmt: skip
+COLUMNS = (
+    "rank",
+    "item_id",
+    "product_id",
+    "category",
+    "gender",
+    "store_id",
+    "distance_km",
+    "visual",
+    "norm_popularity",
+    "category_sim",
+    "relevance",
+)
 
 
 def _table(title: str, recs: list[Recommendation], wide: bool) -> Table:
@@ -41,20 +52,16 @@ def _table(title: str, recs: list[Recommendation], wide: bool) -> Table:
         km = "—" if r.distance_km is None else f"{r.distance_km:.1f}"
         cells = [r.item_id, r.product_id, r.category, r.gender] if wide else [r.item_id, r.category]
         table.add_row(
-            str(r.rank), *cells, r.store_id or "—", km, f"{r.visual:.4f}",
-            f"{r.norm_popularity:.2f}", f"{r.category_sim:.1f}", f"{r.relevance:.3f}",
-        )  # fmt: skip
+            str(r.rank),
+            *cells,
+            r.store_id or "—",
+            km,
+            f"{r.visual:.4f}",
+            f"{r.norm_popularity:.2f}",
+            f"{r.category_sim:.1f}",
+            f"{r.relevance:.3f}",
+        )
     return table
-
-
-def _location(text: str | None) -> Location | None:
-    if text is None:
-        return None
-    try:
-        lat, lon = (float(v) for v in text.split(","))
-    except ValueError:
-        raise fail(f"--at {text!r} is not LAT,LON") from None
-    return Location(lat, lon)
 
 
 def recommend_command(
@@ -105,10 +112,16 @@ def recommend_command(
     if gender is not None and canonical_gender(gender) is None:
         raise fail(f"--gender must be MEN or WOMEN, got {gender!r}")
     params = Params(
-        backbone=backbone, k=k, candidates=candidates, weights=weights, trendiness=trendiness,
-        gender=canonical_gender(gender) if gender else None, max_km=max_km, at=_location(at),
+        backbone=backbone,
+        k=k,
+        candidates=candidates,
+        weights=weights,
+        trendiness=trendiness,
+        gender=canonical_gender(gender) if gender else None,
+        max_km=max_km,
+        at=None if at is None else Location.parse(at, "--at"),
         rerank=rerank,  # type: ignore[arg-type]
-    ).validate()  # fmt: skip
+    ).validate()
     matrix = CategorySimilarity.from_toml(categories) if categories else PAPER_MATRIX
     with world(settings(home, qdrant_url)) as (store, log):
         recommender = Recommender(store, matrix)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -35,18 +34,13 @@ def simulate_command(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Simulate trend-aware shoppers and their purchases; popularity moves with each one."""
-    from engine.shoppers.simulation import SimulationConfig
+    from engine.shoppers.simulation import SimulationConfig, parse_day
     from engine.shoppers.sync import run_simulation
 
-    if users <= 0 or max_purchases <= 0 or days <= 0:
-        raise fail("--users, --max-purchases and --days must be positive")
-    if p_max < 0 or not 0 < p_threshold <= 1:
-        raise fail("--p-max must be >= 0 and --p-threshold in (0, 1]")
-    try:
-        first_day = date.fromisoformat(start)
-    except ValueError:
-        raise fail(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
-    config = SimulationConfig(users, max_purchases, seed, p_max, p_threshold, first_day, days)
+    first_day = parse_day(start, "--start")
+    config = SimulationConfig(
+        users, max_purchases, seed, p_max, p_threshold, first_day, days
+    ).validate()
     with world(settings(home, qdrant_url)) as (store, log):
         result = run_simulation(store, log, config, on_stage=lambda s: console.print(f"… {s}"))
     bought: dict[str, int] = {}

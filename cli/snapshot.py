@@ -29,8 +29,9 @@ def create(
     target = path or config.home / "snapshots" / f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}.tar.gz"
     target.parent.mkdir(parents=True, exist_ok=True)
     manifest = make(config.home, target)
-    console.print(f"snapshot {target}: {manifest['points']} points, "
-                  f"{manifest.get('purchases', 0)} purchases")  # fmt: skip
+    console.print(
+        f"snapshot {target}: {manifest['points']} points, {manifest.get('purchases', 0)} purchases"
+    )
 
 
 @app.command("restore")
@@ -43,5 +44,7 @@ def restore(
 
     config = settings(home, None)
     manifest = load(path, config.home)
-    console.print(f"restored {path} (taken {manifest['created']}): {manifest['points']} points, "
-                  f"{manifest.get('purchases', 0)} purchases")  # fmt: skip
+    console.print(
+        f"restored {path} (taken {manifest['created']}): {manifest['points']} points, "
+        f"{manifest.get('purchases', 0)} purchases"
+    )

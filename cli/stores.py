@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import HomeOption, UrlOption, console, fail, settings, world
+from cli.common import HomeOption, UrlOption, console, settings, world
 from engine.geo import DEFAULT_REGION, Region
 from engine.records import Shop
 from engine.shoppers.shops import generate_shops, read_shops
@@ -36,8 +36,6 @@ def generate(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Generate stores at seeded positions in a region and give every item a store."""
-    if not 1 <= count <= 10_000:
-        raise fail(f"--count must be between 1 and 10000, got {count}")
     area = Region.parse(region)
     shops = generate_shops(count, area, seed)
     from engine.shoppers.sync import set_shops

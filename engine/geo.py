@@ -25,6 +25,17 @@ class Location:
         """The Qdrant geo payload of this point."""
         return {"lat": self.lat, "lon": self.lon}
 
+    @classmethod
+    def parse(cls, text: str, what: str = "location") -> Location:
+        """`LAT,LON` in degrees; ConfigError naming the problem otherwise."""
+        try:
+            lat, lon = (float(v) for v in text.split(","))
+        except ValueError:
+            raise ConfigError(f"{what} {text!r} is not LAT,LON") from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise ConfigError(f"{what} {text!r}: need -90 <= LAT <= 90 and -180 <= LON <= 180")
+        return cls(lat, lon)
+
 
 @dataclass(frozen=True)
 class Region:

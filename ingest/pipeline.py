@@ -14,9 +14,7 @@ from numpy.typing import NDArray
 from torch.utils.data import DataLoader
 
 from engine.catalog.categories import group_of
-from engine.catalog.framing import Framing
 from engine.catalog.items import Entry, Item, Problem
-from engine.catalog.masks import DEFAULT_REMOVED, MissingMask
 from engine.errors import MaskMissingError
 from engine.helpers import batched
 from engine.schema import (
@@ -35,6 +33,7 @@ from engine.schema import (
     weights_field,
 )
 from engine.vectorstore.base import Filter, Payload, PointBatch, VectorStore
+from ingest.options import IngestOptions
 from ingest.reader import Batch, WorkList, collate, item_to_line
 
 CHECK_CHUNK: Final = 1024
@@ -75,18 +74,6 @@ def item_payload(item: Item, masked: bool) -> Payload:
         payload[STORE_ID] = item.store_id
         payload[STORE_ORIGIN] = MANIFEST
     return payload
-
-
-@dataclass(frozen=True)
-class IngestOptions:
-    """How to ingest: batching, workers, masking and framing."""
-
-    batch_size: int = 32
-    workers: int = 2
-    framing: Framing = "letterbox"
-    missing_mask: MissingMask = "unmasked"
-    removed: tuple[str, ...] = DEFAULT_REMOVED
-    limit: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Catalogs on disk: items and their names, categories, masks and framing."""

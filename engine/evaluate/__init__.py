@@ -1,0 +1,1 @@
+"""Evaluation: the protocol, baselines, metrics, the report and its pictures."""

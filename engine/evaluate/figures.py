@@ -53,8 +53,17 @@ def recommendation_grid(
             axes[row][col].axis("off")
         axes[row][0].imshow(_thumb(purchased.get(IMAGE)))
         axes[row][0].set_title(f"purchased\n{purchased.get(CATEGORY)}", fontsize=8, color="#b00")
-        axes[row][0].text(-0.15, 0.5, backbone, rotation=90, va="center", ha="center",
-                          transform=axes[row][0].transAxes, fontsize=10, weight="bold")  # fmt: skip
+        axes[row][0].text(
+            -0.15,
+            0.5,
+            backbone,
+            rotation=90,
+            va="center",
+            ha="center",
+            transform=axes[row][0].transAxes,
+            fontsize=10,
+            weight="bold",
+        )
         for col, rec in enumerate(recs, start=1):
             km = "—" if rec.distance_km is None else f"{rec.distance_km:.1f} km"
             axes[row][col].imshow(_thumb(images.get(rec.item_id)))
@@ -81,10 +90,16 @@ def sweep_plot(path: Path, sweep: Mapping[str, Sequence[Mapping[str, float]]]) -
         w_p = [p["w_p"] for p in points]
         left.plot(w_p, [p["category_similarity"] for p in points], marker="o", label=backbone)
         right.plot(w_p, [p["popularity_mae"] for p in points], marker="o", label=backbone)
-    left.set(xlabel="w_p (w_v = 1 − w_p, w_c = 0)", ylabel="category similarity (%)",
-             title="Category similarity")  # fmt: skip
-    right.set(xlabel="w_p (w_v = 1 − w_p, w_c = 0)", ylabel="popularity MAE |NormPop − t|",
-              title="Popularity MAE (0–1)")  # fmt: skip
+    left.set(
+        xlabel="w_p (w_v = 1 − w_p, w_c = 0)",
+        ylabel="category similarity (%)",
+        title="Category similarity",
+    )
+    right.set(
+        xlabel="w_p (w_v = 1 − w_p, w_c = 0)",
+        ylabel="popularity MAE |NormPop − t|",
+        title="Popularity MAE (0–1)",
+    )
     for axis in (left, right):
         axis.grid(alpha=0.3)
         axis.legend()

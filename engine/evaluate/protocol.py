@@ -10,7 +10,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from engine.errors import NotFoundError
+from engine.errors import ConfigError, NotFoundError
 from engine.geo import Region
 from engine.recommend.recommender import Popularity
 from engine.recommend.scoring import Weights
@@ -35,6 +35,12 @@ class Protocol:
     weights: Weights = field(default_factory=Weights)
     candidates: int = 100
     use_log: bool = False
+
+    def validate(self) -> Protocol:
+        """Raise ConfigError naming the values out of range."""
+        if self.users <= 0 or self.max_purchases <= 0:
+            raise ConfigError("--users and --max-purchases must be positive")
+        return self
 
 
 @dataclass(frozen=True)

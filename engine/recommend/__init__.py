@@ -1,0 +1,1 @@
+"""Recommendations: the relevance formula, the rerank, and the recommender over a store."""

@@ -16,10 +16,13 @@ from engine.records import Shop
 
 CSV_REQUIRED: Final = ("id", "lat", "lon")
 CSV_OPTIONAL: Final = ("name",)
+MAX_GENERATED: Final = 10_000
 
 
 def generate_shops(count: int, region: Region, seed: int = 42) -> list[Shop]:
     """`count` shops at seeded uniform positions inside the region."""
+    if not 1 <= count <= MAX_GENERATED:
+        raise ShopsError(f"--count must be between 1 and {MAX_GENERATED}, got {count}")
     rng = np.random.default_rng([seed, 0])  # a stream of its own: never the simulation's
     lats = rng.uniform(region.lat_min, region.lat_max, count)
     lons = rng.uniform(region.lon_min, region.lon_max, count)

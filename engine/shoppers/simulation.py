@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
+from engine.errors import ConfigError
 from engine.geo import Location, Region
 from engine.records import Purchase, User
 
@@ -26,6 +27,22 @@ class SimulationConfig:
     p_threshold: float = 0.15
     start: date = date(2025, 1, 1)
     days: int = 365
+
+    def validate(self) -> SimulationConfig:
+        """Raise ConfigError naming the values out of range."""
+        if self.users <= 0 or self.max_purchases <= 0 or self.days <= 0:
+            raise ConfigError("--users, --max-purchases and --days must be positive")
+        if self.p_max < 0 or not 0 < self.p_threshold <= 1:
+            raise ConfigError("--p-max must be >= 0 and --p-threshold in (0, 1]")
+        return self
+
+
+def parse_day(text: str, what: str = "--start") -> date:
+    """A YYYY-MM-DD date; ConfigError naming the flag otherwise."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{what} {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.errors import StoreError
-from engine.schema import PAYLOAD_INDEXES, SEARCH_FILTER_FIELDS, IndexKind, weights_field
+from engine.schema import (
+    PAYLOAD_INDEXES,
+    POPULARITY,
+    SEARCH_FILTER_FIELDS,
+    IndexKind,
+    weights_field,
+)
 from engine.vectorstore.formula import Expr
 
 COLLECTION: Final = "fashionrec"
@@ -237,6 +243,6 @@ class VectorStore(ABC):
         new = [i for i, pid in enumerate(batch.ids) if pid not in known]
         old = [i for i, pid in enumerate(batch.ids) if pid in known]
         if new:
-            self.upsert(batch.subset(new, extra={"popularity": 0.0}))
+            self.upsert(batch.subset(new, extra={POPULARITY: 0.0}))
         if old:
             self.add_vectors(batch.subset(old))
