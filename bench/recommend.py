@@ -31,9 +31,9 @@ import numpy as np  # noqa: E402
 
 from engine.catalog.categories import CATEGORIES_BY_GENDER, PAPER_MATRIX  # noqa: E402
 from engine.geo import DEFAULT_REGION, Location  # noqa: E402
-from engine.recommend.recommender import HIT_FIELDS, Params, Recommender  # noqa: E402
+from engine.recommend.recommender import Params, Recommender  # noqa: E402
 from engine.records import Purchase, User  # noqa: E402
-from engine.schema import point_id  # noqa: E402
+from engine.schema import HIT_FIELDS, point_id  # noqa: E402
 from engine.shoppers.shops import generate_shops  # noqa: E402
 from engine.vectorstore.base import PointBatch  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
