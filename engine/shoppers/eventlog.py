@@ -11,8 +11,10 @@ from typing import Final
 
 from engine.errors import EventLogError
 from engine.geo import Location, Region
+from engine.helpers import batched
 from engine.records import Purchase, Shop, User
 
+SQL_VARIABLES: Final = 500  # ids per `IN (...)` query, well under SQLite's limit
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS stores (
@@ -185,9 +187,7 @@ class EventLog:
         if item_ids is None:
             return {item: int(value) for item, value in self.db.execute(sql)}
         result: dict[str, int] = {}
-        ids = list(item_ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for chunk in batched(item_ids, SQL_VARIABLES):
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(f"{sql} WHERE i.item_id IN ({marks})", chunk)
             result.update({item: int(value) for item, value in rows})
