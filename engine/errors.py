@@ -59,3 +59,9 @@ class TransferError(FashionrecError):
 
 class SnapshotError(FashionrecError):
     """A snapshot cannot be written, read or restored."""
+
+
+def one_line(detail: object, limit: int = 200) -> str:
+    """The first non-empty line of an error's text (or its type), shortened: for messages."""
+    lines = [line.strip() for line in str(detail).splitlines() if line.strip()]
+    return (lines[0] if lines else type(detail).__name__)[:limit]

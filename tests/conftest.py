@@ -1,4 +1,5 @@
-"""Shared fixtures: small known-answer catalogs, a random-init embedder, both store back-ends."""
+"""Shared fixtures: small known-answer catalogs, a random-init embedder, both store back-ends,
+failing Qdrant servers. Builders the tests share live in tests/builders.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
 from ingest.democatalog import DemoCatalog, write_demo_catalog
 from ingest.embedder import Embedder
+from tests.builders import FailingCollection, FailingQdrant, serving
 
 
 @pytest.fixture(scope="session")
@@ -40,14 +42,24 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStor
     backend.close()
 
 
-def copy_catalog(catalog: DemoCatalog, target: Path, limit: int | None = None) -> DemoCatalog:
-    """A private copy of (part of) a catalog that a test may damage."""
-    images, masks = target / "images", target / "segm"
-    images.mkdir(parents=True)
-    masks.mkdir()
-    files = sorted(catalog.images.iterdir())[:limit]
-    for image in files:
-        (images / image.name).write_bytes(image.read_bytes())
-        mask = catalog.masks / f"{image.stem}_segm.png"
-        (masks / mask.name).write_bytes(mask.read_bytes())
-    return DemoCatalog(images, masks, len(files))
+@pytest.fixture
+def edge_and_memory(tmp_path: Path) -> Iterator[tuple[EdgeStore, ServerStore]]:
+    """Two empty stores, one per back-end, for tests that fill both and compare them."""
+    edge, memory = EdgeStore(tmp_path / "store"), ServerStore(QdrantClient(":memory:"))
+    yield edge, memory
+    edge.close()
+    memory.close()
+
+
+@pytest.fixture
+def failing_server() -> Iterator[str]:
+    """The URL of a Qdrant server whose every call fails with 500 (disk quota exceeded)."""
+    with serving(FailingQdrant) as url:
+        yield url
+
+
+@pytest.fixture
+def failing_collection_server() -> Iterator[str]:
+    """The URL of a Qdrant server that has the collection but fails every other call."""
+    with serving(FailingCollection) as url:
+        yield url

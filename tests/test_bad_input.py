@@ -23,22 +23,23 @@ from engine.errors import CatalogError, FashionrecError
 from engine.shoppers.purchases import parse_timestamp, read_rows
 from engine.vectorstore.base import VectorStore
 from ingest.democatalog import DemoCatalog
-from ingest.embedder import Embedder
-from ingest.pipeline import Failure, IngestOptions, ingest
-from tests.conftest import copy_catalog
+from ingest.options import IngestOptions
+from ingest.pipeline import Failure, ingest
+from tests.builders import FAKE, FakeEmbedder, copy_catalog
 
 
-def _failures(catalog: DemoCatalog, store: VectorStore, resnet: Embedder) -> dict[str, str]:
+def _failures(catalog: DemoCatalog, store: VectorStore) -> dict[str, str]:
+    """Ingest with the fake embedder; the reason of each failure, by file name."""
     failures: list[Failure] = []
-    ingest(open_catalog(catalog.images), store, {"resnet50": resnet}, IngestOptions(workers=0),
-           on_failure=failures.append)  # fmt: skip
+    options = IngestOptions(workers=0)
+    embedders = {FAKE: FakeEmbedder()}
+    ingest(open_catalog(catalog.images), store, embedders, options, on_failure=failures.append)
     return {Path(f.where).name: f.reason for f in failures}
 
 
 def test_broken_images_are_reported_one_by_one(
-    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    small_catalog: DemoCatalog, store: VectorStore, tmp_path: Path
+) -> None:
     part = copy_catalog(small_catalog, tmp_path / "part", limit=6)
     a, b, c, d, e, _ = sorted(part.images.iterdir())
     a.write_bytes(a.read_bytes()[: len(a.read_bytes()) // 3])  # truncated JPEG
@@ -49,7 +50,7 @@ def test_broken_images_are_reported_one_by_one(
     photo.save(mask)  # a photo where the mask should be: colours outside the legend
     small = part.masks / f"{e.stem}_segm.png"
     Image.open(small).resize((30, 44), Image.Resampling.NEAREST).save(small)  # other size: fine
-    reasons = _failures(part, store, resnet)
+    reasons = _failures(part, store)
     assert "image file is truncated" in reasons[a.name] or "broken data stream" in reasons[a.name]
     assert reasons[b.name].startswith("UnidentifiedImageError: cannot identify image file")
     assert reasons[c.name].startswith("UnidentifiedImageError: cannot identify image file")
@@ -58,12 +59,11 @@ def test_broken_images_are_reported_one_by_one(
 
 
 def test_decompression_bomb_is_refused(
-    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    small_catalog: DemoCatalog, store: VectorStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     part = copy_catalog(small_catalog, tmp_path / "part", limit=1)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 150×220 photos are now "bombs"
-    reasons = _failures(part, store, resnet)
+    reasons = _failures(part, store)
     assert next(iter(reasons.values())).startswith(
         "DecompressionBombError: Image size (33000 pixels)"
     )
@@ -125,8 +125,9 @@ def test_dfmm_parser_never_crashes(stem: str) -> None:
     st.integers(1, 9),
     st.sampled_from(["front", "side", "back", "full", "flat", "additional"]),
 )
-def test_dfmm_and_inshop_names_agree(gender: str, category: str, product: int, colour: int,
-                                     view: int, name: str) -> None:  # fmt: skip
+def test_dfmm_and_inshop_names_agree(
+    gender: str, category: str, product: int, colour: int, view: int, name: str
+) -> None:
     stem = f"{gender}-{category}-id_{product:08d}-{colour:02d}_{view}_{name}"
     parsed = parse_dfmm_stem(stem)
     assert (parsed.gender, parsed.category, parsed.view) == (gender, category, name)
@@ -137,8 +138,9 @@ def test_dfmm_and_inshop_names_agree(gender: str, category: str, product: int, c
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.lists(names, min_size=0, max_size=6), max_size=8))
-def test_manifest_reader_reports_or_accepts_every_row(tmp_path_factory: pytest.TempPathFactory,
-                                                      rows: list[list[str]]) -> None:  # fmt: skip
+def test_manifest_reader_reports_or_accepts_every_row(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[list[str]]
+) -> None:
     folder = tmp_path_factory.mktemp("m")
     manifest = folder / "m.csv"
     with manifest.open("w", newline="", encoding="utf-8") as handle:

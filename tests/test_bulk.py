@@ -15,7 +15,7 @@ from engine.vectorstore.base import Filter, PointBatch, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
 from engine.vectorstore.transfer import PAYLOADS, VECTORS, copy_points, export_points, load_points
-from tests.test_recommender import build_catalog
+from tests.builders import build_catalog
 
 
 def _two_backbones(store: VectorStore) -> list[dict]:

@@ -1,30 +1,23 @@
-"""The command line as a user runs it: one-line errors, ingest, info, --help without torch."""
+"""The command line as a user runs it: one-line errors, ingest, info, --help without torch.
+
+Most commands run in this process through typer's CliRunner; a few run as real processes,
+to check what only a process shows (exit codes, stderr, what gets imported)."""
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 from ingest.democatalog import DemoCatalog
-from tests.conftest import copy_catalog
-
-
-def fashionrec(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "FASHIONREC_HOME": str(home), "COLUMNS": "200"}
-    env.pop("FASHIONREC_QDRANT_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=Path(__file__).parents[1],
-    )
+from tests.builders import copy_catalog, fashionrec, fashionrec_subprocess, home_with_items
 
 
 def test_missing_folder_is_one_line(tmp_path: Path) -> None:
-    result = fashionrec("ingest", tmp_path / "nowhere", "--weights", "random", home=tmp_path)
+    result = fashionrec_subprocess(
+        "ingest", tmp_path / "nowhere", "--weights", "random", home=tmp_path
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'nowhere'}: no such file or folder"
@@ -50,9 +43,18 @@ def test_ingest_then_info(small_catalog: DemoCatalog, tmp_path: Path) -> None:
     (part.images / "broken.jpg").write_bytes(b"")
     home = tmp_path / "home"
     result = fashionrec(
-        "ingest", part.images, "--weights", "random", "--workers", "0", "--device", "cpu",
-        "--report", tmp_path / "report.csv", home=home,
-    )  # fmt: skip
+        "ingest",
+        part.images,
+        "--weights",
+        "random",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--report",
+        tmp_path / "report.csv",
+        home=home,
+    )
     assert result.returncode == 0, result.stderr
     assert "WARNING: random-init weights" in result.stderr
     assert "ingested 4 · skipped 0" in result.stdout and "unparsed 1" in result.stdout
@@ -70,21 +72,20 @@ def test_help_does_not_import_torch(tmp_path: Path) -> None:
     code = "import sys, cli.main; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False"
-
-
-def _home_with_items(home: Path) -> None:
-    """An embedded store with a few items, written without a CNN."""
-    from engine.vectorstore.edge import EdgeStore
-    from tests.test_shoppers import _ingest, _items
-
-    store = EdgeStore(home / "store")
-    _ingest(store, _items(2))
-    store.close()
+    after_help = (
+        "import sys\nfrom cli.main import main\nsys.argv = ['fashionrec', '--help']\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    print('exit', exit.code)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", after_help], capture_output=True, text=True)
+    lines = shown.stdout.strip().splitlines()
+    assert lines[-2:] == ["exit 0", "False"], shown.stdout + shown.stderr
+    assert "ingest" in shown.stdout and "recommend" in shown.stdout
 
 
 def test_stores_simulate_users_purchases(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    _home_with_items(home)
+    home_with_items(home)
     made = fashionrec("stores", "generate", "--count", "3", "--seed", "1", home=home)
     assert made.returncode == 0, made.stderr
     assert "30 item(s) placed in a store" in made.stdout
@@ -112,10 +113,8 @@ def test_stores_simulate_users_purchases(tmp_path: Path) -> None:
 
 
 def test_recommend_for_a_user_and_an_item(tmp_path: Path) -> None:
-    import json
-
     home = tmp_path / "home"
-    _home_with_items(home)
+    home_with_items(home)
     assert fashionrec("simulate", "--users", "3", home=home).returncode == 0
     result = fashionrec("recommend", "--user", "sim-00001", "--json", "-k", "3", home=home)
     assert result.returncode == 0, result.stderr
@@ -136,7 +135,7 @@ def test_recommend_for_a_user_and_an_item(tmp_path: Path) -> None:
 
 def test_recommend_errors(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    _home_with_items(home)
+    home_with_items(home)
     cases = {
         ("recommend",): "give exactly one of --item ITEM_ID or --user USER_ID",
         ("recommend", "--item", "nope"): "unknown item 'nope'",
@@ -155,15 +154,23 @@ def test_recommend_errors(tmp_path: Path) -> None:
 
 def test_evaluate_and_show(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    _home_with_items(home)
+    home_with_items(home)
     missing = fashionrec("evaluate", "--backbones", "vgg16", home=home)
     assert missing.returncode == 1
     assert "backbone(s) vgg16 not ingested (the store has resnet50)" in missing.stderr
     out = tmp_path / "results"
     result = fashionrec(
-        "evaluate", "--backbones", "resnet50", "--users", "6", "--out", out, "--name", "r",
+        "evaluate",
+        "--backbones",
+        "resnet50",
+        "--users",
+        "6",
+        "--out",
+        out,
+        "--name",
+        "r",
         home=home,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     assert "## Table 1" in result.stdout
     assert sorted(p.name for p in (out / "r").iterdir()) == [
@@ -181,7 +188,7 @@ def test_evaluate_and_show(tmp_path: Path) -> None:
 
 def test_stores_import(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    _home_with_items(home)
+    home_with_items(home)
     good = tmp_path / "stores.csv"
     good.write_text("id,lat,lon,name\nA,48.85,2.35,Louvre\nB,48.80,2.13\n", encoding="utf-8")
     result = fashionrec("stores", "import", good, home=home)

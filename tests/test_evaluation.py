@@ -27,7 +27,7 @@ from engine.geo import DEFAULT_REGION, Location
 from engine.recommend.rerank import Recommendation
 from engine.records import Purchase, User
 from engine.vectorstore.edge import EdgeStore
-from tests.test_recommender import build_catalog
+from tests.builders import build_catalog
 
 
 def _pair(gender: str, t: float, pop: float, sim: float, user_gender: str = "WOMEN") -> Pair:
@@ -58,10 +58,28 @@ def test_gender_alignment_reads_the_recommended_items_own_gender(tmp_path: Path)
     woman = next(p for p in payloads if p["gender"] == "WOMEN")
     user = User("u", "WOMEN", 0.5, Location(48.85, 2.35))
     purchase = Purchase("u", woman["item_id"], datetime(2025, 1, 1, tzinfo=UTC), None)
-    wrong = Recommendation(1, man["item_id"], man["product_id"], man["category"], "WOMEN", None,
-                           None, 0.9, 10.0, 0.5, 1.0, 0.2, 0.8, woman["item_id"])  # fmt: skip
-    evaluation = Evaluation(store, simulated_cohort(catalog, Protocol(users=2), DEFAULT_REGION),
-                            catalog, Protocol(backbones=("resnet50",)))  # fmt: skip
+    wrong = Recommendation(
+        rank=1,
+        item_id=man["item_id"],
+        product_id=man["product_id"],
+        category=man["category"],
+        gender="WOMEN",
+        store_id=None,
+        distance_km=None,
+        visual=0.9,
+        popularity=10.0,
+        norm_popularity=0.5,
+        popularity_term=1.0,
+        category_sim=0.2,
+        relevance=0.8,
+        query_item=woman["item_id"],
+    )
+    evaluation = Evaluation(
+        store,
+        simulated_cohort(catalog, Protocol(users=2), DEFAULT_REGION),
+        catalog,
+        Protocol(backbones=("resnet50",)),
+    )
     result = SystemResult(lists=[(user, purchase, [wrong])])
     assert accuracy(evaluation.pairs(result)).gender_alignment == 0.0
     store.close()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import pytest
@@ -17,17 +18,49 @@ from engine.schema import point_id
 from engine.vectorstore.base import Filter
 from engine.vectorstore.edge import EdgeStore
 from ingest.democatalog import write_demo_catalog
+from tests.builders import ROOT, catalog_items, home_with_items
 
-ROOT = Path(__file__).parents[1]
+UPSERT: Final = b"upsert_points"  # how Qdrant Edge's write-ahead log names a batch of points
 
 
 def _ingest(home: Path, images: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "FASHIONREC_HOME": str(home)}
     env.pop("FASHIONREC_QDRANT_URL", None)
-    args = [sys.executable, "-m", "cli.main", "ingest", str(images), "--weights", "random",
-            "--device", "cpu", "--workers", "0", "--batch-size", "2"]  # fmt: skip
-    return subprocess.Popen(args, cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    args = [
+        *(sys.executable, "-m", "cli.main", "ingest", str(images), "--weights", "random"),
+        *("--device", "cpu", "--workers", "0", "--batch-size", "2"),
+    ]
+    return subprocess.Popen(
+        args, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def _batches_logged(store: Path) -> int:
+    """Batches of points in the store's write-ahead log so far (its segments are written
+    front to back; the first batches lie in the first MiB of the first segment)."""
+    found = 0
+    wal = store / "wal"
+    for segment in [*wal.glob("open-*"), *wal.glob("closed-*")]:
+        try:
+            with segment.open("rb") as data:
+                found += data.read(1 << 20).count(UPSERT)
+        except FileNotFoundError:  # a segment renamed while we looked
+            continue
+    return found
+
+
+def _kill_after_first_batch(process: subprocess.Popen[str], store: Path) -> None:
+    """SIGKILL the ingest as soon as its first batch of points is in the store's log: the
+    kill point is a batch in, whatever the speed of the machine, not a guessed delay."""
+    deadline = time.monotonic() + 120
+    while _batches_logged(store) == 0:
+        assert process.poll() is None, (
+            f"the ingest ended before it was killed: {process.communicate()}"
+        )
+        assert time.monotonic() < deadline, "no batch written in 120 s"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
 
 
 @pytest.mark.slow
@@ -36,13 +69,7 @@ def test_ingest_killed_mid_batch_then_rerun_stores_each_item_once(tmp_path: Path
     ids = [e.item_id for e in open_catalog(catalog.images) if isinstance(e, Item)]
     killed_home, clean_home = tmp_path / "killed", tmp_path / "clean"
     process = _ingest(killed_home, catalog.images)
-    deadline = time.monotonic() + 120
-    while not (killed_home / "store" / "edge_config.json").exists():  # embedding has begun
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.05)
-    time.sleep(1.5)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    _kill_after_first_batch(process, killed_home / "store")
     assert process.returncode == -signal.SIGKILL
 
     partial = EdgeStore(killed_home / "store")
@@ -77,12 +104,10 @@ def test_ingest_killed_mid_batch_then_rerun_stores_each_item_once(tmp_path: Path
 @pytest.mark.slow
 def test_purchase_import_killed_midway_is_all_or_nothing(tmp_path: Path) -> None:
     from engine.shoppers.eventlog import EventLog
-    from tests.test_cli import _home_with_items
-    from tests.test_shoppers import _items
 
     home = tmp_path / "home"
-    _home_with_items(home)
-    items = [i.item_id for i in _items(2)]
+    home_with_items(home)
+    items = [i.item_id for i in catalog_items(2)]
     rows = 60_000
     log_file = tmp_path / "sales.csv"
     with log_file.open("w", encoding="utf-8") as out:
@@ -95,8 +120,11 @@ def test_purchase_import_killed_midway_is_all_or_nothing(tmp_path: Path) -> None
     for delay in (0.8, 1.6, 2.4):
         process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "purchases", "import", str(log_file)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -110,8 +138,11 @@ def test_purchase_import_killed_midway_is_all_or_nothing(tmp_path: Path) -> None
     if count == 0:  # every kill came before the commit: the log still takes the import whole
         finished = subprocess.run(
             [sys.executable, "-m", "cli.main", "purchases", "import", str(log_file)],
-            cwd=ROOT, env=env, capture_output=True, text=True,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert finished.returncode == 0, finished.stderr
         log = EventLog(home / "events.sqlite")
         assert (log.purchase_count(), len(log.user_ids())) == (rows, 3000)

@@ -1,4 +1,7 @@
-"""Ingestion end to end: both back-ends, idempotence, resume after interruption, failures."""
+"""Ingestion end to end: both back-ends, idempotence, resume after interruption, failures.
+
+The bookkeeping tests embed with FakeEmbedder (cheap, deterministic); the tests about what
+the CNN stores run the random-init ResNet-50 and are marked slow."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qdrant_client import QdrantClient
+import torch
 
 from engine.catalog.items import Item, open_catalog
 from engine.errors import MaskMissingError
@@ -16,11 +19,14 @@ from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
 from ingest.democatalog import DemoCatalog
 from ingest.embedder import Embedder
-from ingest.pipeline import Failure, IngestOptions, ingest
+from ingest.options import IngestOptions
+from ingest.pipeline import Embedder as EmbedderProtocol
+from ingest.pipeline import Failure, ingest
 from ingest.reader import load_input
-from tests.conftest import copy_catalog
+from tests.builders import FAKE, FakeEmbedder, copy_catalog
 
 OPTIONS = IngestOptions(batch_size=8, workers=0)
+EMBEDDERS: dict[str, EmbedderProtocol] = {FAKE: FakeEmbedder()}  # type-checks the fake
 
 
 def _all(store: VectorStore, catalog: DemoCatalog, vector: str | None = None) -> dict[str, Record]:
@@ -28,11 +34,11 @@ def _all(store: VectorStore, catalog: DemoCatalog, vector: str | None = None) ->
     return {r.id: r for r in store.retrieve(ids, vector=vector)}
 
 
+@pytest.mark.slow
 def test_same_points_on_edge_and_memory(
-    small_catalog: DemoCatalog, resnet: Embedder, tmp_path: Path
+    small_catalog: DemoCatalog, resnet: Embedder, edge_and_memory: tuple[EdgeStore, ServerStore]
 ) -> None:
-    edge = EdgeStore(tmp_path / "store")
-    memory = ServerStore(QdrantClient(":memory:"))
+    edge, memory = edge_and_memory
     for store in (edge, memory):
         summary = ingest(open_catalog(small_catalog.images), store, {"resnet50": resnet}, OPTIONS)
         assert (summary.ingested, summary.failed, summary.unmasked) == (23, 0, 0)
@@ -55,33 +61,44 @@ def test_same_points_on_edge_and_memory(
         "popularity": 0.0,
         "weights_resnet50": "random",
     }
-    edge.close()
 
 
+@pytest.mark.slow
 def test_stored_vector_is_the_embedding_of_the_masked_image(
     small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore
 ) -> None:
     ingest(open_catalog(small_catalog.images), store, {"resnet50": resnet}, OPTIONS)
     item = next(e for e in open_catalog(small_catalog.images) if isinstance(e, Item))
     pixels, masked = load_input(item)
-    expected = resnet(__import__("torch").from_numpy(pixels)[None])[0]
+    expected = resnet(torch.from_numpy(pixels)[None])[0]
     stored = store.retrieve([point_id(item.item_id)], vector="resnet50")[0].vector
     assert masked and stored is not None
     assert float(stored @ expected) > 0.9999
 
 
-def test_reingest_is_a_no_op(
-    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore
-) -> None:
+def test_fake_embedder_is_deterministic_and_of_unit_length(small_catalog: DemoCatalog) -> None:
+    items = [e for e in open_catalog(small_catalog.images) if isinstance(e, Item)][:4]
+    pixels = torch.stack([torch.from_numpy(load_input(item)[0]) for item in items])
+    fake = FakeEmbedder(dim=16)
+    rows = fake(pixels)
+    assert rows.shape == (4, 16) and rows.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(rows, fake(pixels.clone()))
+    assert len({r.tobytes() for r in rows}) == 4  # different garments, different vectors
+    assert FakeEmbedder(dim=8)(pixels).shape == (4, 8)
+    assert (fake.dim, fake.weights_label, fake.device) == (16, "fake", torch.device("cpu"))
+
+
+def test_reingest_is_a_no_op(small_catalog: DemoCatalog, store: VectorStore) -> None:
     catalog = open_catalog(small_catalog.images)
-    ingest(catalog, store, {"resnet50": resnet}, OPTIONS)
-    again = ingest(catalog, store, {"resnet50": resnet}, OPTIONS)
+    ingest(catalog, store, EMBEDDERS, OPTIONS)
+    again = ingest(catalog, store, EMBEDDERS, OPTIONS)
     assert (again.ingested, again.already, again.vectors) == (0, 23, {})
     assert store.count() == 23
 
 
 def test_interrupted_run_resumes_and_stores_each_item_once(
-    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore
+    small_catalog: DemoCatalog, store: VectorStore
 ) -> None:
     catalog = open_catalog(small_catalog.images)
     batches = 0
@@ -93,33 +110,34 @@ def test_interrupted_run_resumes_and_stores_each_item_once(
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ingest(catalog, store, {"resnet50": resnet}, OPTIONS, on_progress=stop_after_two)
+        ingest(catalog, store, EMBEDDERS, OPTIONS, on_progress=stop_after_two)
     first = store.count()
     assert first == 16  # two batches of 8 were written before the interruption
-    resumed = ingest(catalog, store, {"resnet50": resnet}, OPTIONS)
+    resumed = ingest(catalog, store, EMBEDDERS, OPTIONS)
     assert (resumed.already, resumed.ingested) == (16, 7)
     assert store.count() == 23
-    assert store.count(Filter(has_vector="resnet50")) == 23
+    assert store.count(Filter(has_vector=FAKE)) == 23
     stored = {r.payload["item_id"] for r in _all(store, small_catalog).values()}
     assert stored == {p.stem for p in small_catalog.images.iterdir()}
 
 
 def test_two_backbones_in_one_pass_and_resume_per_backbone(
-    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore, tmp_path: Path
+    small_catalog: DemoCatalog, store: VectorStore, tmp_path: Path
 ) -> None:
     part = copy_catalog(small_catalog, tmp_path / "part", limit=5)
-    densenet = Embedder("densenet121", "random", device="cpu", precision="fp32")
-    ingest(open_catalog(part.images), store, {"resnet50": resnet}, OPTIONS)
-    both = ingest(
-        open_catalog(part.images), store, {"resnet50": resnet, "densenet121": densenet}, OPTIONS
-    )
-    assert both.vectors == {"densenet121": 5}  # only the missing backbone is embedded
-    assert store.count(Filter(has_vector="resnet50")) == 5
-    assert store.count(Filter(has_vector="densenet121")) == 5
+    small = FakeEmbedder(dim=8, weights_label="fake-8")
+    ingest(open_catalog(part.images), store, EMBEDDERS, OPTIONS)
+    both = ingest(open_catalog(part.images), store, {**EMBEDDERS, "small": small}, OPTIONS)
+    assert both.vectors == {"small": 5}  # only the missing backbone is embedded
+    assert store.count(Filter(has_vector=FAKE)) == 5
+    assert store.count(Filter(has_vector="small")) == 5
+    assert store.vector_dims() == {FAKE: 16, "small": 8}
+    record = store.retrieve([point_id(sorted(part.images.iterdir())[0].stem)])[0]
+    assert (record.payload["weights_fake"], record.payload["weights_small"]) == ("fake", "fake-8")
 
 
 def test_failures_are_reported_and_the_run_goes_on(
-    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore, tmp_path: Path
+    small_catalog: DemoCatalog, store: VectorStore, tmp_path: Path
 ) -> None:
     part = copy_catalog(small_catalog, tmp_path / "part", limit=6)
     images = sorted(part.images.iterdir())
@@ -128,7 +146,7 @@ def test_failures_are_reported_and_the_run_goes_on(
     (part.images / "MEN-Hats-id_00000999-01_1_front.jpg").write_bytes(images[2].read_bytes())
     failures: list[Failure] = []
     summary = ingest(
-        open_catalog(part.images), store, {"resnet50": resnet}, OPTIONS, on_failure=failures.append
+        open_catalog(part.images), store, EMBEDDERS, OPTIONS, on_failure=failures.append
     )
     assert (summary.ingested, summary.failed, summary.unparsed) == (4, 2, 1)
     by_stage = {f.stage: f for f in failures if f.stage != "image"}
@@ -140,30 +158,26 @@ def test_failures_are_reported_and_the_run_goes_on(
 
 
 def test_missing_mask_policies(
-    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore, tmp_path: Path
+    small_catalog: DemoCatalog, store: VectorStore, tmp_path: Path
 ) -> None:
     part = copy_catalog(small_catalog, tmp_path / "part", limit=3)
     lost = sorted(part.images.iterdir())[0]
     (part.masks / f"{lost.stem}_segm.png").unlink()
     catalog = open_catalog(part.images)
     with pytest.raises(MaskMissingError, match=f"{lost.name}: no mask"):
-        ingest(catalog, store, {"resnet50": resnet}, IngestOptions(workers=0, missing_mask="fail"))
+        ingest(catalog, store, EMBEDDERS, IngestOptions(workers=0, missing_mask="fail"))
     assert store.count() == 0  # nothing written before the check failed
-    skip = ingest(
-        catalog, store, {"resnet50": resnet}, IngestOptions(workers=0, missing_mask="skip")
-    )
+    skip = ingest(catalog, store, EMBEDDERS, IngestOptions(workers=0, missing_mask="skip"))
     assert (skip.ingested, skip.no_mask_skipped) == (2, 1)
-    rest = ingest(catalog, store, {"resnet50": resnet}, IngestOptions(workers=0))
+    rest = ingest(catalog, store, EMBEDDERS, IngestOptions(workers=0))
     assert (rest.ingested, rest.unmasked) == (1, 1)
     record = store.retrieve([point_id(lost.stem)])[0]
     assert record.payload["masked"] is False
 
 
-def test_limit_and_worker_processes(
-    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore
-) -> None:
+def test_limit_and_worker_processes(small_catalog: DemoCatalog, store: VectorStore) -> None:
     options = IngestOptions(batch_size=4, workers=2, limit=10)
-    summary = ingest(open_catalog(small_catalog.images), store, {"resnet50": resnet}, options)
+    summary = ingest(open_catalog(small_catalog.images), store, EMBEDDERS, options)
     assert summary.ingested == 10 and store.count() == 10
 
 
@@ -184,20 +198,20 @@ class _FailingShard:
 
 
 def test_a_store_that_cannot_write_stops_clearly_and_resumes(
-    small_catalog: DemoCatalog, resnet: Embedder, tmp_path: Path
+    small_catalog: DemoCatalog, tmp_path: Path
 ) -> None:
     from engine.errors import StoreError
 
     store = EdgeStore(tmp_path / "store")
-    store.ensure_vector("resnet50", resnet.dim)
+    store.ensure_vector(FAKE, EMBEDDERS[FAKE].dim)
     real = store._shard
     store._shard = _FailingShard(real, allowed=2)  # type: ignore[assignment]
     with pytest.raises(StoreError, match=r"could not write \(No space left on device"):
-        ingest(open_catalog(small_catalog.images), store, {"resnet50": resnet}, OPTIONS)
+        ingest(open_catalog(small_catalog.images), store, EMBEDDERS, OPTIONS)
     store._shard = real
     written = store.count()
     assert 0 < written < 23  # what was written before the failure stays
-    resumed = ingest(open_catalog(small_catalog.images), store, {"resnet50": resnet}, OPTIONS)
+    resumed = ingest(open_catalog(small_catalog.images), store, EMBEDDERS, OPTIONS)
     assert (resumed.already, resumed.ingested) == (written, 23 - written)
-    assert store.count(Filter(has_vector="resnet50")) == 23
+    assert store.count(Filter(has_vector=FAKE)) == 23
     store.close()

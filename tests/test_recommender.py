@@ -2,68 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
 import pytest
 
-from engine.catalog.categories import CATEGORIES_BY_GENDER
 from engine.errors import FashionrecError
-from engine.geo import Location, distance_km
-from engine.recommend.recommender import HIT_FIELDS, Params, Recommender
+from engine.geo import distance_km
+from engine.recommend.recommender import Params, Popularity, Recommender, Rerank
 from engine.recommend.scoring import Weights
-from engine.records import Purchase, User
-from engine.schema import point_id
-from engine.vectorstore.base import PointBatch, VectorStore
+from engine.schema import HIT_FIELDS
+from engine.vectorstore.base import Hit, VectorStore
+from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.exact import ExactIndex
-
-DIM = 48
-STORES = {
-    "S01": Location(48.86, 2.35),  # central Paris
-    "S02": Location(48.80, 2.13),  # Versailles, ~18 km away
-    "S03": Location(49.05, 2.08),  # Cergy, ~30 km away
-}
-HOME = Location(48.8566, 2.3522)
-
-
-def build_catalog(store: VectorStore, products_per_category: int = 6, seed: int = 0) -> list[dict]:
-    """Products in every gender/category, 3 views each; vectors clustered by category,
-    then product, then view; seeded popularity and stores."""
-    rng = np.random.default_rng(seed)
-    payloads, vectors, number = [], [], 0
-    centres = {c: rng.normal(size=DIM) for cs in CATEGORIES_BY_GENDER.values() for c in cs}
-    for gender, categories in CATEGORIES_BY_GENDER.items():
-        for category in categories:
-            for _ in range(products_per_category):
-                number += 1
-                product = centres[category] + 0.6 * rng.normal(size=DIM)
-                store_id = list(STORES)[number % 3]
-                for view in ("front", "side", "back"):
-                    item_id = f"{gender}-{category}-id_{number:08d}-01_{view}"
-                    vectors.append(product + 0.2 * rng.normal(size=DIM))
-                    payloads.append({
-                        "item_id": item_id, "product_id": f"id_{number:08d}-01", "gender": gender,
-                        "category": category, "store_id": store_id,
-                        "store_location": STORES[store_id].payload(),
-                        "popularity": float(rng.integers(0, 101)),
-                    })  # fmt: skip
-    matrix = np.asarray(vectors, dtype=np.float32)
-    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    store.ensure_vector("resnet50", DIM)
-    ids = [point_id(p["item_id"]) for p in payloads]
-    store.write(PointBatch(ids, payloads, "resnet50", matrix))
-    store.optimize()
-    return payloads
-
-
-def _user(gender: str, trendiness: float = 0.5) -> User:
-    return User("u1", gender, trendiness, HOME)
-
-
-def _buy(items: list[str]) -> list[Purchase]:
-    return [
-        Purchase("u1", i, datetime(2025, 1, 1 + n, tzinfo=UTC), None) for n, i in enumerate(items)
-    ]
+from engine.vectorstore.server import ServerStore
+from tests.builders import HOME, SHOPS, as_hits, assert_congruent, build_catalog, buy, shopper
 
 
 def test_engine_matches_the_exact_reference(store: VectorStore) -> None:
@@ -80,8 +31,8 @@ def test_engine_matches_the_exact_reference(store: VectorStore) -> None:
         overlaps.append(len(set(got) & set(want)) / len(want))
     for gender in ("MEN", "WOMEN"):
         bought = [p["item_id"] for p in payloads if p["gender"] == gender][::40][:5]
-        got_user = engine.for_user(_user(gender, 0.8), _buy(bought), params)
-        want_user = reference.for_user(_user(gender, 0.8), _buy(bought), params)
+        got_user = engine.for_user(shopper(gender, 0.8), buy(bought), params)
+        want_user = reference.for_user(shopper(gender, 0.8), buy(bought), params)
         assert [r.item_id for r in got_user.merged] == [r.item_id for r in want_user.merged]
     assert np.mean(overlaps) >= 0.99
 
@@ -93,7 +44,7 @@ def test_gender_filter_never_leaks_and_bought_products_never_return(store: Vecto
     for gender in ("MEN", "WOMEN"):
         bought = [p["item_id"] for p in payloads if p["gender"] == gender][::7][:5]
         products = {by_id[i]["product_id"] for i in bought}
-        result = engine.for_user(_user(gender), _buy(bought), Params(k=10, candidates=100))
+        result = engine.for_user(shopper(gender), buy(bought), Params(k=10, candidates=100))
         lists = [recs for _, recs in result.per_purchase] + [result.merged]
         for recs in lists:
             assert len(recs) == 10
@@ -120,7 +71,7 @@ def test_popularity_weight_pulls_towards_the_users_trendiness(store: VectorStore
     gaps = []
     for w_p in (0.0, 0.4, 0.8):
         weights = Weights(visual=1.0 - w_p, popularity=w_p, category=0.0)
-        result = engine.for_user(_user("WOMEN", 0.9), _buy(bought), Params(k=10, weights=weights))
+        result = engine.for_user(shopper("WOMEN", 0.9), buy(bought), Params(k=10, weights=weights))
         recs = [r for _, rs in result.per_purchase for r in rs]
         gaps.append(np.mean([abs(r.norm_popularity - 0.9) for r in recs]))
     assert gaps[0] > gaps[1] > gaps[2]
@@ -131,14 +82,14 @@ def test_max_km_excludes_far_stores(store: VectorStore) -> None:
     payloads = build_catalog(store)
     engine = Recommender(store)
     bought = [p["item_id"] for p in payloads if p["gender"] == "MEN"][:2]
-    near = engine.for_user(_user("MEN"), _buy(bought), Params(k=5, max_km=20.0))
+    near = engine.for_user(shopper("MEN"), buy(bought), Params(k=5, max_km=20.0))
     stores = {r.store_id for _, rs in near.per_purchase for r in rs}
     assert stores <= {"S01", "S02"} and stores
     for _, recs in near.per_purchase:
         for r in recs:
             assert r.distance_km is not None and r.distance_km <= 20.0
-            assert r.distance_km == pytest.approx(distance_km(HOME, STORES[str(r.store_id)]))
-    close = engine.for_user(_user("MEN"), _buy(bought), Params(k=5, max_km=5.0))
+            assert r.distance_km == pytest.approx(distance_km(HOME, SHOPS[str(r.store_id)]))
+    close = engine.for_user(shopper("MEN"), buy(bought), Params(k=5, max_km=5.0))
     assert {r.store_id for _, rs in close.per_purchase for r in rs} == {"S01"}
 
 
@@ -155,6 +106,11 @@ def test_errors_name_what_is_wrong(store: VectorStore) -> None:
         engine.for_item("nope", Params(k=0))
     with pytest.raises(FashionrecError, match="--max-km needs a location"):
         engine.for_item(payloads[0]["item_id"], Params(max_km=3))
+    # the formula inside Qdrant ranks on the stored popularity: it cannot honour an override
+    held = Recommender(store, popularity=Popularity({}, 0.0, 1.0))
+    with pytest.raises(FashionrecError, match="cannot use a popularity held in memory"):
+        held.for_item(payloads[0]["item_id"], Params(rerank="server"))
+    assert held.for_item(payloads[0]["item_id"], Params(rerank="client"))
 
 
 @pytest.mark.parametrize(
@@ -177,14 +133,55 @@ def test_rerank_inside_qdrant_matches_the_client_rerank(
         items = [p["item_id"] for p in payloads if p["gender"] == gender]
         bought = [items[i] for i in rng.choice(len(items), 3, replace=False)]
         for t in (0.1, 0.9):
-            user, purchases = _user(gender, t), _buy(bought)
+            user, purchases = shopper(gender, t), buy(bought)
             client = engine.for_user(user, purchases, Params(k=5, weights=weights))
             server = engine.for_user(user, purchases, Params(k=5, weights=weights, rerank="server"))
             for (_, a), (_, b) in zip(client.per_purchase, server.per_purchase, strict=True):
                 assert [r.item_id for r in a] == [r.item_id for r in b]
-                np.testing.assert_allclose([r.relevance for r in a], [r.relevance for r in b],
-                                           atol=1e-4)  # fmt: skip
+                np.testing.assert_allclose(
+                    [r.relevance for r in a], [r.relevance for r in b], atol=1e-4
+                )
                 if weights.visual:
-                    np.testing.assert_allclose([r.visual for r in a], [r.visual for r in b],
-                                               atol=1e-3)  # fmt: skip
+                    np.testing.assert_allclose(
+                        [r.visual for r in a], [r.visual for r in b], atol=1e-3
+                    )
             assert [r.item_id for r in client.merged] == [r.item_id for r in server.merged]
+
+
+@pytest.mark.parametrize("rerank", ["client", "server"])
+def test_recommendations_are_congruent_on_edge_and_memory(
+    edge_and_memory: tuple[EdgeStore, ServerStore], rerank: Rerank
+) -> None:
+    """The same catalog on Qdrant Edge and on qdrant-client's exact local mode: the same
+    lists, rank by rank, with the same relevance (the rerank in the client or in Qdrant)."""
+    edge, memory = edge_and_memory
+    payloads = build_catalog(edge)
+    assert build_catalog(memory) == payloads
+    rng = np.random.default_rng(3)
+    items = [payloads[i]["item_id"] for i in rng.choice(len(payloads), 8, replace=False)]
+    weights = [
+        Weights(),
+        Weights(visual=0.3, popularity=0.5, category=0.2, gamma=3.0),
+        Weights(visual=0.5, popularity=0.2, category=0.1, distance=0.2, distance_scale_km=10),
+    ]
+
+    def for_items(store: VectorStore) -> list[list[Hit]]:
+        engine = Recommender(store)
+        return [
+            as_hits(engine.for_item(item, Params(k=10, weights=w, rerank=rerank, at=HOME)))
+            for item in items
+            for w in weights
+        ]
+
+    def for_users(store: VectorStore) -> list[list[Hit]]:
+        engine = Recommender(store)
+        lists = []
+        for gender in ("MEN", "WOMEN"):
+            bought = [p["item_id"] for p in payloads if p["gender"] == gender][::11][:4]
+            params = Params(k=10, rerank=rerank, max_km=25.0)
+            result = engine.for_user(shopper(gender, 0.8), buy(bought), params)
+            lists += [as_hits(recs) for _, recs in result.per_purchase] + [as_hits(result.merged)]
+        return lists
+
+    assert assert_congruent(for_items, edge, memory) == len(items) * len(weights) * 10
+    assert assert_congruent(for_users, edge, memory) == 2 * 5 * 10

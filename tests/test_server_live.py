@@ -14,7 +14,8 @@ from engine.vectorstore.base import Filter
 from engine.vectorstore.server import ServerStore
 from ingest.democatalog import DemoCatalog
 from ingest.embedder import Embedder
-from ingest.pipeline import IngestOptions, ingest
+from ingest.options import IngestOptions
+from ingest.pipeline import ingest
 
 URL = os.environ.get("FASHIONREC_QDRANT_URL")
 pytestmark = [
@@ -51,7 +52,7 @@ def test_migrate_and_rerank_inside_a_live_server(live: ServerStore, tmp_path: Pa
     from engine.recommend.recommender import Params, Recommender
     from engine.vectorstore.edge import EdgeStore
     from engine.vectorstore.transfer import copy_points
-    from tests.test_recommender import _buy, _user, build_catalog
+    from tests.builders import build_catalog, buy, shopper
 
     edge = EdgeStore(tmp_path / "store")
     payloads = build_catalog(edge)
@@ -59,6 +60,6 @@ def test_migrate_and_rerank_inside_a_live_server(live: ServerStore, tmp_path: Pa
     edge.close()
     engine = Recommender(live)
     bought = [p["item_id"] for p in payloads if p["gender"] == "WOMEN"][:3]
-    client = engine.for_user(_user("WOMEN", 0.7), _buy(bought), Params())
-    server = engine.for_user(_user("WOMEN", 0.7), _buy(bought), Params(rerank="server"))
+    client = engine.for_user(shopper("WOMEN", 0.7), buy(bought), Params())
+    server = engine.for_user(shopper("WOMEN", 0.7), buy(bought), Params(rerank="server"))
     assert [r.item_id for r in client.merged] == [r.item_id for r in server.merged]

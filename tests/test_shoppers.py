@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from engine.catalog.items import Item
 from engine.errors import FashionrecError
 from engine.geo import DEFAULT_REGION, Region
 from engine.schema import point_id
@@ -17,38 +15,8 @@ from engine.shoppers.purchases import export_purchases, import_purchases
 from engine.shoppers.shops import generate_shops
 from engine.shoppers.simulation import SimulationConfig
 from engine.shoppers.sync import place_items, run_simulation, set_shops, sync_popularity
-from engine.vectorstore.base import PointBatch, VectorStore
-from ingest.pipeline import item_payload
-
-CATEGORIES = {"WOMEN": ["Dresses", "Skirts", "Tees_Tanks"], "MEN": ["Denim", "Suiting"]}
-
-
-def _items(products_per_category: int = 4, store_id: str | None = None) -> list[Item]:
-    items, number = [], 0
-    for gender, categories in CATEGORIES.items():
-        for category in categories:
-            for _ in range(products_per_category):
-                number += 1
-                for view in ("1_front", "2_side", "3_back"):
-                    item_id = f"{gender}-{category}-id_{number:08d}-01_{view}"
-                    items.append(
-                        Item(item_id, f"id_{number:08d}-01", gender, category, view.split("_")[1],
-                             Path(f"/{item_id}.jpg"), None, store_id)
-                    )  # fmt: skip
-    return items
-
-
-def _ingest(store: VectorStore, items: list[Item]) -> None:
-    store.ensure_vector("resnet50", 4)
-    vectors = np.random.default_rng(0).random((len(items), 4), dtype=np.float32)
-    store.write(
-        PointBatch(
-            [point_id(i.item_id) for i in items],
-            [item_payload(i, True) for i in items],
-            "resnet50",
-            vectors,
-        )
-    )
+from engine.vectorstore.base import VectorStore
+from tests.builders import catalog_items, store_items
 
 
 @pytest.fixture
@@ -62,7 +30,7 @@ def _payloads(store: VectorStore) -> dict[str, dict[str, object]]:
 
 
 def test_every_view_of_a_product_shares_a_balanced_store(store: VectorStore, log: EventLog) -> None:
-    _ingest(store, _items())
+    store_items(store, catalog_items())
     stores = generate_shops(3, DEFAULT_REGION, seed=1)
     assert set_shops(store, log, stores, DEFAULT_REGION, seed=1) == 60
     payloads = _payloads(store)
@@ -82,7 +50,7 @@ def test_every_view_of_a_product_shares_a_balanced_store(store: VectorStore, log
 
 
 def test_manifest_stores_are_kept(store: VectorStore, log: EventLog) -> None:
-    _ingest(store, _items(1, store_id="S02"))
+    store_items(store, catalog_items(1, store_id="S02"))
     set_shops(store, log, generate_shops(3, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
     payloads = _payloads(store)
     assert {p["store_id"] for p in payloads.values()} == {"S02"}
@@ -90,7 +58,7 @@ def test_manifest_stores_are_kept(store: VectorStore, log: EventLog) -> None:
 
 
 def test_simulation_moves_popularity_in_the_store(store: VectorStore, log: EventLog) -> None:
-    _ingest(store, _items())
+    store_items(store, catalog_items())
     result = run_simulation(store, log, SimulationConfig(users=10, max_purchases=3, seed=4))
     assert log.shops() and len(result.purchases) == log.purchase_count() > 0
     payloads = _payloads(store)
@@ -105,8 +73,8 @@ def test_simulation_moves_popularity_in_the_store(store: VectorStore, log: Event
 
 
 def test_popularity_sync_rebuilds_the_payload(store: VectorStore, log: EventLog) -> None:
-    items = _items(1)
-    _ingest(store, items)
+    items = catalog_items(1)
+    store_items(store, items)
     run_simulation(store, log, SimulationConfig(users=3, seed=4))
     store.set_payload([point_id(i.item_id) for i in items], {"popularity": -1.0})
     assert sync_popularity(store, log) == len(items)
@@ -121,8 +89,8 @@ def _csv(path: Path, text: str) -> Path:
 def test_import_creates_users_and_estimates_trendiness(
     store: VectorStore, log: EventLog, tmp_path: Path
 ) -> None:
-    items = _items(1)
-    _ingest(store, items)
+    items = catalog_items(1)
+    store_items(store, items)
     set_shops(store, log, generate_shops(2, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
     dress = "WOMEN-Dresses-id_00000001-01_1_front"
     skirt = "WOMEN-Skirts-id_00000002-01_2_side"
@@ -161,7 +129,7 @@ def test_import_creates_users_and_estimates_trendiness(
 def test_bad_logs_import_nothing(
     store: VectorStore, log: EventLog, tmp_path: Path, body: str, message: str
 ) -> None:
-    _ingest(store, _items(1))
+    store_items(store, catalog_items(1))
     with pytest.raises(FashionrecError, match=message) as info:
         import_purchases(store, log, _csv(tmp_path / "p.csv", body))
     assert str(info.value).endswith("nothing imported")
@@ -169,7 +137,7 @@ def test_bad_logs_import_nothing(
 
 
 def test_export_then_import_round_trips(store: VectorStore, log: EventLog, tmp_path: Path) -> None:
-    _ingest(store, _items(1))
+    store_items(store, catalog_items(1))
     run_simulation(store, log, SimulationConfig(users=5, seed=2))
     exported = tmp_path / "all.csv"
     assert export_purchases(log, exported) == log.purchase_count()
@@ -185,7 +153,7 @@ def test_export_then_import_round_trips(store: VectorStore, log: EventLog, tmp_p
 
 
 def test_moved_stores_move_their_items(store: VectorStore, log: EventLog) -> None:
-    _ingest(store, _items(1))
+    store_items(store, catalog_items(1))
     set_shops(store, log, generate_shops(2, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
     before = _payloads(store)
     moved = generate_shops(2, DEFAULT_REGION, seed=9)  # same ids, other places
@@ -202,7 +170,7 @@ def test_a_log_that_cannot_write_imports_nothing(
 ) -> None:
     import sqlite3
 
-    _ingest(store, _items(1))
+    store_items(store, catalog_items(1))
     item = "MEN-Denim-id_00000004-01_1_front"
     body = f"user_id,item_id,timestamp\nu1,{item},2025-01-01\nu2,{item},2025-01-02\n"
 

@@ -15,7 +15,7 @@ from engine.shoppers.sync import run_simulation
 from engine.vectorstore.base import Filter
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.snapshot import create, restore
-from tests.test_shoppers import _ingest, _items
+from tests.builders import catalog_items, store_items
 
 
 def _state(home: Path) -> tuple[dict, list]:
@@ -31,7 +31,7 @@ def _state(home: Path) -> tuple[dict, list]:
 def test_restore_brings_back_every_item_vector_and_purchase(tmp_path: Path) -> None:
     home = tmp_path / "home"
     store, log = EdgeStore(home / "store"), EventLog(home / "events.sqlite")
-    _ingest(store, _items(2))
+    store_items(store, catalog_items(2))
     run_simulation(store, log, SimulationConfig(users=5, seed=1))
     store.close()
     log.close()
@@ -41,7 +41,7 @@ def test_restore_brings_back_every_item_vector_and_purchase(tmp_path: Path) -> N
     assert manifest["points"] == 30 and manifest["purchases"] == len(before[1])
 
     store, log = EdgeStore(home / "store"), EventLog(home / "events.sqlite")
-    _ingest(store, _items(3))  # more items, more purchases, moved popularity
+    store_items(store, catalog_items(3))  # more items, more purchases, moved popularity
     run_simulation(store, log, SimulationConfig(users=5, seed=2))
     store.close()
     log.close()
@@ -59,7 +59,7 @@ def test_restore_brings_back_every_item_vector_and_purchase(tmp_path: Path) -> N
 def test_snapshot_refuses_a_busy_store_and_bad_archives(tmp_path: Path) -> None:
     home = tmp_path / "home"
     store = EdgeStore(home / "store")
-    _ingest(store, _items(1))
+    store_items(store, catalog_items(1))
     with pytest.raises(StoreLockedError):
         create(home, tmp_path / "x.tar.gz")
     store.close()
@@ -81,7 +81,7 @@ def test_a_snapshot_that_cannot_be_written_leaves_nothing(
 
     home = tmp_path / "home"
     store = EdgeStore(home / "store")
-    _ingest(store, _items(1))
+    store_items(store, catalog_items(1))
     store.close()
 
     def full(*args: object, **kwargs: object) -> None:

@@ -11,10 +11,12 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from engine.errors import StoreError, StoreLockedError
-from engine.schema import SEARCH_FILTER_FIELDS, point_id
-from engine.vectorstore.base import Filter, PointBatch, VectorStore
+from engine.geo import distance_km
+from engine.schema import HIT_FIELDS, SEARCH_FILTER_FIELDS, point_id
+from engine.vectorstore.base import Filter, Hit, Near, PointBatch, Query, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
+from tests.builders import HOME, SHOPS, assert_congruent, assert_same_ranking, build_catalog
 
 
 def _batch(ids: list[str], name: str, dim: int, gender: str = "WOMEN") -> PointBatch:
@@ -143,3 +145,72 @@ def test_only_search_filter_fields_get_hnsw_links_on_a_server(
     store.ensure_vector("resnet50", 8)
     assert {key for key, hnsw in asked.items() if hnsw} == SEARCH_FILTER_FIELDS
     assert asked["item_id"] is False and asked["weights_resnet50"] is False
+
+
+def test_searches_are_congruent_on_edge_and_memory(
+    edge_and_memory: tuple[EdgeStore, ServerStore],
+) -> None:
+    """Qdrant Edge (HNSW, int8 copies rescored) and the exact local mode rank alike."""
+    edge, memory = edge_and_memory
+    payloads = build_catalog(edge)
+    build_catalog(memory)
+    vectors = {r.id: r.vector for r in edge.scroll([], vector="resnet50")}
+    rng = np.random.default_rng(4)
+    queries = [
+        Query(vectors[point_id(payloads[i]["item_id"])], "resnet50", limit)  # type: ignore[arg-type]
+        for i in rng.choice(len(payloads), 10, replace=False)
+        for limit in (1, 10, 50)
+    ]
+    assert assert_congruent(lambda s: s.search(queries, HIT_FIELDS), edge, memory) == 10 * 61
+
+
+def test_filtered_search_is_congruent_on_edge_and_memory(
+    edge_and_memory: tuple[EdgeStore, ServerStore],
+) -> None:
+    """Gender equals, products excluded, shops within a radius: the same hits in the same
+    order on both back-ends, and only hits that pass the filter."""
+    edge, memory = edge_and_memory
+    payloads = build_catalog(edge)
+    build_catalog(memory)
+    vectors = {r.id: r.vector for r in edge.scroll([], vector="resnet50")}
+    rng = np.random.default_rng(5)
+    queries = []
+    for i in rng.choice(len(payloads), 20, replace=False):
+        item = payloads[i]
+        excluded = frozenset({item["product_id"], payloads[(i + 3) % len(payloads)]["product_id"]})
+        within = Filter(
+            equals={"gender": item["gender"]},
+            exclude={"product_id": excluded},
+            near=Near("store_location", HOME.lat, HOME.lon, 20.0),  # S01 and S02, not S03
+        )
+        vector = vectors[point_id(item["item_id"])]
+        queries.append(Query(vector, "resnet50", 30, within))  # type: ignore[arg-type]
+    compared = assert_congruent(lambda s: s.search(queries, HIT_FIELDS), edge, memory)
+    assert compared == 20 * 30
+    for query, hits in zip(queries, edge.search(queries, HIT_FIELDS), strict=True):
+        assert query.filter is not None
+        for hit in hits:
+            assert hit.payload["gender"] == query.filter.equals["gender"]
+            assert hit.payload["product_id"] not in query.filter.exclude["product_id"]
+            assert hit.payload["store_id"] in {"S01", "S02"}
+            assert distance_km(HOME, SHOPS[hit.payload["store_id"]]) <= 20.0
+
+
+def test_the_congruence_check_catches_what_differs() -> None:
+    def ranking(*pairs: tuple[str, float]) -> list[Hit]:
+        return [Hit(pid, score, {}) for pid, score in pairs]
+
+    same = ranking(("a", 0.9), ("b", 0.8), ("c", 0.7))
+    assert_same_ranking(same, ranking(("a", 0.9), ("b", 0.8 + 1e-7), ("c", 0.7)))
+    tied = ranking(("a", 0.9), ("b", 0.8), ("c", 0.8), ("d", 0.7))
+    assert_same_ranking(tied, ranking(("a", 0.9), ("c", 0.8), ("b", 0.8), ("d", 0.7)))
+    for other in (
+        ranking(("b", 0.9), ("a", 0.8), ("c", 0.7)),  # two ranks swapped
+        ranking(("a", 0.9), ("b", 0.8), ("c", 0.6)),  # a score off
+        ranking(("a", 0.9), ("b", 0.8)),  # one result short
+        [Hit("a", 0.9, {"gender": "MEN"}), *same[1:]],  # another payload
+    ):
+        with pytest.raises(AssertionError):
+            assert_same_ranking(same, other)
+    with pytest.raises(AssertionError):  # a tie of other points
+        assert_same_ranking(tied, ranking(("a", 0.9), ("b", 0.8), ("x", 0.8), ("d", 0.7)))

@@ -12,7 +12,7 @@ from typing import Any, Final, TypeVar
 
 import qdrant_edge as qe
 
-from engine.errors import StoreError, StoreLockedError
+from engine.errors import StoreError, StoreLockedError, one_line
 from engine.schema import IndexKind
 from engine.vectorstore.base import (
     EF_CONSTRUCT,
@@ -103,12 +103,6 @@ def _expression(e: Expr) -> qe.Expression:
 T = TypeVar("T")
 
 
-def _reason(exc: BaseException) -> str:
-    """The first line of an engine error, shortened."""
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:200]
-
-
 @contextmanager
 def _guard(path: Path, writing: bool = False) -> Iterator[None]:
     """Turn any failure of the engine (or of reading its files) into a one-line StoreError."""
@@ -119,11 +113,11 @@ def _guard(path: Path, writing: bool = False) -> Iterator[None]:
     except Exception as exc:
         if writing:
             raise StoreError(
-                f"the store at {path} could not write ({_reason(exc)}); what was written "
+                f"the store at {path} could not write ({one_line(exc)}); what was written "
                 "before stays, and the same command resumes once the cause is fixed"
             ) from None
         raise StoreError(
-            f"the store at {path} could not be read ({_reason(exc)}); check the folder, "
+            f"the store at {path} could not be read ({one_line(exc)}); check the folder, "
             "or restore a snapshot (`fashionrec snapshot restore`)"
         ) from None
 
@@ -145,7 +139,7 @@ def _open_error(path: Path, exc: Exception) -> StoreError:
             f"the store at {path} is held by another fashionrec process (an ingest?); "
             "wait for it to finish, or point FASHIONREC_HOME at another folder"
         )
-    return StoreError(f"cannot open the store at {path}: {exc}")
+    return StoreError(f"cannot open the store at {path}: {one_line(exc)}")
 
 
 class EdgeStore(VectorStore):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from engine.errors import StoreError
+from engine.errors import StoreError, one_line
 from engine.schema import IndexKind
 from engine.vectorstore.base import (
     COLLECTION,
@@ -115,12 +117,17 @@ def _guard(location: str) -> Iterator[None]:
     try:
         yield
     except UnexpectedResponse as exc:
-        detail = exc.content.decode(errors="replace").strip()[:200] if exc.content else ""
+        detail = one_line(exc.content.decode(errors="replace")) if exc.content else ""
         raise StoreError(
             f"the Qdrant server at {location} answered {exc.status_code}: {detail}"
         ) from None
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise StoreError(
+            f"the server for {location} did not answer as Qdrant does ({one_line(exc)}); "
+            "check that the URL points at a Qdrant server"
+        ) from None
     except (ResponseHandlingException, OSError, TimeoutError) as exc:
-        reason = str(getattr(exc, "source", None) or exc).strip().splitlines()[0][:200]
+        reason = one_line(getattr(exc, "source", None) or exc)
         raise StoreError(
             f"cannot reach the Qdrant server for {location} ({reason}); "
             "check the URL and that the server runs"
