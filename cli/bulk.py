@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from cli.common import HomeOption, UrlOption, console, fail, settings, store_for
+from cli.common import (
+    HomeOption,
+    UrlOption,
+    console,
+    fail,
+    settings,
+    store_for,
+    taxonomy_for,
+    world,
+)
+from engine.schema import CATEGORY
+from engine.settings import Settings
 
 
 def export_command(
@@ -27,17 +38,16 @@ def export_command(
     console.print(f"{count} {backbone} vector(s) written to {out / VECTORS} and {out / PAYLOADS}")
 
 
-def load_vectors(
-    config_home: Path | None, qdrant_url: str | None, backbone: str, vectors: Path, payloads: Path
-) -> None:
-    """`ingest --vectors --payloads`: precomputed embeddings into the store."""
+def load_vectors(config: Settings, backbone: str, vectors: Path, payloads: Path) -> None:
+    """`ingest --vectors --payloads`: precomputed embeddings into the store, named by the
+    taxonomy asked for or recorded (DeepFashion's by default), which is then recorded."""
+    from engine.catalog.items import Naming
     from engine.vectorstore.transfer import load_points
 
-    store = store_for(settings(config_home, qdrant_url))
-    try:
-        written, already = load_points(store, backbone, vectors, payloads)
-    finally:
-        store.close()
+    with world(config) as (store, log):
+        naming = Naming(taxonomy_for(config, log))
+        written, already = load_points(store, backbone, vectors, payloads, naming=naming)
+        log.set_taxonomy(naming.taxonomy.with_categories(store.facet(CATEGORY)))
     console.print(f"loaded {written} {backbone} vector(s); {already} were already stored")
 
 

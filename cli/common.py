@@ -14,6 +14,7 @@ from engine.settings import Settings
 from engine.vectorstore import VectorStore, open_store
 
 if TYPE_CHECKING:
+    from engine.catalog.taxonomy import Taxonomy
     from engine.shoppers.eventlog import EventLog
 
 console = Console(highlight=False)
@@ -32,9 +33,29 @@ UrlOption = Annotated[
 ]
 
 
-def settings(home: Path | None, qdrant_url: str | None) -> Settings:
+TaxonomyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--taxonomy",
+        help="deepfashion, retail or a TOML file (default $FASHIONREC_TAXONOMY, else the one "
+        "the catalog was ingested with).",
+    ),
+]
+
+
+def settings(home: Path | None, qdrant_url: str | None, taxonomy: str | None = None) -> Settings:
     """Settings from defaults, environment and these flags."""
-    return Settings.load(home=home, qdrant_url=qdrant_url)
+    return Settings.load(home=home, qdrant_url=qdrant_url, taxonomy=taxonomy)
+
+
+def taxonomy_for(config: Settings, log: EventLog) -> Taxonomy:
+    """The taxonomy in force: the one asked for, else the one recorded at ingest, else
+    DeepFashion's."""
+    from engine.catalog.taxonomy import deepfashion, load
+
+    if config.taxonomy:
+        return load(config.taxonomy)
+    return log.taxonomy() or deepfashion()
 
 
 def store_for(config: Settings) -> VectorStore:

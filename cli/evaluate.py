@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from cli.common import HomeOption, UrlOption, console, fail, settings, world
+from cli.common import (
+    HomeOption,
+    TaxonomyOption,
+    UrlOption,
+    console,
+    fail,
+    settings,
+    taxonomy_for,
+    world,
+)
 from engine.recommend.scoring import preset_weights
 from engine.schema import weights_field
 from engine.vectorstore import VectorStore
@@ -48,6 +57,7 @@ def evaluate_command(
     ] = False,
     out: Annotated[Path, typer.Option(help="Folder of result runs.")] = Path("results"),
     name: Annotated[str | None, typer.Option(help="Run name (default: the time).")] = None,
+    taxonomy: TaxonomyOption = None,
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
@@ -68,7 +78,9 @@ def evaluate_command(
         users, max_purchases, k, seed, tuple(names), weights, candidates, use_log
     ).validate()
     run_dir = out / (name or time.strftime("%Y%m%d-%H%M%S"))
-    with world(settings(home, qdrant_url)) as (store, log):
+    config = settings(home, qdrant_url, taxonomy)
+    with world(config) as (store, log):
+        named = taxonomy_for(config, log)
         missing = [b for b in names if b not in store.vector_dims()]
         if missing:
             have = ", ".join(sorted(store.vector_dims())) or "none"
@@ -80,11 +92,11 @@ def evaluate_command(
         if use_log:
             cohort = logged_cohort(items, log)
         else:
-            cohort = simulated_cohort(items, protocol, log.region() or DEFAULT_REGION)
+            cohort = simulated_cohort(items, protocol, log.region() or DEFAULT_REGION, named)
         source = "the event log's users" if use_log else f"{len(cohort.users)} simulated users"
         setting = {
             "description": f"Catalog: {len(items.items)} items in {store.location}; "
-            f"{source}; {_weights_note(store, names)}.",
+            f"{source}; taxonomy {named.name}; {_weights_note(store, names)}.",
             "users": len(cohort.users),
             "max_purchases": max_purchases,
             "k": k,
@@ -100,7 +112,7 @@ def evaluate_command(
             },
             "catalog_items": len(items.items),
         }
-        evaluation = Evaluation(store, cohort, items, protocol)
+        evaluation = Evaluation(store, cohort, items, protocol, named)
         metrics = run(evaluation, run_dir, setting, progress=lambda s: console.print(f"… {s}"))
     console.print(metrics["tables_md"])
     console.print(f"results in {run_dir}/: metrics.json, tables.md, grid.png, sweep.png")
@@ -110,6 +122,7 @@ def show_command(
     user: Annotated[str, typer.Option(help="User id.")],
     out: Annotated[Path | None, typer.Option(help="PNG to write.")] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Recommendations per backbone.")] = 5,
+    taxonomy: TaxonomyOption = None,
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
@@ -118,12 +131,14 @@ def show_command(
     from engine.evaluate.protocol import Protocol, StoredItems, logged_cohort
     from engine.evaluate.report import grid_for_user
 
-    with world(settings(home, qdrant_url)) as (store, log):
+    config = settings(home, qdrant_url, taxonomy)
+    with world(config) as (store, log):
         if log.user(user) is None:
             raise fail(f"unknown user {user!r}; `fashionrec users list` shows them")
         items = StoredItems.load(store)
         cohort = logged_cohort(items, log)
         protocol = Protocol(k=k, backbones=tuple(sorted(store.vector_dims())))
         path = out or Path("results") / f"grid-{user}.png"
-        grid_for_user(Evaluation(store, cohort, items, protocol), user, path)
+        evaluation = Evaluation(store, cohort, items, protocol, taxonomy_for(config, log))
+        grid_for_user(evaluation, user, path)
     console.print(f"grid written to {path}")

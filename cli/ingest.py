@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from rich.text import Text
 
 from cli.common import (
     HomeOption,
+    TaxonomyOption,
     UrlOption,
     console,
     fail,
@@ -32,8 +34,8 @@ from cli.common import (
 from engine.backbones import BACKBONES
 from engine.catalog.items import open_catalog
 from engine.catalog.masks import DEFAULT_REMOVED, removed_labels
+from engine.errors import CatalogError
 from engine.settings import Settings
-from engine.vectorstore import VectorStore
 from ingest.options import IngestOptions
 
 
@@ -55,6 +57,9 @@ def parse_backbones(values: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+INCOMPLETE = 3  # exit code: the run finished, but some items of the catalog were not stored
+
+
 def run_ingest(
     config: Settings,
     path: Path,
@@ -71,8 +76,21 @@ def run_ingest(
     missing_mask: str = "unmasked",
     remove: str = ",".join(DEFAULT_REMOVED),
     report: Path | None = None,
-) -> None:
-    """Ingest a catalog and print a summary (shared by `ingest` and `demo`)."""
+    unknown_category: str = "accept",
+    root: Path | None = None,
+) -> bool:
+    """Ingest a catalog and print a summary (shared by `ingest` and `demo`); returns whether
+    every item of the catalog (up to --limit) is stored.
+
+    Everything that can be checked without a CNN is checked first (options, columns,
+    names, categories under --unknown-category fail, paths, store ids): a bad catalog
+    stops in a moment and leaves no store behind.
+    """
+    from engine.catalog.items import Naming, survey
+    from engine.catalog.taxonomy import load
+    from engine.shoppers.eventlog import EventLog
+    from engine.shoppers.sync import place_items
+
     options = IngestOptions(
         batch_size=batch_size,
         workers=workers,
@@ -81,23 +99,40 @@ def run_ingest(
         removed=removed_labels(remove.split(",")),
         limit=limit,
     ).validate()
-    catalog = open_catalog(path, masks, manifest)
+    log = EventLog(config.event_log_path) if config.event_log_path.is_file() else None
+    try:
+        catalog = open_catalog(path, masks, manifest, unknown=unknown_category, root=root)
+        chosen = load(config.taxonomy) if config.taxonomy else log and log.taxonomy()
+        if chosen:  # else the catalog kind's default
+            catalog = replace(catalog, naming=Naming(chosen, catalog.naming.unknown))
+        found = survey(catalog)
+        shops = set() if log is None else {s.id for s in log.shops()}
+    finally:
+        if log is not None:
+            log.close()
+    unknown_shops = sorted(found.store_ids - shops)
+    if unknown_shops:
+        raise CatalogError(
+            f"{path}: store id(s) {', '.join(unknown_shops[:10])} name no known store; import "
+            "the stores first (`fashionrec stores import STORES.csv`), then ingest"
+        )
+    used = catalog.naming.taxonomy.with_categories(found.new_categories)
 
     from ingest.embedder import Embedder
     from ingest.pipeline import ingest
     from ingest.report import FailureReport
 
+    if weights == "random":
+        warn_random_weights()
+    embedders = {name: Embedder(name, weights, device) for name in backbones}
     store = store_for(config)
     try:
-        if weights == "random":
-            warn_random_weights()
-        embedders = {name: Embedder(name, weights, device) for name in backbones}
         first = next(iter(embedders.values()))
         console.print(
             f"Ingesting {catalog.kind} catalog {catalog.path}"
             + (f" (masks: {catalog.masks})" if catalog.masks else "")
             + f" into {store.location}: {', '.join(backbones)} on {first.device} "
-            f"({first.precision}), weights {weights}"
+            f"({first.precision}), weights {weights}, taxonomy {used.name}"
         )
         stamp = time.strftime("%Y%m%d-%H%M%S")
         failures = FailureReport(report or config.home / "reports" / f"ingest-{stamp}.csv")
@@ -121,10 +156,16 @@ def run_ingest(
                     on_failure=failures,
                     on_stage=lambda stage, n: progress.update(task, description=stage, total=n),
                     on_progress=lambda n: progress.advance(task, n),
+                    taxonomy=used,
                 )
             finally:
                 failures.close()
-        placed = _place_new_items(config, store)
+        log = EventLog(config.event_log_path)
+        try:
+            log.set_taxonomy(used)
+            placed = place_items(store, log)
+        finally:
+            log.close()
     finally:
         store.close()
     vectors = ", ".join(f"{k} {v}" for k, v in summary.vectors.items()) or "none"
@@ -134,24 +175,21 @@ def run_ingest(
         f"failed {summary.failed} · unparsed {summary.unparsed} · "
         f"unmasked {summary.unmasked} · vectors written: {vectors}"
     )
-    if failures.count:
-        console.print(f"{failures.count} problem(s) written to {failures.path}")
+    if found.new_categories:
+        listed = ", ".join(f"{c} {n}" for c, n in found.new_categories.most_common())
+        console.print(
+            f"new categories (not in taxonomy {catalog.naming.taxonomy.name}; each a group of "
+            f"its own): {listed}"
+        )
+    not_stored = summary.failed + summary.unparsed + summary.no_mask_skipped
+    if not_stored:
+        console.print(f"[bold yellow]{not_stored} item(s) not stored[/]:")
+        for line in failures.reasons():
+            console.print(f"  {line}")
+        console.print(f"every one is listed in {failures.path}")
     if placed:
         console.print(f"{placed} new item(s) placed in a store")
-
-
-def _place_new_items(config: Settings, store: VectorStore) -> int:
-    """Give newly ingested items a store when the event log has stores."""
-    from engine.shoppers.eventlog import EventLog
-    from engine.shoppers.sync import place_items
-
-    if not config.event_log_path.is_file():
-        return 0
-    log = EventLog(config.event_log_path)
-    try:
-        return place_items(store, log)
-    finally:
-        log.close()
+    return not_stored == 0
 
 
 def ingest_command(
@@ -191,10 +229,23 @@ def ingest_command(
     payloads: Annotated[
         Path | None, typer.Option(help="Their payloads (.jsonl), one line per vector.")
     ] = None,
+    taxonomy: TaxonomyOption = None,
+    unknown_category: Annotated[
+        str,
+        typer.Option(help="A category the taxonomy lacks: accept (its own group), skip, or fail."),
+    ] = "accept",
+    root: Annotated[
+        Path | None,
+        typer.Option(help="Manifests: a folder images may come from besides the manifest's."),
+    ] = None,
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """Embed a garment catalog and store its vectors; resumable and idempotent."""
+    """Embed a garment catalog and store its vectors; resumable and idempotent.
+
+    Exit code 0 when every item of the catalog is stored, 3 when the run finished but
+    some were not (the summary says which and why), 1 when a mistake stops it.
+    """
     if vectors is not None or payloads is not None:
         if vectors is None or payloads is None or path is not None:
             raise fail("bulk load: give --vectors FILE.npy and --payloads FILE.jsonl, no PATH")
@@ -203,12 +254,12 @@ def ingest_command(
             raise fail("bulk load: give exactly one --backbone")
         from cli.bulk import load_vectors
 
-        load_vectors(home, qdrant_url, names[0], vectors, payloads)
+        load_vectors(settings(home, qdrant_url, taxonomy), names[0], vectors, payloads)
         return
     if path is None:
         raise fail("give the catalog PATH (or --vectors and --payloads)")
-    run_ingest(
-        settings(home, qdrant_url),
+    complete = run_ingest(
+        settings(home, qdrant_url, taxonomy),
         path,
         masks=masks,
         manifest=manifest,
@@ -222,4 +273,8 @@ def ingest_command(
         missing_mask=missing_mask,
         remove=remove,
         report=report,
+        unknown_category=unknown_category,
+        root=root,
     )
+    if not complete:
+        raise typer.Exit(INCOMPLETE)

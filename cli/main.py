@@ -17,6 +17,7 @@ from cli.recommend import recommend_command
 from cli.shoppers import popularity_app, purchases_app, simulate_command, users_app
 from cli.snapshot import app as snapshot_app
 from cli.stores import app as stores_app
+from cli.taxonomy import app as taxonomy_app
 from engine.errors import FashionrecError
 
 
@@ -56,6 +57,7 @@ app.add_typer(purchases_app, name="purchases")
 app.add_typer(users_app, name="users")
 app.add_typer(popularity_app, name="popularity")
 app.add_typer(snapshot_app, name="snapshot")
+app.add_typer(taxonomy_app, name="taxonomy")
 
 
 def main() -> None:

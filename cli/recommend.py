@@ -5,14 +5,22 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from dataclasses import asdict
-from pathlib import Path
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Column, Table
 
-from cli.common import HomeOption, UrlOption, console, fail, settings, world
+from cli.common import (
+    HomeOption,
+    TaxonomyOption,
+    UrlOption,
+    console,
+    fail,
+    settings,
+    taxonomy_for,
+    world,
+)
 from engine.geo import Location
 from engine.recommend.scoring import preset_weights
 
@@ -83,9 +91,11 @@ def recommend_command(
     distance_scale_km: Annotated[float, typer.Option(help="scale of the distance term.")] = 5.0,
     max_km: Annotated[float | None, typer.Option(help="Only stores within this many km.")] = None,
     trendiness: Annotated[float, typer.Option(help="t for item queries.")] = 0.5,
-    gender: Annotated[str | None, typer.Option(help="Item queries: MEN or WOMEN.")] = None,
+    gender: Annotated[
+        str | None, typer.Option(help="Item queries: a gender of the taxonomy (MEN, WOMEN, …).")
+    ] = None,
     at: Annotated[str | None, typer.Option(help="Item queries: LAT,LON for distances.")] = None,
-    categories: Annotated[Path | None, typer.Option(help="TOML category matrix.")] = None,
+    taxonomy: TaxonomyOption = None,
     rerank: Annotated[
         str, typer.Option(help="client (numpy) or server (the formula inside Qdrant).")
     ] = "client",
@@ -95,7 +105,6 @@ def recommend_command(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Recommend for an item (--item) or a user (--user): filtered ANN search, then rerank."""
-    from engine.catalog.categories import PAPER_MATRIX, CategorySimilarity, canonical_gender
     from engine.recommend.recommender import Params, Recommender
 
     if (item is None) == (user is None):
@@ -109,22 +118,27 @@ def recommend_command(
         distance=w_distance,
         distance_scale_km=distance_scale_km,
     )
-    if gender is not None and canonical_gender(gender) is None:
-        raise fail(f"--gender must be MEN or WOMEN, got {gender!r}")
     params = Params(
         backbone=backbone,
         k=k,
         candidates=candidates,
         weights=weights,
         trendiness=trendiness,
-        gender=canonical_gender(gender) if gender else None,
+        gender=None,
         max_km=max_km,
         at=None if at is None else Location.parse(at, "--at"),
         rerank=rerank,  # type: ignore[arg-type]
     ).validate()
-    matrix = CategorySimilarity.from_toml(categories) if categories else PAPER_MATRIX
-    with world(settings(home, qdrant_url)) as (store, log):
-        recommender = Recommender(store, matrix)
+    config = settings(home, qdrant_url, taxonomy)
+    with world(config) as (store, log):
+        names = taxonomy_for(config, log)
+        if gender is not None:
+            known = names.gender(gender)
+            if known is None:
+                genders = ", ".join(names.genders)
+                raise fail(f"--gender must be one of {genders}, got {gender!r}")
+            params = replace(params, gender=known)
+        recommender = Recommender(store, names)
         if item is not None:
             lists = [(f"like {item}", recommender.for_item(item, params))]
             header: dict[str, object] = {"item": item}

@@ -15,18 +15,22 @@ EVENT_LOG: Final = "events.sqlite"  # the event log, under the home
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the store lives: a local folder (Qdrant Edge) or a Qdrant server URL."""
+    """Where the store lives (a local folder for Qdrant Edge, or a Qdrant server URL), and
+    the taxonomy asked for (a built-in name or a TOML file; None: the one recorded)."""
 
     home: Path = DEFAULT_HOME
     qdrant_url: str | None = None
+    taxonomy: str | None = None
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **flags: object | None) -> Settings:
-        """Defaults, overridden by FASHIONREC_HOME / FASHIONREC_QDRANT_URL, then by flags."""
+        """Defaults, overridden by FASHIONREC_HOME / FASHIONREC_QDRANT_URL /
+        FASHIONREC_TAXONOMY, then by flags."""
         env = os.environ if environ is None else environ
         settings = cls(
             home=Path(env.get("FASHIONREC_HOME") or DEFAULT_HOME),
             qdrant_url=env.get("FASHIONREC_QDRANT_URL") or None,
+            taxonomy=env.get("FASHIONREC_TAXONOMY") or None,
         )
         given = {k: v for k, v in flags.items() if v is not None}
         if "home" in given:

@@ -13,8 +13,8 @@ import torch
 from numpy.typing import NDArray
 from torch.utils.data import DataLoader
 
-from engine.catalog.categories import group_of
 from engine.catalog.items import Entry, Item, Problem
+from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import MaskMissingError
 from engine.helpers import batched
 from engine.schema import (
@@ -58,8 +58,10 @@ class Embedder(Protocol):
         """A uint8 batch (N, 3, H, W) in, unit-length rows out."""
 
 
-def item_payload(item: Item, masked: bool) -> Payload:
-    """The catalog part of an item's payload (popularity and shop location come later)."""
+def item_payload(item: Item, masked: bool, taxonomy: Taxonomy | None = None) -> Payload:
+    """The catalog part of an item's payload (popularity and shop location come later);
+    the category's group is the taxonomy's (DeepFashion's by default)."""
+    group_of = (taxonomy or deepfashion()).group_of
     payload: Payload = {
         ITEM_ID: item.item_id,
         PRODUCT_ID: item.product_id,
@@ -78,12 +80,14 @@ def item_payload(item: Item, masked: bool) -> Payload:
 
 @dataclass(frozen=True)
 class Failure:
-    """An item that was not ingested, and why."""
+    """An item that was not ingested, and why (`kind` and `detail` group the reasons)."""
 
     where: str
     item_id: str
     stage: str
     reason: str
+    kind: str = ""
+    detail: str = ""
 
 
 @dataclass
@@ -122,7 +126,7 @@ def _items(
     for entry in entries:
         if isinstance(entry, Problem):
             summary.unparsed += 1
-            on_failure(Failure(entry.where, "", "catalog", entry.reason))
+            on_failure(Failure(entry.where, "", "catalog", entry.reason, entry.kind, entry.detail))
             continue
         if limit is not None and taken >= limit:
             return
@@ -164,7 +168,10 @@ def plan(
                         )
                     if options.missing_mask == "skip":
                         summary.no_mask_skipped += 1
-                        on_failure(Failure(str(item.image), item.item_id, "mask", "no mask"))
+                        failure = Failure(
+                            str(item.image), item.item_id, "mask", "no mask", "no mask"
+                        )
+                        on_failure(failure)
                         continue
                     item = replace(item, mask=None)
                 line = item_to_line(item, needs).encode("utf-8")
@@ -182,6 +189,7 @@ def embed(
     summary: IngestSummary,
     on_failure: FailureSink,
     on_progress: Callable[[int], None] = lambda n: None,
+    taxonomy: Taxonomy | None = None,
 ) -> None:
     """Embed the work list with every backbone it needs and write each batch to the store."""
     dataset = WorkList(work.path, work.offsets, options.framing, options.removed)
@@ -193,7 +201,7 @@ def embed(
         pin_memory=any(e.device.type == "cuda" for e in embedders.values()),
     )
     for batch in loader:
-        _write_batch(batch, store, embedders, summary, on_failure)
+        _write_batch(batch, store, embedders, summary, on_failure, taxonomy)
         on_progress(len(batch.samples) + len(batch.failures))
     store.flush()
 
@@ -204,11 +212,13 @@ def _write_batch(
     embedders: Mapping[str, Embedder],
     summary: IngestSummary,
     on_failure: FailureSink,
+    taxonomy: Taxonomy | None,
 ) -> None:
     for failed in batch.failures:
         summary.failed += 1
         reason = failed.error or "unknown error"
-        on_failure(Failure(str(failed.item.image), failed.item.item_id, "image", reason))
+        item = failed.item
+        on_failure(Failure(str(item.image), item.item_id, "image", reason, "unreadable image"))
     for name, embedder in embedders.items():
         rows = [r for r, sample in enumerate(batch.samples) if name in sample.needs]
         if not rows:
@@ -218,7 +228,10 @@ def _write_batch(
             PointBatch(
                 ids=[point_id(s.item.item_id) for s in samples],
                 payloads=[
-                    {**item_payload(s.item, s.masked), weights_field(name): embedder.weights_label}
+                    {
+                        **item_payload(s.item, s.masked, taxonomy),
+                        weights_field(name): embedder.weights_label,
+                    }
                     for s in samples
                 ],
                 vector_name=name,
@@ -238,6 +251,7 @@ def ingest(
     on_failure: FailureSink = lambda f: None,
     on_stage: Callable[[str, int | None], None] = lambda stage, total: None,
     on_progress: Callable[[int], None] = lambda n: None,
+    taxonomy: Taxonomy | None = None,
 ) -> IngestSummary:
     """Ingest a catalog into the store with the given embedders; only missing vectors are made.
 
@@ -252,7 +266,7 @@ def ingest(
         work = plan(entries, store, list(embedders), options, Path(tmp), summary, on_failure)
         on_stage("embedding", len(work.offsets))
         if len(work.offsets):
-            embed(work, store, embedders, options, summary, on_failure, on_progress)
+            embed(work, store, embedders, options, summary, on_failure, on_progress, taxonomy)
     if summary.ingested:
         on_stage("indexing", None)
         store.optimize()

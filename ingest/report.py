@@ -1,8 +1,10 @@
-"""Writer of the failure report: one CSV row per item that was not ingested."""
+"""Writer of the failure report: one CSV row per item that was not ingested, and a tally of
+the reasons for the summary on screen."""
 
 from __future__ import annotations
 
 import csv
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,6 +19,7 @@ class FailureReport:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.count = 0
+        self.tally: dict[str, Counter[str]] = defaultdict(Counter)  # kind -> detail -> count
         self._handle: IO[str] | None = None
         self._writer: Any = None
 
@@ -29,6 +32,18 @@ class FailureReport:
         self._writer.writerow([failure.where, failure.item_id, failure.stage, failure.reason])
         self._handle.flush()
         self.count += 1
+        self.tally[failure.kind or failure.stage][failure.detail] += 1
+
+    def reasons(self, examples: int = 5) -> list[str]:
+        """One line per kind of reason, most frequent first, with its commonest details:
+        `unknown category 1315 (Tshirts 240, Jeans 129, …)`."""
+        lines = []
+        for kind, details in sorted(self.tally.items(), key=lambda kv: -kv[1].total()):
+            named = [(d, n) for d, n in details.most_common() if d]
+            shown = ", ".join(f"{d} {n}" for d, n in named[:examples])
+            more = ", …" if len(named) > examples else ""
+            lines.append(f"{kind} {details.total()}" + (f" ({shown}{more})" if shown else ""))
+        return lines
 
     def close(self) -> None:
         """Close the file if one was written."""

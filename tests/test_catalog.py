@@ -8,12 +8,14 @@ import pytest
 
 from engine.catalog.items import (
     Item,
+    Naming,
     Problem,
     inshop_item_id,
     open_catalog,
     parse_dfmm_stem,
     read_manifest,
 )
+from engine.catalog.taxonomy import built_in
 from engine.errors import CatalogError
 
 
@@ -32,7 +34,6 @@ def test_dfmm_name_fields() -> None:
     ("stem", "reason"),
     [
         ("KIDS-Dresses-id_00000021-05_1_front", "is not GENDER-Category"),
-        ("WOMEN-Hats-id_00000021-05_1_front", "unknown category 'Hats'"),
         ("WOMEN-Dresses-id_0000021-05_1_front", "is not GENDER-Category"),
         ("WOMEN-Dresses-id_00000021_1_front", "is not GENDER-Category"),
         ("photo", "is not GENDER-Category"),
@@ -108,29 +109,29 @@ def test_manifest_rows(tmp_path: Path) -> None:
         "path,gender,category,product_id,item_id,mask_path,store_id\n"
         "photos/a.jpg,women,dresses,P1,,masks/a.png,S2\n"
         "photos/b.jpg,MEN,Suiting,P2,b-front,,\n"
-        "photos/c.jpg,MEN,Hats,P3,,,\n"
+        "photos/c.jpg,MEN,Spacesuits,P3,,,\n"
         "../outside.jpg,MEN,Denim,P4,,,\n"
         "/etc/passwd,MEN,Denim,P5,,,\n"
         "photos/b.jpg,MEN,Suiting,P2,b-front,,\n"
         "photos/a.jpg,MEN\n",
         encoding="utf-8",
     )
-    entries = list(read_manifest(manifest))
+    entries = list(read_manifest(manifest, Naming(built_in("retail"), "skip")))
     items = [e for e in entries if isinstance(e, Item)]
     problems = {e.where.rsplit(":", 1)[1]: e.reason for e in entries if isinstance(e, Problem)}
     assert items[0] == Item(
-        item_id="photos/a",
+        item_id="a",  # the file's stem: no other row has it
         product_id="P1",
         gender="WOMEN",
         category="Dresses",
         view="",
-        image=(tmp_path / "photos/a.jpg").resolve(),
-        mask=(tmp_path / "masks/a.png").resolve(),
+        image=tmp_path / "photos/a.jpg",
+        mask=tmp_path / "masks/a.png",
         store_id="S2",
     )
     assert items[1].item_id == "b-front" and items[1].mask is None and items[1].store_id is None
     assert len(items) == 2
-    assert "unknown category 'Hats'" in problems["4"]
+    assert "unknown category 'Spacesuits'" in problems["4"]
     assert "leaves the catalog folder" in problems["5"]
     assert "absolute path" in problems["6"]
     assert "duplicate item_id 'b-front'" in problems["7"]

@@ -55,9 +55,10 @@ def test_ingest_then_info(small_catalog: DemoCatalog, tmp_path: Path) -> None:
         tmp_path / "report.csv",
         home=home,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr  # finished, but one item was not stored
     assert "WARNING: random-init weights" in result.stderr
     assert "ingested 4 · skipped 0" in result.stdout and "unparsed 1" in result.stdout
+    assert "1 item(s) not stored:\n  bad name 1\n" in result.stdout
     report = (tmp_path / "report.csv").read_text().splitlines()
     assert report[0] == "where,item_id,stage,reason" and "broken.jpg" in report[1]
     info = fashionrec("info", home=home)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from engine.catalog.categories import PAPER_MATRIX, CategorySimilarity
 from engine.errors import FashionrecError
 from engine.helpers import minmax
 from engine.recommend.scoring import PAPER, Weights, distance_term, relevance
@@ -52,27 +49,3 @@ def test_minmax_on_the_catalog_range() -> None:
 def test_bad_weights(weights: Weights) -> None:
     with pytest.raises(FashionrecError):
         weights.validate()
-
-
-def test_paper_category_matrix() -> None:
-    assert PAPER_MATRIX("Dresses", "Dresses") == 1.0
-    assert PAPER_MATRIX("Dresses", "Skirts") == 0.8
-    assert PAPER_MATRIX("Tees_Tanks", "Sweaters") == 0.4  # A–E
-    assert PAPER_MATRIX("Denim", "Suiting") == 0.2  # B–F
-    assert PAPER_MATRIX("Suiting", "Denim") == 0.2  # symmetric
-    assert PAPER_MATRIX("Dresses", "Jackets_Coats") == 0.1  # C–D
-
-
-def test_category_matrix_from_toml(tmp_path: Path) -> None:
-    path = tmp_path / "catsim.toml"
-    path.write_text("same_group = 0.5\n[cross]\nAB = 0.9\n", encoding="utf-8")
-    matrix = CategorySimilarity.from_toml(path)
-    assert matrix("Dresses", "Skirts") == 0.5
-    assert matrix("Tees_Tanks", "Denim") == 0.9
-    assert matrix("Tees_Tanks", "Suiting") == 0.0  # pairs left out are 0
-    path.write_text("[cross]\nAZ = 0.3\n", encoding="utf-8")
-    with pytest.raises(FashionrecError, match="not two group letters"):
-        CategorySimilarity.from_toml(path)
-    path.write_text("same_group = 2\n", encoding="utf-8")
-    with pytest.raises(FashionrecError, match=r"same_group must be a number in \[0, 1\]"):
-        CategorySimilarity.from_toml(path)

@@ -1,22 +1,25 @@
-"""Catalog items and products, read from DF-MM folders, In-shop trees and manifests."""
+"""Catalog items and products, read from DF-MM folders, In-shop trees and manifests, named
+by a taxonomy (its categories and genders, or a catalog's own categories accepted as new)."""
 
 from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Final, Literal
 
-from engine.catalog.categories import canonical_category, canonical_gender
-from engine.csvrows import csv_rows
+from engine.catalog.taxonomy import Taxonomy, built_in, deepfashion, key
+from engine.csvrows import Row, csv_rows
 from engine.errors import CatalogError
+from engine.helpers import choice
 
 IMAGE_SUFFIXES: Final = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 MASK_SUFFIX: Final = "_segm.png"
 MANIFEST_REQUIRED: Final = ("path", "gender", "category", "product_id")
-MANIFEST_OPTIONAL: Final = ("item_id", "mask_path", "store_id")
+MANIFEST_OPTIONAL: Final = ("item_id", "mask_path", "store_id", "view")
 
 _DFMM: Final = re.compile(
     r"^(?P<gender>WOMEN|MEN)-(?P<category>[A-Za-z_]+?)-(?P<product>id_\d{8})"
@@ -26,6 +29,7 @@ _INSHOP_FILE: Final = re.compile(r"^(?P<colour>\d{2})_(?P<view>\d+_[A-Za-z]+)$")
 _PRODUCT_DIR: Final = re.compile(r"^id_\d{8}$")
 
 CatalogKind = Literal["dfmm", "inshop", "manifest"]
+UnknownCategory = Literal["accept", "skip", "fail"]  # a category the taxonomy does not know
 
 
 @dataclass(frozen=True)
@@ -44,13 +48,59 @@ class Item:
 
 @dataclass(frozen=True)
 class Problem:
-    """An entry of the catalog that cannot be used, and why."""
+    """An entry of the catalog that cannot be used, and why (`kind` and `detail` group it)."""
 
     where: str
     reason: str
+    kind: str = "unreadable entry"
+    detail: str = ""
 
 
 Entry = Item | Problem
+
+
+class Rejected(ValueError):
+    """A catalog entry refused for a reason of a kind (unknown category, bad path, …)."""
+
+    def __init__(self, kind: str, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.kind, self.detail = kind, detail
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How a catalog's names become a taxonomy's categories and genders."""
+
+    taxonomy: Taxonomy = field(default_factory=deepfashion)
+    unknown: UnknownCategory = "accept"
+    # the first spelling of each accepted new category, so `Robes` and `robes` are one
+    accepted: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def category(self, raw: str, where: str) -> str:
+        """The category a name means; an unknown one is accepted as it is, skipped
+        (Rejected) or stops the run (CatalogError), as `unknown` says."""
+        known = self.taxonomy.category(raw)
+        if known is not None:
+            return known
+        name = raw.strip()
+        if not name:
+            raise Rejected("empty category", "empty category")
+        if self.unknown == "accept":
+            return self.accepted.setdefault(key(name), name)
+        if self.unknown == "fail":
+            raise CatalogError(
+                f"{where}: unknown category {name!r} (taxonomy {self.taxonomy.name}); add it "
+                "to a taxonomy file (--taxonomy FILE) or run with --unknown-category accept|skip"
+            )
+        raise Rejected("unknown category", f"unknown category {name!r}", name)
+
+    def gender(self, raw: str) -> str:
+        """The canonical gender of a spelling; Rejected naming the known ones otherwise."""
+        gender = self.taxonomy.gender(raw)
+        if gender is None:
+            known = ", ".join(self.taxonomy.genders)
+            raise Rejected("unknown gender", f"unknown gender {raw!r} (use {known})", raw.strip())
+        return gender
 
 
 @dataclass(frozen=True)
@@ -64,16 +114,16 @@ class ParsedName:
 
 
 def parse_dfmm_stem(stem: str) -> ParsedName:
-    """Parse `WOMEN-Dresses-id_00000021-05_1_front`; raise ValueError with the reason."""
+    """Parse `WOMEN-Dresses-id_00000021-05_1_front`; Rejected (a ValueError) with the reason.
+
+    The category is returned as written; the catalog's Naming decides what it means.
+    """
     match = _DFMM.match(stem)
     if match is None:
-        raise ValueError("name is not GENDER-Category-id_XXXXXXXX-NN_V_view")
-    category = canonical_category(match["category"])
-    if category is None or category != match["category"]:
-        raise ValueError(f"unknown category {match['category']!r}")
+        raise Rejected("bad name", "name is not GENDER-Category-id_XXXXXXXX-NN_V_view")
     return ParsedName(
         gender=match["gender"],
-        category=category,
+        category=match["category"],
         product_id=f"{match['product']}-{match['colour']}",
         view=match["view"].split("_", 1)[1],
     )
@@ -83,14 +133,18 @@ def inshop_item_id(relative: PurePosixPath) -> str:
     """Canonical (DF-MM style) id of `[img/]WOMEN/Dresses/id_00000021/05_1_front.jpg`."""
     parts = relative.parts[1:] if relative.parts[:1] == ("img",) else relative.parts
     if len(parts) != 4:
-        raise ValueError("path is not [img/]GENDER/Category/id_XXXXXXXX/NN_V_view.jpg")
+        raise Rejected("bad name", "path is not [img/]GENDER/Category/id_XXXXXXXX/NN_V_view.jpg")
     gender, category, product, filename = parts
     stem = PurePosixPath(filename).stem
     if not _PRODUCT_DIR.match(product):
-        raise ValueError(f"product folder {product!r} is not id_XXXXXXXX")
+        raise Rejected("bad name", f"product folder {product!r} is not id_XXXXXXXX")
     if not _INSHOP_FILE.match(stem):
-        raise ValueError(f"file name {filename!r} is not NN_V_view")
+        raise Rejected("bad name", f"file name {filename!r} is not NN_V_view")
     return f"{gender}-{category}-{product}-{stem}"
+
+
+def _problem(where: str, exc: Rejected) -> Problem:
+    return Problem(where, str(exc), exc.kind, exc.detail)
 
 
 def _is_image(name: str) -> bool:
@@ -104,31 +158,37 @@ def _mask_for(masks: Path | None, item_id: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _named_item(item_id: str, image: Path, masks: Path | None) -> Entry:
+def _named_item(item_id: str, image: Path, masks: Path | None, naming: Naming) -> Entry:
     try:
         parsed = parse_dfmm_stem(item_id)
-    except ValueError as exc:
-        return Problem(str(image), str(exc))
+        category = naming.category(parsed.category, str(image))
+    except Rejected as exc:
+        return _problem(str(image), exc)
     return Item(
         item_id=item_id,
         product_id=parsed.product_id,
         gender=parsed.gender,
-        category=parsed.category,
+        category=category,
         view=parsed.view,
         image=image,
         mask=_mask_for(masks, item_id),
     )
 
 
-def scan_dfmm(images: Path, masks: Path | None = None) -> Iterator[Entry]:
+def scan_dfmm(
+    images: Path, masks: Path | None = None, naming: Naming = Naming()
+) -> Iterator[Entry]:
     """Items of a flat DF-MM folder, streamed in directory order."""
     with os.scandir(images) as entries:
         for entry in entries:
             if entry.is_file() and _is_image(entry.name):
-                yield _named_item(os.path.splitext(entry.name)[0], Path(entry.path), masks)
+                stem = os.path.splitext(entry.name)[0]
+                yield _named_item(stem, Path(entry.path), masks, naming)
 
 
-def scan_inshop(root: Path, masks: Path | None = None) -> Iterator[Entry]:
+def scan_inshop(
+    root: Path, masks: Path | None = None, naming: Naming = Naming()
+) -> Iterator[Entry]:
     """Items of a DeepFashion In-shop tree (`img/GENDER/Category/id_X/NN_V_view.jpg`)."""
     base = root / "img" if (root / "img").is_dir() else root
     for folder, dirs, files in os.walk(base):
@@ -140,69 +200,92 @@ def scan_inshop(root: Path, masks: Path | None = None) -> Iterator[Entry]:
             relative = PurePosixPath(image.relative_to(base).as_posix())
             try:
                 item_id = inshop_item_id(relative)
-            except ValueError as exc:
-                yield Problem(str(image), str(exc))
+            except Rejected as exc:
+                yield _problem(str(image), exc)
                 continue
-            yield _named_item(item_id, image, masks)
+            yield _named_item(item_id, image, masks, naming)
 
 
-def _inside(root: Path, relative: str) -> Path:
+def _inside(folder: Path, relative: str, root: Path | None) -> Path:
+    """The file a manifest names: inside its folder (or under `root`), symlinks followed."""
     if not relative:
-        raise ValueError("empty path")
-    if PurePosixPath(relative).is_absolute() or os.path.isabs(relative):
-        raise ValueError(f"absolute path {relative!r}; paths are relative to the manifest")
-    resolved = (root / relative).resolve()
-    if not resolved.is_relative_to(root.resolve()):
-        raise ValueError(f"path {relative!r} leaves the catalog folder")
-    return resolved
+        raise Rejected("bad path", "empty path")
+    absolute = PurePosixPath(relative).is_absolute() or os.path.isabs(relative)
+    path = Path(os.path.normpath(Path(relative) if absolute else folder.absolute() / relative))
+    allowed = [folder, *([root] if root else [])]
+    if not any(path.is_relative_to(Path(os.path.normpath(a.absolute()))) for a in allowed):
+        where = " or under --root" if root else ""
+        if absolute:
+            raise Rejected(
+                "bad path",
+                f"absolute path {relative!r}; paths are relative to the manifest{where} "
+                "(--root DIR allows a folder of images elsewhere)",
+            )
+        raise Rejected(
+            "bad path",
+            f"path {relative!r} leaves the catalog folder (--root DIR allows a folder)",
+        )
+    return path
 
 
-def _manifest_item(row: dict[str, str], root: Path) -> Item:
-    gender = canonical_gender(row["gender"] or "")
-    if gender is None:
-        raise ValueError(f"unknown gender {row['gender']!r} (use MEN or WOMEN)")
-    category = canonical_category(row["category"] or "")
-    if category is None:
-        raise ValueError(f"unknown category {row['category']!r}")
+def _manifest_item(row: Row, folder: Path, root: Path | None, naming: Naming, where: str) -> Item:
+    gender = naming.gender(row["gender"] or "")
+    category = naming.category(row["category"] or "", where)
     product_id = (row["product_id"] or "").strip()
     if not product_id:
-        raise ValueError("empty product_id")
+        raise Rejected("empty product_id", "empty product_id")
     path = (row["path"] or "").strip()
-    image = _inside(root, path)
-    item_id = (row.get("item_id") or "").strip() or PurePosixPath(path).with_suffix("").as_posix()
+    image = _inside(folder, path, root)
     mask_path = (row.get("mask_path") or "").strip()
     return Item(
-        item_id=item_id,
+        item_id=(row.get("item_id") or "").strip(),
         product_id=product_id,
         gender=gender,
         category=category,
         view=(row.get("view") or "").strip(),
         image=image,
-        mask=_inside(root, mask_path) if mask_path else None,
+        mask=_inside(folder, mask_path, root) if mask_path else None,
         store_id=(row.get("store_id") or "").strip() or None,
     )
 
 
-def read_manifest(manifest: Path) -> Iterator[Entry]:
-    """Items of a manifest CSV (`path,gender,category,product_id[,item_id,mask_path,store_id]`).
+def read_manifest(
+    manifest: Path, naming: Naming | None = None, root: Path | None = None
+) -> Iterator[Entry]:
+    """Items of a manifest CSV (`path,gender,category,product_id[,item_id,mask_path,store_id,
+    view]`), named by the `retail` taxonomy unless told otherwise.
 
-    Paths are relative to the manifest's folder. Missing columns or a file that
-    is not UTF-8 raise CatalogError; a bad row becomes a Problem naming the row.
+    Paths are relative to the manifest's folder (or under `root`). An item's id is its
+    `item_id`, else its file's stem when no other row has that stem, else its path without
+    the suffix. Missing columns or a file that is not UTF-8 raise CatalogError; a bad row
+    becomes a Problem naming the row.
     """
-    root = manifest.parent
+    naming = naming or Naming(built_in("retail"))
+    folder = manifest.parent
+    rows = list(csv_rows(manifest, MANIFEST_REQUIRED, MANIFEST_OPTIONAL, CatalogError))
+    stems = Counter(
+        PurePosixPath((row["path"] or "").strip()).stem for _, row in rows if row is not None
+    )
     seen: set[str] = set()
-    for number, row in csv_rows(manifest, MANIFEST_REQUIRED, MANIFEST_OPTIONAL, CatalogError):
+    for number, row in rows:
         where = f"{manifest}:{number}"
         if row is None:
-            yield Problem(where, "wrong number of fields")
+            yield Problem(where, "wrong number of fields", "wrong number of fields")
             continue
         try:
-            item = _manifest_item(row, root)
-        except ValueError as exc:
-            yield Problem(where, str(exc))
+            item = _manifest_item(row, folder, root, naming, where)
+        except Rejected as exc:
+            yield _problem(where, exc)
             continue
+        if not item.item_id:
+            path = PurePosixPath((row["path"] or "").strip())
+            unique = stems[path.stem] == 1
+            item_id = path.stem if unique else path.with_suffix("").as_posix()
+            item = Item(**{**item.__dict__, "item_id": item_id})
         if item.item_id in seen:
-            yield Problem(where, f"duplicate item_id {item.item_id!r}")
+            yield Problem(
+                where, f"duplicate item_id {item.item_id!r}", "duplicate item_id", item.item_id
+            )
             continue
         seen.add(item.item_id)
         yield item
@@ -210,35 +293,89 @@ def read_manifest(manifest: Path) -> Iterator[Entry]:
 
 @dataclass(frozen=True)
 class Catalog:
-    """A catalog on disk: where it is and how to read it. Iterating streams its entries."""
+    """A catalog on disk: where it is, how to read it and name its entries. Iterating
+    streams its entries."""
 
     kind: CatalogKind
     path: Path
     masks: Path | None = None
+    naming: Naming = field(default_factory=Naming)
+    root: Path | None = None  # manifests: a folder images may come from besides their own
 
     def __iter__(self) -> Iterator[Entry]:
         if self.kind == "manifest":
-            return read_manifest(self.path)
+            return read_manifest(self.path, self.naming, self.root)
         if self.kind == "inshop":
-            return scan_inshop(self.path, self.masks)
-        return scan_dfmm(self.path, self.masks)
+            return scan_inshop(self.path, self.masks, self.naming)
+        return scan_dfmm(self.path, self.masks, self.naming)
 
 
-def open_catalog(path: Path, masks: Path | None = None, manifest: bool = False) -> Catalog:
-    """Recognise the catalog at path: a manifest CSV, an In-shop tree or a DF-MM folder."""
+def default_taxonomy(kind: CatalogKind) -> str:
+    """The taxonomy a kind of catalog is named by unless told: DeepFashion's for its own
+    folders, `retail` for manifests."""
+    return "retail" if kind == "manifest" else "deepfashion"
+
+
+def open_catalog(
+    path: Path,
+    masks: Path | None = None,
+    manifest: bool = False,
+    taxonomy: Taxonomy | None = None,
+    unknown: str = "accept",
+    root: Path | None = None,
+) -> Catalog:
+    """Recognise the catalog at path: a manifest CSV, an In-shop tree or a DF-MM folder;
+    named by `taxonomy` (default: the kind's, see default_taxonomy)."""
+    choice(UnknownCategory, unknown, "--unknown-category")
     if not path.exists():
         raise CatalogError(f"{path}: no such file or folder")
     if masks is not None and not masks.is_dir():
         raise CatalogError(f"{masks}: mask folder does not exist")
+    if root is not None and not root.is_dir():
+        raise CatalogError(f"{root}: --root must be a folder")
+    kind: CatalogKind
     if manifest or path.suffix.lower() == ".csv":
         if not path.is_file():
             raise CatalogError(f"{path}: a manifest must be a CSV file")
-        return Catalog("manifest", path)
-    if not path.is_dir():
+        kind = "manifest"
+    elif not path.is_dir():
         raise CatalogError(f"{path}: expected a folder of images, an In-shop tree or a .csv")
-    base = path / "img" if (path / "img").is_dir() else path
-    if any((base / gender).is_dir() for gender in ("MEN", "WOMEN")):
-        return Catalog("inshop", path, masks)
-    if masks is None and (path.parent / "segm").is_dir() and path.name != "segm":
-        masks = path.parent / "segm"
-    return Catalog("dfmm", path, masks)
+    else:
+        base = path / "img" if (path / "img").is_dir() else path
+        if any((base / gender).is_dir() for gender in ("MEN", "WOMEN")):
+            kind = "inshop"
+        else:
+            kind = "dfmm"
+            if masks is None and (path.parent / "segm").is_dir() and path.name != "segm":
+                masks = path.parent / "segm"
+    naming = Naming(taxonomy or built_in(default_taxonomy(kind)), unknown)  # type: ignore[arg-type]
+    return Catalog(kind, path, masks, naming, root)
+
+
+@dataclass
+class Survey:
+    """What a catalog holds, read before anything is embedded: its usable items, the
+    problems by kind, the categories its taxonomy does not know, the stores it names."""
+
+    items: int = 0
+    problems: Counter[str] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+    new_categories: Counter[str] = field(default_factory=Counter)
+    store_ids: set[str] = field(default_factory=set)
+
+
+def survey(catalog: Catalog) -> Survey:
+    """Read the whole catalog once (names only, no pixels); CatalogError as reading does."""
+    found = Survey()
+    taxonomy = catalog.naming.taxonomy
+    for entry in catalog:
+        if isinstance(entry, Problem):
+            found.problems[entry.kind] += 1
+            continue
+        found.items += 1
+        found.categories[entry.category] += 1
+        if taxonomy.category(entry.category) is None:
+            found.new_categories[entry.category] += 1
+        if entry.store_id is not None:
+            found.store_ids.add(entry.store_id)
+    return found

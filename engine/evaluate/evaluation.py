@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.catalog.categories import PAPER_MATRIX, CategorySimilarity
+from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.evaluate.baselines import Baseline, baseline_list
 from engine.evaluate.metrics import Pair, coverage, intra_list_diversity, novelty
 from engine.evaluate.protocol import Cohort, Protocol, StoredItems
@@ -37,6 +37,7 @@ class CachedSearch:
             hashlib.sha1(query.vector.tobytes()).hexdigest(),
             query.limit,
             tuple(sorted(flt.equals.items())),
+            tuple(sorted((k, tuple(sorted(v))) for k, v in flt.within.items())),
             tuple(sorted((k, tuple(sorted(v))) for k, v in flt.exclude.items())),
             flt.near,
             tuple(fields),
@@ -69,16 +70,16 @@ class Evaluation:
         cohort: Cohort,
         items: StoredItems,
         protocol: Protocol,
-        matrix: CategorySimilarity = PAPER_MATRIX,
+        taxonomy: Taxonomy | None = None,
     ) -> None:
         self.store, self.cohort, self.items, self.protocol = store, cohort, items, protocol
-        self.matrix = matrix
+        self.taxonomy = taxonomy or deepfashion()
         self.search = CachedSearch(store.search)
         self.rng = np.random.default_rng([protocol.seed, 3])
 
     def recommender(self) -> Recommender:
         """The engine over the store, ranking on the cohort's popularity."""
-        return Recommender(self.store, self.matrix, self.search, self.cohort.popularity)
+        return Recommender(self.store, self.taxonomy, self.search, self.cohort.popularity)
 
     def params(self, backbone: str, weights: Weights) -> Params:
         """The protocol's recommendation parameters for one backbone and weights."""
@@ -106,16 +107,17 @@ class Evaluation:
         return result
 
     def run_baseline(self, kind: Baseline) -> SystemResult:
-        """Random or most-popular items of the user's gender, never a bought product."""
+        """Random or most-popular items the user's gender is shown, never a bought product."""
         items = self.items.items
         by_gender: dict[str, list[str]] = defaultdict(list)
         for item_id in sorted(items):
             by_gender[str(items[item_id][GENDER])].append(item_id)
 
         def recommend(user: User, bought: Sequence[Purchase]) -> list[Recommendation]:
-            pool = by_gender[user.gender]
+            shown = self.taxonomy.shown_to(user.gender)
+            pool = sorted(i for g in shown for i in by_gender.get(g, []))
             popularity, k = self.cohort.popularity, self.protocol.k
-            return baseline_list(kind, bought, pool, items, popularity, self.matrix, k, self.rng)
+            return baseline_list(kind, bought, pool, items, popularity, self.taxonomy, k, self.rng)
 
         result = SystemResult()
         for user in self.cohort.users:
@@ -143,7 +145,8 @@ class Evaluation:
                     r.category,
                     str(items[r.item_id][GENDER]),
                     r.norm_popularity,
-                    self.matrix(purchased, r.category),
+                    self.taxonomy(purchased, r.category),
+                    self.taxonomy.shown_to(user.gender),
                 )
                 for r in recs
             ]

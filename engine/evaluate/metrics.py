@@ -1,7 +1,8 @@
 """Recommendation quality metrics over arrays and lists (pure), and their markdown tables.
 
 - category similarity: mean CatSim(purchased item, recommended item), in %;
-- gender alignment: share of recommended items whose own (payload) gender is the user's;
+- gender alignment: share of recommended items whose own (payload) gender is one the user's
+  gender is shown (the taxonomy's compatibility: MEN sees MEN and UNISEX, …);
 - popularity MAE: mean |NormPop(recommended) − t|, on [0, 1] and ×100;
 - catalog coverage: distinct recommended items / catalog items;
 - intra-list diversity: 1 − mean pairwise cosine of the items within a list;
@@ -34,6 +35,12 @@ class Pair:
     gender: str
     norm_popularity: float
     category_sim: float
+    shown: frozenset[str] = frozenset()  # the item genders the user is shown (default: theirs)
+
+    @property
+    def gender_aligned(self) -> bool:
+        """Whether the recommended item's own gender is one the user is shown."""
+        return self.gender in (self.shown or {self.user_gender})
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ def accuracy(pairs: Sequence[Pair]) -> Accuracy:
         return Accuracy(math.nan, math.nan, math.nan, 0)
     return Accuracy(
         category_similarity=100 * float(np.mean([p.category_sim for p in pairs])),
-        gender_alignment=100 * float(np.mean([p.gender == p.user_gender for p in pairs])),
+        gender_alignment=100 * float(np.mean([p.gender_aligned for p in pairs])),
         popularity_mae=float(np.mean([abs(p.norm_popularity - p.trendiness) for p in pairs])),
         pairs=len(pairs),
     )

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import ConfigError, NotFoundError
 from engine.geo import Region
 from engine.recommend.recommender import Popularity
@@ -77,15 +78,19 @@ class StoredItems:
         )
 
 
-def simulated_cohort(items: StoredItems, protocol: Protocol, region: Region) -> Cohort:
-    """Simulate the protocol's users in memory (the log and the store are not touched)."""
+def simulated_cohort(
+    items: StoredItems, protocol: Protocol, region: Region, taxonomy: Taxonomy | None = None
+) -> Cohort:
+    """Simulate the protocol's users in memory (the log and the store are not touched);
+    the taxonomy says which item genders each shopper gender buys."""
     view = items.view()
     config = SimulationConfig(
         users=protocol.users, max_purchases=protocol.max_purchases, seed=protocol.seed
     )
     ids = view.item_ids.tolist()
     start = np.array([initial_popularity(i, config.p_max, config.seed) for i in ids], np.int64)
-    result = simulate(view, start, region, config)
+    shown = (taxonomy or deepfashion()).genders
+    result = simulate(view, start, region, config, shown=shown)
     popularity = dict(zip(ids, result.popularity.tolist(), strict=True))
     return _cohort(result.users, result.purchases, popularity)
 

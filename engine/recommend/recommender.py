@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from engine.catalog.categories import CATEGORIES, PAPER_MATRIX, CategorySimilarity
+from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import ConfigError, NotFoundError
 from engine.geo import Location
 from engine.helpers import choice
@@ -95,17 +95,20 @@ class _Spec:
 
 
 class Recommender:
-    """Ranks catalog items for an item or a user, over one vector store."""
+    """Ranks catalog items for an item or a user, over one vector store.
+
+    The taxonomy gives CatSim and which item genders a shopper's gender is shown.
+    """
 
     def __init__(
         self,
         store: VectorStore,
-        category_similarity: CategorySimilarity = PAPER_MATRIX,
+        taxonomy: Taxonomy | None = None,
         searcher: Searcher | None = None,
         popularity: Popularity | None = None,
     ) -> None:
         self.store = store
-        self.category_similarity = category_similarity
+        self.taxonomy = taxonomy or deepfashion()
         self.search = searcher or store.search
         self.popularity = popularity
 
@@ -171,7 +174,7 @@ class Recommender:
                 using=params.backbone,
                 limit=params.candidates,
                 filter=Filter(
-                    equals={GENDER: spec.gender},
+                    within={GENDER: self.taxonomy.shown_to(spec.gender)},
                     exclude={PRODUCT_ID: spec.exclude_products},
                     near=None
                     if params.max_km is None or spec.origin is None
@@ -196,7 +199,7 @@ class Recommender:
                 spec.context(),
                 params.weights,
                 span,
-                self.category_similarity,
+                self.taxonomy,
                 params.k,
                 known,
                 scored,
@@ -241,8 +244,8 @@ class Recommender:
     def _formula(self, spec: _Spec, params: Params, span: tuple[float, float]) -> Expr:
         query = str(spec.item.payload[CATEGORY])
         values: dict[float, list[str]] = defaultdict(list)
-        for category in CATEGORIES:
-            values[self.category_similarity(query, category)].append(category)
+        for category in sorted({*self.taxonomy.categories, query}):
+            values[self.taxonomy(query, category)].append(category)
         origin = None if spec.origin is None else (spec.origin.lat, spec.origin.lon)
         by_value = {v: tuple(cs) for v, cs in values.items()}
         return relevance_formula(params.weights, spec.trendiness, span, by_value, origin)

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
+from engine.catalog.taxonomy import Taxonomy
 from engine.errors import EventLogError
 from engine.geo import Location, Region
 from engine.helpers import batched
@@ -77,6 +78,17 @@ class EventLog:
     def put(self, key: str, value: str) -> None:
         """Set a metadata value (inside the caller's transaction, if any)."""
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # taxonomy --------------------------------------------------------------
+    def taxonomy(self) -> Taxonomy | None:
+        """The taxonomy the catalog was ingested with, if one was recorded."""
+        text = self.get("taxonomy")
+        return None if text is None else Taxonomy.parse(text, f"{self.path}: the taxonomy")
+
+    def set_taxonomy(self, taxonomy: Taxonomy) -> None:
+        """Record the catalog's taxonomy (every later command uses it)."""
+        with self.transaction():
+            self.put("taxonomy", taxonomy.to_toml())
 
     # shops -----------------------------------------------------------------
     def shops(self) -> list[Shop]:

@@ -12,7 +12,7 @@ from typing import Final
 
 import numpy as np
 
-from engine.catalog.categories import canonical_gender
+from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.csvrows import csv_rows
 from engine.errors import PurchaseLogError
 from engine.geo import DEFAULT_REGION, Location
@@ -20,6 +20,7 @@ from engine.helpers import batched, minmax
 from engine.records import Purchase, User
 from engine.schema import GENDER, ITEM_ID, STORE_ID, point_id
 from engine.shoppers.eventlog import EventLog
+from engine.shoppers.simulation import UNISEX
 from engine.shoppers.sync import sync_popularity
 from engine.vectorstore.base import VectorStore
 
@@ -56,7 +57,7 @@ def parse_timestamp(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _rows(path: Path, problems: list[tuple[int, str]]) -> Iterator[Row]:
+def _rows(path: Path, problems: list[tuple[int, str]], taxonomy: Taxonomy) -> Iterator[Row]:
     for number, raw in csv_rows(path, REQUIRED, OPTIONAL, PurchaseLogError, "; nothing imported"):
         where = f"{path}:{number}"
         if raw is None:
@@ -72,9 +73,10 @@ def _rows(path: Path, problems: list[tuple[int, str]]) -> Iterator[Row]:
             problems.append((number, f"{where}: bad timestamp {raw['timestamp']!r} (use ISO 8601)"))
             continue
         gender_text = (raw.get("gender") or "").strip()
-        gender = canonical_gender(gender_text) if gender_text else None
+        gender = taxonomy.gender(gender_text) if gender_text else None
         if gender_text and gender is None:
-            problems.append((number, f"{where}: unknown gender {gender_text!r} (use MEN or WOMEN)"))
+            known = ", ".join(taxonomy.genders)
+            problems.append((number, f"{where}: unknown gender {gender_text!r} (use {known})"))
             continue
         trend_text = (raw.get("trendiness") or "").strip()
         try:
@@ -90,12 +92,13 @@ def _rows(path: Path, problems: list[tuple[int, str]]) -> Iterator[Row]:
         yield Row(number, user, item, timestamp, store, gender, trendiness)
 
 
-def read_rows(path: Path) -> list[Row]:
-    """Every row of a purchase CSV, validated; PurchaseLogError on the first bad row."""
+def read_rows(path: Path, taxonomy: Taxonomy | None = None) -> list[Row]:
+    """Every row of a purchase CSV, validated (genders by the taxonomy); PurchaseLogError
+    on the first bad row."""
     if not path.is_file():
         raise PurchaseLogError(f"{path}: no such file")
     problems: list[tuple[int, str]] = []
-    rows = list(_rows(path, problems))
+    rows = list(_rows(path, problems, taxonomy or deepfashion()))
     _raise_first(problems)
     return rows
 
@@ -110,12 +113,13 @@ def _raise_first(problems: list[tuple[int, str]]) -> None:
 def import_purchases(store: VectorStore, log: EventLog, path: Path) -> ImportSummary:
     """Import a purchase log: all rows or none; unknown users are created.
 
-    A new user's gender is the gender column or that of their first item; their
-    trendiness is the column, or else estimated as the mean normalised popularity
-    (after this import) of what they bought; their home is the location of the store
-    of their first purchase (the region's centre when it has none).
+    A new user's gender is the gender column, else that of their first item that is not
+    UNISEX, else UNISEX (such a user is shown unisex items only); their trendiness is
+    the column, or else estimated as the mean normalised popularity (after this import)
+    of what they bought; their home is the location of the store of their first purchase
+    (the region's centre when it has none). Genders are the recorded taxonomy's.
     """
-    rows = read_rows(path)
+    rows = read_rows(path, log.taxonomy())
     item_ids = sorted({r.item_id for r in rows})
     found = {
         str(rec.payload[ITEM_ID]): rec.payload
@@ -148,7 +152,9 @@ def import_purchases(store: VectorStore, log: EventLog, path: Path) -> ImportSum
         first = bought[0]
         shop_id = first.store_id or found[first.item_id].get(STORE_ID)
         home = shops[str(shop_id)].location if shop_id in shops else centre
-        gender = first.gender or str(found[first.item_id][GENDER])
+        genders = [str(found[r.item_id][GENDER]) for r in bought]
+        personal = next((g for g in genders if g != UNISEX), genders[0])
+        gender = next((r.gender for r in bought if r.gender), None) or personal
         given = next((r.trendiness for r in bought if r.trendiness is not None), None)
         new_users.append(User(user_id, gender, 0.5 if given is None else given, home))
         if given is None:

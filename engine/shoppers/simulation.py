@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,6 +15,8 @@ from numpy.typing import NDArray
 from engine.errors import ConfigError
 from engine.geo import Location, Region
 from engine.records import Purchase, User
+
+UNISEX: Final = "UNISEX"  # an item gender, never a shopper's
 
 
 @dataclass(frozen=True)
@@ -116,22 +119,39 @@ def simulate(
     region: Region,
     config: SimulationConfig,
     first_user: int = 1,
+    shown: Mapping[str, frozenset[str]] | None = None,
 ) -> Simulation:
     """Simulate `config.users` shoppers after the paper's protocol, fixed as documented.
 
     Each user gets t ~ U[0,1], a home in the region and 1..max_purchases purchases at
     seeded times in the period. All purchases run in time order against the moving
     popularity. A user's first purchase is a random product (a random view of it),
-    whose gender becomes the user's. Each later purchase, within that gender and
-    never a product already bought: with probability t an item from the top
-    `p_threshold` fraction by current popularity, otherwise one from the rest.
-    Each purchase adds 1 to the item's popularity.
+    whose gender becomes the user's; when that is an item gender no shopper has (UNISEX),
+    the user's gender is drawn among those shown it. `shown` maps a shopper's gender to
+    the item genders they buy (default: their own). Each later purchase, among the items
+    the user is shown and never a product already bought: with probability t an item
+    from the top `p_threshold` fraction by current popularity, otherwise one from the
+    rest. Each purchase adds 1 to the item's popularity.
     """
     rng = np.random.default_rng([config.seed, 2])  # a stream of its own: never the stores'
 
     popularity = popularity.astype(np.int64, copy=True)
     products, product_of = np.unique(catalog.product_ids, return_inverse=True)
-    by_gender = {g: np.flatnonzero(catalog.genders == g) for g in np.unique(catalog.genders)}
+    shown = shown or {}
+    pools: dict[str, NDArray[np.intp]] = {}
+
+    def pool_of(gender: str) -> NDArray[np.intp]:
+        if gender not in pools:
+            genders = sorted(shown.get(gender, {gender}))
+            pools[gender] = np.flatnonzero(np.isin(catalog.genders, genders))
+        return pools[gender]
+
+    def personal(gender: str) -> str:
+        if gender in shown and gender != UNISEX:
+            return gender
+        drawn = sorted(g for g, vs in shown.items() if gender in vs and g not in (gender, UNISEX))
+        return drawn[int(rng.integers(len(drawn)))] if drawn else gender
+
     start = datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
 
     shoppers: list[_Shopper] = []
@@ -157,13 +177,13 @@ def simulate(
             product = int(rng.integers(len(products)))
             views = np.flatnonzero(product_of == product)
             item = int(views[rng.integers(len(views))])
-            shopper.gender = str(catalog.genders[item])
+            shopper.gender = personal(str(catalog.genders[item]))
         else:
-            same_gender = by_gender[shopper.gender]
-            popular = same_gender[popular_mask(popularity[same_gender], config.p_threshold)]
-            pool = same_gender[~np.isin(product_of[same_gender], list(shopper.bought))]
+            visible = pool_of(shopper.gender)
+            popular = visible[popular_mask(popularity[visible], config.p_threshold)]
+            pool = visible[~np.isin(product_of[visible], list(shopper.bought))]
             if len(pool) == 0:
-                continue  # the user has bought every product of that gender
+                continue  # the user has bought every product they are shown
             hot = np.isin(pool, popular)
             wants_popular = rng.uniform() < shopper.trendiness
             choice = pool[hot] if wants_popular else pool[~hot]

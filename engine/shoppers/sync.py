@@ -13,6 +13,7 @@ from typing import Final
 
 import numpy as np
 
+from engine.catalog.taxonomy import deepfashion
 from engine.errors import NotFoundError, ShopsError
 from engine.geo import DEFAULT_REGION, Region
 from engine.helpers import batched
@@ -180,7 +181,9 @@ def run_simulation(
     current = log.popularity()
     popularity = np.array([current[i] for i in view.item_ids.tolist()], dtype=np.int64)
     on_stage("simulating purchases")
-    result = simulate(view, popularity, region, config, first_user=log.next_simulated_user())
+    shown = (log.taxonomy() or deepfashion()).genders
+    first = log.next_simulated_user()
+    result = simulate(view, popularity, region, config, first_user=first, shown=shown)
     with log.transaction():
         log.add_users(result.users, source="simulated")
         log.add_purchases(result.purchases, source="simulated")

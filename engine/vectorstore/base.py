@@ -64,6 +64,7 @@ class Filter:
     """A conjunction of the conditions the engine needs; empty matches everything."""
 
     equals: Mapping[str, str] = field(default_factory=dict)  # keyword fields only
+    within: Mapping[str, frozenset[str]] = field(default_factory=dict)  # keyword in set
     has_vector: str | None = None
     ids: frozenset[str] | None = None
     exclude: Mapping[str, frozenset[str]] = field(default_factory=dict)  # keyword not in set

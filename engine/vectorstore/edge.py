@@ -53,6 +53,7 @@ def _translate(flt: Filter | None) -> qe.Filter | None:
     if flt is None:
         return None
     must: list[Any] = [qe.FieldCondition(k, match=qe.MatchValue(v)) for k, v in flt.equals.items()]
+    must += [qe.FieldCondition(k, match=qe.MatchAny(sorted(vs))) for k, vs in flt.within.items()]
     if flt.has_vector is not None:
         must.append(qe.HasVectorCondition(flt.has_vector))
     if flt.ids is not None:

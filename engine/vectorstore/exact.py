@@ -48,6 +48,8 @@ class ExactIndex:
             return keep
         for key, value in flt.equals.items():
             keep &= self._column(key) == value
+        for key, values in flt.within.items():
+            keep &= np.isin(self._column(key), sorted(values))
         for key, values in flt.exclude.items():
             keep &= ~np.isin(self._column(key), sorted(values))
         if flt.ids is not None:

@@ -42,6 +42,10 @@ def _translate(flt: Filter | None) -> models.Filter | None:
         models.FieldCondition(key=k, match=models.MatchValue(value=v))
         for k, v in flt.equals.items()
     ]
+    must += [
+        models.FieldCondition(key=k, match=models.MatchAny(any=sorted(vs)))
+        for k, vs in flt.within.items()
+    ]
     if flt.has_vector is not None:
         must.append(models.HasVectorCondition(has_vector=flt.has_vector))
     if flt.ids is not None:

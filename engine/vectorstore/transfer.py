@@ -15,7 +15,7 @@ from typing import Any, Final
 import numpy as np
 
 from engine.backbones import spec
-from engine.catalog.categories import canonical_category, canonical_gender, group_of
+from engine.catalog.items import Naming, Rejected
 from engine.errors import TransferError
 from engine.helpers import batched
 from engine.schema import (
@@ -55,7 +55,7 @@ def export_points(store: VectorStore, backbone: str, folder: Path) -> int:
     return written
 
 
-def _payload(line: str, where: str) -> dict[str, Any]:
+def _payload(line: str, where: str, naming: Naming) -> dict[str, Any]:
     try:
         payload = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -65,11 +65,13 @@ def _payload(line: str, where: str) -> dict[str, Any]:
     missing = [k for k in REQUIRED if not payload.get(k)]
     if missing:
         raise TransferError(f"{where}: missing {', '.join(missing)}")
-    gender = canonical_gender(str(payload[GENDER]))
-    category = canonical_category(str(payload[CATEGORY]))
-    if gender is None or category is None:
-        raise TransferError(f"{where}: unknown gender or category")
-    return {**payload, GENDER: gender, CATEGORY: category, CATEGORY_GROUP: group_of(category)}
+    try:
+        gender = naming.gender(str(payload[GENDER]))
+        category = naming.category(str(payload[CATEGORY]), where)
+    except Rejected as exc:
+        raise TransferError(f"{where}: {exc}") from None
+    group = naming.taxonomy.group_of(category)
+    return {**payload, GENDER: gender, CATEGORY: category, CATEGORY_GROUP: group}
 
 
 def load_points(
@@ -78,8 +80,12 @@ def load_points(
     vectors_path: Path,
     payloads_path: Path,
     on_progress: Callable[[int], None] = lambda n: None,
+    naming: Naming | None = None,
 ) -> tuple[int, int]:
     """Load precomputed vectors into the store; returns (written, already there).
+
+    Genders and categories are named by `naming` (DeepFashion's taxonomy, new categories
+    accepted, by default).
 
     Every line is checked before anything is written. Points that already hold the
     backbone's vector are skipped, so a load can be repeated or resumed.
@@ -101,7 +107,8 @@ def load_points(
         raise TransferError(
             f"{payloads_path}: {len(lines)} lines for {len(vectors)} vectors in {vectors_path}"
         )
-    payloads = [_payload(line, f"{payloads_path}:{n}") for n, line in enumerate(lines, 1)]
+    naming = naming or Naming()
+    payloads = [_payload(line, f"{payloads_path}:{n}", naming) for n, line in enumerate(lines, 1)]
     store.ensure_vector(backbone, dim)
     written = already = 0
     for number, chunk in enumerate(batched(payloads, BATCH)):
