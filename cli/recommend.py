@@ -135,7 +135,7 @@ def recommend_command(
         if gender is not None:
             known = names.gender(gender)
             if known is None:
-                genders = ", ".join(names.genders)
+                genders = ", ".join(names.all_genders)
                 raise fail(f"--gender must be one of {genders}, got {gender!r}")
             params = replace(params, gender=known)
         recommender = Recommender(store, names)

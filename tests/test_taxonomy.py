@@ -111,3 +111,13 @@ def test_every_article_type_and_gender_of_the_real_catalog_maps() -> None:
         rows = list(csv.DictReader(handle))
     assert {r["articleType"] for r in rows if retail.category(r["articleType"]) is None} == set()
     assert {retail.gender(r["gender"]) for r in rows} == {"MEN", "WOMEN", "UNISEX", "BOYS", "GIRLS"}
+
+
+def test_the_readme_example_file_reads_as_documented() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    shop = Taxonomy.parse(example, "README")
+    assert shop.name == "my-shop" and shop.category("bathing suit") == "Swimsuits"
+    assert shop("Swimsuits", "Bikinis") == 0.8 and shop("Swimsuits", "Dresses") == 0.3
+    assert shop("Tshirts", "Shirts") == 0.8  # the retail base stays
+    assert shop.gender("Kids") == "KIDS" and shop.shown_to("BOYS") == {"BOYS", "KIDS"}

@@ -98,7 +98,7 @@ class Naming:
         """The canonical gender of a spelling; Rejected naming the known ones otherwise."""
         gender = self.taxonomy.gender(raw)
         if gender is None:
-            known = ", ".join(self.taxonomy.genders)
+            known = ", ".join(self.taxonomy.all_genders)
             raise Rejected("unknown gender", f"unknown gender {raw!r} (use {known})", raw.strip())
         return gender
 

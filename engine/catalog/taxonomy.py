@@ -77,11 +77,17 @@ class Taxonomy:
         direct = {key(c): c for c in self.categories}
         return direct.get(wanted) or self.aliases.get(wanted)
 
+    @property
+    def all_genders(self) -> tuple[str, ...]:
+        """Every gender: the shoppers' ones, then item genders only items have (UNISEX, …)."""
+        shown = {g for gs in self.genders.values() for g in gs}
+        return (*self.genders, *sorted(shown - set(self.genders)))
+
     def gender(self, raw: str) -> str | None:
         """The canonical gender of a spelling (`Men`, `female`, `Boys`, …), or None."""
         wanted = key(raw)
         return self.gender_aliases.get(wanted) or next(
-            (g for g in self.genders if key(g) == wanted), None
+            (g for g in self.all_genders if key(g) == wanted), None
         )
 
     def shown_to(self, gender: str) -> frozenset[str]:
@@ -237,10 +243,12 @@ def _build(data: Mapping[str, Any], where: str, base: Taxonomy | None) -> Taxono
     for gender, shown in _table(data, "genders", where).items():
         genders[gender] = frozenset(_names(shown, f"{where}: [genders] {gender}"))
     gender_aliases = dict(_BUILT_IN_SPELLINGS) | dict(start.gender_aliases)
+    known = {g for g in genders} | {g for gs in genders.values() for g in gs}
     for alias, target in _table(data, "gender_aliases", where).items():
-        if target not in genders:
+        if target not in known:
             raise ConfigError(
-                f"{where}: gender alias {alias!r} points to {target!r}, which [genders] lacks"
+                f"{where}: gender alias {alias!r} points to {target!r}, a gender [genders] "
+                "does not name"
             )
         gender_aliases[key(alias)] = target
     return Taxonomy(

@@ -75,7 +75,7 @@ def _rows(path: Path, problems: list[tuple[int, str]], taxonomy: Taxonomy) -> It
         gender_text = (raw.get("gender") or "").strip()
         gender = taxonomy.gender(gender_text) if gender_text else None
         if gender_text and gender is None:
-            known = ", ".join(taxonomy.genders)
+            known = ", ".join(taxonomy.all_genders)
             problems.append((number, f"{where}: unknown gender {gender_text!r} (use {known})"))
             continue
         trend_text = (raw.get("trendiness") or "").strip()
