@@ -274,7 +274,13 @@ def built_in(name: str) -> Taxonomy:
 
 def load(spec: str | Path) -> Taxonomy:
     """A built-in taxonomy by name, or a TOML file by path."""
-    return built_in(str(spec)) if str(spec) in BUILT_IN else Taxonomy.read(Path(spec))
+    if str(spec) in BUILT_IN:
+        return built_in(str(spec))
+    if not Path(spec).exists():
+        raise ConfigError(
+            f"taxonomy {str(spec)!r} is neither built in ({', '.join(BUILT_IN)}) nor a file"
+        )
+    return Taxonomy.read(Path(spec))
 
 
 def deepfashion() -> Taxonomy:
