@@ -1,4 +1,5 @@
-"""The three CNN backbones: names, embedding sizes and classifier prefixes (no torch here)."""
+"""The CNN backbones: the paper's three and a fast MobileNetV2; names, embedding sizes and
+classifier prefixes (no torch here)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ BACKBONES: Final[dict[str, BackboneSpec]] = {
     "resnet50": BackboneSpec("resnet50", 2048, "ResNet50_Weights", "fc."),
     "densenet121": BackboneSpec("densenet121", 1024, "DenseNet121_Weights", "classifier."),
     "vgg16": BackboneSpec("vgg16", 4096, "VGG16_Weights", "classifier.6."),
+    "mobilenet_v2": BackboneSpec("mobilenet_v2", 1280, "MobileNet_V2_Weights", "classifier."),
 }
 
 

