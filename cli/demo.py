@@ -1,4 +1,4 @@
-"""`fashionrec demo`: a synthetic catalog, ingested end to end with random-init weights."""
+"""`fashionrec demo`: a synthetic catalog end to end, with real weights wherever they exist."""
 
 from __future__ import annotations
 
@@ -17,14 +17,17 @@ from engine.backbones import BACKBONES
 
 def demo_command(
     backbone: Annotated[
-        list[str] | None, typer.Option(help="Backbones to embed with (default: all three).")
+        list[str] | None, typer.Option(help="Backbones to embed with (default: all four).")
     ] = None,
     products: Annotated[int, typer.Option(help="Products per gender and category.")] = 2,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
     home: HomeOption = None,
 ) -> None:
-    """Synthetic catalog → ingest (random-init weights) → stores → simulated shoppers."""
+    """Synthetic catalog → ingest → stores → simulated shoppers → recommendations →
+    evaluation. Each backbone uses real ImageNet weights where this machine has them
+    (`make weights`), random-init weights otherwise, and says which."""
     from ingest.democatalog import write_demo_catalog
+    from ingest.weights import offline_imagenet
 
     config = settings(home, None)
     catalog = write_demo_catalog(config.home / "demo-catalog", products_per_category=products)
@@ -34,14 +37,21 @@ def demo_command(
         f"in {catalog.images.parent}"
     )
     names = parse_backbones(backbone or list(BACKBONES))
-    run_ingest(
-        config,
-        catalog.images,
-        masks=catalog.masks,
-        backbones=names,
-        weights="random",
-        workers=workers,
-    )
+    real = {name: offline_imagenet(name) for name in names}
+    for name, found in real.items():
+        missing = "random-init weights (none on this machine; `make weights` imports some)"
+        console.print(f"[bold]{name}[/]: " + (f"ImageNet weights ({found})" if found else missing))
+    for weights in ("imagenet", "random"):
+        chosen = [n for n in names if bool(real[n]) == (weights == "imagenet")]
+        if chosen:
+            run_ingest(
+                config,
+                catalog.images,
+                masks=catalog.masks,
+                backbones=chosen,
+                weights=weights,
+                workers=workers,
+            )
     info_command(home=config.home, qdrant_url=None)
 
     from engine.geo import DEFAULT_REGION

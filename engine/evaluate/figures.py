@@ -38,7 +38,8 @@ def recommendation_grid(
     rows: Sequence[tuple[str, Sequence[Recommendation]]],
     images: Mapping[str, object],
 ) -> Path:
-    """One row per backbone: the purchased photo, then its top-k with category, relevance, km."""
+    """One row per backbone (labelled with its weights): the purchased photo, then its top-k
+    with category, relevance, km."""
     import matplotlib
 
     matplotlib.use("Agg")

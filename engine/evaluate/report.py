@@ -17,7 +17,7 @@ from engine.evaluate.evaluation import Evaluation
 from engine.evaluate.figures import recommendation_grid, sweep_plot
 from engine.evaluate.metrics import Accuracy, accuracy, by_trend_group, markdown
 from engine.evaluate.protocol import SWEEP, ablation_weights, sweep_weights
-from engine.schema import IMAGE
+from engine.schema import IMAGE, provenance_text
 
 Progress = Callable[[str], None]
 ACCURACY_HEADER: Final = (
@@ -172,7 +172,8 @@ def grid_for_user(evaluation: Evaluation, user_id: str, path: Path) -> Path:
     for backbone in protocol.backbones:
         params = evaluation.params(backbone, protocol.weights)
         result = evaluation.recommender().for_user(user, bought, params)
-        rows.append((backbone, result.per_purchase[-1][1]))
+        weights = provenance_text(evaluation.store.provenance(backbone))
+        rows.append((f"{backbone}\n{weights}", result.per_purchase[-1][1]))
     items = evaluation.items.items
     images = {i: p.get(IMAGE) for i, p in items.items()}
     purchased = items[bought[-1].item_id]

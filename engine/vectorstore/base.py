@@ -228,6 +228,11 @@ class VectorStore(ABC):
     def retrieve(self, ids: Sequence[str], vector: str | None = None) -> list[Record]:
         """The given points that exist, with payload and optionally one named vector."""
 
+    def provenance(self, backbone: str) -> dict[str, int]:
+        """Which weights embedded a backbone's vectors: label (imagenet-keras, random, …) →
+        points; more than one label means the store mixes weights for that backbone."""
+        return self.facet(weights_field(backbone))
+
     def optimize(self) -> None:  # noqa: B027 - optional hook
         """Build indexes after a bulk load (no-op where the server does it)."""
 

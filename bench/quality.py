@@ -1,0 +1,490 @@
+"""Retrieval quality on real photos: ImageNet weights against random init and a colour histogram.
+
+On a labelled product catalog (default: the 4,196 photos of ../shared/data/fashion-products,
+labels.csv with filename, id, gender, articleType, ...), in one run:
+
+1. visual-only nearest neighbours, exact (numpy cosine over every item, self excluded):
+   same article type @1, precision@5 of the article type and of the taxonomy group, over
+   all items and within the same gender, for each backbone and weights source (ResNet-50
+   imagenet-keras, MobileNetV2 imagenet-mobilenetv2, ResNet-50 random init: the floor)
+   and a colour-histogram baseline (joint RGB, 8 bins per channel, of the photo as framed
+   in the letterbox, padding left out; cosine);
+2. the same through the engine: each backbone is ingested by `ingest.pipeline.ingest` into
+   a fresh Qdrant Edge store (retail taxonomy); for every Nth item, `Recommender.for_item`
+   (k 5, default weights, and visual-only weights) against exact search under the same
+   gender filter; precision@5 of the article type and of the category group;
+3. framing: ResNet-50 (ImageNet) with letterbox padding black (the pipeline's), white and
+   the ImageNet mean colour (the letterbox re-implemented here with a fill colour; checked
+   equal to the pipeline's for black), and centre-crop;
+4. throughput: the ingest end to end (workers, batch size as given) and the model alone.
+
+The vectors of (1) for the three networks are read back from the stores of (2).
+
+    TORCH_HOME=... python bench/quality.py [--data ../shared/data/fashion-products]
+        [--limit N] [--every 20] [--workers 2] [--batch-size 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+# Run as a script, this folder would come first on sys.path (and bench/ingest.py would
+# shadow the `ingest` package): put the project root there instead.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from engine.catalog.framing import decode_size  # noqa: E402
+from engine.catalog.items import Catalog, Item, open_catalog  # noqa: E402
+from engine.catalog.masks import DEFAULT_REMOVED, apply_mask  # noqa: E402
+from engine.catalog.taxonomy import Taxonomy, built_in  # noqa: E402
+from engine.recommend.recommender import Params, Recommender  # noqa: E402
+from engine.recommend.scoring import Weights  # noqa: E402
+from engine.schema import ITEM_ID, point_id  # noqa: E402
+from engine.vectorstore.edge import EdgeStore  # noqa: E402
+from ingest.embedder import Embedder  # noqa: E402
+from ingest.options import IngestOptions  # noqa: E402
+from ingest.pipeline import ingest  # noqa: E402
+from ingest.reader import load_input  # noqa: E402
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-products"
+NETWORKS = (  # label, backbone, weights
+    ("ResNet-50 ImageNet", "resnet50", "imagenet"),
+    ("MobileNetV2 ImageNet", "mobilenet_v2", "imagenet"),
+    ("ResNet-50 random init (floor)", "resnet50", "random"),
+)
+PADDINGS = {"white": (255, 255, 255), "ImageNet mean": (124, 116, 104)}
+VISUAL_ONLY = Weights(visual=1.0, popularity=0.0, category=0.0)
+Pixels = np.ndarray
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Per item (in catalog order): article type, its taxonomy group, gender."""
+
+    ids: list[str]
+    category: np.ndarray
+    group: np.ndarray
+    gender: np.ndarray
+
+
+@dataclass
+class Network:
+    """One backbone and weights: its vectors (from the store), and what it cost."""
+
+    label: str
+    backbone: str
+    provenance: str
+    precision: str
+    vectors: np.ndarray
+    ingest_per_s: float
+    model_per_s: float
+    store: EdgeStore
+    embedder: Embedder
+
+
+# catalog -------------------------------------------------------------------------------
+
+
+def write_manifest(data: Path, limit: int | None, folder: Path) -> Path:
+    """labels.csv → a fashionrec manifest (articleType as the category, id as the product)."""
+    images = (data / "images").resolve()
+    manifest = folder / "manifest.csv"
+    with (data / "labels.csv").open(newline="", encoding="utf-8") as src:
+        rows = list(csv.DictReader(src))[:limit]
+    with manifest.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["path", "gender", "category", "product_id", "item_id"])
+        for row in rows:
+            path = images / row["filename"]
+            stem = Path(row["filename"]).stem
+            writer.writerow([str(path), row["gender"], row["articleType"], row["id"], stem])
+    return manifest
+
+
+def labels_of(items: Sequence[Item], taxonomy: Taxonomy) -> Labels:
+    return Labels(
+        ids=[i.item_id for i in items],
+        category=np.array([i.category for i in items]),
+        group=np.array([taxonomy.group_of(i.category) for i in items]),
+        gender=np.array([i.gender for i in items]),
+    )
+
+
+# framing -------------------------------------------------------------------------------
+
+
+def letterbox_filled(
+    item: Item, fill: tuple[int, int, int], out: int = 224
+) -> tuple[Pixels, tuple[int, int, int, int]]:
+    """`load_input(item, "letterbox")` with another padding colour, and the photo's box
+    (left, top, right, bottom): the same decode, mask and resize, pasted on a filled canvas."""
+    with Image.open(item.image) as raw:
+        raw.draft("RGB", decode_size(raw.size, "letterbox", out))
+        image = raw.convert("RGB")
+    if item.mask is not None:
+        with Image.open(item.mask) as mask:
+            mask.load()
+            image = apply_mask(image, mask, DEFAULT_REMOVED)
+    width, height = image.size
+    scale = out / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    left, top = (out - size[0]) // 2, (out - size[1]) // 2
+    canvas = Image.new("RGB", (out, out), fill)
+    canvas.paste(image.resize(size, Image.Resampling.BILINEAR), (left, top))
+    pixels = np.asarray(canvas, dtype=np.uint8).transpose(2, 0, 1)
+    return np.ascontiguousarray(pixels), (left, top, left + size[0], top + size[1])
+
+
+def check_letterbox(items: Sequence[Item]) -> None:
+    """The re-implementation equals the pipeline's letterbox for black, and another fill
+    changes the padding only."""
+    for item in items:
+        black, box = letterbox_filled(item, (0, 0, 0))
+        if not np.array_equal(black, load_input(item, "letterbox")[0]):
+            raise SystemExit(f"{item.item_id}: letterbox re-implementation differs from the engine")
+        white, _ = letterbox_filled(item, (255, 255, 255))
+        inside = np.zeros(black.shape[1:], dtype=bool)
+        inside[box[1] : box[3], box[0] : box[2]] = True
+        changed = (black != white).any(axis=0)
+        if changed[inside].any() or not (white[:, ~inside] == 255).all():
+            raise SystemExit(f"{item.item_id}: white padding changed pixels of the photo")
+
+
+def batches(
+    items: Sequence[Item], prepare: Callable[[Item], Pixels], size: int
+) -> Iterator[torch.Tensor]:
+    for start in range(0, len(items), size):
+        chunk = items[start : start + size]
+        yield torch.from_numpy(np.stack([prepare(i) for i in chunk]))
+
+
+def embed_all(
+    embedder: Embedder, items: Sequence[Item], prepare: Callable[[Item], Pixels], batch: int
+) -> np.ndarray:
+    return np.concatenate([embedder(x) for x in batches(items, prepare, batch)])
+
+
+def histogram(item: Item) -> np.ndarray:
+    """Joint RGB histogram (8×8×8) of the photo as letterboxed, padding excluded; unit L2."""
+    pixels, (left, top, right, bottom) = letterbox_filled(item, (0, 0, 0))
+    photo = pixels[:, top:bottom, left:right].reshape(3, -1).astype(np.int64) >> 5
+    counts = np.bincount(photo[0] * 64 + photo[1] * 8 + photo[2], minlength=512)
+    vector = counts.astype(np.float32) / counts.sum()
+    return vector / np.linalg.norm(vector)
+
+
+# metrics -------------------------------------------------------------------------------
+
+
+def neighbours(vectors: np.ndarray, allowed: np.ndarray | None, k: int = 5) -> np.ndarray:
+    """Exact top-k by cosine for every row (unit rows), self excluded, only `allowed` pairs."""
+    scores = vectors @ vectors.T
+    np.fill_diagonal(scores, -np.inf)
+    if allowed is not None:
+        scores[~allowed] = -np.inf
+    top = np.argpartition(-scores, k, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
+
+
+def visual_metrics(vectors: np.ndarray, labels: Labels) -> dict[str, float]:
+    same_gender = labels.gender[:, None] == labels.gender[None, :]
+    found = {}
+    for scope, allowed in (("all", None), ("gender", same_gender)):
+        top = neighbours(vectors, allowed)
+        same = labels.category[top] == labels.category[:, None]
+        found[f"{scope} @1"] = float(same[:, 0].mean())
+        found[f"{scope} p@5"] = float(same.mean())
+        found[f"{scope} group p@5"] = float((labels.group[top] == labels.group[:, None]).mean())
+    return found
+
+
+def chance(values: np.ndarray, within: np.ndarray | None = None) -> float:
+    """Expected share of same-label pairs for a neighbour drawn at random (self excluded)."""
+    scopes = [values] if within is None else [values[within == g] for g in np.unique(within)]
+    hits = pairs = 0
+    for scope in scopes:
+        counts = np.unique(scope, return_counts=True)[1]
+        hits += int((counts * (counts - 1)).sum())
+        pairs += len(scope) * (len(scope) - 1)
+    return hits / pairs
+
+
+# the engine ----------------------------------------------------------------------------
+
+
+def ingest_network(
+    label: str,
+    backbone: str,
+    weights: str,
+    catalog: Catalog,
+    items: Sequence[Item],
+    taxonomy: Taxonomy,
+    args: argparse.Namespace,
+    folder: Path,
+) -> Network:
+    embedder = Embedder(backbone, weights, device="cpu")
+    store = EdgeStore(folder / f"{backbone}-{weights}")
+    options = IngestOptions(batch_size=args.batch_size, workers=args.workers)
+    start = time.perf_counter()
+    summary = ingest(catalog, store, {backbone: embedder}, options, taxonomy=taxonomy)
+    ingest_per_s = summary.ingested / (time.perf_counter() - start)
+    if summary.ingested != len(items) or summary.failed:
+        raise SystemExit(f"{label}: ingested {summary.ingested} of {len(items)} items")
+    vectors = np.zeros((len(items), embedder.dim), dtype=np.float32)
+    row = {item.item_id: i for i, item in enumerate(items)}
+    for start in range(0, len(items), 512):
+        ids = [i.item_id for i in items[start : start + 512]]
+        for record in store.retrieve([point_id(i) for i in ids], vector=backbone):
+            vectors[row[str(record.payload[ITEM_ID])]] = np.asarray(record.vector)
+    probe = torch.from_numpy(np.stack([load_input(i)[0] for i in items[: args.batch_size]]))
+    direct = embedder(probe)
+    drift = float(np.abs(direct - vectors[: len(direct)]).max())
+    if drift > 1e-3:
+        raise SystemExit(f"{label}: stored vectors differ from the embedder's by {drift}")
+    embedder(probe)  # warm-up
+    rounds = max(1, 128 // len(probe))
+    start = time.perf_counter()
+    for _ in range(rounds):
+        embedder(probe)
+    model_per_s = rounds * len(probe) / (time.perf_counter() - start)
+    print(
+        f"  {label}: {embedder.weights_label}, {embedder.precision}; ingest "
+        f"{ingest_per_s:.1f} images/s, model {model_per_s:.1f} images/s",
+        flush=True,
+    )
+    return Network(
+        label,
+        backbone,
+        embedder.weights_label,
+        embedder.precision,
+        vectors,
+        ingest_per_s,
+        model_per_s,
+        store,
+        embedder,
+    )
+
+
+def engine_metrics(
+    network: Network, labels: Labels, sample: np.ndarray, taxonomy: Taxonomy
+) -> dict[str, float]:
+    """for_item precision@5 (default weights, visual-only weights) and exact search under
+    the same gender filter, over the sampled items."""
+    recommender = Recommender(network.store, taxonomy)
+    found: dict[str, float] = {}
+    for name, weights in (("engine", Weights()), ("engine visual", VISUAL_ONLY)):
+        same_type, same_group, took = [], [], []
+        for i in sample:
+            start = time.perf_counter()
+            recs = recommender.for_item(
+                labels.ids[i], Params(backbone=network.backbone, k=5, weights=weights)
+            )
+            took.append(time.perf_counter() - start)
+            same_type.append(sum(r.category == labels.category[i] for r in recs) / 5)
+            same_group.append(
+                sum(taxonomy.group_of(r.category) == labels.group[i] for r in recs) / 5
+            )
+        found[f"{name} type"] = float(np.mean(same_type))
+        found[f"{name} group"] = float(np.mean(same_group))
+        found[f"{name} ms"] = 1000 * float(np.median(took))
+    shown = np.array(
+        [[g in taxonomy.shown_to(labels.gender[i]) for g in labels.gender] for i in sample]
+    )
+    scores = network.vectors[sample] @ network.vectors.T
+    scores[~shown] = -np.inf
+    scores[np.arange(len(sample)), sample] = -np.inf
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :5]
+    found["exact type"] = float((labels.category[top] == labels.category[sample, None]).mean())
+    found["exact group"] = float((labels.group[top] == labels.group[sample, None]).mean())
+    return found
+
+
+# report --------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"{model}, {usable} usable cores ({os.cpu_count()} online), torch {torch.__version__} "
+        f"with {torch.get_num_threads()} threads"
+    )
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    def cell(value: object) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
+    for row in rows:
+        print("| " + " | ".join(cell(v) for v in row) + " |")
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--limit", type=int, default=None, help="first N photos of labels.csv")
+    parser.add_argument("--every", type=int, default=20, help="engine queries: every Nth item")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+
+    began = time.perf_counter()
+    taxonomy = built_in("retail")
+    with tempfile.TemporaryDirectory(prefix="fashionrec-quality-") as tmp:
+        folder = Path(tmp)
+        manifest = write_manifest(args.data, args.limit, folder)
+        catalog = open_catalog(manifest, taxonomy=taxonomy, root=(args.data / "images").resolve())
+        entries = list(catalog)
+        items = [e for e in entries if isinstance(e, Item)]
+        labels = labels_of(items, taxonomy)
+        sample = np.arange(0, len(items), args.every)
+        genders = dict(zip(*np.unique(labels.gender, return_counts=True), strict=True))
+        print(f"machine: {machine()}")
+        print(
+            f"catalog: {len(items)} photos ({len(entries) - len(items)} rejected), "
+            f"{len(set(labels.category))} article types, {len(set(labels.group))} taxonomy "
+            f"groups, genders {genders}; "
+            f"engine sample every {args.every}th item: {len(sample)} queries",
+            flush=True,
+        )
+        check_letterbox(items[:64])
+
+        print("ingest (fresh Qdrant Edge store per network):", flush=True)
+        networks = [
+            ingest_network(label, backbone, weights, catalog, items, taxonomy, args, folder)
+            for label, backbone, weights in NETWORKS
+        ]
+
+        start = time.perf_counter()
+        hist = np.stack([histogram(i) for i in items])
+        print(f"  colour histogram: {len(items) / (time.perf_counter() - start):.0f} images/s")
+        framings: dict[str, np.ndarray] = {"letterbox, black padding (today)": networks[0].vectors}
+        resnet = networks[0].embedder
+        for name, fill in PADDINGS.items():
+            start = time.perf_counter()
+            framings[f"letterbox, {name} padding"] = embed_all(
+                resnet, items, lambda i, f=fill: letterbox_filled(i, f)[0], args.batch_size
+            )
+            print(
+                f"  {name} padding: {len(items) / (time.perf_counter() - start):.1f} images/s",
+                flush=True,
+            )
+        start = time.perf_counter()
+        framings["centre-crop (the paper's)"] = embed_all(
+            resnet, items, lambda i: load_input(i, "center-crop")[0], args.batch_size
+        )
+        print(
+            f"  centre-crop: {len(items) / (time.perf_counter() - start):.1f} images/s", flush=True
+        )
+
+        visual = [
+            (f"{n.label} ({n.provenance})", visual_metrics(n.vectors, labels)) for n in networks
+        ]
+        visual.append(("colour histogram 8×8×8, cosine", visual_metrics(hist, labels)))
+        engine = [(n, engine_metrics(n, labels, sample, taxonomy)) for n in networks]
+        framed = [(name, visual_metrics(v, labels)) for name, v in framings.items()]
+        for network in networks:
+            network.store.close()
+
+    print()
+    print(f"### Visual-only nearest neighbours, exact, all {len(items)} items (self excluded)\n")
+    header = [
+        "features",
+        "type @1",
+        "type p@5",
+        "group p@5",
+        "same gender: type @1",
+        "type p@5",
+        "group p@5",
+    ]
+    keys = ["all @1", "all p@5", "all group p@5", "gender @1", "gender p@5", "gender group p@5"]
+    rows: list[list[object]] = [[name, *(m[k] for k in keys)] for name, m in visual]
+    type_all, type_gender = chance(labels.category), chance(labels.category, labels.gender)
+    group_all, group_gender = chance(labels.group), chance(labels.group, labels.gender)
+    rows.append(
+        [
+            "chance (random neighbour)",
+            type_all,
+            type_all,
+            group_all,
+            type_gender,
+            type_gender,
+            group_gender,
+        ]
+    )
+    table(header, rows)
+
+    print(f"### Through the engine: `Recommender.for_item`, k 5, {len(sample)} query items\n")
+    header = [
+        "network",
+        "engine type p@5",
+        "engine group p@5",
+        "visual-only weights: type p@5",
+        "group p@5",
+        "exact, same filter: type p@5",
+        "group p@5",
+        "engine p50 ms",
+    ]
+    rows = [
+        [
+            f"{n.label} ({n.provenance})",
+            *(m[k] for k in ("engine type", "engine group", "engine visual type")),
+            *(m[k] for k in ("engine visual group", "exact type", "exact group")),
+            f"{m['engine ms']:.1f}",
+        ]
+        for n, m in engine
+    ]
+    table(header, rows)
+
+    print(f"### Framing, ResNet-50 ImageNet ({networks[0].provenance}), visual-only, exact\n")
+    header = ["framing", "type @1", "type p@5", "same gender: type @1", "type p@5"]
+    rows = [
+        [name, *(m[k] for k in ("all @1", "all p@5", "gender @1", "gender p@5"))]
+        for name, m in framed
+    ]
+    table(header, rows)
+    best = max(framed, key=lambda f: (f[1]["all @1"], f[1]["all p@5"]))
+    print(f"best framing by type @1: {best[0]}\n")
+
+    print(f"### Throughput (CPU, batch {args.batch_size}, {args.workers} workers)\n")
+    header = ["network", "precision", "ingest end to end, images/s", "model only, images/s"]
+    rows = [
+        [
+            f"{n.label} ({n.provenance})",
+            n.precision,
+            f"{n.ingest_per_s:.1f}",
+            f"{n.model_per_s:.1f}",
+        ]
+        for n in networks
+    ]
+    table(header, rows)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"{stamp}; wall time {time.perf_counter() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
