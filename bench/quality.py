@@ -61,9 +61,9 @@ from ingest.reader import load_input  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-products"
 NETWORKS = (  # label, backbone, weights
-    ("ResNet-50 ImageNet", "resnet50", "imagenet"),
-    ("MobileNetV2 ImageNet", "mobilenet_v2", "imagenet"),
-    ("ResNet-50 random init (floor)", "resnet50", "random"),
+    ("ResNet-50, ImageNet", "resnet50", "imagenet"),
+    ("MobileNetV2, ImageNet", "mobilenet_v2", "imagenet"),
+    ("ResNet-50, random init", "resnet50", "random"),
 )
 PADDINGS = {"white": (255, 255, 255), "ImageNet mean": (124, 116, 104)}
 VISUAL_ONLY = Weights(visual=1.0, popularity=0.0, category=0.0)
@@ -93,6 +93,11 @@ class Network:
     model_per_s: float
     store: EdgeStore
     embedder: Embedder
+
+    @property
+    def title(self) -> str:
+        floor = " (the floor)" if self.provenance == "random" else ""
+        return f"{self.backbone}, {self.provenance}{floor}"
 
 
 # catalog -------------------------------------------------------------------------------
@@ -256,11 +261,12 @@ def ingest_network(
     if drift > 1e-3:
         raise SystemExit(f"{label}: stored vectors differ from the embedder's by {drift}")
     embedder(probe)  # warm-up
-    rounds = max(1, 128 // len(probe))
-    start = time.perf_counter()
-    for _ in range(rounds):
+    took = []
+    for _ in range(5):
+        start = time.perf_counter()
         embedder(probe)
-    model_per_s = rounds * len(probe) / (time.perf_counter() - start)
+        took.append(time.perf_counter() - start)
+    model_per_s = len(probe) / float(np.median(took))
     print(
         f"  {label}: {embedder.weights_label}, {embedder.precision}; ingest "
         f"{ingest_per_s:.1f} images/s, model {model_per_s:.1f} images/s",
@@ -362,12 +368,14 @@ def main() -> None:
         items = [e for e in entries if isinstance(e, Item)]
         labels = labels_of(items, taxonomy)
         sample = np.arange(0, len(items), args.every)
-        genders = dict(zip(*np.unique(labels.gender, return_counts=True), strict=True))
+        genders = ", ".join(
+            f"{g} {n}" for g, n in zip(*np.unique(labels.gender, return_counts=True), strict=True)
+        )
         print(f"machine: {machine()}")
         print(
             f"catalog: {len(items)} photos ({len(entries) - len(items)} rejected), "
             f"{len(set(labels.category))} article types, {len(set(labels.group))} taxonomy "
-            f"groups, genders {genders}; "
+            f"groups; genders: {genders}; "
             f"engine sample every {args.every}th item: {len(sample)} queries",
             flush=True,
         )
@@ -401,9 +409,7 @@ def main() -> None:
             f"  centre-crop: {len(items) / (time.perf_counter() - start):.1f} images/s", flush=True
         )
 
-        visual = [
-            (f"{n.label} ({n.provenance})", visual_metrics(n.vectors, labels)) for n in networks
-        ]
+        visual = [(n.title, visual_metrics(n.vectors, labels)) for n in networks]
         visual.append(("colour histogram 8×8×8, cosine", visual_metrics(hist, labels)))
         engine = [(n, engine_metrics(n, labels, sample, taxonomy)) for n in networks]
         framed = [(name, visual_metrics(v, labels)) for name, v in framings.items()]
@@ -451,7 +457,7 @@ def main() -> None:
     ]
     rows = [
         [
-            f"{n.label} ({n.provenance})",
+            n.title,
             *(m[k] for k in ("engine type", "engine group", "engine visual type")),
             *(m[k] for k in ("engine visual group", "exact type", "exact group")),
             f"{m['engine ms']:.1f}",
@@ -474,7 +480,7 @@ def main() -> None:
     header = ["network", "precision", "ingest end to end, images/s", "model only, images/s"]
     rows = [
         [
-            f"{n.label} ({n.provenance})",
+            n.title,
             n.precision,
             f"{n.ingest_per_s:.1f}",
             f"{n.model_per_s:.1f}",

@@ -37,7 +37,9 @@ def forward(topology: dict[str, Any], weights: dict[str, Any], image: Array) -> 
     out: dict[str, Array] = {}
     for layer in layers:
         kind, name, config = layer["class_name"], layer["name"], layer["config"]
-        inputs = [out[node[0]] for node in layer["inbound_nodes"][0]] if layer["inbound_nodes"] else []
+        inputs = (
+            [out[node[0]] for node in layer["inbound_nodes"][0]] if layer["inbound_nodes"] else []
+        )
         w = {k.split("/", 1)[1]: np.asarray(v, np.float64) for k, v in weights.items()
              if k.split("/", 1)[0] == name}  # fmt: skip
         if kind == "InputLayer":
