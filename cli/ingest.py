@@ -132,7 +132,9 @@ def run_ingest(
             f"Ingesting {catalog.kind} catalog {catalog.path}"
             + (f" (masks: {catalog.masks})" if catalog.masks else "")
             + f" into {store.location}: {', '.join(backbones)} on {first.device} "
-            f"({first.precision}), weights {weights}, taxonomy {used.name}"
+            f"({first.precision}), weights "
+            + ", ".join(f"{n} {e.weights_label}" for n, e in embedders.items())
+            + f", taxonomy {used.name}"
         )
         stamp = time.strftime("%Y%m%d-%H%M%S")
         failures = FailureReport(report or config.home / "reports" / f"ingest-{stamp}.csv")
