@@ -8,15 +8,17 @@ labels.csv with filename, id, gender, articleType, ...), in one run:
    all items and within the same gender, for each backbone and weights source (ResNet-50
    imagenet-keras, MobileNetV2 imagenet-mobilenetv2, ResNet-50 random init: the floor)
    and a colour-histogram baseline (joint RGB, 8 bins per channel, of the photo as framed
-   in the letterbox, padding left out; cosine);
+   in the letterbox, padding left out; cosine); and the cosine of random pairs;
 2. the same through the engine: each backbone is ingested by `ingest.pipeline.ingest` into
    a fresh Qdrant Edge store (retail taxonomy); for every Nth item, `Recommender.for_item`
    (k 5, default weights, and visual-only weights) against exact search under the same
-   gender filter; precision@5 of the article type and of the category group;
-3. framing: ResNet-50 (ImageNet) with letterbox padding black (the pipeline's), white and
-   the ImageNet mean colour (the letterbox re-implemented here with a fill colour; checked
-   equal to the pipeline's for black), and centre-crop;
-4. throughput: the ingest end to end (workers, batch size as given) and the model alone.
+   gender filter; precision@5 of the article type and of the category group, and the
+   ANN's recall@5 against that exact search;
+3. framing: ResNet-50 (ImageNet) with letterbox padding white (the pipeline's for unmasked
+   photos), black and the ImageNet mean colour (the letterbox re-implemented here with a
+   fill colour; checked equal to the pipeline's for white), and centre-crop;
+4. throughput: the ingest end to end (workers, batch size as given) and the model alone,
+   with the CPU other processes took meanwhile (shared cores skew timings).
 
 The vectors of (1) for the three networks are read back from the stores of (2).
 
@@ -65,7 +67,7 @@ NETWORKS = (  # label, backbone, weights
     ("MobileNetV2, ImageNet", "mobilenet_v2", "imagenet"),
     ("ResNet-50, random init", "resnet50", "random"),
 )
-PADDINGS = {"white": (255, 255, 255), "ImageNet mean": (124, 116, 104)}
+PADDINGS = {"black": (0, 0, 0), "ImageNet mean": (124, 116, 104)}
 VISUAL_ONLY = Weights(visual=1.0, popularity=0.0, category=0.0)
 Pixels = np.ndarray
 
@@ -91,6 +93,8 @@ class Network:
     vectors: np.ndarray
     ingest_per_s: float
     model_per_s: float
+    ingest_other: float  # cores other processes kept busy meanwhile
+    model_other: float
     store: EdgeStore
     embedder: Embedder
 
@@ -154,13 +158,13 @@ def letterbox_filled(
 
 
 def check_letterbox(items: Sequence[Item]) -> None:
-    """The re-implementation equals the pipeline's letterbox for black, and another fill
-    changes the padding only."""
+    """The re-implementation equals the pipeline's letterbox (white padding for these
+    unmasked photos), and another fill changes the padding only."""
     for item in items:
-        black, box = letterbox_filled(item, (0, 0, 0))
-        if not np.array_equal(black, load_input(item, "letterbox")[0]):
+        white, box = letterbox_filled(item, (255, 255, 255))
+        if not np.array_equal(white, load_input(item, "letterbox")[0]):
             raise SystemExit(f"{item.item_id}: letterbox re-implementation differs from the engine")
-        white, _ = letterbox_filled(item, (255, 255, 255))
+        black, _ = letterbox_filled(item, (0, 0, 0))
         inside = np.zeros(black.shape[1:], dtype=bool)
         inside[box[1] : box[3], box[0] : box[2]] = True
         changed = (black != white).any(axis=0)
@@ -205,16 +209,42 @@ def neighbours(vectors: np.ndarray, allowed: np.ndarray | None, k: int = 5) -> n
     return np.take_along_axis(top, order, axis=1)
 
 
-def visual_metrics(vectors: np.ndarray, labels: Labels) -> dict[str, float]:
+@dataclass(frozen=True)
+class Quality:
+    """Figures of one set of vectors, and the per-item type p@5 (all items) they average."""
+
+    figures: dict[str, float]
+    per_item: np.ndarray  # type p@5 per item
+    per_item_at1: np.ndarray  # type @1 per item (0 or 1)
+
+    def __getitem__(self, name: str) -> float:
+        return self.figures[name]
+
+
+def visual_metrics(vectors: np.ndarray, labels: Labels) -> Quality:
+    """Same type @1, p@5, group p@5 (all items; same gender), and the cosine of random
+    pairs (mean, spread): how much room the vectors leave between neighbours."""
     same_gender = labels.gender[:, None] == labels.gender[None, :]
-    found = {}
+    found: dict[str, float] = {}
     for scope, allowed in (("all", None), ("gender", same_gender)):
         top = neighbours(vectors, allowed)
         same = labels.category[top] == labels.category[:, None]
         found[f"{scope} @1"] = float(same[:, 0].mean())
         found[f"{scope} p@5"] = float(same.mean())
         found[f"{scope} group p@5"] = float((labels.group[top] == labels.group[:, None]).mean())
-    return found
+        if scope == "all":
+            per_item, per_item_at1 = same.mean(axis=1), same[:, 0].astype(np.float64)
+    pairs = np.random.default_rng(0).integers(0, len(vectors), size=(2, 20_000))
+    pairs = pairs[:, pairs[0] != pairs[1]]
+    cosine = np.einsum("ij,ij->i", vectors[pairs[0]], vectors[pairs[1]])
+    found["pair cosine"], found["pair spread"] = float(cosine.mean()), float(cosine.std())
+    return Quality(found, per_item, per_item_at1)
+
+
+def paired(a: np.ndarray, b: np.ndarray) -> str:
+    """Mean per-item difference a − b ± twice its standard error (paired over items)."""
+    diff = a - b
+    return f"{diff.mean():+.3f} ± {2 * diff.std(ddof=1) / np.sqrt(len(diff)):.3f}"
 
 
 def chance(values: np.ndarray, within: np.ndarray | None = None) -> float:
@@ -244,9 +274,11 @@ def ingest_network(
     embedder = Embedder(backbone, weights, device="cpu")
     store = EdgeStore(folder / f"{backbone}-{weights}")
     options = IngestOptions(batch_size=args.batch_size, workers=args.workers)
+    load = OtherLoad()
     start = time.perf_counter()
     summary = ingest(catalog, store, {backbone: embedder}, options, taxonomy=taxonomy)
     ingest_per_s = summary.ingested / (time.perf_counter() - start)
+    ingest_other = load.cores()
     if summary.ingested != len(items) or summary.failed:
         raise SystemExit(f"{label}: ingested {summary.ingested} of {len(items)} items")
     vectors = np.zeros((len(items), embedder.dim), dtype=np.float32)
@@ -261,15 +293,18 @@ def ingest_network(
     if drift > 1e-3:
         raise SystemExit(f"{label}: stored vectors differ from the embedder's by {drift}")
     embedder(probe)  # warm-up
+    load = OtherLoad()
     took = []
     for _ in range(5):
         start = time.perf_counter()
         embedder(probe)
         took.append(time.perf_counter() - start)
     model_per_s = len(probe) / float(np.median(took))
+    model_other = load.cores()
     print(
         f"  {label}: {embedder.weights_label}, {embedder.precision}; ingest "
-        f"{ingest_per_s:.1f} images/s, model {model_per_s:.1f} images/s",
+        f"{ingest_per_s:.1f} images/s, model {model_per_s:.1f} images/s (other processes: "
+        f"{ingest_other:.2f}, {model_other:.2f} cores)",
         flush=True,
     )
     return Network(
@@ -280,6 +315,8 @@ def ingest_network(
         vectors,
         ingest_per_s,
         model_per_s,
+        ingest_other,
+        model_other,
         store,
         embedder,
     )
@@ -292,14 +329,17 @@ def engine_metrics(
     the same gender filter, over the sampled items."""
     recommender = Recommender(network.store, taxonomy)
     found: dict[str, float] = {}
+    lists: dict[str, list[set[str]]] = {}
     for name, weights in (("engine", Weights()), ("engine visual", VISUAL_ONLY)):
         same_type, same_group, took = [], [], []
+        lists[name] = []
         for i in sample:
             start = time.perf_counter()
             recs = recommender.for_item(
                 labels.ids[i], Params(backbone=network.backbone, k=5, weights=weights)
             )
             took.append(time.perf_counter() - start)
+            lists[name].append({r.item_id for r in recs})
             same_type.append(sum(r.category == labels.category[i] for r in recs) / 5)
             same_group.append(
                 sum(taxonomy.group_of(r.category) == labels.group[i] for r in recs) / 5
@@ -316,10 +356,39 @@ def engine_metrics(
     top = np.argsort(-scores, axis=1, kind="stable")[:, :5]
     found["exact type"] = float((labels.category[top] == labels.category[sample, None]).mean())
     found["exact group"] = float((labels.group[top] == labels.group[sample, None]).mean())
+    exact = [{labels.ids[j] for j in row} for row in top]
+    found["recall"] = float(
+        np.mean(
+            [len(got & want) / 5 for got, want in zip(lists["engine visual"], exact, strict=True)]
+        )
+    )
     return found
 
 
 # report --------------------------------------------------------------------------------
+
+
+class OtherLoad:
+    """CPU time other processes took from this machine since start (from /proc/stat, less
+    this process's and its reaped children's): shared cores skew throughput figures."""
+
+    def __init__(self) -> None:
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float]:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            busy = (sum(fields[:3]) + sum(fields[5:8])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            busy = float("nan")
+        own = sum(os.times()[:4])
+        return busy, own, time.perf_counter()
+
+    def cores(self) -> float:
+        """Cores busy with other processes on average since start."""
+        busy, own, now = self._sample()
+        return max(0.0, (busy - self.start[0]) - (own - self.start[1])) / (now - self.start[2])
 
 
 def machine() -> str:
@@ -359,6 +428,7 @@ def main() -> None:
     args = parser.parse_args()
 
     began = time.perf_counter()
+    whole_run = OtherLoad()
     taxonomy = built_in("retail")
     with tempfile.TemporaryDirectory(prefix="fashionrec-quality-") as tmp:
         folder = Path(tmp)
@@ -390,7 +460,9 @@ def main() -> None:
         start = time.perf_counter()
         hist = np.stack([histogram(i) for i in items])
         print(f"  colour histogram: {len(items) / (time.perf_counter() - start):.0f} images/s")
-        framings: dict[str, np.ndarray] = {"letterbox, black padding (today)": networks[0].vectors}
+        framings: dict[str, np.ndarray] = {
+            "letterbox, white padding (default)": networks[0].vectors
+        }
         resnet = networks[0].embedder
         for name, fill in PADDINGS.items():
             start = time.perf_counter()
@@ -426,70 +498,78 @@ def main() -> None:
         "same gender: type @1",
         "type p@5",
         "group p@5",
+        "cosine of random pairs",
     ]
     keys = ["all @1", "all p@5", "all group p@5", "gender @1", "gender p@5", "gender group p@5"]
-    rows: list[list[object]] = [[name, *(m[k] for k in keys)] for name, m in visual]
+    rows: list[list[object]] = [
+        [name, *(m[k] for k in keys), f"{m['pair cosine']:.4f} ± {m['pair spread']:.4f}"]
+        for name, m in visual
+    ]
     type_all, type_gender = chance(labels.category), chance(labels.category, labels.gender)
     group_all, group_gender = chance(labels.group), chance(labels.group, labels.gender)
-    rows.append(
-        [
-            "chance (random neighbour)",
-            type_all,
-            type_all,
-            group_all,
-            type_gender,
-            type_gender,
-            group_gender,
-        ]
-    )
+    chances = [type_all, type_all, group_all, type_gender, type_gender, group_gender]
+    rows.append(["chance (a random neighbour)", *chances, ""])
     table(header, rows)
 
-    print(f"### Through the engine: `Recommender.for_item`, k 5, {len(sample)} query items\n")
+    print(
+        f"### Through the engine: `Recommender.for_item`, k 5, every {args.every}th item "
+        f"({len(sample)} queries)\n"
+    )
     header = [
         "network",
-        "engine type p@5",
-        "engine group p@5",
+        "default weights: type p@5",
+        "group p@5",
         "visual-only weights: type p@5",
         "group p@5",
-        "exact, same filter: type p@5",
+        "exact search, same filter: type p@5",
         "group p@5",
-        "engine p50 ms",
+        "ANN recall@5 vs exact",
+        "p50 ms",
     ]
-    rows = [
-        [
-            n.title,
-            *(m[k] for k in ("engine type", "engine group", "engine visual type")),
-            *(m[k] for k in ("engine visual group", "exact type", "exact group")),
-            f"{m['engine ms']:.1f}",
-        ]
-        for n, m in engine
-    ]
+    keys = ["engine type", "engine group", "engine visual type", "engine visual group"]
+    keys += ["exact type", "exact group", "recall"]
+    rows = [[n.title, *(m[k] for k in keys), f"{m['engine ms']:.1f}"] for n, m in engine]
     table(header, rows)
 
-    print(f"### Framing, ResNet-50 ImageNet ({networks[0].provenance}), visual-only, exact\n")
+    print(f"### Framing: {networks[0].title}, visual-only, exact, all items\n")
     header = ["framing", "type @1", "type p@5", "same gender: type @1", "type p@5"]
+    header += ["Δ @1 vs white (± 2 SE)", "Δ p@5 vs white (± 2 SE)"]
+    base = framed[0][1]
     rows = [
-        [name, *(m[k] for k in ("all @1", "all p@5", "gender @1", "gender p@5"))]
+        [
+            name,
+            *(m[k] for k in ("all @1", "all p@5", "gender @1", "gender p@5")),
+            "" if m is base else paired(m.per_item_at1, base.per_item_at1),
+            "" if m is base else paired(m.per_item, base.per_item),
+        ]
         for name, m in framed
     ]
     table(header, rows)
-    best = max(framed, key=lambda f: (f[1]["all @1"], f[1]["all p@5"]))
-    print(f"best framing by type @1: {best[0]}\n")
+    paddings = [f for f in framed if f[0].startswith("letterbox")]
+    for title, among in (("framing", framed), ("letterbox padding", paddings)):
+        best = max(among, key=lambda f: (f[1]["all p@5"], f[1]["all @1"]))
+        print(f"best {title} by type p@5: {best[0]}")
+    print()
 
     print(f"### Throughput (CPU, batch {args.batch_size}, {args.workers} workers)\n")
     header = ["network", "precision", "ingest end to end, images/s", "model only, images/s"]
+    header += ["other processes meanwhile (cores)"]
     rows = [
         [
             n.title,
             n.precision,
             f"{n.ingest_per_s:.1f}",
             f"{n.model_per_s:.1f}",
+            f"{n.ingest_other:.2f} / {n.model_other:.2f}",
         ]
         for n in networks
     ]
     table(header, rows)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"{stamp}; wall time {time.perf_counter() - began:.0f} s")
+    print(
+        f"{stamp}; wall time {time.perf_counter() - began:.0f} s; other processes kept "
+        f"{whole_run.cores():.2f} cores busy on average meanwhile"
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from engine.catalog.framing import Framing, decode_size, frame
+from engine.catalog.framing import Framing, decode_size, frame, pad_colour
 from engine.catalog.items import Item
 from engine.catalog.masks import DEFAULT_REMOVED, apply_mask
 from engine.errors import MaskError
@@ -43,7 +43,8 @@ def load_input(
     """The network input of an item (3×out×out uint8) and whether a mask was applied.
 
     JPEGs are decoded at a reduced scale where framing allows (Image.draft); the
-    mask is matched to the decoded size with nearest neighbour.
+    mask is matched to the decoded size with nearest neighbour. The letterbox pads with
+    the photo's background: black when masked, white otherwise (framing.pad_colour).
     """
     with Image.open(item.image) as raw:
         raw.draft("RGB", decode_size(raw.size, framing, out))
@@ -56,7 +57,7 @@ def load_input(
                 image = apply_mask(image, mask, removed)
         except (OSError, MaskError) as exc:
             raise OSError(f"mask {item.mask}: {exc}") from None
-    pixels = np.asarray(frame(image, framing, out), dtype=np.uint8)
+    pixels = np.asarray(frame(image, framing, out, pad_colour(masked)), dtype=np.uint8)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1)), masked
 
 

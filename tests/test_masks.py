@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from engine.catalog.framing import center_crop, decode_size, letterbox
+from engine.catalog.items import Item
 from engine.catalog.masks import LEGEND, apply_mask, keep_mask, palette, removed_labels
 from engine.errors import CatalogError
+from ingest.reader import load_input
 
 GARMENT = (200, 30, 30)
 
@@ -87,3 +92,17 @@ def test_decode_size_never_below_the_input() -> None:
     assert min(decode_size((750, 1101), "center-crop")) >= 256
     assert max(decode_size((750, 1101), "letterbox")) >= 224
     assert decode_size((100, 50), "letterbox") == (100, 50)  # never upscaled
+
+
+def test_the_letterbox_pads_with_the_photos_background(tmp_path: Path) -> None:
+    """White around an unmasked product photo, black around a masked one."""
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (60, 120), (200, 30, 30)).save(photo)
+    mask = tmp_path / "m.png"
+    Image.new("RGB", (60, 120), LEGEND["top"]).save(mask)
+    base = Item("p", "P", "MEN", "Shirts", "", photo)
+    plain, masked_flag = load_input(base, "letterbox")
+    assert not masked_flag and (plain[:, :, 0] == 255).all()  # the left padding column
+    masked, masked_flag = load_input(replace(base, mask=mask), "letterbox")
+    assert masked_flag and (masked[:, :, 0] == 0).all()
+    assert (plain[:, 112, 112] == masked[:, 112, 112]).all()  # the garment is the same
