@@ -284,3 +284,13 @@ def test_the_real_resnet_sees_sunglasses_and_watches(
             top5 = model(caffe_input(batch)).topk(5).indices.tolist()
         hits = sum(bool(expected & set(t)) for t in top5)
         assert hits >= len(photos) // 2, (article, top5)
+
+
+def test_a_store_mixing_weights_says_so() -> None:
+    from engine.schema import provenance_text
+
+    assert provenance_text({"imagenet-keras": 138}) == "imagenet-keras"
+    assert provenance_text({"imagenet-keras": 100, "random": 38}) == (
+        "imagenet-keras 100, random 38 (mixed)"
+    )
+    assert provenance_text({}) == "unknown"
