@@ -259,12 +259,12 @@ def _real_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED.is_dir(), reason="the shared real catalog is not on this machine")
-def test_the_real_resnet_sees_sunglasses_and_watches(
+def test_the_real_resnets_top1_sees_sunglasses_and_watches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from PIL import Image
 
-    from engine.catalog.framing import letterbox
+    from engine.catalog.framing import WHITE, letterbox
 
     checkpoint = _real_checkpoint(tmp_path, monkeypatch)
     model = architecture("resnet50", checkpoint.variant)
@@ -275,15 +275,17 @@ def test_the_real_resnet_sees_sunglasses_and_watches(
     classes = {"Sunglasses": {836, 837}, "Watches": {531, 826}}  # sunglass(es); watches
     for article, expected in classes.items():
         photos = [r for r in rows if r["articleType"] == article][:8]
-        batch = torch.stack([
-            torch.from_numpy(np.asarray(letterbox(Image.open(SHARED / "images" / r["filename"])
-                                                  .convert("RGB"))).transpose(2, 0, 1).copy())
+        framed = [
+            letterbox(Image.open(SHARED / "images" / r["filename"]).convert("RGB"), fill=WHITE)
             for r in photos
-        ])  # fmt: skip
+        ]
+        batch = torch.stack(
+            [torch.from_numpy(np.asarray(f).transpose(2, 0, 1).copy()) for f in framed]
+        )
         with torch.no_grad():
-            top5 = model(caffe_input(batch)).topk(5).indices.tolist()
-        hits = sum(bool(expected & set(t)) for t in top5)
-        assert hits >= len(photos) // 2, (article, top5)
+            top1 = model(caffe_input(batch)).argmax(1).tolist()
+        hits = sum(t in expected for t in top1)
+        assert hits >= 6, (article, top1)  # measured: sunglasses 8 of 8, watches 6 of 8
 
 
 def test_a_store_mixing_weights_says_so() -> None:
