@@ -14,6 +14,7 @@ from cli.evaluate import evaluate_command, show_command
 from cli.info import info_command
 from cli.ingest import ingest_command
 from cli.recommend import recommend_command
+from cli.serve import serve_command
 from cli.shoppers import popularity_app, purchases_app, simulate_command, users_app
 from cli.snapshot import app as snapshot_app
 from cli.stores import app as stores_app
@@ -50,6 +51,7 @@ app.command("demo")(demo_command)
 app.add_typer(stores_app, name="stores")
 app.command("simulate")(simulate_command)
 app.command("recommend")(recommend_command)
+app.command("serve")(serve_command)
 app.command("evaluate")(evaluate_command)
 app.command("show")(show_command)
 app.command("export")(export_command)

@@ -1,0 +1,90 @@
+"""`fashionrec serve`: the JSON API and the web page over one home, until interrupted."""
+
+from __future__ import annotations
+
+import os
+import socket
+from contextlib import suppress
+from typing import Annotated
+
+import typer
+
+from cli.common import HomeOption, TaxonomyOption, UrlOption, console, errors, fail, settings
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def listening(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (listening starts with the server); a one-line error when
+    the address is taken or unknown."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise fail(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    return sock
+
+
+def serve_command(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    private: Annotated[
+        bool,
+        typer.Option("--private", help="Reads need the API key too ($FASHIONREC_API_KEY)."),
+    ] = False,
+    taxonomy: TaxonomyOption = None,
+    home: HomeOption = None,
+    qdrant_url: UrlOption = None,
+) -> None:
+    """Serve the JSON API (docs at /docs) and the web page (/) until Ctrl-C.
+
+    The service holds the store and the event log open while it runs. With
+    $FASHIONREC_API_KEY set, every POST needs `Authorization: Bearer <key>`.
+    """
+    import logging
+
+    import uvicorn
+
+    from serve.app import API_KEY_ENV, Service, create_app
+
+    key = os.environ.get(API_KEY_ENV) or None
+    if private and key is None:
+        raise fail(f"--private needs an API key: set {API_KEY_ENV}")
+    if host not in LOCAL_HOSTS and key is None:
+        errors.print(
+            f"[bold yellow]warning:[/] listening on {host} without {API_KEY_ENV}: anyone who "
+            "reaches this port can record purchases",
+            soft_wrap=True,
+        )
+    config = settings(home, qdrant_url, taxonomy)
+    sock = listening(host, port)
+    try:
+        service = Service.open(config)  # in this thread, which runs the event loop below
+        try:
+            app = create_app(config, private=private, api_key=key or "", service=service)
+            where = config.qdrant_url or config.home
+            shown = f"[{host}]" if ":" in host else host
+            console.print(
+                f"serving {where} on http://{shown}:{port}/ (API docs at /docs); Ctrl-C stops",
+                soft_wrap=True,
+            )
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+            server = uvicorn.Server(
+                uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info")
+            )
+            with suppress(KeyboardInterrupt):  # uvicorn raises Ctrl-C again once it stopped
+                server.run(sockets=[sock])
+        finally:
+            service.close()
+    finally:
+        sock.close()

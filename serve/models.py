@@ -1,0 +1,95 @@
+"""The service's request bodies and error body (pydantic); responses mirror `recommend --json`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from engine.errors import ConfigError
+from engine.shoppers.purchases import parse_timestamp
+
+MAX_PURCHASES: Final = 10_000  # purchases per request (the body is at most 1 MB anyway)
+
+
+class ErrorBody(BaseModel):
+    """What every error answers: one line, never a traceback."""
+
+    error: str
+
+
+class PurchaseIn(BaseModel):
+    """One purchase to record, as a row of `fashionrec purchases import` has it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    user_id: str = Field(min_length=1, max_length=256, description="An existing user.")
+    item_id: str = Field(min_length=1, max_length=1024, description="A catalog item.")
+    timestamp: datetime = Field(description="ISO 8601; naive times are UTC.")
+    store_id: str | None = Field(
+        default=None, max_length=256, description="A known store (default: the item's)."
+    )
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _iso_8601(cls, value: object) -> datetime:
+        """Read like an import's timestamp column: ISO 8601, as aware UTC."""
+        if isinstance(value, datetime):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("timestamp must be an ISO 8601 string")
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            raise ValueError(f"bad timestamp {value!r} (use ISO 8601)") from None
+
+    @field_validator("store_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        """An empty store id means the item's store, as in an import."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+_PURCHASES: Final = TypeAdapter(list[PurchaseIn])
+
+
+def purchases_body_schema() -> dict[str, Any]:
+    """The OpenAPI schema of POST /purchases' body: one purchase or a list of them."""
+    one = PurchaseIn.model_json_schema()
+    return {
+        "content": {
+            "application/json": {
+                "schema": {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+            }
+        },
+        "required": True,
+    }
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """A location in the body as people count: `purchase 2: store_id`."""
+    number, *rest = loc if loc else ("",)
+    fields = ".".join(str(part) for part in rest)
+    head = f"purchase {int(number) + 1}" if isinstance(number, int) else str(number)
+    return f"{head}: {fields}" if fields else head
+
+
+def parse_purchases(data: object) -> list[PurchaseIn]:
+    """One purchase object or a non-empty list of them; ConfigError naming the first problem."""
+    rows = [data] if isinstance(data, dict) else data
+    if not isinstance(rows, list):
+        raise ConfigError("the body must be a purchase object or a list of them")
+    if not rows:
+        raise ConfigError("the body is an empty list: nothing to record")
+    if len(rows) > MAX_PURCHASES:
+        raise ConfigError(f"at most {MAX_PURCHASES} purchases per request, got {len(rows)}")
+    try:
+        return _PURCHASES.validate_python(rows)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(
+            f"{_where(tuple(first['loc']))}: {message}{more}; nothing recorded"
+        ) from None

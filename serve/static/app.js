@@ -1,0 +1,496 @@
+// The fashionrec page: pick an item or a user, see the recommendations and the terms of
+// their relevance, record a purchase. It only calls the service's JSON API.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const DEFAULTS = { k: 8, "w-visual": 0.6, "w-popularity": 0.2, "w-category": 0.2,
+  "w-distance": 0, gamma: 2, trendiness: 0.5, "max-km": "" };
+const TERMS = ["visual", "popularity", "category", "distance"];
+const state = { mode: "item", shown: null, stores: {}, blobs: [], ticket: 0 };
+
+// --- the API -----------------------------------------------------------------------------
+
+function authHeaders() {
+  const key = $("api-key").value.trim();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+async function api(path, options = {}) {
+  const headers = { ...authHeaders(), ...(options.headers || {}) };
+  const response = await fetch(path, { ...options, headers });
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (_) {
+    body = null;
+  }
+  if (!response.ok) {
+    throw new Error(body && body.error ? body.error : `${response.status} ${response.statusText}`);
+  }
+  return body;
+}
+
+const enc = encodeURIComponent;
+
+function showImage(img, itemId) {
+  const url = `/items/${enc(itemId)}/image`;
+  img.alt = itemId;
+  img.addEventListener("error", () => img.classList.add("missing"), { once: true });
+  if (!$("api-key").value.trim()) {
+    img.src = url;
+    return;
+  }
+  // With a key the photo is fetched with it (an <img> cannot send a header).
+  fetch(url, { headers: authHeaders() })
+    .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(String(r.status)))))
+    .then((blob) => {
+      const local = URL.createObjectURL(blob);
+      state.blobs.push(local);
+      img.src = local;
+    })
+    .catch(() => img.classList.add("missing"));
+}
+
+function forgetBlobs() {
+  state.blobs.forEach((url) => URL.revokeObjectURL(url));
+  state.blobs = [];
+}
+
+// --- small helpers -----------------------------------------------------------------------
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function fmt(value, digits = 2) {
+  return value === null || value === undefined ? "—" : Number(value).toFixed(digits);
+}
+
+function km(value) {
+  return value === null || value === undefined ? "—" : `${Number(value).toFixed(1)} km`;
+}
+
+function storeName(id) {
+  if (!id) return "—";
+  return state.stores[id] ? state.stores[id].name : id;
+}
+
+function setStatus(text, kind = "") {
+  const status = $("status");
+  status.textContent = text;
+  status.className = `status ${kind}`;
+}
+
+function fact(list, name, value, className) {
+  list.append(el("dt", "", name));
+  const dd = el("dd", className || "", value);
+  list.append(dd);
+  return dd;
+}
+
+// --- controls ----------------------------------------------------------------------------
+
+function syncOutputs() {
+  document.querySelectorAll("output[for]").forEach((out) => {
+    out.textContent = Number($(out.htmlFor).value).toFixed(2);
+  });
+}
+
+function rankingQuery() {
+  const q = new URLSearchParams();
+  q.set("k", $("k").value || "8");
+  if ($("backbone").value) q.set("backbone", $("backbone").value);
+  q.set("w_visual", $("w-visual").value);
+  q.set("w_popularity", $("w-popularity").value);
+  q.set("w_category", $("w-category").value);
+  q.set("w_distance", $("w-distance").value);
+  q.set("gamma", $("gamma").value);
+  if ($("max-km").value) q.set("max_km", $("max-km").value);
+  return q;
+}
+
+function currentWeights() {
+  return {
+    visual: Number($("w-visual").value),
+    popularity: Number($("w-popularity").value),
+    category: Number($("w-category").value),
+    distance: Number($("w-distance").value),
+  };
+}
+
+function setMode(mode) {
+  state.mode = mode;
+  $("tab-item").classList.toggle("active", mode === "item");
+  $("tab-user").classList.toggle("active", mode === "user");
+  $("tab-item").setAttribute("aria-selected", String(mode === "item"));
+  $("tab-user").setAttribute("aria-selected", String(mode === "user"));
+  $("item-form").hidden = mode !== "item";
+  $("user-form").hidden = mode !== "user";
+  document.querySelectorAll(".item-only").forEach((n) => { n.hidden = mode !== "item"; });
+}
+
+// --- the catalog, the item list and the user list -----------------------------------------
+
+async function loadCatalog() {
+  const catalog = await api("/catalog");
+  state.stores = Object.fromEntries(catalog.stores.map((s) => [s.id, s]));
+  const backbones = Object.keys(catalog.backbones);
+  const select = $("backbone");
+  select.replaceChildren(...backbones.map((name) => {
+    const info = catalog.backbones[name];
+    const weights = Object.keys(info.weights).join(", ") || "unknown weights";
+    const option = el("option", "", `${name} (${weights})`);
+    option.value = name;
+    return option;
+  }));
+  if (backbones.includes("resnet50")) select.value = "resnet50";
+  for (const [id, values] of [["gender-filter", catalog.genders], ["category-filter", catalog.categories]]) {
+    const target = $(id);
+    const chosen = target.value;
+    target.replaceChildren(target.options[0]);
+    Object.keys(values).sort().forEach((value) => {
+      const option = el("option", "", `${value} (${values[value]})`);
+      option.value = value;
+      target.append(option);
+    });
+    target.value = chosen in values ? chosen : "";
+  }
+  $("summary").textContent = `${catalog.items} items · ${backbones.length} backbone(s) · ` +
+    `${catalog.stores.length} stores · ${catalog.users} users · ${catalog.purchases} purchases · ` +
+    `taxonomy ${catalog.taxonomy}`;
+}
+
+async function loadItems() {
+  const q = new URLSearchParams({ limit: "60" });
+  if ($("gender-filter").value) q.set("gender", $("gender-filter").value);
+  if ($("category-filter").value) q.set("category", $("category-filter").value);
+  const data = await api(`/items?${q}`);
+  const list = $("item-list");
+  list.replaceChildren(...data.items.map((item) => {
+    const li = el("li");
+    const button = el("button", "pick");
+    button.type = "button";
+    button.append(el("span", "pick-main", item.item_id), el("span", "pick-side", item.category));
+    button.addEventListener("click", () => { $("item-id").value = item.item_id; showItem(item.item_id); });
+    li.append(button);
+    return li;
+  }));
+  $("item-options").replaceChildren(...data.items.map((item) => {
+    const option = el("option");
+    option.value = item.item_id;
+    return option;
+  }));
+  $("item-count").textContent = `${data.items.length} of ${data.count} shown`;
+}
+
+async function loadUsers() {
+  const data = await api("/users?limit=200");
+  $("user-list").replaceChildren(...data.users.map((id) => {
+    const li = el("li");
+    const button = el("button", "pick", id);
+    button.type = "button";
+    button.addEventListener("click", () => { $("user-id").value = id; showUser(id); });
+    li.append(button);
+    return li;
+  }));
+  $("user-options").replaceChildren(...data.users.map((id) => {
+    const option = el("option");
+    option.value = id;
+    return option;
+  }));
+  $("user-count").textContent = data.count ? `${data.users.length} of ${data.count} users` :
+    "no users yet: run `fashionrec simulate` or import purchases";
+}
+
+// --- rendering ----------------------------------------------------------------------------
+
+function termBar(rec, weights) {
+  const parts = {
+    visual: weights.visual * (rec.visual ?? 0),
+    popularity: weights.popularity * rec.popularity_term,
+    category: weights.category * rec.category_sim,
+  };
+  parts.distance = Math.max(0, rec.relevance - parts.visual - parts.popularity - parts.category);
+  const wrap = el("div", "relevance");
+  const head = el("div", "relevance-head");
+  head.append(el("span", "", "relevance"), el("strong", "score", fmt(rec.relevance, 3)));
+  const bar = el("div", "bar");
+  const total = Math.max(1, weights.visual + weights.popularity + weights.category + weights.distance);
+  TERMS.forEach((term) => {
+    const seg = el("span", `seg ${term}`);
+    seg.style.width = `${Math.max(0, (parts[term] / total) * 100)}%`;
+    seg.title = `${term} ${fmt(parts[term], 3)}`;
+    bar.append(seg);
+  });
+  const terms = el("div", "terms");
+  const raw = {
+    visual: fmt(rec.visual, 3),
+    popularity: fmt(rec.popularity_term, 3),
+    category: fmt(rec.category_sim, 2),
+    distance: rec.distance_km === null || rec.distance_km === undefined ? "—" : km(rec.distance_km),
+  };
+  const explain = {
+    visual: "cosine similarity to the query",
+    popularity: `1 − |NormPop ${fmt(rec.norm_popularity)} − t|^γ`,
+    category: "CatSim of the two categories",
+    distance: "exp(−km / scale)",
+  };
+  TERMS.forEach((term) => {
+    const row = el("div", `term ${term}`);
+    row.title = `${term}: ${explain[term]}; weighted contribution ${fmt(parts[term], 3)}`;
+    row.append(el("span", `key ${term}`, term), el("span", "raw", raw[term]),
+      el("span", "value", fmt(parts[term], 3)));
+    terms.append(row);
+  });
+  wrap.append(head, bar, terms);
+  return wrap;
+}
+
+function card(rec, weights) {
+  const article = el("article", "card");
+  article.dataset.item = rec.item_id;
+  const figure = el("div", "photo");
+  const img = el("img");
+  img.loading = "lazy";
+  img.decoding = "async";
+  showImage(img, rec.item_id);
+  figure.append(img, el("span", "rank", `#${rec.rank}`));
+  const body = el("div", "card-body");
+  const title = el("div", "card-title");
+  title.append(el("span", "cat-name", rec.category), el("span", "gender", rec.gender));
+  const id = el("div", "item-id", rec.item_id);
+  id.title = rec.item_id;
+  const facts = el("dl", "facts");
+  fact(facts, "store", storeName(rec.store_id));
+  fact(facts, "distance", km(rec.distance_km));
+  fact(facts, "popularity", fmt(rec.popularity, 0), "popularity");
+  const actions = el("div", "actions");
+  const more = el("button", "quiet", "Similar");
+  more.type = "button";
+  more.addEventListener("click", () => { setMode("item"); $("item-id").value = rec.item_id; showItem(rec.item_id); });
+  const buy = el("button", "buy", "Record purchase");
+  buy.type = "button";
+  buy.addEventListener("click", () => recordPurchase(rec.item_id));
+  actions.append(more, buy);
+  body.append(title, id, facts, termBar(rec, weights), actions);
+  article.append(figure, body);
+  return article;
+}
+
+function grid(title, recs, weights) {
+  const section = el("section", "list");
+  section.append(el("h3", "", title));
+  if (!recs.length) {
+    section.append(el("p", "hint", "nothing matches: widen the filters"));
+    return section;
+  }
+  const cards = el("div", "grid");
+  recs.forEach((rec) => cards.append(card(rec, weights)));
+  section.append(cards);
+  return section;
+}
+
+function showProvenance(doc) {
+  const weights = Object.entries(doc.vectors.weights)
+    .map(([label, count]) => `${label} ${count}`).join(", ") || "unknown";
+  $("provenance").textContent = `· ${doc.vectors.backbone} vectors: ${weights} · taxonomy ${doc.vectors.taxonomy}`;
+  $("legend").hidden = false;
+}
+
+function renderItem(item, doc) {
+  const query = $("query");
+  query.replaceChildren();
+  const photo = el("div", "photo big");
+  const img = el("img");
+  img.id = "query-photo";
+  showImage(img, item.item_id);
+  photo.append(img);
+  const info = el("div", "query-info");
+  info.append(el("h2", "", item.payload.category || "item"));
+  const id = el("div", "item-id", item.item_id);
+  const facts = el("dl", "facts wide");
+  fact(facts, "gender", item.payload.gender);
+  fact(facts, "product", item.payload.product_id);
+  fact(facts, "store", item.store ? (item.store.name || item.store.id) : "—");
+  fact(facts, "popularity", fmt(item.popularity, 0), "popularity").id = "query-popularity";
+  const buy = el("button", "buy", "Record purchase");
+  buy.type = "button";
+  buy.id = "query-buy";
+  buy.addEventListener("click", () => recordPurchase(item.item_id));
+  info.append(id, facts, buy);
+  query.append(photo, info);
+  query.hidden = false;
+  showProvenance(doc);
+  const weights = doc.weights;
+  $("results").replaceChildren(...doc.lists.map((l) => grid(`Like this (${l.recommendations.length})`, l.recommendations, weights)));
+}
+
+function renderUser(user, doc) {
+  const query = $("query");
+  query.replaceChildren();
+  const info = el("div", "query-info");
+  info.append(el("h2", "", user.id));
+  const facts = el("dl", "facts wide");
+  fact(facts, "gender", user.gender);
+  fact(facts, "trendiness", fmt(user.trendiness));
+  fact(facts, "home", `${fmt(user.home.lat, 4)}, ${fmt(user.home.lon, 4)}`);
+  fact(facts, "purchases", user.purchases.length);
+  info.append(facts);
+  const bought = el("div", "bought");
+  user.purchases.forEach((p) => {
+    const tile = el("figure", "tile");
+    const img = el("img");
+    showImage(img, p.item_id);
+    const caption = el("figcaption");
+    caption.append(el("span", "", p.category || p.item_id), el("span", "hint", `${p.store_name || p.store_id || "—"} · ${km(p.distance_km)}`));
+    tile.title = `${p.item_id} · ${p.timestamp}`;
+    tile.append(img, caption);
+    bought.append(tile);
+  });
+  query.append(info, bought);
+  query.hidden = false;
+  showProvenance(doc);
+  const weights = doc.weights;
+  const merged = doc.lists.filter((l) => l.list === "merged");
+  const each = doc.lists.filter((l) => l.list !== "merged");
+  const sections = merged.map((l) => grid("For this user (merged)", l.recommendations, weights));
+  each.forEach((l) => {
+    const details = el("details", "per-purchase");
+    details.append(el("summary", "", l.list));
+    details.append(grid(l.list, l.recommendations, weights));
+    sections.push(details);
+  });
+  $("results").replaceChildren(...sections);
+}
+
+// --- actions ------------------------------------------------------------------------------
+
+async function showItem(itemId, quiet = false) {
+  itemId = itemId.trim();
+  if (!itemId) return;
+  state.shown = { kind: "item", id: itemId };
+  history.replaceState(null, "", `#item=${enc(itemId)}`);
+  if (!quiet) setStatus("loading…", "busy");
+  const q = rankingQuery();
+  q.set("trendiness", $("trendiness").value);
+  const ticket = ++state.ticket;
+  try {
+    const [item, doc] = await Promise.all([
+      api(`/items/${enc(itemId)}`), api(`/items/${enc(itemId)}/similar?${q}`),
+    ]);
+    if (ticket !== state.ticket) return; // a later request shows something else
+    forgetBlobs();
+    renderItem(item, doc);
+    if (!quiet) setStatus("");
+  } catch (error) {
+    if (ticket === state.ticket) setStatus(error.message, "error");
+  }
+}
+
+async function showUser(userId, quiet = false) {
+  userId = userId.trim();
+  if (!userId) return;
+  state.shown = { kind: "user", id: userId };
+  history.replaceState(null, "", `#user=${enc(userId)}`);
+  if (!$("buyer").value.trim()) $("buyer").value = userId;
+  if (!quiet) setStatus("loading…", "busy");
+  const ticket = ++state.ticket;
+  try {
+    const user = await api(`/users/${enc(userId)}`);
+    const doc = user.purchases.length
+      ? await api(`/users/${enc(userId)}/recommendations?${rankingQuery()}`)
+      : { lists: [], weights: {}, vectors: { backbone: $("backbone").value, weights: {}, taxonomy: "" } };
+    if (ticket !== state.ticket) return; // a later request shows something else
+    forgetBlobs();
+    renderUser(user, doc);
+    if (!quiet) setStatus(user.purchases.length ? "" : `${userId} has no purchases yet`);
+  } catch (error) {
+    if (ticket === state.ticket) setStatus(error.message, "error");
+  }
+}
+
+async function refresh(quiet = false) {
+  if (!state.shown) return;
+  if (state.shown.kind === "item") await showItem(state.shown.id, quiet);
+  else await showUser(state.shown.id, quiet);
+}
+
+async function recordPurchase(itemId) {
+  const buyer = $("buyer").value.trim();
+  if (!buyer) {
+    setStatus("type the buyer's user id (Purchases → Buyer) first", "error");
+    $("buyer").focus();
+    return;
+  }
+  try {
+    const result = await api("/purchases", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user_id: buyer, item_id: itemId, timestamp: new Date().toISOString() }),
+    });
+    await refresh(true);
+    const now = result.popularity[itemId];
+    setStatus(`recorded: ${buyer} bought ${itemId}; its popularity is now ${fmt(now, 0)}`, "ok");
+  } catch (error) {
+    setStatus(error.message, "error");
+  }
+}
+
+// --- start ------------------------------------------------------------------------------------
+
+function resetControls() {
+  Object.entries(DEFAULTS).forEach(([id, value]) => { $(id).value = value; });
+  syncOutputs();
+}
+
+async function load() {
+  try {
+    await loadCatalog();
+    await Promise.all([loadItems(), loadUsers()]);
+  } catch (error) {
+    $("summary").textContent = "";
+    setStatus(error.message, "error");
+    return false;
+  }
+  return true;
+}
+
+async function start() {
+  $("api-key").value = sessionStorage.getItem("fashionrec-key") || "";
+  $("api-key").addEventListener("change", async () => {
+    sessionStorage.setItem("fashionrec-key", $("api-key").value.trim());
+    if (await load()) await refresh();
+  });
+  $("tab-item").addEventListener("click", () => setMode("item"));
+  $("tab-user").addEventListener("click", () => setMode("user"));
+  $("item-form").addEventListener("submit", (e) => { e.preventDefault(); showItem($("item-id").value); });
+  $("user-form").addEventListener("submit", (e) => { e.preventDefault(); showUser($("user-id").value); });
+  $("ranking").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
+  $("purchase-form").addEventListener("submit", (e) => e.preventDefault());
+  $("ranking").addEventListener("input", syncOutputs);
+  $("reset").addEventListener("click", () => { resetControls(); refresh(); });
+  const reloadItems = () => loadItems().catch((e) => setStatus(e.message, "error"));
+  $("gender-filter").addEventListener("change", reloadItems);
+  $("category-filter").addEventListener("change", reloadItems);
+  resetControls();
+  setMode("item");
+  if (await load()) {
+    const hash = new URLSearchParams(location.hash.slice(1));
+    if (hash.get("item")) {
+      $("item-id").value = hash.get("item");
+      await showItem(hash.get("item"));
+    } else if (hash.get("user")) {
+      setMode("user");
+      $("user-id").value = hash.get("user");
+      await showUser(hash.get("user"));
+    } else {
+      setStatus("pick an item or a user to see recommendations");
+    }
+  }
+  document.body.dataset.ready = "true";
+}
+
+document.addEventListener("DOMContentLoaded", start);

@@ -1,0 +1,512 @@
+"""`fashionrec serve`'s JSON API over a small home: every endpoint's answer and its errors, the
+API key, the body limit, purchases that move popularity, and the service's place in the layout."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from collections.abc import Iterator
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+from fastapi.routing import APIRoute
+from PIL import Image
+
+from engine.geo import DEFAULT_REGION
+from engine.recommend.rerank import Recommendation
+from engine.settings import EVENT_LOG, STORE_DIR, Settings
+from engine.shoppers.eventlog import EventLog
+from engine.shoppers.shops import generate_shops
+from engine.shoppers.simulation import SimulationConfig
+from engine.shoppers.sync import run_simulation, set_shops
+from engine.vectorstore.edge import EdgeStore
+from serve.app import MAX_BODY, create_app
+from tests.builders import ROOT, catalog_items, fashionrec, store_items
+
+with warnings.catch_warnings():  # starlette would rather have httpx2; httpx works the same
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+FIRST: Final = "WOMEN-Dresses-id_00000001-01_1_front"  # its photo is a PNG
+SECOND: Final = "WOMEN-Dresses-id_00000001-01_2_side"  # a JPEG
+NO_PHOTO: Final = "MEN-Suiting-id_00000010-01_3_back"  # its photo is not on disk
+KEY: Final = "correct horse battery staple"
+ISO: Final = "2025-06-01T10:00:00"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home: 30 items with photos (one PNG, one missing), 3 stores, 4 simulated users."""
+    root = tmp_path_factory.mktemp("serve")
+    photos = root / "photos"
+    photos.mkdir()
+    items = []
+    for n, item in enumerate(catalog_items(2)):
+        path = photos / f"{item.item_id}{'.png' if item.item_id == FIRST else '.jpg'}"
+        if item.item_id != NO_PHOTO:
+            Image.new("RGB", (12, 18), (n * 8 % 256, 80, 120)).save(path)
+        items.append(replace(item, image=path))
+    home = root / "home"
+    store, log = EdgeStore(home / STORE_DIR), EventLog(home / EVENT_LOG)
+    try:
+        store_items(store, items)
+        set_shops(store, log, generate_shops(3, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
+        run_simulation(store, log, SimulationConfig(users=4, max_purchases=3, seed=7))
+    finally:
+        log.close()
+        store.close()
+    return home
+
+
+@pytest.fixture
+def home(pristine: Path, tmp_path: Path) -> Path:
+    """A private copy of the pristine home that a test may change."""
+    return Path(shutil.copytree(pristine, tmp_path / "home"))
+
+
+@pytest.fixture
+def client(home: Path) -> Iterator[TestClient]:
+    """The service over the home (no API key)."""
+    with TestClient(create_app(Settings(home=home), api_key="")) as client:
+        yield client
+
+
+def _error(response: Any, status: int) -> str:
+    """The one-line error of a response that must have this status."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert list(body) == ["error"] and "\n" not in body["error"], body
+    assert "Traceback" not in response.text
+    return str(body["error"])
+
+
+def _purchase(user: str = "sim-00001", item: str = FIRST, **more: object) -> dict[str, object]:
+    return {"user_id": user, "item_id": item, "timestamp": ISO, **more}
+
+
+def _log(home: Path) -> EventLog:
+    return EventLog(home / EVENT_LOG)
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+def test_health_and_catalog(client: TestClient) -> None:
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    catalog = client.get("/catalog").json()
+    assert catalog["items"] == 30 and catalog["backbones"]["resnet50"]["dim"] == 4
+    assert catalog["taxonomy"] == "deepfashion"
+    assert catalog["genders"] == {"WOMEN": 18, "MEN": 12}
+    assert [s["id"] for s in catalog["stores"]] == ["S01", "S02", "S03"]
+    assert catalog["users"] == 4 and catalog["purchases"] > 0
+
+
+def test_items_are_listed_and_filtered(client: TestClient) -> None:
+    some = client.get("/items", params={"limit": 5}).json()
+    assert some["count"] == 30 and len(some["items"]) == 5
+    dresses = client.get("/items", params={"category": "Dresses", "gender": "WOMEN"}).json()
+    assert dresses["count"] == 6 and {i["category"] for i in dresses["items"]} == {"Dresses"}
+    _error(client.get("/items", params={"limit": 0}), 422)
+
+
+def test_an_item_has_its_payload_popularity_and_store(client: TestClient, home: Path) -> None:
+    body = client.get(f"/items/{FIRST}").json()
+    assert body["item_id"] == FIRST and body["payload"]["category"] == "Dresses"
+    shop = next(s for s in generate_shops(3, DEFAULT_REGION, seed=1) if s.id == body["store"]["id"])
+    assert body["store"] == {
+        "id": shop.id,
+        "name": shop.name,
+        "location": {"lat": shop.location.lat, "lon": shop.location.lon},
+    }
+    assert body["popularity"] == body["payload"]["popularity"]
+    assert body["image_url"] == f"/items/{FIRST}/image"
+    assert _error(client.get("/items/nope"), 404) == "unknown item 'nope'"
+
+
+def test_photos_are_served_as_stored(client: TestClient, home: Path) -> None:
+    png = client.get(f"/items/{FIRST}/image")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    jpeg = client.get(f"/items/{SECOND}/image")
+    assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
+    stored = client.get(f"/items/{SECOND}").json()["payload"]["image"]
+    assert jpeg.content == Path(stored).read_bytes()
+    assert "has no photo" in _error(client.get(f"/items/{NO_PHOTO}/image"), 404)
+    _error(client.get("/items/nope/image"), 404)
+
+
+def test_similar_is_recommend_item_json(home: Path) -> None:
+    args = ("-k", "4", "--w-visual", "0.5", "--gamma", "1.5", "--trendiness", "0.3")
+    cli = fashionrec("recommend", "--item", FIRST, *args, "--at", "48.85,2.35", "--json", home=home)
+    assert cli.returncode == 0, cli.stderr
+    query = {"k": 4, "w_visual": 0.5, "gamma": 1.5, "trendiness": 0.3, "lat": 48.85, "lon": 2.35}
+    with TestClient(create_app(Settings(home=home), api_key="")) as client:
+        response = client.get(f"/items/{FIRST}/similar", params=query)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body == json.loads(cli.stdout)
+    recs = body["lists"][0]["recommendations"]
+    assert len(recs) == 4 and [r["rank"] for r in recs] == [1, 2, 3, 4]
+    assert set(recs[0]) == {f.name for f in fields(Recommendation)}
+    assert all(r["gender"] == "WOMEN" and r["distance_km"] is not None for r in recs)
+    assert body["weights"]["visual"] == 0.5 and body["weights"]["gamma"] == 1.5
+    assert body["vectors"] == {"backbone": "resnet50", "weights": {}, "taxonomy": "deepfashion"}
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ({"k": 0}, 422, "k must be positive, got 0"),
+        ({"k": "many"}, 422, "k: Input should be a valid integer"),
+        ({"k": 101}, 422, "k: Input should be less than or equal to 100"),
+        ({"w_visual": 2}, 422, "weight visual must be in [0, 1], got 2.0"),
+        ({"gamma": "nan"}, 422, "gamma must be positive"),
+        ({"trendiness": 1.5}, 422, "trendiness must be in [0, 1], got 1.5"),
+        ({"max_km": 10}, 422, "--max-km needs a location"),
+        ({"lat": 48.8}, 422, "give both lat and lon, or neither"),
+        ({"lat": 148.8, "lon": 2}, 422, "need -90 <= LAT <= 90"),
+        ({"rerank": "gpu"}, 422, "rerank"),
+        ({"preset": "fancy"}, 422, "--preset must be one of default, paper"),
+        ({"gender": "ALIENS"}, 422, "gender must be one of"),
+        ({"backbone": "vgg16"}, 404, "backbone vgg16 is not ingested"),
+    ],
+)
+def test_similar_refuses_bad_parameters(
+    client: TestClient, query: dict[str, object], status: int, message: str
+) -> None:
+    assert message in _error(client.get(f"/items/{FIRST}/similar", params=query), status)
+
+
+def test_similar_of_an_unknown_item_is_404(client: TestClient) -> None:
+    assert _error(client.get("/items/nope/similar"), 404) == "unknown item 'nope'"
+
+
+def test_similar_with_the_formula_in_qdrant_and_filters(client: TestClient) -> None:
+    query = {"rerank": "server", "w_visual": 0, "k": 3, "lat": 48.86, "lon": 2.35, "max_km": 500}
+    body = client.get(f"/items/{FIRST}/similar", params=query).json()
+    recs = body["lists"][0]["recommendations"]
+    assert len(recs) == 3 and all(r["visual"] is None for r in recs)  # NaN travels as null
+    men = client.get(f"/items/{FIRST}/similar", params={"gender": "men", "k": 3}).json()
+    assert {r["gender"] for r in men["lists"][0]["recommendations"]} == {"MEN"}
+
+
+def test_a_user_has_gender_trendiness_home_and_purchases(client: TestClient, home: Path) -> None:
+    log = _log(home)
+    try:
+        user, bought = log.user("sim-00001"), list(log.purchases("sim-00001"))
+    finally:
+        log.close()
+    assert user is not None
+    body = client.get("/users/sim-00001").json()
+    assert body["id"] == "sim-00001"
+    assert (body["gender"], body["trendiness"]) == (user.gender, user.trendiness)
+    assert body["home"] == {"lat": user.home.lat, "lon": user.home.lon}
+    assert [p["item_id"] for p in body["purchases"]] == [p.item_id for p in bought]
+    first = body["purchases"][0]
+    assert first["store_id"] and first["store_name"].startswith("Store ")
+    assert first["distance_km"] > 0 and first["category"]
+    listed = client.get("/users").json()
+    assert listed["count"] == 4 and listed["users"][0] == "sim-00001"
+    assert _error(client.get("/users/nobody"), 404) == "unknown user 'nobody'"
+
+
+def test_user_recommendations_are_recommend_user_json(home: Path) -> None:
+    cli = fashionrec("recommend", "--user", "sim-00002", "-k", "3", "--json", home=home)
+    assert cli.returncode == 0, cli.stderr
+    with TestClient(create_app(Settings(home=home), api_key="")) as client:
+        body = client.get("/users/sim-00002/recommendations", params={"k": 3}).json()
+        _error(client.get("/users/nobody/recommendations"), 404)
+        _error(client.get("/users/sim-00002/recommendations", params={"w_category": -1}), 422)
+    assert body == json.loads(cli.stdout)
+    names = [entry["list"] for entry in body["lists"]]
+    assert names[-1] == "merged" and all(n.startswith("after ") for n in names[:-1])
+    assert body["user"]["id"] == "sim-00002"
+
+
+# --- purchases ---------------------------------------------------------------------------------
+
+
+def _popularity_in(body: dict[str, Any], item: str) -> float:
+    recs = body["lists"][0]["recommendations"]
+    return float(next(r["popularity"] for r in recs if r["item_id"] == item))
+
+
+def test_a_purchase_moves_popularity_and_the_next_recommendation_sees_it(
+    client: TestClient,
+) -> None:
+    visual_only = {"k": 20, "w_visual": 1, "w_popularity": 0, "w_category": 0}
+    before = client.get(f"/items/{FIRST}/similar", params=visual_only).json()
+    target = before["lists"][0]["recommendations"][0]["item_id"]
+    was = client.get(f"/items/{target}").json()["popularity"]
+    assert _popularity_in(before, target) == was
+
+    response = client.post("/purchases", json=_purchase(item=target))
+    assert response.status_code == 201, response.text
+    recorded = response.json()
+    assert recorded["recorded"][0]["item_id"] == target
+    assert recorded["recorded"][0]["timestamp"] == "2025-06-01T10:00:00+00:00"
+    now = client.get(f"/items/{target}").json()
+    assert recorded["recorded"][0]["store_id"] == now["store"]["id"]
+    assert recorded["popularity"] == {target: was + 1}
+    assert now["popularity"] == was + 1
+    after = client.get(f"/items/{FIRST}/similar", params=visual_only).json()
+    assert _popularity_in(after, target) == was + 1
+    bought = [p["item_id"] for p in client.get("/users/sim-00001").json()["purchases"]]
+    assert target in bought
+
+
+def test_a_list_of_purchases_is_one_transaction(client: TestClient, home: Path) -> None:
+    store_id = client.get("/catalog").json()["stores"][2]["id"]
+    rows = [
+        _purchase(item=FIRST),
+        _purchase(user="sim-00002", item=SECOND, store_id=store_id, timestamp="2025-06-02"),
+        _purchase(item=FIRST, timestamp="2025-06-03T12:00:00+02:00"),
+    ]
+    was = client.get(f"/items/{FIRST}").json()["popularity"]
+    response = client.post("/purchases", json=rows)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert [r["store_id"] for r in body["recorded"]][1] == store_id
+    assert body["recorded"][2]["timestamp"] == "2025-06-03T10:00:00+00:00"
+    assert body["popularity"][FIRST] == was + 2
+
+
+@pytest.mark.parametrize(
+    ("bad", "status", "message"),
+    [
+        (_purchase(item="nope"), 404, "purchase 2: unknown item 'nope'; nothing recorded"),
+        (_purchase(user="nobody"), 404, "purchase 2: unknown user 'nobody'; nothing recorded"),
+        (_purchase(store_id="S99"), 404, "purchase 2: unknown store 'S99'; nothing recorded"),
+        (_purchase(timestamp="yesterday"), 422, "purchase 2: timestamp: bad timestamp"),
+        (_purchase(colour="red"), 422, "purchase 2: colour: Extra inputs are not permitted"),
+        ({"user_id": "sim-00001", "item_id": FIRST}, 422, "purchase 2: timestamp: Field required"),
+        (_purchase(user=" "), 422, "purchase 2: user_id: String should have at least 1 character"),
+    ],
+)
+def test_a_bad_purchase_in_a_list_records_nothing(
+    client: TestClient, home: Path, bad: dict[str, object], status: int, message: str
+) -> None:
+    was = client.get(f"/items/{FIRST}").json()["popularity"]
+    count = client.get("/catalog").json()["purchases"]
+    assert message in _error(client.post("/purchases", json=[_purchase(), bad]), status)
+    assert client.get(f"/items/{FIRST}").json()["popularity"] == was
+    assert client.get("/catalog").json()["purchases"] == count
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"[]", "the body is an empty list: nothing to record"),
+        (b'"sim-00001"', "the body must be a purchase object or a list of them"),
+        (b"{not json", "the body is not JSON"),
+    ],
+)
+def test_a_body_that_is_not_purchases_is_422(
+    client: TestClient, content: bytes, message: str
+) -> None:
+    response = client.post("/purchases", content=content)
+    assert message in _error(response, 422)
+
+
+def test_bodies_over_a_megabyte_are_refused(client: TestClient) -> None:
+    big = json.dumps([_purchase()] * (MAX_BODY // 60)).encode()
+    assert len(big) > MAX_BODY
+    assert "over" in _error(client.post("/purchases", content=big), 413)
+    chunks = iter([b"[" + b" " * 600_000, b" " * 600_000 + b"]"])  # no Content-Length
+    _error(client.post("/purchases", content=chunks), 413)
+    assert client.get("/catalog").status_code == 200  # the service goes on
+
+
+# --- the API key ---------------------------------------------------------------------------------
+
+
+def test_with_a_key_every_post_needs_it(home: Path) -> None:
+    with TestClient(create_app(Settings(home=home), api_key=KEY)) as client:
+        missing = client.post("/purchases", json=_purchase())
+        assert "needs Authorization: Bearer" in _error(missing, 401)
+        assert missing.headers["www-authenticate"] == "Bearer"
+        basic = client.post("/purchases", json=_purchase(), headers={"Authorization": "Basic x"})
+        _error(basic, 401)
+        wrong = client.post("/purchases", json=_purchase(), headers={"Authorization": "Bearer no"})
+        assert _error(wrong, 403) == "wrong API key"
+        right = {"Authorization": f"Bearer {KEY}"}
+        assert client.post("/purchases", json=_purchase(), headers=right).status_code == 201
+        assert client.get(f"/items/{FIRST}").status_code == 200  # reads stay open
+
+
+def test_the_key_comes_from_the_environment(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FASHIONREC_API_KEY", KEY)
+    with TestClient(create_app(Settings(home=home))) as client:
+        _error(client.post("/purchases", json=_purchase()), 401)
+
+
+def test_private_reads_need_the_key_too(home: Path) -> None:
+    with TestClient(create_app(Settings(home=home), api_key=KEY, private=True)) as client:
+        for path in (f"/items/{FIRST}", f"/items/{FIRST}/image", "/users/sim-00001", "/nope"):
+            _error(client.get(path), 401)
+        _error(client.get("/catalog", headers={"Authorization": "Bearer nope"}), 403)
+        assert client.get("/catalog", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+        for path in ("/", "/health", "/static/app.js", "/openapi.json", "/docs"):
+            assert client.get(path).status_code == 200, path
+
+
+def test_private_without_a_key_does_not_start(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FASHIONREC_API_KEY", raising=False)
+    with pytest.raises(Exception, match="--private needs an API key"):
+        create_app(Settings(home=home), private=True)
+    result = fashionrec("serve", "--private", home=home)
+    assert result.returncode == 1 and "--private needs an API key" in result.stderr
+
+
+# --- errors, the log, the page --------------------------------------------------------------------
+
+
+def test_unknown_paths_and_methods_answer_json(client: TestClient) -> None:
+    assert _error(client.get("/nowhere"), 404) == "no such path /nowhere"
+    assert _error(client.delete("/health"), 405) == "DELETE is not allowed on /health"
+
+
+def test_an_unexpected_failure_is_a_one_line_500(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(*args: object) -> None:
+        raise RuntimeError("secret internals\nTraceback (most recent call last)")
+
+    monkeypatch.setattr("serve.app.Recommender.for_item", explode)
+    with caplog.at_level(logging.INFO, logger="fashionrec.serve"):
+        response = client.get(f"/items/{FIRST}/similar")
+    assert "server log" in _error(response, 500)
+    assert "secret" not in response.text
+    assert "secret internals" in caplog.text  # the details go to the log
+
+
+def test_a_failing_store_is_503(failing_collection_server: str, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, qdrant_url=failing_collection_server)
+    with TestClient(create_app(settings, api_key="")) as client:
+        assert "disk quota exceeded" in _error(client.get("/health"), 503)
+        _error(client.get(f"/items/{FIRST}"), 503)
+
+
+def test_one_log_line_per_request(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="fashionrec.serve"):
+        client.get("/health")
+        client.get("/items/nope", params={"k": 1})
+        client.post("/purchases", content=b"[]")
+    lines = [r.getMessage() for r in caplog.records if r.name == "fashionrec.serve"]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("GET /health 200 ")
+    assert lines[1].startswith("GET /items/nope?k=1 404 ")
+    assert lines[2].startswith("POST /purchases 422 ")
+
+
+def test_the_page_and_its_files(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "/static/app.js" in page.text and "/static/style.css" in page.text
+    for name, kind in (("app.js", "javascript"), ("style.css", "text/css")):
+        response = client.get(f"/static/{name}")
+        assert response.status_code == 200 and kind in response.headers["content-type"]
+    assert "access-control-allow-origin" not in client.get("/health").headers  # no CORS
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/items/{item_id}/similar", "/users/{user_id}", "/purchases"} <= set(paths)
+
+
+# --- the command and the layout ----------------------------------------------------------------
+
+
+def test_every_endpoint_runs_on_the_event_loop(home: Path) -> None:
+    """The store and the SQLite log live on one thread: no endpoint may run in a pool."""
+    app = create_app(Settings(home=home), api_key="")
+    routes = [r for r in app.routes if isinstance(r, APIRoute)]
+    assert len(routes) >= 10
+    for route in routes:
+        assert inspect.iscoroutinefunction(route.endpoint), route.path
+        for dependency in route.dependant.dependencies:
+            assert dependency.call is None or inspect.iscoroutinefunction(dependency.call)
+
+
+def test_serve_stays_in_its_room() -> None:
+    """serve/ imports neither torch, nor ingest/, nor cli/; each module opens with a docstring."""
+    for path in sorted((ROOT / "serve").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        assert ast.get_docstring(tree), path
+        nodes = list(ast.walk(tree))
+        names = {a.name for n in nodes if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module or "" for n in nodes if isinstance(n, ast.ImportFrom)}
+        banned = ("torch", "torchvision", "ingest", "cli", "qdrant_edge", "qdrant_client")
+        assert not {n for n in names if n.split(".")[0] in banned}, path
+
+
+def test_the_command_line_does_not_load_the_web_stack() -> None:
+    code = (
+        "import sys, cli.main\n"
+        "heavy = [m for m in ('fastapi', 'uvicorn', 'starlette', 'torch') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stdout.strip() == ""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_fashionrec_serve_serves_until_interrupted(home: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_API_KEY": ""}
+    env.pop("FASHIONREC_QDRANT_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline, body = time.monotonic() + 90, None
+        while body is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                    body = json.load(r)
+            except OSError:
+                time.sleep(0.2)
+        assert body is not None and body["status"] == "ok"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/catalog", timeout=10) as r:
+            assert json.load(r)["users"] == 4  # the event log, opened before the loop ran
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, output
+    assert f"on http://127.0.0.1:{port}/" in output
+    assert "GET /health 200" in output
+    again = fashionrec("info", home=home)  # the store was released
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_port_in_use_is_one_line(home: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = fashionrec("serve", "--port", str(port), home=home)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
