@@ -29,7 +29,8 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import numpy as np  # noqa: E402
 
-from engine.catalog.categories import CATEGORIES_BY_GENDER, PAPER_MATRIX  # noqa: E402
+from engine.catalog.categories import CATEGORIES_BY_GENDER  # noqa: E402
+from engine.catalog.taxonomy import deepfashion  # noqa: E402
 from engine.geo import DEFAULT_REGION, Location  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
 from engine.records import Purchase, User  # noqa: E402
@@ -116,6 +117,7 @@ def public_method(
 ) -> None:
     """The public code's loop: cosine per pair in Python over every item, per purchase."""
     index = {str(p["item_id"]): i for i, p in enumerate(payloads)}
+    paper = deepfashion()
     pops = [float(p["popularity"]) for p in payloads]  # type: ignore[arg-type]
     low, high = min(pops), max(pops)
 
@@ -130,7 +132,7 @@ def public_method(
                 continue
             norm = (pops[i] - low) / (high - low)
             score = 0.6 * cosine(vectors[q], vectors[i]) + 0.2 * (1 - (norm - user.trendiness) ** 2)
-            score += 0.2 * PAPER_MATRIX(str(payloads[q]["category"]), str(payload["category"]))
+            score += 0.2 * paper(str(payloads[q]["category"]), str(payload["category"]))
             scored.append((score, i))
         scored.sort(reverse=True)
         _ = scored[:5]

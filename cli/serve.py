@@ -55,6 +55,7 @@ def serve_command(
 
     import uvicorn
 
+    from engine.vectorstore.holder import remove_holder, write_holder
     from serve.app import API_KEY_ENV, Service, create_app
 
     key = os.environ.get(API_KEY_ENV) or None
@@ -82,8 +83,15 @@ def serve_command(
             server = uvicorn.Server(
                 uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info")
             )
-            with suppress(KeyboardInterrupt):  # uvicorn raises Ctrl-C again once it stopped
-                server.run(sockets=[sock])
+            held = None if config.qdrant_url else config.serve_file
+            if held is not None:
+                write_holder(held, f"http://{shown}:{port}")
+            try:
+                with suppress(KeyboardInterrupt):  # uvicorn raises Ctrl-C again once stopped
+                    server.run(sockets=[sock])
+            finally:
+                if held is not None:
+                    remove_holder(held)
         finally:
             service.close()
     finally:

@@ -11,6 +11,7 @@ from typing import Final
 DEFAULT_HOME: Final = Path(".fashionrec")
 STORE_DIR: Final = "store"  # the embedded Qdrant Edge shard, under the home
 EVENT_LOG: Final = "events.sqlite"  # the event log, under the home
+SERVE_FILE: Final = "serve.json"  # {"url", "pid"} of the `fashionrec serve` holding the store
 
 
 @dataclass(frozen=True)
@@ -46,3 +47,8 @@ class Settings:
     def event_log_path(self) -> Path:
         """The SQLite file of the event log."""
         return self.home / EVENT_LOG
+
+    @property
+    def serve_file(self) -> Path:
+        """The file a running `fashionrec serve` writes: its URL and pid."""
+        return self.home / SERVE_FILE

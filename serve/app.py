@@ -9,6 +9,7 @@ time, as the CLI's commands are.
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import logging
 import math
@@ -30,11 +31,15 @@ from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.catalog.framing import INPUT_SIZE, frame, pad_colour
+from engine.catalog.items import MASK_SUFFIX
+from engine.catalog.masks import apply_mask
 from engine.catalog.taxonomy import Taxonomy, deepfashion, load
 from engine.errors import (
     ConfigError,
     EventLogError,
     FashionrecError,
+    MaskError,
     NotFoundError,
     ShopsError,
     StoreError,
@@ -187,6 +192,34 @@ class Service:
         except (OSError, UnidentifiedImageError) as exc:
             raise NotFoundError(f"the photo of item {item_id!r} cannot be read ({exc})") from None
         return path, kind or "application/octet-stream"
+
+    def network_input(self, item_id: str, masked: bool) -> tuple[bytes, bool]:
+        """The 224×224 picture the CNN saw, as PNG bytes, and whether a mask was applied.
+
+        masked: black out the removed labels (background, hair, face, skin) with the item's
+        DF-MM mask, `<photo folder>/../segm/<item_id>_segm.png`, when there is one that can be
+        read; then letterbox as ingest does, padded black when masked, white when not.
+        """
+        path, _ = self.photo(item_id)
+        try:
+            with Image.open(path) as raw:
+                image = raw.convert("RGB")
+        except (OSError, UnidentifiedImageError) as exc:
+            raise NotFoundError(f"the photo of item {item_id!r} cannot be read ({exc})") from None
+        applied = False
+        mask_path = path.parent.parent / "segm" / f"{item_id}{MASK_SUFFIX}"
+        if masked and mask_path.is_file():
+            try:
+                with Image.open(mask_path) as mask:
+                    mask.load()
+                    image = apply_mask(image, mask)
+                applied = True
+            except (OSError, UnidentifiedImageError, MaskError) as exc:
+                logger.warning("mask %s of item %r not applied (%s)", mask_path, item_id, exc)
+        framed = frame(image, "letterbox", INPUT_SIZE, pad_colour(applied))
+        buffer = io.BytesIO()
+        framed.save(buffer, format="PNG")
+        return buffer.getvalue(), applied
 
     def catalog(self) -> dict[str, Any]:
         """What the page needs to start: counts, backbones and their weights, taxonomy,
@@ -615,10 +648,25 @@ def create_app(
         return service.similar(item_id, params)
 
     @app.get("/items/{item_id:path}/image", tags=["items"], response_class=FileResponse)
-    async def image(item_id: str, service: Held) -> FileResponse:
-        """The item's photo as stored (JPEG, PNG, …)."""
+    async def image(
+        item_id: str,
+        service: Held,
+        masked: Annotated[
+            bool,
+            Query(
+                description="The masked, framed 224×224 PNG the CNN saw (X-Masked: false "
+                "when the item has no mask and the photo is only framed)."
+            ),
+        ] = False,
+    ) -> Response:
+        """The item's photo as stored (JPEG, PNG, …), or with masked=1 the network's input."""
+        cache = {"Cache-Control": "max-age=300"}
+        if masked:
+            png, applied = service.network_input(item_id, masked=True)
+            headers = {**cache, "X-Masked": "true" if applied else "false"}
+            return Response(png, media_type="image/png", headers=headers)
         path, kind = service.photo(item_id)
-        return FileResponse(path, media_type=kind, headers={"Cache-Control": "max-age=300"})
+        return FileResponse(path, media_type=kind, headers=cache)
 
     @app.get("/items/{item_id:path}", tags=["items"])
     async def item(item_id: str, service: Held) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import io
 import json
 import logging
 import os
@@ -27,14 +28,14 @@ from PIL import Image
 
 from engine.geo import DEFAULT_REGION
 from engine.recommend.rerank import Recommendation
-from engine.settings import EVENT_LOG, STORE_DIR, Settings
+from engine.settings import EVENT_LOG, SERVE_FILE, STORE_DIR, Settings
 from engine.shoppers.eventlog import EventLog
 from engine.shoppers.shops import generate_shops
 from engine.shoppers.simulation import SimulationConfig
 from engine.shoppers.sync import run_simulation, set_shops
 from engine.vectorstore.edge import EdgeStore
 from serve.app import MAX_BODY, create_app
-from tests.builders import ROOT, catalog_items, fashionrec, store_items
+from tests.builders import ROOT, catalog_items, fashionrec, fashionrec_subprocess, store_items
 
 with warnings.catch_warnings():  # starlette would rather have httpx2; httpx works the same
     warnings.simplefilter("ignore")
@@ -146,6 +147,43 @@ def test_photos_are_served_as_stored(client: TestClient, home: Path) -> None:
     assert jpeg.content == Path(stored).read_bytes()
     assert "has no photo" in _error(client.get(f"/items/{NO_PHOTO}/image"), 404)
     _error(client.get("/items/nope/image"), 404)
+
+
+def test_the_masked_image_is_what_the_network_saw(client: TestClient) -> None:
+    """masked=1: the photo with the mask's removed labels blacked out, letterboxed to 224×224
+    on black; without a usable mask, the framed photo on white and X-Masked: false."""
+    photo = Path(client.get(f"/items/{FIRST}").json()["payload"]["image"])
+    segm = photo.parent.parent / "segm"
+    segm.mkdir(exist_ok=True)
+    mask = Image.new("RGB", (12, 18), (0, 0, 0))  # background on the left…
+    mask.paste((255, 250, 205), (6, 0, 12, 18))  # …a dress on the right
+    mask.save(segm / f"{FIRST}_segm.png")
+    noise = Image.effect_noise((12, 18), 80).convert("RGB")  # not a palette mask
+    noise.save(segm / f"{SECOND}_segm.png")
+    try:
+        masked = client.get(f"/items/{FIRST}/image?masked=1")
+        assert masked.status_code == 200, masked.text
+        assert masked.headers["content-type"] == "image/png"
+        assert masked.headers["x-masked"] == "true"
+        with Image.open(photo) as original:
+            colour = original.convert("RGB").getpixel((9, 9))
+        with Image.open(io.BytesIO(masked.content)) as shown:
+            assert shown.size == (224, 224) and shown.mode == "RGB"
+            assert shown.getpixel((2, 112)) == (0, 0, 0)  # the letterbox, black
+            assert shown.getpixel((80, 112)) == (0, 0, 0)  # the background, masked
+            assert shown.getpixel((150, 112)) == colour  # the dress, kept
+        for item in (SECOND, "WOMEN-Dresses-id_00000001-01_3_back"):  # bad mask; no mask
+            plain = client.get(f"/items/{item}/image", params={"masked": "1"})
+            assert plain.status_code == 200, plain.text
+            assert plain.headers["x-masked"] == "false"
+            with Image.open(io.BytesIO(plain.content)) as shown:
+                assert shown.size == (224, 224)
+                assert shown.getpixel((2, 112)) == (255, 255, 255)  # letterboxed on white
+        unmasked = client.get(f"/items/{FIRST}/image?masked=0")
+        assert unmasked.content == photo.read_bytes() and "x-masked" not in unmasked.headers
+        assert "has no photo" in _error(client.get(f"/items/{NO_PHOTO}/image?masked=1"), 404)
+    finally:
+        shutil.rmtree(segm)
 
 
 def test_similar_is_recommend_item_json(home: Path) -> None:
@@ -510,3 +548,69 @@ def test_a_port_in_use_is_one_line(home: Path) -> None:
         result = fashionrec("serve", "--port", str(port), home=home)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_a_served_store_names_its_server(home: Path) -> None:
+    """While `fashionrec serve` runs, serve.json names it and other commands say so in one
+    line; once it stops the file is gone and the store opens again."""
+    port = _free_port()
+    env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_API_KEY": ""}
+    env.pop("FASHIONREC_QDRANT_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline, up = time.monotonic() + 90, False
+        while not up and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5):
+                    up = True
+            except OSError:
+                time.sleep(0.2)
+        assert up
+        assert json.loads((home / SERVE_FILE).read_text()) == {"url": url, "pid": server.pid}
+        held = fashionrec_subprocess("info", home=home)
+        assert held.returncode == 1
+        lines = held.stderr.strip().splitlines()
+        assert len(lines) == 1, held.stderr
+        assert lines[0] == (
+            f"error: the store at {home / STORE_DIR} is held by `fashionrec serve` at {url} "
+            f"(pid {server.pid}); use its API, or stop it"
+        )
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, output
+    assert not (home / SERVE_FILE).exists()
+    again = fashionrec_subprocess("info", home=home)
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_stale_serve_file_is_not_believed(home: Path) -> None:
+    """A serve.json whose process is gone changes nothing; one naming a live process is read."""
+    from engine.vectorstore.holder import Holder, read_holder, remove_holder, write_holder
+
+    path = home / SERVE_FILE
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    write_holder(path, "http://127.0.0.1:1", int(done.stdout))
+    assert read_holder(path) is None
+    assert fashionrec("info", home=home).returncode == 0
+    write_holder(path, "http://127.0.0.1:2")
+    assert read_holder(path) == Holder("http://127.0.0.1:2", os.getpid())
+    remove_holder(path, pid=os.getpid() + 1)  # not ours: it stays
+    assert path.exists()
+    remove_holder(path)
+    assert not path.exists()
+    path.write_text("not json")
+    assert read_holder(path) is None

@@ -1,0 +1,339 @@
+"""Serving: `fashionrec serve` on loopback under concurrent clients, against the engine in-process.
+
+A home of synthetic items (bench/recommend.py's generator, int8 + originals on disk, as
+bench/scale.py's default layout) with 5 stores and simulated users and purchases (the engine's
+simulation) is built once under bench/.data/serve-<size>/. In one run:
+
+    in-process  `Recommender.for_item` / `for_user` (the user and purchases read from the
+                event log), one caller, after warm-up: p50/p99
+    HTTP        `python -m cli.main serve` in a subprocess on 127.0.0.1, driven by 1, 4 and
+                16 client threads with keep-alive connections, each load bounded by a request
+                count and a time limit: item recommendations (GET /items/ID/similar), user
+                recommendations (GET /users/ID/recommendations) and a mix (80% user
+                recommendations, 10% item recommendations, 10% POST /purchases)
+
+and prints throughput, p50/p99 latency, errors, and the HTTP overhead over in-process at p50.
+Purchases posted by the mix stay in the home (a rerun starts from them).
+
+    python bench/serve.py [--size 100000] [--requests 300] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+# Run as a script, this folder would come first on sys.path (and bench/ingest.py would
+# shadow the `ingest` package): put the project root there instead.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[0] = str(ROOT)
+
+import numpy as np  # noqa: E402
+
+from bench.recommend import DIM, catalog  # noqa: E402
+from bench.scale import DATA, LAYOUTS  # noqa: E402
+from engine.geo import DEFAULT_REGION  # noqa: E402
+from engine.recommend.recommender import Params, Recommender  # noqa: E402
+from engine.schema import ITEM_ID, point_id  # noqa: E402
+from engine.settings import EVENT_LOG, STORE_DIR  # noqa: E402
+from engine.shoppers.eventlog import EventLog  # noqa: E402
+from engine.shoppers.shops import generate_shops  # noqa: E402
+from engine.shoppers.simulation import SimulationConfig  # noqa: E402
+from engine.shoppers.sync import DEFAULT_SHOPS, run_simulation, set_shops  # noqa: E402
+from engine.vectorstore.base import PointBatch  # noqa: E402
+from engine.vectorstore.edge import EdgeStore  # noqa: E402
+
+CLIENTS = (1, 4, 16)
+USERS = 300
+QUERY = "k=5&candidates=100"
+WARMUP = 20
+
+
+def build(size: int) -> Path:
+    """The home: items, stores, users and purchases; built once, reused after."""
+    home = DATA / f"serve-{size}"
+    if (home / "done").exists():
+        return home
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    started = time.perf_counter()
+    store, log = EdgeStore(home / STORE_DIR, LAYOUTS["int8-disk"]), EventLog(home / EVENT_LOG)
+    try:
+        store.ensure_vector("resnet50", DIM)
+        chunk = 3000  # whole products
+        for start in range(0, size, chunk):
+            vectors, payloads = catalog(min(chunk, size - start), seed=start, offset=start)
+            for i in range(0, len(payloads), 1000):
+                part = payloads[i : i + 1000]
+                ids = [point_id(str(p["item_id"])) for p in part]
+                store.upsert(PointBatch(ids, part, "resnet50", vectors[i : i + 1000]))
+        store.flush()
+        loaded = time.perf_counter() - started
+        store.optimize()
+        indexed = time.perf_counter() - started - loaded
+        set_shops(store, log, generate_shops(DEFAULT_SHOPS, DEFAULT_REGION, 7), DEFAULT_REGION, 7)
+        run_simulation(store, log, SimulationConfig(users=USERS, max_purchases=5, seed=7))
+    finally:
+        log.close()
+        store.close()
+    (home / "done").touch()
+    print(
+        f"built {home} in {time.perf_counter() - started:.0f} s "
+        f"(load {loaded:.0f} s, index {indexed:.0f} s)",
+        flush=True,
+    )
+    return home
+
+
+def sample(home: Path, count: int, seed: int = 3) -> tuple[list[str], list[str]]:
+    """Some item ids (the purchased ones and `count` others) and the simulated users."""
+    log, store = EventLog(home / EVENT_LOG), EdgeStore(home / STORE_DIR)
+    try:
+        users = log.user_ids()
+        items = sorted({p.item_id for u in users for p in log.purchases(u)})
+        every = [str(r.payload[ITEM_ID]) for r in store.scroll([ITEM_ID])]
+    finally:
+        log.close()
+        store.close()
+    return items + random.Random(seed).sample(every, min(count, len(every))), users
+
+
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+    """p50 and p99 in milliseconds (NaN when there are none)."""
+    if not seconds:
+        return float("nan"), float("nan")
+    ms = np.array(seconds) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def in_process(
+    home: Path, items: list[str], users: list[str], count: int
+) -> dict[str, list[float]]:
+    """The engine called directly, one caller: item and user recommendations."""
+    store, log = EdgeStore(home / STORE_DIR), EventLog(home / EVENT_LOG)
+    taken: dict[str, list[float]] = {"item": [], "user": []}
+    try:
+        engine = Recommender(store, log.taxonomy())
+        params = Params(k=5, candidates=100)
+        rng = random.Random(11)
+
+        def item() -> None:
+            engine.for_item(rng.choice(items), params)
+
+        def user() -> None:
+            who = log.user(rng.choice(users))
+            assert who is not None
+            engine.for_user(who, list(log.purchases(who.id)), params)
+
+        for name, call in (("item", item), ("user", user)):
+            for _ in range(WARMUP):
+                call()
+            for _ in range(count):
+                start = time.perf_counter()
+                call()
+                taken[name].append(time.perf_counter() - start)
+    finally:
+        log.close()
+        store.close()
+    return taken
+
+
+@dataclass
+class Load:
+    """What the clients of one load saw."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+Request = tuple[str, str, bytes | None]  # method, path, body
+
+
+def drive(
+    port: int, clients: int, make: Callable[[random.Random], Request], total: int, limit_s: float
+) -> Load:
+    """`total` requests shared by `clients` threads (stopping at limit_s), one keep-alive
+    connection each."""
+    result = Load()
+    remaining = [total]
+    deadline = time.monotonic() + limit_s
+
+    def client(n: int) -> None:
+        rng = random.Random(1000 + n)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            while time.monotonic() < deadline:
+                with result.lock:
+                    if remaining[0] <= 0:
+                        return
+                    remaining[0] -= 1
+                method, path, body = make(rng)
+                headers = {"Content-Type": "application/json"} if body else {}
+                start = time.perf_counter()
+                try:
+                    connection.request(method, path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    response.read()
+                    ok = response.status < 400
+                    problem = f"{method} {path.split('?')[0]} {response.status}"
+                except (OSError, http.client.HTTPException) as exc:
+                    ok, problem = False, f"{method} {path.split('?')[0]} {exc!r}"
+                    connection.close()
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                spent = time.perf_counter() - start
+                with result.lock:
+                    if ok:
+                        result.latencies.append(spent)
+                    else:
+                        result.errors.append(problem)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result.wall_s = time.perf_counter() - start
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(home: Path, port: int) -> subprocess.Popen[str]:
+    """`fashionrec serve` on loopback, once /health answers."""
+    env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_API_KEY": ""}
+    env.pop("FASHIONREC_QDRANT_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,  # one log line per request: not worth the pipe
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/health")
+            if connection.getresponse().status == 200:
+                connection.close()
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("the server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=300, help="per load (and in-process)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="time limit per load")
+    args = parser.parse_args()
+    home = build(args.size)
+    items, users = sample(home, 500)
+    cores = len(os.sched_getaffinity(0))
+    print(
+        f"{platform.machine()}, {cores} cores, {args.size:,} items, {len(users)} users; "
+        f"k 5, 100 candidates; int8 + originals on disk",
+        flush=True,
+    )
+    direct = in_process(home, items, users, args.requests)
+
+    def item(rng: random.Random) -> Request:
+        return "GET", f"/items/{quote(rng.choice(items), safe='')}/similar?{QUERY}", None
+
+    def user(rng: random.Random) -> Request:
+        return "GET", f"/users/{quote(rng.choice(users), safe='')}/recommendations?{QUERY}", None
+
+    def mix(rng: random.Random) -> Request:
+        roll = rng.random()
+        if roll < 0.8:
+            return user(rng)
+        if roll < 0.9:
+            return item(rng)
+        body = {
+            "user_id": rng.choice(users),
+            "item_id": rng.choice(items),
+            "timestamp": "2026-11-24T10:00:00",
+        }
+        return "POST", "/purchases", json.dumps(body).encode()
+
+    port = free_port()
+    server = serve(home, port)
+    rows = []
+    try:
+        for name, make in (("item", item), ("user", user), ("mix", mix)):
+            drive(port, 1, make, WARMUP, args.seconds)
+            for clients in CLIENTS:
+                done = drive(port, clients, make, args.requests, args.seconds)
+                p50, p99 = percentiles(done.latencies)
+                rows.append((name, clients, done, p50, p99))
+                print(
+                    f"{name:>4} x{clients:<2}: {len(done.latencies) / done.wall_s:7.1f} req/s "
+                    f"p50 {p50:6.1f} ms p99 {p99:6.1f} ms errors {len(done.errors)}"
+                    + (f" ({done.errors[0]})" if done.errors else ""),
+                    flush=True,
+                )
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    print()
+    print(
+        "| load | clients | requests | req/s | p50 ms | p99 ms | errors | in-process p50 / p99 ms |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for name, clients, done, p50, p99 in rows:
+        base = direct.get(name)
+        shown = "—"
+        if base:
+            b50, b99 = percentiles(base)
+            shown = f"{b50:.1f} / {b99:.1f}"
+        print(
+            f"| {name} | {clients} | {len(done.latencies) + len(done.errors)} | "
+            f"{len(done.latencies) / done.wall_s:.1f} | {p50:.1f} | {p99:.1f} | "
+            f"{len(done.errors)} | {shown} |"
+        )
+    print()
+    for name in ("item", "user"):
+        b50, _ = percentiles(direct[name])
+        h50 = next(p50 for n, c, _, p50, _ in rows if n == name and c == 1)
+        print(
+            f"{name}: HTTP p50 at 1 client {h50:.1f} ms vs in-process {b50:.1f} ms: "
+            f"overhead {h50 - b50:+.1f} ms ({h50 / b50:.2f}x)"
+        )
+    errors = sum(len(done.errors) for _, _, done, _, _ in rows)
+    user4 = next(p99 for n, c, _, _, p99 in rows if n == "user" and c == 4)
+    print(f"errors {errors}; user p99 at 4 clients {user4:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
