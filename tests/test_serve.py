@@ -507,8 +507,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_fashionrec_serve_serves_until_interrupted(home: Path) -> None:
-    port = _free_port()
+def _serve(home: Path, port: int) -> subprocess.Popen[str]:
+    """`fashionrec serve` on a port, as a real process; returns once /health answers."""
     env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_API_KEY": ""}
     env.pop("FASHIONREC_QDRANT_URL", None)
     server = subprocess.Popen(
@@ -519,15 +519,22 @@ def test_fashionrec_serve_serves_until_interrupted(home: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                if json.load(r)["status"] == "ok":
+                    return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise AssertionError(f"the server did not come up: {server.communicate()[0]}")
+
+
+def test_fashionrec_serve_serves_until_interrupted(home: Path) -> None:
+    port = _free_port()
+    server = _serve(home, port)
     try:
-        deadline, body = time.monotonic() + 90, None
-        while body is None and time.monotonic() < deadline and server.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
-                    body = json.load(r)
-            except OSError:
-                time.sleep(0.2)
-        assert body is not None and body["status"] == "ok"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/catalog", timeout=10) as r:
             assert json.load(r)["users"] == 4  # the event log, opened before the loop ran
     finally:
@@ -554,26 +561,9 @@ def test_a_served_store_names_its_server(home: Path) -> None:
     """While `fashionrec serve` runs, serve.json names it and other commands say so in one
     line; once it stops the file is gone and the store opens again."""
     port = _free_port()
-    env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_API_KEY": ""}
-    env.pop("FASHIONREC_QDRANT_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     url = f"http://127.0.0.1:{port}"
+    server = _serve(home, port)
     try:
-        deadline, up = time.monotonic() + 90, False
-        while not up and time.monotonic() < deadline and server.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5):
-                    up = True
-            except OSError:
-                time.sleep(0.2)
-        assert up
         assert json.loads((home / SERVE_FILE).read_text()) == {"url": url, "pid": server.pid}
         held = fashionrec_subprocess("info", home=home)
         assert held.returncode == 1
