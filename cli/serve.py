@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from contextlib import suppress
 from typing import Annotated
@@ -31,6 +32,11 @@ def listening(host: str, port: int) -> socket.socket:
         sock.close()
         raise fail(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     return sock
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM as Ctrl-C."""
+    raise KeyboardInterrupt
 
 
 def serve_command(
@@ -86,8 +92,11 @@ def serve_command(
             held = None if config.qdrant_url else config.serve_file
             if held is not None:
                 write_holder(held, f"http://{shown}:{port}")
+            # uvicorn stops on SIGINT or SIGTERM, then raises the signal again: as an
+            # interrupt, both end here, so the holder file goes and the store is closed
+            signal.signal(signal.SIGTERM, _interrupt)
             try:
-                with suppress(KeyboardInterrupt):  # uvicorn raises Ctrl-C again once stopped
+                with suppress(KeyboardInterrupt):
                     server.run(sockets=[sock])
             finally:
                 if held is not None:

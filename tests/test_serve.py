@@ -574,7 +574,7 @@ def test_a_served_store_names_its_server(home: Path) -> None:
             f"(pid {server.pid}); use its API, or stop it"
         )
     finally:
-        server.send_signal(signal.SIGINT)
+        server.send_signal(signal.SIGTERM)  # as a service manager stops it
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output
     assert not (home / SERVE_FILE).exists()
