@@ -23,9 +23,11 @@ def demo_command(
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
     home: HomeOption = None,
 ) -> None:
-    """Synthetic catalog → ingest → stores → simulated shoppers → recommendations →
-    evaluation. Each backbone uses real ImageNet weights where this machine has them
-    (`make weights`), random-init weights otherwise, and says which."""
+    """Synthetic catalog → ingest → shoppers → recommendations → evaluation.
+
+    Each backbone uses real ImageNet weights where this machine has them (`make weights`),
+    random-init weights otherwise, and says which.
+    """
     from ingest.democatalog import write_demo_catalog
     from ingest.weights import offline_imagenet
 
