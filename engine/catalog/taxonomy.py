@@ -59,25 +59,34 @@ class Taxonomy:
     genders: Mapping[str, frozenset[str]] = field(default_factory=dict)
     gender_aliases: Mapping[str, str] = field(default_factory=dict)  # key(raw) -> gender
 
-    # lookups -----------------------------------------------------------------------
-    @property
+    # lookups (tables built once per taxonomy: they run per catalog item and per hit) ------
+    @functools.cached_property
     def categories(self) -> tuple[str, ...]:
         """Every category, sorted."""
         return tuple(sorted(c for cs in self.groups.values() for c in cs))
 
+    @functools.cached_property
+    def _group(self) -> dict[str, str]:
+        return {c: g for g, cs in self.groups.items() for c in cs}
+
+    @functools.cached_property
+    def _names(self) -> dict[str, str]:
+        """key(name) → category, for the categories' own spellings, then the aliases."""
+        return {**self.aliases, **{key(c): c for c in self.categories}}
+
+    @functools.cached_property
+    def _gender_names(self) -> dict[str, str]:
+        return {**{key(g): g for g in self.all_genders}, **self.gender_aliases}
+
     def group_of(self, category: str) -> str:
         """The group of a category (a category outside every group is its own group)."""
-        return next((g for g, cs in self.groups.items() if category in cs), category)
+        return self._group.get(category, category)
 
     def category(self, raw: str) -> str | None:
         """The category a catalog's name means (its own spelling or an alias), or None."""
-        wanted = key(raw)
-        if not wanted:
-            return None
-        direct = {key(c): c for c in self.categories}
-        return direct.get(wanted) or self.aliases.get(wanted)
+        return self._names.get(key(raw))
 
-    @property
+    @functools.cached_property
     def all_genders(self) -> tuple[str, ...]:
         """Every gender: the shoppers' ones, then item genders only items have (UNISEX, …)."""
         shown = {g for gs in self.genders.values() for g in gs}
@@ -85,10 +94,7 @@ class Taxonomy:
 
     def gender(self, raw: str) -> str | None:
         """The canonical gender of a spelling (`Men`, `female`, `Boys`, …), or None."""
-        wanted = key(raw)
-        return self.gender_aliases.get(wanted) or next(
-            (g for g in self.all_genders if key(g) == wanted), None
-        )
+        return self._gender_names.get(key(raw))
 
     def shown_to(self, gender: str) -> frozenset[str]:
         """The item genders a shopper of this gender is shown (and buys)."""
