@@ -73,6 +73,29 @@ def test_ids_matching_has_vector(store: VectorStore) -> None:
     assert store.ids_matching(Filter(ids=asked, has_vector="vgg16"), 10) == set()
 
 
+def test_edge_store_indexes_what_was_written_before_it_closes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qdrant Edge has no background optimizer: a payload update moves points into a plain
+    segment that every search then scans, so a store that was written to optimizes when it
+    closes (and one that was only read does not)."""
+    calls: list[str] = []
+    optimize = EdgeStore.optimize
+    monkeypatch.setattr(EdgeStore, "optimize", lambda s: calls.append("optimize") or optimize(s))
+    store = EdgeStore(tmp_path / "store")
+    store.ensure_vector("resnet50", 8)
+    store.write(_batch(["a", "b"], "resnet50", 8))
+    store.optimize()
+    calls.clear()
+    store.set_payload([point_id("a")], {"popularity": 3.0})
+    store.close()
+    assert calls == ["optimize"]
+    reader = EdgeStore(tmp_path / "store")
+    assert reader.retrieve([point_id("a")])[0].payload["popularity"] == 3.0
+    reader.close()
+    assert calls == ["optimize"]
+
+
 def test_edge_store_locked_by_another_process(tmp_path: Path) -> None:
     store = EdgeStore(tmp_path / "store")
     store.ensure_vector("resnet50", 4)

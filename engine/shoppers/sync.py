@@ -189,4 +189,6 @@ def run_simulation(
         log.add_purchases(result.purchases, source="simulated")
     on_stage("syncing popularity")
     sync_popularity(store, log, None if missing else [p.item_id for p in result.purchases])
+    on_stage("indexing")
+    store.optimize()  # the payload writes moved points out of the indexed segments
     return result
