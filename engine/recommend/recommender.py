@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
+
+import numpy as np
+from numpy.typing import NDArray
 
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import ConfigError, NotFoundError
 from engine.geo import Location
 from engine.helpers import choice
-from engine.recommend.rerank import Context, Recommendation, best_per_product, rerank
+from engine.recommend.diversity import check_diversity
+from engine.recommend.rerank import Context, Recommendation, best_per_product, diversify, rerank
 from engine.recommend.scoring import Weights, relevance_formula
 from engine.records import Purchase, User
 from engine.schema import (
@@ -24,17 +28,36 @@ from engine.schema import (
     STORE_LOCATION,
     point_id,
 )
-from engine.vectorstore.base import Filter, FormulaQuery, Hit, Near, Query, Record, VectorStore
+from engine.vectorstore.base import (
+    Filter,
+    FormulaQuery,
+    Hit,
+    Mmr,
+    Near,
+    Query,
+    Record,
+    VectorStore,
+)
 from engine.vectorstore.formula import Expr
 
 VIEWS: Final = 8  # views a product may have (DeepFashion: at most 7); sizes the server-side query
 Searcher = Callable[[Sequence[Query], Sequence[str]], list[list[Hit]]]
 Rerank = Literal["client", "server"]
+Vectors = dict[str, NDArray[np.float32]]
+Ask = Callable[[list[int], int], list[list[Hit]]]
 
 
 @dataclass(frozen=True)
 class Params:
-    """What to recommend and how to rank it."""
+    """What to recommend and how to rank it.
+
+    diversity is λ of maximal marginal relevance (engine.recommend.diversity): 0 ranks by
+    relevance alone; above 0 the candidates' vectors come with the search and each pick
+    weighs its relevance against its likeness to the items already listed. The client
+    rerank diversifies the trend-aware relevance; the rerank inside Qdrant uses Qdrant's
+    MMR when the relevance is the visual similarity alone (w_v = 1, every other weight 0),
+    and otherwise ranks by the formula in Qdrant and diversifies its candidates here.
+    """
 
     backbone: str = "resnet50"
     k: int = 5
@@ -45,6 +68,7 @@ class Params:
     max_km: float | None = None
     at: Location | None = None  # item queries: where distances are measured from
     rerank: Rerank = "client"
+    diversity: float = 0.0
 
     def validate(self) -> Params:
         """Raise ConfigError naming the first bad value."""
@@ -55,6 +79,7 @@ class Params:
         if not 0.0 <= self.trendiness <= 1.0:
             raise ConfigError(f"trendiness must be in [0, 1], got {self.trendiness}")
         choice(Rerank, self.rerank, "rerank")
+        check_diversity(self.diversity)
         if self.max_km is not None and not self.max_km > 0:
             raise ConfigError(f"max km must be positive, got {self.max_km}")
         self.weights.validate()
@@ -141,7 +166,7 @@ class Recommender:
             frozenset({str(item.payload[PRODUCT_ID])}),
             params.at,
         )
-        return self._rank([spec], params)[0]
+        return self._rank([spec], params)[0][0]
 
     def for_user(
         self, user: User, purchases: Sequence[Purchase], params: Params
@@ -156,11 +181,19 @@ class Recommender:
             _Spec(items[p.item_id], user.gender, user.trendiness, bought, user.home)
             for p in purchases
         ]
-        lists = self._rank(specs, params)
-        merged = best_per_product((rec for recs in lists for rec in recs), params.k)
+        lists, vectors = self._rank(specs, params)
+        every = [rec for recs in lists for rec in recs]
+        if params.diversity > 0:
+            merged = diversify(every, vectors, params.diversity, params.k)
+        else:
+            merged = best_per_product(every, params.k)
         return UserRecommendations(user, list(zip(purchases, lists, strict=True)), merged)
 
-    def _rank(self, specs: Sequence[_Spec], params: Params) -> list[list[Recommendation]]:
+    def _rank(
+        self, specs: Sequence[_Spec], params: Params
+    ) -> tuple[list[list[Recommendation]], Vectors]:
+        """Each spec's list, and (when diversifying) the candidates' vectors by item id."""
+        diverse = params.diversity > 0
         if params.max_km is not None and any(s.origin is None for s in specs):
             raise ConfigError("--max-km needs a location: a user, or --at LAT,LON")
         if params.rerank == "server" and self.popularity is not None:
@@ -180,6 +213,7 @@ class Recommender:
                     if params.max_km is None or spec.origin is None
                     else Near(STORE_LOCATION, spec.origin.lat, spec.origin.lon, params.max_km),
                 ),
+                with_vector=diverse,
             )
             for spec in specs
         ]
@@ -187,13 +221,25 @@ class Recommender:
             span = (self.popularity.low, self.popularity.high)
         else:
             span = self.store.value_range(POPULARITY) or (0.0, 0.0)
-        scored = params.rerank == "server"
-        if scored:
+        in_qdrant = params.rerank == "server"
+        ordered = in_qdrant and diverse and params.weights.visual_only
+        if ordered:
+            results = self._server_mmr(queries, params)
+        elif in_qdrant:
             results = self._server_ranked(specs, queries, params, span)
         else:
             results = self.search(queries, HIT_FIELDS)
+        vectors: Vectors = {}
+        if diverse:
+            results = self._with_vectors(results, params.backbone)
+            vectors = {
+                str(h.payload[ITEM_ID]): h.vector
+                for hits in results
+                for h in hits
+                if h.vector is not None
+            }
         known = None if self.popularity is None else self.popularity.values
-        return [
+        lists = [
             rerank(
                 hits,
                 spec.context(),
@@ -202,10 +248,54 @@ class Recommender:
                 self.taxonomy,
                 params.k,
                 known,
-                scored,
+                scored=in_qdrant and not ordered,
+                diversity=params.diversity,
+                ordered=ordered,
             )
             for spec, hits in zip(specs, results, strict=True)
         ]
+        return lists, vectors
+
+    def _with_vectors(self, results: list[list[Hit]], backbone: str) -> list[list[Hit]]:
+        """The hits with their vectors, read from the store for any the search left out
+        (a searcher that ignores `with_vector`)."""
+        missing = sorted({h.id for hits in results for h in hits if h.vector is None})
+        if not missing:
+            return results
+        found = {r.id: r.vector for r in self.store.retrieve(missing, vector=backbone)}
+        return [
+            [h if h.vector is not None else replace(h, vector=found.get(h.id)) for h in hits]
+            for hits in results
+        ]
+
+    @staticmethod
+    def _enough(ask: Ask, rows: int, params: Params) -> list[list[Hit]]:
+        """Ask for the first k × VIEWS hits of each query (enough for k distinct products
+        unless a product has more views); a query short of k products is asked again for
+        all its candidates."""
+        limit = min(params.candidates, params.k * VIEWS)
+        results = ask(list(range(rows)), limit)
+        short = [
+            i
+            for i, hits in enumerate(results)
+            if len(hits) == limit < params.candidates
+            and len({h.payload.get(PRODUCT_ID) for h in hits}) < params.k
+        ]
+        for i, hits in zip(short, ask(short, params.candidates) if short else [], strict=True):
+            results[i] = hits
+        return results
+
+    def _server_mmr(self, queries: list[Query], params: Params) -> list[list[Hit]]:
+        """Qdrant's MMR over each query's candidates: hits come back in the order it picks
+        them, relevance being the cosine to the query (the whole relevance when w_v = 1 and
+        every other weight is 0)."""
+        mmr = Mmr(params.diversity, params.candidates)
+
+        def ask(rows: list[int], limit: int) -> list[list[Hit]]:
+            asked = [replace(queries[i], limit=limit, mmr=mmr) for i in rows]
+            return self.store.search(asked, HIT_FIELDS)
+
+        return self._enough(ask, len(queries), params)
 
     def _server_ranked(
         self,
@@ -216,8 +306,8 @@ class Recommender:
     ) -> list[list[Hit]]:
         """The whole formula inside Qdrant: candidates come back ranked by relevance.
 
-        Only the first k × VIEWS hits travel (enough for k distinct products unless a
-        product has more views); a query short of k products is asked again for all.
+        Only the first k × VIEWS hits travel (see _enough), or every candidate with its
+        vector when the list is then diversified here.
         """
 
         def ask(rows: list[int], limit: int) -> list[list[Hit]]:
@@ -229,17 +319,9 @@ class Recommender:
             ]
             return self.store.formula_search(formulas, HIT_FIELDS)
 
-        limit = min(params.candidates, params.k * VIEWS)
-        results = ask(list(range(len(specs))), limit)
-        short = [
-            i
-            for i, hits in enumerate(results)
-            if len(hits) == limit < params.candidates
-            and len({h.payload.get(PRODUCT_ID) for h in hits}) < params.k
-        ]
-        for i, hits in zip(short, ask(short, params.candidates) if short else [], strict=True):
-            results[i] = hits
-        return results
+        if params.diversity > 0:
+            return ask(list(range(len(specs))), params.candidates)
+        return self._enough(ask, len(specs), params)
 
     def _formula(self, spec: _Spec, params: Params, span: tuple[float, float]) -> Expr:
         query = str(spec.item.payload[CATEGORY])

@@ -1,4 +1,5 @@
-"""The rerank (pure): search hits → every term of the relevance → the best view per product."""
+"""The rerank (pure): search hits → every term of the relevance → the best view per product,
+or a diverse list by maximal marginal relevance (engine.recommend.diversity)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from numpy.typing import NDArray
 
 from engine.geo import Location, coordinates, distances_km
 from engine.helpers import minmax
+from engine.recommend.diversity import mmr
 from engine.recommend.scoring import Weights, popularity_term, relevance
 from engine.schema import (
     CATEGORY,
@@ -71,6 +74,40 @@ def best_per_product(recs: Iterable[Recommendation], k: int) -> list[Recommendat
     return [replace(r, rank=rank) for rank, r in enumerate(list(best.values())[:k], start=1)]
 
 
+def first_per_product(recs: Iterable[Recommendation], k: int) -> list[Recommendation]:
+    """The first k products in the given order (its first view of each), ranked 1..k."""
+    first: dict[str, Recommendation] = {}
+    for rec in recs:
+        first.setdefault(rec.product_id, rec)
+        if len(first) == k:
+            break
+    return [replace(r, rank=rank) for rank, r in enumerate(first.values(), start=1)]
+
+
+def diversify(
+    recs: Sequence[Recommendation],
+    vectors: Mapping[str, NDArray[np.float32]],
+    diversity: float,
+    k: int,
+) -> list[Recommendation]:
+    """k recommendations, one per product, by maximal marginal relevance with diversity λ
+    over their relevance and the cosine of their vectors (item id → vector), ranked 1..k.
+
+    An item listed twice (one purchase's list and another's) keeps its best relevance; the
+    candidates are ordered by relevance, then item id, so ties never depend on the input.
+    λ = 0 gives best_per_product.
+    """
+    best: dict[str, Recommendation] = {}
+    for rec in sorted(recs, key=lambda r: (-r.relevance, r.item_id)):
+        best.setdefault(rec.item_id, rec)
+    pool = list(best.values())
+    if not pool:
+        return []
+    matrix = np.stack([vectors[r.item_id] for r in pool])
+    picked = mmr([r.relevance for r in pool], matrix, diversity, k, [r.product_id for r in pool])
+    return [replace(pool[i], rank=rank) for rank, i in enumerate(picked, start=1)]
+
+
 def rerank(
     hits: Sequence[Hit],
     context: Context,
@@ -80,12 +117,17 @@ def rerank(
     k: int,
     popularity: Mapping[str, float] | None = None,
     scored: bool = False,
+    diversity: float = 0.0,
+    ordered: bool = False,
 ) -> list[Recommendation]:
     """Every term of every hit, the best view of each product, the top k.
 
     span is the catalog-wide popularity range; popularity, when given, replaces the
     payload's values. With `scored`, hit scores are already the relevance (computed in
     Qdrant) and the visual term is recovered from it; otherwise they are the cosine.
+    With diversity λ > 0 the k are chosen by maximal marginal relevance over the hits'
+    vectors, which every hit must carry; `ordered` hits are already in their final order
+    (Qdrant's MMR chose it) and the first view of each of the first k products is kept.
     """
     if not hits:
         return []
@@ -128,4 +170,13 @@ def rerank(
         )
         for i, h in enumerate(hits)
     ]
+    if ordered:
+        return first_per_product(every, k)
+    if diversity > 0:
+        vectors = {
+            r.item_id: h.vector for r, h in zip(every, hits, strict=True) if h.vector is not None
+        }
+        if len(vectors) < len({r.item_id for r in every}):
+            raise ValueError("a diverse rerank needs every hit's vector")
+        return diversify(every, vectors, diversity, k)
     return best_per_product(every, k)

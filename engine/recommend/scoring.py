@@ -37,6 +37,11 @@ class Weights:
     distance: float = 0.0
     distance_scale_km: float = 5.0
 
+    @property
+    def visual_only(self) -> bool:
+        """Whether the relevance is the visual similarity alone (w_v = 1, every other 0)."""
+        return self.visual == 1.0 and not (self.popularity or self.category or self.distance)
+
     def validate(self) -> Weights:
         """Raise ConfigError naming the first value out of range."""
         for name in ("visual", "popularity", "category", "distance"):

@@ -72,18 +72,34 @@ class Filter:
 
 
 @dataclass(frozen=True)
+class Mmr:
+    """Qdrant's maximal marginal relevance over the `candidates` nearest points: relevance
+    is the cosine to the query, diversity λ ∈ (0, 1] (engine.recommend.diversity)."""
+
+    diversity: float
+    candidates: int
+
+
+@dataclass(frozen=True)
 class Query:
-    """One nearest-neighbour search: a vector of a named space, a filter and a size."""
+    """One nearest-neighbour search: a vector of a named space, a filter and a size.
+
+    with_vector: the hits carry their `using` vector. mmr: the `limit` results are chosen
+    by maximal marginal relevance among more candidates, in the order it picks them.
+    """
 
     vector: NDArray[np.float32]
     using: str
     limit: int
     filter: Filter | None = None
+    with_vector: bool = False
+    mmr: Mmr | None = None
 
 
 @dataclass(frozen=True)
 class FormulaQuery:
-    """Prefetch the ANN candidates, then rank them by the formula; `limit` results."""
+    """Prefetch the ANN candidates, then rank them by the formula; `limit` results (with
+    their `using` vector when the prefetch asks for it)."""
 
     prefetch: Query
     formula: Expr
@@ -93,11 +109,13 @@ class FormulaQuery:
 
 @dataclass(frozen=True)
 class Hit:
-    """A search result: point id, cosine similarity and the asked payload fields."""
+    """A search result: point id, cosine similarity, the asked payload fields and the
+    searched vector when the query asked for it."""
 
     id: str
     score: float
     payload: Payload
+    vector: NDArray[np.float32] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -109,11 +127,15 @@ class Record:
     vector: NDArray[np.float32] | None = None
 
 
+def named_vector(vectors: object, name: str) -> NDArray[np.float32] | None:
+    """One named vector of a client's point (named vectors come back as a dict of lists)."""
+    values = vectors.get(name) if isinstance(vectors, dict) else None
+    return None if values is None else np.asarray(values, dtype=np.float32)
+
+
 def make_record(pid: object, payload: Payload | None, vectors: object, name: str | None) -> Record:
-    """A Record from a client's point: named vectors come back as a dict of lists."""
-    values = vectors.get(name) if name and isinstance(vectors, dict) else None
-    array = None if values is None else np.asarray(values, dtype=np.float32)
-    return Record(str(pid), dict(payload or {}), array)
+    """A Record from a client's point and its named vector `name` (None: no vector)."""
+    return Record(str(pid), dict(payload or {}), named_vector(vectors, name) if name else None)
 
 
 @dataclass(frozen=True)

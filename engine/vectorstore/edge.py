@@ -29,6 +29,7 @@ from engine.vectorstore.base import (
     Record,
     VectorStore,
     make_record,
+    named_vector,
     search_ef,
 )
 from engine.vectorstore.formula import Abs, Const, Exp, Expr, GeoMetres, InSet, Mult, Pow, Sum, Var
@@ -75,6 +76,14 @@ def _translate(flt: Filter | None) -> qe.Filter | None:
 def _params(limit: int) -> qe.SearchParams:
     rescore = qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
     return qe.SearchParams(hnsw_ef=search_ef(limit), quantization=rescore)
+
+
+def _nearest(q: Query) -> qe.Query | qe.Mmr:
+    """The nearest points, or Qdrant's MMR over the nearest `mmr.candidates` (Edge's
+    lambda_ weighs relevance: 1 − diversity)."""
+    if q.mmr is None:
+        return qe.Query.Nearest(q.vector.tolist(), using=q.using)
+    return qe.Mmr(q.vector.tolist(), 1.0 - q.mmr.diversity, q.mmr.candidates, using=q.using)
 
 
 def _expression(e: Expr) -> qe.Expression:
@@ -273,14 +282,15 @@ class EdgeStore(VectorStore):
         requests = [
             qe.QueryRequest(
                 limit=q.limit,
-                query=qe.Query.Nearest(q.vector.tolist(), using=q.using),
+                query=_nearest(q),
                 filter=_translate(q.filter),
                 with_payload=list(fields),
-                params=_params(q.limit),
+                with_vector=[q.using] if q.with_vector else False,
+                params=_params(q.limit if q.mmr is None else q.mmr.candidates),
             )
             for q in queries
         ]
-        return self._query(requests)
+        return self._query(requests, [q.using if q.with_vector else None for q in queries])
 
     def formula_search(
         self, queries: Sequence[FormulaQuery], fields: Sequence[str]
@@ -302,15 +312,30 @@ class EdgeStore(VectorStore):
                 ],
                 query=qe.Formula(_expression(fq.formula), defaults=fq.defaults),
                 with_payload=list(fields),
+                with_vector=[fq.prefetch.using] if fq.prefetch.with_vector else False,
             )
             for fq in queries
         ]
-        return self._query(requests)
+        named = [fq.prefetch.using if fq.prefetch.with_vector else None for fq in queries]
+        return self._query(requests, named)
 
     @guarded
-    def _query(self, requests: list[qe.QueryRequest]) -> list[list[Hit]]:
+    def _query(
+        self, requests: list[qe.QueryRequest], vectors: Sequence[str | None]
+    ) -> list[list[Hit]]:
         results = self.shard.query_batch(qe.QueryBatchRequest(requests))
-        return [[Hit(str(p.id), p.score, dict(p.payload or {})) for p in hits] for hits in results]
+        return [
+            [
+                Hit(
+                    str(p.id),
+                    p.score,
+                    dict(p.payload or {}),
+                    named_vector(p.vector, name) if name else None,
+                )
+                for p in hits
+            ]
+            for hits, name in zip(results, vectors, strict=True)
+        ]
 
     @guarded
     def value_range(self, key: str) -> tuple[float, float] | None:

@@ -60,9 +60,12 @@ class ExactIndex:
         return keep
 
     def search(self, queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
-        """The exact top `limit` by cosine among the points passing each query's filter."""
+        """The exact top `limit` by cosine among the points passing each query's filter
+        (with their unit vectors when asked)."""
         results = []
         for query in queries:
+            if query.mmr is not None:
+                raise ValueError("the exact reference has no MMR; rerank with the candidates")
             rows = np.flatnonzero(self.mask(query.filter))
             vector = query.vector / max(float(np.linalg.norm(query.vector)), 1e-12)
             scores = self.vectors[rows] @ vector.astype(np.float32)
@@ -77,6 +80,7 @@ class ExactIndex:
                             for k in fields
                             if k in self.payloads[rows[i]]
                         },
+                        self.vectors[rows[i]] if query.with_vector else None,
                     )
                     for i in top
                 ]

@@ -30,6 +30,7 @@ from engine.vectorstore.base import (
     Record,
     VectorStore,
     make_record,
+    named_vector,
     search_ef,
 )
 from engine.vectorstore.formula import Abs, Const, Exp, Expr, GeoMetres, InSet, Mult, Pow, Sum, Var
@@ -149,11 +150,28 @@ def guarded(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def _hits(responses: list[models.QueryResponse]) -> list[list[Hit]]:
+def _hits(responses: list[models.QueryResponse], vectors: Sequence[str | None]) -> list[list[Hit]]:
     return [
-        [Hit(str(p.id), p.score, dict(p.payload or {})) for p in response.points]
-        for response in responses
+        [
+            Hit(
+                str(p.id),
+                p.score,
+                dict(p.payload or {}),
+                named_vector(p.vector, name) if name else None,
+            )
+            for p in response.points
+        ]
+        for response, name in zip(responses, vectors, strict=True)
     ]
+
+
+def _nearest(q: Query) -> Any:
+    """The nearest points, or Qdrant's MMR (server 1.15 or later) over the nearest
+    `mmr.candidates`."""
+    if q.mmr is None:
+        return q.vector.tolist()
+    mmr = models.Mmr(diversity=q.mmr.diversity, candidates_limit=q.mmr.candidates)
+    return models.NearestQuery(nearest=q.vector.tolist(), mmr=mmr)
 
 
 class ServerStore(VectorStore):
@@ -322,16 +340,18 @@ class ServerStore(VectorStore):
             return []
         requests = [
             models.QueryRequest(
-                query=q.vector.tolist(),
+                query=_nearest(q),
                 using=q.using,
                 filter=_translate(q.filter),
                 limit=q.limit,
                 with_payload=list(fields),
-                params=_params(q.limit),
+                with_vector=[q.using] if q.with_vector else False,
+                params=_params(q.limit if q.mmr is None else q.mmr.candidates),
             )
             for q in queries
         ]
-        return _hits(self.client.query_batch_points(self.collection, requests))
+        responses = self.client.query_batch_points(self.collection, requests)
+        return _hits(responses, [q.using if q.with_vector else None for q in queries])
 
     @guarded
     def formula_search(
@@ -351,10 +371,13 @@ class ServerStore(VectorStore):
                 query=models.FormulaQuery(formula=_expression(fq.formula), defaults=fq.defaults),
                 limit=fq.limit,
                 with_payload=list(fields),
+                with_vector=[fq.prefetch.using] if fq.prefetch.with_vector else False,
             )
             for fq in queries
         ]
-        return _hits(self.client.query_batch_points(self.collection, requests))
+        responses = self.client.query_batch_points(self.collection, requests)
+        named = [fq.prefetch.using if fq.prefetch.with_vector else None for fq in queries]
+        return _hits(responses, named)
 
     @guarded
     def value_range(self, key: str) -> tuple[float, float] | None:
