@@ -7,12 +7,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from cli.common import (
     HomeOption,
     TaxonomyOption,
     UrlOption,
     console,
+    errors,
     fail,
     settings,
     taxonomy_for,
@@ -21,6 +33,27 @@ from cli.common import (
 from engine.recommend.scoring import preset_weights
 from engine.schema import provenance_text
 from engine.vectorstore import VectorStore
+
+
+class UsersRate(ProgressColumn):
+    """Users evaluated per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.1f} users/s", style="progress.data.speed")
+
+
+def progress_bar() -> Progress:
+    """The bar of an evaluation: users done of the total, users/s, time left."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        UsersRate(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def _weights_note(store: VectorStore, backbones: list[str]) -> str:
@@ -61,7 +94,13 @@ def evaluate_command(
     """Evaluate every user: Tables 1–3, coverage, diversity, novelty, baselines, figures."""
 
     from engine.evaluate.evaluation import Evaluation
-    from engine.evaluate.protocol import Protocol, StoredItems, logged_cohort, simulated_cohort
+    from engine.evaluate.protocol import (
+        Cohort,
+        Protocol,
+        StoredItems,
+        logged_cohort,
+        simulated_cohort,
+    )
     from engine.evaluate.report import run
     from engine.geo import DEFAULT_REGION
     from engine.recommend.recommender import Params
@@ -86,15 +125,16 @@ def evaluate_command(
                 "ingest them or pass --backbones"
             )
         items = StoredItems.load(store)
+        cohort: Cohort
         if use_log:
             cohort = logged_cohort(items, log)
         else:
             cohort = simulated_cohort(items, protocol, log.region() or DEFAULT_REGION, named)
-        source = "the event log's users" if use_log else f"{len(cohort.users)} simulated users"
+        source = "the event log's users" if use_log else f"{cohort.total} simulated users"
         setting = {
             "description": f"Catalog: {len(items.items)} items in {store.location}; "
             f"{source}; taxonomy {named.name}; {_weights_note(store, names)}.",
-            "users": len(cohort.users),
+            "users": cohort.total,
             "max_purchases": max_purchases,
             "k": k,
             "seed": seed,
@@ -110,7 +150,24 @@ def evaluate_command(
             "catalog_items": len(items.items),
         }
         evaluation = Evaluation(store, cohort, items, protocol, named)
-        metrics = run(evaluation, run_dir, setting, progress=lambda s: console.print(f"… {s}"))
+        bar = progress_bar()
+        task = bar.add_task("evaluating", total=cohort.total)
+        try:
+            with bar:
+                metrics = run(
+                    evaluation,
+                    run_dir,
+                    setting,
+                    progress=lambda s: bar.update(task, description=s),
+                    advance=lambda n: bar.advance(task, n),
+                )
+        except KeyboardInterrupt:
+            done = int(bar.tasks[0].completed)
+            errors.print(
+                f"interrupted after {done:,} of {cohort.total:,} users; nothing written",
+                soft_wrap=True,
+            )
+            raise typer.Exit(130) from None
     console.print(metrics["tables_md"])
     console.print(f"results in {run_dir}/: metrics.json, tables.md, grid.png, sweep.png")
 

@@ -1,19 +1,41 @@
-"""An evaluation: runs the engine and the baselines over a cohort, and measures every metric."""
+"""An evaluation: runs the engine and the baselines over a cohort, and measures every metric.
+
+Users are taken a chunk at a time; each user goes through every system (each backbone,
+the baselines, the ablations and the w_p sweep) before the next, and what the tables
+need is added to running sums. So memory depends on the catalog and the chunk, never
+on the number of users, and the searches of a user's first run serve all their others
+from a small cache.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.evaluate.baselines import Baseline, baseline_list
-from engine.evaluate.metrics import Pair, coverage, intra_list_diversity, novelty
-from engine.evaluate.protocol import Cohort, Protocol, StoredItems
+from engine.evaluate.metrics import (
+    TREND_GROUPS,
+    AccuracySum,
+    Pair,
+    Sum,
+    list_diversity,
+    surprisal,
+    trend_group,
+)
+from engine.evaluate.protocol import (
+    SWEEP,
+    Cohort,
+    Protocol,
+    StoredItems,
+    ablation_weights,
+    sweep_weights,
+)
 from engine.recommend.recommender import Params, Recommender, Searcher
 from engine.recommend.rerank import Recommendation
 from engine.recommend.scoring import Weights
@@ -21,13 +43,22 @@ from engine.records import Purchase, User
 from engine.schema import CATEGORY, GENDER, ITEM_ID, PRODUCT_ID, point_id
 from engine.vectorstore.base import Filter, Hit, Query, VectorStore
 
+BASELINES: Final[tuple[tuple[Baseline, str], ...]] = (
+    ("random", "random (same gender)"),
+    ("popular", "most popular (same gender)"),
+)
+CHUNK: Final = 256  # users per chunk: one vector lookup per backbone each
+CACHE: Final = 256  # searches kept (a user needs 2 per purchase and backbone)
+
 
 class CachedSearch:
-    """Memoises batch searches: ablations and sweeps reuse the same candidates."""
+    """Memoises batch searches, the `capacity` most recently used: a user's ablations and
+    sweeps reuse the candidates of their first run."""
 
-    def __init__(self, search: Searcher) -> None:
+    def __init__(self, search: Searcher, capacity: int = CACHE) -> None:
         self.inner = search
-        self.memo: dict[tuple[Any, ...], list[Hit]] = {}
+        self.capacity = capacity
+        self.memo: OrderedDict[tuple[Any, ...], list[Hit]] = OrderedDict()
 
     @staticmethod
     def _key(query: Query, fields: Sequence[str]) -> tuple[Any, ...]:
@@ -45,11 +76,19 @@ class CachedSearch:
 
     def __call__(self, queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
         keys = [self._key(q, fields) for q in queries]
-        missing = [i for i, key in enumerate(keys) if key not in self.memo]
+        found: dict[tuple[Any, ...], list[Hit]] = {}
+        for key in keys:
+            if key in self.memo:
+                self.memo.move_to_end(key)
+                found[key] = self.memo[key]
+        missing = [i for i, key in enumerate(keys) if key not in found]
         if missing:
-            found = self.inner([queries[i] for i in missing], fields)
-            self.memo.update({keys[i]: hits for i, hits in zip(missing, found, strict=True)})
-        return [self.memo[key] for key in keys]
+            hits = self.inner([queries[i] for i in missing], fields)
+            for i, result in zip(missing, hits, strict=True):
+                found[keys[i]] = self.memo[keys[i]] = result
+            while len(self.memo) > self.capacity:
+                self.memo.popitem(last=False)
+        return [found[key] for key in keys]
 
 
 @dataclass
@@ -59,6 +98,44 @@ class SystemResult:
     lists: list[tuple[User, Purchase, list[Recommendation]]] = field(default_factory=list)
     hits: list[bool] = field(default_factory=list)
     recalls: list[bool] = field(default_factory=list)
+
+
+@dataclass
+class BeyondSum:
+    """The running sums behind the beyond-accuracy metrics of one system."""
+
+    backbone: str  # whose vectors measure diversity
+    recommended: Counter[str] = field(default_factory=Counter)  # bounded by the catalog
+    diversity: Sum = field(default_factory=Sum)
+    novelty: Sum = field(default_factory=Sum)
+    norm_popularity: Sum = field(default_factory=Sum)
+    hits: Sum = field(default_factory=Sum)
+    recalls: Sum = field(default_factory=Sum)
+    pending: list[list[str]] = field(default_factory=list)  # lists awaiting their vectors
+
+    def result(self, catalog_size: int) -> dict[str, float]:
+        """Coverage, diversity, novelty, average popularity, next-purchase hit rate/recall."""
+        return {
+            "coverage": len(self.recommended) / catalog_size if catalog_size else float("nan"),
+            "diversity": self.diversity.mean(),
+            "novelty": self.novelty.mean(),
+            "avg_norm_popularity": self.norm_popularity.mean(),
+            "hit_rate": self.hits.mean(),
+            "recall": self.recalls.mean(),
+        }
+
+
+@dataclass
+class Totals:
+    """Everything the tables and figures need, summed over the users seen so far."""
+
+    table1: dict[str, AccuracySum]  # per backbone, then per baseline
+    beyond: dict[str, BeyondSum]  # the same systems
+    table2: dict[str, AccuracySum]  # the first backbone's ablations ("full" is table 1's)
+    table3: dict[str, AccuracySum]  # the first backbone's trendiness groups
+    sweep: dict[str, dict[float, AccuracySum]]  # per backbone, per w_p
+    users: int = 0
+    first: tuple[User, list[Purchase]] | None = None  # the grid's user
 
 
 class Evaluation:
@@ -76,6 +153,12 @@ class Evaluation:
         self.taxonomy = taxonomy or deepfashion()
         self.search = CachedSearch(store.search)
         self.rng = np.random.default_rng([protocol.seed, 3])
+        self.engine = self.recommender()
+        self.bits = surprisal(cohort.popularity.values)
+        self._by_gender: dict[str, list[str]] = defaultdict(list)
+        for item_id in sorted(items.items):
+            self._by_gender[str(items.items[item_id][GENDER])].append(item_id)
+        self._pools: dict[str, list[str]] = {}
 
     def recommender(self) -> Recommender:
         """The engine over the store, ranking on the cohort's popularity."""
@@ -89,45 +172,45 @@ class Evaluation:
     def _product(self, purchase: Purchase) -> str:
         return str(self.items.items[purchase.item_id][PRODUCT_ID])
 
-    def run_model(self, backbone: str, weights: Weights, holdout: bool = True) -> SystemResult:
-        """The engine with these weights, for every user (and the next-purchase hold-out)."""
+    def model(
+        self,
+        user: User,
+        bought: Sequence[Purchase],
+        backbone: str,
+        weights: Weights,
+        holdout: bool = True,
+    ) -> SystemResult:
+        """The engine with these weights for one user (and the next-purchase hold-out)."""
         params = self.params(backbone, weights)
-        engine, result = self.recommender(), SystemResult()
-        for user in self.cohort.users:
-            bought = self.cohort.purchases[user.id]
-            full = engine.for_user(user, bought, params)
-            result.lists += [(user, p, recs) for p, recs in full.per_purchase]
-            if holdout and len(bought) >= 2:
-                earlier = engine.for_user(user, bought[:-1], params)
-                target = self._product(bought[-1])
-                result.hits.append(target in {r.product_id for r in earlier.merged})
-                result.recalls.append(
-                    any(target in {r.product_id for r in recs} for _, recs in earlier.per_purchase)
-                )
+        full = self.engine.for_user(user, bought, params)
+        result = SystemResult([(user, p, recs) for p, recs in full.per_purchase])
+        if holdout and len(bought) >= 2:
+            earlier = self.engine.for_user(user, bought[:-1], params)
+            target = self._product(bought[-1])
+            result.hits.append(target in {r.product_id for r in earlier.merged})
+            result.recalls.append(
+                any(target in {r.product_id for r in recs} for _, recs in earlier.per_purchase)
+            )
         return result
 
-    def run_baseline(self, kind: Baseline) -> SystemResult:
-        """Random or most-popular items the user's gender is shown, never a bought product."""
-        items = self.items.items
-        by_gender: dict[str, list[str]] = defaultdict(list)
-        for item_id in sorted(items):
-            by_gender[str(items[item_id][GENDER])].append(item_id)
-
-        def recommend(user: User, bought: Sequence[Purchase]) -> list[Recommendation]:
+    def baseline(self, user: User, bought: Sequence[Purchase], kind: Baseline) -> SystemResult:
+        """Random or most-popular items the user's gender is shown, never a bought product,
+        for one user."""
+        if user.gender not in self._pools:
             shown = self.taxonomy.shown_to(user.gender)
-            pool = sorted(i for g in shown for i in by_gender.get(g, []))
-            popularity, k = self.cohort.popularity, self.protocol.k
-            return baseline_list(kind, bought, pool, items, popularity, self.taxonomy, k, self.rng)
+            self._pools[user.gender] = sorted(i for g in shown for i in self._by_gender.get(g, []))
+        pool = self._pools[user.gender]
 
-        result = SystemResult()
-        for user in self.cohort.users:
-            bought = self.cohort.purchases[user.id]
-            for p in bought:
-                result.lists.append((user, p, recommend(user, bought)))
-            if len(bought) >= 2:
-                target = self._product(bought[-1])
-                result.hits.append(target in {r.product_id for r in recommend(user, bought[:-1])})
-                result.recalls.append(result.hits[-1])
+        def recommend(purchases: Sequence[Purchase]) -> list[Recommendation]:
+            items, popularity = self.items.items, self.cohort.popularity
+            taxonomy, k = self.taxonomy, self.protocol.k
+            return baseline_list(kind, purchases, pool, items, popularity, taxonomy, k, self.rng)
+
+        result = SystemResult([(user, p, recommend(bought)) for p in bought])
+        if len(bought) >= 2:
+            target = self._product(bought[-1])
+            result.hits.append(target in {r.product_id for r in recommend(bought[:-1])})
+            result.recalls.append(result.hits[-1])
         return result
 
     def pairs(self, result: SystemResult) -> list[Pair]:
@@ -152,30 +235,92 @@ class Evaluation:
             ]
         return out
 
-    def beyond(self, result: SystemResult, backbone: str) -> dict[str, float]:
-        """Coverage, diversity, novelty, average popularity, next-purchase hit rate/recall."""
-        recommended = [r.item_id for _, _, recs in result.lists for r in recs]
-        unique = sorted(set(recommended))
-        vectors = {
-            str(r.payload[ITEM_ID]): r.vector
-            for r in self.store.retrieve([point_id(i) for i in unique], vector=backbone)
-            if r.vector is not None
-        }
-        lists = [
-            np.array([vectors[r.item_id] for r in recs if r.item_id in vectors])
-            for _, _, recs in result.lists
-        ]
-        norm = [r.norm_popularity for _, _, recs in result.lists for r in recs]
-        return {
-            "coverage": coverage(recommended, len(self.items.items)),
-            "diversity": intra_list_diversity([v for v in lists if len(v)]),
-            "novelty": novelty(recommended, self.cohort.popularity.values),
-            "avg_norm_popularity": _mean(norm),
-            "hit_rate": _mean(result.hits),
-            "recall": _mean(result.recalls),
-        }
+    def totals(self) -> Totals:
+        """Empty sums for every system of the protocol."""
+        backbones = self.protocol.backbones
+        names = [*backbones, *(name for _, name in BASELINES)]
+        first = backbones[0]
+        return Totals(
+            table1={n: AccuracySum() for n in names},
+            beyond={n: BeyondSum(n if n in backbones else first) for n in names},
+            table2={n: AccuracySum() for n in ablation_weights(self.protocol.weights)},
+            table3={g: AccuracySum() for g in TREND_GROUPS},
+            sweep={b: {w_p: AccuracySum() for w_p in SWEEP} for b in backbones},
+        )
 
+    def run(self, advance: Callable[[int], None] = lambda n: None, chunk: int = CHUNK) -> Totals:
+        """Every system for every user, a chunk of users at a time; `advance` is told how
+        many users each step walked through."""
+        totals = self.totals()
+        for walked, users in self.cohort.chunks(chunk):
+            for user, bought in users:
+                self.add_user(totals, user, bought)
+                advance(1)
+            self._measure_diversity(totals)
+            if walked > len(users):
+                advance(walked - len(users))
+        return totals
 
-def _mean(values: Sequence[float]) -> float:
-    """The mean, NaN for no values."""
-    return float(np.mean(values)) if len(values) else float("nan")
+    def add_user(self, totals: Totals, user: User, bought: Sequence[Purchase]) -> None:
+        """Run every system for one user and add what it recommended to the totals."""
+        protocol = self.protocol
+        first = protocol.backbones[0]
+        if totals.first is None:
+            totals.first = (user, list(bought))
+        totals.users += 1
+        ranked: dict[tuple[str, Weights], list[Pair]] = {}  # identical runs, computed once
+
+        def system(name: str, result: SystemResult) -> list[Pair]:
+            pairs = self.pairs(result)
+            totals.table1[name].add(pairs)
+            beyond = totals.beyond[name]
+            for _, _, recs in result.lists:
+                ids = [r.item_id for r in recs]
+                beyond.recommended.update(ids)
+                beyond.novelty.extend(map(self.bits, ids))
+                beyond.norm_popularity.extend(r.norm_popularity for r in recs)
+                beyond.pending.append(ids)
+            beyond.hits.extend(result.hits)
+            beyond.recalls.extend(result.recalls)
+            return pairs
+
+        for backbone in protocol.backbones:
+            pairs = system(backbone, self.model(user, bought, backbone, protocol.weights))
+            ranked[backbone, protocol.weights] = pairs
+            if backbone == first:
+                totals.table3[trend_group(user.trendiness)].add(pairs)
+        for kind, name in BASELINES:
+            system(name, self.baseline(user, bought, kind))
+
+        def pairs_for(backbone: str, weights: Weights) -> list[Pair]:
+            if (backbone, weights) not in ranked:
+                result = self.model(user, bought, backbone, weights, holdout=False)
+                ranked[backbone, weights] = self.pairs(result)
+            return ranked[backbone, weights]
+
+        for name, weights in ablation_weights(protocol.weights).items():
+            totals.table2[name].add(pairs_for(first, weights))
+        for backbone in protocol.backbones:
+            for w_p in SWEEP:
+                totals.sweep[backbone][w_p].add(pairs_for(backbone, sweep_weights(w_p)))
+
+    def _measure_diversity(self, totals: Totals) -> None:
+        """The diversity of the lists awaiting it, with one vector lookup per backbone."""
+        waiting: dict[str, set[str]] = defaultdict(set)
+        for beyond in totals.beyond.values():
+            for ids in beyond.pending:
+                waiting[beyond.backbone].update(ids)
+        vectors: dict[str, dict[str, Any]] = {}
+        for backbone, unique in waiting.items():
+            records = self.store.retrieve([point_id(i) for i in sorted(unique)], vector=backbone)
+            vectors[backbone] = {
+                str(r.payload[ITEM_ID]): r.vector for r in records if r.vector is not None
+            }
+        for beyond in totals.beyond.values():
+            found = vectors.get(beyond.backbone, {})
+            for ids in beyond.pending:
+                rows = [found[i] for i in ids if i in found]
+                value = list_diversity(np.array(rows)) if rows else None
+                if value is not None:
+                    beyond.diversity.add(value)
+            beyond.pending.clear()

@@ -1,10 +1,11 @@
 """The evaluation protocol: its knobs, the catalog and shoppers it runs on (simulated in
-memory, or the log's), and the weight settings it compares. Nothing is written anywhere."""
+memory, or the log's, walked a chunk of users at a time), and the weight settings it
+compares. Nothing is written anywhere."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -12,13 +13,14 @@ import numpy as np
 
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import ConfigError, NotFoundError
+from engine.evaluate.simulation import CompactSimulation, simulate_compact
 from engine.geo import Region
 from engine.recommend.recommender import Popularity
 from engine.recommend.scoring import Weights
 from engine.records import Purchase, User
 from engine.schema import EVALUATION_FIELDS, GENDER, ITEM_ID, POPULARITY, PRODUCT_ID, STORE_ID
 from engine.shoppers.eventlog import EventLog
-from engine.shoppers.simulation import CatalogView, SimulationConfig, initial_popularity, simulate
+from engine.shoppers.simulation import CatalogView, SimulationConfig, initial_popularity
 from engine.vectorstore.base import VectorStore
 
 SWEEP: Final = tuple(round(0.1 * i, 1) for i in range(11))
@@ -42,15 +44,6 @@ class Protocol:
         if self.users <= 0 or self.max_purchases <= 0:
             raise ConfigError("--users and --max-purchases must be positive")
         return self
-
-
-@dataclass(frozen=True)
-class Cohort:
-    """The evaluated users, their purchases in time order, and the popularity to rank with."""
-
-    users: list[User]
-    purchases: dict[str, list[Purchase]]
-    popularity: Popularity
 
 
 @dataclass
@@ -78,9 +71,85 @@ class StoredItems:
         )
 
 
+Chunk = list[tuple[User, list[Purchase]]]
+
+
+class Cohort(ABC):
+    """The evaluated users with their purchases in time order, walked a chunk at a time (so
+    an evaluation never holds them all), and the popularity to rank with."""
+
+    popularity: Popularity
+
+    @property
+    @abstractmethod
+    def total(self) -> int:
+        """How many users `chunks` walks through (some may have nothing to evaluate)."""
+
+    @abstractmethod
+    def chunks(self, size: int) -> Iterator[tuple[int, Chunk]]:
+        """In order, up to `size` users walked at a time: how many, and those of them with
+        purchases (with their purchases)."""
+
+    @abstractmethod
+    def find(self, user_id: str) -> tuple[User, list[Purchase]] | None:
+        """One user with purchases, or None."""
+
+
+class SimulatedCohort(Cohort):
+    """Simulated users, held as arrays (`engine.evaluate.simulation`)."""
+
+    def __init__(self, simulation: CompactSimulation) -> None:
+        self.simulation = simulation
+        self.rows = simulation.active
+        ids = simulation.catalog.item_ids.tolist()
+        self.popularity = _popularity(dict(zip(ids, simulation.popularity.tolist(), strict=True)))
+
+    @property
+    def total(self) -> int:
+        return len(self.rows)
+
+    def chunks(self, size: int) -> Iterator[tuple[int, Chunk]]:
+        for start in range(0, len(self.rows), size):
+            rows = self.rows[start : start + size]
+            yield len(rows), list(self.simulation.users(rows))
+
+    def find(self, user_id: str) -> tuple[User, list[Purchase]] | None:
+        prefix, _, number = user_id.partition("-")
+        if prefix != "sim" or not number.isdigit():
+            return None
+        u = int(number) - self.simulation.first_user
+        if not 0 <= u < len(self.simulation) or self.simulation.user_id(u) != user_id:
+            return None
+        found = self.simulation.user(u)
+        return found if found[1] else None
+
+
+class LoggedCohort(Cohort):
+    """The event log's users, read a chunk at a time."""
+
+    def __init__(self, log: EventLog, user_ids: list[str], popularity: Popularity) -> None:
+        self.log, self.user_ids, self.popularity = log, user_ids, popularity
+
+    @property
+    def total(self) -> int:
+        return len(self.user_ids)
+
+    def chunks(self, size: int) -> Iterator[tuple[int, Chunk]]:
+        for start in range(0, len(self.user_ids), size):
+            ids = self.user_ids[start : start + size]
+            yield len(ids), [found for found in map(self.find, ids) if found is not None]
+
+    def find(self, user_id: str) -> tuple[User, list[Purchase]] | None:
+        user = self.log.user(user_id)
+        if user is None:
+            return None
+        purchases = list(self.log.purchases(user_id))
+        return (user, purchases) if purchases else None
+
+
 def simulated_cohort(
     items: StoredItems, protocol: Protocol, region: Region, taxonomy: Taxonomy | None = None
-) -> Cohort:
+) -> SimulatedCohort:
     """Simulate the protocol's users in memory (the log and the store are not touched);
     the taxonomy says which item genders each shopper gender buys."""
     view = items.view()
@@ -90,28 +159,21 @@ def simulated_cohort(
     ids = view.item_ids.tolist()
     start = np.array([initial_popularity(i, config.p_max, config.seed) for i in ids], np.int64)
     shown = (taxonomy or deepfashion()).genders
-    result = simulate(view, start, region, config, shown=shown)
-    popularity = dict(zip(ids, result.popularity.tolist(), strict=True))
-    return _cohort(result.users, result.purchases, popularity)
+    return SimulatedCohort(simulate_compact(view, start, region, config, shown=shown))
 
 
-def logged_cohort(items: StoredItems, log: EventLog) -> Cohort:
+def logged_cohort(items: StoredItems, log: EventLog) -> LoggedCohort:
     """The users and purchases of the event log, with the catalog's current popularity."""
-    users = [u for u in (log.user(i) for i in log.user_ids()) if u is not None]
-    if not users:
+    user_ids = log.user_ids()
+    if not user_ids:
         raise NotFoundError("the event log has no users; run `fashionrec simulate` first")
     values = {i: float(p.get(POPULARITY, 0.0)) for i, p in items.items.items()}
-    return _cohort(users, list(log.purchases()), values)
+    return LoggedCohort(log, user_ids, _popularity(values))
 
 
-def _cohort(users: list[User], purchases: Sequence[Purchase], values: dict[str, Any]) -> Cohort:
-    by_user: dict[str, list[Purchase]] = defaultdict(list)
-    for p in purchases:
-        by_user[p.user_id].append(p)
+def _popularity(values: dict[str, Any]) -> Popularity:
     popularity = {k: float(v) for k, v in values.items()}
-    low, high = min(popularity.values()), max(popularity.values())
-    active = [u for u in users if by_user[u.id]]
-    return Cohort(active, dict(by_user), Popularity(popularity, low, high))
+    return Popularity(popularity, min(popularity.values()), max(popularity.values()))
 
 
 def ablation_weights(weights: Weights) -> dict[str, Weights]:

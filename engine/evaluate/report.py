@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Final
 
-from engine.errors import FashionrecError
-from engine.evaluate.baselines import Baseline
+from engine.errors import FashionrecError, NotFoundError
 from engine.evaluate.evaluation import Evaluation
 from engine.evaluate.figures import recommendation_grid, sweep_plot
-from engine.evaluate.metrics import Accuracy, accuracy, by_trend_group, markdown
-from engine.evaluate.protocol import SWEEP, ablation_weights, sweep_weights
+from engine.evaluate.metrics import Accuracy, markdown
+from engine.records import Purchase, User
 from engine.schema import IMAGE, provenance_text
 
 Progress = Callable[[str], None]
@@ -36,10 +35,6 @@ BEYOND_HEADER: Final = (
     "avg NormPop",
     "hit rate@k",
     "recall@k",
-)
-BASELINES: Final[tuple[tuple[Baseline, str], ...]] = (
-    ("random", "random (same gender)"),
-    ("popular", "most popular (same gender)"),
 )
 
 
@@ -68,51 +63,49 @@ def run(
     out: Path,
     setting: dict[str, Any],
     progress: Progress = lambda s: None,
+    advance: Callable[[int], None] = lambda n: None,
 ) -> dict[str, Any]:
-    """Every table and figure of the protocol; returns the metrics written to out/."""
+    """Every table and figure of the protocol; returns the metrics written to out/.
+
+    The users stream through every system once (`Evaluation.run`, which tells `advance`
+    how many users it has walked through); `setting["users"]` becomes the number evaluated.
+    """
     protocol = evaluation.protocol
     first = protocol.backbones[0]
+    progress(f"{evaluation.cohort.total} users through {len(protocol.backbones)} backbone(s)")
+    totals = evaluation.run(advance)
+    if not totals.users or totals.first is None:
+        raise NotFoundError("no user has purchases to evaluate")
     metrics: dict[str, Any] = {
-        "setting": setting,
+        "setting": {**setting, "users": totals.users},
         "table1": {},
         "table2": {},
         "table3": {},
         "beyond": {},
         "sweep": {},
     }
-    models = {}
-    for backbone in protocol.backbones:
-        progress(f"backbone {backbone}")
-        models[backbone] = evaluation.run_model(backbone, protocol.weights)
-    systems = {**models}
-    for kind, name in BASELINES:
-        progress(f"baseline {name}")
-        systems[name] = evaluation.run_baseline(kind)
     rows1, rows_beyond = [], []
-    for name, result in systems.items():
-        score = accuracy(evaluation.pairs(result))
+    for name, total in totals.table1.items():
+        score = total.result()
         metrics["table1"][name] = _accuracy_json(score)
         rows1.append(_accuracy_row(name, score))
-        beyond = evaluation.beyond(result, name if name in models else first)
+        beyond = totals.beyond[name].result(len(evaluation.items.items))
         metrics["beyond"][name] = beyond
         rows_beyond.append([name, *beyond.values()])
     rows2 = []
-    for name, weights in ablation_weights(protocol.weights).items():
-        progress(f"ablation {name}")
-        result = models[first] if name == "full" else evaluation.run_model(first, weights, False)
-        score = accuracy(evaluation.pairs(result))
+    for name, total in totals.table2.items():
+        score = total.result()
         metrics["table2"][name] = _accuracy_json(score)
         rows2.append(_accuracy_row(name, score))
     rows3 = []
-    for group, score in by_trend_group(evaluation.pairs(models[first])).items():
+    for group, total in totals.table3.items():
+        score = total.result()
         metrics["table3"][group] = _accuracy_json(score)
         rows3.append(_accuracy_row(group, score))
-    for backbone in protocol.backbones:
-        progress(f"w_p sweep {backbone}")
+    for backbone, sweep in totals.sweep.items():
         points = []
-        for w_p in SWEEP:
-            swept = evaluation.run_model(backbone, sweep_weights(w_p), holdout=False)
-            score = accuracy(evaluation.pairs(swept))
+        for w_p, total in sweep.items():
+            score = total.result()
             points.append(
                 {
                     "w_p": w_p,
@@ -140,7 +133,7 @@ def run(
     try:
         partial.mkdir(parents=True)
         sweep_plot(partial / "sweep.png", metrics["sweep"])
-        grid_for_user(evaluation, evaluation.cohort.users[0].id, partial / "grid.png")
+        grid(evaluation, *totals.first, partial / "grid.png")
         (partial / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2) + "\n")
         (partial / "tables.md").write_text(tables)
     except OSError as exc:
@@ -148,6 +141,9 @@ def run(
         raise FashionrecError(
             f"cannot write the results to {out} ({exc}); nothing written"
         ) from None
+    except BaseException:  # Ctrl-C while writing: leave nothing half written either
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     _replace_dir(partial, out)
     metrics["tables_md"] = tables
     return metrics
@@ -165,8 +161,14 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 def grid_for_user(evaluation: Evaluation, user_id: str, path: Path) -> Path:
     """The recommendation grid of one user's last purchase, one row per backbone."""
-    user = next(u for u in evaluation.cohort.users if u.id == user_id)
-    bought = evaluation.cohort.purchases[user.id]
+    found = evaluation.cohort.find(user_id)
+    if found is None:
+        raise NotFoundError(f"user {user_id!r} has no purchases to recommend from")
+    return grid(evaluation, *found, path)
+
+
+def grid(evaluation: Evaluation, user: User, bought: Sequence[Purchase], path: Path) -> Path:
+    """The recommendation grid of this user's last purchase, one row per backbone."""
     protocol = evaluation.protocol
     rows = []
     for backbone in protocol.backbones:
