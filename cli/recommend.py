@@ -100,6 +100,13 @@ def recommend_command(
     rerank: Annotated[
         str, typer.Option(help="client (numpy) or server (the formula inside Qdrant).")
     ] = "client",
+    diversity: Annotated[
+        float,
+        typer.Option(
+            help="λ of maximal marginal relevance: 0 ranks by relevance (off), 1 by "
+            "unlikeness to what is already listed."
+        ),
+    ] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     home: HomeOption = None,
@@ -129,6 +136,7 @@ def recommend_command(
         max_km=max_km,
         at=None if at is None else Location.parse(at, "--at"),
         rerank=rerank,  # type: ignore[arg-type]
+        diversity=diversity,
     ).validate()
     config = settings(home, qdrant_url, taxonomy)
     with world(config) as (store, log):

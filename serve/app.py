@@ -378,6 +378,9 @@ async def ranking(
     distance_scale_km: Annotated[float, Query(description="scale of the distance term.")] = 5.0,
     max_km: Annotated[float | None, Query(description="Only stores within this many km.")] = None,
     rerank: Annotated[str, Query(description="client (numpy) or server (in Qdrant).")] = "client",
+    diversity: Annotated[
+        float, Query(description="λ of maximal marginal relevance; 0 ranks by relevance.")
+    ] = 0.0,
 ) -> Params:
     """The options `recommend` takes, as query parameters (the engine validates them)."""
     weights = preset_weights(
@@ -396,6 +399,7 @@ async def ranking(
         weights=weights,
         max_km=max_km,
         rerank=rerank,  # type: ignore[arg-type]  # validated below
+        diversity=diversity,
     ).validate()
 
 

@@ -132,6 +132,10 @@ def test_recommend_for_a_user_and_an_item(tmp_path: Path) -> None:
     lines = table.stdout.strip().splitlines()
     # the catalog has 4 products of that gender: the item's own product is never returned
     assert lines[0].startswith("list,rank,item_id") and len(lines) == 1 + 3
+    diverse = fashionrec("recommend", "--item", item, "--diversity", "1", "--csv", home=home)
+    assert diverse.returncode == 0, diverse.stderr
+    rows = diverse.stdout.strip().splitlines()[1:]
+    assert len(rows) == 3 and len({row.split(",")[3] for row in rows}) == 3  # 3 products
 
 
 def test_recommend_errors(tmp_path: Path) -> None:
@@ -144,6 +148,7 @@ def test_recommend_errors(tmp_path: Path) -> None:
         ("recommend", "--item", "x", "--w-visual", "2"): "weight visual must be in [0, 1], got 2.0",
         ("recommend", "--item", "x", "--gamma", "0"): "gamma must be positive",
         ("recommend", "--item", "x", "-k", "0"): "k must be positive",
+        ("recommend", "--item", "x", "--diversity", "2"): "diversity must be in [0, 1], got 2.0",
         ("recommend", "--item", "x", "--backbone", "vgg16"): "backbone vgg16 is not ingested",
     }
     for args, message in cases.items():

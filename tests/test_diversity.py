@@ -3,6 +3,7 @@ Qdrant's (Qdrant Edge, and qdrant-client's local mode)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -312,3 +313,12 @@ def test_diversity_spreads_the_lists(store: VectorStore) -> None:
 
     assert len({r.product_id for r in diverse.merged}) == 8
     assert spread_of(diverse.merged) > spread_of(plain.merged)
+
+
+def test_the_service_takes_diversity_as_a_query_parameter() -> None:
+    from serve.app import ranking
+
+    assert asyncio.run(ranking(diversity=0.5)).diversity == 0.5
+    assert asyncio.run(ranking()).diversity == 0.0
+    with pytest.raises(ConfigError, match="diversity must be in"):
+        asyncio.run(ranking(diversity=1.5))
