@@ -209,6 +209,10 @@ def test_qdrant_mmr_is_asked_only_where_it_is_defined(
     params = Params(k=2, candidates=5, weights=VISUAL, diversity=0.5, rerank="server")
     engine.for_item("q", params)
     assert len(asked) == 1 and asked[0].mmr is not None and asked[0].mmr.diversity == 0.5
+    assert not asked[0].with_vector  # an item's list is Qdrant's: no vectors travel
+    asked.clear()
+    engine.for_user(shopper("WOMEN"), buy(["a1", "c"]), params)
+    assert [(q.with_vector, q.mmr is not None) for q in asked] == [(True, True)] * 2  # merged
     asked.clear()
     engine.for_item("q", replace(params, weights=Weights()))  # the formula: no plain search
     assert asked == []

@@ -166,7 +166,7 @@ class Recommender:
             frozenset({str(item.payload[PRODUCT_ID])}),
             params.at,
         )
-        return self._rank([spec], params)[0][0]
+        return self._rank([spec], params, merging=False)[0][0]
 
     def for_user(
         self, user: User, purchases: Sequence[Purchase], params: Params
@@ -181,7 +181,7 @@ class Recommender:
             _Spec(items[p.item_id], user.gender, user.trendiness, bought, user.home)
             for p in purchases
         ]
-        lists, vectors = self._rank(specs, params)
+        lists, vectors = self._rank(specs, params, merging=True)
         every = [rec for recs in lists for rec in recs]
         if params.diversity > 0:
             merged = diversify(every, vectors, params.diversity, params.k)
@@ -190,10 +190,18 @@ class Recommender:
         return UserRecommendations(user, list(zip(purchases, lists, strict=True)), merged)
 
     def _rank(
-        self, specs: Sequence[_Spec], params: Params
+        self, specs: Sequence[_Spec], params: Params, merging: bool
     ) -> tuple[list[list[Recommendation]], Vectors]:
-        """Each spec's list, and (when diversifying) the candidates' vectors by item id."""
+        """Each spec's list, and (when diversifying) the candidates' vectors by item id.
+
+        The vectors travel only when λ > 0 and the client diversifies: the candidates'
+        (client rerank, or after the formula in Qdrant), or those of Qdrant's MMR picks
+        when the lists are then merged.
+        """
         diverse = params.diversity > 0
+        in_qdrant = params.rerank == "server"
+        ordered = in_qdrant and diverse and params.weights.visual_only
+        fetch = diverse and (merging or not ordered)
         if params.max_km is not None and any(s.origin is None for s in specs):
             raise ConfigError("--max-km needs a location: a user, or --at LAT,LON")
         if params.rerank == "server" and self.popularity is not None:
@@ -213,7 +221,7 @@ class Recommender:
                     if params.max_km is None or spec.origin is None
                     else Near(STORE_LOCATION, spec.origin.lat, spec.origin.lon, params.max_km),
                 ),
-                with_vector=diverse,
+                with_vector=fetch,
             )
             for spec in specs
         ]
@@ -221,8 +229,6 @@ class Recommender:
             span = (self.popularity.low, self.popularity.high)
         else:
             span = self.store.value_range(POPULARITY) or (0.0, 0.0)
-        in_qdrant = params.rerank == "server"
-        ordered = in_qdrant and diverse and params.weights.visual_only
         if ordered:
             results = self._server_mmr(queries, params)
         elif in_qdrant:
@@ -230,7 +236,7 @@ class Recommender:
         else:
             results = self.search(queries, HIT_FIELDS)
         vectors: Vectors = {}
-        if diverse:
+        if fetch:
             results = self._with_vectors(results, params.backbone)
             vectors = {
                 str(h.payload[ITEM_ID]): h.vector
