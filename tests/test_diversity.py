@@ -262,24 +262,19 @@ def test_client_and_qdrant_mmr_agree_on_a_catalog(
         assert _ids(Recommender(memory).for_item(item, client)) == want
 
 
-def test_formula_in_qdrant_then_mmr_agrees_with_the_client(
-    edge_and_memory: tuple[EdgeStore, ServerStore],
-) -> None:
+def test_formula_in_qdrant_then_mmr_agrees_with_the_client(store: VectorStore) -> None:
     """Trend-aware weights: the relevance computed in Qdrant and diversified here lists what
     the client rerank lists, for items and for users (their merged list too)."""
-    edge = edge_and_memory[0]
-    payloads = build_catalog(edge)
-    engine = Recommender(edge)
-    weights = Weights(visual=0.5, popularity=0.3, category=0.2)
+    payloads = build_catalog(store)
+    engine = Recommender(store)
+    client = Params(k=6, candidates=50, weights=Weights(0.5, 0.3, 0.2), diversity=0.4)
+    server = replace(client, rerank="server")
     for item in [payloads[i]["item_id"] for i in range(0, len(payloads), 97)]:
-        client = Params(k=6, candidates=50, weights=weights, diversity=0.4)
-        got = engine.for_item(item, replace(client, rerank="server"))
-        want = engine.for_item(item, client)
+        got, want = engine.for_item(item, server), engine.for_item(item, client)
         assert _ids(got) == _ids(want)
         assert [r.relevance for r in got] == pytest.approx([r.relevance for r in want], abs=1e-5)
     bought = [p["item_id"] for p in payloads if p["gender"] == "WOMEN"][::13][:3]
-    client = Params(k=6, candidates=50, weights=weights, diversity=0.4)
-    got_user = engine.for_user(shopper("WOMEN", 0.7), buy(bought), replace(client, rerank="server"))
+    got_user = engine.for_user(shopper("WOMEN", 0.7), buy(bought), server)
     want_user = engine.for_user(shopper("WOMEN", 0.7), buy(bought), client)
     assert _ids(got_user.merged) == _ids(want_user.merged)
     for (_, a), (_, b) in zip(got_user.per_purchase, want_user.per_purchase, strict=True):
