@@ -32,6 +32,14 @@ UrlOption = Annotated[
     ),
 ]
 
+ApiOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api",
+        help="Send the writes through a running `fashionrec serve` at this URL "
+        "(e.g. http://127.0.0.1:8000; the key from $FASHIONREC_API_KEY).",
+    ),
+]
 
 TaxonomyOption = Annotated[
     str | None,

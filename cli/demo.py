@@ -13,6 +13,7 @@ from cli.ingest import parse_backbones, run_ingest
 from cli.recommend import recommend_command
 from cli.shoppers import users_show
 from engine.backbones import BACKBONES
+from ingest.options import IngestJob, IngestOptions
 
 
 def demo_command(
@@ -46,14 +47,14 @@ def demo_command(
     for weights in ("imagenet", "random"):
         chosen = [n for n in names if bool(real[n]) == (weights == "imagenet")]
         if chosen:
-            run_ingest(
-                config,
+            job = IngestJob(
                 catalog.images,
+                tuple(chosen),
                 masks=catalog.masks,
-                backbones=chosen,
                 weights=weights,
-                workers=workers,
+                options=IngestOptions(workers=workers),
             )
+            run_ingest(config, job)
     info_command(home=config.home, qdrant_url=None)
 
     from engine.geo import DEFAULT_REGION

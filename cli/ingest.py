@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +21,7 @@ from rich.progress import (
 from rich.text import Text
 
 from cli.common import (
+    ApiOption,
     HomeOption,
     TaxonomyOption,
     UrlOption,
@@ -32,11 +32,10 @@ from cli.common import (
     warn_random_weights,
 )
 from engine.backbones import BACKBONES
-from engine.catalog.items import open_catalog
 from engine.catalog.masks import DEFAULT_REMOVED, removed_labels
-from engine.errors import CatalogError
 from engine.settings import Settings
-from ingest.options import IngestOptions
+from ingest.options import IngestJob, IngestOptions
+from ingest.outcome import Outcome
 
 
 class RateColumn(ProgressColumn):
@@ -60,116 +59,75 @@ def parse_backbones(values: list[str]) -> list[str]:
 INCOMPLETE = 3  # exit code: the run finished, but some items of the catalog were not stored
 
 
-def run_ingest(
-    config: Settings,
-    path: Path,
-    *,
-    masks: Path | None = None,
-    manifest: bool = False,
-    backbones: list[str],
-    batch_size: int = 32,
-    workers: int = 2,
-    device: str = "auto",
-    weights: str = "imagenet",
-    limit: int | None = None,
-    framing: str = "letterbox",
-    missing_mask: str = "unmasked",
-    remove: str = ",".join(DEFAULT_REMOVED),
-    report: Path | None = None,
-    unknown_category: str = "accept",
-    root: Path | None = None,
-) -> bool:
+def progress_bar() -> Progress:
+    """The bar of an ingest: stage, items done of the total, images/s, time left."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def run_ingest(config: Settings, job: IngestJob, report: Path | None = None) -> bool:
     """Ingest a catalog and print a summary (shared by `ingest` and `demo`); returns whether
     every item of the catalog (up to --limit) is stored.
 
-    Everything that can be checked without a CNN is checked first (options, columns,
-    names, categories under --unknown-category fail, paths, store ids): a bad catalog
-    stops in a moment and leaves no store behind.
+    Everything that can be checked without a CNN is checked first (ingest.job.check): a
+    bad catalog stops in a moment and leaves no store behind.
     """
-    from engine.catalog.items import Naming, survey
     from engine.catalog.taxonomy import load
     from engine.shoppers.eventlog import EventLog
-    from engine.shoppers.sync import place_items
+    from ingest.job import check, describe, run
 
-    options = IngestOptions(
-        batch_size=batch_size,
-        workers=workers,
-        framing=framing,  # type: ignore[arg-type]  # validated here
-        missing_mask=missing_mask,  # type: ignore[arg-type]  # validated here
-        removed=removed_labels(remove.split(",")),
-        limit=limit,
-    ).validate()
     log = EventLog(config.event_log_path) if config.event_log_path.is_file() else None
     try:
-        catalog = open_catalog(path, masks, manifest, unknown=unknown_category, root=root)
         chosen = load(config.taxonomy) if config.taxonomy else log and log.taxonomy()
-        if chosen:  # else the catalog kind's default
-            catalog = replace(catalog, naming=Naming(chosen, catalog.naming.unknown))
-        found = survey(catalog)
         shops = set() if log is None else {s.id for s in log.shops()}
     finally:
         if log is not None:
             log.close()
-    unknown_shops = sorted(found.store_ids - shops)
-    if unknown_shops:
-        raise CatalogError(
-            f"{path}: store id(s) {', '.join(unknown_shops[:10])} name no known store; import "
-            "the stores first (`fashionrec stores import STORES.csv`), then ingest"
-        )
-    used = catalog.naming.taxonomy.with_categories(found.new_categories)
+    checked = check(job, chosen or None, shops)
 
     from ingest.embedder import Embedder
-    from ingest.pipeline import ingest
-    from ingest.report import FailureReport
 
-    if weights == "random":
+    if job.weights == "random":
         warn_random_weights()
-    embedders = {name: Embedder(name, weights, device) for name in backbones}
+    embedders = {name: Embedder(name, job.weights, job.device) for name in job.backbones}
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report = report or config.home / "reports" / f"ingest-{stamp}.csv"
     store = store_for(config)
     try:
-        first = next(iter(embedders.values()))
-        console.print(
-            f"Ingesting {catalog.kind} catalog {catalog.path}"
-            + (f" (masks: {catalog.masks})" if catalog.masks else "")
-            + f" into {store.location}: {', '.join(backbones)} on {first.device} "
-            f"({first.precision}), weights "
-            + ", ".join(f"{n} {e.weights_label}" for n, e in embedders.items())
-            + f", taxonomy {used.name}"
-        )
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        failures = FailureReport(report or config.home / "reports" / f"ingest-{stamp}.csv")
-        columns = (
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            RateColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task("planning", total=None)
-            try:
-                summary = ingest(
-                    catalog,
-                    store,
-                    embedders,
-                    options,
-                    on_failure=failures,
-                    on_stage=lambda stage, n: progress.update(task, description=stage, total=n),
-                    on_progress=lambda n: progress.advance(task, n),
-                    taxonomy=used,
-                )
-            finally:
-                failures.close()
+        console.print(describe(checked, store.location, embedders), soft_wrap=True)
         log = EventLog(config.event_log_path)
         try:
-            log.set_taxonomy(used)
-            placed = place_items(store, log)
+            with progress_bar() as progress:
+                task = progress.add_task("planning", total=None)
+                outcome = run(
+                    checked,
+                    store,
+                    log,
+                    embedders,
+                    report,
+                    on_stage=lambda stage, n: progress.update(task, description=stage, total=n),
+                    on_progress=lambda n: progress.advance(task, n),
+                )
         finally:
             log.close()
     finally:
         store.close()
+    print_outcome(outcome)
+    return outcome.not_stored == 0
+
+
+def print_outcome(outcome: Outcome) -> None:
+    """The summary of a run: counts, new categories, why items were not stored, placement."""
+    summary = outcome.summary
     vectors = ", ".join(f"{k} {v}" for k, v in summary.vectors.items()) or "none"
     console.print(
         f"ingested {summary.ingested} · skipped {summary.skipped} "
@@ -177,21 +135,19 @@ def run_ingest(
         f"failed {summary.failed} · unparsed {summary.unparsed} · "
         f"unmasked {summary.unmasked} · vectors written: {vectors}"
     )
-    if found.new_categories:
-        listed = ", ".join(f"{c} {n}" for c, n in found.new_categories.most_common())
+    if outcome.new_categories:
+        listed = ", ".join(f"{c} {n}" for c, n in outcome.new_categories.items())
         console.print(
-            f"new categories (not in taxonomy {catalog.naming.taxonomy.name}; each a group of "
-            f"its own): {listed}"
+            f"new categories (not in taxonomy {outcome.taxonomy}; each a group of its own): "
+            f"{listed}"
         )
-    not_stored = summary.failed + summary.unparsed + summary.no_mask_skipped
-    if not_stored:
-        console.print(f"[bold yellow]{not_stored} item(s) not stored[/]:")
-        for line in failures.reasons():
+    if outcome.not_stored:
+        console.print(f"[bold yellow]{outcome.not_stored} item(s) not stored[/]:")
+        for line in outcome.reasons:
             console.print(f"  {line}")
-        console.print(f"every one is listed in {failures.path}")
-    if placed:
-        console.print(f"{placed} new item(s) placed in a store")
-    return not_stored == 0
+        console.print(f"every one is listed in {outcome.report}")
+    if outcome.placed:
+        console.print(f"{outcome.placed} new item(s) placed in a store")
 
 
 def ingest_command(
@@ -240,6 +196,7 @@ def ingest_command(
         Path | None,
         typer.Option(help="Manifests: a folder images may come from besides the manifest's."),
     ] = None,
+    api: ApiOption = None,
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
@@ -260,23 +217,29 @@ def ingest_command(
         return
     if path is None:
         raise fail("give the catalog PATH (or --vectors and --payloads)")
-    complete = run_ingest(
-        settings(home, qdrant_url, taxonomy),
-        path,
+    job = IngestJob(
+        path=path,
+        backbones=tuple(parse_backbones(backbone or ["resnet50"])),
         masks=masks,
         manifest=manifest,
-        backbones=parse_backbones(backbone or ["resnet50"]),
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
         weights=weights,
-        limit=limit,
-        framing=framing,
-        missing_mask=missing_mask,
-        remove=remove,
-        report=report,
-        unknown_category=unknown_category,
+        device=device,
+        options=IngestOptions(
+            batch_size=batch_size,
+            workers=workers,
+            framing=framing,  # type: ignore[arg-type]  # validated by the job
+            missing_mask=missing_mask,  # type: ignore[arg-type]  # validated by the job
+            removed=removed_labels(remove.split(",")),
+            limit=limit,
+        ),
+        unknown_category=unknown_category,  # type: ignore[arg-type]  # validated by the job
         root=root,
-    )
+    ).validate()
+    if api is not None:
+        from cli.remote import remote_ingest
+
+        complete = remote_ingest(api, job, report)
+    else:
+        complete = run_ingest(settings(home, qdrant_url, taxonomy), job, report)
     if not complete:
         raise typer.Exit(INCOMPLETE)

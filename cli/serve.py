@@ -61,8 +61,9 @@ def serve_command(
 
     import uvicorn
 
+    from engine.settings import API_KEY_ENV
     from engine.vectorstore.holder import remove_holder, write_holder
-    from serve.app import API_KEY_ENV, Service, create_app
+    from serve.app import Service, create_app
 
     key = os.environ.get(API_KEY_ENV) or None
     if private and key is None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import HomeOption, UrlOption, console, fail, settings, world
+from cli.common import ApiOption, HomeOption, UrlOption, console, fail, settings, world
 from engine.geo import distance_km
 
 purchases_app = typer.Typer(
@@ -60,18 +60,23 @@ def purchases_import(
     path: Annotated[
         Path, typer.Argument(help="CSV: user_id,item_id,timestamp[,store_id,gender,trendiness].")
     ],
+    api: ApiOption = None,
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
     """Import a real purchase log; every row is checked first, and it is all or nothing."""
-    from engine.shoppers.purchases import import_purchases
+    if api is not None:
+        from cli.remote import remote_import
 
-    with world(settings(home, qdrant_url)) as (store, log):
-        summary = import_purchases(store, log, path)
-    console.print(
-        f"imported {summary.purchases} purchase(s) of {summary.items} item(s); "
-        f"{summary.new_users} new user(s)"
-    )
+        done = remote_import(api, path)
+        purchases, items, new_users = done["purchases"], done["items"], done["new_users"]
+    else:
+        from engine.shoppers.purchases import import_purchases
+
+        with world(settings(home, qdrant_url)) as (store, log):
+            summary = import_purchases(store, log, path)
+        purchases, items, new_users = summary.purchases, summary.items, summary.new_users
+    console.print(f"imported {purchases} purchase(s) of {items} item(s); {new_users} new user(s)")
 
 
 @purchases_app.command("export")

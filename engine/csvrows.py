@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
@@ -19,17 +20,20 @@ def csv_rows(
     optional: Sequence[str] = (),
     error: type[FashionrecError] = FashionrecError,
     suffix: str = "",
+    data: bytes | None = None,
 ) -> Iterator[tuple[int, Row | None]]:
     """(line number, row) for each data row; the row is None when its field count is wrong.
 
     Files as spreadsheets write them are read: a UTF-8 byte-order mark is skipped, and
     the separator (`,` `;` or tab) is the one the header uses. Missing required columns,
     or text that is not UTF-8, raise `error` naming the file (and `suffix`, e.g.
-    "; nothing imported"). Column names are stripped.
+    "; nothing imported"). Column names are stripped. `data`: the file's bytes, read
+    already (e.g. an upload named `path`).
     """
     number = 1
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
+        raw = path.open("rb") if data is None else io.BytesIO(data)
+        with io.TextIOWrapper(raw, newline="", encoding="utf-8-sig") as handle:
             header = handle.readline()
             handle.seek(0)
             reader = csv.DictReader(handle, delimiter=separator(header))

@@ -12,6 +12,7 @@ DEFAULT_HOME: Final = Path(".fashionrec")
 STORE_DIR: Final = "store"  # the embedded Qdrant Edge shard, under the home
 EVENT_LOG: Final = "events.sqlite"  # the event log, under the home
 SERVE_FILE: Final = "serve.json"  # {"url", "pid"} of the `fashionrec serve` holding the store
+API_KEY_ENV: Final = "FASHIONREC_API_KEY"  # the service's key: its writes need it, clients send it
 
 
 @dataclass(frozen=True)

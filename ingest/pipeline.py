@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -34,6 +34,7 @@ from engine.schema import (
 )
 from engine.vectorstore.base import Filter, Payload, PointBatch, VectorStore
 from ingest.options import IngestOptions
+from ingest.outcome import IngestSummary
 from ingest.reader import Batch, WorkList, collate, item_to_line
 
 CHECK_CHUNK: Final = 1024
@@ -53,6 +54,10 @@ class Embedder(Protocol):
     @property
     def device(self) -> torch.device:
         """Where it runs (pinned memory pays off for CUDA only)."""
+
+    @property
+    def precision(self) -> str:
+        """The arithmetic it runs in (fp32, bf16)."""
 
     def __call__(self, images: torch.Tensor) -> NDArray[np.float32]:
         """A uint8 batch (N, 3, H, W) in, unit-length rows out."""
@@ -88,24 +93,6 @@ class Failure:
     reason: str
     kind: str = ""
     detail: str = ""
-
-
-@dataclass
-class IngestSummary:
-    """What a run did."""
-
-    ingested: int = 0
-    already: int = 0
-    failed: int = 0
-    unparsed: int = 0
-    no_mask_skipped: int = 0
-    unmasked: int = 0
-    vectors: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def skipped(self) -> int:
-        """Items not embedded on purpose: already stored, or skipped for a missing mask."""
-        return self.already + self.no_mask_skipped
 
 
 @dataclass(frozen=True)
@@ -199,6 +186,7 @@ def embed(
         num_workers=options.workers,
         collate_fn=collate,
         pin_memory=any(e.device.type == "cuda" for e in embedders.values()),
+        multiprocessing_context=options.start_method if options.workers else None,
     )
     for batch in loader:
         _write_batch(batch, store, embedders, summary, on_failure, taxonomy)
@@ -252,12 +240,14 @@ def ingest(
     on_stage: Callable[[str, int | None], None] = lambda stage, total: None,
     on_progress: Callable[[int], None] = lambda n: None,
     taxonomy: Taxonomy | None = None,
+    index: bool = True,
 ) -> IngestSummary:
     """Ingest a catalog into the store with the given embedders; only missing vectors are made.
 
     Items already holding every requested backbone's vector are skipped, so an
     interrupted run continues where it stopped. Per-item failures go to on_failure;
     on_stage names each stage (embedding with its item count, indexing) as it starts.
+    index=False leaves indexing to the caller (who writes more payloads first).
     """
     for name, embedder in embedders.items():
         store.ensure_vector(name, embedder.dim)
@@ -267,7 +257,7 @@ def ingest(
         on_stage("embedding", len(work.offsets))
         if len(work.offsets):
             embed(work, store, embedders, options, summary, on_failure, on_progress, taxonomy)
-    if summary.ingested:
+    if summary.ingested and index:
         on_stage("indexing", None)
         store.optimize()
     return summary

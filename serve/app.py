@@ -1,9 +1,10 @@
 """The service's FastAPI application: the JSON API and the page, as thin over the engine as the CLI.
 
 One process owns one vector store and one event log for its lifetime. Every endpoint is
-`async def` and calls the (blocking, quick) engine on the event loop's thread: the store
-and the SQLite log are used from that one thread only, and requests are served one at a
-time, as the CLI's commands are.
+`async def` and calls the (blocking, quick) engine on the event loop's thread, one request
+at a time as the CLI's commands are: Qdrant Edge holds the interpreter's lock while it
+searches, so threads would add waiting, not speed. An ingest sent with POST /ingest runs in
+a thread of its own (serve/ingesting.py) with its own connection to the log.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
@@ -60,12 +61,15 @@ from engine.schema import (
     STORE_LOCATION,
     point_id,
 )
-from engine.settings import Settings
+from engine.settings import API_KEY_ENV, Settings
 from engine.shoppers.eventlog import EventLog
+from engine.shoppers.purchases import import_purchases
 from engine.shoppers.sync import sync_popularity
 from engine.vectorstore import open_store
 from engine.vectorstore.base import Filter, Record, VectorStore
-from serve.models import ErrorBody, parse_purchases, purchases_body_schema
+from ingest.options import IngestJob
+from serve.ingesting import Busy, Ingests
+from serve.models import ErrorBody, IngestIn, parse_purchases, purchases_body_schema
 
 if TYPE_CHECKING:
     from engine.recommend.rerank import Recommendation
@@ -74,7 +78,8 @@ logger = logging.getLogger("fashionrec.serve")
 
 STATIC: Final = Path(__file__).parent / "static"
 MAX_BODY: Final = 1_000_000  # bytes a request body may have (1 MB)
-API_KEY_ENV: Final = "FASHIONREC_API_KEY"
+MAX_UPLOAD: Final = 64_000_000  # a purchase log sent whole (64 MB)
+UPLOADS: Final = frozenset({"/purchases/import"})
 SOURCE: Final = "api"  # what the event log records as the source of purchases posted here
 # Reads that stay open with --private: the page's own files, liveness and the API's shape.
 PUBLIC: Final = (
@@ -103,7 +108,7 @@ def status_of(error: FashionrecError) -> int:
         return 422
     if isinstance(error, NotFoundError):
         return 404
-    if isinstance(error, ShopsError):
+    if isinstance(error, ShopsError | Busy):
         return 409
     if isinstance(error, StoreError | EventLogError):
         return 503
@@ -115,11 +120,20 @@ def status_of(error: FashionrecError) -> int:
 
 @dataclass
 class Service:
-    """The vector store, the event log beside it and the taxonomy in force, held open."""
+    """The vector store, the event log beside it and the taxonomy in force, held open; and
+    the ingest jobs that write to them."""
 
     store: VectorStore
     log: EventLog
     taxonomy: Taxonomy
+    settings: Settings
+    ingests: Ingests = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ingests = Ingests(self.settings, self.store, status_of, self._taxonomy_changed)
+
+    def _taxonomy_changed(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
 
     @classmethod
     def open(cls, settings: Settings) -> Service:
@@ -130,7 +144,8 @@ class Service:
             events = EventLog(settings.event_log_path)
             try:
                 taxonomy = load(settings.taxonomy) if settings.taxonomy else None
-                return cls(store, events, taxonomy or events.taxonomy() or deepfashion())
+                chosen = taxonomy or events.taxonomy() or deepfashion()
+                return cls(store, events, chosen, settings)
             except BaseException:
                 events.close()
                 raise
@@ -340,10 +355,17 @@ class Service:
             self.log.add_items(item_ids)
             self.log.add_purchases(purchases, source=SOURCE)
         sync_popularity(self.store, self.log, item_ids)
+        self.store.optimize()  # index the moved points once there are enough of them
         return {
             "recorded": [{**asdict(p), "timestamp": p.timestamp.isoformat()} for p in purchases],
             "popularity": {k: float(v) for k, v in self.log.popularity(item_ids).items()},
         }
+
+    def import_purchases(self, name: str, data: bytes) -> dict[str, Any]:
+        """`purchases import`: a whole CSV log, all rows or none; unknown users are created."""
+        summary = import_purchases(self.store, self.log, Path(Path(name).name), data)
+        self.store.optimize()
+        return asdict(summary)
 
 
 def shop_json(payload: dict[str, Any], shops: dict[str, Shop]) -> dict[str, Any] | None:
@@ -437,7 +459,8 @@ async def send_error(
 
 class Guard:
     """Around every request: the API key (POSTs, and reads with --private), bodies over
-    MAX_BODY refused with 413, one log line, and a one-line 500 for anything unexpected."""
+    MAX_BODY (MAX_UPLOAD for a purchase log) refused with 413, one log line, and a
+    one-line 500 for anything unexpected."""
 
     def __init__(self, app: ASGIApp, api_key: str | None, private: bool) -> None:
         self.app = app
@@ -462,11 +485,11 @@ class Guard:
             return 403, "wrong API key", []
         return None
 
-    async def body(self, scope: Scope, receive: Receive) -> tuple[bytes | None, bool]:
-        """The whole request body, or None when it is over MAX_BODY; and whether the client
-        went away while sending it."""
+    async def body(self, scope: Scope, receive: Receive, limit: int) -> tuple[bytes | None, bool]:
+        """The whole request body, or None when it is over the limit; and whether the
+        client went away while sending it."""
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             return None, False
         chunks: list[bytes] = []
         size = 0
@@ -476,7 +499,7 @@ class Guard:
                 return b"", True
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > MAX_BODY:
+            if size > limit:
                 return None, False
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -503,11 +526,12 @@ class Guard:
                 await send_error(sending, *refused)
                 return
             if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
-                body, gone = await self.body(scope, receive)
+                limit = MAX_UPLOAD if scope["path"] in UPLOADS else MAX_BODY
+                body, gone = await self.body(scope, receive, limit)
                 if gone:
                     return
                 if body is None:
-                    await send_error(sending, 413, f"request body over {MAX_BODY} bytes")
+                    await send_error(sending, 413, f"request body over {limit} bytes")
                     return
                 receive = replay(body, receive)
             await self.app(scope, receive, sending)
@@ -708,5 +732,30 @@ def create_app(
         except ValueError as exc:
             raise ConfigError(f"the body is not JSON ({exc})") from None
         return service.add_purchases(data)
+
+    @app.post("/purchases/import", tags=["users"], status_code=201)
+    async def purchases_import(
+        request: Request,
+        service: Held,
+        name: Annotated[str, Query(description="The file's name, for messages.")] = "upload.csv",
+    ) -> dict[str, Any]:
+        """`purchases import`: a whole CSV log (text/csv body), all rows or none; unknown
+        users are created. Up to 64 MB."""
+        return service.import_purchases(name, await request.body())
+
+    @app.post("/ingest", tags=["ingest"], status_code=202)
+    async def ingest(body: IngestIn, service: Held) -> dict[str, Any]:
+        """`ingest PATH`: embed a catalog on this machine's files, in the background; the
+        answer's `url` follows it. 409 while another ingest runs."""
+        run = service.ingests.start(IngestJob.from_json(body.model_dump()))
+        return {**run.to_json(), "url": f"/ingest/{run.id}"}
+
+    @app.get("/ingest/{run_id}", tags=["ingest"])
+    async def ingest_state(run_id: str, service: Held) -> dict[str, Any]:
+        """An ingest's stage, items done of the total, and its outcome or error."""
+        run = service.ingests.get(run_id)
+        if run is None:
+            raise NotFoundError(f"unknown ingest {run_id!r}")
+        return run.to_json()
 
     return app

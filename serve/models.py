@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from engine.catalog.masks import DEFAULT_REMOVED
 from engine.errors import ConfigError
 from engine.shoppers.purchases import parse_timestamp
 
@@ -93,3 +94,25 @@ def parse_purchases(data: object) -> list[PurchaseIn]:
         raise ConfigError(
             f"{_where(tuple(first['loc']))}: {message}{more}; nothing recorded"
         ) from None
+
+
+class IngestIn(BaseModel):
+    """An ingest job, as `fashionrec ingest PATH --api URL` sends it: the paths are this
+    machine's (the service reads the photos, and serves them later)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1, description="DF-MM image folder, In-shop tree or manifest.")
+    backbones: list[str] = Field(default=["resnet50"], min_length=1)
+    masks: str | None = Field(default=None, description="Folder of <item>_segm.png masks.")
+    manifest: bool = Field(default=False, description="path is a manifest CSV.")
+    weights: str = Field(default="imagenet", description="imagenet, a state-dict path, random.")
+    device: str = "auto"
+    batch_size: int = 32
+    workers: int = 2
+    framing: str = "letterbox"
+    missing_mask: str = "unmasked"
+    removed: list[str] = Field(default=list(DEFAULT_REMOVED), description="Mask labels removed.")
+    limit: int | None = None
+    unknown_category: str = "accept"
+    root: str | None = Field(default=None, description="Manifests: another image folder.")

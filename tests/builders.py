@@ -198,6 +198,11 @@ class FakeEmbedder:
         return self._weights_label
 
     @property
+    def precision(self) -> str:
+        """Always fp32."""
+        return "fp32"
+
+    @property
     def device(self) -> torch.device:
         """Always the CPU."""
         return torch.device("cpu")

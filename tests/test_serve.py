@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import warnings
@@ -34,8 +35,16 @@ from engine.shoppers.shops import generate_shops
 from engine.shoppers.simulation import SimulationConfig
 from engine.shoppers.sync import run_simulation, set_shops
 from engine.vectorstore.edge import EdgeStore
+from ingest.democatalog import DemoCatalog
 from serve.app import MAX_BODY, create_app
-from tests.builders import ROOT, catalog_items, fashionrec, fashionrec_subprocess, store_items
+from tests.builders import (
+    ROOT,
+    catalog_items,
+    copy_catalog,
+    fashionrec,
+    fashionrec_subprocess,
+    store_items,
+)
 
 with warnings.catch_warnings():  # starlette would rather have httpx2; httpx works the same
     warnings.simplefilter("ignore")
@@ -478,15 +487,26 @@ def test_every_endpoint_runs_on_the_event_loop(home: Path) -> None:
 
 
 def test_serve_stays_in_its_room() -> None:
-    """serve/ imports neither torch, nor ingest/, nor cli/; each module opens with a docstring."""
+    """serve/ imports neither cli/ nor a Qdrant package, and torch and the ingest pipeline
+    only inside a function (when an ingest starts); each module opens with a docstring."""
     for path in sorted((ROOT / "serve").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         assert ast.get_docstring(tree), path
         nodes = list(ast.walk(tree))
         names = {a.name for n in nodes if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module or "" for n in nodes if isinstance(n, ast.ImportFrom)}
-        banned = ("torch", "torchvision", "ingest", "cli", "qdrant_edge", "qdrant_client")
+        banned = ("torch", "torchvision", "cli", "qdrant_edge", "qdrant_client")
         assert not {n for n in names if n.split(".")[0] in banned}, path
+        top = {n.module or "" for n in tree.body if isinstance(n, ast.ImportFrom)}
+        assert {n for n in top if n.startswith("ingest")} <= {"ingest.options", "ingest.outcome"}
+
+
+def test_the_service_starts_without_torch() -> None:
+    code = "import sys, serve.app\nprint('torch' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stdout.strip() == "False"
 
 
 def test_the_command_line_does_not_load_the_web_stack() -> None:
@@ -604,3 +624,136 @@ def test_a_stale_serve_file_is_not_believed(home: Path) -> None:
     assert not path.exists()
     path.write_text("not json")
     assert read_holder(path) is None
+
+
+# --- writes through the service: POST /ingest, POST /purchases/import, and --api ----------------
+
+
+def _follow(client: TestClient, url: str) -> dict[str, Any]:
+    """An ingest's state once it has finished (or failed)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = client.get(url).json()
+        if state["state"] in ("done", "failed"):
+            return dict(state)
+        time.sleep(0.1)
+    raise AssertionError(f"the ingest did not finish: {state}")
+
+
+def _ingest_body(path: Path, **more: object) -> dict[str, object]:
+    return {
+        "path": str(path),
+        "backbones": ["mobilenet_v2"],
+        "weights": "random",
+        "device": "cpu",
+        "workers": 0,
+        **more,
+    }
+
+
+def test_the_service_ingests_a_catalog_while_it_serves(
+    client: TestClient, small_catalog: DemoCatalog, tmp_path: Path
+) -> None:
+    part = copy_catalog(small_catalog, tmp_path / "catalog", limit=3)
+    before = client.get("/catalog").json()["items"]
+    started = client.post("/ingest", json=_ingest_body(part.images, masks=str(part.masks)))
+    assert started.status_code == 202, started.text
+    assert client.get(f"/items/{FIRST}/similar").status_code == 200  # still serving
+    done = _follow(client, started.json()["url"])
+    assert done["state"] == "done", done
+    assert done["header"].startswith(f"Ingesting dfmm catalog {part.images}")
+    outcome = done["outcome"]
+    assert outcome["summary"]["ingested"] == 3 and outcome["not_stored"] == 0
+    assert outcome["summary"]["vectors"] == {"mobilenet_v2": 3}
+    assert outcome["placed"] == 3  # the new items got stores
+    catalog = client.get("/catalog").json()
+    assert catalog["items"] == before + 3
+    assert catalog["backbones"]["mobilenet_v2"] == {"dim": 1280, "weights": {"random": 3}}
+    new = sorted(p.stem for p in part.images.iterdir())[0]
+    assert client.get(f"/items/{new}").json()["store"]["id"] is not None
+    similar = client.get(f"/items/{new}/similar", params={"backbone": "mobilenet_v2", "k": 1})
+    assert similar.status_code == 200, similar.text
+
+
+def test_an_ingest_that_cannot_start_says_why(client: TestClient, tmp_path: Path) -> None:
+    bad = client.post("/ingest", json=_ingest_body(tmp_path, backbones=["alexnet"]))
+    assert "unknown backbone alexnet" in _error(bad, 422)
+    framing = client.post("/ingest", json=_ingest_body(tmp_path, framing="x"))
+    assert "framing" in _error(framing, 422)
+    extra = client.post("/ingest", json={**_ingest_body(tmp_path), "colour": "red"})
+    assert "colour: Extra inputs are not permitted" in _error(extra, 422)
+    started = client.post("/ingest", json=_ingest_body(tmp_path / "nowhere"))
+    failed = _follow(client, started.json()["url"])
+    assert failed["state"] == "failed" and "\n" not in failed["error"]
+    assert str(tmp_path / "nowhere") in failed["error"] and failed["status"] == 400
+    assert "unknown ingest 'nope'" in _error(client.get("/ingest/nope"), 404)
+
+
+def test_one_ingest_at_a_time(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.job
+
+    release = threading.Event()
+    monkeypatch.setattr(ingest.job, "check", lambda *a: release.wait(30) and None)
+    first = client.post("/ingest", json=_ingest_body(tmp_path)).json()
+    try:
+        second = client.post("/ingest", json=_ingest_body(tmp_path))
+        assert f"ingest {first['id']} is running" in _error(second, 409)
+    finally:
+        release.set()
+    assert _follow(client, first["url"])["state"] == "failed"  # check gave nothing to run
+
+
+def test_a_purchase_log_is_imported_through_the_service(client: TestClient) -> None:
+    was = client.get(f"/items/{FIRST}").json()["popularity"]
+    log = f"user_id,item_id,timestamp\nnew-1,{FIRST},{ISO}\nnew-1,{SECOND},{ISO}\n"
+    done = client.post(
+        "/purchases/import?name=sales.csv", content=log, headers={"Content-Type": "text/csv"}
+    )
+    assert done.status_code == 201, done.text
+    assert done.json() == {"purchases": 2, "new_users": 1, "items": 2}
+    assert client.get(f"/items/{FIRST}").json()["popularity"] == was + 1
+    assert client.get("/users/new-1").json()["gender"] == "WOMEN"
+    bad = client.post(
+        "/purchases/import?name=/etc/sales.csv",
+        content=f"user_id,item_id,timestamp\nnew-2,nope,{ISO}\n",
+    )
+    assert _error(bad, 400) == ("sales.csv:2: unknown item 'nope'; nothing imported")
+    assert client.get("/users/new-2").status_code == 404
+
+
+def test_the_command_line_writes_through_a_running_service(
+    home: Path, small_catalog: DemoCatalog, tmp_path: Path
+) -> None:
+    part = copy_catalog(small_catalog, tmp_path / "catalog", limit=2)
+    sales = tmp_path / "sales.csv"
+    sales.write_text(f"user_id,item_id,timestamp\nsim-00001,{FIRST},{ISO}\n")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _serve(home, port)
+    try:
+        imported = fashionrec("purchases", "import", sales, "--api", url, home=tmp_path)
+        assert imported.returncode == 0, imported.stderr
+        assert "imported 1 purchase(s) of 1 item(s); 0 new user(s)" in imported.stdout
+        args = ("--weights", "random", "--backbone", "mobilenet_v2", "--workers", "0")
+        ingested = fashionrec("ingest", part.images, *args, "--api", url, home=tmp_path)
+        assert ingested.returncode == 0, ingested.stderr
+        assert "WARNING: random-init weights" in ingested.stderr
+        assert f"Ingesting dfmm catalog {part.images}" in ingested.stdout
+        assert "ingested 2 · skipped 0" in ingested.stdout
+        assert "2 new item(s) placed in a store" in ingested.stdout
+        again = fashionrec("ingest", part.images, *args, "--api", url, home=tmp_path)
+        assert "ingested 0 · skipped 2 (already stored 2" in again.stdout
+        wrong = fashionrec("ingest", tmp_path / "nowhere", *args, "--api", url, home=tmp_path)
+        assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1
+        assert f"{url}: " in wrong.stderr and "nowhere" in wrong.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    assert "POST /ingest 202" in output and "POST /purchases/import" in output
+    gone = fashionrec("purchases", "import", sales, "--api", url, home=tmp_path)
+    assert gone.returncode == 1
+    assert f"cannot reach {url}" in gone.stderr and "fashionrec serve" in gone.stderr
+    odd = fashionrec("purchases", "import", sales, "--api", "localhost:8000", home=tmp_path)
+    assert odd.returncode == 1 and "is not a service URL" in odd.stderr

@@ -57,8 +57,11 @@ def parse_timestamp(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _rows(path: Path, problems: list[tuple[int, str]], taxonomy: Taxonomy) -> Iterator[Row]:
-    for number, raw in csv_rows(path, REQUIRED, OPTIONAL, PurchaseLogError, "; nothing imported"):
+def _rows(
+    path: Path, problems: list[tuple[int, str]], taxonomy: Taxonomy, data: bytes | None
+) -> Iterator[Row]:
+    rows = csv_rows(path, REQUIRED, OPTIONAL, PurchaseLogError, "; nothing imported", data)
+    for number, raw in rows:
         where = f"{path}:{number}"
         if raw is None:
             problems.append((number, f"{where}: wrong number of fields"))
@@ -92,13 +95,13 @@ def _rows(path: Path, problems: list[tuple[int, str]], taxonomy: Taxonomy) -> It
         yield Row(number, user, item, timestamp, store, gender, trendiness)
 
 
-def read_rows(path: Path, taxonomy: Taxonomy | None = None) -> list[Row]:
-    """Every row of a purchase CSV, validated (genders by the taxonomy); PurchaseLogError
-    on the first bad row."""
-    if not path.is_file():
+def read_rows(path: Path, taxonomy: Taxonomy | None = None, data: bytes | None = None) -> list[Row]:
+    """Every row of a purchase CSV (the file at path, or `data` read from one so named),
+    validated (genders by the taxonomy); PurchaseLogError on the first bad row."""
+    if data is None and not path.is_file():
         raise PurchaseLogError(f"{path}: no such file")
     problems: list[tuple[int, str]] = []
-    rows = list(_rows(path, problems, taxonomy or deepfashion()))
+    rows = list(_rows(path, problems, taxonomy or deepfashion(), data))
     _raise_first(problems)
     return rows
 
@@ -110,8 +113,11 @@ def _raise_first(problems: list[tuple[int, str]]) -> None:
         raise PurchaseLogError(f"{min(problems)[1]}{more}; nothing imported")
 
 
-def import_purchases(store: VectorStore, log: EventLog, path: Path) -> ImportSummary:
-    """Import a purchase log: all rows or none; unknown users are created.
+def import_purchases(
+    store: VectorStore, log: EventLog, path: Path, data: bytes | None = None
+) -> ImportSummary:
+    """Import a purchase log (the file at path, or `data` read from one so named): all rows
+    or none; unknown users are created.
 
     A new user's gender is the gender column, else that of their first item that is not
     UNISEX, else UNISEX (such a user is shown unisex items only); their trendiness is
@@ -119,7 +125,7 @@ def import_purchases(store: VectorStore, log: EventLog, path: Path) -> ImportSum
     of what they bought; their home is the location of the store of their first purchase
     (the region's centre when it has none). Genders are the recorded taxonomy's.
     """
-    rows = read_rows(path, log.taxonomy())
+    rows = read_rows(path, log.taxonomy(), data)
     item_ids = sorted({r.item_id for r in rows})
     found = {
         str(rec.payload[ITEM_ID]): rec.payload

@@ -1,0 +1,54 @@
+"""What an ingest run did: counts, placement, why items were not stored (no torch here, so
+a client of the service can read it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class IngestSummary:
+    """What a run did."""
+
+    ingested: int = 0
+    already: int = 0
+    failed: int = 0
+    unparsed: int = 0
+    no_mask_skipped: int = 0
+    unmasked: int = 0
+    vectors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> int:
+        """Items not embedded on purpose: already stored, or skipped for a missing mask."""
+        return self.already + self.no_mask_skipped
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run did, as both faces print it."""
+
+    summary: IngestSummary
+    placed: int
+    new_categories: dict[str, int]
+    taxonomy: str  # the name of the taxonomy the catalog was named by
+    reasons: list[str]  # one line per kind of failure, most frequent first
+    report: str  # the failure report (written only when something failed)
+
+    @property
+    def not_stored(self) -> int:
+        """Items of the catalog that are not in the store after the run."""
+        s = self.summary
+        return s.failed + s.unparsed + s.no_mask_skipped
+
+    def to_json(self) -> dict[str, Any]:
+        """The outcome as JSON (what the service answers)."""
+        return {**asdict(self), "not_stored": self.not_stored}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Outcome:
+        """Inverse of to_json."""
+        fields = {k: v for k, v in data.items() if k != "not_stored"}
+        return cls(**{**fields, "summary": IngestSummary(**data["summary"])})
