@@ -59,12 +59,12 @@ def migrate_command(
     home: HomeOption = None,
 ) -> None:
     """Copy the embedded store (every vector and payload) into a Qdrant server or cluster."""
-    from engine.vectorstore.edge import EdgeStore
+    from engine.vectorstore import open_edge
     from engine.vectorstore.server import ServerStore
     from engine.vectorstore.transfer import copy_points
 
     config = settings(home, None)
-    source = EdgeStore(config.store_path)
+    source = open_edge(config.home)
     if not source.exists:
         source.close()
         raise fail(f"no embedded store at {config.store_path} to migrate")

@@ -593,6 +593,13 @@ def test_a_served_store_names_its_server(home: Path) -> None:
             f"error: the store at {home / STORE_DIR} is held by `fashionrec serve` at {url} "
             f"(pid {server.pid}); use its API, or stop it"
         )
+        for command in (
+            ("snapshot", "create", home.parent / "copy.tar.gz"),
+            ("migrate", "--to", "http://127.0.0.1:1"),
+        ):
+            refused = fashionrec_subprocess(*command, home=home)
+            assert refused.returncode == 1, refused
+            assert refused.stderr.strip().splitlines() == lines, command
     finally:
         server.send_signal(signal.SIGTERM)  # as a service manager stops it
         output, _ = server.communicate(timeout=60)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from engine.errors import StoreLockedError
-from engine.settings import Settings
+from engine.settings import SERVE_FILE, STORE_DIR, Settings
 from engine.vectorstore.base import VectorStore
 
-__all__ = ["VectorStore", "open_store"]
+if TYPE_CHECKING:
+    from engine.vectorstore.edge import EdgeStore
+
+__all__ = ["VectorStore", "open_edge", "open_store"]
 
 
 def open_store(settings: Settings, wait_s: float = 3.0) -> VectorStore:
@@ -17,16 +23,22 @@ def open_store(settings: Settings, wait_s: float = 3.0) -> VectorStore:
         from engine.vectorstore.server import ServerStore
 
         return ServerStore.connect(settings.qdrant_url)
+    return open_edge(settings.home, wait_s)
+
+
+def open_edge(home: Path, wait_s: float = 0.0) -> EdgeStore:
+    """The embedded store of a home (waiting up to wait_s for another process to release
+    it); when a running `fashionrec serve` holds it, the error names the server."""
     from engine.vectorstore.edge import EdgeStore
     from engine.vectorstore.holder import read_holder
 
     try:
-        return EdgeStore(settings.store_path, wait_s=wait_s)
+        return EdgeStore(home / STORE_DIR, wait_s=wait_s)
     except StoreLockedError:
-        holder = read_holder(settings.serve_file)
+        holder = read_holder(home / SERVE_FILE)
         if holder is None:
             raise
         raise StoreLockedError(
-            f"the store at {settings.store_path} is held by `fashionrec serve` at "
+            f"the store at {home / STORE_DIR} is held by `fashionrec serve` at "
             f"{holder.url} (pid {holder.pid}); use its API, or stop it"
         ) from None

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from engine.errors import SnapshotError
 from engine.settings import EVENT_LOG, STORE_DIR
+from engine.vectorstore import open_edge
 from engine.vectorstore.edge import EdgeStore
 
 MANIFEST: Final = "manifest.json"
@@ -29,7 +30,7 @@ def _counts(store: EdgeStore, events: Path) -> dict[str, Any]:
 
 def create(home: Path, archive: Path) -> dict[str, Any]:
     """Write store + log to `archive` (.tar.gz); the store is held locked while copied."""
-    store = EdgeStore(home / STORE_DIR)
+    store = open_edge(home)
     if not store.exists:
         store.close()
         raise SnapshotError(f"no embedded store at {home / STORE_DIR} to snapshot")
@@ -66,7 +67,7 @@ def restore(archive: Path, home: Path) -> dict[str, Any]:
     """Replace the store and log under home with the archive's, after checking it opens."""
     if not archive.is_file():
         raise SnapshotError(f"{archive}: no such snapshot")
-    current = EdgeStore(home / STORE_DIR)  # fails clearly if another process holds the store
+    current = open_edge(home)  # fails clearly if another process holds the store
     current.close()
     home.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=home, prefix=".restore-") as tmp:
