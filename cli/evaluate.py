@@ -125,35 +125,37 @@ def evaluate_command(
                 "ingest them or pass --backbones"
             )
         items = StoredItems.load(store)
-        cohort: Cohort
-        if use_log:
-            cohort = logged_cohort(items, log)
-        else:
-            cohort = simulated_cohort(items, protocol, log.region() or DEFAULT_REGION, named)
-        source = "the event log's users" if use_log else f"{cohort.total} simulated users"
-        setting = {
-            "description": f"Catalog: {len(items.items)} items in {store.location}; "
-            f"{source}; taxonomy {named.name}; {_weights_note(store, names)}.",
-            "users": cohort.total,
-            "max_purchases": max_purchases,
-            "k": k,
-            "seed": seed,
-            "backbones": names,
-            "candidates": candidates,
-            "use_log": use_log,
-            "weights": {
-                "visual": weights.visual,
-                "popularity": weights.popularity,
-                "category": weights.category,
-                "gamma": weights.gamma,
-            },
-            "catalog_items": len(items.items),
-        }
-        evaluation = Evaluation(store, cohort, items, protocol, named)
         bar = progress_bar()
-        task = bar.add_task("evaluating", total=cohort.total)
+        task = bar.add_task("reading the event log" if use_log else f"simulating {users:,} users")
         try:
             with bar:
+                cohort: Cohort
+                if use_log:
+                    cohort = logged_cohort(items, log)
+                else:
+                    region = log.region() or DEFAULT_REGION
+                    cohort = simulated_cohort(items, protocol, region, named)
+                bar.update(task, total=cohort.total)
+                source = "the event log's users" if use_log else f"{cohort.total} simulated users"
+                setting = {
+                    "description": f"Catalog: {len(items.items)} items in {store.location}; "
+                    f"{source}; taxonomy {named.name}; {_weights_note(store, names)}.",
+                    "users": cohort.total,
+                    "max_purchases": max_purchases,
+                    "k": k,
+                    "seed": seed,
+                    "backbones": names,
+                    "candidates": candidates,
+                    "use_log": use_log,
+                    "weights": {
+                        "visual": weights.visual,
+                        "popularity": weights.popularity,
+                        "category": weights.category,
+                        "gamma": weights.gamma,
+                    },
+                    "catalog_items": len(items.items),
+                }
+                evaluation = Evaluation(store, cohort, items, protocol, named)
                 metrics = run(
                     evaluation,
                     run_dir,
@@ -162,11 +164,13 @@ def evaluate_command(
                     advance=lambda n: bar.advance(task, n),
                 )
         except KeyboardInterrupt:
-            done = int(bar.tasks[0].completed)
-            errors.print(
-                f"interrupted after {done:,} of {cohort.total:,} users; nothing written",
-                soft_wrap=True,
+            state = bar.tasks[0]
+            done = (
+                ""
+                if state.total is None
+                else f" after {state.completed:,.0f} of {state.total:,.0f} users"
             )
+            errors.print(f"interrupted{done}; nothing written", soft_wrap=True)
             raise typer.Exit(130) from None
     console.print(metrics["tables_md"])
     console.print(f"results in {run_dir}/: metrics.json, tables.md, grid.png, sweep.png")

@@ -72,7 +72,7 @@ def run(
     """
     protocol = evaluation.protocol
     first = protocol.backbones[0]
-    progress(f"{evaluation.cohort.total} users through {len(protocol.backbones)} backbone(s)")
+    progress("evaluating")
     totals = evaluation.run(advance)
     if not totals.users or totals.first is None:
         raise NotFoundError("no user has purchases to evaluate")
