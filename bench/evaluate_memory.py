@@ -82,6 +82,7 @@ def evaluate(
 ) -> Run:
     """One `fashionrec evaluate` in a child process: its peak RSS, time and users done."""
     with tempfile.TemporaryDirectory() as tmp:
+        home = Path(shutil.copytree(home, Path(tmp) / "home"))  # runs may overlap: a store each
         command = [
             sys.executable,
             "-m",
