@@ -57,9 +57,13 @@ def home_with(items: int, backbones: list[str]) -> Path:
     vectors, payloads = catalog(items)
     store = EdgeStore(home / STORE_DIR)
     ids = [point_id(str(p["item_id"])) for p in payloads]
-    for backbone in backbones:  # the same vectors under each name: memory is the question
+    for n, backbone in enumerate(backbones):  # the same vectors under each name
         store.ensure_vector(backbone, vectors.shape[1])
-        store.upsert(PointBatch(ids, payloads, backbone, vectors))
+        batch = PointBatch(ids, payloads, backbone, vectors)
+        if n == 0:
+            store.upsert(batch)
+        else:
+            store.add_vectors(batch)
     store.flush()
     store.optimize()
     store.close()
