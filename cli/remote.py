@@ -124,11 +124,13 @@ def _started(run: dict[str, Any]) -> None:
     console.print(run["header"], soft_wrap=True)
 
 
-def remote_import(url: str, path: Path) -> dict[str, Any]:
+def remote_import(url: str, path: Path, timezone: str | None = None) -> dict[str, Any]:
     """Send a purchase log to the service, which imports it all or nothing; its summary."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise fail(f"{path}: cannot read ({exc.strerror or exc})") from None
     target = f"/purchases/import?name={quote(path.name)}"
+    if timezone is not None:
+        target += f"&timezone={quote(timezone)}"
     return Remote(url).call("POST", target, data, kind="text/csv")

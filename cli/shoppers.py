@@ -58,25 +58,51 @@ def simulate_command(
 @purchases_app.command("import")
 def purchases_import(
     path: Annotated[
-        Path, typer.Argument(help="CSV: user_id,item_id,timestamp[,store_id,gender,trendiness].")
+        Path,
+        typer.Argument(
+            help="CSV: user_id,item_id,timestamp[,store_id,gender,trendiness,event_id]."
+        ),
     ],
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="Read timestamps without a zone in this one (e.g. Europe/Paris)."),
+    ] = None,
     api: ApiOption = None,
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """Import a real purchase log; every row is checked first, and it is all or nothing."""
+    """Import a real purchase log; every row is checked first, and it is all or nothing.
+
+    Each event counts once (by its event_id, else by user, item, time and store): rows
+    already in the log, or repeated in the file, are counted and left out.
+    """
+    from engine.shoppers.purchases import ImportSummary, time_zone
+
+    zone = None if timezone is None else time_zone(timezone)
     if api is not None:
         from cli.remote import remote_import
 
-        done = remote_import(api, path)
-        purchases, items, new_users = done["purchases"], done["items"], done["new_users"]
+        done = remote_import(api, path, timezone)
+        summary = ImportSummary(**{**done, "repeated": tuple(done["repeated"])})
     else:
         from engine.shoppers.purchases import import_purchases
 
         with world(settings(home, qdrant_url)) as (store, log):
-            summary = import_purchases(store, log, path)
-        purchases, items, new_users = summary.purchases, summary.items, summary.new_users
-    console.print(f"imported {purchases} purchase(s) of {items} item(s); {new_users} new user(s)")
+            summary = import_purchases(store, log, path, zone=zone)
+    console.print(
+        f"imported {summary.purchases} purchase(s) of {summary.items} item(s); "
+        f"{summary.new_users} new user(s)"
+        + (f"; times without a zone read in {timezone}" if timezone else "")
+    )
+    if summary.already:
+        console.print(f"{summary.already} row(s) already in the log, left out")
+    if summary.repeated:
+        shown = ", ".join(map(str, summary.repeated[:10]))
+        more = ", …" if len(summary.repeated) > 10 else ""
+        console.print(
+            f"{len(summary.repeated)} row(s) repeat an earlier row of the file, counted once "
+            f"(lines {shown}{more})"
+        )
 
 
 @purchases_app.command("export")

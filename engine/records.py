@@ -35,3 +35,4 @@ class Purchase:
     item_id: str
     timestamp: datetime
     store_id: str | None
+    event_id: str = ""  # "" until the event log gives it one (its own, or a hash)

@@ -62,8 +62,8 @@ from engine.schema import (
     point_id,
 )
 from engine.settings import API_KEY_ENV, Settings
-from engine.shoppers.eventlog import EventLog
-from engine.shoppers.purchases import import_purchases
+from engine.shoppers.eventlog import EventLog, event_id
+from engine.shoppers.purchases import import_purchases, time_zone
 from engine.shoppers.sync import sync_popularity
 from engine.vectorstore import open_store
 from engine.vectorstore.base import Filter, Record, VectorStore
@@ -347,23 +347,31 @@ class Service:
             raise NotFoundError(f"purchase {number}: {problem}; nothing recorded")
         purchases = [
             Purchase(
-                r.user_id, r.item_id, r.timestamp, r.store_id or found[r.item_id].get(STORE_ID)
+                r.user_id,
+                r.item_id,
+                r.timestamp,
+                r.store_id or found[r.item_id].get(STORE_ID),
+                r.event_id or event_id(r.user_id, r.item_id, r.timestamp, r.store_id),
             )
             for r in rows
         ]
         with self.log.transaction():
             self.log.add_items(item_ids)
-            self.log.add_purchases(purchases, source=SOURCE)
+            added = self.log.add_purchases(purchases, source=SOURCE)
+        fresh = {p.event_id for p in added}
         sync_popularity(self.store, self.log, item_ids)
         self.store.optimize()  # index the moved points once there are enough of them
         return {
-            "recorded": [{**asdict(p), "timestamp": p.timestamp.isoformat()} for p in purchases],
+            "recorded": [{**asdict(p), "timestamp": p.timestamp.isoformat()} for p in added],
+            "already": sorted({p.event_id for p in purchases} - fresh),
             "popularity": {k: float(v) for k, v in self.log.popularity(item_ids).items()},
         }
 
-    def import_purchases(self, name: str, data: bytes) -> dict[str, Any]:
-        """`purchases import`: a whole CSV log, all rows or none; unknown users are created."""
-        summary = import_purchases(self.store, self.log, Path(Path(name).name), data)
+    def import_purchases(self, name: str, data: bytes, timezone: str | None) -> dict[str, Any]:
+        """`purchases import`: a whole CSV log, all rows or none; unknown users are created;
+        each event counts once."""
+        zone = None if timezone is None else time_zone(timezone)
+        summary = import_purchases(self.store, self.log, Path(Path(name).name), data, zone)
         self.store.optimize()
         return asdict(summary)
 
@@ -738,10 +746,14 @@ def create_app(
         request: Request,
         service: Held,
         name: Annotated[str, Query(description="The file's name, for messages.")] = "upload.csv",
+        timezone: Annotated[
+            str | None, Query(description="Read times without a zone in this one.")
+        ] = None,
     ) -> dict[str, Any]:
         """`purchases import`: a whole CSV log (text/csv body), all rows or none; unknown
-        users are created. Up to 64 MB."""
-        return service.import_purchases(name, await request.body())
+        users are created; rows already in the log or repeated are counted, left out.
+        Up to 64 MB."""
+        return service.import_purchases(name, await request.body(), timezone)
 
     @app.post("/ingest", tags=["ingest"], status_code=202)
     async def ingest(body: IngestIn, service: Held) -> dict[str, Any]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from engine.catalog.masks import DEFAULT_REMOVED
 from engine.errors import ConfigError
-from engine.shoppers.purchases import parse_timestamp
+from engine.shoppers.purchases import FUTURE, NoTimeZone, parse_timestamp
 
 MAX_PURCHASES: Final = 10_000  # purchases per request (the body is at most 1 MB anyway)
 
@@ -27,9 +27,16 @@ class PurchaseIn(BaseModel):
 
     user_id: str = Field(min_length=1, max_length=256, description="An existing user.")
     item_id: str = Field(min_length=1, max_length=1024, description="A catalog item.")
-    timestamp: datetime = Field(description="ISO 8601; naive times are UTC.")
+    timestamp: datetime = Field(description="ISO 8601 with a time zone (Z, +02:00).")
     store_id: str | None = Field(
         default=None, max_length=256, description="A known store (default: the item's)."
+    )
+    event_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="The purchase's own id: posting it again records nothing (default: a "
+        "hash of user, item, timestamp and store).",
     )
 
     @field_validator("timestamp", mode="before")
@@ -41,9 +48,14 @@ class PurchaseIn(BaseModel):
         if not isinstance(value, str):
             raise ValueError("timestamp must be an ISO 8601 string")
         try:
-            return parse_timestamp(value)
+            moment = parse_timestamp(value)
+        except NoTimeZone:
+            raise ValueError(f"timestamp {value!r} has no time zone; add one (Z, +02:00)") from None
         except ValueError:
             raise ValueError(f"bad timestamp {value!r} (use ISO 8601)") from None
+        if moment > datetime.now(UTC) + FUTURE:
+            raise ValueError(f"timestamp {value!r} is in the future")
+        return moment
 
     @field_validator("store_id", mode="before")
     @classmethod

@@ -99,7 +99,9 @@ def test_stores_simulate_users_purchases(tmp_path: Path) -> None:
     exported = fashionrec("purchases", "export", out, home=home)
     assert exported.returncode == 0 and out.read_text().startswith("user_id,item_id,timestamp")
     bad = tmp_path / "bad.csv"
-    bad.write_text("user_id,item_id,timestamp\nzoe,nothing,2025-01-01\n", encoding="utf-8")
+    bad.write_text(
+        "user_id,item_id,timestamp\nzoe,nothing,2025-01-01T00:00:00Z\n", encoding="utf-8"
+    )
     refused = fashionrec("purchases", "import", bad, home=home)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [

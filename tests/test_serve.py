@@ -54,7 +54,7 @@ FIRST: Final = "WOMEN-Dresses-id_00000001-01_1_front"  # its photo is a PNG
 SECOND: Final = "WOMEN-Dresses-id_00000001-01_2_side"  # a JPEG
 NO_PHOTO: Final = "MEN-Suiting-id_00000010-01_3_back"  # its photo is not on disk
 KEY: Final = "correct horse battery staple"
-ISO: Final = "2025-06-01T10:00:00"
+ISO: Final = "2025-06-01T10:00:00Z"
 
 
 @pytest.fixture(scope="module")
@@ -315,11 +315,32 @@ def test_a_purchase_moves_popularity_and_the_next_recommendation_sees_it(
     assert target in bought
 
 
+def test_a_purchase_posted_twice_is_recorded_once(client: TestClient) -> None:
+    was = client.get(f"/items/{FIRST}").json()["popularity"]
+    first = client.post("/purchases", json=_purchase(event_id="till-7-0042"))
+    assert first.status_code == 201 and first.json()["recorded"][0]["event_id"] == "till-7-0042"
+    again = client.post("/purchases", json=[_purchase(event_id="till-7-0042"), _purchase()])
+    assert [r["event_id"] for r in again.json()["recorded"]] != ["till-7-0042"]
+    assert again.json()["already"] == ["till-7-0042"]
+    same = client.post("/purchases", json=_purchase())  # no id: a hash of what it is
+    assert same.json()["recorded"] == [] and len(same.json()["already"]) == 1
+    assert client.get(f"/items/{FIRST}").json()["popularity"] == was + 2
+
+
+def test_a_purchase_needs_a_time_zone_and_a_past(client: TestClient) -> None:
+    naive = client.post("/purchases", json=_purchase(timestamp="2025-06-01T10:00:00"))
+    assert "has no time zone; add one" in _error(naive, 422)
+    ahead = client.post("/purchases", json=_purchase(timestamp="2099-01-01T00:00:00Z"))
+    assert "is in the future" in _error(ahead, 422)
+
+
 def test_a_list_of_purchases_is_one_transaction(client: TestClient, home: Path) -> None:
     store_id = client.get("/catalog").json()["stores"][2]["id"]
     rows = [
         _purchase(item=FIRST),
-        _purchase(user="sim-00002", item=SECOND, store_id=store_id, timestamp="2025-06-02"),
+        _purchase(
+            user="sim-00002", item=SECOND, store_id=store_id, timestamp="2025-06-02T00:00:00Z"
+        ),
         _purchase(item=FIRST, timestamp="2025-06-03T12:00:00+02:00"),
     ]
     was = client.get(f"/items/{FIRST}").json()["popularity"]
@@ -719,8 +740,24 @@ def test_a_purchase_log_is_imported_through_the_service(client: TestClient) -> N
         "/purchases/import?name=sales.csv", content=log, headers={"Content-Type": "text/csv"}
     )
     assert done.status_code == 201, done.text
-    assert done.json() == {"purchases": 2, "new_users": 1, "items": 2}
+    assert done.json() == {"purchases": 2, "new_users": 1, "items": 2, "already": 0, "repeated": []}
     assert client.get(f"/items/{FIRST}").json()["popularity"] == was + 1
+    again = client.post("/purchases/import?name=sales.csv", content=log + log.split("\n")[1])
+    assert again.json() == {
+        "purchases": 0,
+        "new_users": 0,
+        "items": 0,
+        "already": 2,
+        "repeated": [4],
+    }
+    assert client.get(f"/items/{FIRST}").json()["popularity"] == was + 1
+    naive = client.post(
+        "/purchases/import?name=n.csv&timezone=Europe/Paris",
+        content=f"user_id,item_id,timestamp\nnew-1,{FIRST},2025-06-01T13:00:00\n",
+    )
+    assert naive.json()["purchases"] == 1
+    times = [p["timestamp"] for p in client.get("/users/new-1").json()["purchases"]]
+    assert "2025-06-01T11:00:00+00:00" in times  # 13:00 in Paris in June
     assert client.get("/users/new-1").json()["gender"] == "WOMEN"
     bad = client.post(
         "/purchases/import?name=/etc/sales.csv",

@@ -99,7 +99,7 @@ def test_import_creates_users_and_estimates_trendiness(
         "user_id,item_id,timestamp\n"
         f"alice,{skirt},2025-03-02T10:00:00Z\n"
         f"alice,{dress},2025-03-01T10:00:00+01:00\n"
-        f"bob,{dress},2025-04-01\n",
+        f"bob,{dress},2025-04-01T00:00:00Z\n",
     )
     summary = import_purchases(store, log, log_file)
     assert (summary.purchases, summary.new_users, summary.items) == (3, 2, 2)
@@ -119,10 +119,10 @@ def test_import_creates_users_and_estimates_trendiness(
         ("user_id,item_id\nu,x\n", r"p.csv: missing column\(s\) timestamp"),
         ("user_id,item_id,timestamp\nu,MEN-Denim-id_00000004-01_1_front,yesterday\n",
          r"p.csv:2: bad timestamp 'yesterday'"),
-        ("user_id,item_id,timestamp\nu,MEN-Denim-id_00000004-01_1_front,2025-01-01\n"
-         "v,no-such-item,2025-01-02\nw,other,2025-01-03\n",
+        ("user_id,item_id,timestamp\nu,MEN-Denim-id_00000004-01_1_front,2025-01-01T00:00:00Z\n"
+         "v,no-such-item,2025-01-02T00:00:00Z\nw,other,2025-01-03T00:00:00Z\n",
          r"p.csv:3: unknown item 'no-such-item' \(and 1 more problem\(s\)\)"),
-        ("user_id,item_id,timestamp,trendiness\nu,MEN-Denim-id_00000004-01_1_front,2025-01-01,7\n",
+        ("user_id,item_id,timestamp,trendiness\nu,MEN-Denim-id_00000004-01_1_front,2025-01-01T00:00:00Z,7\n",
          r"p.csv:2: trendiness '7' is not a number in \[0, 1\]"),
     ],
 )  # fmt: skip
@@ -172,7 +172,10 @@ def test_a_log_that_cannot_write_imports_nothing(
 
     store_items(store, catalog_items(1))
     item = "MEN-Denim-id_00000004-01_1_front"
-    body = f"user_id,item_id,timestamp\nu1,{item},2025-01-01\nu2,{item},2025-01-02\n"
+    body = (
+        f"user_id,item_id,timestamp\nu1,{item},2025-01-01T00:00:00Z\n"
+        f"u2,{item},2025-01-02T00:00:00Z\n"
+    )
 
     def full(*args: object, **kwargs: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")

@@ -1,11 +1,19 @@
-"""The event log in SQLite, the source of truth: shops, users, purchases, popularity."""
+"""The event log in SQLite, the source of truth: shops, users, purchases, popularity.
+
+Every purchase has an event id (given, else a hash of user, item, time and store) that the
+log holds once: importing a file twice adds nothing. Each item keeps its trending score
+(engine/shoppers/trending.py), moved by every purchase as it is written.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -14,6 +22,13 @@ from engine.errors import EventLogError
 from engine.geo import Location, Region
 from engine.helpers import batched
 from engine.records import Purchase, Shop, User
+from engine.shoppers.trending import (
+    DEFAULT_ANCHOR,
+    PopularitySettings,
+    as_of,
+    needs_new_anchor,
+    weight,
+)
 
 SQL_VARIABLES: Final = 500  # ids per `IN (...)` query, well under SQLite's limit
 SCHEMA: Final = """
@@ -25,13 +40,24 @@ CREATE TABLE IF NOT EXISTS users (
     trendiness REAL NOT NULL CHECK (trendiness BETWEEN 0 AND 1),
     lat REAL NOT NULL, lon REAL NOT NULL, source TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
-    item_id TEXT PRIMARY KEY, initial_popularity INTEGER);  -- NULL: never drawn (counts as 0)
+    item_id TEXT PRIMARY KEY, initial_popularity INTEGER,  -- NULL: never drawn (counts as 0)
+    trend REAL NOT NULL DEFAULT 0);  -- the trending score, referred to meta trend_anchor
 CREATE TABLE IF NOT EXISTS purchases (
     id INTEGER PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id),
-    item_id TEXT NOT NULL, timestamp TEXT NOT NULL, store_id TEXT, source TEXT NOT NULL);
+    item_id TEXT NOT NULL, timestamp TEXT NOT NULL, store_id TEXT, source TEXT NOT NULL,
+    event_id TEXT);
 CREATE INDEX IF NOT EXISTS purchases_by_user ON purchases (user_id, timestamp);
 CREATE INDEX IF NOT EXISTS purchases_by_item ON purchases (item_id);
 """
+# Logs written before event ids and trending scores get their columns (and values) on open.
+EVENTS_INDEX: Final = "CREATE UNIQUE INDEX IF NOT EXISTS purchases_by_event ON purchases (event_id)"
+
+
+def event_id(user_id: str, item_id: str, timestamp: datetime, store_id: str | None) -> str:
+    """The id of a purchase that came without one: a hash of what it is."""
+    moment = timestamp.astimezone(UTC).isoformat()
+    text = "\x1f".join((user_id, item_id, moment, store_id or ""))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 class EventLog:
@@ -45,8 +71,36 @@ class EventLog:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(SCHEMA)
+            self._upgrade()
         except sqlite3.DatabaseError as exc:
             raise EventLogError(f"{path}: cannot open the event log ({exc})") from None
+
+    def _upgrade(self) -> None:
+        """Give a log of an earlier version its event ids and trending scores."""
+        columns = {
+            table: {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for table in ("items", "purchases")
+        }
+        if "event_id" in columns["purchases"] and "trend" in columns["items"]:
+            self.db.execute(EVENTS_INDEX)
+            return
+        with self.transaction():
+            if "trend" not in columns["items"]:
+                self.db.execute("ALTER TABLE items ADD COLUMN trend REAL NOT NULL DEFAULT 0")
+            if "event_id" not in columns["purchases"]:
+                self.db.execute("ALTER TABLE purchases ADD COLUMN event_id TEXT")
+            rows = self.db.execute(
+                "SELECT id, user_id, item_id, timestamp, store_id FROM purchases ORDER BY id"
+            ).fetchall()
+            seen: Counter[str] = Counter()
+            ids = []
+            for number, user, item, timestamp, store in rows:
+                key = event_id(user, item, datetime.fromisoformat(timestamp), store)
+                seen[key] += 1  # rows recorded twice before ids existed stay, told apart
+                ids.append((key if seen[key] == 1 else f"{key}-{seen[key]}", number))
+            self.db.executemany("UPDATE purchases SET event_id = ? WHERE id = ?", ids)
+            self.db.execute(EVENTS_INDEX)
+            self._recompute_trend(self.popularity_settings().half_life_days)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -140,27 +194,49 @@ class EventLog:
         return int(row[0] or 0) + 1
 
     # purchases -------------------------------------------------------------
-    def add_purchases(self, purchases: Iterable[Purchase], source: str) -> None:
-        """Insert purchases (call inside a transaction)."""
+    def add_purchases(self, purchases: Iterable[Purchase], source: str) -> list[Purchase]:
+        """Insert the purchases the log does not hold yet (by event id; call inside a
+        transaction) and move their items' trending scores; returns those inserted, each
+        with its event id."""
+        fresh: dict[str, Purchase] = {}
+        for p in purchases:
+            key = p.event_id or event_id(p.user_id, p.item_id, p.timestamp, p.store_id)
+            fresh.setdefault(key, replace(p, event_id=key))
+        for known in self.known_events(list(fresh)):
+            del fresh[known]
+        added = list(fresh.values())
         self.db.executemany(
-            "INSERT INTO purchases (user_id, item_id, timestamp, store_id, source) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO purchases (user_id, item_id, timestamp, store_id, source, event_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (p.user_id, p.item_id, p.timestamp.isoformat(), p.store_id, source)
-                for p in purchases
+                (p.user_id, p.item_id, p.timestamp.isoformat(), p.store_id, source, p.event_id)
+                for p in added
             ],
         )
+        self._add_trend(added)
+        return added
+
+    def known_events(self, event_ids: Sequence[str]) -> set[str]:
+        """The given event ids that the log holds."""
+        found: set[str] = set()
+        for chunk in batched(event_ids, SQL_VARIABLES):
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT event_id FROM purchases WHERE event_id IN ({marks})", chunk
+            )
+            found.update(r[0] for r in rows)
+        return found
 
     def purchases(self, user_id: str | None = None) -> Iterator[Purchase]:
         """Purchases in time order, of one user or of everyone."""
-        sql = "SELECT user_id, item_id, timestamp, store_id FROM purchases"
+        sql = "SELECT user_id, item_id, timestamp, store_id, event_id FROM purchases"
         args: tuple[str, ...] = ()
         if user_id is not None:
             sql, args = sql + " WHERE user_id = ?", (user_id,)
-        for user, item, timestamp, store in self.db.execute(
+        for user, item, timestamp, store, key in self.db.execute(
             sql + " ORDER BY timestamp, user_id, id", args
         ):
-            yield Purchase(user, item, datetime.fromisoformat(timestamp), store)
+            yield Purchase(user, item, datetime.fromisoformat(timestamp), store, key or "")
 
     def purchase_count(self) -> int:
         """Number of purchases in the log."""
@@ -212,3 +288,109 @@ class EventLog:
             "(SELECT COUNT(*) FROM purchases p WHERE p.item_id = i.item_id) AS v FROM items i)"
         ).fetchone()
         return (int(row[0] or 0), int(row[1] or 0))
+
+    # trending ------------------------------------------------------------------
+    def popularity_settings(self) -> PopularitySettings:
+        """The popularity mode in force and the half-life (defaults: all-time, 14 days)."""
+        mode = self.get("popularity_mode") or "all-time"
+        half_life = self.get("half_life_days")
+        return PopularitySettings(
+            mode,  # type: ignore[arg-type]  # written validated
+            float(half_life) if half_life else PopularitySettings().half_life_days,
+        )
+
+    def set_popularity_settings(self, settings: PopularitySettings) -> None:
+        """Set the mode and half-life; a new half-life recomputes every trending score."""
+        settings.validate()
+        with self.transaction():
+            if settings.half_life_days != self.popularity_settings().half_life_days:
+                self._recompute_trend(settings.half_life_days)
+            self.put("popularity_mode", settings.mode)
+            self.put("half_life_days", repr(settings.half_life_days))
+
+    def trend_anchor(self) -> datetime:
+        """The time the stored trending scores refer to."""
+        text = self.get("trend_anchor")
+        return DEFAULT_ANCHOR if text is None else datetime.fromisoformat(text)
+
+    def trend(self, item_ids: Sequence[str] | None = None) -> dict[str, float]:
+        """Stored trending scores (referred to the anchor: they rank as the decayed ones
+        do, at any time after the last purchase), of the given items or of all."""
+        sql = "SELECT item_id, trend FROM items"
+        if item_ids is None:
+            return {item: float(value) for item, value in self.db.execute(sql)}
+        result: dict[str, float] = {}
+        for chunk in batched(item_ids, SQL_VARIABLES):
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"{sql} WHERE item_id IN ({marks})", chunk)
+            result.update({item: float(value) for item, value in rows})
+        return result
+
+    def trend_range(self) -> tuple[float, float]:
+        """Catalog-wide (min, max) of the stored trending scores; (0, 0) for an empty log."""
+        row = self.db.execute("SELECT MIN(trend), MAX(trend) FROM items").fetchone()
+        return (float(row[0] or 0.0), float(row[1] or 0.0))
+
+    def trending_as_of(
+        self, when: datetime, half_life_days: float | None = None
+    ) -> dict[str, float]:
+        """Every item's decayed purchase count as of a time, counting purchases up to then
+        (the stored scores when `when` is after the last purchase, else a scan of the log)."""
+        stored = self.popularity_settings().half_life_days
+        half_life = stored if half_life_days is None else half_life_days
+        anchor = self.trend_anchor()
+        last = self.db.execute("SELECT MAX(timestamp) FROM purchases").fetchone()[0]
+        if half_life == stored and (last is None or datetime.fromisoformat(last) <= when):
+            return {i: as_of(v, when, anchor, half_life) for i, v in self.trend().items()}
+        scores: dict[str, float] = dict.fromkeys(self.trend(), 0.0)
+        rows = self.db.execute(
+            "SELECT item_id, timestamp FROM purchases WHERE timestamp <= ?",
+            (when.astimezone(UTC).isoformat(),),
+        )
+        for item, timestamp in rows:
+            moment = datetime.fromisoformat(timestamp)
+            scores[item] = scores.get(item, 0.0) + weight(moment, when, half_life)
+        return scores
+
+    def _add_trend(self, purchases: Sequence[Purchase]) -> None:
+        if not purchases:
+            return
+        half_life = self.popularity_settings().half_life_days
+        latest = max(p.timestamp for p in purchases)
+        if needs_new_anchor(latest, self.trend_anchor(), half_life):
+            factor = weight(self.trend_anchor(), latest, half_life)
+            self.db.execute("UPDATE items SET trend = trend * ?", (factor,))
+            self.put("trend_anchor", latest.astimezone(UTC).isoformat())
+        anchor = self.trend_anchor()
+        added: defaultdict[str, float] = defaultdict(float)
+        for p in purchases:
+            added[p.item_id] += weight(p.timestamp, anchor, half_life)
+        self.add_items(added)
+        self.db.executemany(
+            "UPDATE items SET trend = trend + ? WHERE item_id = ?",
+            [(value, item) for item, value in added.items()],
+        )
+
+    def _recompute_trend(self, half_life_days: float) -> None:
+        """Every trending score from the purchases (inside a transaction)."""
+        self.db.execute("UPDATE items SET trend = 0")
+        self.put("trend_anchor", DEFAULT_ANCHOR.isoformat())
+        purchases = [
+            Purchase(u, i, datetime.fromisoformat(t), s)
+            for u, i, t, s in self.db.execute(
+                "SELECT user_id, item_id, timestamp, store_id FROM purchases"
+            )
+        ]
+        if purchases:
+            latest = max(p.timestamp for p in purchases)
+            if needs_new_anchor(latest, DEFAULT_ANCHOR, half_life_days):
+                self.put("trend_anchor", latest.astimezone(UTC).isoformat())
+        anchor = self.trend_anchor()
+        added: defaultdict[str, float] = defaultdict(float)
+        for p in purchases:
+            added[p.item_id] += weight(p.timestamp, anchor, half_life_days)
+        self.add_items(added)
+        self.db.executemany(
+            "UPDATE items SET trend = ? WHERE item_id = ?",
+            [(value, item) for item, value in added.items()],
+        )

@@ -6,27 +6,29 @@ import csv
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.csvrows import csv_rows
-from engine.errors import PurchaseLogError
+from engine.errors import ConfigError, PurchaseLogError
 from engine.geo import DEFAULT_REGION, Location
 from engine.helpers import batched, minmax
 from engine.records import Purchase, User
 from engine.schema import GENDER, ITEM_ID, STORE_ID, point_id
-from engine.shoppers.eventlog import EventLog
+from engine.shoppers.eventlog import EventLog, event_id
 from engine.shoppers.simulation import UNISEX
 from engine.shoppers.sync import sync_popularity
 from engine.vectorstore.base import VectorStore
 
 REQUIRED: Final = ("user_id", "item_id", "timestamp")
-OPTIONAL: Final = ("store_id", "gender", "trendiness")
+OPTIONAL: Final = ("store_id", "gender", "trendiness", "event_id")
 EXPORT_COLUMNS: Final = (*REQUIRED, *OPTIONAL)
+FUTURE: Final = timedelta(days=1)  # how far ahead of the clock a purchase may be
 
 
 @dataclass(frozen=True)
@@ -40,26 +42,69 @@ class Row:
     store_id: str | None
     gender: str | None
     trendiness: float | None
+    event_id: str  # the column's, else a hash of user, item, time and store as given
 
 
 @dataclass(frozen=True)
 class ImportSummary:
-    """What an import added."""
+    """What an import added, and what it found already there."""
 
-    purchases: int
+    purchases: int  # new purchases recorded
     new_users: int
-    items: int
+    items: int  # distinct items of the new purchases
+    already: int = 0  # rows whose event the log held before
+    repeated: tuple[int, ...] = ()  # rows repeating an earlier row's event in the same file
 
 
-def parse_timestamp(text: str) -> datetime:
-    """An ISO 8601 timestamp as aware UTC (naive ones are taken as UTC)."""
+class NoTimeZone(ValueError):
+    """A timestamp without a zone, and none given to read it in."""
+
+
+def parse_timestamp(text: str, zone: tzinfo | None = None) -> datetime:
+    """An ISO 8601 timestamp as aware UTC. One without a zone is read in `zone`, and
+    refused (NoTimeZone) when there is none: 10:00 in Paris is not 10:00 in London."""
     value = datetime.fromisoformat(text.strip())
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        if zone is None:
+            raise NoTimeZone(text)
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+def time_zone(name: str) -> tzinfo:
+    """A time zone by IANA name (Europe/Paris, UTC); ConfigError otherwise."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"unknown time zone {name!r}; use an IANA name such as UTC or Europe/Paris"
+        ) from None
+
+
+def _timestamp(text: str, where: str, zone: tzinfo | None, now: datetime) -> datetime | str:
+    """A row's time, or the problem with it."""
+    try:
+        value = parse_timestamp(text, zone)
+    except NoTimeZone:
+        return (
+            f"{where}: timestamp {text!r} has no time zone; add one (2025-06-01T10:00:00Z, "
+            "+02:00) or give --timezone ZONE"
+        )
+    except ValueError:
+        return f"{where}: bad timestamp {text!r} (use ISO 8601)"
+    if value > now + FUTURE:
+        return f"{where}: timestamp {text!r} is in the future"
+    return value
 
 
 def _rows(
-    path: Path, problems: list[tuple[int, str]], taxonomy: Taxonomy, data: bytes | None
+    path: Path,
+    problems: list[tuple[int, str]],
+    taxonomy: Taxonomy,
+    data: bytes | None,
+    zone: tzinfo | None,
 ) -> Iterator[Row]:
+    now = datetime.now(UTC)
     rows = csv_rows(path, REQUIRED, OPTIONAL, PurchaseLogError, "; nothing imported", data)
     for number, raw in rows:
         where = f"{path}:{number}"
@@ -70,10 +115,9 @@ def _rows(
         if not user or not item:
             problems.append((number, f"{where}: empty user_id or item_id"))
             continue
-        try:
-            timestamp = parse_timestamp(raw["timestamp"])
-        except ValueError:
-            problems.append((number, f"{where}: bad timestamp {raw['timestamp']!r} (use ISO 8601)"))
+        timestamp = _timestamp(raw["timestamp"], where, zone, now)
+        if isinstance(timestamp, str):
+            problems.append((number, timestamp))
             continue
         gender_text = (raw.get("gender") or "").strip()
         gender = taxonomy.gender(gender_text) if gender_text else None
@@ -92,16 +136,23 @@ def _rows(
             )
             continue
         store = (raw.get("store_id") or "").strip() or None
-        yield Row(number, user, item, timestamp, store, gender, trendiness)
+        key = (raw.get("event_id") or "").strip() or event_id(user, item, timestamp, store)
+        yield Row(number, user, item, timestamp, store, gender, trendiness, key)
 
 
-def read_rows(path: Path, taxonomy: Taxonomy | None = None, data: bytes | None = None) -> list[Row]:
+def read_rows(
+    path: Path,
+    taxonomy: Taxonomy | None = None,
+    data: bytes | None = None,
+    zone: tzinfo | None = None,
+) -> list[Row]:
     """Every row of a purchase CSV (the file at path, or `data` read from one so named),
-    validated (genders by the taxonomy); PurchaseLogError on the first bad row."""
+    validated (genders by the taxonomy; times without a zone read in `zone`);
+    PurchaseLogError on the first bad row."""
     if data is None and not path.is_file():
         raise PurchaseLogError(f"{path}: no such file")
     problems: list[tuple[int, str]] = []
-    rows = list(_rows(path, problems, taxonomy or deepfashion(), data))
+    rows = list(_rows(path, problems, taxonomy or deepfashion(), data, zone))
     _raise_first(problems)
     return rows
 
@@ -114,10 +165,16 @@ def _raise_first(problems: list[tuple[int, str]]) -> None:
 
 
 def import_purchases(
-    store: VectorStore, log: EventLog, path: Path, data: bytes | None = None
+    store: VectorStore,
+    log: EventLog,
+    path: Path,
+    data: bytes | None = None,
+    zone: tzinfo | None = None,
 ) -> ImportSummary:
     """Import a purchase log (the file at path, or `data` read from one so named): all rows
-    or none; unknown users are created.
+    or none; unknown users are created. Each event counts once: rows whose event id the
+    log holds are left out, and so are rows repeating an earlier row of the file (both
+    counted in the summary). Times without a zone are read in `zone`.
 
     A new user's gender is the gender column, else that of their first item that is not
     UNISEX, else UNISEX (such a user is shown unisex items only); their trendiness is
@@ -125,7 +182,11 @@ def import_purchases(
     of what they bought; their home is the location of the store of their first purchase
     (the region's centre when it has none). Genders are the recorded taxonomy's.
     """
-    rows = read_rows(path, log.taxonomy(), data)
+    rows = read_rows(path, log.taxonomy(), data, zone)
+    by_event: dict[str, Row] = {}
+    repeated = tuple(r.number for r in rows if by_event.setdefault(r.event_id, r) is not r)
+    known = log.known_events(list(by_event))
+    rows = [r for r in by_event.values() if r.event_id not in known]
     item_ids = sorted({r.item_id for r in rows})
     found = {
         str(rec.payload[ITEM_ID]): rec.payload
@@ -166,7 +227,13 @@ def import_purchases(
         if given is None:
             estimate.append(user_id)
     purchases = [
-        Purchase(r.user_id, r.item_id, r.timestamp, r.store_id or found[r.item_id].get(STORE_ID))
+        Purchase(
+            r.user_id,
+            r.item_id,
+            r.timestamp,
+            r.store_id or found[r.item_id].get(STORE_ID),
+            r.event_id,
+        )
         for r in rows
     ]
     with log.transaction():
@@ -179,7 +246,7 @@ def import_purchases(
             values = np.array([popularity[r.item_id] for r in by_user[user_id]], dtype=float)
             log.set_trendiness(user_id, round(float(minmax(values, low, high).mean()), 6))
     sync_popularity(store, log, item_ids)
-    return ImportSummary(len(purchases), len(new_users), len(item_ids))
+    return ImportSummary(len(purchases), len(new_users), len(item_ids), len(known), repeated)
 
 
 def export_purchases(log: EventLog, path: Path) -> int:
@@ -195,7 +262,7 @@ def export_purchases(log: EventLog, path: Path) -> int:
             assert user is not None  # purchases reference users (foreign key)
             users[p.user_id] = user
             row = [p.user_id, p.item_id, p.timestamp.isoformat(), p.store_id or ""]
-            writer.writerow([*row, user.gender, user.trendiness])
+            writer.writerow([*row, user.gender, user.trendiness, p.event_id])
             count += 1
     tmp.replace(path)
     return count

@@ -1,0 +1,68 @@
+"""Popularity modes: all-time (initial popularity + purchases, the paper's) or trending, a
+purchase count that halves every half-life.
+
+A trending score is kept referred to a fixed time, the anchor: a purchase at t adds
+2^((t − anchor)/h), and the score as of T is the stored value times 2^(−(T − anchor)/h).
+So a purchase is O(1) (one addition, in any time order), and since every item's score is
+scaled by the same factor, the catalog's min–max normalised popularity is the same as of
+any time after the last purchase: the stored values rank as the decayed ones do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+from engine.errors import ConfigError
+from engine.helpers import choice
+
+PopularityMode = Literal["all-time", "trending"]
+DEFAULT_HALF_LIFE_DAYS: Final = 14.0
+DEFAULT_ANCHOR: Final = datetime(2020, 1, 1, tzinfo=UTC)
+MAX_EXPONENT: Final = 900.0  # 2^900 is far below float64's limit; past it the anchor moves
+DAY_S: Final = 86_400.0
+
+
+@dataclass(frozen=True)
+class PopularitySettings:
+    """Which popularity ranks, and how fast a trending score forgets."""
+
+    mode: PopularityMode = "all-time"
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS
+
+    def validate(self) -> PopularitySettings:
+        """Raise ConfigError naming the first bad value."""
+        choice(PopularityMode, self.mode, "popularity mode")
+        if not (math.isfinite(self.half_life_days) and 1.0 <= self.half_life_days <= 3650.0):
+            raise ConfigError(
+                f"--half-life must be between 1 and 3650 days, got {self.half_life_days}"
+            )
+        return self
+
+    def text(self) -> str:
+        """`trending (half-life 14 days)` or `all-time`."""
+        if self.mode == "all-time":
+            return "all-time"
+        return f"trending (half-life {self.half_life_days:g} days)"
+
+
+def exponent(t: datetime, anchor: datetime, half_life_days: float) -> float:
+    """Half-lives from the anchor to t (negative before it)."""
+    return (t - anchor).total_seconds() / (half_life_days * DAY_S)
+
+
+def weight(t: datetime, anchor: datetime, half_life_days: float) -> float:
+    """What one purchase at t adds to a score referred to the anchor."""
+    return float(2.0 ** exponent(t, anchor, half_life_days))
+
+
+def as_of(score: float, when: datetime, anchor: datetime, half_life_days: float) -> float:
+    """A score referred to the anchor, as of a time: the decayed purchase count then."""
+    return float(score * 2.0 ** -exponent(when, anchor, half_life_days))
+
+
+def needs_new_anchor(t: datetime, anchor: datetime, half_life_days: float) -> bool:
+    """Whether a purchase at t would push stored scores towards float64's limit."""
+    return exponent(t, anchor, half_life_days) > MAX_EXPONENT
