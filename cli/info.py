@@ -11,7 +11,8 @@ from engine.vectorstore.base import Filter
 
 def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
     """Counts per backbone, gender and category, and the masked share."""
-    store = store_for(settings(home, qdrant_url))
+    config = settings(home, qdrant_url)
+    store = store_for(config)
     try:
         total = store.count()
         console.print(f"store: {store.location}")
@@ -20,6 +21,14 @@ def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
             return
         masked = store.facet(MASKED).get("True", 0)
         console.print(f"items: {total} · masked {masked / total:.1%}")
+        if config.event_log_path.is_file():
+            from engine.shoppers.eventlog import EventLog
+
+            log = EventLog(config.event_log_path)
+            try:
+                console.print(f"popularity: {log.popularity_settings().text()}")
+            finally:
+                log.close()
         backbones = Table("backbone", "size", "vectors", "weights", title="vectors")
         for name, dim in sorted(store.vector_dims().items()):
             count = str(store.count(Filter(has_vector=name)))

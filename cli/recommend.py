@@ -107,6 +107,10 @@ def recommend_command(
             "unlikeness to what is already listed."
         ),
     ] = 0.0,
+    popularity: Annotated[
+        str | None,
+        typer.Option(help="all-time or trending (default: the store's, `popularity mode`)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     home: HomeOption = None,
@@ -137,9 +141,12 @@ def recommend_command(
         at=None if at is None else Location.parse(at, "--at"),
         rerank=rerank,  # type: ignore[arg-type]
         diversity=diversity,
+        popularity=popularity or "all-time",  # type: ignore[arg-type]
     ).validate()
     config = settings(home, qdrant_url, taxonomy)
     with world(config) as (store, log):
+        if popularity is None:
+            params = replace(params, popularity=log.popularity_settings().mode)
         names = taxonomy_for(config, log)
         if gender is not None:
             known = names.gender(gender)
@@ -160,6 +167,8 @@ def recommend_command(
             lists.append(("merged", result.merged))
             header = {"user": asdict(shopper)}
         provenance = store.provenance(backbone)
+        ranking = log.popularity_settings()
+    trend = replace(ranking, mode=params.popularity).text()
     vectors = {"backbone": backbone, "weights": provenance, "taxonomy": names.name}
     warning = (
         ""
@@ -170,7 +179,13 @@ def recommend_command(
         body = [
             {"list": name, "recommendations": [asdict(r) for r in recs]} for name, recs in lists
         ]
-        document = {**header, "vectors": vectors, "weights": asdict(weights), "lists": body}
+        document = {
+            **header,
+            "vectors": vectors,
+            "weights": asdict(weights),
+            "popularity": trend,
+            "lists": body,
+        }
         json.dump(document, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     elif as_csv:
@@ -182,7 +197,7 @@ def recommend_command(
     else:
         console.print(
             f"{backbone} vectors: {provenance_text(provenance)} weights{warning} · taxonomy "
-            f"{names.name}"
+            f"{names.name} · popularity {trend}"
         )
         if user is not None:
             u = header["user"]

@@ -161,3 +161,99 @@ def popularity_sync(home: HomeOption = None, qdrant_url: UrlOption = None) -> No
         count = sync_popularity(store, log)
         low, high = log.popularity_range()
     console.print(f"popularity of {count} item(s) written; catalog range {low}..{high}")
+
+
+@popularity_app.command("mode")
+def popularity_mode(
+    mode: Annotated[
+        str | None, typer.Argument(help="all-time or trending (none: show the one in force).")
+    ] = None,
+    half_life: Annotated[
+        float | None, typer.Option(help="Trending: days after which a sale counts half.")
+    ] = None,
+    home: HomeOption = None,
+    qdrant_url: UrlOption = None,
+) -> None:
+    """Show or set the popularity that ranks: all-time (initial popularity + purchases)
+    or trending (purchases halving every half-life); recommend, evaluate and serve use it."""
+    from engine.shoppers.sync import sync_popularity
+    from engine.shoppers.trending import PopularitySettings
+
+    with world(settings(home, qdrant_url)) as (store, log):
+        current = log.popularity_settings()
+        if mode is None and half_life is None:
+            console.print(f"popularity: {current.text()}")
+            return
+        chosen = PopularitySettings(
+            mode or current.mode,  # type: ignore[arg-type]  # validated when set
+            current.half_life_days if half_life is None else half_life,
+        ).validate()
+        log.set_popularity_settings(chosen)
+        if chosen != current:
+            sync_popularity(store, log)  # the payloads carry the scores the mode ranks on
+    console.print(f"popularity: {chosen.text()} (was {current.text()})")
+
+
+@popularity_app.command("top")
+def popularity_top(
+    n: Annotated[int, typer.Option("-n", min=1, help="How many items.")] = 20,
+    mode: Annotated[
+        str | None, typer.Option(help="all-time or trending (default: the one in force).")
+    ] = None,
+    half_life: Annotated[
+        float | None, typer.Option(help="Trending: half-life in days (default: the store's).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="A date (its end, UTC) or an ISO time with a zone; default now."),
+    ] = None,
+    gender: Annotated[str | None, typer.Option(help="Only items of this gender.")] = None,
+    category: Annotated[str | None, typer.Option(help="Only items of this category.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    home: HomeOption = None,
+    qdrant_url: UrlOption = None,
+) -> None:
+    """The catalog's most popular items as of a time (purchases after it do not count)."""
+    import json
+    from dataclasses import asdict
+
+    from engine.shoppers.popular import top_items
+    from engine.shoppers.trending import PopularitySettings, parse_as_of
+
+    when = parse_as_of(as_of)
+    with world(settings(home, qdrant_url)) as (store, log):
+        current = log.popularity_settings()
+        chosen = PopularitySettings(
+            mode or current.mode,  # type: ignore[arg-type]  # validated next
+            current.half_life_days if half_life is None else half_life,
+        ).validate()
+        top = top_items(store, log, chosen, when, n, gender, category)
+    if as_json:
+        document = {
+            "mode": chosen.text(),
+            "as_of": when.isoformat(),
+            "items": [asdict(p) for p in top],
+        }
+        console.print_json(json.dumps(document))
+        return
+    table = Table(
+        "#",
+        "item",
+        "gender",
+        "category",
+        "store",
+        "score",
+        "sales",
+        title=f"most popular, {chosen.text()}, as of {when.isoformat(timespec='seconds')}",
+    )
+    for p in top:
+        score = f"{p.score:.0f}" if chosen.mode == "all-time" else f"{p.score:.3f}"
+        table.add_row(
+            str(p.rank), p.item_id, p.gender, p.category, p.store_id or "—", score, str(p.purchases)
+        )
+    console.print(table)
+    console.print(
+        "score: initial popularity + sales"
+        if chosen.mode == "all-time"
+        else f"score: sales, each halved every {chosen.half_life_days:g} days before then"
+    )

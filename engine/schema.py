@@ -20,7 +20,8 @@ MASKED: Final = "masked"
 STORE_ID: Final = "store_id"
 STORE_ORIGIN: Final = "store_origin"  # MANIFEST or ROUND_ROBIN
 STORE_LOCATION: Final = "store_location"  # {"lat": .., "lon": ..}
-POPULARITY: Final = "popularity"
+POPULARITY: Final = "popularity"  # all-time: initial popularity + purchases
+TRENDING: Final = "trending"  # purchases halving every half-life (engine/shoppers/trending.py)
 
 MANIFEST: Final = "manifest"  # the shop came with the catalog
 ROUND_ROBIN: Final = "round-robin"  # the shop was assigned
@@ -36,15 +37,34 @@ PLACEMENT_FIELDS: Final = (
     STORE_LOCATION,
 )
 # What the rerank reads of every search hit.
-HIT_FIELDS: Final = (ITEM_ID, PRODUCT_ID, CATEGORY, GENDER, STORE_ID, STORE_LOCATION, POPULARITY)
+HIT_FIELDS: Final = (
+    ITEM_ID,
+    PRODUCT_ID,
+    CATEGORY,
+    GENDER,
+    STORE_ID,
+    STORE_LOCATION,
+    POPULARITY,
+    TRENDING,
+)
 # What an evaluation reads of every item.
-EVALUATION_FIELDS: Final = (ITEM_ID, PRODUCT_ID, GENDER, CATEGORY, STORE_ID, POPULARITY, IMAGE)
+EVALUATION_FIELDS: Final = (
+    ITEM_ID,
+    PRODUCT_ID,
+    GENDER,
+    CATEGORY,
+    STORE_ID,
+    POPULARITY,
+    TRENDING,
+    IMAGE,
+)
 
 IndexKind = Literal["keyword", "bool", "float", "geo"]
 PAYLOAD_INDEXES: Final[tuple[tuple[str, IndexKind], ...]] = (
     *((f, "keyword") for f in (ITEM_ID, PRODUCT_ID, GENDER, CATEGORY, CATEGORY_GROUP, STORE_ID)),
     (MASKED, "bool"),
     (POPULARITY, "float"),
+    (TRENDING, "float"),
     (STORE_LOCATION, "geo"),
 )
 # The ANN search filters on these: their values get HNSW links of their own, so that a
@@ -53,6 +73,11 @@ PAYLOAD_INDEXES: Final[tuple[tuple[str, IndexKind], ...]] = (
 SEARCH_FILTER_FIELDS: Final = frozenset({GENDER, STORE_LOCATION})
 
 _NAMESPACE: Final = uuid.UUID("6f1c2b1e-3d4a-5b6c-8d7e-9fa0b1c2d3e4")
+
+
+def popularity_field(mode: str) -> str:
+    """The payload field a popularity mode (all-time, trending) ranks on."""
+    return TRENDING if mode == "trending" else POPULARITY
 
 
 def weights_field(backbone: str) -> str:

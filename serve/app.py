@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
@@ -65,6 +66,7 @@ from engine.settings import API_KEY_ENV, Settings
 from engine.shoppers.eventlog import EventLog, event_id
 from engine.shoppers.purchases import import_purchases, time_zone
 from engine.shoppers.sync import sync_popularity
+from engine.shoppers.trending import as_of
 from engine.vectorstore import open_store
 from engine.vectorstore.base import Filter, Record, VectorStore
 from ingest.options import IngestJob
@@ -178,10 +180,14 @@ class Service:
         payload = self.record(item_id).payload
         counted = self.log.popularity([item_id]).get(item_id)
         popularity = float(payload.get(POPULARITY, 0.0)) if counted is None else float(counted)
+        half_life = self.log.popularity_settings().half_life_days
+        stored = self.log.trend([item_id]).get(item_id, 0.0)
+        now = datetime.now(UTC)
         return {
             "item_id": item_id,
             "payload": payload,
             "popularity": popularity,
+            "trending": as_of(stored, now, self.log.trend_anchor(), half_life),
             "store": shop_json(payload, self.shops()),
             "image_url": f"/items/{quote(item_id, safe='')}/image",
         }
@@ -322,7 +328,14 @@ class Service:
             {"list": name, "recommendations": [finite(asdict(r)) for r in recs]}
             for name, recs in lists
         ]
-        return {**header, "vectors": vectors, "weights": asdict(params.weights), "lists": body}
+        trend = replace(self.log.popularity_settings(), mode=params.popularity).text()
+        return {
+            **header,
+            "vectors": vectors,
+            "weights": asdict(params.weights),
+            "popularity": trend,
+            "lists": body,
+        }
 
     # purchases ---------------------------------------------------------------------------------
     def add_purchases(self, data: object) -> dict[str, Any]:
@@ -411,6 +424,9 @@ async def ranking(
     diversity: Annotated[
         float, Query(description="λ of maximal marginal relevance; 0 ranks by relevance.")
     ] = 0.0,
+    popularity: Annotated[
+        str | None, Query(description="all-time or trending (default: the store's mode).")
+    ] = None,
 ) -> Params:
     """The options `recommend` takes, as query parameters (the engine validates them)."""
     weights = preset_weights(
@@ -430,6 +446,7 @@ async def ranking(
         max_km=max_km,
         rerank=rerank,  # type: ignore[arg-type]  # validated below
         diversity=diversity,
+        popularity=popularity or "all-time",  # type: ignore[arg-type]  # validated below
     ).validate()
 
 
@@ -440,7 +457,18 @@ async def service_of(request: Request) -> Service:
 
 
 Held = Annotated[Service, Depends(service_of)]
-Ranking = Annotated[Params, Depends(ranking)]
+
+
+async def ranking_in_force(
+    request: Request, params: Annotated[Params, Depends(ranking)], service: Held
+) -> Params:
+    """The ranking asked for, with the store's popularity mode unless one was given."""
+    if "popularity" in request.query_params:
+        return params
+    return replace(params, popularity=service.log.popularity_settings().mode)
+
+
+Ranking = Annotated[Params, Depends(ranking_in_force)]
 
 
 # --- the guard: auth, body size, one log line, no traceback ------------------------------------

@@ -113,7 +113,8 @@ def test_purchase_import_killed_midway_is_all_or_nothing(tmp_path: Path) -> None
     with log_file.open("w", encoding="utf-8") as out:
         out.write("user_id,item_id,timestamp\n")
         for n in range(rows):
-            out.write(f"u{n % 3000},{items[n % len(items)]},2025-01-01T00:00:{n % 60:02d}Z\n")
+            moment = f"{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}"  # one event per row
+            out.write(f"u{n % 3000},{items[n % len(items)]},2025-01-01T{moment}Z\n")
     env = {**os.environ, "FASHIONREC_HOME": str(home)}
     env.pop("FASHIONREC_QDRANT_URL", None)
     count = 0

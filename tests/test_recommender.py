@@ -9,7 +9,7 @@ from engine.errors import FashionrecError
 from engine.geo import distance_km
 from engine.recommend.recommender import Params, Popularity, Recommender, Rerank
 from engine.recommend.scoring import Weights
-from engine.schema import HIT_FIELDS
+from engine.schema import HIT_FIELDS, point_id
 from engine.vectorstore.base import Hit, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.exact import ExactIndex
@@ -185,3 +185,38 @@ def test_recommendations_are_congruent_on_edge_and_memory(
 
     assert assert_congruent(for_items, edge, memory) == len(items) * len(weights) * 10
     assert assert_congruent(for_users, edge, memory) == 2 * 5 * 10
+
+
+def _with_trending(store: VectorStore, payloads: list[dict[str, object]]) -> None:
+    """A trending score that reverses the all-time order: the least sold sell now."""
+    for p in payloads:
+        trend = 2.0 ** (-float(p["popularity"]) / 10)  # type: ignore[arg-type]
+        store.set_payload([point_id(str(p["item_id"]))], {"trending": trend})
+
+
+def test_the_trending_mode_ranks_on_the_trending_score(store: VectorStore) -> None:
+    payloads = build_catalog(store)
+    _with_trending(store, payloads)
+    engine = Recommender(store)
+    popularity_only = Weights(visual=0.0, popularity=1.0, category=0.0)
+    bought = [p["item_id"] for p in payloads if p["gender"] == "WOMEN"][:2]
+    user, purchases = shopper("WOMEN", 1.0), buy(bought)  # wants the most popular
+    all_time = engine.for_user(user, purchases, Params(k=5, weights=popularity_only))
+    trending = engine.for_user(
+        user, purchases, Params(k=5, weights=popularity_only, popularity="trending")
+    )
+    sold = {str(p["item_id"]): float(p["popularity"]) for p in payloads}  # type: ignore[arg-type]
+    for r in trending.merged:  # ranked on the trending scores, the least sold first
+        assert r.popularity == pytest.approx(2.0 ** (-sold[r.item_id] / 10))
+    assert [r.item_id for r in all_time.merged] != [r.item_id for r in trending.merged]
+    assert min(sold[r.item_id] for r in all_time.merged) > max(
+        sold[r.item_id] for r in trending.merged
+    )
+    server = engine.for_user(
+        user,
+        purchases,
+        Params(k=5, weights=popularity_only, popularity="trending", rerank="server"),
+    )
+    assert [r.item_id for r in server.merged] == [r.item_id for r in trending.merged]
+    with pytest.raises(FashionrecError, match="popularity must be one of"):
+        Params(popularity="hot").validate()  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from engine.geo import DEFAULT_REGION
 from engine.shoppers.simulation import (
     CatalogView,
     SimulationConfig,
+    Trending,
     initial_popularity,
     popular_mask,
     simulate,
@@ -112,3 +113,31 @@ def test_trendiness_drives_what_users_buy() -> None:
     assert len(high_t) > 100 and len(low_t) > 100
     assert np.mean(high_t) > np.mean(low_t) + 0.3
     assert np.mean(high_t) > 0.75 and np.mean(low_t) < 0.55
+
+
+def test_in_trending_mode_the_popular_set_is_the_trending_one() -> None:
+    """Item 0 leads all time, item 1 leads the trend: trendy shoppers follow the mode."""
+    n = 40
+    catalog = CatalogView.build(
+        [f"item-{i:03d}" for i in range(n)],
+        [f"id_{i:08d}-01" for i in range(n)],
+        ["WOMEN"] * n,
+        ["S01"] * n,
+    )
+    popularity = np.zeros(n, dtype=np.int64)
+    popularity[0] = 1000
+    scores = np.zeros(n)
+    scores[1] = 1000.0
+    config = SimulationConfig(users=300, max_purchases=3, seed=3, p_threshold=1 / n)
+
+    def bought(result_items: list[str]) -> tuple[int, int]:
+        return result_items.count("item-000"), result_items.count("item-001")
+
+    all_time = simulate(catalog, popularity, DEFAULT_REGION, config)
+    trending = simulate(
+        catalog, popularity, DEFAULT_REGION, config, trending=Trending(scores, 14.0)
+    )
+    a0, a1 = bought([p.item_id for p in all_time.purchases])
+    t0, t1 = bought([p.item_id for p in trending.purchases])
+    assert a0 > 5 * max(a1, 1) and t1 > 5 * max(t0, 1)
+    assert all_time.popularity[1] == a1 and trending.popularity[0] == 1000 + t0

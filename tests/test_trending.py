@@ -3,6 +3,7 @@ modes disagree, re-imports that add nothing, and logs of an earlier version upgr
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,11 +14,13 @@ import pytest
 from engine.errors import ConfigError, PurchaseLogError
 from engine.geo import Location
 from engine.records import Purchase, User
+from engine.settings import STORE_DIR
 from engine.shoppers.eventlog import EventLog, event_id
 from engine.shoppers.purchases import import_purchases, time_zone
 from engine.shoppers.trending import PopularitySettings, as_of, weight
 from engine.vectorstore.base import VectorStore
-from tests.builders import catalog_items, store_items
+from engine.vectorstore.edge import EdgeStore
+from tests.builders import catalog_items, fashionrec, store_items
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 HOME = Location(48.85, 2.35)
@@ -222,3 +225,51 @@ def test_a_log_of_an_earlier_version_gets_event_ids_and_scores(tmp_path: Path) -
     assert log.trending_as_of(NOW)["a"] == pytest.approx(2 * 0.5, rel=1e-6)
     log.close()
     assert EventLog(path).purchase_count() == 2  # opening again changes nothing
+
+
+# --- the commands ----------------------------------------------------------------------------
+
+
+def test_popularity_mode_and_top_from_the_command_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = EdgeStore(home / STORE_DIR)
+    store_items(store, catalog_items(1))
+    store.close()
+    old, new = "WOMEN-Dresses-id_00000001-01_1_front", "WOMEN-Skirts-id_00000002-01_2_side"
+    now = datetime.now(UTC)
+    rows = [f"a{i},{old},{(now - timedelta(days=517, minutes=i)).isoformat()}" for i in range(20)]
+    rows += [f"b{i},{new},{(now - timedelta(days=6, minutes=i)).isoformat()}" for i in range(3)]
+    sales = tmp_path / "sales.csv"
+    sales.write_text("user_id,item_id,timestamp\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert fashionrec("purchases", "import", sales, home=home).returncode == 0
+
+    assert "popularity: all-time" in fashionrec("popularity", "mode", home=home).stdout
+    top = fashionrec("popularity", "top", "-n", "2", "--json", home=home)
+    assert [p["item_id"] for p in json.loads(top.stdout)["items"]] == [old, new]
+    changed = fashionrec("popularity", "mode", "trending", "--half-life", "7", home=home)
+    assert changed.returncode == 0, changed.stderr
+    assert "popularity: trending (half-life 7 days) (was all-time)" in changed.stdout
+    assert "popularity: trending (half-life 7 days)" in fashionrec("info", home=home).stdout
+    trending = json.loads(fashionrec("popularity", "top", "-n", "2", "--json", home=home).stdout)
+    assert [p["item_id"] for p in trending["items"]] == [new, old]
+    assert trending["items"][0]["purchases"] == 3
+    assert trending["items"][0]["score"] == pytest.approx(3 * 2 ** (-6 / 7), rel=0.01)
+    before = fashionrec("popularity", "top", "-n", "1", "--as-of", "2024-01-01", home=home)
+    assert "sales" in before.stdout and " 0 " in before.stdout  # nothing sold yet then
+    table = fashionrec("popularity", "top", "--mode", "all-time", "--gender", "WOMEN", home=home)
+    assert table.stdout.index(old) < table.stdout.index(new)
+    payload = EdgeStore(home / STORE_DIR)
+    stored = {str(r.payload["item_id"]): r.payload for r in payload.scroll(None)}
+    payload.close()
+    assert stored[new]["trending"] > stored[old]["trending"]  # the payload carries the mode
+
+    for args, message in [
+        (("popularity", "mode", "hot"), "popularity mode must be one of all-time, trending"),
+        (("popularity", "mode", "--half-life", "0"), "--half-life must be between 1 and 3650"),
+        (("popularity", "top", "--as-of", "yesterday"), "--as-of 'yesterday' is not a date"),
+        (("popularity", "top", "--as-of", "2025-01-01T10:00"), "has no time zone"),
+        (("purchases", "import", sales, "--timezone", "Mars/Olympus"), "unknown time zone"),
+    ]:
+        failed = fashionrec(*args, home=home)
+        assert failed.returncode == 1 and message in failed.stderr, failed
+        assert len(failed.stderr.strip().splitlines()) == 1

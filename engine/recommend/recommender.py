@@ -23,11 +23,12 @@ from engine.schema import (
     GENDER,
     HIT_FIELDS,
     ITEM_ID,
-    POPULARITY,
     PRODUCT_ID,
     STORE_LOCATION,
     point_id,
+    popularity_field,
 )
+from engine.shoppers.trending import PopularityMode
 from engine.vectorstore.base import (
     Filter,
     FormulaQuery,
@@ -69,6 +70,7 @@ class Params:
     at: Location | None = None  # item queries: where distances are measured from
     rerank: Rerank = "client"
     diversity: float = 0.0
+    popularity: PopularityMode = "all-time"  # which payload popularity ranks
 
     def validate(self) -> Params:
         """Raise ConfigError naming the first bad value."""
@@ -79,6 +81,7 @@ class Params:
         if not 0.0 <= self.trendiness <= 1.0:
             raise ConfigError(f"trendiness must be in [0, 1], got {self.trendiness}")
         choice(Rerank, self.rerank, "rerank")
+        choice(PopularityMode, self.popularity, "popularity")
         check_diversity(self.diversity)
         if self.max_km is not None and not self.max_km > 0:
             raise ConfigError(f"max km must be positive, got {self.max_km}")
@@ -228,7 +231,7 @@ class Recommender:
         if self.popularity is not None:
             span = (self.popularity.low, self.popularity.high)
         else:
-            span = self.store.value_range(POPULARITY) or (0.0, 0.0)
+            span = self.store.value_range(popularity_field(params.popularity)) or (0.0, 0.0)
         if ordered:
             results = self._server_mmr(queries, params)
         elif in_qdrant:
@@ -257,6 +260,7 @@ class Recommender:
                 scored=in_qdrant and not ordered,
                 diversity=params.diversity,
                 ordered=ordered,
+                field=popularity_field(params.popularity),
             )
             for spec, hits in zip(specs, results, strict=True)
         ]
@@ -319,7 +323,10 @@ class Recommender:
         def ask(rows: list[int], limit: int) -> list[list[Hit]]:
             formulas = [
                 FormulaQuery(
-                    queries[i], self._formula(specs[i], params, span), {POPULARITY: 0.0}, limit
+                    queries[i],
+                    self._formula(specs[i], params, span),
+                    {popularity_field(params.popularity): 0.0},
+                    limit,
                 )
                 for i in rows
             ]
@@ -336,4 +343,5 @@ class Recommender:
             values[self.taxonomy(query, category)].append(category)
         origin = None if spec.origin is None else (spec.origin.lat, spec.origin.lon)
         by_value = {v: tuple(cs) for v, cs in values.items()}
-        return relevance_formula(params.weights, spec.trendiness, span, by_value, origin)
+        field = popularity_field(params.popularity)
+        return relevance_formula(params.weights, spec.trendiness, span, by_value, origin, field)

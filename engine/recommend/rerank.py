@@ -119,12 +119,14 @@ def rerank(
     scored: bool = False,
     diversity: float = 0.0,
     ordered: bool = False,
+    field: str = POPULARITY,
 ) -> list[Recommendation]:
     """Every term of every hit, the best view of each product, the top k.
 
-    span is the catalog-wide popularity range; popularity, when given, replaces the
-    payload's values. With `scored`, hit scores are already the relevance (computed in
-    Qdrant) and the visual term is recovered from it; otherwise they are the cosine.
+    span is the catalog-wide range of the popularity in payload `field` (all-time or
+    trending); popularity, when given, replaces the payload's values. With `scored`, hit
+    scores are already the relevance (computed in Qdrant) and the visual term is
+    recovered from it; otherwise they are the cosine.
     With diversity λ > 0 the k are chosen by maximal marginal relevance over the hits'
     vectors, which every hit must carry; `ordered` hits are already in their final order
     (Qdrant's MMR chose it) and the first view of each of the first k products is kept.
@@ -134,7 +136,7 @@ def rerank(
     if popularity is not None:
         values = np.array([popularity.get(str(h.payload[ITEM_ID]), 0.0) for h in hits])
     else:
-        values = np.array([float(h.payload.get(POPULARITY, 0.0)) for h in hits])
+        values = np.array([float(h.payload.get(field, 0.0)) for h in hits])
     norm = minmax(values, *span)
     category = np.array(
         [category_similarity(context.query_category, str(h.payload.get(CATEGORY))) for h in hits]

@@ -101,17 +101,19 @@ def relevance_formula(
     span: tuple[float, float],
     category_values: dict[float, tuple[str, ...]],
     origin: tuple[float, float] | None = None,
+    field: str = POPULARITY,
 ) -> Expr:
     """The same relevance as an expression Qdrant evaluates over its candidates.
 
     category_values maps each CatSim value to the categories that have it against the
-    query's category; origin (lat, lon) enables the distance term.
+    query's category; origin (lat, lon) enables the distance term; field is the payload
+    field holding the popularity (all-time or trending).
     """
     low, high = span
     norm: Expr = (
         Const(0.0)
         if high <= low
-        else Mult((Sum((Var(POPULARITY), Const(-low))), Const(1.0 / (high - low))))
+        else Mult((Sum((Var(field), Const(-low))), Const(1.0 / (high - low))))
     )
     gap = Pow(Abs(Sum((norm, Const(-trendiness)))), weights.gamma)
     terms: list[Expr] = [

@@ -281,6 +281,19 @@ class EventLog:
             result.update({item: int(value) for item, value in rows})
         return result
 
+    def initial_popularity(self) -> dict[str, int]:
+        """Every item's initial popularity (0 where never drawn)."""
+        rows = self.db.execute("SELECT item_id, COALESCE(initial_popularity, 0) FROM items")
+        return {item: int(value) for item, value in rows}
+
+    def purchases_as_of(self, when: datetime) -> dict[str, int]:
+        """Purchases per item up to a time (items never bought are absent)."""
+        rows = self.db.execute(
+            "SELECT item_id, COUNT(*) FROM purchases WHERE timestamp <= ? GROUP BY item_id",
+            (when.astimezone(UTC).isoformat(),),
+        )
+        return {item: int(count) for item, count in rows}
+
     def popularity_range(self) -> tuple[int, int]:
         """Catalog-wide (min, max) of the current popularity; (0, 0) for an empty log."""
         row = self.db.execute(

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from engine.errors import ConfigError
 from engine.geo import Location, Region
 from engine.records import Purchase, User
+from engine.shoppers.trending import DAY_S, MAX_EXPONENT
 
 UNISEX: Final = "UNISEX"  # an item gender, never a shopper's
 
@@ -103,12 +104,22 @@ def initial_popularity(item_id: str, p_max: int, seed: int) -> int:
     return int.from_bytes(digest[:8], "big") % (p_max + 1)
 
 
-def popular_mask(popularity: NDArray[np.int64], fraction: float) -> NDArray[np.bool_]:
+@dataclass(frozen=True)
+class Trending:
+    """Trending mode: the popular set is the top fraction by trending score at the time of
+    each purchase. scores: each item's decayed purchase count as of `start` (the
+    simulation's first day); each simulated purchase adds 2^((t − start)/half-life)."""
+
+    scores: NDArray[np.float64]
+    half_life_days: float
+
+
+def popular_mask(popularity: NDArray[Any], fraction: float) -> NDArray[np.bool_]:
     """Items in the top `fraction` by popularity (ties at the threshold included)."""
     if len(popularity) == 0:
         return np.zeros(0, dtype=bool)
     k = max(1, math.ceil(fraction * len(popularity)))
-    threshold = int(np.partition(popularity, len(popularity) - k)[len(popularity) - k])
+    threshold = np.partition(popularity, len(popularity) - k)[len(popularity) - k]
     mask: NDArray[np.bool_] = popularity >= threshold
     return mask
 
@@ -120,6 +131,7 @@ def simulate(
     config: SimulationConfig,
     first_user: int = 1,
     shown: Mapping[str, frozenset[str]] | None = None,
+    trending: Trending | None = None,
 ) -> Simulation:
     """Simulate `config.users` shoppers after the paper's protocol, fixed as documented.
 
@@ -131,11 +143,18 @@ def simulate(
     the item genders they buy (default: their own). Each later purchase, among the items
     the user is shown and never a product already bought: with probability t an item
     from the top `p_threshold` fraction by current popularity, otherwise one from the
-    rest. Each purchase adds 1 to the item's popularity.
+    rest. Each purchase adds 1 to the item's popularity. With `trending`, "popular" means
+    the top fraction by trending score at the time of the purchase.
     """
     rng = np.random.default_rng([config.seed, 2])  # a stream of its own: never the stores'
 
     popularity = popularity.astype(np.int64, copy=True)
+    ranked: NDArray[Any] = popularity
+    if trending is not None:
+        if config.days > MAX_EXPONENT * trending.half_life_days:
+            raise ConfigError("--days is too many half-lives for a trending simulation")
+        ranked = trending.scores.astype(np.float64, copy=True)
+    half_life_s = DAY_S * (trending.half_life_days if trending else 1.0)
     products, product_of = np.unique(catalog.product_ids, return_inverse=True)
     shown = shown or {}
     pools: dict[str, NDArray[np.intp]] = {}
@@ -180,7 +199,7 @@ def simulate(
             shopper.gender = personal(str(catalog.genders[item]))
         else:
             visible = pool_of(shopper.gender)
-            popular = visible[popular_mask(popularity[visible], config.p_threshold)]
+            popular = visible[popular_mask(ranked[visible], config.p_threshold)]
             pool = visible[~np.isin(product_of[visible], list(shopper.bought))]
             if len(pool) == 0:
                 continue  # the user has bought every product they are shown
@@ -192,6 +211,8 @@ def simulate(
             item = int(choice[rng.integers(len(choice))])
         shopper.bought.add(int(product_of[item]))
         popularity[item] += 1
+        if trending is not None:
+            ranked[item] += 2.0 ** (second / half_life_s)
         purchases.append(
             Purchase(
                 user_id(u),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Final
 
 import numpy as np
@@ -30,6 +31,7 @@ from engine.schema import (
     STORE_ID,
     STORE_LOCATION,
     STORE_ORIGIN,
+    TRENDING,
     point_id,
 )
 from engine.shoppers.eventlog import EventLog
@@ -38,6 +40,7 @@ from engine.shoppers.simulation import (
     CatalogView,
     Simulation,
     SimulationConfig,
+    Trending,
     initial_popularity,
     simulate,
 )
@@ -131,25 +134,34 @@ def ensure_shops(store: VectorStore, log: EventLog, seed: int = 42) -> list[Shop
 def sync_popularity(
     store: VectorStore, log: EventLog, item_ids: Iterable[str] | None = None
 ) -> int:
-    """Write the log's current popularity into the items' payloads; returns items written.
+    """Write the log's current popularity, all-time and trending, into the items'
+    payloads; returns items written.
 
-    With no item ids every catalog item is synced (`fashionrec popularity sync`).
-    Items with the same value are written in one operation. The catalog-wide range
-    is recorded in the log (meta `popularity_range`).
+    With no item ids every catalog item is synced (`fashionrec popularity sync`), and so
+    it is when the trending scores' anchor moved since the last sync (every score was
+    rescaled). Items with the same values are written in one operation. The catalog-wide
+    range is recorded in the log (meta `popularity_range`).
     """
+    store.ensure_indexes()
+    anchor = log.trend_anchor().isoformat()
+    if log.get("synced_anchor") != anchor:
+        item_ids = None
     if item_ids is None:
         log.add_items(str(r.payload[ITEM_ID]) for r in store.scroll([ITEM_ID]))
         values = log.popularity()
+        trend = log.trend()
     else:
-        values = log.popularity(sorted(set(item_ids)))
-    groups: dict[int, list[str]] = defaultdict(list)
+        chosen = sorted(set(item_ids))
+        values, trend = log.popularity(chosen), log.trend(chosen)
+    groups: dict[tuple[int, float], list[str]] = defaultdict(list)
     for item, value in values.items():
-        groups[value].append(point_id(item))
-    for value, ids in groups.items():
+        groups[(value, trend.get(item, 0.0))].append(point_id(item))
+    for (value, trending), ids in groups.items():
         for batch in batched(ids, WRITE_BATCH):
-            store.set_payload(batch, {POPULARITY: float(value)})
+            store.set_payload(batch, {POPULARITY: float(value), TRENDING: trending})
     low, high = log.popularity_range()
     log.put("popularity_range", f"{low},{high}")
+    log.put("synced_anchor", anchor)
     return len(values)
 
 
@@ -183,7 +195,18 @@ def run_simulation(
     on_stage("simulating purchases")
     shown = (log.taxonomy() or deepfashion()).genders
     first = log.next_simulated_user()
-    result = simulate(view, popularity, region, config, first_user=first, shown=shown)
+    trending = None
+    chosen = log.popularity_settings()
+    if chosen.mode == "trending":
+        start = datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
+        scores = log.trending_as_of(start)
+        trending = Trending(
+            np.array([scores.get(i, 0.0) for i in view.item_ids.tolist()]),
+            chosen.half_life_days,
+        )
+    result = simulate(
+        view, popularity, region, config, first_user=first, shown=shown, trending=trending
+    )
     with log.transaction():
         log.add_users(result.users, source="simulated")
         log.add_purchases(result.purchases, source="simulated")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Final, Literal
 
 from engine.errors import ConfigError
@@ -66,3 +66,19 @@ def as_of(score: float, when: datetime, anchor: datetime, half_life_days: float)
 def needs_new_anchor(t: datetime, anchor: datetime, half_life_days: float) -> bool:
     """Whether a purchase at t would push stored scores towards float64's limit."""
     return exponent(t, anchor, half_life_days) > MAX_EXPONENT
+
+
+def parse_as_of(text: str | None, now: datetime | None = None) -> datetime:
+    """`--as-of`: a date (its last second, UTC), an ISO time with a zone, or None for now."""
+    if text is None:
+        return now or datetime.now(UTC)
+    try:
+        if len(text.strip()) == 10:
+            day = date.fromisoformat(text.strip())
+            return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC)
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"--as-of {text!r} is not a date (YYYY-MM-DD) or an ISO time") from None
+    if value.tzinfo is None:
+        raise ConfigError(f"--as-of {text!r} has no time zone; add one (Z, +02:00)")
+    return value.astimezone(UTC)

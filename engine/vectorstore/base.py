@@ -182,6 +182,20 @@ class VectorStore(ABC):
             self._index(key, kind, key in SEARCH_FILTER_FIELDS)
 
     @abstractmethod
+    def _indexed(self) -> set[str]:
+        """The payload fields that have an index."""
+
+    def ensure_indexes(self) -> None:
+        """Create the payload indexes a store made by an earlier version lacks (none while
+        the collection does not exist: it gets them all when it is made)."""
+        if not self.vector_dims():
+            return
+        have = self._indexed()
+        for key, kind in PAYLOAD_INDEXES:
+            if key not in have:
+                self._index(key, kind, key in SEARCH_FILTER_FIELDS)
+
+    @abstractmethod
     def _add_vector(self, name: str, dim: int) -> None:
         """Create the named vector (and the collection with its indexes, if it is the first)."""
 

@@ -217,6 +217,10 @@ class EdgeStore(VectorStore):
         else:
             self._update(qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine))
 
+    @guarded
+    def _indexed(self) -> set[str]:
+        return set(self.shard.info().payload_schema)
+
     def _index(self, key: str, kind: IndexKind, linked: bool) -> None:
         params = INDEX_PARAMS[kind](enable_hnsw=linked)
         self._update(qe.UpdateOperation.create_field_index(key, params))

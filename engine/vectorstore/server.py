@@ -254,6 +254,10 @@ class ServerStore(VectorStore):
             self.client.create_vector_name(self.collection, name, config)
 
     @guarded
+    def _indexed(self) -> set[str]:
+        return set(self.client.get_collection(self.collection).payload_schema)
+
+    @guarded
     def _index(self, key: str, kind: IndexKind, linked: bool) -> None:
         params = _index_params(kind, linked)
         self.client.create_payload_index(self.collection, key, params)
