@@ -109,7 +109,15 @@ def evaluate(
         err = Path(tmp) / "stderr.txt"
         start = time.perf_counter()
         with open(os.devnull, "w") as out, err.open("w") as errors:
-            child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=errors)
+            child = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=errors,
+                # a shell's background job ignores SIGINT, and its children inherit that
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )
             stopped = False
             while True:  # wait4 (not Popen.wait): it reaps the child with its rusage
                 pid, status, usage = os.wait4(child.pid, 0 if limit is None else os.WNOHANG)
