@@ -85,6 +85,13 @@ def evaluate_command(
     use_log: Annotated[
         bool, typer.Option("--use-log", help="Evaluate the log's users instead of simulating.")
     ] = False,
+    popularity: Annotated[
+        str | None,
+        typer.Option(help="all-time or trending (default: the store's, `popularity mode`)."),
+    ] = None,
+    half_life: Annotated[
+        float | None, typer.Option(help="Trending: half-life in days (default: the store's).")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder of result runs.")] = Path("results"),
     name: Annotated[str | None, typer.Option(help="Run name (default: the time).")] = None,
     taxonomy: TaxonomyOption = None,
@@ -92,7 +99,6 @@ def evaluate_command(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Evaluate every user: Tables 1–3, coverage, diversity, novelty, baselines, figures."""
-
     from engine.evaluate.evaluation import Evaluation
     from engine.evaluate.protocol import (
         Cohort,
@@ -104,6 +110,7 @@ def evaluate_command(
     from engine.evaluate.report import run
     from engine.geo import DEFAULT_REGION
     from engine.recommend.recommender import Params
+    from engine.shoppers.trending import PopularitySettings
 
     weights = preset_weights(
         preset, visual=w_visual, popularity=w_popularity, category=w_category, gamma=gamma
@@ -117,6 +124,16 @@ def evaluate_command(
     config = settings(home, qdrant_url, taxonomy)
     with world(config) as (store, log):
         named = taxonomy_for(config, log)
+        stored = log.popularity_settings()
+        ranking = PopularitySettings(
+            popularity or stored.mode,  # type: ignore[arg-type]  # validated next
+            stored.half_life_days if half_life is None else half_life,
+        ).validate()
+        if use_log and ranking.half_life_days != stored.half_life_days:
+            raise fail(
+                "--half-life with --use-log: the log's scores use the store's half-life; "
+                "change it with `fashionrec popularity mode trending --half-life DAYS`"
+            )
         missing = [b for b in names if b not in store.vector_dims()]
         if missing:
             have = ", ".join(sorted(store.vector_dims())) or "none"
@@ -131,15 +148,17 @@ def evaluate_command(
             with bar:
                 cohort: Cohort
                 if use_log:
-                    cohort = logged_cohort(items, log)
+                    cohort = logged_cohort(items, log, ranking.mode)
                 else:
                     region = log.region() or DEFAULT_REGION
-                    cohort = simulated_cohort(items, protocol, region, named)
+                    cohort = simulated_cohort(items, protocol, region, named, ranking)
                 bar.update(task, total=cohort.total)
                 source = "the event log's users" if use_log else f"{cohort.total} simulated users"
                 setting = {
                     "description": f"Catalog: {len(items.items)} items in {store.location}; "
-                    f"{source}; taxonomy {named.name}; {_weights_note(store, names)}.",
+                    f"{source}; taxonomy {named.name}; popularity {ranking.text()}; "
+                    f"{_weights_note(store, names)}.",
+                    "popularity": ranking.text(),
                     "users": cohort.total,
                     "max_purchases": max_purchases,
                     "k": k,
@@ -194,7 +213,7 @@ def show_command(
         if log.user(user) is None:
             raise fail(f"unknown user {user!r}; `fashionrec users list` shows them")
         items = StoredItems.load(store)
-        cohort = logged_cohort(items, log)
+        cohort = logged_cohort(items, log, log.popularity_settings().mode)
         protocol = Protocol(k=k, backbones=tuple(sorted(store.vector_dims())))
         path = out or Path("results") / f"grid-{user}.png"
         evaluation = Evaluation(store, cohort, items, protocol, taxonomy_for(config, log))

@@ -26,6 +26,7 @@ from engine.evaluate.report import run
 from engine.geo import DEFAULT_REGION, Location
 from engine.recommend.rerank import Recommendation
 from engine.records import Purchase, User
+from engine.shoppers.trending import PopularitySettings
 from engine.vectorstore.edge import EdgeStore
 from tests.builders import build_catalog
 
@@ -182,3 +183,27 @@ def test_a_full_disk_leaves_no_half_written_results(
     store.close()
     assert (tmp_path / "run" / "metrics.json").read_text() == before  # the earlier run is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "store"]
+
+
+def test_a_trending_evaluation_ranks_on_trending_scores(tmp_path: Path) -> None:
+    """In trending mode the simulated popular set and the popularity every system ranks on
+    are the trending scores: purchases decayed by age, nothing else."""
+    store = EdgeStore(tmp_path / "store")
+    build_catalog(store)
+    catalog = StoredItems.load(store)
+    protocol = Protocol(users=40, max_purchases=4, k=5, seed=7, backbones=("resnet50",))
+    trending = simulated_cohort(
+        catalog, protocol, DEFAULT_REGION, popularity=PopularitySettings("trending", 14.0)
+    )
+    all_time = simulated_cohort(catalog, protocol, DEFAULT_REGION)
+    bought = {p.item_id for _, users in trending.chunks(1000) for _, ps in users for p in ps}
+    scores = trending.popularity.values
+    assert {i for i, v in scores.items() if v > 0} == bought
+    assert trending.popularity.low == 0.0
+    assert all(v == int(v) for v in all_time.popularity.values.values())  # counts
+    assert trending.popularity.values != all_time.popularity.values
+    metrics = run(
+        Evaluation(store, trending, catalog, protocol), tmp_path / "run", {"description": "t"}
+    )
+    store.close()
+    assert set(metrics["table1"]) >= {"resnet50"} and bought

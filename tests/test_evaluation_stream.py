@@ -28,7 +28,6 @@ from engine.evaluate.protocol import (
     sweep_weights,
 )
 from engine.evaluate.report import run
-from engine.evaluate.simulation import simulate_compact
 from engine.geo import DEFAULT_REGION
 from engine.recommend.recommender import Params, Popularity, Recommender
 from engine.recommend.rerank import Recommendation
@@ -36,45 +35,16 @@ from engine.recommend.scoring import Weights
 from engine.records import Purchase, User
 from engine.schema import CATEGORY, GENDER, ITEM_ID, PRODUCT_ID, point_id
 from engine.shoppers.eventlog import EventLog
-from engine.shoppers.simulation import CatalogView, SimulationConfig, initial_popularity, simulate
+from engine.shoppers.simulation import (
+    SimulationConfig,
+    initial_popularity,
+    simulate,
+)
 from engine.vectorstore.base import PointBatch, Query
 from engine.vectorstore.edge import EdgeStore
 from tests.builders import CATALOG_DIM, build_catalog, fashionrec, home_with_items
 
 # --- the simulation, held as arrays ---------------------------------------------------------
-
-
-def _view(n: int = 90) -> CatalogView:
-    rng = np.random.default_rng(5)
-    genders = rng.choice(["MEN", "WOMEN", "UNISEX"], n, p=[0.4, 0.5, 0.1]).tolist()
-    ids = [f"i{i:04d}" for i in range(n)]
-    stores = [f"S{i % 4}" if i % 5 else "" for i in range(n)]
-    return CatalogView.build(ids, [f"p{i // 3:04d}" for i in range(n)], genders, stores)
-
-
-@pytest.mark.parametrize(
-    ("users", "max_purchases", "seed", "shown"),
-    [
-        (40, 5, 1, deepfashion().genders),  # UNISEX first purchases draw a shopper gender
-        (300, 3, 7, None),
-        (30, 40, 3, deepfashion().genders),  # users run out of products to buy
-    ],
-)
-def test_compact_simulation_is_simulate_draw_for_draw(
-    users: int, max_purchases: int, seed: int, shown: Any
-) -> None:
-    view = _view()
-    start = np.array([initial_popularity(i, 100, seed) for i in view.item_ids.tolist()])
-    config = SimulationConfig(users=users, max_purchases=max_purchases, seed=seed)
-    expected = simulate(view, start, DEFAULT_REGION, config, first_user=3, shown=shown)
-    compact = simulate_compact(view, start, DEFAULT_REGION, config, first_user=3, shown=shown)
-    got = list(compact.users())
-    assert [u for u, _ in got] == expected.users
-    by_user: dict[str, list[Purchase]] = defaultdict(list)
-    for p in expected.purchases:
-        by_user[p.user_id].append(p)
-    assert {u.id: ps for u, ps in got} == by_user
-    assert compact.popularity.tolist() == expected.popularity.tolist()
 
 
 # --- the previous computation: every user at once, every list kept -------------------------

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
+import pytest
 
+from engine.catalog.taxonomy import deepfashion
 from engine.geo import DEFAULT_REGION
 from engine.shoppers.simulation import (
     CatalogView,
+    Simulation,
     SimulationConfig,
     Trending,
     initial_popularity,
     popular_mask,
     simulate,
+    simulate_compact,
 )
 
 
@@ -141,3 +147,44 @@ def test_in_trending_mode_the_popular_set_is_the_trending_one() -> None:
     t0, t1 = bought([p.item_id for p in trending.purchases])
     assert a0 > 5 * max(a1, 1) and t1 > 5 * max(t0, 1)
     assert all_time.popularity[1] == a1 and trending.popularity[0] == 1000 + t0
+
+
+def _mixed(n: int = 90) -> CatalogView:
+    rng = np.random.default_rng(5)
+    genders = rng.choice(["MEN", "WOMEN", "UNISEX"], n, p=[0.4, 0.5, 0.1]).tolist()
+    ids = [f"i{i:04d}" for i in range(n)]
+    stores = [f"S{i % 4}" if i % 5 else "" for i in range(n)]
+    return CatalogView.build(ids, [f"p{i // 3:04d}" for i in range(n)], genders, stores)
+
+
+def _digest(result: Simulation) -> str:
+    h = hashlib.sha256()
+    for u in result.users:
+        h.update(repr((u.id, u.gender, u.trendiness, u.home.lat, u.home.lon)).encode())
+    for p in result.purchases:
+        h.update(repr((p.user_id, p.item_id, p.timestamp.isoformat(), p.store_id)).encode())
+    h.update(repr(result.popularity.tolist()).encode())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    ("users", "max_purchases", "seed", "shown", "digest"),
+    [
+        (40, 5, 1, deepfashion().genders, "f245af7447af0f38"),  # UNISEX first purchases
+        (300, 3, 7, None, "5beaf61d40130eaa"),
+        (30, 40, 3, deepfashion().genders, "421c4ea99ce4dac8"),  # users run out of products
+    ],
+)
+def test_the_same_seed_draws_the_same_shoppers_as_ever(
+    users: int, max_purchases: int, seed: int, shown: Any, digest: str
+) -> None:
+    """Pinned digests of the users, purchases (in the order they ran) and popularity that
+    one-object-per-user simulation drew before the simulation moved to arrays, and a
+    cross-check of the arrays' users against the objects."""
+    view = _mixed()
+    start = np.array([initial_popularity(i, 100, seed) for i in view.item_ids.tolist()])
+    config = SimulationConfig(users=users, max_purchases=max_purchases, seed=seed)
+    result = simulate(view, start, DEFAULT_REGION, config, first_user=3, shown=shown)
+    assert _digest(result) == digest
+    compact = simulate_compact(view, start, DEFAULT_REGION, config, first_user=3, shown=shown)
+    assert [u for u, _ in compact.users()] == result.users

@@ -13,14 +13,21 @@ import numpy as np
 
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import ConfigError, NotFoundError
-from engine.evaluate.simulation import CompactSimulation, simulate_compact
 from engine.geo import Region
 from engine.recommend.recommender import Popularity
 from engine.recommend.scoring import Weights
 from engine.records import Purchase, User
-from engine.schema import EVALUATION_FIELDS, GENDER, ITEM_ID, POPULARITY, PRODUCT_ID, STORE_ID
+from engine.schema import EVALUATION_FIELDS, GENDER, ITEM_ID, PRODUCT_ID, STORE_ID, popularity_field
 from engine.shoppers.eventlog import EventLog
-from engine.shoppers.simulation import CatalogView, SimulationConfig, initial_popularity
+from engine.shoppers.simulation import (
+    CatalogView,
+    CompactSimulation,
+    SimulationConfig,
+    Trending,
+    initial_popularity,
+    simulate_compact,
+)
+from engine.shoppers.trending import PopularityMode, PopularitySettings
 from engine.vectorstore.base import VectorStore
 
 SWEEP: Final = tuple(round(0.1 * i, 1) for i in range(11))
@@ -96,13 +103,14 @@ class Cohort(ABC):
 
 
 class SimulatedCohort(Cohort):
-    """Simulated users, held as arrays (`engine.evaluate.simulation`)."""
+    """Simulated users, held as arrays (`engine.shoppers.simulation.CompactSimulation`)."""
 
     def __init__(self, simulation: CompactSimulation) -> None:
         self.simulation = simulation
         self.rows = simulation.active
         ids = simulation.catalog.item_ids.tolist()
-        self.popularity = _popularity(dict(zip(ids, simulation.popularity.tolist(), strict=True)))
+        ranked = simulation.popularity if simulation.trend is None else simulation.trend
+        self.popularity = _popularity(dict(zip(ids, ranked.tolist(), strict=True)))
 
     @property
     def total(self) -> int:
@@ -148,10 +156,16 @@ class LoggedCohort(Cohort):
 
 
 def simulated_cohort(
-    items: StoredItems, protocol: Protocol, region: Region, taxonomy: Taxonomy | None = None
+    items: StoredItems,
+    protocol: Protocol,
+    region: Region,
+    taxonomy: Taxonomy | None = None,
+    popularity: PopularitySettings | None = None,
 ) -> SimulatedCohort:
     """Simulate the protocol's users in memory (the log and the store are not touched);
-    the taxonomy says which item genders each shopper gender buys."""
+    the taxonomy says which item genders each shopper gender buys. In trending mode the
+    popular set, and the popularity the systems rank on, are the trending scores (from
+    nothing sold: the simulation's period starts the trend)."""
     view = items.view()
     config = SimulationConfig(
         users=protocol.users, max_purchases=protocol.max_purchases, seed=protocol.seed
@@ -159,15 +173,23 @@ def simulated_cohort(
     ids = view.item_ids.tolist()
     start = np.array([initial_popularity(i, config.p_max, config.seed) for i in ids], np.int64)
     shown = (taxonomy or deepfashion()).genders
-    return SimulatedCohort(simulate_compact(view, start, region, config, shown=shown))
+    trending = None
+    if popularity is not None and popularity.mode == "trending":
+        trending = Trending(np.zeros(len(ids)), popularity.half_life_days)
+    simulation = simulate_compact(view, start, region, config, shown=shown, trending=trending)
+    return SimulatedCohort(simulation)
 
 
-def logged_cohort(items: StoredItems, log: EventLog) -> LoggedCohort:
-    """The users and purchases of the event log, with the catalog's current popularity."""
+def logged_cohort(
+    items: StoredItems, log: EventLog, mode: PopularityMode = "all-time"
+) -> LoggedCohort:
+    """The users and purchases of the event log, with the catalog's current popularity
+    (all-time or trending)."""
     user_ids = log.user_ids()
     if not user_ids:
         raise NotFoundError("the event log has no users; run `fashionrec simulate` first")
-    values = {i: float(p.get(POPULARITY, 0.0)) for i, p in items.items.items()}
+    field = popularity_field(mode)
+    values = {i: float(p.get(field, 0.0)) for i, p in items.items.items()}
     return LoggedCohort(log, user_ids, _popularity(values))
 
 

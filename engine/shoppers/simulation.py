@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
@@ -88,16 +89,6 @@ class Simulation:
     popularity: NDArray[np.int64]
 
 
-@dataclass
-class _Shopper:
-    """A simulated user while the simulation runs."""
-
-    trendiness: float
-    home: Location
-    gender: str = ""
-    bought: set[int] = field(default_factory=set)
-
-
 def initial_popularity(item_id: str, p_max: int, seed: int) -> int:
     """Seeded uniform integer in [0, p_max] for one item, independent of catalog order."""
     digest = hashlib.sha256(f"{seed}:popularity:{item_id}".encode()).digest()
@@ -133,7 +124,96 @@ def simulate(
     shown: Mapping[str, frozenset[str]] | None = None,
     trending: Trending | None = None,
 ) -> Simulation:
-    """Simulate `config.users` shoppers after the paper's protocol, fixed as documented.
+    """`simulate_compact`, with its users and purchases as objects (to write to the log)."""
+    return simulate_compact(
+        catalog, popularity, region, config, first_user, shown, trending
+    ).objects()
+
+
+@dataclass(frozen=True)
+class CompactSimulation:
+    """Simulated users and their purchases as arrays (user u's purchases are the slots
+    offsets[u] .. offsets[u] + made[u] of `items` and `seconds`, in time order)."""
+
+    catalog: CatalogView
+    start: datetime
+    first_user: int
+    genders: tuple[str, ...]  # the codes of `gender`; "" for a user who never bought
+    gender: NDArray[np.int16]
+    trendiness: NDArray[np.float64]
+    lat: NDArray[np.float64]
+    lon: NDArray[np.float64]
+    offsets: NDArray[np.int64]
+    made: NDArray[np.int64]
+    items: NDArray[np.int32]  # catalog rows
+    seconds: NDArray[np.int64]  # after `start`
+    popularity: NDArray[np.int64]  # after every purchase
+    trend: NDArray[np.float64] | None  # trending mode: the scores after every purchase
+
+    def __len__(self) -> int:
+        return len(self.trendiness)
+
+    @property
+    def active(self) -> NDArray[np.intp]:
+        """The users who bought something, in simulation order."""
+        return np.flatnonzero(self.gender != 0)
+
+    def user_id(self, u: int) -> str:
+        """The id of user number u (0-based), as `simulate` names it."""
+        return f"sim-{self.first_user + u:05d}"
+
+    def user(self, u: int) -> tuple[User, list[Purchase]]:
+        """User number u and their purchases in time order."""
+        user_id = self.user_id(u)
+        catalog, start = self.catalog, int(self.offsets[u])
+        purchases = [
+            Purchase(
+                user_id,
+                str(catalog.item_ids[item]),
+                self.start + timedelta(seconds=int(second)),
+                str(catalog.store_ids[item]) or None,
+            )
+            for item, second in zip(
+                self.items[start : start + self.made[u]].tolist(),
+                self.seconds[start : start + self.made[u]].tolist(),
+                strict=True,
+            )
+        ]
+        home = Location(float(self.lat[u]), float(self.lon[u]))
+        user = User(user_id, self.genders[self.gender[u]], float(self.trendiness[u]), home)
+        return user, purchases
+
+    def users(self, rows: NDArray[np.intp] | None = None) -> Iterator[tuple[User, list[Purchase]]]:
+        """The users of these rows (default: every active one), one at a time."""
+        for u in (self.active if rows is None else rows).tolist():
+            yield self.user(u)
+
+    def objects(self) -> Simulation:
+        """Every user and purchase as objects, the purchases in the order they were made."""
+        users: list[User] = []
+        bought: list[Purchase] = []
+        keys: list[tuple[int, int, int]] = []  # (second, user, nth): the order they ran in
+        for u in self.active.tolist():
+            user, purchases = self.user(u)
+            users.append(user)
+            first = int(self.offsets[u])
+            keys += [(int(self.seconds[first + j]), u, j) for j in range(len(purchases))]
+            bought += purchases
+        order = sorted(range(len(bought)), key=keys.__getitem__)
+        return Simulation(users, [bought[i] for i in order], self.popularity)
+
+
+def simulate_compact(
+    catalog: CatalogView,
+    popularity: NDArray[np.int64],
+    region: Region,
+    config: SimulationConfig,
+    first_user: int = 1,
+    shown: Mapping[str, frozenset[str]] | None = None,
+    trending: Trending | None = None,
+) -> CompactSimulation:
+    """Simulate `config.users` shoppers after the paper's protocol, fixed as documented,
+    into arrays (about 40 bytes per user and 12 per purchase).
 
     Each user gets t ~ U[0,1], a home in the region and 1..max_purchases purchases at
     seeded times in the period. All purchases run in time order against the moving
@@ -173,56 +253,78 @@ def simulate(
 
     start = datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
 
-    shoppers: list[_Shopper] = []
-    events: list[tuple[int, int]] = []
-    for u in range(config.users):
-        trendiness = float(rng.uniform())
+    n = config.users
+    trendiness = np.empty(n, np.float64)
+    lat, lon = np.empty(n, np.float64), np.empty(n, np.float64)
+    counts = np.empty(n, np.int64)
+    event_seconds, event_users = array("q"), array("q")
+    for u in range(n):
+        trendiness[u] = float(rng.uniform())
         count = int(rng.integers(1, config.max_purchases + 1))
-        home = Location(
-            round(float(rng.uniform(region.lat_min, region.lat_max)), 6),
-            round(float(rng.uniform(region.lon_min, region.lon_max)), 6),
-        )
+        lat[u] = round(float(rng.uniform(region.lat_min, region.lat_max)), 6)
+        lon[u] = round(float(rng.uniform(region.lon_min, region.lon_max)), 6)
         seconds = np.sort(rng.integers(0, config.days * 86_400, count))
-        shoppers.append(_Shopper(trendiness, home))
-        events += [(int(second), u) for second in seconds]
+        counts[u] = count
+        event_seconds.extend(seconds.tolist())
+        event_users.extend([u] * count)
 
-    def user_id(u: int) -> str:
-        return f"sim-{first_user + u:05d}"
+    when = np.frombuffer(event_seconds, dtype=np.int64)
+    who = np.frombuffer(event_users, dtype=np.int64)
+    order = np.lexsort((who, when))  # as sorted((second, user)) orders them
+    offsets = np.zeros(n, np.int64)
+    np.cumsum(counts[:-1], out=offsets[1:])
+    made = np.zeros(n, np.int64)
+    items = np.zeros(len(when), np.int32)
+    slots = np.zeros(len(when), np.int64)
+    genders: dict[str, int] = {"": 0}
+    gender = np.zeros(n, np.int16)
+    names = [""]
 
-    purchases: list[Purchase] = []
-    for second, u in sorted(events):
-        shopper = shoppers[u]
-        if not shopper.gender:
+    for e in order.tolist():
+        second, u = int(when[e]), int(who[e])
+        first, done = int(offsets[u]), int(made[u])
+        if not gender[u]:
             product = int(rng.integers(len(products)))
             views = np.flatnonzero(product_of == product)
             item = int(views[rng.integers(len(views))])
-            shopper.gender = personal(str(catalog.genders[item]))
+            name = personal(str(catalog.genders[item]))
+            if name not in genders:
+                genders[name] = len(names)
+                names.append(name)
+            gender[u] = genders[name]
         else:
-            visible = pool_of(shopper.gender)
+            visible = pool_of(names[gender[u]])
             popular = visible[popular_mask(ranked[visible], config.p_threshold)]
-            pool = visible[~np.isin(product_of[visible], list(shopper.bought))]
+            bought = product_of[items[first : first + done]]
+            pool = visible[~np.isin(product_of[visible], bought)]
             if len(pool) == 0:
                 continue  # the user has bought every product they are shown
             hot = np.isin(pool, popular)
-            wants_popular = rng.uniform() < shopper.trendiness
+            wants_popular = rng.uniform() < trendiness[u]
             choice = pool[hot] if wants_popular else pool[~hot]
             if len(choice) == 0:
                 choice = pool
             item = int(choice[rng.integers(len(choice))])
-        shopper.bought.add(int(product_of[item]))
         popularity[item] += 1
         if trending is not None:
             ranked[item] += 2.0 ** (second / half_life_s)
-        purchases.append(
-            Purchase(
-                user_id(u),
-                str(catalog.item_ids[item]),
-                start + timedelta(seconds=second),
-                str(catalog.store_ids[item]) or None,
-            )
-        )
+        items[first + done] = item
+        slots[first + done] = second
+        made[u] = done + 1
 
-    made = [
-        User(user_id(u), s.gender, s.trendiness, s.home) for u, s in enumerate(shoppers) if s.gender
-    ]
-    return Simulation(made, purchases, popularity)
+    return CompactSimulation(
+        catalog,
+        start,
+        first_user,
+        tuple(names),
+        gender,
+        trendiness,
+        lat,
+        lon,
+        offsets,
+        made,
+        items,
+        slots,
+        popularity,
+        None if trending is None else ranked,
+    )
