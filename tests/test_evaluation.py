@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.evaluate.evaluation import Evaluation, SystemResult
+from engine.evaluate.evaluation import CachedSearch, Evaluation, SystemResult
 from engine.evaluate.metrics import (
     Pair,
     accuracy,
@@ -27,6 +29,7 @@ from engine.geo import DEFAULT_REGION, Location
 from engine.recommend.rerank import Recommendation
 from engine.records import Purchase, User
 from engine.shoppers.trending import PopularitySettings
+from engine.vectorstore.base import Filter, Hit, Mmr, Query
 from engine.vectorstore.edge import EdgeStore
 from tests.builders import build_catalog
 
@@ -207,3 +210,31 @@ def test_a_trending_evaluation_ranks_on_trending_scores(tmp_path: Path) -> None:
     )
     store.close()
     assert set(metrics["table1"]) >= {"resnet50"} and bought
+
+
+def test_the_search_cache_separates_vector_and_mmr_queries() -> None:
+    """A search with vectors, or by MMR, never reuses the hits of a plain one."""
+    asked: list[Query] = []
+
+    def search(queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
+        asked.extend(queries)
+        vector = np.ones(2, dtype=np.float32)
+        return [[Hit("p", 1.0, {}, vector if q.with_vector else None)] for q in queries]
+
+    cached = CachedSearch(search)
+    plain = Query(np.ones(4, dtype=np.float32), "resnet50", 10, Filter(within={"g": frozenset()}))
+    variants = [
+        plain,
+        replace(plain, with_vector=True),
+        replace(plain, mmr=Mmr(0.5, 10)),
+        replace(plain, mmr=Mmr(0.25, 10)),
+        replace(plain, filter=Filter(within={"g": frozenset()}, has_vector="resnet50")),
+        replace(plain, filter=Filter(within={"g": frozenset()}, ids=frozenset({"a"}))),
+    ]
+    keys = {CachedSearch._key(q, ["f"]) for q in variants}
+    assert len(keys) == len(variants)
+    assert cached([plain], ["f"])[0][0].vector is None
+    assert cached([replace(plain, with_vector=True)], ["f"])[0][0].vector is not None
+    assert len(asked) == 2
+    cached([plain, replace(plain, with_vector=True)], ["f"])  # both remembered
+    assert len(asked) == 2

@@ -62,15 +62,21 @@ class CachedSearch:
 
     @staticmethod
     def _key(query: Query, fields: Sequence[str]) -> tuple[Any, ...]:
+        """Everything that shapes the hits: a search with vectors or by MMR never reuses
+        hits of a plain one (nor the reverse)."""
         flt = query.filter or Filter()
         return (
             query.using,
             hashlib.sha1(query.vector.tobytes()).hexdigest(),
             query.limit,
+            query.with_vector,
+            query.mmr,
             tuple(sorted(flt.equals.items())),
             tuple(sorted((k, tuple(sorted(v))) for k, v in flt.within.items())),
             tuple(sorted((k, tuple(sorted(v))) for k, v in flt.exclude.items())),
             flt.near,
+            flt.has_vector,
+            None if flt.ids is None else tuple(sorted(flt.ids)),
             tuple(fields),
         )
 
