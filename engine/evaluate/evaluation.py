@@ -1,10 +1,10 @@
 """An evaluation: runs the engine and the baselines over a cohort, and measures every metric.
 
 Users are taken a chunk at a time; each user goes through every system (each backbone,
-the baselines, the ablations and the w_p sweep) before the next, and what the tables
-need is added to running sums. So memory depends on the catalog and the chunk, never
-on the number of users, and the searches of a user's first run serve all their others
-from a small cache.
+the baselines, the ablations, the w_p sweep and the MMR diversity sweep) before the
+next, and what the tables need is added to running sums. So memory depends on the
+catalog and the chunk, never on the number of users, and the searches of a user's first
+run serve all their others from a small cache.
 """
 
 from __future__ import annotations
@@ -132,6 +132,27 @@ class BeyondSum:
 
 
 @dataclass
+class MmrSum:
+    """The running sums of one MMR diversity λ of the first backbone: accuracy, and the
+    lists' intra-list diversity and coverage (`lists`, measured on that backbone)."""
+
+    accuracy: AccuracySum
+    lists: BeyondSum
+
+    def result(self, catalog_size: int) -> dict[str, float]:
+        """Intra-list diversity, category similarity (%), popularity MAE, coverage, pairs."""
+        score, lists = self.accuracy.result(), self.lists.result(catalog_size)
+        return {
+            "intra_list_diversity": lists["diversity"],
+            "category_similarity": score.category_similarity,
+            "popularity_mae": score.popularity_mae,
+            "popularity_mae_x100": score.popularity_mae_x100,
+            "coverage": lists["coverage"],
+            "pairs": score.pairs,
+        }
+
+
+@dataclass
 class Totals:
     """Everything the tables and figures need, summed over the users seen so far."""
 
@@ -140,8 +161,13 @@ class Totals:
     table2: dict[str, AccuracySum]  # the first backbone's ablations ("full" is table 1's)
     table3: dict[str, AccuracySum]  # the first backbone's trendiness groups
     sweep: dict[str, dict[float, AccuracySum]]  # per backbone, per w_p
+    mmr: dict[float, MmrSum]  # the first backbone with the protocol's weights, per λ
     users: int = 0
     first: tuple[User, list[Purchase]] | None = None  # the grid's user
+
+    def listed(self) -> list[BeyondSum]:
+        """Every sum whose lists await or have their diversity measured."""
+        return [*self.beyond.values(), *(point.lists for point in self.mmr.values())]
 
 
 class Evaluation:
@@ -170,10 +196,10 @@ class Evaluation:
         """The engine over the store, ranking on the cohort's popularity."""
         return Recommender(self.store, self.taxonomy, self.search, self.cohort.popularity)
 
-    def params(self, backbone: str, weights: Weights) -> Params:
-        """The protocol's recommendation parameters for one backbone and weights."""
+    def params(self, backbone: str, weights: Weights, diversity: float = 0.0) -> Params:
+        """The protocol's recommendation parameters for one backbone, weights and MMR λ."""
         protocol = self.protocol
-        return Params(backbone, protocol.k, protocol.candidates, weights)
+        return Params(backbone, protocol.k, protocol.candidates, weights, diversity=diversity)
 
     def _product(self, purchase: Purchase) -> str:
         return str(self.items.items[purchase.item_id][PRODUCT_ID])
@@ -185,9 +211,11 @@ class Evaluation:
         backbone: str,
         weights: Weights,
         holdout: bool = True,
+        diversity: float = 0.0,
     ) -> SystemResult:
-        """The engine with these weights for one user (and the next-purchase hold-out)."""
-        params = self.params(backbone, weights)
+        """The engine with these weights and MMR λ for one user (and the next-purchase
+        hold-out)."""
+        params = self.params(backbone, weights, diversity)
         full = self.engine.for_user(user, bought, params)
         result = SystemResult([(user, p, recs) for p, recs in full.per_purchase])
         if holdout and len(bought) >= 2:
@@ -252,6 +280,10 @@ class Evaluation:
             table2={n: AccuracySum() for n in ablation_weights(self.protocol.weights)},
             table3={g: AccuracySum() for g in TREND_GROUPS},
             sweep={b: {w_p: AccuracySum() for w_p in SWEEP} for b in backbones},
+            mmr={
+                diversity: MmrSum(AccuracySum(), BeyondSum(first))
+                for diversity in self.protocol.diversity_sweep
+            },
         )
 
     def run(self, advance: Callable[[int], None] = lambda n: None, chunk: int = CHUNK) -> Totals:
@@ -274,46 +306,54 @@ class Evaluation:
         if totals.first is None:
             totals.first = (user, list(bought))
         totals.users += 1
-        ranked: dict[tuple[str, Weights], list[Pair]] = {}  # identical runs, computed once
+        ranked: dict[tuple[str, Weights, float], tuple[SystemResult, list[Pair]]] = {}
+
+        def pairs_for(backbone: str, weights: Weights, diversity: float = 0.0) -> list[Pair]:
+            """One system's pairs; identical runs are computed once."""
+            if (backbone, weights, diversity) not in ranked:
+                result = self.model(user, bought, backbone, weights, False, diversity)
+                ranked[backbone, weights, diversity] = (result, self.pairs(result))
+            return ranked[backbone, weights, diversity][1]
 
         def system(name: str, result: SystemResult) -> list[Pair]:
             pairs = self.pairs(result)
             totals.table1[name].add(pairs)
-            beyond = totals.beyond[name]
-            for _, _, recs in result.lists:
-                ids = [r.item_id for r in recs]
-                beyond.recommended.update(ids)
-                beyond.novelty.extend(map(self.bits, ids))
-                beyond.norm_popularity.extend(r.norm_popularity for r in recs)
-                beyond.pending.append(ids)
-            beyond.hits.extend(result.hits)
-            beyond.recalls.extend(result.recalls)
+            self._add_lists(totals.beyond[name], result)
             return pairs
 
         for backbone in protocol.backbones:
-            pairs = system(backbone, self.model(user, bought, backbone, protocol.weights))
-            ranked[backbone, protocol.weights] = pairs
+            result = self.model(user, bought, backbone, protocol.weights)
+            pairs = system(backbone, result)
+            ranked[backbone, protocol.weights, 0.0] = (result, pairs)
             if backbone == first:
                 totals.table3[trend_group(user.trendiness)].add(pairs)
         for kind, name in BASELINES:
             system(name, self.baseline(user, bought, kind))
-
-        def pairs_for(backbone: str, weights: Weights) -> list[Pair]:
-            if (backbone, weights) not in ranked:
-                result = self.model(user, bought, backbone, weights, holdout=False)
-                ranked[backbone, weights] = self.pairs(result)
-            return ranked[backbone, weights]
-
         for name, weights in ablation_weights(protocol.weights).items():
             totals.table2[name].add(pairs_for(first, weights))
         for backbone in protocol.backbones:
             for w_p in SWEEP:
                 totals.sweep[backbone][w_p].add(pairs_for(backbone, sweep_weights(w_p)))
+        for diversity, point in totals.mmr.items():
+            point.accuracy.add(pairs_for(first, protocol.weights, diversity))
+            self._add_lists(point.lists, ranked[first, protocol.weights, diversity][0])
+
+    def _add_lists(self, beyond: BeyondSum, result: SystemResult) -> None:
+        """Add a system's lists and hold-out outcomes to its beyond-accuracy sums (the lists
+        wait for their vectors: `_measure_diversity`)."""
+        for _, _, recs in result.lists:
+            ids = [r.item_id for r in recs]
+            beyond.recommended.update(ids)
+            beyond.novelty.extend(map(self.bits, ids))
+            beyond.norm_popularity.extend(r.norm_popularity for r in recs)
+            beyond.pending.append(ids)
+        beyond.hits.extend(result.hits)
+        beyond.recalls.extend(result.recalls)
 
     def _measure_diversity(self, totals: Totals) -> None:
         """The diversity of the lists awaiting it, with one vector lookup per backbone."""
         waiting: dict[str, set[str]] = defaultdict(set)
-        for beyond in totals.beyond.values():
+        for beyond in totals.listed():
             for ids in beyond.pending:
                 waiting[beyond.backbone].update(ids)
         vectors: dict[str, dict[str, Any]] = {}
@@ -322,7 +362,7 @@ class Evaluation:
             vectors[backbone] = {
                 str(r.payload[ITEM_ID]): r.vector for r in records if r.vector is not None
             }
-        for beyond in totals.beyond.values():
+        for beyond in totals.listed():
             found = vectors.get(beyond.backbone, {})
             for ids in beyond.pending:
                 rows = [found[i] for i in ids if i in found]

@@ -79,14 +79,22 @@ def recommendation_grid(
     return path
 
 
-def sweep_plot(path: Path, sweep: Mapping[str, Sequence[Mapping[str, float]]]) -> Path:
-    """Category similarity and popularity MAE as w_p goes 0 → 1, one line per backbone."""
+def sweep_plot(
+    path: Path,
+    sweep: Mapping[str, Sequence[Mapping[str, float]]],
+    diversity: Mapping[str, Sequence[Mapping[str, float]]] | None = None,
+) -> Path:
+    """Category similarity and popularity MAE as w_p goes 0 → 1, one line per backbone;
+    with a diversity sweep, a third panel: intra-list diversity and category similarity
+    as MMR λ goes 0 → 1."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    panels = 3 if diversity else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.2))
+    left, right = axes[0], axes[1]
     for backbone, points in sweep.items():
         w_p = [p["w_p"] for p in points]
         left.plot(w_p, [p["category_similarity"] for p in points], marker="o", label=backbone)
@@ -104,8 +112,55 @@ def sweep_plot(path: Path, sweep: Mapping[str, Sequence[Mapping[str, float]]]) -
     for axis in (left, right):
         axis.grid(alpha=0.3)
         axis.legend()
-    fig.tight_layout()
+    if diversity:
+        lines = _diversity_panel(axes[2], diversity)
+        # under the panel, so it hides no point; the panels keep one height
+        fig.legend(handles=lines, loc="lower right", ncol=len(lines), fontsize=9)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
+    else:
+        fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _diversity_panel(
+    axis: Any, diversity: Mapping[str, Sequence[Mapping[str, float]]]
+) -> list[Any]:
+    """Intra-list diversity (left axis) and category similarity (right axis) against λ;
+    returns the lines, for a legend."""
+    twin = axis.twinx()
+    lines = []
+    for points in diversity.values():
+        lam = [p["lambda"] for p in points]
+        lines += axis.plot(
+            lam,
+            [_number(p["intra_list_diversity"]) for p in points],
+            marker="o",
+            color="tab:green",
+            label="intra-list diversity (left axis)",
+        )
+        lines += twin.plot(
+            lam,
+            [_number(p["category_similarity"]) for p in points],
+            marker="s",
+            linestyle="--",
+            color="tab:purple",
+            label="category similarity (right axis)",
+        )
+    axis.set(
+        xlabel="MMR λ (0 = relevance only)",
+        ylabel="intra-list diversity (1 − cos)",
+        title=f"MMR diversity ({', '.join(diversity)})",
+    )
+    axis.yaxis.label.set_color("tab:green")
+    twin.set_ylabel("category similarity (%)", color="tab:purple")
+    axis.set_xticks([p["lambda"] for points in diversity.values() for p in points])
+    axis.grid(alpha=0.3)
+    return lines
+
+
+def _number(value: float | None) -> float:
+    """NaN for a missing value (metrics.json's null), so the line just skips it."""
+    return float("nan") if value is None else float(value)

@@ -14,6 +14,7 @@ import numpy as np
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import ConfigError, NotFoundError
 from engine.geo import Region
+from engine.recommend.diversity import check_diversity
 from engine.recommend.recommender import Popularity
 from engine.recommend.scoring import Weights
 from engine.records import Purchase, User
@@ -31,6 +32,7 @@ from engine.shoppers.trending import PopularityMode, PopularitySettings
 from engine.vectorstore.base import VectorStore
 
 SWEEP: Final = tuple(round(0.1 * i, 1) for i in range(11))
+DIVERSITY_SWEEP: Final = (0.0, 0.25, 0.5, 0.75, 1.0)  # MMR λ, for the first backbone
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,14 @@ class Protocol:
     weights: Weights = field(default_factory=Weights)
     candidates: int = 100
     use_log: bool = False
+    diversity_sweep: tuple[float, ...] = DIVERSITY_SWEEP  # MMR λ values; () skips the sweep
 
     def validate(self) -> Protocol:
         """Raise ConfigError naming the values out of range."""
         if self.users <= 0 or self.max_purchases <= 0:
             raise ConfigError("--users and --max-purchases must be positive")
+        for diversity in self.diversity_sweep:
+            check_diversity(diversity)
         return self
 
 

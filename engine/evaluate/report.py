@@ -36,6 +36,15 @@ BEYOND_HEADER: Final = (
     "hit rate@k",
     "recall@k",
 )
+DIVERSITY_HEADER: Final = (
+    "λ",
+    "intra-list diversity",
+    "category sim. (%)",
+    "pop. MAE [0,1]",
+    "pop. MAE ×100",
+    "coverage",
+    "pairs",
+)
 
 
 def _accuracy_row(name: str, a: Accuracy) -> list[object]:
@@ -83,6 +92,7 @@ def run(
         "table3": {},
         "beyond": {},
         "sweep": {},
+        "diversity_sweep": {},  # the first backbone's, per MMR λ (none when skipped)
     }
     rows1, rows_beyond = [], []
     for name, total in totals.table1.items():
@@ -114,6 +124,14 @@ def run(
                 }
             )
         metrics["sweep"][backbone] = points
+    rows_diversity = []
+    if totals.mmr:
+        points = []
+        for diversity, point in totals.mmr.items():
+            measured = point.result(len(evaluation.items.items))
+            points.append({"lambda": diversity, **measured})
+            rows_diversity.append([f"{diversity:g}", *measured.values()])
+        metrics["diversity_sweep"][first] = points
 
     w = protocol.weights
     weight_text = f"w_v {w.visual}, w_p {w.popularity}, w_c {w.category}, γ {w.gamma}"
@@ -126,13 +144,19 @@ def run(
         + markdown(ACCURACY_HEADER, rows3),
         "## Beyond accuracy\n\n" + markdown(BEYOND_HEADER, rows_beyond),
     ]
+    if rows_diversity:
+        sections.append(
+            f"## Diversity sweep — MMR λ ({first}, the weights above)\n\n"
+            "λ = 0 is the full model; intra-list diversity is the mean pairwise 1 − cosine "
+            f"of each list's {first} vectors.\n\n" + markdown(DIVERSITY_HEADER, rows_diversity)
+        )
     tables = "\n\n".join(sections) + "\n"
     progress("figures")
     partial = out.with_name(f".{out.name}.part")
     shutil.rmtree(partial, ignore_errors=True)
     try:
         partial.mkdir(parents=True)
-        sweep_plot(partial / "sweep.png", metrics["sweep"])
+        sweep_plot(partial / "sweep.png", metrics["sweep"], metrics["diversity_sweep"])
         grid(evaluation, *totals.first, partial / "grid.png")
         (partial / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2) + "\n")
         (partial / "tables.md").write_text(tables)
