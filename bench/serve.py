@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -276,10 +277,11 @@ def main() -> None:
             return user(rng)
         if roll < 0.9:
             return item(rng)
+        moment = datetime.now(UTC) - timedelta(seconds=rng.randrange(30 * 86_400))
         body = {
             "user_id": rng.choice(users),
             "item_id": rng.choice(items),
-            "timestamp": "2026-11-24T10:00:00",
+            "timestamp": moment.isoformat(),  # a new event each time (events count once)
         }
         return "POST", "/purchases", json.dumps(body).encode()
 

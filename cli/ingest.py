@@ -238,6 +238,17 @@ def ingest_command(
     if api is not None:
         from cli.remote import remote_ingest
 
+        given = [
+            f
+            for f, v in (("--taxonomy", taxonomy), ("--home", home), ("--qdrant-url", qdrant_url))
+            if v
+        ]
+        if given:
+            raise fail(
+                f"{', '.join(given)} with --api: the service's own settings apply (start "
+                "`fashionrec serve` with them)"
+            )
+
         complete = remote_ingest(api, job, report)
     else:
         complete = run_ingest(settings(home, qdrant_url, taxonomy), job, report)

@@ -101,7 +101,9 @@ def remote_ingest(url: str, job: IngestJob, report: Path | None) -> bool:
                 )
                 time.sleep(POLL_S)
                 run = remote.call("GET", state)
-            progress.update(task, description=str(run["stage"]), completed=run["done"])
+            progress.update(
+                task, description=str(run["stage"]), total=run["total"], completed=run["done"]
+            )
     except KeyboardInterrupt:
         errors.print(
             f"interrupted; the ingest goes on in the service ({url}{state} follows it)",

@@ -65,7 +65,7 @@ from engine.schema import (
 from engine.settings import API_KEY_ENV, Settings
 from engine.shoppers.eventlog import EventLog, event_id
 from engine.shoppers.purchases import import_purchases, time_zone
-from engine.shoppers.sync import sync_popularity
+from engine.shoppers.sync import popularity_in_step, sync_popularity
 from engine.shoppers.trending import as_of
 from engine.vectorstore import open_store
 from engine.vectorstore.base import Filter, Record, VectorStore
@@ -147,6 +147,8 @@ class Service:
             try:
                 taxonomy = load(settings.taxonomy) if settings.taxonomy else None
                 chosen = taxonomy or events.taxonomy() or deepfashion()
+                if store.vector_dims() and popularity_in_step(store, events):
+                    logger.info("popularity payloads brought in step with the event log")
                 return cls(store, events, chosen, settings)
             except BaseException:
                 events.close()

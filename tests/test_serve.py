@@ -29,6 +29,7 @@ from PIL import Image
 
 from engine.geo import DEFAULT_REGION
 from engine.recommend.rerank import Recommendation
+from engine.schema import point_id
 from engine.settings import EVENT_LOG, SERVE_FILE, STORE_DIR, Settings
 from engine.shoppers.eventlog import EventLog
 from engine.shoppers.shops import generate_shops
@@ -801,3 +802,27 @@ def test_the_command_line_writes_through_a_running_service(
     assert f"cannot reach {url}" in gone.stderr and "fashionrec serve" in gone.stderr
     odd = fashionrec("purchases", "import", sales, "--api", "localhost:8000", home=tmp_path)
     assert odd.returncode == 1 and "is not a service URL" in odd.stderr
+
+
+def test_payloads_that_lag_the_log_are_synced_before_serving(home: Path) -> None:
+    """A store of an earlier version (no trending payloads, no record of a sync) is brought
+    in step when the service starts, so no request pays for it."""
+    log = _log(home)
+    log.db.execute("DELETE FROM meta WHERE key = 'synced_anchor'")
+    log.close()
+    store = EdgeStore(home / STORE_DIR)
+    store.set_payload([point_id(FIRST)], {"trending": -1.0})
+    store.close()
+    with TestClient(create_app(Settings(home=home), api_key="")) as client:
+        assert client.get(f"/items/{FIRST}").json()["payload"]["trending"] >= 0.0
+    log = _log(home)
+    assert log.get("synced_anchor") == log.trend_anchor().isoformat()
+    log.close()
+
+
+def test_ingest_api_takes_the_services_settings(tmp_path: Path) -> None:
+    refused = fashionrec(
+        "ingest", tmp_path, "--api", "http://127.0.0.1:1", "--taxonomy", "retail", home=tmp_path
+    )
+    assert refused.returncode == 1
+    assert "--taxonomy with --api: the service's own settings apply" in refused.stderr

@@ -74,7 +74,10 @@ def test_the_order_of_purchases_does_not_matter(tmp_path: Path) -> None:
         _buy(one, "a", t)
     for t in sorted(times):
         _buy(two, "a", t)
-    assert one.trend(["a"])["a"] == pytest.approx(two.trend(["a"])["a"], rel=1e-12)
+    assert one.trending_as_of(NOW)["a"] == pytest.approx(two.trending_as_of(NOW)["a"], rel=1e-12)
+    assert one.trending_as_of(NOW)["a"] == pytest.approx(
+        sum(2 ** (-d / 14) for d in (3, 40, 1, 90))
+    )
 
 
 def test_old_best_sellers_lead_all_time_but_not_trending(tmp_path: Path) -> None:

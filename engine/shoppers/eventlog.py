@@ -53,6 +53,12 @@ CREATE INDEX IF NOT EXISTS purchases_by_item ON purchases (item_id);
 EVENTS_INDEX: Final = "CREATE UNIQUE INDEX IF NOT EXISTS purchases_by_event ON purchases (event_id)"
 
 
+def _midnight(moment: datetime) -> str:
+    """The start of a time's day (UTC), as the log writes times."""
+    day = moment.astimezone(UTC)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
+
+
 def event_id(user_id: str, item_id: str, timestamp: datetime, store_id: str | None) -> str:
     """The id of a purchase that came without one: a hash of what it is."""
     moment = timestamp.astimezone(UTC).isoformat()
@@ -369,6 +375,8 @@ class EventLog:
         if not purchases:
             return
         half_life = self.popularity_settings().half_life_days
+        if self.get("trend_anchor") is None:  # the first purchases: scores start near 1
+            self.put("trend_anchor", _midnight(min(p.timestamp for p in purchases)))
         latest = max(p.timestamp for p in purchases)
         if needs_new_anchor(latest, self.trend_anchor(), half_life):
             factor = weight(self.trend_anchor(), latest, half_life)
@@ -387,16 +395,17 @@ class EventLog:
     def _recompute_trend(self, half_life_days: float) -> None:
         """Every trending score from the purchases (inside a transaction)."""
         self.db.execute("UPDATE items SET trend = 0")
-        self.put("trend_anchor", DEFAULT_ANCHOR.isoformat())
         purchases = [
             Purchase(u, i, datetime.fromisoformat(t), s)
             for u, i, t, s in self.db.execute(
                 "SELECT user_id, item_id, timestamp, store_id FROM purchases"
             )
         ]
+        first = min((p.timestamp for p in purchases), default=DEFAULT_ANCHOR)
+        self.put("trend_anchor", _midnight(first))
         if purchases:
             latest = max(p.timestamp for p in purchases)
-            if needs_new_anchor(latest, DEFAULT_ANCHOR, half_life_days):
+            if needs_new_anchor(latest, self.trend_anchor(), half_life_days):
                 self.put("trend_anchor", latest.astimezone(UTC).isoformat())
         anchor = self.trend_anchor()
         added: defaultdict[str, float] = defaultdict(float)

@@ -165,6 +165,17 @@ def sync_popularity(
     return len(values)
 
 
+def popularity_in_step(store: VectorStore, log: EventLog) -> int:
+    """Sync every item's popularity payloads when they may lag the log (a store of an
+    earlier version, or trending scores rescaled since): what a long-lived process does
+    once before it serves, so no request pays for it. Returns items written (0: none)."""
+    if log.get("synced_anchor") == log.trend_anchor().isoformat():
+        return 0
+    written = sync_popularity(store, log)
+    store.optimize()
+    return written
+
+
 def run_simulation(
     store: VectorStore,
     log: EventLog,
