@@ -85,6 +85,15 @@ def evaluate_command(
     use_log: Annotated[
         bool, typer.Option("--use-log", help="Evaluate the log's users instead of simulating.")
     ] = False,
+    diversity_sweep: Annotated[
+        bool,
+        typer.Option(
+            "--diversity-sweep/--no-diversity-sweep",
+            help="Also run the first backbone at MMR λ 0.25, 0.5, 0.75 and 1 (intra-list "
+            "diversity, category similarity, popularity MAE). Costs time: those searches "
+            "bring every candidate's vector.",
+        ),
+    ] = True,
     popularity: Annotated[
         str | None,
         typer.Option(help="all-time or trending (default: the store's, `popularity mode`)."),
@@ -101,6 +110,7 @@ def evaluate_command(
     """Evaluate every user: Tables 1–3, coverage, diversity, novelty, baselines, figures."""
     from engine.evaluate.evaluation import Evaluation
     from engine.evaluate.protocol import (
+        DIVERSITY_SWEEP,
         Cohort,
         Protocol,
         StoredItems,
@@ -117,8 +127,9 @@ def evaluate_command(
     )
     names = [b.strip() for b in backbones.split(",") if b.strip()]
     Params(k=k, candidates=candidates, weights=weights).validate()
+    lambdas = DIVERSITY_SWEEP if diversity_sweep else ()
     protocol = Protocol(
-        users, max_purchases, k, seed, tuple(names), weights, candidates, use_log
+        users, max_purchases, k, seed, tuple(names), weights, candidates, use_log, lambdas
     ).validate()
     run_dir = out / (name or time.strftime("%Y%m%d-%H%M%S"))
     config = settings(home, qdrant_url, taxonomy)
@@ -166,6 +177,7 @@ def evaluate_command(
                     "backbones": names,
                     "candidates": candidates,
                     "use_log": use_log,
+                    "diversity_sweep": list(lambdas),
                     "weights": {
                         "visual": weights.visual,
                         "popularity": weights.popularity,

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.errors import ConfigError
 from engine.evaluate.evaluation import CachedSearch, Evaluation, SystemResult
 from engine.evaluate.metrics import (
     Pair,
@@ -23,7 +24,7 @@ from engine.evaluate.metrics import (
     novelty,
     trend_group,
 )
-from engine.evaluate.protocol import Protocol, StoredItems, simulated_cohort
+from engine.evaluate.protocol import DIVERSITY_SWEEP, Protocol, StoredItems, simulated_cohort
 from engine.evaluate.report import run
 from engine.geo import DEFAULT_REGION, Location
 from engine.recommend.rerank import Recommendation
@@ -31,7 +32,7 @@ from engine.records import Purchase, User
 from engine.shoppers.trending import PopularitySettings
 from engine.vectorstore.base import Filter, Hit, Mmr, Query
 from engine.vectorstore.edge import EdgeStore
-from tests.builders import build_catalog
+from tests.builders import build_catalog, fashionrec, home_with_items
 
 
 def _pair(gender: str, t: float, pop: float, sim: float, user_gender: str = "WOMEN") -> Pair:
@@ -160,6 +161,70 @@ def test_evaluation_run_writes_reproducible_results(tmp_path: Path) -> None:
         with Image.open(tmp_path / "run1" / picture) as image:
             assert image.format == "PNG" and image.width > 400 and image.height > 200
     assert first["table1"] == second["table1"]
+
+
+def test_the_diversity_sweep_starts_at_the_full_model_and_diversifies(tmp_path: Path) -> None:
+    """λ = 0 is the full model (Table 1's row, its beyond-accuracy diversity); raising λ
+    never makes the lists less diverse on the test catalog; metrics, table and figure."""
+    store = EdgeStore(tmp_path / "store")
+    build_catalog(store)
+    metrics = _evaluate(store, tmp_path / "run")
+    store.close()
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert list(written["diversity_sweep"]) == ["resnet50"]  # the first backbone only
+    points = written["diversity_sweep"]["resnet50"]
+    assert [p["lambda"] for p in points] == list(DIVERSITY_SWEEP) == [0, 0.25, 0.5, 0.75, 1]
+    keys = {"intra_list_diversity", "category_similarity", "popularity_mae", "coverage"}
+    assert all(keys <= set(p) for p in points)
+    zero, full, beyond = points[0], written["table1"]["resnet50"], written["beyond"]["resnet50"]
+    assert zero["intra_list_diversity"] == beyond["diversity"]  # identical, not just close
+    assert zero["coverage"] == beyond["coverage"]
+    for key in ("category_similarity", "popularity_mae", "popularity_mae_x100", "pairs"):
+        assert zero[key] == full[key], key
+    diversity = [p["intra_list_diversity"] for p in points]
+    assert diversity == sorted(diversity) and diversity[-1] > diversity[0]
+    assert points[-1]["category_similarity"] < zero["category_similarity"]  # the price
+    assert all(p["pairs"] == full["pairs"] for p in points)  # k per purchase at every λ
+    tables = (tmp_path / "run" / "tables.md").read_text()
+    assert "## Diversity sweep — MMR λ (resnet50" in tables
+    assert "| λ | intra-list diversity | category sim. (%) |" in tables
+    assert metrics["tables_md"] == tables
+    with Image.open(tmp_path / "run" / "sweep.png") as image:
+        assert image.width > 1200  # a third panel: diversity against λ
+
+
+def test_no_diversity_sweep_skips_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--no-diversity-sweep: no search asks for vectors (the sweep's cost), an empty
+    "diversity_sweep", no table, two panels; everything else as with it."""
+    home = tmp_path / "home"
+    home_with_items(home)
+    with_vectors: list[bool] = []
+    real = EdgeStore.search
+
+    def search(self: EdgeStore, queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
+        with_vectors.extend(q.with_vector for q in queries)
+        return real(self, queries, fields)
+
+    monkeypatch.setattr(EdgeStore, "search", search)
+    args = ("evaluate", "--backbones", "resnet50", "--users", "6", "--out", tmp_path)
+    on = fashionrec(*args, "--name", "on", home=home)
+    assert any(with_vectors)
+    with_vectors.clear()
+    off = fashionrec(*args, "--name", "off", "--no-diversity-sweep", home=home)
+    assert with_vectors and not any(with_vectors)
+    assert on.returncode == off.returncode == 0, on.stderr + off.stderr
+    with_it, without = (
+        json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("on", "off")
+    )
+    assert with_it["setting"]["diversity_sweep"] == list(DIVERSITY_SWEEP)
+    assert without["setting"]["diversity_sweep"] == [] and without["diversity_sweep"] == {}
+    assert "Diversity sweep" not in (tmp_path / "off" / "tables.md").read_text()
+    for key in ("table1", "table2", "table3", "beyond", "sweep"):
+        assert with_it[key] == without[key], key
+    with Image.open(tmp_path / "off" / "sweep.png") as image:
+        assert 400 < image.width < 1200
+    with pytest.raises(ConfigError, match="diversity"):
+        Protocol(diversity_sweep=(0.0, 1.5)).validate()
 
 
 def test_a_full_disk_leaves_no_half_written_results(

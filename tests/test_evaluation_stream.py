@@ -283,9 +283,11 @@ def test_chunks_and_a_small_cache_change_nothing(
             "table1": {n: t.result() for n, t in totals.table1.items()},
             "beyond": {n: b.result(len(catalog.items)) for n, b in totals.beyond.items()},
             "sweep": {b: [t.result() for t in s.values()] for b, s in totals.sweep.items()},
+            "mmr": {d: m.result(len(catalog.items)) for d, m in totals.mmr.items()},
         }
 
     whole = tables(chunk=100, capacity=256)
+    assert list(whole["mmr"]) == list(protocol.diversity_sweep)  # the diversity sweep streams too
     assert tables(chunk=1, capacity=256) == whole  # the sums are exact: no rounding drift
     assert tables(chunk=4, capacity=2) == whole  # evicted searches are asked again
 
