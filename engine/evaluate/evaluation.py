@@ -4,7 +4,8 @@ Users are taken a chunk at a time; each user goes through every system (each bac
 the baselines, the ablations, the w_p sweep and the MMR diversity sweep) before the
 next, and what the tables need is added to running sums. So memory depends on the
 catalog and the chunk, never on the number of users, and the searches of a user's first
-run serve all their others from a small cache.
+run serve all their others from a small cache (but for the diversity sweep's: those bring
+the candidates' vectors, so they are searched once more, then serve every λ > 0).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ BASELINES: Final[tuple[tuple[Baseline, str], ...]] = (
     ("popular", "most popular (same gender)"),
 )
 CHUNK: Final = 256  # users per chunk: one vector lookup per backbone each
-CACHE: Final = 256  # searches kept (a user needs 2 per purchase and backbone)
+CACHE: Final = 256  # searches kept (a user needs 2 per purchase and backbone, +1 for λ > 0)
 
 
 class CachedSearch:
