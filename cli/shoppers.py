@@ -247,7 +247,7 @@ def popularity_top(
         title=f"most popular, {chosen.text()}, as of {when.isoformat(timespec='seconds')}",
     )
     for p in top:
-        score = f"{p.score:.0f}" if chosen.mode == "all-time" else f"{p.score:.3f}"
+        score = f"{p.score:.0f}" if chosen.mode == "all-time" else f"{p.score:.3g}"
         table.add_row(
             str(p.rank), p.item_id, p.gender, p.category, p.store_id or "—", score, str(p.purchases)
         )
