@@ -138,7 +138,7 @@ def _diversity_panel(
             lam,
             [_number(p["intra_list_diversity"]) for p in points],
             marker="o",
-            color="tab:green",
+            color="black",
             label="intra-list diversity (left axis)",
         )
         lines += twin.plot(
@@ -154,7 +154,7 @@ def _diversity_panel(
         ylabel="intra-list diversity (1 − cos)",
         title=f"MMR diversity ({', '.join(diversity)})",
     )
-    axis.yaxis.label.set_color("tab:green")
+    axis.yaxis.label.set_color("black")
     twin.set_ylabel("category similarity (%)", color="tab:purple")
     axis.set_xticks([p["lambda"] for points in diversity.values() for p in points])
     axis.grid(alpha=0.3)
