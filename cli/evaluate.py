@@ -107,7 +107,8 @@ def evaluate_command(
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """Evaluate every user: Tables 1–3, coverage, diversity, novelty, baselines, figures."""
+    """Evaluate every user: Tables 1–3, coverage, diversity, novelty, baselines, the w_p and
+    MMR λ sweeps, figures."""
     from engine.evaluate.evaluation import Evaluation
     from engine.evaluate.protocol import (
         DIVERSITY_SWEEP,
