@@ -37,14 +37,29 @@ def create(
 @app.command("restore")
 def restore(
     path: Annotated[Path, typer.Argument(help="Archive written by `snapshot create`.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace a home that holds data (what it holds is first snapshotted).",
+        ),
+    ] = False,
     home: HomeOption = None,
 ) -> None:
-    """Replace the store and the log with a snapshot's, after checking it."""
+    """Replace the store and the log with a snapshot's, after checking it.
+
+    A home that holds data is refused unless --force; with --force, what it holds is
+    first written to an automatic snapshot under <home>/snapshots/, whose path is printed.
+    """
     from engine.vectorstore.snapshot import restore as load
 
     config = settings(home, None)
-    manifest = load(path, config.home)
+    done = load(path, config.home, force=force)
+    if done.replaced is not None:
+        console.print(f"what the home held was saved first to {done.replaced}")
+    manifest = done.manifest
+    taken = manifest.get("created", "at an unknown time")
     console.print(
-        f"restored {path} (taken {manifest['created']}): {manifest['points']} points, "
+        f"restored {path} (taken {taken}): {manifest['points']} points, "
         f"{manifest.get('purchases', 0)} purchases"
     )

@@ -8,6 +8,8 @@ import sqlite3
 import tarfile
 import tempfile
 import time
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -63,12 +65,58 @@ def create(home: Path, archive: Path) -> dict[str, Any]:
     return manifest
 
 
-def restore(archive: Path, home: Path) -> dict[str, Any]:
-    """Replace the store and log under home with the archive's, after checking it opens."""
+def holdings(home: Path) -> dict[str, int]:
+    """What a home holds that a restore would replace: its points and the event log's
+    stores, users, purchases and items, the non-zero counts only (empty: nothing to lose).
+    Opening the store fails clearly if another process holds it."""
+    store = open_edge(home)
+    try:
+        counts = {"points": store.count()}
+    finally:
+        store.close()
+    events = home / EVENT_LOG
+    if events.is_file():
+        with closing(sqlite3.connect(events)) as db:
+            for table in ("stores", "users", "purchases", "items"):
+                try:
+                    counts[table] = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                except sqlite3.Error:
+                    continue  # a log without that table holds none of it
+    return {name: count for name, count in counts.items() if count}
+
+
+def _describe(held: dict[str, int]) -> str:
+    return ", ".join(f"{count} {name}" for name, count in held.items())
+
+
+def _free_path(folder: Path, stem: str) -> Path:
+    """folder/stem.tar.gz, or stem-2, stem-3, … when a snapshot of that name exists."""
+    candidate, number = folder / f"{stem}.tar.gz", 1
+    while candidate.exists():
+        number += 1
+        candidate = folder / f"{stem}-{number}.tar.gz"
+    return candidate
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A restore's outcome: the archive's manifest, and the automatic snapshot of what it
+    replaced (None when the home held nothing)."""
+
+    manifest: dict[str, Any]
+    replaced: Path | None
+
+
+def restore(archive: Path, home: Path, force: bool = False) -> Restored:
+    """Replace the store and log under home with the archive's, after checking it opens.
+
+    A bad archive is refused first; then a home that holds data, unless force; with
+    force, what it holds is first written to an automatic snapshot under home/snapshots/.
+    The swap is all or nothing: if a step fails, the previous store and log are put back.
+    """
     if not archive.is_file():
         raise SnapshotError(f"{archive}: no such snapshot")
-    current = open_edge(home)  # fails clearly if another process holds the store
-    current.close()
+    held = holdings(home)
     home.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=home, prefix=".restore-") as tmp:
         staging = Path(tmp)
@@ -76,20 +124,65 @@ def restore(archive: Path, home: Path) -> dict[str, Any]:
             with tarfile.open(archive, "r:gz") as tar:
                 tar.extractall(staging, filter="data")
             manifest: dict[str, Any] = json.loads((staging / MANIFEST).read_text())
-        except (OSError, tarfile.TarError, json.JSONDecodeError, KeyError) as exc:
+            if not isinstance(manifest, dict):
+                raise KeyError("its manifest is not a JSON object")
+            check = EdgeStore(staging / STORE_DIR)
+            try:
+                found = _counts(check, staging / EVENT_LOG)
+            finally:
+                check.close()
+        except (OSError, tarfile.TarError, json.JSONDecodeError, KeyError, sqlite3.Error) as exc:
             raise SnapshotError(f"{archive}: not a fashionrec snapshot ({exc})") from None
-        check = EdgeStore(staging / STORE_DIR)
-        found = _counts(check, staging / EVENT_LOG)
-        check.close()
-        expected = {k: manifest[k] for k in found}
+        expected = {k: manifest.get(k) for k in found}
         if found != expected:
             raise SnapshotError(f"{archive}: contents do not match its manifest; not restored")
-        old = staging / "previous"
-        old.mkdir()
+        if held and not force:
+            raise SnapshotError(
+                f"{home} holds {_describe(held)}; restoring {archive} would replace them: "
+                "run again with --force (it first snapshots what it replaces), or restore "
+                "into another --home"
+            )
+        replaced = None
+        if held:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            replaced = _free_path(home / "snapshots", f"before-restore-{stamp}")
+            replaced.parent.mkdir(parents=True, exist_ok=True)
+            create(home, replaced)
+        _swap(archive, staging, home)
+    return Restored(manifest, replaced)
+
+
+def _swap(archive: Path, staging: Path, home: Path) -> None:
+    """Move the home's store and log aside and the staged ones in; on failure, undo.
+
+    The previous files wait in a folder of the home (not the staging folder, which is
+    deleted) until the swap is complete, so that a failed undo loses nothing.
+    """
+    old = Path(tempfile.mkdtemp(dir=home, prefix=".restore-previous-"))
+    out: list[str] = []
+    moved_in: list[str] = []
+    try:
         for name in (STORE_DIR, EVENT_LOG, f"{EVENT_LOG}-wal", f"{EVENT_LOG}-shm"):
             if (home / name).exists():  # the log's WAL files go too: they belong to the old log
                 (home / name).rename(old / name)
+                out.append(name)
         for name in (STORE_DIR, EVENT_LOG):
             if (staging / name).exists():
                 (staging / name).rename(home / name)
-    return manifest
+                moved_in.append(name)
+    except OSError as exc:
+        try:
+            for name in reversed(moved_in):
+                (home / name).rename(staging / name)
+            for name in reversed(out):
+                (old / name).rename(home / name)
+        except OSError:
+            raise SnapshotError(
+                f"{archive}: the restore failed ({exc}) and so did putting the previous "
+                f"store back; it is in {old}: move its contents into {home}"
+            ) from None
+        old.rmdir()
+        raise SnapshotError(
+            f"{archive}: the restore failed ({exc}); the previous store and log are in place"
+        ) from None
+    shutil.rmtree(old, ignore_errors=True)
