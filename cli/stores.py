@@ -17,6 +17,15 @@ app = typer.Typer(
     help="Stores that sell the catalog, with their coordinates.", no_args_is_help=True
 )
 
+ReplaceOption = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Replace stores that items are in: those items move to the new stores "
+        "(refused without it; never allowed when purchases name the stores).",
+    ),
+]
+
 
 def _print(shops: list[Shop]) -> None:
     table = Table("id", "name", "lat", "lon", title="stores")
@@ -32,16 +41,19 @@ def generate(
         str, typer.Option(help="LAT_MIN,LAT_MAX,LON_MIN,LON_MAX (default: Greater Paris).")
     ] = DEFAULT_REGION.text(),
     seed: Annotated[int, typer.Option(help="Seed of positions and item assignment.")] = 42,
+    replace: ReplaceOption = False,
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """Generate stores at seeded positions in a region and give every item a store."""
+    """Generate stores at seeded positions in a region and give every item a store.
+
+    Stores that items are in are replaced only with --replace (those items move)."""
     area = Region.parse(region)
     shops = generate_shops(count, area, seed)
     from engine.shoppers.sync import set_shops
 
     with world(settings(home, qdrant_url)) as (store, log):
-        placed = set_shops(store, log, shops, area, seed)
+        placed = set_shops(store, log, shops, area, seed, replace=replace)
     _print(shops)
     console.print(f"{placed} item(s) placed in a store (per-category round-robin, seed {seed})")
 
@@ -50,15 +62,19 @@ def generate(
 def import_(
     path: Annotated[Path, typer.Argument(help="CSV with columns id,lat,lon[,name].")],
     seed: Annotated[int, typer.Option(help="Seed of the item assignment.")] = 42,
+    replace: ReplaceOption = False,
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """Import stores from a CSV and give every item a store."""
+    """Import stores from a CSV and give every item a store.
+
+    Stores that items are in are replaced only with --replace (those items move)."""
     shops = read_shops(path)
     from engine.shoppers.sync import set_shops
 
     with world(settings(home, qdrant_url)) as (store, log):
-        placed = set_shops(store, log, shops, Region.around([s.location for s in shops]), seed)
+        area = Region.around([s.location for s in shops])
+        placed = set_shops(store, log, shops, area, seed, replace=replace)
     _print(shops)
     console.print(f"{placed} item(s) placed in a store")
 

@@ -61,18 +61,24 @@ def catalog_records(store: VectorStore) -> list[Record]:
 def place_items(store: VectorStore, log: EventLog) -> int:
     """Give every item its shop's id and location; returns how many items were (re)written.
 
-    Items with a manifest shop keep it. All views of a product share a shop: a
-    product keeps its shop while that shop exists; the others join, in a seeded
-    order, the least-loaded shop of their category (a round-robin from empty).
-    Only items whose shop or shop location changes are written.
+    Items with a manifest shop keep it while it exists. All views of a product share a
+    shop: a product keeps its shop while that shop exists; the others (and manifest
+    items whose shop is gone: `stores generate --replace`) join, in a seeded order, the
+    least-loaded shop of their category (a round-robin from empty). Only items whose
+    shop or shop location changes are written; no item is left naming a shop that does
+    not exist.
     """
     shops = {s.id: s for s in log.shops()}
     if not shops:
         return 0
     records = list(store.scroll(PLACEMENT_FIELDS))
+
+    def fixed(r: Record) -> bool:  # a manifest shop that exists
+        return r.payload.get(STORE_ORIGIN) == MANIFEST and str(r.payload.get(STORE_ID)) in shops
+
     by_product: dict[str, list[Record]] = defaultdict(list)
     for r in records:
-        if r.payload.get(STORE_ORIGIN) != MANIFEST:
+        if not fixed(r):
             by_product[str(r.payload[PRODUCT_ID])].append(r)
     chosen: dict[str, str] = {}
     loads: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -89,11 +95,9 @@ def place_items(store: VectorStore, log: EventLog) -> int:
 
     changes: dict[tuple[str, str], list[str]] = defaultdict(list)
     for r in records:
-        manifest = r.payload.get(STORE_ORIGIN) == MANIFEST
+        manifest = fixed(r)
         shop_id = str(r.payload[STORE_ID]) if manifest else chosen[str(r.payload[PRODUCT_ID])]
-        shop = shops.get(shop_id)
-        if shop is None:
-            continue  # a manifest shop the log does not know: it has no location
+        shop = shops[shop_id]
         if (r.payload.get(STORE_ID), r.payload.get(STORE_LOCATION)) == (
             shop_id,
             shop.location.payload(),
@@ -111,13 +115,45 @@ def place_items(store: VectorStore, log: EventLog) -> int:
     return sum(len(ids) for ids in changes.values())
 
 
+def stranded_items(store: VectorStore, keep: Iterable[str]) -> dict[str, int]:
+    """Items per shop id for the items whose shop is not among `keep`: those a change of
+    shops would leave naming a shop that does not exist."""
+    kept = set(keep)
+    counts: dict[str, int] = defaultdict(int)
+    for r in store.scroll([STORE_ID]):
+        shop_id = r.payload.get(STORE_ID)
+        if shop_id is not None and str(shop_id) not in kept:
+            counts[str(shop_id)] += 1
+    return dict(sorted(counts.items()))
+
+
 def set_shops(
-    store: VectorStore, log: EventLog, shops: Sequence[Shop], region: Region, seed: int
+    store: VectorStore,
+    log: EventLog,
+    shops: Sequence[Shop],
+    region: Region,
+    seed: int,
+    replace: bool = False,
 ) -> int:
-    """Replace the log's shops and re-place the items; refused once purchases name others."""
-    if log.purchase_count() and {s.id for s in log.shops()} - {s.id for s in shops}:
+    """Replace the log's shops and re-place the items; returns items (re)written.
+
+    Refused once purchases name shops that would go; refused, unless replace, when items
+    are in shops that would go (with replace they join the new shops' round-robin).
+    """
+    new_ids = {s.id for s in shops}
+    gone = sorted({s.id for s in log.shops()} - new_ids)
+    if log.purchase_count() and gone:
         raise ShopsError(
-            "purchases refer to the current stores; keep their ids when replacing stores"
+            f"purchases refer to the stores {', '.join(gone)}; keep their ids when replacing "
+            "stores (--replace moves items, never purchases)"
+        )
+    stranded = stranded_items(store, new_ids)
+    if stranded and not replace:
+        shown = ", ".join(list(stranded)[:5]) + (", …" if len(stranded) > 5 else "")
+        raise ShopsError(
+            f"{sum(stranded.values())} item(s) are in store(s) {shown} that the new stores "
+            "lack; run again with --replace to re-place those items in the new stores, or "
+            "keep those store ids"
         )
     log.replace_shops(shops, region, seed)
     return place_items(store, log)

@@ -1,0 +1,133 @@
+"""Data a user could lose by accident: stores replaced under their items, purchase logs
+and manifests naming no store, an export without its stores, a demo in a real home.
+
+Each test first reproduces what went wrong, then checks the refusal (one line, exit 1,
+nothing written) and the explicit way through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ShopsError
+from engine.geo import DEFAULT_REGION, Location
+from engine.records import Shop
+from engine.settings import EVENT_LOG, STORE_DIR
+from engine.shoppers.eventlog import EventLog
+from engine.shoppers.shops import generate_shops
+from engine.shoppers.sync import set_shops, stranded_items
+from engine.vectorstore.base import VectorStore
+from engine.vectorstore.edge import EdgeStore
+from tests.builders import catalog_items, fashionrec, home_with_items, store_items
+
+STORES_CSV = "id,lat,lon,name\nP01,48.85,2.35,Louvre\nP02,48.80,2.13,Versailles\n"
+
+
+def _placements(home: Path) -> dict[str, tuple[object, object]]:
+    store = EdgeStore(home / STORE_DIR)
+    try:
+        return {
+            str(r.payload["item_id"]): (r.payload.get("store_id"), r.payload.get("store_location"))
+            for r in store.scroll(["item_id", "store_id", "store_location"])
+        }
+    finally:
+        store.close()
+
+
+def _one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+# --- stores replaced under their items ------------------------------------------------------
+
+
+def test_generating_stores_over_imported_ones_needs_replace(tmp_path: Path) -> None:
+    """`stores generate` after `stores import` left every item naming a store that no
+    longer existed; now it is refused unless --replace, which moves those items."""
+    home = tmp_path / "home"
+    home_with_items(home)
+    shops = tmp_path / "shops.csv"
+    shops.write_text(STORES_CSV, encoding="utf-8")
+    assert fashionrec("stores", "import", shops, home=home).returncode == 0
+    before = _placements(home)
+    assert {s for s, _ in before.values()} == {"P01", "P02"}
+
+    refused = fashionrec("stores", "generate", "--count", "3", home=home)
+    assert refused.returncode == 1
+    line = _one_line(refused.stderr)
+    assert "30 item(s) are in store(s) P01, P02 that the new stores lack" in line
+    assert "--replace" in line
+    assert _placements(home) == before  # nothing moved
+    listed = fashionrec("stores", "list", home=home)
+    assert "P01" in listed.stdout and "S01" not in listed.stdout  # the old stores stay
+
+    replaced = fashionrec("stores", "generate", "--count", "3", "--replace", home=home)
+    assert replaced.returncode == 0, replaced.stderr
+    assert "30 item(s) placed" in replaced.stdout
+    after = _placements(home)
+    log = EventLog(home / EVENT_LOG)
+    locations = {s.id: s.location.payload() for s in log.shops()}
+    log.close()
+    assert set(locations) == {"S01", "S02", "S03"}
+    assert all(location == locations[str(shop)] for shop, location in after.values())
+
+    # keeping the ids (new coordinates) needs no --replace: nothing is stranded
+    moved = tmp_path / "moved.csv"
+    moved.write_text("id,lat,lon\nS01,48.9,2.3\nS02,48.7,2.2\nS03,48.8,2.4\n", encoding="utf-8")
+    assert fashionrec("stores", "import", moved, home=home).returncode == 0
+
+
+def test_replace_moves_manifest_items_too(tmp_path: Path) -> None:
+    store: VectorStore = EdgeStore(tmp_path / "store")
+    log = EventLog(tmp_path / "events.sqlite")
+    try:
+        store_items(store, catalog_items(1, store_id="P01"))  # a manifest's store
+        set_shops(store, log, [Shop("P01", "Louvre", Location(48.85, 2.35))], DEFAULT_REGION, 1)
+        new = generate_shops(2, DEFAULT_REGION, seed=1)
+        with pytest.raises(ShopsError, match=r"15 item\(s\) are in store\(s\) P01"):
+            set_shops(store, log, new, DEFAULT_REGION, seed=1)
+        assert [s.id for s in log.shops()] == ["P01"]
+        assert set_shops(store, log, new, DEFAULT_REGION, seed=1, replace=True) == 15
+        assert stranded_items(store, {"S01", "S02"}) == {}
+        origins = {str(r.payload["store_origin"]) for r in store.scroll(["store_origin"])}
+        assert origins == {"round-robin"}
+    finally:
+        log.close()
+        store.close()
+
+
+def test_purchases_that_name_a_store_keep_it_even_with_replace(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home_with_items(home)
+    assert fashionrec("simulate", "--users", "2", home=home).returncode == 0
+    moved = fashionrec("stores", "generate", "--count", "5", "--seed", "7", home=home)
+    assert moved.returncode == 0, moved.stderr  # the same ids S01…S05 elsewhere: allowed
+    shrink = fashionrec("stores", "generate", "--count", "3", "--replace", home=home)
+    assert shrink.returncode == 1
+    line = _one_line(shrink.stderr)
+    assert "purchases refer to the stores S04, S05; keep their ids" in line
+
+
+# --- a purchase log or manifest naming no store ---------------------------------------------
+
+
+def test_a_purchase_log_naming_no_store_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home_with_items(home)
+    assert fashionrec("stores", "generate", "--count", "2", home=home).returncode == 0
+    item = "MEN-Denim-id_00000001-01_1_front"
+    sales = tmp_path / "sales.csv"
+    sales.write_text(
+        f"user_id,item_id,timestamp,store_id\nzoe,{item},2025-01-01T10:00:00Z,S09\n",
+        encoding="utf-8",
+    )
+    refused = fashionrec("purchases", "import", sales, home=home)
+    assert refused.returncode == 1
+    assert "sales.csv:2: unknown store 'S09'" in _one_line(refused.stderr)
+    log = EventLog(home / EVENT_LOG)
+    assert log.purchase_count() == 0 and log.user_ids() == []
+    log.close()
