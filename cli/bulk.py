@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,38 +17,115 @@ from cli.common import (
     taxonomy_for,
     world,
 )
+from engine.errors import ShopsError
+from engine.records import Shop
 from engine.schema import CATEGORY
 from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from engine.shoppers.eventlog import EventLog
 
 
 def export_command(
     backbone: Annotated[str, typer.Option(help="Whose vectors to export.")],
-    out: Annotated[Path, typer.Option(help="Folder for vectors.npy and payloads.jsonl.")],
+    out: Annotated[
+        Path, typer.Option(help="Folder for vectors.npy, payloads.jsonl and stores.csv.")
+    ],
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """Export one backbone's vectors and payloads, to load elsewhere with `ingest --vectors`."""
-    from engine.vectorstore.transfer import PAYLOADS, VECTORS, export_points
+    """Export one backbone's vectors and payloads, and the stores, to load elsewhere with
+    `ingest --vectors` (which restores the stores from stores.csv beside the payloads)."""
+    from engine.shoppers.eventlog import EventLog
+    from engine.shoppers.shops import write_shops
+    from engine.vectorstore.transfer import PAYLOADS, STORES, VECTORS, export_points
 
-    store = store_for(settings(home, qdrant_url))
+    config = settings(home, qdrant_url)
+    shops: list[Shop] = []
+    if config.event_log_path.is_file():
+        log = EventLog(config.event_log_path)
+        try:
+            shops = log.shops()
+        finally:
+            log.close()
+    store = store_for(config)
     try:
         count = export_points(store, backbone, out)
     finally:
         store.close()
-    console.print(f"{count} {backbone} vector(s) written to {out / VECTORS} and {out / PAYLOADS}")
+    stores = out / STORES
+    if shops:
+        write_shops(shops, stores)
+        carried = f"; {len(shops)} store(s) to {stores}"
+    else:
+        stores.unlink(missing_ok=True)  # an earlier export's stores are not these
+        carried = "; this home has no stores, so none were exported"
+    console.print(
+        f"{count} {backbone} vector(s) written to {out / VECTORS} and {out / PAYLOADS}{carried}"
+    )
+
+
+def _stores_to_add(config: Settings, log: EventLog, payloads: Path) -> tuple[list[Shop], Path]:
+    """The stores a load must add for its payloads' store ids: from stores.csv beside the
+    payloads. Raises ShopsError, before anything is written, naming what is missing."""
+    from engine.shoppers.shops import read_shops
+    from engine.vectorstore.transfer import STORES, store_ids
+
+    stores = payloads.parent / STORES
+    known = {s.id for s in log.shops()}
+    missing = sorted(store_ids(payloads) - known)
+    if not missing:
+        return [], stores
+    shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
+    if not stores.is_file():
+        raise ShopsError(
+            f"{payloads} names store(s) {shown} that {config.home} does not know and there "
+            f"is no {stores} beside it; import them first (`fashionrec stores import FILE`) "
+            "or put the export's stores.csv beside the payloads"
+        )
+    offered = read_shops(stores)
+    lacking = sorted(set(missing) - {s.id for s in offered})
+    if lacking:
+        raise ShopsError(
+            f"{payloads} names store(s) {', '.join(lacking[:5])} that neither "
+            f"{config.home} nor {stores} knows; add them to {stores} and load again"
+        )
+    return [s for s in offered if s.id not in known], stores
 
 
 def load_vectors(config: Settings, backbone: str, vectors: Path, payloads: Path) -> None:
     """`ingest --vectors --payloads`: precomputed embeddings into the store, named by the
-    taxonomy asked for or recorded (DeepFashion's by default), which is then recorded."""
+    taxonomy asked for or recorded (DeepFashion's by default), which is then recorded.
+
+    The stores the payloads name come from stores.csv beside them (what `export`
+    writes) when the home lacks them; a store named nowhere stops the load before it
+    writes anything. Loaded items without a store are placed in the home's stores."""
     from engine.catalog.items import Naming
+    from engine.geo import Region
+    from engine.shoppers.sync import place_items
     from engine.vectorstore.transfer import load_points
 
     with world(config) as (store, log):
         naming = Naming(taxonomy_for(config, log))
+        added, source = _stores_to_add(config, log, payloads)
         written, already = load_points(store, backbone, vectors, payloads, naming=naming)
         log.set_taxonomy(naming.taxonomy.with_categories(store.facet(CATEGORY)))
+        if added:
+            before = log.shops()
+            shops = [*before, *added]
+            region = (log.region() if before else None) or Region.around(
+                [s.location for s in shops]
+            )
+            log.replace_shops(shops, region, int(log.get("assign_seed") or 42))
+        placed = place_items(store, log)
+        if placed:
+            store.optimize()  # the placement moved points out of the indexed segments
     console.print(f"loaded {written} {backbone} vector(s); {already} were already stored")
+    if added:
+        ids = ", ".join(s.id for s in added)
+        console.print(f"{len(added)} store(s) added from {source}: {ids}")
+    if placed:
+        console.print(f"{placed} item(s) placed in a store")
 
 
 def migrate_command(

@@ -131,3 +131,74 @@ def test_a_purchase_log_naming_no_store_is_refused(tmp_path: Path) -> None:
     log = EventLog(home / EVENT_LOG)
     assert log.purchase_count() == 0 and log.user_ids() == []
     log.close()
+
+
+# --- export and load into a new home --------------------------------------------------------
+
+
+def _export(home: Path, out: Path) -> str:
+    """Export resnet50 through the CLI, then pad the 4-d test vectors to ResNet-50's 2048."""
+    import numpy as np
+
+    exported = fashionrec("export", "--backbone", "resnet50", "--out", out, home=home)
+    assert exported.returncode == 0, exported.stderr
+    vectors = np.load(out / "vectors.npy")
+    padded = np.zeros((len(vectors), 2048), dtype=np.float32)
+    padded[:, : vectors.shape[1]] = vectors
+    np.save(out / "vectors.npy", padded)
+    return exported.stdout
+
+
+def _load(out: Path, home: Path) -> tuple[int, str, str]:
+    result = fashionrec(
+        "ingest",
+        "--vectors",
+        out / "vectors.npy",
+        "--payloads",
+        out / "payloads.jsonl",
+        "--backbone",
+        "resnet50",
+        home=home,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_export_carries_the_stores_and_the_load_restores_them(tmp_path: Path) -> None:
+    """`export` + `ingest --vectors` into a new home lost the stores; now they travel."""
+    source, target, out = tmp_path / "source", tmp_path / "target", tmp_path / "export"
+    home_with_items(source)
+    shops = tmp_path / "shops.csv"
+    shops.write_text(STORES_CSV, encoding="utf-8")
+    assert fashionrec("stores", "import", shops, home=source).returncode == 0
+    said = _export(source, out)
+    assert f"2 store(s) to {out / 'stores.csv'}" in said.replace("\n", "")
+    code, stdout, stderr = _load(out, target)
+    assert code == 0, stderr
+    assert "2 store(s) added from" in stdout and "P01, P02" in stdout
+    log = EventLog(target / EVENT_LOG)
+    assert [(s.id, s.name) for s in log.shops()] == [("P01", "Louvre"), ("P02", "Versailles")]
+    log.close()
+    assert _placements(target) == _placements(source)  # every item in its store, same place
+
+
+def test_a_load_whose_stores_are_missing_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    source, target, out = tmp_path / "source", tmp_path / "target", tmp_path / "export"
+    home_with_items(source)
+    assert fashionrec("stores", "generate", "--count", "2", home=source).returncode == 0
+    _export(source, out)
+    (out / "stores.csv").unlink()  # an export of an earlier version: no stores.csv
+    code, _, stderr = _load(out, target)
+    assert code == 1
+    line = _one_line(stderr)
+    assert "names store(s) S01, S02 that" in line and "stores import" in line
+    store = EdgeStore(target / STORE_DIR)
+    assert store.count() == 0
+    store.close()
+    (out / "stores.csv").write_text("id,lat,lon\nS01,48.8,2.3\n", encoding="utf-8")
+    code, _, stderr = _load(out, target)
+    assert code == 1 and "names store(s) S02 that neither" in _one_line(stderr)
+    # a home without stores exports none, and says so
+    bare, elsewhere = tmp_path / "bare", tmp_path / "elsewhere"
+    home_with_items(bare)
+    assert "this home has no stores" in _export(bare, elsewhere).replace("\n", " ")
+    assert not (elsewhere / "stores.csv").exists()

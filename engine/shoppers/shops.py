@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -54,6 +55,21 @@ def read_shops(path: Path) -> list[Shop]:
     if not shops:
         raise ShopsError(f"{path}: no stores")
     return shops
+
+
+def write_shops(shops: Sequence[Shop], path: Path) -> None:
+    """Write shops as the CSV `read_shops` reads (id,lat,lon,name), atomically."""
+    partial = path.with_name(path.name + ".part")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow([*CSV_REQUIRED, *CSV_OPTIONAL])
+            for s in shops:
+                writer.writerow([s.id, repr(s.location.lat), repr(s.location.lon), s.name])
+        partial.replace(path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ShopsError(f"{path}: cannot write the stores ({exc.strerror or exc})") from None
 
 
 def _order_key(seed: int, product_id: str) -> bytes:

@@ -2,7 +2,9 @@
 
 The files: `vectors.npy` (float32, one row per point) and `payloads.jsonl` (one JSON
 object per line, in the same order, each with at least item_id, product_id, gender and
-category). An operator embeds on a GPU machine, exports, and loads elsewhere.
+category), and `stores.csv` (the stores the payloads name, as `stores import` reads it,
+written by the CLI beside them). An operator embeds on a GPU machine, exports, and loads
+elsewhere.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from engine.schema import (
     GENDER,
     ITEM_ID,
     PRODUCT_ID,
+    STORE_ID,
     point_id,
     weights_field,
 )
@@ -31,6 +34,7 @@ from engine.vectorstore.base import Filter, PointBatch, VectorStore
 
 VECTORS: Final = "vectors.npy"
 PAYLOADS: Final = "payloads.jsonl"
+STORES: Final = "stores.csv"
 REQUIRED: Final = (ITEM_ID, PRODUCT_ID, GENDER, CATEGORY)
 BATCH: Final = 1000  # points per write of a load
 COPY_BATCH: Final = 500  # points per page and write of a copy
@@ -53,6 +57,23 @@ def export_points(store: VectorStore, backbone: str, folder: Path) -> int:
             written += 1
     vectors.flush()
     return written
+
+
+def store_ids(payloads_path: Path) -> set[str]:
+    """The store ids the payloads name (lines that do not parse are left to load_points)."""
+    try:
+        lines = payloads_path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TransferError(f"{payloads_path}: cannot read ({exc})") from None
+    found: set[str] = set()
+    for line in lines:
+        try:
+            payload = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(payload, dict) and payload.get(STORE_ID) is not None:
+            found.add(str(payload[STORE_ID]))
+    return found
 
 
 def _payload(line: str, where: str, naming: Naming) -> dict[str, Any]:
