@@ -31,6 +31,7 @@ weights: $(STAMP)
 	$(BIN)/fashionrec weights import $(WEIGHTS)/$(RESNET)
 	$(BIN)/fashionrec weights import $(WEIGHTS)/$(MOBILENET)
 
+# the demo runs in ./demo, a home of its own: never in FASHIONREC_HOME's store
 demo: $(STAMP) weights
 	$(BIN)/fashionrec demo
 
@@ -47,4 +48,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/recommend.py
 
 clean:
-	rm -rf $(VENV) $(WEIGHTS) .fashionrec .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(WEIGHTS) .fashionrec demo .mypy_cache .ruff_cache .pytest_cache

@@ -2,18 +2,67 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Final
 
 import typer
 
-from cli.common import HomeOption, console, settings, world
+from cli.common import console, fail, world
 from cli.evaluate import evaluate_command
 from cli.info import info_command
 from cli.ingest import parse_backbones, run_ingest
 from cli.recommend import recommend_command
 from cli.shoppers import users_show
 from engine.backbones import BACKBONES
+from engine.settings import EVENT_LOG, STORE_DIR, Settings
 from ingest.options import IngestJob, IngestOptions
+
+DEMO_HOME: Final = Path("demo")  # under the current directory
+MARKER: Final = ".fashionrec-demo"  # in a home the demo made: it may run there again
+ENVIRONMENT: Final = ("FASHIONREC_HOME", "FASHIONREC_QDRANT_URL", "FASHIONREC_TAXONOMY")
+
+DemoHomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        help="The demo's own store folder (default ./demo); never $FASHIONREC_HOME's store.",
+    ),
+]
+
+
+def demo_home(home: Path | None) -> Path:
+    """The demo's home: --home, else ./demo; refused when it holds a store the demo did
+    not make (so that no real catalog ever receives the synthetic one)."""
+    chosen = (home if home is not None else DEMO_HOME).absolute()
+    holds = (chosen / STORE_DIR).exists() or (chosen / EVENT_LOG).exists()
+    if holds and not (chosen / MARKER).is_file():
+        raise fail(
+            f"{chosen} holds a store the demo did not make; the demo runs in a home of its "
+            "own: give --home a new or empty folder"
+        )
+    return chosen
+
+
+@contextmanager
+def isolated(home: Path) -> Iterator[Settings]:
+    """Settings of the demo's home alone while the demo runs: FASHIONREC_HOME points at
+    it, and no configured Qdrant server or taxonomy applies; the environment is put back
+    afterwards."""
+    saved = {name: os.environ.get(name) for name in ENVIRONMENT}
+    for name in ENVIRONMENT:
+        os.environ.pop(name, None)
+    os.environ["FASHIONREC_HOME"] = str(home)
+    try:
+        yield Settings(home=home)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def demo_command(
@@ -22,17 +71,31 @@ def demo_command(
     ] = None,
     products: Annotated[int, typer.Option(help="Products per gender and category.")] = 2,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
-    home: HomeOption = None,
+    home: DemoHomeOption = None,
 ) -> None:
     """Synthetic catalog → ingest → shoppers → recommendations → evaluation.
 
-    Each backbone uses real ImageNet weights where this machine has them (`make weights`),
-    random-init weights otherwise, and says which.
+    It runs in a home of its own (./demo, or --home), never in $FASHIONREC_HOME's store
+    nor on a configured Qdrant server. Each backbone uses real ImageNet weights where this
+    machine has them (`make weights`), random-init weights otherwise, and says which.
     """
+    chosen = demo_home(home)
+    chosen.mkdir(parents=True, exist_ok=True)
+    (chosen / MARKER).write_text("made by `fashionrec demo`\n", encoding="utf-8")
+    console.print(
+        f"[bold]Demo home[/]: {chosen} (a store of its own; $FASHIONREC_HOME is not touched)"
+    )
+    with isolated(chosen) as config:
+        _run_demo(config, backbone, products, workers)
+    console.print(
+        f"The demo's store is in {chosen}: explore it with `fashionrec info --home {chosen}`"
+    )
+
+
+def _run_demo(config: Settings, backbone: list[str] | None, products: int, workers: int) -> None:
     from ingest.democatalog import write_demo_catalog
     from ingest.weights import offline_imagenet
 
-    config = settings(home, None)
     catalog = write_demo_catalog(config.home / "demo-catalog", products_per_category=products)
     console.print(
         f"[bold]Demo catalog[/]: {catalog.count} synthetic photos with segmentation masks "
@@ -80,8 +143,10 @@ def demo_command(
         low, high = log.popularity_range()
         console.print(f"popularity range over the catalog: {low}..{high}")
     users_show("sim-00001", home=config.home, qdrant_url=None)
-    console.print("[bold]Recommendations[/] for sim-00001 (top 5 per purchase, then merged):")
-    recommend_command(user="sim-00001", home=config.home)
+    console.print(
+        f"[bold]Recommendations[/] for sim-00001 with {names[0]} (top 5 per purchase, then merged):"
+    )
+    recommend_command(user="sim-00001", backbone=names[0], home=config.home)
     console.print("[bold]Evaluation[/] (20 simulated users, every ingested backbone):")
     evaluate_command(
         users=20,

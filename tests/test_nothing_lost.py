@@ -202,3 +202,51 @@ def test_a_load_whose_stores_are_missing_says_so_and_writes_nothing(tmp_path: Pa
     home_with_items(bare)
     assert "this home has no stores" in _export(bare, elsewhere).replace("\n", " ")
     assert not (elsewhere / "stores.csv").exists()
+
+
+# --- the demo in a home of its own ----------------------------------------------------------
+
+
+def test_the_demo_never_touches_the_configured_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fashionrec demo` with FASHIONREC_HOME at a real shop added 138 synthetic items to
+    it; now it runs in ./demo and says so, whatever FASHIONREC_HOME, FASHIONREC_QDRANT_URL
+    and FASHIONREC_TAXONOMY say, and puts them back afterwards."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    real = tmp_path / "real"
+    home_with_items(real)
+    before = _placements(real)
+    monkeypatch.chdir(tmp_path)
+    configured = {
+        "FASHIONREC_HOME": str(real),
+        "FASHIONREC_QDRANT_URL": "http://127.0.0.1:9",  # a server nobody should write to
+        "FASHIONREC_TAXONOMY": "retail",
+        "COLUMNS": "200",
+    }
+    args = ["demo", "--backbone", "mobilenet_v2", "--products", "1", "--workers", "0"]
+    result = CliRunner().invoke(app, args, env=configured, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    demo = tmp_path / "demo"
+    assert f"Demo home: {demo}" in result.stdout
+    assert _placements(real) == before  # the real home: the same 30 items, untouched
+    assert not (real / "demo-catalog").exists() and not (real / EVENT_LOG).exists()
+    store = EdgeStore(demo / STORE_DIR)
+    assert store.count() == 69  # 23 gender/category pairs × 1 product × 3 views
+    store.close()
+    assert "FASHIONREC_HOME" not in os.environ or os.environ["FASHIONREC_HOME"] != str(demo)
+
+    again = CliRunner().invoke(app, args, env=configured, catch_exceptions=False)
+    assert again.exit_code == 0, again.stderr  # its own home: it may run there again
+    refused = CliRunner().invoke(
+        app, ["demo", "--home", str(real)], env=configured, catch_exceptions=False
+    )
+    assert refused.exit_code == 1
+    line = _one_line(refused.stderr)
+    assert f"{real} holds a store the demo did not make" in line
+    assert _placements(real) == before
