@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -22,9 +22,6 @@ from engine.records import Shop
 from engine.schema import CATEGORY
 from engine.settings import Settings
 
-if TYPE_CHECKING:
-    from engine.shoppers.eventlog import EventLog
-
 
 def export_command(
     backbone: Annotated[str, typer.Option(help="Whose vectors to export.")],
@@ -36,18 +33,11 @@ def export_command(
 ) -> None:
     """Export one backbone's vectors and payloads, and the stores, to load elsewhere with
     `ingest --vectors` (which restores the stores from stores.csv beside the payloads)."""
-    from engine.shoppers.eventlog import EventLog
     from engine.shoppers.shops import write_shops
     from engine.vectorstore.transfer import PAYLOADS, STORES, VECTORS, export_points
 
     config = settings(home, qdrant_url)
-    shops: list[Shop] = []
-    if config.event_log_path.is_file():
-        log = EventLog(config.event_log_path)
-        try:
-            shops = log.shops()
-        finally:
-            log.close()
+    shops = _home_shops(config)
     store = store_for(config)
     try:
         count = export_points(store, backbone, out)
@@ -65,14 +55,27 @@ def export_command(
     )
 
 
-def _stores_to_add(config: Settings, log: EventLog, payloads: Path) -> tuple[list[Shop], Path]:
+def _home_shops(config: Settings) -> list[Shop]:
+    """The home's stores, read without creating an event log where there is none."""
+    from engine.shoppers.eventlog import EventLog
+
+    if not config.event_log_path.is_file():
+        return []
+    log = EventLog(config.event_log_path)
+    try:
+        return log.shops()
+    finally:
+        log.close()
+
+
+def _stores_to_add(config: Settings, payloads: Path) -> tuple[list[Shop], Path]:
     """The stores a load must add for its payloads' store ids: from stores.csv beside the
     payloads. Raises ShopsError, before anything is written, naming what is missing."""
     from engine.shoppers.shops import read_shops
     from engine.vectorstore.transfer import STORES, store_ids
 
     stores = payloads.parent / STORES
-    known = {s.id for s in log.shops()}
+    known = {s.id for s in _home_shops(config)}
     missing = sorted(store_ids(payloads) - known)
     if not missing:
         return [], stores
@@ -105,9 +108,9 @@ def load_vectors(config: Settings, backbone: str, vectors: Path, payloads: Path)
     from engine.shoppers.sync import place_items
     from engine.vectorstore.transfer import load_points
 
+    added, source = _stores_to_add(config, payloads)
     with world(config) as (store, log):
         naming = Naming(taxonomy_for(config, log))
-        added, source = _stores_to_add(config, log, payloads)
         written, already = load_points(store, backbone, vectors, payloads, naming=naming)
         log.set_taxonomy(naming.taxonomy.with_categories(store.facet(CATEGORY)))
         if added:
