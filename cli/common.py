@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from engine.settings import Settings
 from engine.vectorstore import VectorStore, open_store
@@ -71,10 +72,27 @@ def store_for(config: Settings) -> VectorStore:
     return open_store(config)
 
 
+INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
+
+
+def error_line(message: str) -> None:
+    """Print `error: MESSAGE` on stderr as one line (a message of several lines, such as a
+    library's, is joined); the message is text, never markup (a value in brackets, such as
+    `[groups]` or a user's `[/x]`, prints as it is)."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    errors.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+
+
 def fail(message: str) -> typer.Exit:
     """Print a one-line error and return the exit to raise."""
-    errors.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    error_line(message)
     return typer.Exit(1)
+
+
+def interrupted(message: str) -> typer.Exit:
+    """Print what a Ctrl-C left behind (one line) and return the exit (130) to raise."""
+    errors.print(escape(message), soft_wrap=True)
+    return typer.Exit(INTERRUPTED)
 
 
 def warn_random_weights() -> None:

@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from cli.bulk import export_command, migrate_command
-from cli.common import errors
+from cli.common import error_line, interrupted
 from cli.demo import demo_command
 from cli.evaluate import evaluate_command, show_command
 from cli.info import info_command
@@ -23,18 +23,43 @@ from cli.weights import app as weights_app
 from engine.errors import FashionrecError
 
 
+def _usage_line(exc: typer.TyperException) -> str:
+    """A click usage error (a missing option, a value of the wrong type, an unknown
+    command) as one line that says where the help is."""
+    message = " ".join(exc.format_message().split())
+    context = getattr(exc, "ctx", None)
+    if context is None:
+        return message
+    return f"{message.rstrip('.')}; see `{context.command_path} --help`"
+
+
 class Fashionrec(TyperGroup):
-    """The root command group: every command's FashionrecError ends as one line, exit 1."""
+    """The root command group: every command's FashionrecError and every mistake in its
+    arguments ends as one line on stderr (exit 1, or click's 2 for arguments); Ctrl-C
+    ends as one line and exit 130 (commands that can say more, say it themselves)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:  # a click Context
+        try:
+            return super().make_context(*args, **kwargs)
+        except typer.TyperException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise  # `fashionrec` alone prints the help
+            error_line(_usage_line(exc))
+            raise typer.Exit(exc.exit_code) from None
 
     def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors click)
         try:
             return super().invoke(ctx)
         except FashionrecError as exc:
-            errors.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            error_line(str(exc))
             raise typer.Exit(1) from None
+        except typer.TyperException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise  # `fashionrec stores` alone prints the group's help
+            error_line(_usage_line(exc))
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            errors.print("interrupted; run the same command again to continue where it stopped")
-            raise typer.Exit(130) from None
+            raise interrupted("interrupted") from None
 
 
 app = typer.Typer(
