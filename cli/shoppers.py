@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import ApiOption, HomeOption, UrlOption, console, fail, settings, world
+from cli.common import (
+    ApiOption,
+    HomeOption,
+    UrlOption,
+    console,
+    fail,
+    interrupted,
+    settings,
+    world,
+)
 from engine.geo import distance_km
 
 purchases_app = typer.Typer(
@@ -41,8 +50,17 @@ def simulate_command(
     config = SimulationConfig(
         users, max_purchases, seed, p_max, p_threshold, first_day, days
     ).validate()
+    stages: list[str] = []
+
+    def stage(name: str) -> None:
+        stages.append(name)
+        console.print(f"… {name}")
+
     with world(settings(home, qdrant_url)) as (store, log):
-        result = run_simulation(store, log, config, on_stage=lambda s: console.print(f"… {s}"))
+        try:
+            result = run_simulation(store, log, config, on_stage=stage)
+        except KeyboardInterrupt:
+            raise interrupted(_simulation_interrupted(stages)) from None
     bought: dict[str, int] = {}
     for p in result.purchases:
         bought[p.user_id] = bought.get(p.user_id, 0) + 1
@@ -52,6 +70,18 @@ def simulate_command(
     console.print(table)
     console.print(
         f"{len(result.users)} users, {len(result.purchases)} purchases logged (seed {seed})"
+    )
+
+
+def _simulation_interrupted(stages: list[str]) -> str:
+    """What a Ctrl-C during `simulate` left: the users and purchases are logged in one
+    transaction just before the popularity payloads are synced."""
+    if not any(s in ("syncing popularity", "indexing") for s in stages):
+        return "interrupted; no user or purchase was logged; run the same command again"
+    return (
+        "interrupted; the simulated users and purchases are logged, the store's popularity "
+        "is not yet in step: run `fashionrec popularity sync` (simulate again would add more "
+        "users)"
     )
 
 
@@ -88,7 +118,18 @@ def purchases_import(
         from engine.shoppers.purchases import import_purchases
 
         with world(settings(home, qdrant_url)) as (store, log):
-            summary = import_purchases(store, log, path, zone=zone)
+            before = log.purchase_count()
+            try:
+                summary = import_purchases(store, log, path, zone=zone)
+            except KeyboardInterrupt:
+                if log.purchase_count() == before:  # the import is one transaction
+                    message = "interrupted; nothing imported; run the same command again"
+                else:
+                    message = (
+                        "interrupted; the purchases are imported, the store's popularity is "
+                        "not yet in step: run `fashionrec popularity sync`"
+                    )
+                raise interrupted(message) from None
     console.print(
         f"imported {summary.purchases} purchase(s) of {summary.items} item(s); "
         f"{summary.new_users} new user(s)"

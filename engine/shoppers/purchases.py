@@ -148,20 +148,39 @@ def read_rows(
 ) -> list[Row]:
     """Every row of a purchase CSV (the file at path, or `data` read from one so named),
     validated (genders by the taxonomy; times without a zone read in `zone`);
-    PurchaseLogError on the first bad row."""
-    if data is None and not path.is_file():
-        raise PurchaseLogError(f"{path}: no such file")
+    PurchaseLogError naming the bad rows (see raise_problems)."""
     problems: list[tuple[int, str]] = []
-    rows = list(_rows(path, problems, taxonomy or deepfashion(), data, zone))
-    _raise_first(problems)
+    rows = _checked_rows(path, taxonomy, data, zone, problems)
+    raise_problems(problems)
     return rows
 
 
-def _raise_first(problems: list[tuple[int, str]]) -> None:
-    """Raise the first problem by row, counting the others; nothing is imported."""
-    if problems:
-        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        raise PurchaseLogError(f"{min(problems)[1]}{more}; nothing imported")
+def _checked_rows(
+    path: Path,
+    taxonomy: Taxonomy | None,
+    data: bytes | None,
+    zone: tzinfo | None,
+    problems: list[tuple[int, str]],
+) -> list[Row]:
+    """The rows that pass; the others' problems appended to `problems`."""
+    if data is None and not path.is_file():
+        raise PurchaseLogError(f"{path}: no such file")
+    return list(_rows(path, problems, taxonomy or deepfashion(), data, zone))
+
+
+SHOWN_PROBLEMS: Final = 20  # row problems named in one error; the rest are counted
+
+
+def raise_problems(problems: list[tuple[int, str]]) -> None:
+    """Raise one PurchaseLogError naming the problems by row (the first SHOWN_PROBLEMS,
+    then how many more), on one line; nothing is imported."""
+    if not problems:
+        return
+    ordered = [message for _, message in sorted(problems)]
+    shown = "; ".join(ordered[:SHOWN_PROBLEMS])
+    more = len(ordered) - SHOWN_PROBLEMS
+    rest = f"; and {more} more problem(s)" if more > 0 else ""
+    raise PurchaseLogError(f"{shown}{rest}; nothing imported")
 
 
 def import_purchases(
@@ -182,7 +201,10 @@ def import_purchases(
     of what they bought; their home is the location of the store of their first purchase
     (the region's centre when it has none). Genders are the recorded taxonomy's.
     """
-    rows = read_rows(path, log.taxonomy(), data, zone)
+    problems: list[tuple[int, str]] = []
+    rows = _checked_rows(path, log.taxonomy(), data, zone, problems)
+    if not rows and not problems:
+        raise PurchaseLogError(f"{path}: no purchases, only the header; nothing imported")
     by_event: dict[str, Row] = {}
     repeated = tuple(r.number for r in rows if by_event.setdefault(r.event_id, r) is not r)
     known = log.known_events(list(by_event))
@@ -194,7 +216,7 @@ def import_purchases(
         for rec in store.retrieve([point_id(i) for i in batch])
     }
     shops = {s.id: s for s in log.shops()}
-    problems = [
+    problems += [
         (r.number, f"{path}:{r.number}: unknown item {r.item_id!r}")
         for r in rows
         if r.item_id not in found
@@ -204,7 +226,7 @@ def import_purchases(
         for r in rows
         if r.store_id is not None and r.store_id not in shops
     ]
-    _raise_first(problems)
+    raise_problems(problems)
 
     by_user: dict[str, list[Row]] = defaultdict(list)
     for row in sorted(rows, key=lambda r: (r.timestamp, r.number)):
@@ -250,19 +272,40 @@ def import_purchases(
 
 
 def export_purchases(log: EventLog, path: Path) -> int:
-    """Write every purchase, with its user's gender and trendiness; returns the row count."""
+    """Write every purchase, with its user's gender and trendiness; returns the row count.
+
+    The file is written beside its final name and renamed when complete: a folder that
+    does not exist, or a write that fails, raises PurchaseLogError and leaves nothing.
+    """
+    folder = path.parent
+    if path.is_dir():
+        raise PurchaseLogError(f"{path}: is a folder; give the name of a CSV file to write")
+    if not folder.is_dir():
+        raise PurchaseLogError(
+            f"{path}: the folder {folder} does not exist; create it or choose another path"
+        )
     users: dict[str, User] = {}
     count = 0
     tmp = path.with_name(path.name + ".part")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(EXPORT_COLUMNS)
-        for p in log.purchases():
-            user = users.get(p.user_id) or log.user(p.user_id)
-            assert user is not None  # purchases reference users (foreign key)
-            users[p.user_id] = user
-            row = [p.user_id, p.item_id, p.timestamp.isoformat(), p.store_id or ""]
-            writer.writerow([*row, user.gender, user.trendiness, p.event_id])
-            count += 1
-    tmp.replace(path)
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(EXPORT_COLUMNS)
+            for p in log.purchases():
+                user = users.get(p.user_id) or log.user(p.user_id)
+                assert user is not None  # purchases reference users (foreign key)
+                users[p.user_id] = user
+                row = [p.user_id, p.item_id, p.timestamp.isoformat(), p.store_id or ""]
+                writer.writerow([*row, user.gender, user.trendiness, p.event_id])
+                count += 1
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = exc.strerror or str(exc)
+        raise PurchaseLogError(
+            f"{path}: cannot write the purchases ({reason}); nothing written"
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # Ctrl-C: no half-written file is left behind
+        raise
     return count
