@@ -30,6 +30,7 @@ from cli.common import (
     taxonomy_for,
     world,
 )
+from engine.backbones import BACKBONES, unknown_backbone
 from engine.recommend.scoring import preset_weights
 from engine.schema import provenance_text
 from engine.vectorstore import VectorStore
@@ -147,6 +148,9 @@ def evaluate_command(
                 "change it with `fashionrec popularity mode trending --half-life DAYS`"
             )
         missing = [b for b in names if b not in store.vector_dims()]
+        unknown = [b for b in missing if b not in BACKBONES]
+        if unknown:
+            raise fail(unknown_backbone(unknown[0], tuple(sorted(store.vector_dims()))))
         if missing:
             have = ", ".join(sorted(store.vector_dims())) or "none"
             raise fail(
@@ -210,7 +214,10 @@ def evaluate_command(
 
 def show_command(
     user: Annotated[str, typer.Option(help="User id.")],
-    out: Annotated[Path | None, typer.Option(help="PNG to write.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Picture to write: .png (default results/grid-USER.png), .pdf, .svg, …"),
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Recommendations per backbone.")] = 5,
     taxonomy: TaxonomyOption = None,
     home: HomeOption = None,
@@ -218,9 +225,12 @@ def show_command(
 ) -> None:
     """Write a user's recommendation grid: the last purchase and its top-k per backbone."""
     from engine.evaluate.evaluation import Evaluation
+    from engine.evaluate.figures import check_picture_path
     from engine.evaluate.protocol import Protocol, StoredItems, logged_cohort
     from engine.evaluate.report import grid_for_user
 
+    if out is not None:
+        check_picture_path(out)
     config = settings(home, qdrant_url, taxonomy)
     with world(config) as (store, log):
         if log.user(user) is None:

@@ -9,10 +9,50 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from engine.errors import ConfigError
 from engine.recommend.rerank import Recommendation
 from engine.schema import CATEGORY, IMAGE
 
 THUMB = (150, 220)
+
+
+def picture_formats() -> tuple[str, ...]:
+    """The file suffixes (without the dot) a picture can be written as."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(sorted(FigureCanvasBase.get_supported_filetypes()))
+
+
+def check_picture_path(path: Path, flag: str = "--out") -> None:
+    """ConfigError unless `path` names a picture file that can be written: a known suffix,
+    not a folder, in a folder that exists or can be made."""
+    formats = picture_formats()
+    suffix = path.suffix.lower().removeprefix(".")
+    if suffix not in formats:
+        found = f"{path.suffix!r}" if path.suffix else "no suffix"
+        raise ConfigError(
+            f"{flag} {path}: a picture needs one of the suffixes {', '.join(formats)} "
+            f"(found {found}); e.g. {path.with_suffix('.png').name}"
+        )
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder; give the name of the picture to write")
+    folder = next((f for f in path.parents if f.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise ConfigError(f"{flag} {path}: {folder} is a file, not a folder")
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Write the figure beside `path` and rename it when complete (ConfigError naming the
+    file when it cannot be written; nothing is left behind)."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(tmp, dpi=90, format=path.suffix.lower().removeprefix(".") or "png")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"{path}: cannot write the picture ({reason}); nothing written") from None
 
 
 def _thumb(path: object) -> np.ndarray:
@@ -73,8 +113,7 @@ def recommendation_grid(
             )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -119,8 +158,7 @@ def sweep_plot(
         fig.tight_layout(rect=(0, 0.07, 1, 1))
     else:
         fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    _save(fig, path)
     plt.close(fig)
     return path
 
