@@ -4,6 +4,7 @@ classifier prefixes (no torch here)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import get_close_matches
 from typing import Final
 
 from engine.errors import WeightsError
@@ -35,6 +36,20 @@ def spec(name: str) -> BackboneSpec:
     try:
         return BACKBONES[name]
     except KeyError:
-        raise WeightsError(
-            f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}"
-        ) from None
+        raise WeightsError(unknown_backbone(name)) from None
+
+
+def did_you_mean(name: str, known: tuple[str, ...] | list[str]) -> str:
+    """" (did you mean X?)" when a known name is close to `name`, else ""."""
+    close = get_close_matches(name.lower(), list(known), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def unknown_backbone(name: str, stored: tuple[str, ...] = ()) -> str:
+    """The message for a backbone name that is none of BACKBONES: a close one, the valid
+    ones, and (when given) the ones a store holds."""
+    have = f"; the store has {', '.join(stored)}" if stored else ""
+    return (
+        f"unknown backbone {name!r}{did_you_mean(name, tuple(BACKBONES))}; "
+        f"choose one of {', '.join(BACKBONES)}{have}"
+    )

@@ -89,6 +89,12 @@ def load_network(name: str, weights: str | Path = IMAGENET, seed: int = 0) -> Ne
         network = _imagenet(backbone)
     else:
         path = Path(weights)
+        if not path.is_file():
+            raise WeightsError(
+                f"--weights {str(weights)!r}: not {IMAGENET} or {RANDOM}, and no such file; "
+                f"use --weights {IMAGENET}, --weights {RANDOM} (demos only) or --weights PATH "
+                "(a checkpoint or state-dict file)"
+            )
         try:
             checkpoint = read_checkpoint(path)
         except WeightsError:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.backbones import BACKBONES
+from engine.backbones import BACKBONES, did_you_mean
 from engine.catalog.framing import Framing
 from engine.catalog.items import UnknownCategory
 from engine.catalog.masks import DEFAULT_REMOVED, MissingMask, removed_labels
@@ -63,8 +63,9 @@ class IngestJob:
         """Raise ConfigError naming the first bad value."""
         unknown = [b for b in self.backbones if b not in BACKBONES]
         if unknown or not self.backbones:
+            hint = did_you_mean(unknown[0], tuple(BACKBONES)) if unknown else ""
             raise ConfigError(
-                f"unknown backbone {', '.join(unknown) or '(none)'}; "
+                f"unknown backbone {', '.join(unknown) or '(none)'}{hint}; "
                 f"choose from {', '.join(BACKBONES)}"
             )
         choice(UnknownCategory, self.unknown_category, "--unknown-category")

@@ -108,7 +108,7 @@ def test_imagenet_weights_unavailable_offline(
 
 
 def test_bad_weights_files(tmp_path: Path) -> None:
-    with pytest.raises(WeightsError, match="weights file not found"):
+    with pytest.raises(WeightsError, match="not imagenet or random, and no such file"):
         build_model("resnet50", tmp_path / "missing.pth")
     junk = tmp_path / "junk.pth"
     junk.write_text("not a checkpoint")

@@ -8,6 +8,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from difflib import get_close_matches
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
@@ -158,8 +159,15 @@ class Taxonomy:
             raise ConfigError(f"{where}: not TOML ({exc})") from None
         unknown = sorted(set(data) - set(KEYS))
         if unknown:
+            close = [get_close_matches(k, KEYS, n=1, cutoff=0.6) for k in unknown]
+            hints = [
+                c[0] if len(unknown) == 1 else f"{c[0]} (for {k})"
+                for k, c in zip(unknown, close, strict=True)
+                if c
+            ]
+            hint = f"; did you mean {', '.join(hints)}?" if hints else ""
             raise ConfigError(
-                f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(KEYS)}"
+                f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(KEYS)}{hint}"
             )
         base = built_in(_text(data, "extends", where)) if "extends" in data else None
         return _build(data, where, base)
@@ -223,6 +231,11 @@ def _build(data: Mapping[str, Any], where: str, base: Taxonomy | None) -> Taxono
         groups[group] = names
     groups = {g: tuple(c for c in cs if listed.get(key(c), g) == g) for g, cs in groups.items()}
     groups = {g: cs for g, cs in groups.items() if cs}
+    if not groups:
+        raise ConfigError(
+            f"{where}: no categories; list them under [groups] (e.g. tops = [\"Tees\"]), "
+            'or start from a built-in taxonomy with extends = "retail"'
+        )
     cross = dict(start.cross)
     for first, row in _table(data, "cross", where).items():
         if not isinstance(row, dict):

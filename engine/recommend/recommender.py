@@ -10,6 +10,7 @@ from typing import Final, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from engine.backbones import BACKBONES, unknown_backbone
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import ConfigError, NotFoundError
 from engine.geo import Location
@@ -144,6 +145,8 @@ class Recommender:
         dims = self.store.vector_dims()
         if not dims:
             raise NotFoundError("the vector store is empty; run `fashionrec ingest PATH` first")
+        if backbone not in dims and backbone not in BACKBONES:
+            raise ConfigError(unknown_backbone(backbone, tuple(sorted(dims))))
         if backbone not in dims:
             raise NotFoundError(
                 f"backbone {backbone} is not ingested (the store has {', '.join(sorted(dims))}); "
