@@ -27,6 +27,7 @@ from cli.common import (
     UrlOption,
     console,
     fail,
+    interrupted,
     settings,
     store_for,
     warn_random_weights,
@@ -117,6 +118,9 @@ def run_ingest(config: Settings, job: IngestJob, report: Path | None = None) -> 
                     on_stage=lambda stage, n: progress.update(task, description=stage, total=n),
                     on_progress=lambda n: progress.advance(task, n),
                 )
+        except KeyboardInterrupt:
+            # every batch written stays; a rerun skips the items that hold their vectors
+            raise interrupted("interrupted; run the same command again to resume") from None
         finally:
             log.close()
     finally:

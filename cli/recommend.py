@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Annotated, Final
 
 import typer
 from rich.table import Column, Table
+from rich.text import Text
 
 from cli.common import (
     HomeOption,
@@ -22,55 +23,145 @@ from cli.common import (
     world,
 )
 from engine.geo import Location
-from engine.recommend.scoring import preset_weights
+from engine.recommend.rerank import Recommendation
+from engine.recommend.scoring import Weights, preset_weights
 from engine.schema import provenance_text
 
-if TYPE_CHECKING:
-    from engine.recommend.rerank import Recommendation
-
-COLUMNS = (
-    "rank",
-    "item_id",
-    "product_id",
-    "category",
-    "gender",
-    "store_id",
-    "distance_km",
-    "visual",
-    "norm_popularity",
-    "category_sim",
-    "relevance",
-)
+# every field of a Recommendation, in order: the CSV carries each term the JSON does
+COLUMNS: Final = tuple(f.name for f in fields(Recommendation))
 
 
-def _table(title: str, recs: list[Recommendation], wide: bool) -> Table:
-    """The recommendations as a table; narrow terminals drop product and gender (the item id
-    holds the product, and every row has the query's gender)."""
-    text = [("item", 12), ("product", 11), ("category", 8), ("gender", 5)]
-    if not wide:
-        text = [text[0], text[2]]
-    numbers = ("store", "km", "visual", "pop.", "cat.", "relev.")
+@dataclass(frozen=True)
+class _Column:
+    """A column of the recommendation table: its header, cells, and whether it may fold."""
+
+    header: str
+    cells: list[str]
+    fold: int = 0  # 0: never wraps; else the narrowest it may fold to
+    right: bool = True
+
+    @property
+    def natural(self) -> int:
+        return max([len(self.header), *(len(c) for c in self.cells)])
+
+    @property
+    def least(self) -> int:
+        return min(self.natural, self.fold) if self.fold else self.natural
+
+
+def decimals(values: list[float], least: int, most: int = 8) -> int:
+    """The fewest decimals (least..most) at which values that differ print differently:
+    a table never shows a tie the numbers do not have."""
+    distinct = sorted(set(values))
+    for places in range(least, most + 1):
+        printed = {f"{v:.{places}f}" for v in distinct}
+        if len(printed) == len(distinct):
+            return places
+    return most
+
+
+# the order optional columns are dropped in when the terminal is too narrow
+_DROP_ORDER: Final = ("product", "gender", "trend", "store", "km", "cat.", "pop.", "category")
+
+
+def _columns(recs: list[Recommendation]) -> list[_Column]:
+    relevance = decimals([r.relevance for r in recs], 3)
+    visual = decimals([r.visual for r in recs], 4)
+    return [
+        _Column("#", [str(r.rank) for r in recs]),
+        _Column("item", [r.item_id for r in recs], fold=14, right=False),
+        _Column("product", [r.product_id for r in recs], fold=11, right=False),
+        _Column("category", [r.category for r in recs], fold=8, right=False),
+        _Column("gender", [r.gender for r in recs], right=False),
+        _Column("store", [r.store_id or "—" for r in recs]),
+        _Column("km", ["—" if r.distance_km is None else f"{r.distance_km:.1f}" for r in recs]),
+        _Column("visual", [f"{r.visual:.{visual}f}" for r in recs]),
+        _Column("pop.", [f"{r.norm_popularity:.2f}" for r in recs]),
+        _Column("trend", [f"{r.popularity_term:.3f}" for r in recs]),
+        _Column("cat.", [f"{r.category_sim:.2g}" for r in recs]),
+        _Column("relev.", [f"{r.relevance:.{relevance}f}" for r in recs]),
+    ]
+
+
+def _fitting(columns: list[_Column], width: int) -> tuple[list[_Column], list[str]]:
+    """The columns that fit in `width` (optional ones dropped in _DROP_ORDER) and the
+    headers of those dropped."""
+    kept, dropped = list(columns), []
+
+    def needed(cs: list[_Column]) -> int:
+        return sum(c.least + 3 for c in cs) + 1  # a space either side and a rule per column
+
+    for header in _DROP_ORDER:
+        if needed(kept) <= width:
+            break
+        kept = [c for c in kept if c.header != header]
+        dropped.append(header)
+    return kept, dropped
+
+
+def _widths(columns: list[_Column], width: int) -> list[int]:
+    """Each column's width: its natural one where the table fits, else the folding columns
+    share what the others leave (each at least its narrowest)."""
+    natural = [c.natural for c in columns]
+    if sum(w + 3 for w in natural) + 1 <= width:
+        return natural
+    folding = [n for n, c in enumerate(columns) if c.fold]
+    fixed = sum(natural[n] + 3 for n, c in enumerate(columns) if not c.fold) + 1
+    room = width - fixed - 3 * len(folding)
+    widths = list(natural)
+    for left, n in enumerate(folding):  # the narrowest first, each to its share of the room
+        share = room // (len(folding) - left)
+        widths[n] = max(columns[n].least, min(natural[n], share))
+        room -= widths[n]
+    return widths
+
+
+def _table(recs: list[Recommendation], width: int) -> tuple[Table, list[str]]:
+    """The recommendations as a table no wider than `width` (folding the item and
+    category, then dropping optional columns); the headers of the columns dropped."""
+    kept, dropped = _fitting(_columns(recs), width)
     table = Table(
-        Column("#", no_wrap=True),
-        *(Column(h, overflow="fold", min_width=w) for h, w in text),
-        *(Column(h, no_wrap=True, justify="right") for h in numbers),
-        title=title,
+        *(
+            Column(
+                c.header,
+                justify="right" if c.right else "left",
+                no_wrap=not c.fold,
+                overflow="fold",
+                width=w,
+            )
+            for c, w in zip(kept, _widths(kept, width), strict=True)
+        ),
         padding=(0, 1),
     )
-    for r in recs:
-        km = "—" if r.distance_km is None else f"{r.distance_km:.1f}"
-        cells = [r.item_id, r.product_id, r.category, r.gender] if wide else [r.item_id, r.category]
-        table.add_row(
-            str(r.rank),
-            *cells,
-            r.store_id or "—",
-            km,
-            f"{r.visual:.4f}",
-            f"{r.norm_popularity:.2f}",
-            f"{r.category_sim:.1f}",
-            f"{r.relevance:.3f}",
+    for row in zip(*(c.cells for c in kept), strict=True):
+        table.add_row(*(Text(cell) for cell in row))  # ids are text, never markup
+    return table, dropped
+
+
+def _legend(weights: Weights, trendiness: str, backbone: str, preset: str, gone: set[str]) -> str:
+    """What each column means and the weights used (printed under the tables)."""
+    formula = (
+        f"relev. = {weights.visual:g}·visual + {weights.popularity:g}·trend + "
+        f"{weights.category:g}·cat."
+    )
+    if weights.distance:
+        formula += f" + {weights.distance:g}·exp(−km/{weights.distance_scale_km:g})"
+    lines = [
+        f"visual: cosine similarity of the {backbone} embeddings to the query item's · "
+        "pop.: popularity scaled to 0..1 over the catalog · "
+        f"trend: 1 − |pop. − t|^{weights.gamma:g}, t = {trendiness} · "
+        "cat.: category similarity (taxonomy) · km: distance to the item's store",
+        f"{formula} (weights: preset {preset}, w_v {weights.visual:g}, w_p "
+        f"{weights.popularity:g}, w_c {weights.category:g}, γ {weights.gamma:g}"
+        + (f", w_d {weights.distance:g}" if weights.distance else "")
+        + ")",
+    ]
+    if gone:
+        lines.append(
+            f"not shown for want of width: {', '.join(sorted(gone))} (a wider terminal, "
+            "--json or --csv shows every term)"
         )
-    return table
+    return "\n".join(lines)
 
 
 def recommend_command(
@@ -91,7 +182,12 @@ def recommend_command(
     w_distance: Annotated[float, typer.Option(help="w_d of w_d·exp(−d/scale).")] = 0.0,
     distance_scale_km: Annotated[float, typer.Option(help="scale of the distance term.")] = 5.0,
     max_km: Annotated[float | None, typer.Option(help="Only stores within this many km.")] = None,
-    trendiness: Annotated[float, typer.Option(help="t for item queries.")] = 0.5,
+    trendiness: Annotated[
+        float | None,
+        typer.Option(
+            help="Item queries: t, the shopper's trendiness (default 0.5).", show_default=False
+        ),
+    ] = None,
     gender: Annotated[
         str | None, typer.Option(help="Item queries: a gender of the taxonomy (MEN, WOMEN, …).")
     ] = None,
@@ -121,6 +217,15 @@ def recommend_command(
 
     if (item is None) == (user is None):
         raise fail("give exactly one of --item ITEM_ID or --user USER_ID")
+    if as_json and as_csv:
+        raise fail("--json and --csv both given; choose one")
+    item_only = {"--trendiness": trendiness, "--gender": gender, "--at": at}
+    given = [flag for flag, value in item_only.items() if value is not None]
+    if user is not None and given:
+        raise fail(
+            f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --item queries; "
+            f"--user uses the user's own trendiness, gender and home: drop {', '.join(given)}"
+        )
     weights = preset_weights(
         preset,
         visual=w_visual,
@@ -135,7 +240,7 @@ def recommend_command(
         k=k,
         candidates=candidates,
         weights=weights,
-        trendiness=trendiness,
+        trendiness=0.5 if trendiness is None else trendiness,
         gender=None,
         max_km=max_km,
         at=None if at is None else Location.parse(at, "--at"),
@@ -201,8 +306,14 @@ def recommend_command(
         )
         if user is not None:
             u = header["user"]
-            console.print(
-                f"[bold]{user}[/] · {u['gender']} · trendiness {u['trendiness']:.2f}"  # type: ignore[index]
-            )
+            t = f"{u['trendiness']:.2f}"  # type: ignore[index]
+            console.print(f"[bold]{user}[/] · {u['gender']} · trendiness {t}")  # type: ignore[index]
+        else:
+            t = f"{params.trendiness:g}"
+        gone: set[str] = set()
         for name, recs in lists:
-            console.print(_table(name, recs, wide=console.width >= 140))
+            console.print(Text(name, style="bold"))
+            table, dropped = _table(recs, console.width)
+            gone.update(dropped)
+            console.print(table)
+        console.print(_legend(weights, t, backbone, preset, gone), style="dim")

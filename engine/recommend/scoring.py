@@ -60,10 +60,17 @@ PRESETS = {"default": Weights(), "paper": PAPER}
 
 
 def preset_weights(preset: str, **overrides: float | None) -> Weights:
-    """A preset's weights with the given fields replaced (None leaves a field as it is)."""
+    """A preset's weights with the given fields replaced (None leaves a field as it is);
+    ConfigError for an unknown preset, or weights that are all 0 (nothing would rank)."""
     if preset not in PRESETS:
         raise ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-    return replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    weights = replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    if not (weights.visual or weights.popularity or weights.category or weights.distance):
+        raise ConfigError(
+            "every weight is 0 (visual, popularity, category and distance), so every item "
+            "would score 0; give at least one a positive value, e.g. --w-visual 0.6"
+        )
+    return weights
 
 
 def popularity_term(norm_popularity: FloatArray, trendiness: float, gamma: float) -> FloatArray:
