@@ -231,11 +231,6 @@ def _build(data: Mapping[str, Any], where: str, base: Taxonomy | None) -> Taxono
         groups[group] = names
     groups = {g: tuple(c for c in cs if listed.get(key(c), g) == g) for g, cs in groups.items()}
     groups = {g: cs for g, cs in groups.items() if cs}
-    if not groups:
-        raise ConfigError(
-            f"{where}: no categories; list them under [groups] (e.g. tops = [\"Tees\"]), "
-            'or start from a built-in taxonomy with extends = "retail"'
-        )
     cross = dict(start.cross)
     for first, row in _table(data, "cross", where).items():
         if not isinstance(row, dict):
@@ -270,11 +265,18 @@ def _build(data: Mapping[str, Any], where: str, base: Taxonomy | None) -> Taxono
                 "does not name"
             )
         gender_aliases[key(alias)] = target
+    same_category = _unit(data.get("same_category", start.same_category), where, "same_category")
+    same_group = _unit(data.get("same_group", start.same_group), where, "same_group")
+    if not groups:
+        raise ConfigError(
+            f'{where}: no categories; list them under [groups] (e.g. tops = ["Tees"]), '
+            'or start from a built-in taxonomy with extends = "retail"'
+        )
     return Taxonomy(
         name=_text(data, "name", where) if "name" in data else start.name or "custom",
         groups=groups,
-        same_category=_unit(data.get("same_category", start.same_category), where, "same_category"),
-        same_group=_unit(data.get("same_group", start.same_group), where, "same_group"),
+        same_category=same_category,
+        same_group=same_group,
         cross=cross,
         aliases=aliases,
         genders=genders,
