@@ -40,7 +40,7 @@ def spec(name: str) -> BackboneSpec:
 
 
 def did_you_mean(name: str, known: tuple[str, ...] | list[str]) -> str:
-    """" (did you mean X?)" when a known name is close to `name`, else ""."""
+    """`" (did you mean X?)"` when a known name is close to `name`, else an empty string."""
     close = get_close_matches(name.lower(), list(known), n=1, cutoff=0.5)
     return f" (did you mean {close[0]}?)" if close else ""
 
