@@ -153,8 +153,9 @@ def purchases_export(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Export every purchase with its user's gender and trendiness (re-importable)."""
-    from engine.shoppers.purchases import export_purchases
+    from engine.shoppers.purchases import check_export_path, export_purchases
 
+    check_export_path(path)  # before the home is opened: a mistake creates nothing
     with world(settings(home, qdrant_url)) as (_, log):
         count = export_purchases(log, path)
     console.print(f"{count} purchase(s) written to {path}")

@@ -61,6 +61,9 @@ def test_export_to_a_folder_that_does_not_exist(home: Path, tmp_path: Path) -> N
         "another path"
     )
     assert not (tmp_path / "no").exists()
+    fresh = tmp_path / "fresh"
+    one_line(fashionrec("purchases", "export", target, home=fresh))
+    assert not fresh.exists()  # checked before the home is opened
     folder = one_line(fashionrec("purchases", "export", tmp_path, home=home))
     assert "is a folder; give the name of a CSV file" in folder
 

@@ -271,12 +271,9 @@ def import_purchases(
     return ImportSummary(len(purchases), len(new_users), len(item_ids), len(known), repeated)
 
 
-def export_purchases(log: EventLog, path: Path) -> int:
-    """Write every purchase, with its user's gender and trendiness; returns the row count.
-
-    The file is written beside its final name and renamed when complete: a folder that
-    does not exist, or a write that fails, raises PurchaseLogError and leaves nothing.
-    """
+def check_export_path(path: Path) -> None:
+    """PurchaseLogError unless `path` names a file that can be written in a folder that
+    exists (checked before anything is opened)."""
     folder = path.parent
     if path.is_dir():
         raise PurchaseLogError(f"{path}: is a folder; give the name of a CSV file to write")
@@ -284,6 +281,15 @@ def export_purchases(log: EventLog, path: Path) -> int:
         raise PurchaseLogError(
             f"{path}: the folder {folder} does not exist; create it or choose another path"
         )
+
+
+def export_purchases(log: EventLog, path: Path) -> int:
+    """Write every purchase, with its user's gender and trendiness; returns the row count.
+
+    The file is written beside its final name and renamed when complete: a folder that
+    does not exist, or a write that fails, raises PurchaseLogError and leaves nothing.
+    """
+    check_export_path(path)
     users: dict[str, User] = {}
     count = 0
     tmp = path.with_name(path.name + ".part")
