@@ -147,8 +147,11 @@ class Service:
             try:
                 taxonomy = load(settings.taxonomy) if settings.taxonomy else None
                 chosen = taxonomy or events.taxonomy() or deepfashion()
-                if store.vector_dims() and popularity_in_step(store, events):
-                    logger.info("popularity payloads brought in step with the event log")
+                try:
+                    if store.vector_dims() and popularity_in_step(store, events):
+                        logger.info("popularity payloads brought in step with the event log")
+                except StoreError as exc:  # every request will say so (503); serve anyway
+                    logger.warning("popularity payloads not synced: %s", one_line(exc, 300))
                 return cls(store, events, chosen, settings)
             except BaseException:
                 events.close()
