@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean weights
+.PHONY: demo test lint bench clean weights results
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ weights: $(STAMP)
 # the demo runs in ./demo, a home of its own: never in FASHIONREC_HOME's store
 demo: $(STAMP) weights
 	$(BIN)/fashionrec demo
+
+# The README's demo results, from a fresh run of the demo (never copied by hand).
+results: demo
+	$(BIN)/python scripts/results.py demo/results/demo README.md
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
