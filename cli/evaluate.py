@@ -175,9 +175,7 @@ def evaluate_command(
                     f"{source}; taxonomy {named.name}; popularity {ranking.text()}; "
                     f"{_weights_note(store, names)}.",
                     "popularity": ranking.text(),
-                    "vector_weights": {
-                        b: provenance_text(store.provenance(b)) for b in names
-                    },
+                    "vector_weights": {b: provenance_text(store.provenance(b)) for b in names},
                     "users": cohort.total,
                     "max_purchases": max_purchases,
                     "k": k,
