@@ -53,6 +53,16 @@ CREATE INDEX IF NOT EXISTS purchases_by_item ON purchases (item_id);
 EVENTS_INDEX: Final = "CREATE UNIQUE INDEX IF NOT EXISTS purchases_by_event ON purchases (event_id)"
 
 
+def _trend_sums(
+    purchases: Sequence[Purchase], anchor: datetime, half_life_days: float
+) -> dict[str, float]:
+    """What the purchases add to each item's trending score referred to the anchor."""
+    sums: defaultdict[str, float] = defaultdict(float)
+    for p in purchases:
+        sums[p.item_id] += weight(p.timestamp, anchor, half_life_days)
+    return sums
+
+
 def _midnight(moment: datetime) -> str:
     """The start of a time's day (UTC), as the log writes times."""
     day = moment.astimezone(UTC)
@@ -278,14 +288,19 @@ class EventLog:
             "SELECT i.item_id, COALESCE(i.initial_popularity, 0) + "
             "(SELECT COUNT(*) FROM purchases p WHERE p.item_id = i.item_id) FROM items i"
         )
+        return {item: int(value) for item, value in self._per_item(sql, "i.item_id", item_ids)}
+
+    def _per_item(
+        self, sql: str, column: str, item_ids: Sequence[str] | None
+    ) -> Iterator[tuple[str, float]]:
+        """The rows of `sql`, for every item or those whose `column` is one of item_ids
+        (asked in chunks, under SQLite's limit on variables)."""
         if item_ids is None:
-            return {item: int(value) for item, value in self.db.execute(sql)}
-        result: dict[str, int] = {}
+            yield from self.db.execute(sql)
+            return
         for chunk in batched(item_ids, SQL_VARIABLES):
             marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(f"{sql} WHERE i.item_id IN ({marks})", chunk)
-            result.update({item: int(value) for item, value in rows})
-        return result
+            yield from self.db.execute(f"{sql} WHERE {column} IN ({marks})", chunk)
 
     def initial_popularity(self) -> dict[str, int]:
         """Every item's initial popularity (0 where never drawn)."""
@@ -336,14 +351,7 @@ class EventLog:
         """Stored trending scores (referred to the anchor: they rank as the decayed ones
         do, at any time after the last purchase), of the given items or of all."""
         sql = "SELECT item_id, trend FROM items"
-        if item_ids is None:
-            return {item: float(value) for item, value in self.db.execute(sql)}
-        result: dict[str, float] = {}
-        for chunk in batched(item_ids, SQL_VARIABLES):
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(f"{sql} WHERE item_id IN ({marks})", chunk)
-            result.update({item: float(value) for item, value in rows})
-        return result
+        return {item: float(value) for item, value in self._per_item(sql, "item_id", item_ids)}
 
     def trend_range(self) -> tuple[float, float]:
         """Catalog-wide (min, max) of the stored trending scores; (0, 0) for an empty log."""
@@ -382,10 +390,7 @@ class EventLog:
             factor = weight(self.trend_anchor(), latest, half_life)
             self.db.execute("UPDATE items SET trend = trend * ?", (factor,))
             self.put("trend_anchor", latest.astimezone(UTC).isoformat())
-        anchor = self.trend_anchor()
-        added: defaultdict[str, float] = defaultdict(float)
-        for p in purchases:
-            added[p.item_id] += weight(p.timestamp, anchor, half_life)
+        added = _trend_sums(purchases, self.trend_anchor(), half_life)
         self.add_items(added)
         self.db.executemany(
             "UPDATE items SET trend = trend + ? WHERE item_id = ?",
@@ -407,12 +412,9 @@ class EventLog:
             latest = max(p.timestamp for p in purchases)
             if needs_new_anchor(latest, self.trend_anchor(), half_life_days):
                 self.put("trend_anchor", latest.astimezone(UTC).isoformat())
-        anchor = self.trend_anchor()
-        added: defaultdict[str, float] = defaultdict(float)
-        for p in purchases:
-            added[p.item_id] += weight(p.timestamp, anchor, half_life_days)
-        self.add_items(added)
+        scores = _trend_sums(purchases, self.trend_anchor(), half_life_days)
+        self.add_items(scores)
         self.db.executemany(
             "UPDATE items SET trend = ? WHERE item_id = ?",
-            [(value, item) for item, value in added.items()],
+            [(value, item) for item, value in scores.items()],
         )
