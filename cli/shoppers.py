@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from cli.common import (
     ApiOption,
@@ -280,9 +280,9 @@ def popularity_top(
         return
     table = Table(
         "#",
-        "item",
+        Column("item", overflow="fold"),  # ids are wrapped whole, never cut
         "gender",
-        "category",
+        Column("category", overflow="fold"),
         "store",
         "score",
         "sales",

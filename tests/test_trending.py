@@ -261,6 +261,7 @@ def test_popularity_mode_and_top_from_the_command_line(tmp_path: Path) -> None:
     assert "sales" in before.stdout and " 0 " in before.stdout  # nothing sold yet then
     table = fashionrec("popularity", "top", "--mode", "all-time", "--gender", "WOMEN", home=home)
     assert table.stdout.index(old) < table.stdout.index(new)
+    assert "…" not in table.stdout  # ids are wrapped whole, never cut
     payload = EdgeStore(home / STORE_DIR)
     stored = {str(r.payload["item_id"]): r.payload for r in payload.scroll(None)}
     payload.close()
