@@ -36,17 +36,10 @@ PLACEMENT_FIELDS: Final = (
     STORE_ORIGIN,
     STORE_LOCATION,
 )
-# What the rerank reads of every search hit.
-HIT_FIELDS: Final = (
-    ITEM_ID,
-    PRODUCT_ID,
-    CATEGORY,
-    GENDER,
-    STORE_ID,
-    STORE_LOCATION,
-    POPULARITY,
-    TRENDING,
-)
+# What the rerank reads of every search hit, besides the popularity of the mode in force.
+HIT_IDENTITY: Final = (ITEM_ID, PRODUCT_ID, CATEGORY, GENDER, STORE_ID, STORE_LOCATION)
+# Every field the rerank may read (either popularity mode).
+HIT_FIELDS: Final = (*HIT_IDENTITY, POPULARITY, TRENDING)
 # What an evaluation reads of every item.
 EVALUATION_FIELDS: Final = (
     ITEM_ID,
@@ -78,6 +71,12 @@ _NAMESPACE: Final = uuid.UUID("6f1c2b1e-3d4a-5b6c-8d7e-9fa0b1c2d3e4")
 def popularity_field(mode: str) -> str:
     """The payload field a popularity mode (all-time, trending) ranks on."""
     return TRENDING if mode == "trending" else POPULARITY
+
+
+def hit_fields(mode: str) -> tuple[str, ...]:
+    """What a search returns of every hit for a rerank in this popularity mode: no more,
+    since payloads moving into Python are a large part of a search's time."""
+    return (*HIT_IDENTITY, popularity_field(mode))
 
 
 def weights_field(backbone: str) -> str:

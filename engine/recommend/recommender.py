@@ -22,10 +22,10 @@ from engine.records import Purchase, User
 from engine.schema import (
     CATEGORY,
     GENDER,
-    HIT_FIELDS,
     ITEM_ID,
     PRODUCT_ID,
     STORE_LOCATION,
+    hit_fields,
     point_id,
     popularity_field,
 )
@@ -240,7 +240,7 @@ class Recommender:
         elif in_qdrant:
             results = self._server_ranked(specs, queries, params, span)
         else:
-            results = self.search(queries, HIT_FIELDS)
+            results = self.search(queries, hit_fields(params.popularity))
         vectors: Vectors = {}
         if fetch:
             results = self._with_vectors(results, params.backbone)
@@ -306,7 +306,7 @@ class Recommender:
 
         def ask(rows: list[int], limit: int) -> list[list[Hit]]:
             asked = [replace(queries[i], limit=limit, mmr=mmr) for i in rows]
-            return self.store.search(asked, HIT_FIELDS)
+            return self.store.search(asked, hit_fields(params.popularity))
 
         return self._enough(ask, len(queries), params)
 
@@ -333,7 +333,7 @@ class Recommender:
                 )
                 for i in rows
             ]
-            return self.store.formula_search(formulas, HIT_FIELDS)
+            return self.store.formula_search(formulas, hit_fields(params.popularity))
 
         if params.diversity > 0:
             return ask(list(range(len(specs))), params.candidates)
