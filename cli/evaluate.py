@@ -122,7 +122,6 @@ def evaluate_command(
     from engine.evaluate.report import run
     from engine.geo import DEFAULT_REGION
     from engine.recommend.recommender import Params
-    from engine.shoppers.trending import PopularitySettings
 
     weights = preset_weights(
         preset, visual=w_visual, popularity=w_popularity, category=w_category, gamma=gamma
@@ -138,10 +137,7 @@ def evaluate_command(
     with world(config) as (store, log):
         named = taxonomy_for(config, log)
         stored = log.popularity_settings()
-        ranking = PopularitySettings(
-            popularity or stored.mode,  # type: ignore[arg-type]  # validated next
-            stored.half_life_days if half_life is None else half_life,
-        ).validate()
+        ranking = stored.overridden(popularity, half_life)
         if use_log and ranking.half_life_days != stored.half_life_days:
             raise fail(
                 "--half-life with --use-log: the log's scores use the store's half-life; "

@@ -219,17 +219,13 @@ def popularity_mode(
     """Show or set the popularity that ranks: all-time (initial popularity + purchases)
     or trending (purchases halving every half-life); recommend, evaluate and serve use it."""
     from engine.shoppers.sync import sync_popularity
-    from engine.shoppers.trending import PopularitySettings
 
     with world(settings(home, qdrant_url)) as (store, log):
         current = log.popularity_settings()
         if mode is None and half_life is None:
             console.print(f"popularity: {current.text()}")
             return
-        chosen = PopularitySettings(
-            mode or current.mode,  # type: ignore[arg-type]  # validated when set
-            current.half_life_days if half_life is None else half_life,
-        ).validate()
+        chosen = current.overridden(mode, half_life)
         log.set_popularity_settings(chosen)
         if chosen != current:
             sync_popularity(store, log)  # the payloads carry the scores the mode ranks on
@@ -260,15 +256,12 @@ def popularity_top(
     from dataclasses import asdict
 
     from engine.shoppers.popular import top_items
-    from engine.shoppers.trending import PopularitySettings, parse_as_of
+    from engine.shoppers.trending import parse_as_of
 
     when = parse_as_of(as_of)
     with world(settings(home, qdrant_url)) as (store, log):
         current = log.popularity_settings()
-        chosen = PopularitySettings(
-            mode or current.mode,  # type: ignore[arg-type]  # validated next
-            current.half_life_days if half_life is None else half_life,
-        ).validate()
+        chosen = current.overridden(mode, half_life)
         top = top_items(store, log, chosen, when, n, gender, category)
     if as_json:
         document = {

@@ -41,6 +41,14 @@ class PopularitySettings:
             )
         return self
 
+    def overridden(self, mode: str | None, half_life_days: float | None) -> PopularitySettings:
+        """These settings with a command's flags applied (None or "" keeps a value),
+        validated."""
+        return PopularitySettings(
+            mode or self.mode,  # type: ignore[arg-type]  # validated next
+            self.half_life_days if half_life_days is None else half_life_days,
+        ).validate()
+
     def text(self) -> str:
         """`trending (half-life 14 days)` or `all-time`."""
         if self.mode == "all-time":
