@@ -138,6 +138,13 @@ def make_record(pid: object, payload: Payload | None, vectors: object, name: str
     return Record(str(pid), dict(payload or {}), named_vector(vectors, name) if name else None)
 
 
+def make_hit(
+    pid: object, score: float, payload: Payload | None, vectors: object, name: str | None
+) -> Hit:
+    """A Hit from a client's scored point and its named vector `name` (None: no vector)."""
+    return Hit(str(pid), score, dict(payload or {}), named_vector(vectors, name) if name else None)
+
+
 @dataclass(frozen=True)
 class PointBatch:
     """Points to write: ids, their payloads, and one backbone's vectors (row per id)."""

@@ -28,8 +28,8 @@ from engine.vectorstore.base import (
     Query,
     Record,
     VectorStore,
+    make_hit,
     make_record,
-    named_vector,
     search_ef,
 )
 from engine.vectorstore.formula import Abs, Const, Exp, Expr, GeoMetres, InSet, Mult, Pow, Sum, Var
@@ -329,15 +329,7 @@ class EdgeStore(VectorStore):
     ) -> list[list[Hit]]:
         results = self.shard.query_batch(qe.QueryBatchRequest(requests))
         return [
-            [
-                Hit(
-                    str(p.id),
-                    p.score,
-                    dict(p.payload or {}),
-                    named_vector(p.vector, name) if name else None,
-                )
-                for p in hits
-            ]
+            [make_hit(p.id, p.score, p.payload, p.vector, name) for p in hits]
             for hits, name in zip(results, vectors, strict=True)
         ]
 

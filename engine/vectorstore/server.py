@@ -29,8 +29,8 @@ from engine.vectorstore.base import (
     Query,
     Record,
     VectorStore,
+    make_hit,
     make_record,
-    named_vector,
     search_ef,
 )
 from engine.vectorstore.formula import Abs, Const, Exp, Expr, GeoMetres, InSet, Mult, Pow, Sum, Var
@@ -152,15 +152,7 @@ def guarded(method: Callable[..., T]) -> Callable[..., T]:
 
 def _hits(responses: list[models.QueryResponse], vectors: Sequence[str | None]) -> list[list[Hit]]:
     return [
-        [
-            Hit(
-                str(p.id),
-                p.score,
-                dict(p.payload or {}),
-                named_vector(p.vector, name) if name else None,
-            )
-            for p in response.points
-        ]
+        [make_hit(p.id, p.score, p.payload, p.vector, name) for p in response.points]
         for response, name in zip(responses, vectors, strict=True)
     ]
 
