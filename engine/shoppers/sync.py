@@ -179,8 +179,7 @@ def sync_popularity(
     range is recorded in the log (meta `popularity_range`).
     """
     store.ensure_indexes()
-    anchor = log.trend_anchor().isoformat()
-    if log.get("synced_anchor") != anchor:
+    if not _in_step(log):
         item_ids = None
     if item_ids is None:
         log.add_items(str(r.payload[ITEM_ID]) for r in store.scroll([ITEM_ID]))
@@ -197,15 +196,21 @@ def sync_popularity(
             store.set_payload(batch, {POPULARITY: float(value), TRENDING: trending})
     low, high = log.popularity_range()
     log.put("popularity_range", f"{low},{high}")
-    log.put("synced_anchor", anchor)
+    log.put("synced_anchor", log.trend_anchor().isoformat())
     return len(values)
+
+
+def _in_step(log: EventLog) -> bool:
+    """Whether the payloads' trending scores refer to the log's anchor (the last full sync
+    was made after the anchor last moved)."""
+    return log.get("synced_anchor") == log.trend_anchor().isoformat()
 
 
 def popularity_in_step(store: VectorStore, log: EventLog) -> int:
     """Sync every item's popularity payloads when they may lag the log (a store of an
     earlier version, or trending scores rescaled since): what a long-lived process does
     once before it serves, so no request pays for it. Returns items written (0: none)."""
-    if log.get("synced_anchor") == log.trend_anchor().isoformat():
+    if _in_step(log):
         return 0
     written = sync_popularity(store, log)
     store.optimize()
