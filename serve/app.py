@@ -48,6 +48,7 @@ from engine.errors import (
     one_line,
 )
 from engine.geo import Location, distance_km
+from engine.recommend.columns import Columns
 from engine.recommend.recommender import Params, Recommender
 from engine.recommend.scoring import preset_weights
 from engine.records import Purchase, Shop, User
@@ -130,9 +131,18 @@ class Service:
     taxonomy: Taxonomy
     settings: Settings
     ingests: Ingests = field(init=False)
+    columns: Columns | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.ingests = Ingests(self.settings, self.store, status_of, self._taxonomy_changed)
+
+    def recommender(self) -> Recommender:
+        """The recommender, reading the rerank's fields from a table in this process when
+        it is the store's only writer (the embedded store); made on first use, then kept
+        in step by the store's writes."""
+        if self.columns is None and self.store.exclusive and self.store.vector_dims():
+            self.columns = Columns(self.store)
+        return Recommender(self.store, self.taxonomy, columns=self.columns)
 
     def _taxonomy_changed(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
@@ -152,7 +162,12 @@ class Service:
                         logger.info("popularity payloads brought in step with the event log")
                 except StoreError as exc:  # every request will say so (503); serve anyway
                     logger.warning("popularity payloads not synced: %s", one_line(exc, 300))
-                return cls(store, events, chosen, settings)
+                service = cls(store, events, chosen, settings)
+                try:
+                    service.recommender()  # read the table now, not in the first request
+                except StoreError as exc:
+                    logger.warning("rerank fields not read: %s", one_line(exc, 300))
+                return service
             except BaseException:
                 events.close()
                 raise
@@ -272,7 +287,7 @@ class Service:
     # recommendations -------------------------------------------------------------------------
     def similar(self, item_id: str, params: Params) -> dict[str, Any]:
         """`recommend --item ID --json`: items like this one, every term of each."""
-        recs = Recommender(self.store, self.taxonomy).for_item(item_id, params)
+        recs = self.recommender().for_item(item_id, params)
         return self._document({"item": item_id}, [(f"like {item_id}", recs)], params)
 
     def user(self, user_id: str) -> User:
@@ -310,9 +325,7 @@ class Service:
     def for_user(self, user_id: str, params: Params) -> dict[str, Any]:
         """`recommend --user ID --json`: top-k after each purchase, and merged."""
         user = self.user(user_id)
-        result = Recommender(self.store, self.taxonomy).for_user(
-            user, list(self.log.purchases(user.id)), params
-        )
+        result = self.recommender().for_user(user, list(self.log.purchases(user.id)), params)
         lists = [(f"after {p.item_id}", recs) for p, recs in result.per_purchase]
         lists.append(("merged", result.merged))
         return self._document({"user": asdict(user)}, lists, params)

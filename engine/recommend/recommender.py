@@ -15,8 +15,16 @@ from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import ConfigError, NotFoundError
 from engine.geo import Location
 from engine.helpers import choice
+from engine.recommend.columns import Columns
 from engine.recommend.diversity import check_diversity
-from engine.recommend.rerank import Context, Recommendation, best_per_product, diversify, rerank
+from engine.recommend.rerank import (
+    Candidates,
+    Context,
+    Recommendation,
+    best_per_product,
+    diversify,
+    rerank,
+)
 from engine.recommend.scoring import Weights, relevance_formula
 from engine.records import Purchase, User
 from engine.schema import (
@@ -38,6 +46,7 @@ from engine.vectorstore.base import (
     Near,
     Query,
     Record,
+    Scored,
     VectorStore,
 )
 from engine.vectorstore.formula import Expr
@@ -46,7 +55,7 @@ VIEWS: Final = 8  # views a product may have (DeepFashion: at most 7); sizes the
 Searcher = Callable[[Sequence[Query], Sequence[str]], list[list[Hit]]]
 Rerank = Literal["client", "server"]
 Vectors = dict[str, NDArray[np.float32]]
-Ask = Callable[[list[int], int], list[list[Hit]]]
+Ask = Callable[[list[int], int], list[Candidates]]
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,9 @@ class _Spec:
 class Recommender:
     """Ranks catalog items for an item or a user, over one vector store.
 
-    The taxonomy gives CatSim and which item genders a shopper's gender is shown.
+    The taxonomy gives CatSim and which item genders a shopper's gender is shown. With
+    `columns` (a table of the rerank's fields, engine.recommend.columns), searches return
+    ids and scores only, which is most of a search's cost saved; results are the same.
     """
 
     def __init__(
@@ -135,11 +146,14 @@ class Recommender:
         taxonomy: Taxonomy | None = None,
         searcher: Searcher | None = None,
         popularity: Popularity | None = None,
+        columns: Columns | None = None,
     ) -> None:
         self.store = store
         self.taxonomy = taxonomy or deepfashion()
+        self._searcher = searcher
         self.search = searcher or store.search
         self.popularity = popularity
+        self.columns = columns
 
     def _query_items(self, item_ids: Sequence[str], backbone: str) -> dict[str, Record]:
         dims = self.store.vector_dims()
@@ -231,29 +245,31 @@ class Recommender:
             )
             for spec in specs
         ]
+        field = popularity_field(params.popularity)
         if self.popularity is not None:
             span = (self.popularity.low, self.popularity.high)
+        elif self.columns is not None:
+            span = self.columns.value_range(field) or (0.0, 0.0)
         else:
-            span = self.store.value_range(popularity_field(params.popularity)) or (0.0, 0.0)
+            span = self.store.value_range(field) or (0.0, 0.0)
         if ordered:
             results = self._server_mmr(queries, params)
         elif in_qdrant:
             results = self._server_ranked(specs, queries, params, span)
         else:
-            results = self.search(queries, hit_fields(params.popularity))
+            results = self._searched(queries, params)
         vectors: Vectors = {}
         if fetch:
-            results = self._with_vectors(results, params.backbone)
             vectors = {
-                str(h.payload[ITEM_ID]): h.vector
-                for hits in results
-                for h in hits
-                if h.vector is not None
+                str(item): vector
+                for found in results
+                for item, vector in zip(found.item_id, found.vectors or (), strict=True)
+                if vector is not None
             }
         known = None if self.popularity is None else self.popularity.values
         lists = [
             rerank(
-                hits,
+                found,
                 spec.context(),
                 params.weights,
                 span,
@@ -263,11 +279,25 @@ class Recommender:
                 scored=in_qdrant and not ordered,
                 diversity=params.diversity,
                 ordered=ordered,
-                field=popularity_field(params.popularity),
             )
-            for spec, hits in zip(specs, results, strict=True)
+            for spec, found in zip(specs, results, strict=True)
         ]
         return lists, vectors
+
+    def _searched(self, queries: list[Query], params: Params) -> list[Candidates]:
+        """The candidates of each query, by cosine: ids and scores from the search and the
+        rest from the table when there is one (and no vectors are wanted), else payloads."""
+        field = popularity_field(params.popularity)
+        if self.columns is not None and not any(q.with_vector for q in queries):
+            if self._searcher is None:
+                scored = self.store.search_scored(queries)
+            else:
+                scored = [Scored.of_hits(hits) for hits in self._searcher(queries, ())]
+            return [self.columns.candidates(s, field) for s in scored]
+        results = self.search(queries, hit_fields(params.popularity))
+        if any(q.with_vector for q in queries):
+            results = self._with_vectors(results, params.backbone)
+        return [Candidates.of_hits(hits, field) for hits in results]
 
     def _with_vectors(self, results: list[list[Hit]], backbone: str) -> list[list[Hit]]:
         """The hits with their vectors, read from the store for any the search left out
@@ -282,31 +312,32 @@ class Recommender:
         ]
 
     @staticmethod
-    def _enough(ask: Ask, rows: int, params: Params) -> list[list[Hit]]:
-        """Ask for the first k × VIEWS hits of each query (enough for k distinct products
-        unless a product has more views); a query short of k products is asked again for
-        all its candidates."""
+    def _enough(ask: Ask, rows: int, params: Params) -> list[Candidates]:
+        """Ask for the first k × VIEWS candidates of each query (enough for k distinct
+        products unless a product has more views); a query short of k products is asked
+        again for all its candidates."""
         limit = min(params.candidates, params.k * VIEWS)
         results = ask(list(range(rows)), limit)
         short = [
             i
-            for i, hits in enumerate(results)
-            if len(hits) == limit < params.candidates
-            and len({h.payload.get(PRODUCT_ID) for h in hits}) < params.k
+            for i, found in enumerate(results)
+            if len(found) == limit < params.candidates and len(set(found.product_id)) < params.k
         ]
-        for i, hits in zip(short, ask(short, params.candidates) if short else [], strict=True):
-            results[i] = hits
+        for i, found in zip(short, ask(short, params.candidates) if short else [], strict=True):
+            results[i] = found
         return results
 
-    def _server_mmr(self, queries: list[Query], params: Params) -> list[list[Hit]]:
+    def _server_mmr(self, queries: list[Query], params: Params) -> list[Candidates]:
         """Qdrant's MMR over each query's candidates: hits come back in the order it picks
         them, relevance being the cosine to the query (the whole relevance when w_v = 1 and
         every other weight is 0)."""
         mmr = Mmr(params.diversity, params.candidates)
+        field = popularity_field(params.popularity)
 
-        def ask(rows: list[int], limit: int) -> list[list[Hit]]:
+        def ask(rows: list[int], limit: int) -> list[Candidates]:
             asked = [replace(queries[i], limit=limit, mmr=mmr) for i in rows]
-            return self.store.search(asked, hit_fields(params.popularity))
+            found = self.store.search(asked, hit_fields(params.popularity))
+            return [Candidates.of_hits(hits, field) for hits in found]
 
         return self._enough(ask, len(queries), params)
 
@@ -316,24 +347,25 @@ class Recommender:
         queries: list[Query],
         params: Params,
         span: tuple[float, float],
-    ) -> list[list[Hit]]:
+    ) -> list[Candidates]:
         """The whole formula inside Qdrant: candidates come back ranked by relevance.
 
         Only the first k × VIEWS hits travel (see _enough), or every candidate with its
-        vector when the list is then diversified here.
+        vector when the list is then diversified here; ids and scores only when the table
+        holds the rest.
         """
+        field = popularity_field(params.popularity)
 
-        def ask(rows: list[int], limit: int) -> list[list[Hit]]:
+        def ask(rows: list[int], limit: int) -> list[Candidates]:
             formulas = [
-                FormulaQuery(
-                    queries[i],
-                    self._formula(specs[i], params, span),
-                    {popularity_field(params.popularity): 0.0},
-                    limit,
-                )
+                FormulaQuery(queries[i], self._formula(specs[i], params, span), {field: 0.0}, limit)
                 for i in rows
             ]
-            return self.store.formula_search(formulas, hit_fields(params.popularity))
+            if self.columns is not None and params.diversity == 0:
+                scored = self.store.formula_scored(formulas)
+                return [self.columns.candidates(s, field) for s in scored]
+            found = self.store.formula_search(formulas, hit_fields(params.popularity))
+            return [Candidates.of_hits(hits, field) for hits in found]
 
         if params.diversity > 0:
             return ask(list(range(len(specs))), params.candidates)

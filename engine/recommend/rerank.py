@@ -56,11 +56,52 @@ class Context:
     origin: Location | None
 
 
-def hit_distances(origin: Location | None, hits: Sequence[Hit]) -> np.ndarray:
-    """Kilometres from the origin to each hit's shop (NaN where either is unknown)."""
-    if origin is None:
-        return np.full(len(hits), np.nan)
-    return distances_km(origin, *coordinates(h.payload.get(STORE_LOCATION) for h in hits))
+@dataclass(frozen=True)
+class Candidates:
+    """One query's search hits as columns: what the rerank reads of each, row by row.
+
+    They come from the hits' payloads (`of_hits`) or, when the search returned ids and
+    scores only, from an in-process table of the catalog (engine.recommend.columns).
+    """
+
+    scores: NDArray[np.float64]  # cosine, or the relevance when ranked inside Qdrant
+    item_id: NDArray[np.object_]
+    product_id: NDArray[np.object_]
+    category: NDArray[np.object_]
+    gender: NDArray[np.object_]
+    store_id: NDArray[np.object_]  # str or None
+    lat: NDArray[np.float64]  # the shop's, NaN where unknown
+    lon: NDArray[np.float64]
+    popularity: NDArray[np.float64]  # of the mode in force
+    vectors: Sequence[NDArray[np.float32] | None] | None = None  # when the search carried them
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @classmethod
+    def of_hits(cls, hits: Sequence[Hit], field: str = POPULARITY) -> Candidates:
+        """The columns of hits that carry their payload (popularity from payload `field`)."""
+
+        def column(key: str) -> NDArray[np.object_]:
+            values = np.empty(len(hits), dtype=object)
+            values[:] = [h.payload.get(key) for h in hits]
+            return values
+
+        lat, lon = coordinates(h.payload.get(STORE_LOCATION) for h in hits)
+        return cls(
+            scores=np.array([h.score for h in hits], dtype=np.float64),
+            item_id=column(ITEM_ID),
+            product_id=column(PRODUCT_ID),
+            category=column(CATEGORY),
+            gender=column(GENDER),
+            store_id=column(STORE_ID),
+            lat=lat,
+            lon=lon,
+            popularity=np.array(
+                [float(h.payload.get(field) or 0.0) for h in hits], dtype=np.float64
+            ),
+            vectors=[h.vector for h in hits],
+        )
 
 
 def best_per_product(recs: Iterable[Recommendation], k: int) -> list[Recommendation]:
@@ -109,7 +150,7 @@ def diversify(
 
 
 def rerank(
-    hits: Sequence[Hit],
+    candidates: Candidates,
     context: Context,
     weights: Weights,
     span: tuple[float, float],
@@ -119,49 +160,55 @@ def rerank(
     scored: bool = False,
     diversity: float = 0.0,
     ordered: bool = False,
-    field: str = POPULARITY,
 ) -> list[Recommendation]:
-    """Every term of every hit, the best view of each product, the top k.
+    """Every term of every candidate, the best view of each product, the top k.
 
-    span is the catalog-wide range of the popularity in payload `field` (all-time or
-    trending); popularity, when given, replaces the payload's values. With `scored`, hit
-    scores are already the relevance (computed in Qdrant) and the visual term is
-    recovered from it; otherwise they are the cosine.
-    With diversity λ > 0 the k are chosen by maximal marginal relevance over the hits'
-    vectors, which every hit must carry; `ordered` hits are already in their final order
-    (Qdrant's MMR chose it) and the first view of each of the first k products is kept.
+    span is the catalog-wide range of the candidates' popularity (all-time or trending);
+    popularity, when given, replaces it by item id. With `scored`, the scores are already
+    the relevance (computed in Qdrant) and the visual term is recovered from it; otherwise
+    they are the cosine. With diversity λ > 0 the k are chosen by maximal marginal
+    relevance over the candidates' vectors, which every one must carry; `ordered`
+    candidates are already in their final order (Qdrant's MMR chose it) and the first view
+    of each of the first k products is kept. Only the listed rows become Recommendations.
     """
-    if not hits:
+    n = len(candidates)
+    if not n:
         return []
     if popularity is not None:
-        values = np.array([popularity.get(str(h.payload[ITEM_ID]), 0.0) for h in hits])
+        values = np.array([popularity.get(i, 0.0) for i in candidates.item_id], dtype=np.float64)
     else:
-        values = np.array([float(h.payload.get(field, 0.0)) for h in hits])
+        values = candidates.popularity
     norm = minmax(values, *span)
-    category = np.array(
-        [category_similarity(context.query_category, str(h.payload.get(CATEGORY))) for h in hits]
-    )
-    distances = hit_distances(context.origin, hits)
-    scores = np.array([h.score for h in hits], dtype=np.float64)
+    similar = {
+        c: category_similarity(context.query_category, str(c)) for c in set(candidates.category)
+    }
+    category = np.array([similar[c] for c in candidates.category], dtype=np.float64)
+    if context.origin is None:
+        distances = np.full(n, np.nan)
+    else:
+        distances = distances_km(context.origin, candidates.lat, candidates.lon)
+    scores = candidates.scores
     t = context.trendiness
     if scored:
         score = scores
-        rest = relevance(np.zeros(len(hits)), norm, t, category, weights, distances)
-        nan = np.full(len(hits), np.nan)
-        visual = (scores - rest) / weights.visual if weights.visual else nan
+        rest = relevance(np.zeros(n), norm, t, category, weights, distances)
+        visual = (scores - rest) / weights.visual if weights.visual else np.full(n, np.nan)
     else:
         visual = scores
         score = relevance(visual, norm, t, category, weights, distances)
     pop_term = popularity_term(norm, t, weights.gamma)
-    every = [
-        Recommendation(
-            rank=0,
-            item_id=str(h.payload[ITEM_ID]),
-            product_id=str(h.payload.get(PRODUCT_ID)),
-            category=str(h.payload.get(CATEGORY)),
-            gender=str(h.payload.get(GENDER)),
-            store_id=h.payload.get(STORE_ID),
-            distance_km=None if math.isnan(distances[i]) else float(distances[i]),
+
+    def recommendation(i: int, rank: int = 0) -> Recommendation:
+        distance = float(distances[i])
+        store = candidates.store_id[i]
+        return Recommendation(
+            rank=rank,
+            item_id=str(candidates.item_id[i]),
+            product_id=str(candidates.product_id[i]),
+            category=str(candidates.category[i]),
+            gender=str(candidates.gender[i]),
+            store_id=None if store is None else str(store),
+            distance_km=None if math.isnan(distance) else distance,
             visual=float(visual[i]),
             popularity=float(values[i]),
             norm_popularity=float(norm[i]),
@@ -170,15 +217,30 @@ def rerank(
             relevance=float(score[i]),
             query_item=context.query_item,
         )
-        for i, h in enumerate(hits)
-    ]
+
     if ordered:
-        return first_per_product(every, k)
-    if diversity > 0:
-        vectors = {
-            r.item_id: h.vector for r, h in zip(every, hits, strict=True) if h.vector is not None
-        }
+        rows = _first_rows(range(n), candidates.product_id, k)
+    elif diversity > 0:
+        every = [recommendation(i) for i in range(n)]
+        held = candidates.vectors or []
+        vectors = {r.item_id: v for r, v in zip(every, held, strict=False) if v is not None}
         if len(vectors) < len({r.item_id for r in every}):
-            raise ValueError("a diverse rerank needs every hit's vector")
+            raise ValueError("a diverse rerank needs every candidate's vector")
         return diversify(every, vectors, diversity, k)
-    return best_per_product(every, k)
+    else:  # by relevance, ties to the smaller item id, as best_per_product
+        order = np.lexsort((candidates.item_id, -score))
+        rows = _first_rows(order, candidates.product_id, k)
+    return [recommendation(int(i), rank) for rank, i in enumerate(rows, start=1)]
+
+
+def _first_rows(order: Iterable[int], products: NDArray[np.object_], k: int) -> list[int]:
+    """The first row of each product, in the given order, until k products."""
+    seen: set[object] = set()
+    rows = []
+    for i in order:
+        if products[i] not in seen:
+            seen.add(products[i])
+            rows.append(int(i))
+            if len(rows) == k:
+                break
+    return rows

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -119,6 +120,24 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Scored:
+    """A search's results without payloads: point ids as 128-bit integers, and scores."""
+
+    keys: list[int]
+    scores: list[float]
+
+    @classmethod
+    def of_hits(cls, hits: Sequence[Hit]) -> Scored:
+        """The ids and scores of hits."""
+        return cls([point_key(h.id) for h in hits], [h.score for h in hits])
+
+
+def point_key(pid: object) -> int:
+    """A point id (a UUID, or its text) as an integer."""
+    return pid.int if isinstance(pid, uuid.UUID) else uuid.UUID(str(pid)).int
+
+
+@dataclass(frozen=True)
 class Record:
     """A stored point: id, payload and, when asked for, one named vector."""
 
@@ -174,6 +193,17 @@ class VectorStore(ABC):
     """
 
     location: str
+    # Whether this process is the store's only writer (so an in-process copy of its
+    # payloads, told of every write, stays true): the embedded store locks its folder.
+    exclusive: bool = False
+
+    def watch(self, listener: Callable[[Sequence[str]], None]) -> None:
+        """Call listener with the ids of the points each later write touches."""
+        self._listeners = [*getattr(self, "_listeners", ()), listener]
+
+    def _changed(self, ids: Sequence[str]) -> None:
+        for listener in getattr(self, "_listeners", ()):
+            listener(ids)
 
     @abstractmethod
     def vector_dims(self) -> dict[str, int]:
@@ -250,6 +280,14 @@ class VectorStore(ABC):
         self, queries: Sequence[FormulaQuery], fields: Sequence[str]
     ) -> list[list[Hit]]:
         """Several prefetch-then-formula queries in one batch; scores are the formula's."""
+
+    def search_scored(self, queries: Sequence[Query]) -> list[Scored]:
+        """`search` returning ids and scores only (no payload, no vector)."""
+        return [Scored.of_hits(hits) for hits in self.search(queries, ())]
+
+    def formula_scored(self, queries: Sequence[FormulaQuery]) -> list[Scored]:
+        """`formula_search` returning ids and scores only (no payload, no vector)."""
+        return [Scored.of_hits(hits) for hits in self.formula_search(queries, ())]
 
     @abstractmethod
     def value_range(self, key: str) -> tuple[float, float] | None:

@@ -27,9 +27,11 @@ from engine.vectorstore.base import (
     PointBatch,
     Query,
     Record,
+    Scored,
     VectorStore,
     make_hit,
     make_record,
+    point_key,
     search_ef,
 )
 from engine.vectorstore.formula import Abs, Const, Exp, Expr, GeoMetres, InSet, Mult, Pow, Sum, Var
@@ -155,6 +157,8 @@ def _open_error(path: Path, exc: Exception) -> StoreError:
 class EdgeStore(VectorStore):
     """The embedded store: a Qdrant Edge shard in a folder, locked by the process using it."""
 
+    exclusive = True
+
     def __init__(self, path: Path, layout: Layout = Layout(), wait_s: float = 0.0) -> None:
         """Open (or prepare) the shard at path; wait up to wait_s for another process's lock."""
         self.path = path
@@ -240,6 +244,7 @@ class EdgeStore(VectorStore):
             for pid, vector, payload in zip(batch.ids, batch.vectors, batch.payloads, strict=True)
         ]
         self._update(qe.UpdateOperation.upsert_points(points))
+        self._changed(batch.ids)
 
     def add_vectors(self, batch: PointBatch) -> None:
         vectors = [
@@ -249,6 +254,7 @@ class EdgeStore(VectorStore):
         self._update(qe.UpdateOperation.update_vectors(vectors))
         for pid, payload in zip(batch.ids, batch.payloads, strict=True):
             self._update(qe.UpdateOperation.set_payload([pid], payload))
+        self._changed(batch.ids)
 
     def scroll(
         self,
@@ -283,25 +289,40 @@ class EdgeStore(VectorStore):
     def search(self, queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
         if not queries:
             return []
-        requests = [
+        requests = self._searches(queries, fields)
+        return self._query(requests, [q.using if q.with_vector else None for q in queries])
+
+    def search_scored(self, queries: Sequence[Query]) -> list[Scored]:
+        return self._scored(self._searches(queries, ())) if queries else []
+
+    def formula_scored(self, queries: Sequence[FormulaQuery]) -> list[Scored]:
+        return self._scored(self._formulas(queries, ())) if queries else []
+
+    @staticmethod
+    def _searches(queries: Sequence[Query], fields: Sequence[str]) -> list[qe.QueryRequest]:
+        return [
             qe.QueryRequest(
                 limit=q.limit,
                 query=_nearest(q),
                 filter=_translate(q.filter),
-                with_payload=list(fields),
+                with_payload=list(fields) or False,
                 with_vector=[q.using] if q.with_vector else False,
                 params=_params(q.limit if q.mmr is None else q.mmr.candidates),
             )
             for q in queries
         ]
-        return self._query(requests, [q.using if q.with_vector else None for q in queries])
 
     def formula_search(
         self, queries: Sequence[FormulaQuery], fields: Sequence[str]
     ) -> list[list[Hit]]:
         if not queries:
             return []
-        requests = [
+        named = [fq.prefetch.using if fq.prefetch.with_vector else None for fq in queries]
+        return self._query(self._formulas(queries, fields), named)
+
+    @staticmethod
+    def _formulas(queries: Sequence[FormulaQuery], fields: Sequence[str]) -> list[qe.QueryRequest]:
+        return [
             qe.QueryRequest(
                 limit=fq.limit,
                 prefetches=[
@@ -315,13 +336,18 @@ class EdgeStore(VectorStore):
                     )
                 ],
                 query=qe.Formula(_expression(fq.formula), defaults=fq.defaults),
-                with_payload=list(fields),
+                with_payload=list(fields) or False,
                 with_vector=[fq.prefetch.using] if fq.prefetch.with_vector else False,
             )
             for fq in queries
         ]
-        named = [fq.prefetch.using if fq.prefetch.with_vector else None for fq in queries]
-        return self._query(requests, named)
+
+    @guarded
+    def _scored(self, requests: list[qe.QueryRequest]) -> list[Scored]:
+        results = self.shard.query_batch(qe.QueryBatchRequest(requests))
+        return [
+            Scored([point_key(p.id) for p in hits], [p.score for p in hits]) for hits in results
+        ]
 
     @guarded
     def _query(
@@ -350,6 +376,7 @@ class EdgeStore(VectorStore):
     def set_payload(self, ids: Sequence[str], payload: Payload) -> None:
         if ids:
             self._update(qe.UpdateOperation.set_payload(list(ids), payload))
+            self._changed(ids)
 
     @guarded
     def count(self, flt: Filter | None = None) -> int:

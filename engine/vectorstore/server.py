@@ -282,6 +282,7 @@ class ServerStore(VectorStore):
             max_retries=UPLOAD_RETRIES,
             wait=True,
         )
+        self._changed(batch.ids)
 
     @guarded
     def add_vectors(self, batch: PointBatch) -> None:
@@ -300,6 +301,7 @@ class ServerStore(VectorStore):
             for pid, p in zip(batch.ids, batch.payloads, strict=True)
         ]
         self.client.batch_update_points(self.collection, operations, wait=True)
+        self._changed(batch.ids)
 
     def scroll(
         self,
@@ -340,7 +342,7 @@ class ServerStore(VectorStore):
                 using=q.using,
                 filter=_translate(q.filter),
                 limit=q.limit,
-                with_payload=list(fields),
+                with_payload=list(fields) or False,
                 with_vector=[q.using] if q.with_vector else False,
                 params=_params(q.limit if q.mmr is None else q.mmr.candidates),
             )
@@ -366,7 +368,7 @@ class ServerStore(VectorStore):
                 ),
                 query=models.FormulaQuery(formula=_expression(fq.formula), defaults=fq.defaults),
                 limit=fq.limit,
-                with_payload=list(fields),
+                with_payload=list(fields) or False,
                 with_vector=[fq.prefetch.using] if fq.prefetch.with_vector else False,
             )
             for fq in queries
@@ -396,6 +398,7 @@ class ServerStore(VectorStore):
     def set_payload(self, ids: Sequence[str], payload: Payload) -> None:
         if ids:
             self.client.set_payload(self.collection, payload, points=list(ids), wait=True)
+            self._changed(ids)
 
     @guarded
     def count(self, flt: Filter | None = None) -> int:

@@ -1,0 +1,212 @@
+"""The rerank's fields of every item, in columns in this process: searches then return ids
+and scores only, and the rerank reads the rest here.
+
+Moving payloads out of the engine is most of a search's cost (500 hits per user
+recommendation); this table holds the few fields the rerank reads (item, product,
+category, gender, shop and its location, both popularities), a few bytes per item
+beside the store. It keeps in step with the store it was read from: the store tells it
+which points each write touched, and it reads those again before it is next used. Only
+for a store no other process writes (the embedded one): a Qdrant server may be written
+by others, so it is searched with payloads.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.errors import StoreError
+from engine.geo import coordinates
+from engine.helpers import batched
+from engine.recommend.rerank import Candidates
+from engine.schema import (
+    CATEGORY,
+    GENDER,
+    HIT_FIELDS,
+    ITEM_ID,
+    POPULARITY,
+    PRODUCT_ID,
+    STORE_ID,
+    STORE_LOCATION,
+    TRENDING,
+)
+from engine.vectorstore.base import Record, Scored, VectorStore, point_key
+
+TEXT: Final = (ITEM_ID, PRODUCT_ID, CATEGORY, GENDER, STORE_ID)
+NUMBERS: Final = (POPULARITY, TRENDING)
+PAGE: Final = 4096
+
+
+class Columns:
+    """Every point's rerank fields by row; rows found by the point id's 128 bits."""
+
+    def __init__(self, store: VectorStore) -> None:
+        """Read every point of the store (one scroll), then follow its writes."""
+        self.store = store
+        self._lock = threading.RLock()  # writes arrive from other threads (a service's)
+        self._dirty: set[str] = set()
+        self._shared: dict[object, object] = {}  # one object per distinct value (interning)
+        self._text: dict[str, NDArray[np.object_]] = {k: np.empty(0, dtype=object) for k in TEXT}
+        self._numbers: dict[str, NDArray[np.float64]] = {
+            k: np.empty(0) for k in (*NUMBERS, "lat", "lon")
+        }
+        self._keys = np.empty((0, 2), dtype=np.uint64)  # (hi, lo) of each row's point id
+        self._order = np.empty(0, dtype=np.int64)  # rows by key
+        self._high = np.empty(0, dtype=np.uint64)  # the keys' high halves, in that order
+        self._ranges: dict[str, tuple[float, float] | None] = {}
+        store.watch(self._changed)
+        parts = [
+            self._read(page) for page in batched(store.scroll(list(HIT_FIELDS), page=PAGE), PAGE)
+        ]
+        if parts:
+            self._keys = np.concatenate([keys for keys, _, _ in parts])
+            for name in TEXT:
+                self._text[name] = np.concatenate([text[name] for _, text, _ in parts])
+            for name in self._numbers:
+                self._numbers[name] = np.concatenate([numbers[name] for _, _, numbers in parts])
+            self._sort()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def _changed(self, ids: Sequence[str]) -> None:
+        with self._lock:
+            self._dirty.update(ids)
+
+    def _refresh(self) -> None:
+        """Read again the points written since the last use."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            for ids in batched(sorted(dirty), PAGE):
+                self._put(self.store.retrieve(ids))
+
+    def _read(
+        self, records: Sequence[Record]
+    ) -> tuple[NDArray[np.uint64], dict[str, NDArray[np.object_]], dict[str, NDArray[np.float64]]]:
+        """The keys and columns of some points."""
+        keys = _split([point_key(r.id) for r in records])
+        text = {}
+        for name in TEXT:
+            column = np.empty(len(records), dtype=object)
+            column[:] = [self._intern(r.payload.get(name), name) for r in records]
+            text[name] = column
+        numbers = {
+            name: np.array([float(r.payload.get(name) or 0.0) for r in records]) for name in NUMBERS
+        }
+        numbers["lat"], numbers["lon"] = coordinates(r.payload.get(STORE_LOCATION) for r in records)
+        return keys, text, numbers
+
+    def _put(self, records: Sequence[Record]) -> None:
+        """Overwrite the rows of known points, append the others."""
+        if not records:
+            return
+        keys, text, numbers = self._read(records)
+        rows = self._find(keys)
+        new = rows < 0
+        if new.any():
+            self._keys = np.concatenate([self._keys, keys[new]])
+            for name in TEXT:
+                self._text[name] = np.concatenate([self._text[name], text[name][new]])
+            for name in self._numbers:
+                self._numbers[name] = np.concatenate([self._numbers[name], numbers[name][new]])
+            self._sort()
+        old = ~new
+        for name in TEXT:
+            self._text[name][rows[old]] = text[name][old]
+        for name in self._numbers:
+            self._numbers[name][rows[old]] = numbers[name][old]
+        self._ranges.clear()
+
+    def _intern(self, value: Any, name: str) -> Any:
+        if value is None:
+            return None
+        if name == ITEM_ID:
+            return str(value)
+        return self._shared.setdefault(value, value)
+
+    def _sort(self) -> None:
+        self._order = np.lexsort((self._keys[:, 1], self._keys[:, 0]))
+        self._high = self._keys[self._order, 0]
+
+    def _find(self, keys: NDArray[np.uint64]) -> NDArray[np.int64]:
+        """Rows of the given keys ((n, 2) high, low); -1 where unknown."""
+        rows = np.full(len(keys), -1, dtype=np.int64)
+        if not len(self._order) or not len(keys):
+            return rows
+        high = self._high
+        at = np.minimum(np.searchsorted(high, keys[:, 0]), len(high) - 1)
+        found = self._order[at]
+        hit = (self._keys[found, 0] == keys[:, 0]) & (self._keys[found, 1] == keys[:, 1])
+        rows[hit] = found[hit]
+        for i in np.flatnonzero(~hit & (high[at] == keys[:, 0])):  # 64-bit prefixes shared
+            j = int(at[i])  # by two points: with probability ~n²/2⁶⁵, walk the tie
+            while j < len(high) and high[j] == keys[i, 0]:
+                if self._keys[self._order[j], 1] == keys[i, 1]:
+                    rows[i] = self._order[j]
+                    break
+                j += 1
+        return rows
+
+    def _rows(self, keys: Sequence[int]) -> NDArray[np.int64]:
+        """Rows of point ids (as integers), reading any point not held yet from the store."""
+        with self._lock:
+            if self._dirty:
+                self._refresh()
+            split = _split(keys)
+            rows = self._find(split)
+            if (rows < 0).any():
+                missing = [str(uuid.UUID(int=k)) for k, r in zip(keys, rows, strict=True) if r < 0]
+                self._put(self.store.retrieve(missing))
+                rows = self._find(split)
+                if (rows < 0).any():
+                    raise StoreError(
+                        f"{self.store.location}: a search returned a point the store does not "
+                        "have; restart the service if the store was replaced under it"
+                    )
+            return rows
+
+    def candidates(self, scored: Scored, field: str = POPULARITY) -> Candidates:
+        """One search's results with their fields, popularity from column `field`."""
+        rows = self._rows(scored.keys)
+        text, numbers = self._text, self._numbers
+        return Candidates(
+            scores=np.asarray(scored.scores, dtype=np.float64),
+            item_id=text[ITEM_ID][rows],
+            product_id=text[PRODUCT_ID][rows],
+            category=text[CATEGORY][rows],
+            gender=text[GENDER][rows],
+            store_id=text[STORE_ID][rows],
+            lat=numbers["lat"][rows],
+            lon=numbers["lon"][rows],
+            popularity=numbers[field][rows],
+        )
+
+    def value_range(self, field: str) -> tuple[float, float] | None:
+        """(min, max) of a popularity column over every point (None when empty)."""
+        with self._lock:
+            if self._dirty:
+                self._refresh()
+            if field not in self._ranges:
+                values = self._numbers[field]
+                self._ranges[field] = (
+                    (float(values.min()), float(values.max())) if len(values) else None
+                )
+            return self._ranges[field]
+
+    def nbytes(self) -> int:
+        """Roughly what the table holds in memory (arrays and the strings they point at)."""
+        arrays = [self._keys, self._order, *self._numbers.values(), *self._text.values()]
+        strings = sum(len(s) + 49 for s in self._text[ITEM_ID] if s is not None)
+        strings += sum(len(str(s)) + 49 for s in self._shared)
+        return sum(a.nbytes for a in arrays) + strings
+
+
+def _split(keys: Iterable[int]) -> NDArray[np.uint64]:
+    """128-bit integers → (n, 2) uint64 (high, low)."""
+    mask = (1 << 64) - 1
+    return np.array([(k >> 64, k & mask) for k in keys], dtype=np.uint64).reshape(-1, 2)
