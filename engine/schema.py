@@ -84,9 +84,21 @@ def weights_field(backbone: str) -> str:
     return f"weights_{backbone}"
 
 
+Pooling = Literal["avg", "gem"]  # of the last convolutional map: average, generalised mean
+AVG: Final = "avg"  # also what a point without a pooling field was made with (older ingests)
+GEM: Final = "gem"
+
+
+def pooling_field(backbone: str) -> str:
+    """The payload field recording how an item's vector of a backbone was pooled (avg,
+    gem); points ingested before it was recorded have none and were average-pooled."""
+    return f"pooling_{backbone}"
+
+
 def provenance_text(labels: dict[str, int]) -> str:
-    """Which weights embedded a backbone's vectors, for people: `imagenet-keras`, or
-    `imagenet-keras 100, random 38 (mixed)` when a store mixes them."""
+    """Which weights embedded a backbone's vectors (or which pooling made them), for
+    people: `imagenet-keras`, or `imagenet-keras 100, random 38 (mixed)` when a store
+    mixes them."""
     if not labels:
         return "unknown"
     if len(labels) == 1:

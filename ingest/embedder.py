@@ -1,4 +1,5 @@
-"""Embedder: a backbone without its classifier, with its weights, batched inference."""
+"""Embedder: a backbone's trunk and pooling (VGG16: up to fc7), with its weights, batched
+inference."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from torch import nn
 
 from engine.backbones import IMAGENET, RANDOM, BackboneSpec, spec
 from engine.errors import WeightsError, one_line
-from ingest.networks import architecture, remove_head
+from engine.schema import AVG, Pooling
+from ingest.networks import architecture, embedding, remove_head
+from ingest.options import check_pooling
 from ingest.tfjs import caffe_input
 from ingest.torchcompat import import_torchvision
 from ingest.weights import InputKind, imported, read_checkpoint, read_state_dict, sha256
@@ -137,7 +140,12 @@ def cpu_supports_bf16() -> bool:
 
 
 class Embedder:
-    """Batches of uint8 images (N, 3, H, W) in, L2-normalised float32 embeddings out."""
+    """Batches of uint8 images (N, 3, H, W) in, L2-normalised float32 embeddings out.
+
+    pooling: how the last convolutional map becomes a vector, `avg` (the networks' own
+    average pooling) or `gem` (generalised mean, p = 3, computed in float32); VGG16's
+    embedding is fc7, average pooling only (ConfigError otherwise).
+    """
 
     def __init__(
         self,
@@ -146,8 +154,10 @@ class Embedder:
         device: str = "auto",
         precision: Precision = "auto",
         seed: int = 0,
+        pooling: Pooling = AVG,
     ) -> None:
         self.spec = spec(name)
+        self.pooling = check_pooling(name, pooling)  # recorded in the payload, as the weights
         network = load_network(name, weights, seed)
         self.random_init = network.provenance == RANDOM
         self.weights_label = network.provenance  # recorded in the payload: the provenance
@@ -158,7 +168,7 @@ class Embedder:
         else:
             use_bf16 = precision == "bf16"
         self.precision: Precision = "bf16" if use_bf16 else "fp32"
-        model = network.model.to(self.device)
+        model = embedding(name, network.model, pooling).eval().to(self.device)
         self.model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         shape = (1, 3, 1, 1)
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(shape)

@@ -12,12 +12,14 @@ from pathlib import Path
 from engine.catalog.items import Catalog, Naming, open_catalog, survey
 from engine.catalog.taxonomy import Taxonomy
 from engine.errors import CatalogError
+from engine.schema import AVG
 from engine.shoppers.eventlog import EventLog
 from engine.shoppers.sync import place_items
+from engine.spaces.build import update_spaces
 from engine.vectorstore.base import VectorStore
 from ingest.options import IngestJob
 from ingest.outcome import Outcome
-from ingest.pipeline import Embedder, ingest
+from ingest.pipeline import Embedder, ingest, pooling_of
 from ingest.report import FailureReport
 
 
@@ -59,7 +61,10 @@ def describe(checked: Checked, location: str, embedders: Mapping[str, Embedder])
     """The header line of a run: what is ingested where, with which networks and weights."""
     catalog = checked.catalog
     first = next(iter(embedders.values()))
-    weights = ", ".join(f"{n} {e.weights_label}" for n, e in embedders.items())
+    weights = ", ".join(
+        f"{n} {e.weights_label}{'' if pooling_of(e) == AVG else f' ({pooling_of(e)} pooling)'}"
+        for n, e in embedders.items()
+    )
     masks = f" (masks: {catalog.masks})" if catalog.masks else ""
     return (
         f"Ingesting {catalog.kind} catalog {catalog.path}{masks} into {location}: "
@@ -77,7 +82,9 @@ def run(
     on_stage: Callable[[str, int | None], None] = lambda stage, total: None,
     on_progress: Callable[[int], None] = lambda n: None,
 ) -> Outcome:
-    """Embed what the store lacks, record the taxonomy, place new items in stores, index.
+    """Embed what the store lacks, record the taxonomy, place new items in stores,
+    project them into the compact spaces derived from the backbones (their home is the
+    event log's folder), index.
 
     Placement comes before indexing: it rewrites the new items' payloads, and every
     write moves points out of the indexed segments (see EdgeStore.optimize).
@@ -99,6 +106,7 @@ def run(
         failures.close()
     log.set_taxonomy(checked.taxonomy)
     placed = place_items(store, log)
+    summary.vectors.update(update_spaces(store, log.path.parent, checked.job.backbones, on_stage))
     on_stage("indexing", None)
     store.optimize()
     return Outcome(

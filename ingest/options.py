@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from engine.backbones import BACKBONES, did_you_mean
 from engine.catalog.framing import Framing
@@ -12,9 +12,52 @@ from engine.catalog.items import UnknownCategory
 from engine.catalog.masks import DEFAULT_REMOVED, MissingMask, removed_labels
 from engine.errors import ConfigError
 from engine.helpers import choice
+from engine.schema import AVG, GEM, Pooling, pooling_field
+from engine.vectorstore.base import Filter, VectorStore
 
 # spawn: workers started from a process with threads of its own (the service)
 StartMethod = Literal["fork", "spawn", "forkserver"]
+UNPOOLED: Final = frozenset({"vgg16"})  # embeddings that are no pooled convolutional map
+
+
+def check_pooling(backbone: str, pooling: str) -> Pooling:
+    """The pooling, when it is one and the backbone's embedding is a pooled convolutional
+    map; ConfigError saying why otherwise."""
+    choice(Pooling, pooling, "--pooling")
+    if pooling != AVG and backbone in UNPOOLED:
+        raise ConfigError(
+            f"--pooling {pooling} does not apply to {backbone}: its embedding is the "
+            "fully-connected fc7 layer, not a pooled convolutional map; use --pooling avg "
+            f"for {backbone}, or another backbone"
+        )
+    return pooling  # type: ignore[return-value]  # checked above
+
+
+def stored_poolings(store: VectorStore, backbone: str) -> dict[str, int]:
+    """How the store's vectors of a backbone were pooled: pooling → points. Points
+    ingested before the pooling was recorded have no field: they count as avg."""
+    if backbone not in store.vector_dims():
+        return {}
+    total = store.count(Filter(has_vector=backbone))
+    found = {
+        pooling: store.count(Filter(equals={pooling_field(backbone): pooling}, has_vector=backbone))
+        for pooling in (AVG, GEM)
+    }
+    found[AVG] += total - sum(found.values())
+    return {pooling: n for pooling, n in found.items() if n}
+
+
+def refuse_mixed_pooling(store: VectorStore, backbone: str, pooling: str) -> None:
+    """ConfigError when the store holds vectors of the backbone pooled otherwise: one
+    space must not mix poolings (their cosines are not comparable)."""
+    other = {p: n for p, n in stored_poolings(store, backbone).items() if p != pooling}
+    if other:
+        held = ", ".join(f"{n} {p}-pooled" for p, n in sorted(other.items()))
+        raise ConfigError(
+            f"{store.location} holds {held} {backbone} vectors; this run asks for --pooling "
+            f"{pooling}, and one backbone's space must not mix poolings: ingest with "
+            f"--pooling {next(iter(other))}, or into another store (--home or --qdrant-url)"
+        )
 
 
 @dataclass(frozen=True)
@@ -58,6 +101,7 @@ class IngestJob:
     options: IngestOptions = field(default_factory=IngestOptions)
     unknown_category: UnknownCategory = "accept"
     root: Path | None = None
+    pooling: Pooling = AVG  # of the last convolutional map (vgg16: avg only, its fc7)
 
     def validate(self) -> IngestJob:
         """Raise ConfigError naming the first bad value."""
@@ -69,6 +113,8 @@ class IngestJob:
                 f"choose from {', '.join(BACKBONES)}"
             )
         choice(UnknownCategory, self.unknown_category, "--unknown-category")
+        for backbone in self.backbones:
+            check_pooling(backbone, self.pooling)
         self.options.validate()
         return self
 
@@ -90,11 +136,13 @@ class IngestJob:
             "limit": o.limit,
             "unknown_category": self.unknown_category,
             "root": None if self.root is None else str(self.root),
+            "pooling": self.pooling,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> IngestJob:
-        """Inverse of to_json (values validated by `validate`)."""
+        """Inverse of to_json (values validated by `validate`); a job without a pooling
+        (written before there was a choice) pools by average."""
 
         def path(key: str) -> Path | None:
             return None if data.get(key) is None else Path(str(data[key]))
@@ -117,4 +165,5 @@ class IngestJob:
             options=options,
             unknown_category=data["unknown_category"],
             root=path("root"),
+            pooling=data.get("pooling") or AVG,  # a job written before it: avg
         ).validate()

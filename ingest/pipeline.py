@@ -18,6 +18,7 @@ from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import MaskMissingError
 from engine.helpers import batched
 from engine.schema import (
+    AVG,
     CATEGORY,
     CATEGORY_GROUP,
     GENDER,
@@ -30,10 +31,11 @@ from engine.schema import (
     STORE_ORIGIN,
     VIEW,
     point_id,
+    pooling_field,
     weights_field,
 )
 from engine.vectorstore.base import Filter, Payload, PointBatch, VectorStore
-from ingest.options import IngestOptions
+from ingest.options import IngestOptions, refuse_mixed_pooling
 from ingest.outcome import IngestSummary
 from ingest.reader import Batch, WorkList, collate, item_to_line
 
@@ -41,7 +43,11 @@ CHECK_CHUNK: Final = 1024
 
 
 class Embedder(Protocol):
-    """What the pipeline needs of an embedder: its size, weights label, device and call."""
+    """What the pipeline needs of an embedder: its size, weights label, device and call.
+
+    Its `pooling` (avg, gem), recorded in the payload, is read where it has one (see
+    pooling_of): an embedder without one pools by average.
+    """
 
     @property
     def dim(self) -> int:
@@ -61,6 +67,11 @@ class Embedder(Protocol):
 
     def __call__(self, images: torch.Tensor) -> NDArray[np.float32]:
         """A uint8 batch (N, 3, H, W) in, unit-length rows out."""
+
+
+def pooling_of(embedder: Embedder) -> str:
+    """How an embedder pools its network's last map (avg where it does not say)."""
+    return str(getattr(embedder, "pooling", AVG))
 
 
 def item_payload(item: Item, masked: bool, taxonomy: Taxonomy | None = None) -> Payload:
@@ -219,6 +230,7 @@ def _write_batch(
                     {
                         **item_payload(s.item, s.masked, taxonomy),
                         weights_field(name): embedder.weights_label,
+                        pooling_field(name): pooling_of(embedder),
                     }
                     for s in samples
                 ],
@@ -247,8 +259,12 @@ def ingest(
     Items already holding every requested backbone's vector are skipped, so an
     interrupted run continues where it stopped. Per-item failures go to on_failure;
     on_stage names each stage (embedding with its item count, indexing) as it starts.
-    index=False leaves indexing to the caller (who writes more payloads first).
+    index=False leaves indexing to the caller (who writes more payloads first). A store
+    whose vectors of a backbone were pooled otherwise stops the run before anything is
+    written (ConfigError).
     """
+    for name, embedder in embedders.items():
+        refuse_mixed_pooling(store, name, pooling_of(embedder))
     for name, embedder in embedders.items():
         store.ensure_vector(name, embedder.dim)
     summary = IngestSummary()

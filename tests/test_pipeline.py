@@ -60,6 +60,7 @@ def test_same_points_on_edge_and_memory(
         "masked": True,
         "popularity": 0.0,
         "weights_resnet50": "random",
+        "pooling_resnet50": "avg",
     }
 
 
