@@ -5,8 +5,10 @@ from __future__ import annotations
 from rich.table import Table
 
 from cli.common import HomeOption, UrlOption, console, settings, store_for
+from cli.compact import print_spaces
 from engine.schema import CATEGORY, GENDER, MASKED, provenance_text
 from engine.vectorstore.base import Filter
+from ingest.options import stored_poolings
 
 
 def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
@@ -29,11 +31,14 @@ def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
                 console.print(f"popularity: {log.popularity_settings().text()}")
             finally:
                 log.close()
-        backbones = Table("backbone", "size", "vectors", "weights", title="vectors")
+        backbones = Table("backbone", "size", "vectors", "weights", "pooling", title="vectors")
         for name, dim in sorted(store.vector_dims().items()):
             count = str(store.count(Filter(has_vector=name)))
-            backbones.add_row(name, str(dim), count, provenance_text(store.provenance(name)))
+            weights = provenance_text(store.provenance(name))
+            pooling = provenance_text(stored_poolings(store, name))
+            backbones.add_row(name, str(dim), count, weights, pooling)
         console.print(backbones)
+        print_spaces(store, config.home)
         genders = store.facet(GENDER)
         table = Table("category", *sorted(genders), "total", title="items per category")
         for category in sorted(store.facet(CATEGORY)):

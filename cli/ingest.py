@@ -99,7 +99,9 @@ def run_ingest(config: Settings, job: IngestJob, report: Path | None = None) -> 
 
     if job.weights == "random":
         warn_random_weights()
-    embedders = {name: Embedder(name, job.weights, job.device) for name in job.backbones}
+    embedders = {
+        name: Embedder(name, job.weights, job.device, pooling=job.pooling) for name in job.backbones
+    }
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report = report or config.home / "reports" / f"ingest-{stamp}.csv"
     store = store_for(config)
@@ -173,6 +175,13 @@ def ingest_command(
         str, typer.Option(help="imagenet (TORCH_HOME cache), a state-dict PATH, or random.")
     ] = "imagenet",
     limit: Annotated[int | None, typer.Option(help="Ingest at most this many items.")] = None,
+    pooling: Annotated[
+        str,
+        typer.Option(
+            help="Of the last convolutional map: avg, or gem (generalised mean, p 3); "
+            "vgg16 (fc7): avg only."
+        ),
+    ] = "avg",
     framing: Annotated[
         str, typer.Option(help="letterbox (whole garment) or center-crop (the paper's).")
     ] = "letterbox",
@@ -238,6 +247,7 @@ def ingest_command(
         ),
         unknown_category=unknown_category,  # type: ignore[arg-type]  # validated by the job
         root=root,
+        pooling=pooling,  # type: ignore[arg-type]  # validated by the job
     ).validate()
     if api is not None:
         from cli.remote import remote_ingest

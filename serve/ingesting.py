@@ -54,6 +54,7 @@ class IngestRun:
             "done": self.done,
             "total": self.total,
             "weights": self.job.weights,
+            "pooling": self.job.pooling,
             "outcome": None if self.outcome is None else self.outcome.to_json(),
             "error": self.error,
             "status": self.status,
@@ -75,7 +76,8 @@ class Ingests:
         self.status_of = status_of
         self.on_taxonomy = on_taxonomy
         self.runs: dict[str, IngestRun] = {}
-        self.networks: dict[tuple[str, str, str], Any] = {}  # (backbone, weights, device)
+        # (backbone, weights, device, pooling)
+        self.networks: dict[tuple[str, str, str, str], Any] = {}
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
 
@@ -101,9 +103,9 @@ class Ingests:
 
         found = {}
         for name in job.backbones:
-            key = (name, job.weights, job.device)
+            key = (name, job.weights, job.device, job.pooling)
             if key not in self.networks:
-                self.networks[key] = Embedder(name, job.weights, job.device)
+                self.networks[key] = Embedder(name, job.weights, job.device, pooling=job.pooling)
             found[name] = self.networks[key]
         return found
 

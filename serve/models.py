@@ -128,3 +128,6 @@ class IngestIn(BaseModel):
     limit: int | None = None
     unknown_category: str = "accept"
     root: str | None = Field(default=None, description="Manifests: another image folder.")
+    pooling: str = Field(
+        default="avg", description="Of the last convolutional map: avg or gem (vgg16: avg)."
+    )
