@@ -11,7 +11,8 @@ then loaded into a fresh Qdrant Edge store with one layout:
 Queries run in a fresh process after the store is reopened and 50 warm-up queries:
 gender-filtered top-100 (p50/p99, recall@10 against exact search computed from the memmap),
 and a user recommendation (5 purchases, k 5), with the client rerank and with the rerank
-inside Qdrant.
+inside Qdrant, each with payloads on every hit and with ids only plus the in-process table
+of the rerank's fields (bench/profile.py breaks one down by phase).
 
     python bench/scale.py --size 100000 --layout int8-disk
 """
@@ -34,6 +35,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import numpy as np  # noqa: E402
 
 from engine.geo import Location  # noqa: E402
+from engine.recommend.columns import Columns  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
 from engine.records import Purchase, User  # noqa: E402
 from engine.schema import point_id  # noqa: E402
@@ -166,25 +168,31 @@ def query(folder: Path, store_dir: Path, count: int) -> dict[str, float]:
         len({payloads[j]["item_id"] for j in row} & set(hits)) / 10
         for row, hits in zip(exact, found, strict=True)
     ]
-    engine = Recommender(store)
+    start = time.perf_counter()
+    columns = Columns(store)
+    table_s = time.perf_counter() - start
     users = []
     for u in range(min(count, 100)):
         mine = [j for j in rng.choice(len(payloads), 40) if payloads[j]["gender"] == "WOMEN"][:5]
         when = datetime(2025, 1, 1, tzinfo=UTC)
         bought = [Purchase(f"u{u}", payloads[j]["item_id"], when, None) for j in mine]
         users.append((User(f"u{u}", "WOMEN", float(rng.uniform()), Location(48.86, 2.35)), bought))
-    result: dict[str, float] = {}
+    result: dict[str, float] = {"table_s": table_s, "table_mb": columns.nbytes() / 1e6}
     for mode in ("client", "server"):
-        params = Params(k=5, candidates=100, rerank=mode)  # type: ignore[arg-type]
-        for user, bought in users[:5]:
-            engine.for_user(user, bought, params)
-        spent = []
-        for user, bought in users:
-            start = time.perf_counter()
-            engine.for_user(user, bought, params)
-            spent.append(time.perf_counter() - start)
-        result[f"user_{mode}_p50_ms"] = float(np.percentile(spent, 50) * 1000)
-        result[f"user_{mode}_p99_ms"] = float(np.percentile(spent, 99) * 1000)
+        params = Params(k=5, candidates=100, rerank=mode)
+        for name, engine in (
+            (mode, Recommender(store)),  # payloads with every hit
+            (f"{mode}_table", Recommender(store, columns=columns)),  # ids, fields from the table
+        ):
+            for user, bought in users[:5]:
+                engine.for_user(user, bought, params)
+            spent = []
+            for user, bought in users:
+                start = time.perf_counter()
+                engine.for_user(user, bought, params)
+                spent.append(time.perf_counter() - start)
+            result[f"user_{name}_p50_ms"] = float(np.percentile(spent, 50) * 1000)
+            result[f"user_{name}_p99_ms"] = float(np.percentile(spent, 99) * 1000)
     store.close()
     ms = np.array(timings) * 1000
     return {

@@ -1,0 +1,275 @@
+"""Where the milliseconds of a user recommendation go, with payloads and with the table.
+
+On a store built by bench/scale.py (synthetic 2048-d vectors, DeepFashion-like payloads,
+default layout) reopened in this process: users with 5 purchases of their gender, k 5,
+100 candidates, after warm-up. Each variant (search returning payloads, or ids and
+scores with the rerank's fields read from the in-process table; the rerank in the client
+or inside Qdrant) is timed end to end (p50/p99) and by phase (means):
+
+    purchases   reading the purchased items and their vectors
+    range       the popularity's catalog-wide range
+    engine      inside Qdrant Edge's query_batch (the interpreter lock held)
+    results     turning its results into Python objects (hits with payloads, or ids)
+    table       looking the ids up in the table
+    rerank      the rerank and the rest
+
+and the final lists are compared with those of exact search (numpy over every vector,
+same filters, same rerank): recall@5 of each purchase's list and of the merged list.
+
+    python bench/profile.py --size 800000 [--users 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+# Run as a script, this folder would come first on sys.path (and bench/ingest.py would
+# shadow the `ingest` package): put the project root there instead.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import numpy as np  # noqa: E402
+
+from engine.geo import Location  # noqa: E402
+from engine.recommend.columns import Columns  # noqa: E402
+from engine.recommend.recommender import Params, Recommender  # noqa: E402
+from engine.records import Purchase, User  # noqa: E402
+from engine.schema import GENDER, PRODUCT_ID, point_id  # noqa: E402
+from engine.vectorstore.base import Hit, Query  # noqa: E402
+from engine.vectorstore.edge import EdgeStore  # noqa: E402
+
+DATA = Path(__file__).parent / ".data"
+WARMUP = 20
+Phases = dict[str, float]
+
+
+class Clock:
+    """Seconds spent in each phase, summed over the timed calls."""
+
+    def __init__(self) -> None:
+        self.spent: Phases = defaultdict(float)
+        self.on = False
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.on:
+                self.spent[name] += time.perf_counter() - start
+
+    def wrap(self, owner: Any, method: str, name: str) -> None:
+        """Time every call of owner.method under `name`."""
+        inner = getattr(owner, method)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with self.phase(name):
+                return inner(*args, **kwargs)
+
+        setattr(owner, method, timed)
+
+
+class ShardClock:
+    """The Edge shard with its query_batch timed (a native object takes no attributes)."""
+
+    def __init__(self, shard: Any, clock: Clock) -> None:
+        self._shard, self._clock = shard, clock
+
+    def query_batch(self, *args: Any) -> Any:
+        with self._clock.phase("engine"):
+            return self._shard.query_batch(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._shard, name)
+
+
+def make_users(
+    payloads: list[dict[str, Any]], count: int, seed: int = 1
+) -> list[tuple[User, list[Purchase]]]:
+    """Users with 5 purchases of their gender (WOMEN 60 %), trendiness uniform, in Paris."""
+    rng = np.random.default_rng(seed)
+    by_gender: dict[str, list[str]] = defaultdict(list)
+    for p in payloads:
+        by_gender[str(p["gender"])].append(str(p["item_id"]))
+    users = []
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    for u in range(count):
+        gender = "WOMEN" if rng.uniform() < 0.6 else "MEN"
+        items = rng.choice(by_gender[gender], size=5, replace=False)
+        user = User(f"u{u}", gender, float(rng.uniform()), Location(48.86, 2.35))
+        users.append((user, [Purchase(user.id, str(i), when, None) for i in items]))
+    return users
+
+
+class ExactSearch:
+    """Exact answers to every query the timed users will ask, found in one streaming pass
+    over the vectors per gender and replayed by query vector (the reference searcher)."""
+
+    def __init__(
+        self, vectors: np.ndarray, payloads: list[dict[str, Any]], fields: Sequence[str]
+    ) -> None:
+        self.vectors, self.payloads, self.fields = vectors, payloads, fields
+        self.genders = np.array([p["gender"] for p in payloads])
+        self.products = np.array([p["product_id"] for p in payloads])
+        self.answers: dict[bytes, list[Hit]] = {}
+
+    def prepare(self, queries: list[Query]) -> None:
+        """The exact filtered top `limit` of each query (gender within, products excluded)."""
+        shown = {q.vector.tobytes(): q for q in queries}
+        wanted = list(shown.values())
+        extra = max(len(q.filter.exclude.get(PRODUCT_ID, ())) for q in wanted if q.filter) * 8
+        depth = max(q.limit for q in wanted) + extra
+        groups: dict[frozenset[str], list[Query]] = defaultdict(list)
+        for q in wanted:
+            assert q.filter is not None
+            groups[frozenset(q.filter.within[GENDER])].append(q)
+        for genders, group in groups.items():
+            pool = np.flatnonzero(np.isin(self.genders, sorted(genders)))
+            matrix = np.stack([q.vector for q in group]).astype(np.float32)
+            best = np.full((len(group), depth), -np.inf, dtype=np.float32)
+            rows = np.zeros((len(group), depth), dtype=np.int64)
+            for start in range(0, len(pool), 50_000):
+                part = pool[start : start + 50_000]
+                scores = matrix @ np.asarray(self.vectors[part]).T
+                merged = np.concatenate([best, scores], axis=1)
+                every = np.concatenate([rows, np.broadcast_to(part, scores.shape)], axis=1)
+                top = np.argpartition(-merged, depth - 1, axis=1)[:, :depth]
+                best = np.take_along_axis(merged, top, axis=1)
+                rows = np.take_along_axis(every, top, axis=1)
+            for q, scores, found in zip(group, best, rows, strict=True):
+                order = np.argsort(-scores, kind="stable")
+                excluded = (
+                    q.filter.exclude.get(PRODUCT_ID, frozenset()) if q.filter else frozenset()
+                )
+                kept = [i for i in order if self.products[found[i]] not in excluded][: q.limit]
+                self.answers[q.vector.tobytes()] = [
+                    Hit(
+                        point_id(str(self.payloads[found[i]]["item_id"])),
+                        float(scores[i]),
+                        {k: self.payloads[found[i]].get(k) for k in self.fields},
+                    )
+                    for i in kept
+                ]
+
+    def __call__(self, queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
+        return [self.answers[q.vector.tobytes()] for q in queries]
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ms = np.array(samples) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--layout", default="int8-disk")
+    parser.add_argument("--users", type=int, default=200)
+    args = parser.parse_args()
+    folder, store_dir = DATA / str(args.size), DATA / f"store-{args.size}-{args.layout}"
+    if not store_dir.is_dir():
+        sys.exit(f"no store at {store_dir}: run bench/scale.py --size {args.size} first")
+    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+    payloads = [json.loads(line) for line in (folder / "payloads.jsonl").open()]
+    users = make_users(payloads, WARMUP + args.users)
+    warm, timed = users[:WARMUP], users[WARMUP:]
+    store = EdgeStore(store_dir)
+    clock = Clock()
+    store._shard = ShardClock(store.shard, clock)  # type: ignore[assignment]
+    for method, name in (("retrieve", "purchases"), ("value_range", "range")):
+        clock.wrap(store, method, name)
+    for method in ("search", "search_scored", "formula_search", "formula_scored"):
+        clock.wrap(store, method, "search")
+    start = time.perf_counter()
+    columns = Columns(store)
+    built = time.perf_counter() - start
+    clock.wrap(columns, "candidates", "table")
+    clock.wrap(columns, "value_range", "range")
+    print(
+        f"{args.size:,} points ({args.layout}), {platform.machine()}, "
+        f"{len(os.sched_getaffinity(0))} cores, load {os.getloadavg()[0]:.1f}; "
+        f"table read in {built:.1f} s, ~{columns.nbytes() / 1e6:.0f} MB"
+    )
+    got: dict[str, list[Any]] = {}
+    header = f"{'variant':<26}{'p50':>7}{'p99':>7} | " + " ".join(
+        f"{p:>9}" for p in ("purchases", "range", "engine", "results", "table", "rerank")
+    )
+    print(header)
+    for name, table, rerank in (
+        ("payloads, client rerank", False, "client"),
+        ("table, client rerank", True, "client"),
+        ("payloads, rerank in Qdrant", False, "server"),
+        ("table, rerank in Qdrant", True, "server"),
+    ):
+        engine = Recommender(store, columns=columns if table else None)
+        params = Params(k=5, candidates=100, rerank=rerank)  # type: ignore[arg-type]
+        for user, bought in warm:
+            engine.for_user(user, bought, params)
+        clock.spent.clear()
+        clock.on, spent, lists = True, [], []
+        for user, bought in timed:
+            start = time.perf_counter()
+            lists.append(engine.for_user(user, bought, params))
+            spent.append(time.perf_counter() - start)
+        clock.on = False
+        got[name] = lists
+        n = len(timed)
+        phase = {k: v / n * 1000 for k, v in clock.spent.items()}
+        results = phase.get("search", 0.0) - phase.get("engine", 0.0)
+        total = float(np.mean(spent) * 1000)
+        rest = total - sum(phase.get(k, 0.0) for k in ("purchases", "range", "search", "table"))
+        p50, p99 = percentiles(spent)
+        cells = [
+            phase.get("purchases", 0),
+            phase.get("range", 0),
+            phase.get("engine", 0),
+            results,
+            phase.get("table", 0),
+            rest,
+        ]
+        print(f"{name:<26}{p50:7.1f}{p99:7.1f} | " + " ".join(f"{c:9.2f}" for c in cells))
+    exact = ExactSearch(
+        vectors,
+        payloads,
+        ("item_id", "product_id", "category", "gender", "store_id", "store_location", "popularity"),
+    )
+    reference = Recommender(store, searcher=exact)
+    asked: list[Query] = []
+
+    def recording(queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
+        asked.extend(queries)
+        return [[] for _ in queries]
+
+    recorder = Recommender(store, searcher=recording)
+    for user, bought in timed:
+        recorder.for_user(user, bought, Params(k=5, candidates=100))
+    start = time.perf_counter()
+    exact.prepare(asked)
+    print(f"exact reference: {len(asked)} searches in {time.perf_counter() - start:.0f} s")
+    want = [reference.for_user(u, b, Params(k=5, candidates=100)) for u, b in timed]
+    for name, lists in got.items():
+        per, merged = [], []
+        for mine, ref in zip(lists, want, strict=True):
+            for (_, a), (_, b) in zip(mine.per_purchase, ref.per_purchase, strict=True):
+                per.append(len({r.item_id for r in a} & {r.item_id for r in b}) / max(1, len(b)))
+            merged.append(
+                len({r.item_id for r in mine.merged} & {r.item_id for r in ref.merged}) / 5
+            )
+        print(f"{name:<26} final-list recall@5: per purchase {np.mean(per):.4f}", end="")
+        print(f", merged {np.mean(merged):.4f}")
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
