@@ -37,6 +37,7 @@ from engine.evaluate.protocol import (
     ablation_weights,
     sweep_weights,
 )
+from engine.recommend.columns import Columns
 from engine.recommend.recommender import Params, Recommender, Searcher
 from engine.recommend.rerank import Recommendation
 from engine.recommend.scoring import Weights
@@ -185,6 +186,9 @@ class Evaluation:
         self.store, self.cohort, self.items, self.protocol = store, cohort, items, protocol
         self.taxonomy = taxonomy or deepfashion()
         self.search = CachedSearch(store.search)
+        # ids-only searches and the rerank's fields from a table, where this process is
+        # the store's only writer (same results, most of a search's cost saved)
+        self.columns = Columns(store) if store.exclusive else None
         self.rng = np.random.default_rng([protocol.seed, 3])
         self.engine = self.recommender()
         self.bits = surprisal(cohort.popularity.values)
@@ -195,7 +199,9 @@ class Evaluation:
 
     def recommender(self) -> Recommender:
         """The engine over the store, ranking on the cohort's popularity."""
-        return Recommender(self.store, self.taxonomy, self.search, self.cohort.popularity)
+        return Recommender(
+            self.store, self.taxonomy, self.search, self.cohort.popularity, self.columns
+        )
 
     def params(self, backbone: str, weights: Weights, diversity: float = 0.0) -> Params:
         """The protocol's recommendation parameters for one backbone, weights and MMR λ."""
