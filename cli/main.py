@@ -9,6 +9,7 @@ from typer.core import TyperGroup
 
 from cli.bulk import export_command, migrate_command
 from cli.common import error_line, interrupted
+from cli.compact import app as compact_app
 from cli.demo import demo_command
 from cli.evaluate import evaluate_command, show_command
 from cli.info import info_command
@@ -87,6 +88,7 @@ app.add_typer(popularity_app, name="popularity")
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(taxonomy_app, name="taxonomy")
 app.add_typer(weights_app, name="weights")
+app.add_typer(compact_app, name="compact")
 
 
 def main() -> None:
