@@ -102,10 +102,12 @@ def load_vectors(config: Settings, backbone: str, vectors: Path, payloads: Path)
 
     The stores the payloads name come from stores.csv beside them (what `export`
     writes) when the home lacks them; a store named nowhere stops the load before it
-    writes anything. Loaded items without a store are placed in the home's stores."""
+    writes anything. Loaded items without a store are placed in the home's stores, and
+    projected into the home's compact spaces derived from the backbone."""
     from engine.catalog.items import Naming
     from engine.geo import Region
     from engine.shoppers.sync import place_items
+    from engine.spaces.build import update_spaces
     from engine.vectorstore.transfer import load_points
 
     added, source = _stores_to_add(config, payloads)
@@ -121,9 +123,12 @@ def load_vectors(config: Settings, backbone: str, vectors: Path, payloads: Path)
             )
             log.replace_shops(shops, region, int(log.get("assign_seed") or 42))
         placed = place_items(store, log)
-        if placed:
-            store.optimize()  # the placement moved points out of the indexed segments
+        projected = update_spaces(store, config.home, [backbone])
+        if placed or projected:
+            store.optimize()  # the writes moved points out of the indexed segments
     console.print(f"loaded {written} {backbone} vector(s); {already} were already stored")
+    for space, count in projected.items():
+        console.print(f"{count} item(s) projected into {space}")
     if added:
         ids = ", ".join(s.id for s in added)
         console.print(f"{len(added)} store(s) added from {source}: {ids}")
