@@ -1,4 +1,5 @@
-"""Backups of the embedded store and the event log together, as one archive."""
+"""Backups of the embedded store, the event log and the compact spaces' projections
+together, as one archive."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from engine.errors import SnapshotError
+from engine.errors import FashionrecError, SnapshotError
 from engine.settings import EVENT_LOG, STORE_DIR
+from engine.spaces.registry import SPACES_DIR, list_spaces
 from engine.vectorstore import open_edge
 from engine.vectorstore.edge import EdgeStore
 
@@ -30,8 +32,22 @@ def _counts(store: EdgeStore, events: Path) -> dict[str, Any]:
     return counts
 
 
+def _temporary(folder: str, names: list[str]) -> list[str]:
+    """Files being written (atomically, under a temporary name) are not copied."""
+    return [n for n in names if n.startswith(".") and n.endswith(".tmp")]
+
+
+def _spaces(root: Path) -> list[str]:
+    """The compact spaces whose projection a home (or a staged snapshot) holds."""
+    try:
+        return [s.name for s in list_spaces(root)]
+    except FashionrecError as exc:
+        raise SnapshotError(f"{root / SPACES_DIR}: {exc}") from None
+
+
 def create(home: Path, archive: Path) -> dict[str, Any]:
-    """Write store + log to `archive` (.tar.gz); the store is held locked while copied."""
+    """Write store + log + spaces to `archive` (.tar.gz); the store is held locked while
+    copied."""
     store = open_edge(home)
     if not store.exists:
         store.close()
@@ -47,15 +63,18 @@ def create(home: Path, archive: Path) -> dict[str, Any]:
                     sqlite3.connect(staging / EVENT_LOG) as copy,
                 ):
                     source.backup(copy)
+            if (home / SPACES_DIR).is_dir():
+                shutil.copytree(home / SPACES_DIR, staging / SPACES_DIR, ignore=_temporary)
             created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             manifest = {"created": created, **_counts(store, staging / EVENT_LOG)}
+            manifest["spaces"] = _spaces(staging)
         finally:
             store.close()
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         partial = archive.with_name(archive.name + ".part")
         try:
             with tarfile.open(partial, "w:gz") as tar:
-                for name in (MANIFEST, STORE_DIR, EVENT_LOG):
+                for name in (MANIFEST, STORE_DIR, EVENT_LOG, SPACES_DIR):
                     if (staging / name).exists():
                         tar.add(staging / name, arcname=name)
             partial.replace(archive)
@@ -108,7 +127,8 @@ class Restored:
 
 
 def restore(archive: Path, home: Path, force: bool = False) -> Restored:
-    """Replace the store and log under home with the archive's, after checking it opens.
+    """Replace the store, log and spaces under home with the archive's, after checking it
+    opens.
 
     A bad archive is refused first; then a home that holds data, unless force; with
     force, what it holds is first written to an automatic snapshot under home/snapshots/.
@@ -134,6 +154,8 @@ def restore(archive: Path, home: Path, force: bool = False) -> Restored:
         except (OSError, tarfile.TarError, json.JSONDecodeError, KeyError, sqlite3.Error) as exc:
             raise SnapshotError(f"{archive}: not a fashionrec snapshot ({exc})") from None
         expected = {k: manifest.get(k) for k in found}
+        if "spaces" in manifest:  # snapshots taken before compact spaces have no such key
+            found["spaces"], expected["spaces"] = _spaces(staging), manifest["spaces"]
         if found != expected:
             raise SnapshotError(f"{archive}: contents do not match its manifest; not restored")
         if held and not force:
@@ -153,7 +175,7 @@ def restore(archive: Path, home: Path, force: bool = False) -> Restored:
 
 
 def _swap(archive: Path, staging: Path, home: Path) -> None:
-    """Move the home's store and log aside and the staged ones in; on failure, undo.
+    """Move the home's store, log and spaces aside and the staged ones in; on failure, undo.
 
     The previous files wait in a folder of the home (not the staging folder, which is
     deleted) until the swap is complete, so that a failed undo loses nothing.
@@ -162,11 +184,11 @@ def _swap(archive: Path, staging: Path, home: Path) -> None:
     out: list[str] = []
     moved_in: list[str] = []
     try:
-        for name in (STORE_DIR, EVENT_LOG, f"{EVENT_LOG}-wal", f"{EVENT_LOG}-shm"):
+        for name in (STORE_DIR, EVENT_LOG, f"{EVENT_LOG}-wal", f"{EVENT_LOG}-shm", SPACES_DIR):
             if (home / name).exists():  # the log's WAL files go too: they belong to the old log
                 (home / name).rename(old / name)
                 out.append(name)
-        for name in (STORE_DIR, EVENT_LOG):
+        for name in (STORE_DIR, EVENT_LOG, SPACES_DIR):
             if (staging / name).exists():
                 (staging / name).rename(home / name)
                 moved_in.append(name)

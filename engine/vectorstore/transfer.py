@@ -30,6 +30,7 @@ from engine.schema import (
     point_id,
     weights_field,
 )
+from engine.spaces.registry import is_compact
 from engine.vectorstore.base import Filter, PointBatch, VectorStore
 
 VECTORS: Final = "vectors.npy"
@@ -41,11 +42,16 @@ COPY_BATCH: Final = 500  # points per page and write of a copy
 
 
 def export_points(store: VectorStore, backbone: str, folder: Path) -> int:
-    """Write every point holding the backbone's vector; returns the count."""
+    """Write every point holding the backbone's (or a compact space's) vector; returns the
+    count. The payloads leave out which projection wrote the other compact spaces'
+    vectors: those vectors stay behind."""
     count = store.count(Filter(has_vector=backbone))
     if count == 0:
         raise TransferError(f"no {backbone} vectors in {store.location} to export")
-    dim = store.vector_dims()[backbone]
+    dims = store.vector_dims()
+    dim = dims[backbone]
+    # which projection wrote a compact space's vector: not carried with other vectors
+    others = {weights_field(n) for n in dims if is_compact(n) and n != backbone}
     folder.mkdir(parents=True, exist_ok=True)
     vectors = np.lib.format.open_memmap(folder / VECTORS, "w+", np.float32, (count, dim))
     written = 0
@@ -53,7 +59,8 @@ def export_points(store: VectorStore, backbone: str, folder: Path) -> int:
         for record in store.scroll(None, Filter(has_vector=backbone), vector=backbone):
             assert record.vector is not None
             vectors[written] = record.vector
-            out.write(json.dumps(record.payload, sort_keys=True) + "\n")
+            payload = {k: v for k, v in record.payload.items() if k not in others}
+            out.write(json.dumps(payload, sort_keys=True) + "\n")
             written += 1
     vectors.flush()
     return written
