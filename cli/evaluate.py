@@ -32,7 +32,7 @@ from cli.common import (
 )
 from engine.backbones import BACKBONES, unknown_backbone
 from engine.recommend.scoring import preset_weights
-from engine.schema import provenance_text
+from engine.spaces.registry import is_compact, missing_space, weights_text
 from engine.vectorstore import VectorStore
 
 
@@ -59,7 +59,7 @@ def progress_bar() -> Progress:
 
 def _weights_note(store: VectorStore, backbones: list[str]) -> str:
     """Which weights embedded each backbone's vectors, and a warning for random ones."""
-    parts = [f"{b}: {provenance_text(store.provenance(b))} weights" for b in backbones]
+    parts = [f"{b}: {weights_text(store, b)} weights" for b in backbones]
     note = "; ".join(parts)
     if any("random" in p for p in parts):
         note += (
@@ -74,7 +74,7 @@ def evaluate_command(
     max_purchases: Annotated[int, typer.Option(help="Purchases per user: 1..this.")] = 5,
     k: Annotated[int, typer.Option("-k", "--k", help="Recommendations per purchase.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the simulation and baselines.")] = 42,
-    backbones: Annotated[str, typer.Option(help="Comma-separated backbones.")] = (
+    backbones: Annotated[str, typer.Option(help="Comma-separated backbones or compact spaces.")] = (
         "resnet50,densenet121,vgg16"
     ),
     preset: Annotated[str, typer.Option(help="default or paper.")] = "default",
@@ -144,9 +144,12 @@ def evaluate_command(
                 "change it with `fashionrec popularity mode trending --half-life DAYS`"
             )
         missing = [b for b in names if b not in store.vector_dims()]
-        unknown = [b for b in missing if b not in BACKBONES]
+        unknown = [b for b in missing if b not in BACKBONES and not is_compact(b)]
         if unknown:
             raise fail(unknown_backbone(unknown[0], tuple(sorted(store.vector_dims()))))
+        for name in missing:
+            if message := missing_space(name, store.vector_dims()):
+                raise fail(message)
         if missing:
             have = ", ".join(sorted(store.vector_dims())) or "none"
             raise fail(
@@ -171,7 +174,7 @@ def evaluate_command(
                     f"{source}; taxonomy {named.name}; popularity {ranking.text()}; "
                     f"{_weights_note(store, names)}.",
                     "popularity": ranking.text(),
-                    "vector_weights": {b: provenance_text(store.provenance(b)) for b in names},
+                    "vector_weights": {b: weights_text(store, b) for b in names},
                     "users": cohort.total,
                     "max_purchases": max_purchases,
                     "k": k,

@@ -26,6 +26,7 @@ from engine.geo import Location
 from engine.recommend.rerank import Recommendation
 from engine.recommend.scoring import Weights, preset_weights
 from engine.schema import provenance_text
+from engine.spaces.registry import backbone_in_force, missing_space, source_weights
 
 # every field of a Recommendation, in order: the CSV carries each term the JSON does
 COLUMNS: Final = tuple(f.name for f in fields(Recommendation))
@@ -168,7 +169,14 @@ def recommend_command(
     item: Annotated[str | None, typer.Option(help="Recommend items like this item id.")] = None,
     user: Annotated[str | None, typer.Option(help="Recommend for this user id.")] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Recommendations per list.")] = 5,
-    backbone: Annotated[str, typer.Option(help="Vector space to search.")] = "resnet50",
+    backbone: Annotated[
+        str | None,
+        typer.Option(
+            help="Vector space to search: a backbone or a compact space (default: the "
+            "store's, `fashionrec compact default`, else resnet50).",
+            show_default=False,
+        ),
+    ] = None,
     candidates: Annotated[int, typer.Option(help="ANN candidates before the rerank.")] = 100,
     preset: Annotated[
         str, typer.Option(help="default (0.6/0.2/0.2) or paper (0.7/0.3/0).")
@@ -235,6 +243,8 @@ def recommend_command(
         distance=w_distance,
         distance_scale_km=distance_scale_km,
     )
+    config = settings(home, qdrant_url, taxonomy)
+    backbone = backbone_in_force(config.home, backbone)
     params = Params(
         backbone=backbone,
         k=k,
@@ -248,8 +258,10 @@ def recommend_command(
         diversity=diversity,
         popularity=popularity or "all-time",  # type: ignore[arg-type]
     ).validate()
-    config = settings(home, qdrant_url, taxonomy)
     with world(config) as (store, log):
+        missing = missing_space(backbone, store.vector_dims())
+        if missing:
+            raise fail(missing)
         if popularity is None:
             params = replace(params, popularity=log.popularity_settings().mode)
         names = taxonomy_for(config, log)
@@ -272,12 +284,14 @@ def recommend_command(
             lists.append(("merged", result.merged))
             header = {"user": asdict(shopper)}
         provenance = store.provenance(backbone)
+        source = source_weights(store, backbone)
         ranking = log.popularity_settings()
     trend = replace(ranking, mode=params.popularity).text()
-    vectors = {"backbone": backbone, "weights": provenance, "taxonomy": names.name}
+    vectors = {"backbone": backbone, "weights": provenance, "taxonomy": names.name, **source}
+    underlying = source.get("source", {}).get("weights", provenance)
     warning = (
         ""
-        if provenance and "random" not in provenance
+        if underlying and "random" not in underlying
         else " — visual similarity is not meaningful"
     )
     if as_json:
@@ -300,8 +314,13 @@ def recommend_command(
             for r in recs:
                 writer.writerow((name, *(getattr(r, c) for c in COLUMNS)))
     else:
+        made = (
+            f" ({source['source']['backbone']} {provenance_text(underlying)} weights)"
+            if source
+            else " weights"
+        )
         console.print(
-            f"{backbone} vectors: {provenance_text(provenance)} weights{warning} · taxonomy "
+            f"{backbone} vectors: {provenance_text(provenance)}{made}{warning} · taxonomy "
             f"{names.name} · popularity {trend}"
         )
         if user is not None:

@@ -68,6 +68,12 @@ from engine.shoppers.eventlog import EventLog, event_id
 from engine.shoppers.purchases import import_purchases, time_zone
 from engine.shoppers.sync import popularity_in_step, sync_popularity
 from engine.shoppers.trending import as_of
+from engine.spaces.registry import (
+    DEFAULT_BACKBONE,
+    backbone_in_force,
+    missing_space,
+    source_weights,
+)
 from engine.vectorstore import open_store
 from engine.vectorstore.base import Filter, Record, VectorStore
 from ingest.options import IngestJob
@@ -273,6 +279,7 @@ class Service:
                 name: {"dim": dim, "weights": self.store.provenance(name)}
                 for name, dim in sorted(dims.items())
             },
+            "default_backbone": backbone_in_force(self.settings.home, None),
             "taxonomy": self.taxonomy.name,
             "genders": self.store.facet(GENDER) if dims else {},
             "categories": self.store.facet(CATEGORY) if dims else {},
@@ -341,6 +348,7 @@ class Service:
             "backbone": params.backbone,
             "weights": self.store.provenance(params.backbone),
             "taxonomy": self.taxonomy.name,
+            **source_weights(self.store, params.backbone),
         }
         body = [
             {"list": name, "recommendations": [finite(asdict(r)) for r in recs]}
@@ -428,7 +436,13 @@ def finite(row: dict[str, Any]) -> dict[str, Any]:
 
 async def ranking(
     k: Annotated[int, Query(le=100, description="Recommendations per list.")] = 5,
-    backbone: Annotated[str, Query(description="Vector space to search.")] = "resnet50",
+    backbone: Annotated[
+        str | None,
+        Query(
+            description="Vector space to search: a backbone or a compact space (default: "
+            "the store's default space, else resnet50)."
+        ),
+    ] = None,
     candidates: Annotated[int, Query(le=1000, description="ANN candidates.")] = 100,
     preset: Annotated[str, Query(description="default (0.6/0.2/0.2) or paper.")] = "default",
     w_visual: Annotated[float | None, Query(description="w_v, visual similarity.")] = None,
@@ -457,7 +471,7 @@ async def ranking(
         distance_scale_km=distance_scale_km,
     )
     return Params(
-        backbone=backbone,
+        backbone=backbone or DEFAULT_BACKBONE,
         k=k,
         candidates=candidates,
         weights=weights,
@@ -480,7 +494,13 @@ Held = Annotated[Service, Depends(service_of)]
 async def ranking_in_force(
     request: Request, params: Annotated[Params, Depends(ranking)], service: Held
 ) -> Params:
-    """The ranking asked for, with the store's popularity mode unless one was given."""
+    """The ranking asked for, with the store's popularity mode and default space unless
+    they were given; a compact space the store lacks is unknown (404)."""
+    if "backbone" not in request.query_params:
+        params = replace(params, backbone=backbone_in_force(service.settings.home, None))
+    missing = missing_space(params.backbone, service.store.vector_dims())
+    if missing:
+        raise NotFoundError(missing)
     if "popularity" in request.query_params:
         return params
     return replace(params, popularity=service.log.popularity_settings().mode)

@@ -146,7 +146,8 @@ async function loadCatalog() {
     option.value = name;
     return option;
   }));
-  if (backbones.includes("resnet50")) select.value = "resnet50";
+  const preferred = catalog.default_backbone || "resnet50";
+  if (backbones.includes(preferred)) select.value = preferred;
   for (const [id, values] of [["gender-filter", catalog.genders], ["category-filter", catalog.categories]]) {
     const target = $(id);
     const chosen = target.value;
