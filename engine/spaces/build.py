@@ -153,13 +153,17 @@ def make_space(store: VectorStore, home: Path, plan: Plan) -> Space:
 def pending(store: VectorStore, space: Space) -> list[str]:
     """The ids of the items holding the source vector but not this projection's vector
     (no vector of the space, or one another projection wrote), sorted."""
-    done = {
-        r.id
-        for r in store.scroll(
-            [ITEM_ID],
-            Filter(has_vector=space.name, equals={weights_field(space.name): space.tag}),
-        )
-    }
+    done = (
+        {
+            r.id
+            for r in store.scroll(
+                [ITEM_ID],
+                Filter(has_vector=space.name, equals={weights_field(space.name): space.tag}),
+            )
+        }
+        if space.name in store.vector_dims()
+        else set()
+    )
     return [pid for pid in source_ids(store, space.source) if pid not in done]
 
 
