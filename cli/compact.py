@@ -69,11 +69,12 @@ def fit_command(
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """Learn a PCA(-whitening) of a backbone's vectors on a seeded sample, store it as the
-    space `<backbone>-pca<dim>` and write every item's projected vector.
+    """Learn a PCA of a backbone's vectors and write every item's projected vector.
 
-    Resumable and idempotent: items holding this projection's vector are skipped, so an
-    interrupted run, run again, writes each remaining item once.
+    The projection (PCA, or PCA-whitening with --whiten) is learned on a seeded sample and
+    stored as the space `<backbone>-pca<dim>`. Resumable and idempotent: items holding this
+    projection's vector are skipped, so an interrupted run, run again, writes each
+    remaining item once.
     """
     from engine.spaces.build import fill, make_space, pending, plan_fit
     from engine.spaces.registry import FitRequest
@@ -198,7 +199,7 @@ def default_command(
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """Make a space the one `recommend`, `serve` and the page search unless told otherwise."""
+    """Make a space the one queries search unless they name one (resnet50: the raw vectors)."""
     from engine.spaces.build import pending
     from engine.spaces.registry import backbone_in_force, load_space, set_default_space
 
