@@ -22,14 +22,21 @@ labels.csv with filename, id, gender, articleType, ...), in one run:
 
 The vectors of (1) for the three networks are read back from the stores of (2).
 
+`--study compact` runs another study instead (bench/compact.py): average against GeM
+pooling, and PCA / PCA-whitening learned on one half of the catalog and evaluated on the
+other, also through the engine.
+
     TORCH_HOME=... python bench/quality.py [--data ../shared/data/fashion-products]
         [--limit N] [--every 20] [--workers 2] [--batch-size 32]
+    python bench/quality.py --study compact [--networks resnet50,mobilenet_v2] [--seed 0]
+        [--every 20] [--engine-best 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import os
 import platform
 import sys
@@ -123,6 +130,16 @@ def write_manifest(data: Path, limit: int | None, folder: Path) -> Path:
     return manifest
 
 
+def catalog_items(data: Path, limit: int | None = None) -> list[Item]:
+    """The catalog's items (labels.csv read as a manifest, retail taxonomy), in order."""
+    with tempfile.TemporaryDirectory(prefix="fashionrec-quality-") as tmp:
+        manifest = write_manifest(data, limit, Path(tmp))
+        catalog = open_catalog(
+            manifest, taxonomy=built_in("retail"), root=(data / "images").resolve()
+        )
+        return [e for e in catalog if isinstance(e, Item)]
+
+
 def labels_of(items: Sequence[Item], taxonomy: Taxonomy) -> Labels:
     return Labels(
         ids=[i.item_id for i in items],
@@ -155,6 +172,11 @@ def letterbox_filled(
     canvas.paste(image.resize(size, Image.Resampling.BILINEAR), (left, top))
     pixels = np.asarray(canvas, dtype=np.uint8).transpose(2, 0, 1)
     return np.ascontiguousarray(pixels), (left, top, left + size[0], top + size[1])
+
+
+def filled_pixels(item: Item, fill: tuple[int, int, int]) -> Pixels:
+    """The network input of `letterbox_filled`."""
+    return letterbox_filled(item, fill)[0]
 
 
 def check_letterbox(items: Sequence[Item]) -> None:
@@ -192,7 +214,7 @@ def histogram(item: Item) -> np.ndarray:
     photo = pixels[:, top:bottom, left:right].reshape(3, -1).astype(np.int64) >> 5
     counts = np.bincount(photo[0] * 64 + photo[1] * 8 + photo[2], minlength=512)
     vector = counts.astype(np.float32) / counts.sum()
-    return vector / np.linalg.norm(vector)
+    return np.asarray(vector / np.linalg.norm(vector), dtype=np.float32)
 
 
 # metrics -------------------------------------------------------------------------------
@@ -425,7 +447,27 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=20, help="engine queries: every Nth item")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--study",
+        choices=("networks", "compact"),
+        default="networks",
+        help="networks: the sections above; compact: pooling (avg, GeM) and PCA / "
+        "PCA-whitening learned on one half of the catalog, evaluated on the other "
+        "(bench/compact.py)",
+    )
+    parser.add_argument(
+        "--networks", default="resnet50,mobilenet_v2", help="compact: backbones to study"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="compact: the split by product")
+    parser.add_argument(
+        "--engine-best", type=int, default=3, help="compact: best variants through the engine"
+    )
     args = parser.parse_args()
+    if args.study == "compact":
+        from bench.compact import run
+
+        run(args, lambda data: catalog_items(data, args.limit))
+        return
 
     began = time.perf_counter()
     whole_run = OtherLoad()
@@ -467,7 +509,7 @@ def main() -> None:
         for name, fill in PADDINGS.items():
             start = time.perf_counter()
             framings[f"letterbox, {name} padding"] = embed_all(
-                resnet, items, lambda i, f=fill: letterbox_filled(i, f)[0], args.batch_size
+                resnet, items, functools.partial(filled_pixels, fill=fill), args.batch_size
             )
             print(
                 f"  {name} padding: {len(items) / (time.perf_counter() - start):.1f} images/s",
