@@ -16,7 +16,13 @@ or inside Qdrant) is timed end to end (p50/p99) and by phase (means):
 and the final lists are compared with those of exact search (numpy over every vector,
 same filters, same rerank): recall@5 of each purchase's list and of the merged list.
 
-    python bench/profile.py --size 800000 [--users 200]
+With --settings ef:oversampling ..., the table with the client rerank is timed again under
+each query-time setting (HNSW ef; int8 candidates per result rescored on the originals, 0:
+none), each on users of its own (a vector asked twice finds its originals already read),
+and judged by the recall of the final lists, not of the candidates: a candidate missed at
+rank 95 rarely changes the top 5.
+
+    python bench/profile.py --size 800000 [--users 200] [--settings 200:2 128:1.5 100:1]
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import platform
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,12 +45,14 @@ from typing import Any
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import numpy as np  # noqa: E402
+import qdrant_edge as qe  # noqa: E402
 
 from engine.geo import Location  # noqa: E402
 from engine.recommend.columns import Columns  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
 from engine.records import Purchase, User  # noqa: E402
 from engine.schema import GENDER, PRODUCT_ID, point_id  # noqa: E402
+from engine.vectorstore import edge  # noqa: E402
 from engine.vectorstore.base import Hit, Query  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
 
@@ -166,6 +174,20 @@ class ExactSearch:
         return [self.answers[q.vector.tobytes()] for q in queries]
 
 
+def setting(ef: int, oversampling: float) -> Callable[[int], qe.SearchParams]:
+    """The store's search parameters under one query-time setting."""
+
+    def params(limit: int) -> qe.SearchParams:
+        if not oversampling:
+            return qe.SearchParams(
+                hnsw_ef=ef, quantization=qe.QuantizationSearchParams(rescore=False)
+            )
+        rescore = qe.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+        return qe.SearchParams(hnsw_ef=ef, quantization=rescore)
+
+    return params
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     ms = np.array(samples) * 1000
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
@@ -176,6 +198,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--layout", default="int8-disk")
     parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--settings", nargs="*", default=[], help="ef:oversampling ...")
     args = parser.parse_args()
     folder, store_dir = DATA / str(args.size), DATA / f"store-{args.size}-{args.layout}"
     if not store_dir.is_dir():
@@ -184,6 +207,8 @@ def main() -> None:
     payloads = [json.loads(line) for line in (folder / "payloads.jsonl").open()]
     users = make_users(payloads, WARMUP + args.users)
     warm, timed = users[:WARMUP], users[WARMUP:]
+    settings = [tuple(float(x) for x in s.split(":")) for s in args.settings]
+    others = [make_users(payloads, args.users, seed=10 + n) for n in range(len(settings))]
     store = EdgeStore(store_dir)
     clock = Clock()
     store._shard = ShardClock(store.shard, clock)  # type: ignore[assignment]
@@ -239,6 +264,19 @@ def main() -> None:
             rest,
         ]
         print(f"{name:<26}{p50:7.1f}{p99:7.1f} | " + " ".join(f"{c:9.2f}" for c in cells))
+    tabled = Recommender(store, columns=columns)
+    default = edge._params
+    for (ef, oversampling), group in zip(settings, others, strict=True):
+        edge._params = setting(int(ef), oversampling)  # type: ignore[assignment]
+        spent, lists = [], []
+        for user, bought in group:
+            start = time.perf_counter()
+            lists.append(tabled.for_user(user, bought, Params(k=5, candidates=100)))
+            spent.append(time.perf_counter() - start)
+        got[f"table, ef {ef:g}, oversampling {oversampling:g}"] = lists
+        p50, p99 = percentiles(spent)
+        print(f"table, ef {int(ef)}, oversampling {oversampling:g}: p50 {p50:.1f} p99 {p99:.1f}")
+    edge._params = default
     exact = ExactSearch(
         vectors,
         payloads,
@@ -252,13 +290,15 @@ def main() -> None:
         return [[] for _ in queries]
 
     recorder = Recommender(store, searcher=recording)
-    for user, bought in timed:
+    everyone = [*timed, *(u for group in others for u in group)]
+    for user, bought in everyone:
         recorder.for_user(user, bought, Params(k=5, candidates=100))
     start = time.perf_counter()
     exact.prepare(asked)
     print(f"exact reference: {len(asked)} searches in {time.perf_counter() - start:.0f} s")
-    want = [reference.for_user(u, b, Params(k=5, candidates=100)) for u, b in timed]
-    for name, lists in got.items():
+    groups = [timed] * 4 + others
+    for (name, lists), group in zip(got.items(), groups, strict=True):
+        want = [reference.for_user(u, b, Params(k=5, candidates=100)) for u, b in group]
         per, merged = [], []
         for mine, ref in zip(lists, want, strict=True):
             for (_, a), (_, b) in zip(mine.per_purchase, ref.per_purchase, strict=True):
