@@ -36,6 +36,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,34 +103,41 @@ class ShardClock:
         return getattr(self._shard, name)
 
 
-def make_users(
-    payloads: list[dict[str, Any]], count: int, seed: int = 1
-) -> list[tuple[User, list[Purchase]]]:
+@dataclass(frozen=True)
+class Catalog:
+    """What the bench needs of the payloads: item, gender and product of every row."""
+
+    item_id: np.ndarray
+    gender: np.ndarray
+    product_id: np.ndarray
+
+    @classmethod
+    def read(cls, path: Path) -> Catalog:
+        rows = [json.loads(line) for line in path.open()]
+        return cls(*(np.array([r[k] for r in rows]) for k in ("item_id", "gender", "product_id")))
+
+
+def make_users(catalog: Catalog, count: int, seed: int = 1) -> list[tuple[User, list[Purchase]]]:
     """Users with 5 purchases of their gender (WOMEN 60 %), trendiness uniform, in Paris."""
     rng = np.random.default_rng(seed)
-    by_gender: dict[str, list[str]] = defaultdict(list)
-    for p in payloads:
-        by_gender[str(p["gender"])].append(str(p["item_id"]))
+    by_gender = {g: catalog.item_id[catalog.gender == g] for g in ("WOMEN", "MEN")}
     users = []
     when = datetime(2025, 1, 1, tzinfo=UTC)
     for u in range(count):
         gender = "WOMEN" if rng.uniform() < 0.6 else "MEN"
         items = rng.choice(by_gender[gender], size=5, replace=False)
-        user = User(f"u{u}", gender, float(rng.uniform()), Location(48.86, 2.35))
+        user = User(f"u{seed}-{u}", gender, float(rng.uniform()), Location(48.86, 2.35))
         users.append((user, [Purchase(user.id, str(i), when, None) for i in items]))
     return users
 
 
 class ExactSearch:
     """Exact answers to every query the timed users will ask, found in one streaming pass
-    over the vectors per gender and replayed by query vector (the reference searcher)."""
+    over the vectors per gender and replayed by query vector (the reference searcher; ids
+    and scores only: the reference reads the rest from the table too)."""
 
-    def __init__(
-        self, vectors: np.ndarray, payloads: list[dict[str, Any]], fields: Sequence[str]
-    ) -> None:
-        self.vectors, self.payloads, self.fields = vectors, payloads, fields
-        self.genders = np.array([p["gender"] for p in payloads])
-        self.products = np.array([p["product_id"] for p in payloads])
+    def __init__(self, vectors: np.ndarray, catalog: Catalog) -> None:
+        self.vectors, self.catalog = vectors, catalog
         self.answers: dict[bytes, list[Hit]] = {}
 
     def prepare(self, queries: list[Query]) -> None:
@@ -143,7 +151,7 @@ class ExactSearch:
             assert q.filter is not None
             groups[frozenset(q.filter.within[GENDER])].append(q)
         for genders, group in groups.items():
-            pool = np.flatnonzero(np.isin(self.genders, sorted(genders)))
+            pool = np.flatnonzero(np.isin(self.catalog.gender, sorted(genders)))
             matrix = np.stack([q.vector for q in group]).astype(np.float32)
             best = np.full((len(group), depth), -np.inf, dtype=np.float32)
             rows = np.zeros((len(group), depth), dtype=np.int64)
@@ -157,21 +165,27 @@ class ExactSearch:
                 rows = np.take_along_axis(every, top, axis=1)
             for q, scores, found in zip(group, best, rows, strict=True):
                 order = np.argsort(-scores, kind="stable")
-                excluded = (
-                    q.filter.exclude.get(PRODUCT_ID, frozenset()) if q.filter else frozenset()
-                )
-                kept = [i for i in order if self.products[found[i]] not in excluded][: q.limit]
+                excluded = q.filter.exclude.get(PRODUCT_ID, frozenset()) if q.filter else set()
+                products = self.catalog.product_id[found[order]]
+                kept = [i for i, p in zip(order, products, strict=True) if p not in excluded]
                 self.answers[q.vector.tobytes()] = [
-                    Hit(
-                        point_id(str(self.payloads[found[i]]["item_id"])),
-                        float(scores[i]),
-                        {k: self.payloads[found[i]].get(k) for k in self.fields},
-                    )
-                    for i in kept
+                    Hit(point_id(str(self.catalog.item_id[found[i]])), float(scores[i]), {})
+                    for i in kept[: q.limit]
                 ]
 
     def __call__(self, queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
         return [self.answers[q.vector.tobytes()] for q in queries]
+
+
+def read_through(folder: Path) -> float:
+    """Read every file of a folder once (into the page cache); seconds it took."""
+    start = time.perf_counter()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            with path.open("rb") as data:
+                while data.read(1 << 24):
+                    pass
+    return time.perf_counter() - start
 
 
 def setting(ef: int, oversampling: float) -> Callable[[int], qe.SearchParams]:
@@ -193,22 +207,33 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
+VARIANTS = (  # name, table, rerank
+    ("payloads, client rerank", False, "client"),
+    ("table, client rerank", True, "client"),
+    ("payloads, rerank in Qdrant", False, "server"),
+    ("table, rerank in Qdrant", True, "server"),
+)
+PHASES = ("purchases", "range", "engine", "results", "table", "rerank")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--layout", default="int8-disk")
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--settings", nargs="*", default=[], help="ef:oversampling ...")
+    parser.add_argument("--cache", action="store_true", help="read the store's files first")
     args = parser.parse_args()
     folder, store_dir = DATA / str(args.size), DATA / f"store-{args.size}-{args.layout}"
     if not store_dir.is_dir():
         sys.exit(f"no store at {store_dir}: run bench/scale.py --size {args.size} first")
     vectors = np.load(folder / "vectors.npy", mmap_mode="r")
-    payloads = [json.loads(line) for line in (folder / "payloads.jsonl").open()]
-    users = make_users(payloads, WARMUP + args.users)
+    catalog = Catalog.read(folder / "payloads.jsonl")
+    users = make_users(catalog, WARMUP + args.users)
     warm, timed = users[:WARMUP], users[WARMUP:]
     settings = [tuple(float(x) for x in s.split(":")) for s in args.settings]
-    others = [make_users(payloads, args.users, seed=10 + n) for n in range(len(settings))]
+    others = [make_users(catalog, args.users, seed=10 + n) for n in range(len(settings))]
+    cached = f"; store files read through in {read_through(store_dir):.0f} s" if args.cache else ""
     store = EdgeStore(store_dir)
     clock = Clock()
     store._shard = ShardClock(store.shard, clock)  # type: ignore[assignment]
@@ -224,65 +249,53 @@ def main() -> None:
     print(
         f"{args.size:,} points ({args.layout}), {platform.machine()}, "
         f"{len(os.sched_getaffinity(0))} cores, load {os.getloadavg()[0]:.1f}; "
-        f"table read in {built:.1f} s, ~{columns.nbytes() / 1e6:.0f} MB"
+        f"table read in {built:.1f} s, ~{columns.nbytes() / 1e6:.0f} MB{cached}",
+        flush=True,
     )
-    got: dict[str, list[Any]] = {}
-    header = f"{'variant':<26}{'p50':>7}{'p99':>7} | " + " ".join(
-        f"{p:>9}" for p in ("purchases", "range", "engine", "results", "table", "rerank")
-    )
-    print(header)
-    for name, table, rerank in (
-        ("payloads, client rerank", False, "client"),
-        ("table, client rerank", True, "client"),
-        ("payloads, rerank in Qdrant", False, "server"),
-        ("table, rerank in Qdrant", True, "server"),
-    ):
-        engine = Recommender(store, columns=columns if table else None)
-        params = Params(k=5, candidates=100, rerank=rerank)  # type: ignore[arg-type]
-        for user, bought in warm:
-            engine.for_user(user, bought, params)
-        clock.spent.clear()
-        clock.on, spent, lists = True, [], []
-        for user, bought in timed:
+    engines = [Recommender(store, columns=columns if table else None) for _, table, _ in VARIANTS]
+    params = [Params(k=5, candidates=100, rerank=r) for _, _, r in VARIANTS]  # type: ignore[arg-type]
+    for user, bought in warm:
+        for engine, p in zip(engines, params, strict=True):
+            engine.for_user(user, bought, p)
+    # every user through every variant, the order rotating: none is always first to read
+    spent: list[list[float]] = [[] for _ in VARIANTS]
+    phases: list[Phases] = [defaultdict(float) for _ in VARIANTS]
+    got: dict[str, list[Any]] = {name: [] for name, _, _ in VARIANTS}
+    clock.on = True
+    for n, (user, bought) in enumerate(timed):
+        for v in np.roll(np.arange(len(VARIANTS)), n):
+            clock.spent.clear()
             start = time.perf_counter()
-            lists.append(engine.for_user(user, bought, params))
-            spent.append(time.perf_counter() - start)
-        clock.on = False
-        got[name] = lists
-        n = len(timed)
-        phase = {k: v / n * 1000 for k, v in clock.spent.items()}
-        results = phase.get("search", 0.0) - phase.get("engine", 0.0)
-        total = float(np.mean(spent) * 1000)
-        rest = total - sum(phase.get(k, 0.0) for k in ("purchases", "range", "search", "table"))
-        p50, p99 = percentiles(spent)
-        cells = [
-            phase.get("purchases", 0),
-            phase.get("range", 0),
-            phase.get("engine", 0),
-            results,
-            phase.get("table", 0),
-            rest,
-        ]
-        print(f"{name:<26}{p50:7.1f}{p99:7.1f} | " + " ".join(f"{c:9.2f}" for c in cells))
-    tabled = Recommender(store, columns=columns)
+            got[VARIANTS[v][0]].append(engines[v].for_user(user, bought, params[v]))
+            spent[v].append(time.perf_counter() - start)
+            for key, value in clock.spent.items():
+                phases[v][key] += value
+    clock.on = False
+    print(f"{'variant':<27}{'p50':>7}{'p99':>7} |" + "".join(f"{p:>10}" for p in PHASES))
+    for (name, _, _), times, phase in zip(VARIANTS, spent, phases, strict=True):
+        ms = {k: v / len(times) * 1000 for k, v in phase.items()}
+        results = ms.get("search", 0.0) - ms.get("engine", 0.0)
+        total = float(np.mean(times) * 1000)
+        rest = total - sum(ms.get(k, 0.0) for k in ("purchases", "range", "search", "table"))
+        cells = [ms.get("purchases", 0), ms.get("range", 0), ms.get("engine", 0), results]
+        cells += [ms.get("table", 0), rest]
+        p50, p99 = percentiles(times)
+        print(f"{name:<27}{p50:7.1f}{p99:7.1f} |" + "".join(f"{c:10.2f}" for c in cells))
+    tabled = engines[1]
     default = edge._params
     for (ef, oversampling), group in zip(settings, others, strict=True):
         edge._params = setting(int(ef), oversampling)  # type: ignore[assignment]
-        spent, lists = [], []
+        times, lists = [], []
         for user, bought in group:
             start = time.perf_counter()
             lists.append(tabled.for_user(user, bought, Params(k=5, candidates=100)))
-            spent.append(time.perf_counter() - start)
-        got[f"table, ef {ef:g}, oversampling {oversampling:g}"] = lists
-        p50, p99 = percentiles(spent)
+            times.append(time.perf_counter() - start)
+        got[f"table, ef {int(ef)}, oversampling {oversampling:g}"] = lists
+        p50, p99 = percentiles(times)
         print(f"table, ef {int(ef)}, oversampling {oversampling:g}: p50 {p50:.1f} p99 {p99:.1f}")
     edge._params = default
-    exact = ExactSearch(
-        vectors,
-        payloads,
-        ("item_id", "product_id", "category", "gender", "store_id", "store_location", "popularity"),
-    )
-    reference = Recommender(store, searcher=exact)
+    exact = ExactSearch(vectors, catalog)
+    reference = Recommender(store, searcher=exact, columns=columns)
     asked: list[Query] = []
 
     def recording(queries: Sequence[Query], fields: Sequence[str]) -> list[list[Hit]]:
@@ -296,17 +309,16 @@ def main() -> None:
     start = time.perf_counter()
     exact.prepare(asked)
     print(f"exact reference: {len(asked)} searches in {time.perf_counter() - start:.0f} s")
-    groups = [timed] * 4 + others
+    groups = [timed] * len(VARIANTS) + others
     for (name, lists), group in zip(got.items(), groups, strict=True):
         want = [reference.for_user(u, b, Params(k=5, candidates=100)) for u, b in group]
         per, merged = [], []
         for mine, ref in zip(lists, want, strict=True):
             for (_, a), (_, b) in zip(mine.per_purchase, ref.per_purchase, strict=True):
                 per.append(len({r.item_id for r in a} & {r.item_id for r in b}) / max(1, len(b)))
-            merged.append(
-                len({r.item_id for r in mine.merged} & {r.item_id for r in ref.merged}) / 5
-            )
-        print(f"{name:<26} final-list recall@5: per purchase {np.mean(per):.4f}", end="")
+            same = {r.item_id for r in mine.merged} & {r.item_id for r in ref.merged}
+            merged.append(len(same) / max(1, len(ref.merged)))
+        print(f"{name:<40} final-list recall@5: per purchase {np.mean(per):.4f}", end="")
         print(f", merged {np.mean(merged):.4f}")
     store.close()
 
