@@ -13,8 +13,7 @@ by others, so it is searched with payloads.
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -35,7 +34,7 @@ from engine.schema import (
     STORE_LOCATION,
     TRENDING,
 )
-from engine.vectorstore.base import Record, Scored, VectorStore, point_key
+from engine.vectorstore.base import Record, Scored, VectorStore, key_id, point_keys
 
 TEXT: Final = (ITEM_ID, PRODUCT_ID, CATEGORY, GENDER, STORE_ID)
 NUMBERS: Final = (POPULARITY, TRENDING)
@@ -89,7 +88,7 @@ class Columns:
         self, records: Sequence[Record]
     ) -> tuple[NDArray[np.uint64], dict[str, NDArray[np.object_]], dict[str, NDArray[np.float64]]]:
         """The keys and columns of some points."""
-        keys = _split([point_key(r.id) for r in records])
+        keys = point_keys(r.id for r in records)
         text = {}
         for name in TEXT:
             column = np.empty(len(records), dtype=object)
@@ -152,17 +151,15 @@ class Columns:
                 j += 1
         return rows
 
-    def _rows(self, keys: Sequence[int]) -> NDArray[np.int64]:
-        """Rows of point ids (as integers), reading any point not held yet from the store."""
+    def _rows(self, keys: NDArray[np.uint64]) -> NDArray[np.int64]:
+        """Rows of point keys, reading any point not held yet from the store."""
         with self._lock:
             if self._dirty:
                 self._refresh()
-            split = _split(keys)
-            rows = self._find(split)
+            rows = self._find(keys)
             if (rows < 0).any():
-                missing = [str(uuid.UUID(int=k)) for k, r in zip(keys, rows, strict=True) if r < 0]
-                self._put(self.store.retrieve(missing))
-                rows = self._find(split)
+                self._put(self.store.retrieve([key_id(k) for k in keys[rows < 0]]))
+                rows = self._find(keys)
                 if (rows < 0).any():
                     raise StoreError(
                         f"{self.store.location}: a search returned a point the store does not "
@@ -204,9 +201,3 @@ class Columns:
         strings = sum(len(s) + 49 for s in self._text[ITEM_ID] if s is not None)
         strings += sum(len(str(s)) + 49 for s in self._shared)
         return sum(a.nbytes for a in arrays) + strings
-
-
-def _split(keys: Iterable[int]) -> NDArray[np.uint64]:
-    """128-bit integers → (n, 2) uint64 (high, low)."""
-    mask = (1 << 64) - 1
-    return np.array([(k >> 64, k & mask) for k in keys], dtype=np.uint64).reshape(-1, 2)

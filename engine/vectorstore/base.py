@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -121,20 +121,31 @@ class Hit:
 
 @dataclass(frozen=True)
 class Scored:
-    """A search's results without payloads: point ids as 128-bit integers, and scores."""
+    """A search's results without payloads: point ids as keys, and scores."""
 
-    keys: list[int]
-    scores: list[float]
+    keys: NDArray[np.uint64]  # (n, 2): each point id's 128 bits, high half then low
+    scores: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, ids: Iterable[object], scores: Iterable[float]) -> Scored:
+        """From point ids (UUIDs or their text) and their scores."""
+        return cls(point_keys(ids), np.fromiter(scores, dtype=np.float64))
 
     @classmethod
     def of_hits(cls, hits: Sequence[Hit]) -> Scored:
         """The ids and scores of hits."""
-        return cls([point_key(h.id) for h in hits], [h.score for h in hits])
+        return cls.of((h.id for h in hits), (h.score for h in hits))
 
 
-def point_key(pid: object) -> int:
-    """A point id (a UUID, or its text) as an integer."""
-    return pid.int if isinstance(pid, uuid.UUID) else uuid.UUID(str(pid)).int
+def point_keys(ids: Iterable[object]) -> NDArray[np.uint64]:
+    """Point ids (UUIDs, or their text) as (n, 2) unsigned 64-bit halves."""
+    raw = b"".join((i if isinstance(i, uuid.UUID) else uuid.UUID(str(i))).bytes for i in ids)
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 2)
+
+
+def key_id(key: NDArray[np.uint64]) -> str:
+    """The point id (text) of one key."""
+    return str(uuid.UUID(int=(int(key[0]) << 64) | int(key[1])))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from engine.vectorstore.base import (
     VectorStore,
     make_hit,
     make_record,
-    point_key,
     search_ef,
 )
 from engine.vectorstore.formula import Abs, Const, Exp, Expr, GeoMetres, InSet, Mult, Pow, Sum, Var
@@ -345,9 +344,7 @@ class EdgeStore(VectorStore):
     @guarded
     def _scored(self, requests: list[qe.QueryRequest]) -> list[Scored]:
         results = self.shard.query_batch(qe.QueryBatchRequest(requests))
-        return [
-            Scored([point_key(p.id) for p in hits], [p.score for p in hits]) for hits in results
-        ]
+        return [Scored.of([p.id for p in hits], [p.score for p in hits]) for hits in results]
 
     @guarded
     def _query(
