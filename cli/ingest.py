@@ -35,7 +35,7 @@ from cli.common import (
 from engine.backbones import BACKBONES
 from engine.catalog.masks import DEFAULT_REMOVED, removed_labels
 from engine.settings import Settings
-from ingest.options import IngestJob, IngestOptions
+from ingest.options import IngestJob, IngestOptions, pooling_for
 from ingest.outcome import Outcome
 
 
@@ -99,13 +99,16 @@ def run_ingest(config: Settings, job: IngestJob, report: Path | None = None) -> 
 
     if job.weights == "random":
         warn_random_weights()
-    embedders = {
-        name: Embedder(name, job.weights, job.device, pooling=job.pooling) for name in job.backbones
-    }
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report = report or config.home / "reports" / f"ingest-{stamp}.csv"
     store = store_for(config)
     try:
+        embedders = {
+            name: Embedder(
+                name, job.weights, job.device, pooling=pooling_for(store, name, job.pooling)
+            )
+            for name in job.backbones
+        }
         console.print(describe(checked, store.location, embedders), soft_wrap=True)
         log = EventLog(config.event_log_path)
         try:
@@ -178,10 +181,10 @@ def ingest_command(
     pooling: Annotated[
         str,
         typer.Option(
-            help="Of the last convolutional map: avg, or gem (generalised mean, p 3); "
-            "vgg16 (fc7): avg only."
+            help="Of the last convolutional map: avg, gem (generalised mean, p 3), or auto "
+            "(the store's pooling of the backbone, else gem; vgg16's fc7: avg only)."
         ),
-    ] = "avg",
+    ] = "auto",
     framing: Annotated[
         str, typer.Option(help="letterbox (whole garment) or center-crop (the paper's).")
     ] = "letterbox",
@@ -247,7 +250,7 @@ def ingest_command(
         ),
         unknown_category=unknown_category,  # type: ignore[arg-type]  # validated by the job
         root=root,
-        pooling=pooling,  # type: ignore[arg-type]  # validated by the job
+        pooling=pooling,
     ).validate()
     if api is not None:
         from cli.remote import remote_ingest

@@ -21,7 +21,7 @@ from engine.errors import FashionrecError, one_line
 from engine.settings import Settings
 from engine.shoppers.eventlog import EventLog
 from engine.vectorstore.base import VectorStore
-from ingest.options import IngestJob
+from ingest.options import IngestJob, pooling_for
 from ingest.outcome import Outcome
 
 logger = logging.getLogger("fashionrec.serve")
@@ -103,9 +103,10 @@ class Ingests:
 
         found = {}
         for name in job.backbones:
-            key = (name, job.weights, job.device, job.pooling)
+            pooling = pooling_for(self.store, name, job.pooling)
+            key = (name, job.weights, job.device, pooling)
             if key not in self.networks:
-                self.networks[key] = Embedder(name, job.weights, job.device, pooling=job.pooling)
+                self.networks[key] = Embedder(name, job.weights, job.device, pooling=pooling)
             found[name] = self.networks[key]
         return found
 

@@ -129,5 +129,7 @@ class IngestIn(BaseModel):
     unknown_category: str = "accept"
     root: str | None = Field(default=None, description="Manifests: another image folder.")
     pooling: str = Field(
-        default="avg", description="Of the last convolutional map: avg or gem (vgg16: avg)."
+        default="auto",
+        description="Of the last convolutional map: avg, gem, or auto (the store's, else gem; "
+        "vgg16: avg).",
     )

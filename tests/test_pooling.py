@@ -16,7 +16,7 @@ from engine.vectorstore.base import Filter, VectorStore
 from ingest.democatalog import DemoCatalog
 from ingest.embedder import Embedder, load_network
 from ingest.networks import Pooled, embedding, gem, trunk
-from ingest.options import IngestJob, IngestOptions, stored_poolings
+from ingest.options import IngestJob, IngestOptions, pooling_for, stored_poolings
 from ingest.pipeline import ingest
 from serve.models import IngestIn
 from tests.builders import FAKE, FakeEmbedder, copy_catalog, fashionrec, home_with_items
@@ -101,7 +101,7 @@ def test_vgg16_with_gem_is_refused_before_any_weights_are_read(tmp_path: Path) -
     assert "fc7" in message and "--pooling avg" in message and "\n" not in message
     with pytest.raises(ConfigError, match="fc7"):
         IngestJob(tmp_path, backbones=("resnet50", "vgg16"), pooling="gem").validate()
-    with pytest.raises(ConfigError, match="--pooling must be one of avg, gem, got 'max'"):
+    with pytest.raises(ConfigError, match="--pooling must be one of auto, avg, gem, got 'max'"):
         IngestJob(tmp_path, pooling="max").validate()  # type: ignore[arg-type]
     IngestJob(tmp_path, backbones=("vgg16",), pooling="avg").validate()
 
@@ -148,6 +148,22 @@ def test_mixing_poolings_in_one_space_is_refused_with_nothing_written(
     assert store.count(Filter(equals={pooling_field(FAKE): "avg"})) == 23
 
 
+def test_auto_pools_as_the_store_does_else_by_gem(
+    small_catalog: DemoCatalog, store: VectorStore, tmp_path: Path
+) -> None:
+    """The default: a new space is GeM-pooled (vgg16's fc7: avg), an existing one keeps
+    its pooling, so a rerun never trips over the refusal to mix."""
+    assert IngestJob(tmp_path).pooling == "auto"
+    assert pooling_for(store, "resnet50", "auto") == "gem"
+    assert pooling_for(store, "vgg16", "auto") == "avg"
+    assert pooling_for(store, "resnet50", "avg") == "avg"
+    first = copy_catalog(small_catalog, tmp_path / "first", limit=3)
+    ingest(open_catalog(first.images), store, {FAKE: FakeEmbedder()}, OPTIONS)  # avg
+    assert pooling_for(store, FAKE, "auto") == "avg"
+    with pytest.raises(ConfigError, match="fc7"):
+        pooling_for(store, "vgg16", "gem")
+
+
 def test_points_without_a_pooling_field_are_average_pooled(tmp_path: Path) -> None:
     """A store ingested before the pooling was recorded: the points count as avg, `info`
     shows it, and a GeM ingest into it stops with one line."""
@@ -178,10 +194,10 @@ def test_ingest_job_json_round_trip(tmp_path: Path) -> None:
     data = job.to_json()
     assert data["pooling"] == "gem"
     assert IngestJob.from_json(data) == job
-    del data["pooling"]  # a job written before the pooling was a choice
-    assert IngestJob.from_json(data).pooling == "avg"
+    del data["pooling"]  # a job written before the pooling was a choice: as the store pools
+    assert IngestJob.from_json(data).pooling == "auto"
     body = IngestIn(path=str(tmp_path), backbones=["resnet50"], pooling="gem")
     assert IngestJob.from_json(body.model_dump()).pooling == "gem"
-    assert IngestJob.from_json(IngestIn(path=str(tmp_path)).model_dump()).pooling == "avg"
+    assert IngestJob.from_json(IngestIn(path=str(tmp_path)).model_dump()).pooling == "auto"
     with pytest.raises(ConfigError, match="fc7"):
         IngestJob.from_json(IngestIn(path="x", backbones=["vgg16"], pooling="gem").model_dump())
