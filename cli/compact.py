@@ -47,15 +47,22 @@ def progress_bar() -> Progress:
 
 @app.command("fit")
 def fit_command(
-    backbone: Annotated[str, typer.Option(help="The backbone whose vectors are projected.")],
-    dim: Annotated[int, typer.Option(help="Dimensions kept (below the backbone's size).")],
+    backbone: Annotated[
+        str, typer.Option(help="The backbone whose vectors are projected.")
+    ] = "resnet50",
+    dim: Annotated[
+        int, typer.Option(help="Dimensions kept (below the backbone's size; 512 measured best).")
+    ] = 512,
     whiten: Annotated[
         bool, typer.Option("--whiten", help="Whiten: scale each kept axis to unit variance.")
     ] = False,
     shrinkage: Annotated[
-        float,
-        typer.Option(help="Whitening: add this share of the mean variance to each axis's."),
-    ] = 0.0,
+        float | None,
+        typer.Option(
+            help="Whitening: add this share of the mean variance to each axis's "
+            "(default 1: less shrinkage measured worse)."
+        ),
+    ] = None,
     sample: Annotated[
         int, typer.Option(help="Vectors the projection is learned on (all when fewer).")
     ] = DEFAULT_SAMPLE,
@@ -80,6 +87,8 @@ def fit_command(
     from engine.spaces.registry import FitRequest
 
     config = settings(home, qdrant_url)
+    if shrinkage is None:
+        shrinkage = 1.0 if whiten else 0.0
     request = FitRequest(whiten, shrinkage, sample, seed)
     store = store_for(config)
     saved = False
