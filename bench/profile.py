@@ -53,6 +53,7 @@ from engine.recommend.columns import Columns  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
 from engine.records import Purchase, User  # noqa: E402
 from engine.schema import GENDER, PRODUCT_ID, point_id  # noqa: E402
+from engine.spaces.registry import load_space  # noqa: E402
 from engine.vectorstore import edge  # noqa: E402
 from engine.vectorstore.base import Hit, Query  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
@@ -223,11 +224,24 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--settings", nargs="*", default=[], help="ef:oversampling ...")
     parser.add_argument("--cache", action="store_true", help="read the store's files first")
+    parser.add_argument(
+        "--space",
+        default="resnet50",
+        help="the vector space searched: resnet50, or a compact space fitted on the store "
+        "(`fashionrec compact fit --home bench/.data/home-<size>`, whose store links there)",
+    )
     args = parser.parse_args()
     folder, store_dir = DATA / str(args.size), DATA / f"store-{args.size}-{args.layout}"
     if not store_dir.is_dir():
         sys.exit(f"no store at {store_dir}: run bench/scale.py --size {args.size} first")
     vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+    if args.space != "resnet50":  # the exact reference searches the projected vectors
+        space = load_space(DATA / f"home-{args.size}", args.space)
+        if space is None:
+            sys.exit(f"no space {args.space} in {DATA / f'home-{args.size}'}")
+        vectors = np.concatenate(
+            [space.projection(vectors[i : i + 50_000]) for i in range(0, len(vectors), 50_000)]
+        )
     catalog = Catalog.read(folder / "payloads.jsonl")
     users = make_users(catalog, WARMUP + args.users)
     warm, timed = users[:WARMUP], users[WARMUP:]
@@ -246,13 +260,13 @@ def main() -> None:
     clock.wrap(columns, "candidates", "table")
     clock.wrap(columns, "value_range", "range")
     print(
-        f"{args.size:,} points ({args.layout}), {platform.machine()}, "
+        f"{args.size:,} points ({args.layout}), space {args.space}, {platform.machine()}, "
         f"{len(os.sched_getaffinity(0))} cores, load {os.getloadavg()[0]:.1f}; "
         f"table read in {built:.1f} s, ~{columns.nbytes() / 1e6:.0f} MB{cached}",
         flush=True,
     )
     engines = [Recommender(store, columns=columns if table else None) for _, table, _ in VARIANTS]
-    params = [Params(k=5, candidates=100, rerank=r) for _, _, r in VARIANTS]  # type: ignore[arg-type]
+    params = [Params(args.space, k=5, candidates=100, rerank=r) for _, _, r in VARIANTS]  # type: ignore[arg-type]
     for user, bought in warm:
         for engine, p in zip(engines, params, strict=True):
             engine.for_user(user, bought, p)
@@ -294,7 +308,9 @@ def main() -> None:
             for c in np.roll(np.arange(len(chosen)), n):
                 edge._params = chosen[c][1]  # type: ignore[assignment]
                 start = time.perf_counter()
-                lists2[c].append(tabled.for_user(user, bought, Params(k=5, candidates=100)))
+                lists2[c].append(
+                    tabled.for_user(user, bought, Params(args.space, k=5, candidates=100))
+                )
                 times2[c].append(time.perf_counter() - start)
         edge._params = default
         for (label, _), times, lists in zip(chosen, times2, lists2, strict=True):
@@ -311,11 +327,11 @@ def main() -> None:
 
     recorder = Recommender(store, searcher=recording)
     for user, bought in timed:
-        recorder.for_user(user, bought, Params(k=5, candidates=100))
+        recorder.for_user(user, bought, Params(args.space, k=5, candidates=100))
     start = time.perf_counter()
     exact.prepare(asked)
     print(f"exact reference: {len(asked)} searches in {time.perf_counter() - start:.0f} s")
-    want = [reference.for_user(u, b, Params(k=5, candidates=100)) for u, b in timed]
+    want = [reference.for_user(u, b, Params(args.space, k=5, candidates=100)) for u, b in timed]
     for name, lists in got.items():
         per, merged = [], []
         for mine, ref in zip(lists, want, strict=True):
