@@ -36,24 +36,30 @@ from engine.schema import (
 )
 from engine.vectorstore.base import Record, Scored, VectorStore, key_id, point_keys
 
-TEXT: Final = (ITEM_ID, PRODUCT_ID, CATEGORY, GENDER, STORE_ID)
+BYTES: Final = (ITEM_ID, PRODUCT_ID)  # one value per item or product: UTF-8 bytes
+CODED: Final = (CATEGORY, GENDER, STORE_ID)  # few distinct values: codes into a vocabulary
 NUMBERS: Final = (POPULARITY, TRENDING)
 PAGE: Final = 4096
+Arrays = dict[str, NDArray[Any]]
 
 
 class Columns:
-    """Every point's rerank fields by row; rows found by the point id's 128 bits."""
+    """Every point's rerank fields by row; rows found by the point id's 128 bits.
+
+    No Python object per item: a million strings in arrays would make every full
+    collection of the garbage collector visit them (~40 ms at 800K items, a request's p99).
+    """
 
     def __init__(self, store: VectorStore) -> None:
         """Read every point of the store (one scroll), then follow its writes."""
         self.store = store
         self._lock = threading.RLock()  # writes arrive from other threads (a service's)
         self._dirty: set[str] = set()
-        self._shared: dict[object, object] = {}  # one object per distinct value (interning)
-        self._text: dict[str, NDArray[np.object_]] = {k: np.empty(0, dtype=object) for k in TEXT}
-        self._numbers: dict[str, NDArray[np.float64]] = {
-            k: np.empty(0) for k in (*NUMBERS, "lat", "lon")
-        }
+        self._vocabulary: dict[str, dict[str | None, int]] = {k: {} for k in CODED}
+        self._names: dict[str, NDArray[np.object_]] = {}  # code → value, per coded column
+        self._columns: Arrays = {k: np.empty(0, dtype="S1") for k in BYTES}
+        self._columns |= {k: np.empty(0, dtype=np.int32) for k in CODED}
+        self._columns |= {k: np.empty(0) for k in (*NUMBERS, "lat", "lon")}
         self._keys = np.empty((0, 2), dtype=np.uint64)  # (hi, lo) of each row's point id
         self._order = np.empty(0, dtype=np.int64)  # rows by key
         self._high = np.empty(0, dtype=np.uint64)  # the keys' high halves, in that order
@@ -63,11 +69,9 @@ class Columns:
             self._read(page) for page in batched(store.scroll(list(HIT_FIELDS), page=PAGE), PAGE)
         ]
         if parts:
-            self._keys = np.concatenate([keys for keys, _, _ in parts])
-            for name in TEXT:
-                self._text[name] = np.concatenate([text[name] for _, text, _ in parts])
-            for name in self._numbers:
-                self._numbers[name] = np.concatenate([numbers[name] for _, _, numbers in parts])
+            self._keys = np.concatenate([keys for keys, _ in parts])
+            for name in self._columns:
+                self._columns[name] = np.concatenate([columns[name] for _, columns in parts])
             self._sort()
 
     def __len__(self) -> int:
@@ -84,49 +88,50 @@ class Columns:
             for ids in batched(sorted(dirty), PAGE):
                 self._put(self.store.retrieve(ids))
 
-    def _read(
-        self, records: Sequence[Record]
-    ) -> tuple[NDArray[np.uint64], dict[str, NDArray[np.object_]], dict[str, NDArray[np.float64]]]:
-        """The keys and columns of some points."""
+    def _code(self, name: str, value: Any) -> int:
+        vocabulary = self._vocabulary[name]
+        key = None if value is None else str(value)
+        if key not in vocabulary:
+            vocabulary[key] = len(vocabulary)
+            names = np.empty(len(vocabulary), dtype=object)
+            names[:] = list(vocabulary)
+            self._names[name] = names
+        return vocabulary[key]
+
+    def _read(self, records: Sequence[Record]) -> tuple[NDArray[np.uint64], Arrays]:
+        """The keys and columns of some points (absent text: empty)."""
         keys = point_keys(r.id for r in records)
-        text = {}
-        for name in TEXT:
-            column = np.empty(len(records), dtype=object)
-            column[:] = [self._intern(r.payload.get(name), name) for r in records]
-            text[name] = column
-        numbers = {
-            name: np.array([float(r.payload.get(name) or 0.0) for r in records]) for name in NUMBERS
+        columns: Arrays = {
+            name: np.array([_encoded(r.payload.get(name)) for r in records], dtype=bytes)
+            for name in BYTES
         }
-        numbers["lat"], numbers["lon"] = coordinates(r.payload.get(STORE_LOCATION) for r in records)
-        return keys, text, numbers
+        for name in CODED:
+            codes = [self._code(name, r.payload.get(name)) for r in records]
+            columns[name] = np.array(codes, dtype=np.int32)
+        for name in NUMBERS:
+            columns[name] = np.array([float(r.payload.get(name) or 0.0) for r in records])
+        columns["lat"], columns["lon"] = coordinates(r.payload.get(STORE_LOCATION) for r in records)
+        return keys, columns
 
     def _put(self, records: Sequence[Record]) -> None:
         """Overwrite the rows of known points, append the others."""
         if not records:
             return
-        keys, text, numbers = self._read(records)
+        keys, columns = self._read(records)
         rows = self._find(keys)
         new = rows < 0
         if new.any():
             self._keys = np.concatenate([self._keys, keys[new]])
-            for name in TEXT:
-                self._text[name] = np.concatenate([self._text[name], text[name][new]])
-            for name in self._numbers:
-                self._numbers[name] = np.concatenate([self._numbers[name], numbers[name][new]])
+            for name, column in self._columns.items():
+                self._columns[name] = np.concatenate([column, columns[name][new]])
             self._sort()
         old = ~new
-        for name in TEXT:
-            self._text[name][rows[old]] = text[name][old]
-        for name in self._numbers:
-            self._numbers[name][rows[old]] = numbers[name][old]
+        for name, values in columns.items():
+            held = self._columns[name]
+            if values.dtype.kind == "S" and values.itemsize > held.itemsize:  # widen first
+                held = self._columns[name] = held.astype(values.dtype)
+            held[rows[old]] = values[old]
         self._ranges.clear()
-
-    def _intern(self, value: Any, name: str) -> Any:
-        if value is None:
-            return None
-        if name == ITEM_ID:
-            return str(value)
-        return self._shared.setdefault(value, value)
 
     def _sort(self) -> None:
         self._order = np.lexsort((self._keys[:, 1], self._keys[:, 0]))
@@ -170,17 +175,17 @@ class Columns:
     def candidates(self, scored: Scored, field: str = POPULARITY) -> Candidates:
         """One search's results with their fields, popularity from column `field`."""
         rows = self._rows(scored.keys)
-        text, numbers = self._text, self._numbers
+        columns, names = self._columns, self._names
         return Candidates(
             scores=np.asarray(scored.scores, dtype=np.float64),
-            item_id=text[ITEM_ID][rows],
-            product_id=text[PRODUCT_ID][rows],
-            category=text[CATEGORY][rows],
-            gender=text[GENDER][rows],
-            store_id=text[STORE_ID][rows],
-            lat=numbers["lat"][rows],
-            lon=numbers["lon"][rows],
-            popularity=numbers[field][rows],
+            item_id=_decoded(columns[ITEM_ID][rows]),
+            product_id=_decoded(columns[PRODUCT_ID][rows]),
+            category=names[CATEGORY][columns[CATEGORY][rows]],
+            gender=names[GENDER][columns[GENDER][rows]],
+            store_id=names[STORE_ID][columns[STORE_ID][rows]],
+            lat=columns["lat"][rows],
+            lon=columns["lon"][rows],
+            popularity=columns[field][rows],
         )
 
     def value_range(self, field: str) -> tuple[float, float] | None:
@@ -189,15 +194,24 @@ class Columns:
             if self._dirty:
                 self._refresh()
             if field not in self._ranges:
-                values = self._numbers[field]
+                values = self._columns[field]
                 self._ranges[field] = (
                     (float(values.min()), float(values.max())) if len(values) else None
                 )
             return self._ranges[field]
 
     def nbytes(self) -> int:
-        """Roughly what the table holds in memory (arrays and the strings they point at)."""
-        arrays = [self._keys, self._order, *self._numbers.values(), *self._text.values()]
-        strings = sum(len(s) + 49 for s in self._text[ITEM_ID] if s is not None)
-        strings += sum(len(str(s)) + 49 for s in self._shared)
-        return sum(a.nbytes for a in arrays) + strings
+        """What the table holds in memory."""
+        arrays = [self._keys, self._order, self._high, *self._columns.values()]
+        return sum(a.nbytes for a in arrays)
+
+
+def _encoded(value: Any) -> bytes:
+    return b"" if value is None else str(value).encode()
+
+
+def _decoded(values: NDArray[np.bytes_]) -> NDArray[np.object_]:
+    """Bytes → an array of Python strings (what the rerank reads)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = [v.decode() for v in values.tolist()]
+    return out
