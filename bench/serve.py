@@ -49,6 +49,7 @@ import numpy as np  # noqa: E402
 from bench.recommend import DIM, catalog  # noqa: E402
 from bench.scale import DATA, LAYOUTS  # noqa: E402
 from engine.geo import DEFAULT_REGION  # noqa: E402
+from engine.recommend.columns import Columns  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
 from engine.schema import ITEM_ID, point_id  # noqa: E402
 from engine.settings import EVENT_LOG, STORE_DIR  # noqa: E402
@@ -129,7 +130,7 @@ def in_process(
     store, log = EdgeStore(home / STORE_DIR), EventLog(home / EVENT_LOG)
     taken: dict[str, list[float]] = {"item": [], "user": []}
     try:
-        engine = Recommender(store, log.taxonomy())
+        engine = Recommender(store, log.taxonomy(), columns=Columns(store))  # as the service
         params = Params(k=5, candidates=100)
         rng = random.Random(11)
 
