@@ -7,6 +7,7 @@ from rich.table import Table
 from cli.common import HomeOption, UrlOption, console, settings, store_for
 from cli.compact import print_spaces
 from engine.schema import CATEGORY, GENDER, MASKED, provenance_text
+from engine.spaces.registry import source_of
 from engine.vectorstore.base import Filter
 from ingest.options import stored_poolings
 
@@ -35,7 +36,8 @@ def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
         for name, dim in sorted(store.vector_dims().items()):
             count = str(store.count(Filter(has_vector=name)))
             weights = provenance_text(store.provenance(name))
-            pooling = provenance_text(stored_poolings(store, name))
+            # a compact space's vectors are pooled as those of the backbone it projects
+            pooling = provenance_text(stored_poolings(store, source_of(name)))
             backbones.add_row(name, str(dim), count, weights, pooling)
         console.print(backbones)
         print_spaces(store, config.home)

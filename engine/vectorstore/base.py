@@ -17,6 +17,7 @@ from engine.schema import (
     POPULARITY,
     SEARCH_FILTER_FIELDS,
     IndexKind,
+    pooling_field,
     weights_field,
 )
 from engine.vectorstore.formula import Expr
@@ -256,6 +257,7 @@ class VectorStore(ABC):
         if existing is None:
             self._add_vector(name, dim)
             self._index(weights_field(name), "keyword", linked=False)
+            self._index(pooling_field(name), "keyword", linked=False)
         elif existing != dim:
             raise StoreError(
                 f"{self.location} holds {name} vectors of size {existing}, not {dim}; "
