@@ -115,16 +115,6 @@ def best_per_product(recs: Iterable[Recommendation], k: int) -> list[Recommendat
     return [replace(r, rank=rank) for rank, r in enumerate(list(best.values())[:k], start=1)]
 
 
-def first_per_product(recs: Iterable[Recommendation], k: int) -> list[Recommendation]:
-    """The first k products in the given order (its first view of each), ranked 1..k."""
-    first: dict[str, Recommendation] = {}
-    for rec in recs:
-        first.setdefault(rec.product_id, rec)
-        if len(first) == k:
-            break
-    return [replace(r, rank=rank) for rank, r in enumerate(first.values(), start=1)]
-
-
 def diversify(
     recs: Sequence[Recommendation],
     vectors: Mapping[str, NDArray[np.float32]],
