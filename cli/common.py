@@ -10,6 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from engine.settings import Settings
 from engine.vectorstore import VectorStore, open_store
@@ -119,3 +129,19 @@ def world(config: Settings) -> Iterator[tuple[VectorStore, EventLog]]:
             log.close()
     finally:
         store.close()
+
+
+def bulk_progress(*rates: ProgressColumn) -> Progress:
+    """The bar of a bulk command: stage, items done of the total, the given rate columns,
+    time elapsed and left (kept on screen when done)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *rates,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )

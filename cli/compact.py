@@ -7,18 +7,18 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Column, Table
 
-from cli.common import HomeOption, UrlOption, console, fail, interrupted, settings, store_for
+from cli.common import (
+    HomeOption,
+    UrlOption,
+    bulk_progress,
+    console,
+    fail,
+    interrupted,
+    settings,
+    store_for,
+)
 from engine.backbones import BACKBONES
 from engine.schema import weights_field
 from engine.spaces.build import DEFAULT_SAMPLE
@@ -29,20 +29,6 @@ app = typer.Typer(
     help="Compact spaces: a backbone's vectors projected by a PCA learned on the store.",
     no_args_is_help=True,
 )
-
-
-def progress_bar() -> Progress:
-    """The bar of a fit: items written of those pending, time elapsed and left."""
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 @app.command("fit")
@@ -110,7 +96,7 @@ def fit_command(
             total = store.count(Filter(has_vector=space.source))
             written = 0
             if todo:
-                with progress_bar() as bar:
+                with bulk_progress() as bar:
                     task = bar.add_task(f"writing {space.name}", total=len(todo))
                     written = fill(store, space, todo, on_progress=lambda n: bar.advance(task, n))
             if written:

@@ -8,15 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
     ProgressColumn,
-    SpinnerColumn,
     Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -25,6 +19,7 @@ from cli.common import (
     HomeOption,
     TaxonomyOption,
     UrlOption,
+    bulk_progress,
     console,
     fail,
     interrupted,
@@ -62,17 +57,7 @@ INCOMPLETE = 3  # exit code: the run finished, but some items of the catalog wer
 
 def progress_bar() -> Progress:
     """The bar of an ingest: stage, items done of the total, images/s, time left."""
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        RateColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
+    return bulk_progress(RateColumn())
 
 
 def run_ingest(config: Settings, job: IngestJob, report: Path | None = None) -> bool:
