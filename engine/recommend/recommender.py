@@ -150,8 +150,7 @@ class Recommender:
     ) -> None:
         self.store = store
         self.taxonomy = taxonomy or deepfashion()
-        self._searcher = searcher
-        self.search = searcher or store.search
+        self.searcher = searcher  # None: the store's own search
         self.popularity = popularity
         self.columns = columns
 
@@ -289,12 +288,12 @@ class Recommender:
         rest from the table when there is one (and no vectors are wanted), else payloads."""
         field = popularity_field(params.popularity)
         if self.columns is not None and not any(q.with_vector for q in queries):
-            if self._searcher is None:
+            if self.searcher is None:
                 scored = self.store.search_scored(queries)
             else:
-                scored = [Scored.of_hits(hits) for hits in self._searcher(queries, ())]
+                scored = [Scored.of_hits(hits) for hits in self.searcher(queries, ())]
             return [self.columns.candidates(s, field) for s in scored]
-        results = self.search(queries, hit_fields(params.popularity))
+        results = (self.searcher or self.store.search)(queries, hit_fields(params.popularity))
         if any(q.with_vector for q in queries):
             results = self._with_vectors(results, params.backbone)
         return [Candidates.of_hits(hits, field) for hits in results]
