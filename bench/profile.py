@@ -48,6 +48,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import numpy as np  # noqa: E402
 import qdrant_edge as qe  # noqa: E402
 
+from bench.scale import DATA, stream_top  # noqa: E402
 from engine.geo import Location  # noqa: E402
 from engine.recommend.columns import Columns  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
@@ -58,7 +59,6 @@ from engine.vectorstore import edge  # noqa: E402
 from engine.vectorstore.base import Hit, Query  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
 
-DATA = Path(__file__).parent / ".data"
 WARMUP = 20
 Phases = dict[str, float]
 
@@ -154,16 +154,7 @@ class ExactSearch:
         for genders, group in groups.items():
             pool = np.flatnonzero(np.isin(self.catalog.gender, sorted(genders)))
             matrix = np.stack([q.vector for q in group]).astype(np.float32)
-            best = np.full((len(group), depth), -np.inf, dtype=np.float32)
-            rows = np.zeros((len(group), depth), dtype=np.int64)
-            for start in range(0, len(pool), 50_000):
-                part = pool[start : start + 50_000]
-                scores = matrix @ np.asarray(self.vectors[part]).T
-                merged = np.concatenate([best, scores], axis=1)
-                every = np.concatenate([rows, np.broadcast_to(part, scores.shape)], axis=1)
-                top = np.argpartition(-merged, depth - 1, axis=1)[:, :depth]
-                best = np.take_along_axis(merged, top, axis=1)
-                rows = np.take_along_axis(every, top, axis=1)
+            best, rows = stream_top(self.vectors, pool, matrix, depth)
             for q, scores, found in zip(group, best, rows, strict=True):
                 order = np.argsort(-scores, kind="stable")
                 excluded = q.filter.exclude.get(PRODUCT_ID, frozenset()) if q.filter else set()

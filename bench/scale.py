@@ -115,6 +115,24 @@ def load(folder: Path, store_dir: Path, layout: Layout) -> dict[str, float]:
     }
 
 
+def stream_top(
+    vectors: np.ndarray, pool: np.ndarray, queries: np.ndarray, depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `depth` best rows of `pool` for each query by dot product, and their scores,
+    unordered: one pass over the pool's vectors in chunks (a memmap is read once)."""
+    best = np.full((len(queries), depth), -np.inf, dtype=np.float32)
+    ids = np.zeros((len(queries), depth), dtype=np.int64)
+    for s in range(0, len(pool), 50_000):
+        rows = pool[s : s + 50_000]
+        scores = queries @ np.asarray(vectors[rows]).T
+        merged = np.concatenate([best, scores], axis=1)
+        every = np.concatenate([ids, np.broadcast_to(rows, scores.shape)], axis=1)
+        top = np.argpartition(-merged, depth - 1, axis=1)[:, :depth]
+        best = np.take_along_axis(merged, top, axis=1)
+        ids = np.take_along_axis(every, top, axis=1)
+    return best, ids
+
+
 def exact_top(
     vectors: np.ndarray, genders: np.ndarray, picks: np.ndarray, k: int = 10
 ) -> np.ndarray:
@@ -123,17 +141,7 @@ def exact_top(
     for gender in np.unique(genders[picks]):
         mine = np.flatnonzero(genders[picks] == gender)
         queries = np.asarray(vectors[picks[mine]])
-        pool = np.flatnonzero(genders == gender)
-        best = np.full((len(mine), k), -np.inf)
-        ids = np.zeros((len(mine), k), dtype=np.int64)
-        for s in range(0, len(pool), 50_000):
-            rows = pool[s : s + 50_000]
-            scores = queries @ np.asarray(vectors[rows]).T
-            merged = np.concatenate([best, scores], axis=1)
-            every = np.concatenate([ids, np.broadcast_to(rows, scores.shape)], axis=1)
-            top = np.argpartition(-merged, k - 1, axis=1)[:, :k]
-            best = np.take_along_axis(merged, top, axis=1)
-            ids = np.take_along_axis(every, top, axis=1)
+        best, ids = stream_top(vectors, np.flatnonzero(genders == gender), queries, k)
         best_ids[mine] = np.take_along_axis(ids, np.argsort(-best, axis=1), axis=1)
     return best_ids
 
