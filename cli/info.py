@@ -6,10 +6,20 @@ from rich.table import Table
 
 from cli.common import HomeOption, UrlOption, console, settings, store_for
 from cli.compact import print_spaces
-from engine.schema import CATEGORY, GENDER, MASKED, provenance_text
+from engine.schema import CATEGORY, GENDER, MASKED, provenance_text, runtime_field
 from engine.spaces.registry import source_of
-from engine.vectorstore.base import Filter
-from ingest.options import stored_poolings
+from engine.vectorstore.base import Filter, VectorStore
+from ingest.options import stored_poolings, stored_precisions
+
+
+def computed(store: VectorStore, name: str) -> str:
+    """Where and in what arithmetic a space's vectors were computed (a compact space's: its
+    source's), e.g. `openvino · int8`."""
+    source = source_of(name)
+    if source not in store.vector_dims():
+        return "unknown"
+    runtimes = provenance_text(store.facet(runtime_field(source)))
+    return f"{runtimes} · {provenance_text(stored_precisions(store, source))}"
 
 
 def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
@@ -32,13 +42,15 @@ def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
                 console.print(f"popularity: {log.popularity_settings().text()}")
             finally:
                 log.close()
-        backbones = Table("backbone", "size", "vectors", "weights", "pooling", title="vectors")
+        backbones = Table(
+            "backbone", "size", "vectors", "weights", "pooling", "runtime", title="vectors"
+        )
         for name, dim in sorted(store.vector_dims().items()):
             count = str(store.count(Filter(has_vector=name)))
             weights = provenance_text(store.provenance(name))
             # a compact space's vectors are pooled as those of the backbone it projects
             pooling = provenance_text(stored_poolings(store, source_of(name)))
-            backbones.add_row(name, str(dim), count, weights, pooling)
+            backbones.add_row(name, str(dim), count, weights, pooling, computed(store, name))
         console.print(backbones)
         print_spaces(store, config.home)
         genders = store.facet(GENDER)

@@ -30,7 +30,7 @@ from cli.common import (
 from engine.backbones import BACKBONES
 from engine.catalog.masks import DEFAULT_REMOVED, removed_labels
 from engine.settings import Settings
-from ingest.options import IngestJob, IngestOptions, pooling_for
+from ingest.options import IngestJob, IngestOptions, numerics_for, pooling_for
 from ingest.outcome import Outcome
 
 
@@ -50,6 +50,13 @@ def parse_backbones(values: list[str]) -> list[str]:
             f"unknown backbone {', '.join(unknown) or '(none)'}; choose from {', '.join(BACKBONES)}"
         )
     return list(dict.fromkeys(names))
+
+
+def note(text: str) -> None:
+    """A line from the embedder while it chooses its runtime."""
+    console.print(
+        f"[dim]{text}[/]" if not text.startswith("WARNING") else f"[bold yellow]{text}[/]"
+    )
 
 
 INCOMPLETE = 3  # exit code: the run finished, but some items of the catalog were not stored
@@ -88,12 +95,19 @@ def run_ingest(config: Settings, job: IngestJob, report: Path | None = None) -> 
     report = report or config.home / "reports" / f"ingest-{stamp}.csv"
     store = store_for(config)
     try:
-        embedders = {
-            name: Embedder(
-                name, job.weights, job.device, pooling=pooling_for(store, name, job.pooling)
+        embedders = {}
+        for name in job.backbones:
+            asked = numerics_for(store, name, job.runtime, job.precision)
+            embedders[name] = Embedder(
+                name,
+                job.weights,
+                job.device,
+                precision=asked.precision,
+                pooling=pooling_for(store, name, job.pooling),
+                runtime=asked.runtime,
+                calibration=asked.calibration,
+                on_note=note,
             )
-            for name in job.backbones
-        }
         console.print(describe(checked, store.location, embedders), soft_wrap=True)
         log = EventLog(config.event_log_path)
         try:
@@ -122,7 +136,13 @@ def run_ingest(config: Settings, job: IngestJob, report: Path | None = None) -> 
 def print_outcome(outcome: Outcome) -> None:
     """The summary of a run: counts, new categories, why items were not stored, placement."""
     summary = outcome.summary
-    vectors = ", ".join(f"{k} {v}" for k, v in summary.vectors.items()) or "none"
+    vectors = (
+        ", ".join(
+            f"{k} {v}" + (f" ({summary.runtimes[k]})" if k in summary.runtimes else "")
+            for k, v in summary.vectors.items()
+        )
+        or "none"
+    )
     console.print(
         f"ingested {summary.ingested} · skipped {summary.skipped} "
         f"(already stored {summary.already}, no mask {summary.no_mask_skipped}) · "
@@ -168,6 +188,20 @@ def ingest_command(
         typer.Option(
             help="Of the last convolutional map: avg, gem (generalised mean, p 3), or auto "
             "(the store's pooling of the backbone, else gem; vgg16's fc7: avg only)."
+        ),
+    ] = "auto",
+    runtime: Annotated[
+        str,
+        typer.Option(
+            help="Where the CNN runs: torch, onnxruntime, openvino (CPU), or auto (fastest "
+            "measured on this machine among settings that keep the neighbours)."
+        ),
+    ] = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="fp32, bf16 (torch), int8 (calibrated on the catalog), or auto (the store's, "
+            "else by measurement)."
         ),
     ] = "auto",
     framing: Annotated[
@@ -236,6 +270,8 @@ def ingest_command(
         unknown_category=unknown_category,  # type: ignore[arg-type]  # validated by the job
         root=root,
         pooling=pooling,
+        runtime=runtime,
+        precision=precision,
     ).validate()
     if api is not None:
         from cli.remote import remote_ingest

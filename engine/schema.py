@@ -89,6 +89,34 @@ AVG: Final = "avg"  # also what a point without a pooling field was made with (o
 GEM: Final = "gem"
 
 
+def runtime_field(backbone: str) -> str:
+    """The payload field recording where an item's vector of a backbone was computed
+    (torch, onnxruntime, openvino)."""
+    return f"runtime_{backbone}"
+
+
+def precision_field(backbone: str) -> str:
+    """The payload field recording the arithmetic of an item's vector of a backbone (fp32,
+    bf16, int8); points ingested before it was recorded have none."""
+    return f"precision_{backbone}"
+
+
+def calibration_field(backbone: str) -> str:
+    """The payload field naming the calibration sample of an int8 vector's model."""
+    return f"calibration_{backbone}"
+
+
+def vector_fields(backbone: str) -> tuple[str, ...]:
+    """The payload fields recording how an item's vector of a backbone was made."""
+    return (
+        weights_field(backbone),
+        pooling_field(backbone),
+        runtime_field(backbone),
+        precision_field(backbone),
+        calibration_field(backbone),
+    )
+
+
 def pooling_field(backbone: str) -> str:
     """The payload field recording how an item's vector of a backbone was pooled (avg,
     gem); points ingested before it was recorded have none and were average-pooled."""

@@ -3,9 +3,10 @@ inference."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import torch
@@ -13,15 +14,39 @@ from numpy.typing import NDArray
 from torch import nn
 
 from engine.backbones import IMAGENET, RANDOM, BackboneSpec, spec
-from engine.errors import WeightsError, one_line
+from engine.errors import ConfigError, WeightsError, one_line
 from engine.schema import AVG, Pooling
+from ingest.autotune import (
+    CALIBRATION_SIZE,
+    INT8_MIN_ITEMS,
+    SPEED_BATCH,
+    Guard,
+    Measurements,
+    fastest,
+    guard,
+    machine,
+    shown,
+    speed,
+    unit,
+)
 from ingest.networks import architecture, embedding, remove_head
 from ingest.options import check_pooling
+from ingest.runtimes import (
+    Features,
+    Runner,
+    Setting,
+    candidates,
+    check_setting,
+    digest,
+    folder_for,
+    open_runner,
+    run_batches,
+    sample_tag,
+)
 from ingest.tfjs import caffe_input
 from ingest.torchcompat import import_torchvision
 from ingest.weights import InputKind, imported, read_checkpoint, read_state_dict, sha256
 
-Precision = Literal["auto", "fp32", "bf16"]
 IMAGENET_MEAN: Final = (0.485, 0.456, 0.406)
 IMAGENET_STD: Final = (0.229, 0.224, 0.225)
 
@@ -139,12 +164,22 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+Sampler = Callable[[int], tuple[torch.Tensor, list[str]]]  # n → uint8 photos, categories
+
+
 class Embedder:
     """Batches of uint8 images (N, 3, H, W) in, L2-normalised float32 embeddings out.
 
     pooling: how the last convolutional map becomes a vector, `avg` (the networks' own
     average pooling) or `gem` (generalised mean, p = 3, computed in float32); VGG16's
     embedding is fc7, average pooling only (ConfigError otherwise).
+
+    runtime / precision (ingest.runtimes): "auto" picks, on the CPU, the fastest setting
+    measured on this machine (ingest.autotune, cached) among those that keep the
+    neighbours; int8 is calibrated on photos of the catalog, so a setting that may be int8
+    is final only after `prepare` (the pipeline calls it once it knows the work). On CUDA,
+    auto is torch with bf16 autocast. `calibration`: the tag of a calibration sample to
+    reuse when its int8 model is cached (the store's, so its vectors stay comparable).
     """
 
     def __init__(
@@ -152,45 +187,186 @@ class Embedder:
         name: str,
         weights: str | Path = IMAGENET,
         device: str = "auto",
-        precision: Precision = "auto",
+        precision: str = "auto",
         seed: int = 0,
         pooling: Pooling = AVG,
+        runtime: str = "auto",
+        calibration: str | None = None,
+        on_note: Callable[[str], None] = lambda note: None,
     ) -> None:
         self.spec = spec(name)
         self.pooling = check_pooling(name, pooling)  # recorded in the payload, as the weights
+        self.device = resolve_device(device)
+        check_setting(runtime, precision, self.device.type)
         network = load_network(name, weights, seed)
         self.random_init = network.provenance == RANDOM
         self.weights_label = network.provenance  # recorded in the payload: the provenance
         self.input: InputKind = network.input
-        self.device = resolve_device(device)
-        if precision == "auto":
-            use_bf16 = self.device.type == "cuda" or cpu_supports_bf16()
-        else:
-            use_bf16 = precision == "bf16"
-        self.precision: Precision = "bf16" if use_bf16 else "fp32"
-        model = embedding(name, network.model, pooling).eval().to(self.device)
-        self.model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model = embedding(name, network.model, pooling).eval()
+        self.folder = folder_for(
+            name, self.pooling, digest(self.model, name, self.pooling, self.input)
+        )
+        self.measurements = Measurements(self.folder)
+        self.on_note = on_note
+        self.reuse = calibration
+        self.calibration: str | None = None  # the tag of the int8 model's sample
+        self.guard: Guard | None = None
+        self._runner: Runner | None = None
         shape = (1, 3, 1, 1)
-        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(shape)
-        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(shape)
+        self._mean = torch.tensor(IMAGENET_MEAN).view(shape)
+        self._std = torch.tensor(IMAGENET_STD).view(shape)
+        options = [
+            s
+            for s in candidates(self.device.type, cpu_supports_bf16() or precision == "bf16")
+            if runtime in ("auto", s.runtime) and precision in ("auto", s.precision)
+        ]
+        if self.device.type == "cuda" and precision == "auto":
+            options = [s for s in options if s.precision == "bf16"]
+        self.speeds: dict[Setting, float] = {}
+        if len(options) > 1:
+            self.speeds = self._measured(options)
+            options = fastest(self.speeds)
+        self.options = options
+        # what runs unless prepare() finds something faster that keeps the neighbours
+        self.setting = next((s for s in options if s.precision != "int8"), options[0])
 
     @property
     def dim(self) -> int:
         """Length of the embeddings."""
         return self.spec.dim
 
+    @property
+    def precision(self) -> str:
+        """The arithmetic it runs in (fp32, bf16, int8), recorded in the payload."""
+        return self.setting.precision
+
+    @property
+    def runtime(self) -> str:
+        """Where it runs (torch, onnxruntime, openvino), recorded in the payload."""
+        return self.setting.runtime
+
+    @property
+    def plan(self) -> str:
+        """What it will run, as the ingest header says it: the setting, how it was chosen,
+        and the speeds measured here."""
+        if not self.speeds:
+            return str(self.setting)
+        int8 = [
+            s
+            for s in self.options
+            if s.precision == "int8" and self.speeds[s] > self.speeds[self.setting]
+        ]
+        if int8:
+            head = (
+                f"{self.options[0]} if it keeps the neighbours on {CALIBRATION_SIZE} photos of "
+                f"this catalog (jobs of {INT8_MIN_ITEMS}+ photos), else {self.setting}"
+            )
+        else:
+            head = str(self.setting)
+        return f"{head} (auto; measured here: {shown(self.speeds)})"
+
+    def inputs(self, images: torch.Tensor) -> Features:
+        """The network's float32 input of a uint8 batch."""
+        with torch.inference_mode():
+            if self.input == "caffe":
+                x = caffe_input(images)
+            else:
+                x = (images.float().div_(255.0) - self._mean) / self._std
+            return np.ascontiguousarray(x.numpy(), dtype=np.float32)
+
+    def _measured(self, options: list[Setting]) -> dict[Setting, float]:
+        """Speeds of the options on this machine: cached, else measured once (a few seconds
+        per setting; int8 timed on a synthetic calibration, its speed does not depend on it)."""
+        key = machine()
+        known = self.measurements.speeds(key)
+        if all(s in known for s in options):
+            return {s: known[s] for s in options}
+        self.on_note(
+            f"measuring {len(options)} runtime settings of {self.spec.name} on this "
+            "machine (once; cached)"
+        )
+        generator = torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (SPEED_BATCH, 3, 224, 224), generator=generator)
+        batch = self.inputs(images.to(torch.uint8))
+        synthetic = (batch, sample_tag(batch))
+        for setting in options:
+            if setting not in known:
+                runner = self._open(setting, synthetic)
+                known[setting] = speed(runner, batch)
+        self.measurements.save_speeds(key, known)
+        return {s: known[s] for s in options}
+
+    def _open(self, setting: Setting, calibration: tuple[Features, str] | None = None) -> Runner:
+        return open_runner(setting, self.model, self.device, self.folder, calibration)
+
+    def prepare(self, total: int, sample: Sampler) -> None:
+        """Settle the setting for a job of `total` photos: walk the options fastest first;
+        fp32 is taken as it is, another only if it keeps the neighbours on a sample of the
+        job's photos (int8: calibrated on that sample; asked for explicitly, it is taken
+        with a warning when it does not). Auto considers int8 from INT8_MIN_ITEMS photos
+        on, or when the store's int8 model is cached."""
+        if len(self.options) == 1 and self.setting.precision != "int8":
+            return
+        asked_int8 = all(s.precision == "int8" for s in self.options)
+        for setting in self.options:
+            if setting.precision == "fp32":
+                self._use(setting)
+                return
+            small = total < INT8_MIN_ITEMS and not self._cached_int8(setting, self.reuse)
+            if setting.precision == "int8" and small and not asked_int8:
+                continue
+            result, runner, tag = self._judged(setting, sample)
+            if result.passes or asked_int8:
+                self._use(setting, runner, result, tag)
+                warning = "" if result.passes else "WARNING: int8 was asked for, but "
+                self.on_note(f"{warning}{setting}: {result}")
+                return
+            self.on_note(f"{setting} left out: {result}")
+        self._use(self.options[-1])
+
+    def _use(
+        self,
+        setting: Setting,
+        runner: Runner | None = None,
+        result: Guard | None = None,
+        tag: str | None = None,
+    ) -> None:
+        if setting != self.setting or runner is not None:
+            self._runner = runner
+        self.setting, self.guard, self.calibration = setting, result, tag
+
+    def _cached_int8(self, setting: Setting, tag: str | None) -> bool:
+        suffix = "onnx" if setting.runtime == "onnxruntime" else "xml"
+        path = self.folder / f"{setting.runtime}-int8-{tag}.{suffix}"
+        return tag is not None and path.is_file()
+
+    def _judged(self, setting: Setting, sample: Sampler) -> tuple[Guard, Runner, str | None]:
+        """A setting against fp32 on a sample of the job (int8: calibrated on it, or the
+        store's cached model), its runner and its calibration tag."""
+        images, labels = sample(CALIBRATION_SIZE)
+        x = self.inputs(images)
+        tag: str | None = None
+        if setting.precision == "int8":
+            tag = self.reuse if self._cached_int8(setting, self.reuse) else sample_tag(x)
+            done = "reusing the store's" if tag == self.reuse else "calibrating on"
+            self.on_note(f"{setting}: {done} calibration {tag} ({len(x)} photos of the catalog)")
+        runner = self._open(setting, None if tag is None else (x, tag))
+        judged_on = sample_tag(x) if tag in (None, sample_tag(x)) else f"{tag}/{sample_tag(x)}"
+        result = self.measurements.guard(setting, judged_on)
+        if result is None:  # fp32 of any runtime gives the same features: the fastest
+            exact = [s for s in fastest(self.speeds) if s.precision == "fp32"]
+            reference = run_batches(self._open(exact[0] if exact else Setting("torch", "fp32")), x)
+            result = guard(reference, run_batches(runner, x), labels)
+            self.measurements.save_guard(setting, judged_on, result)
+        return result, runner, tag
+
     def __call__(self, images: torch.Tensor) -> NDArray[np.float32]:
         """Embed a uint8 batch; rows are unit vectors."""
-        with torch.inference_mode():
-            pixels = images.to(self.device, non_blocking=True)
-            if self.input == "caffe":
-                x = caffe_input(pixels)
-            else:
-                x = (pixels.float().div_(255.0) - self._mean) / self._std
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(
-                self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
-            ):
-                features = self.model(x)
-            features = nn.functional.normalize(features.float().flatten(1), dim=1)
-            return features.cpu().numpy().astype(np.float32, copy=False)
+        if self._runner is None:
+            if self.setting.precision == "int8":
+                raise ConfigError(
+                    "int8 needs calibration photos first: ingest through the pipeline, or "
+                    "call Embedder.prepare"
+                )
+            self._runner = self._open(self.setting)
+        return unit(self._runner(self.inputs(images)))

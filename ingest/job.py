@@ -66,10 +66,11 @@ def describe(checked: Checked, location: str, embedders: Mapping[str, Embedder])
         for n, e in embedders.items()
     )
     masks = f" (masks: {catalog.masks})" if catalog.masks else ""
+    runtimes = "; ".join(f"{n} {getattr(e, 'plan', e.precision)}" for n, e in embedders.items())
     return (
         f"Ingesting {catalog.kind} catalog {catalog.path}{masks} into {location}: "
-        f"{', '.join(embedders)} on {first.device} ({first.precision}), weights {weights}, "
-        f"taxonomy {checked.taxonomy.name}"
+        f"{', '.join(embedders)} on {first.device}, weights {weights}, "
+        f"taxonomy {checked.taxonomy.name}\nruntime: {runtimes}"
     )
 
 

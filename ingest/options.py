@@ -12,7 +12,15 @@ from engine.catalog.items import UnknownCategory
 from engine.catalog.masks import DEFAULT_REMOVED, MissingMask, removed_labels
 from engine.errors import ConfigError
 from engine.helpers import choice
-from engine.schema import AVG, GEM, Pooling, pooling_field
+from engine.schema import (
+    AVG,
+    GEM,
+    Pooling,
+    calibration_field,
+    pooling_field,
+    precision_field,
+    runtime_field,
+)
 from engine.vectorstore.base import Filter, VectorStore
 
 # spawn: workers started from a process with threads of its own (the service)
@@ -20,6 +28,8 @@ StartMethod = Literal["fork", "spawn", "forkserver"]
 UNPOOLED: Final = frozenset({"vgg16"})  # embeddings that are no pooled convolutional map
 AUTO: Final = "auto"  # the store's pooling of the backbone, else gem where it pools a map
 PoolingChoice = Literal["auto", "avg", "gem"]
+RuntimeChoice = Literal["auto", "torch", "onnxruntime", "openvino"]  # ingest.runtimes
+PrecisionChoice = Literal["auto", "fp32", "bf16", "int8"]
 
 
 def check_pooling(backbone: str, pooling: str) -> Pooling:
@@ -78,6 +88,60 @@ def refuse_mixed_pooling(store: VectorStore, backbone: str, pooling: str) -> Non
         )
 
 
+def stored_precisions(store: VectorStore, backbone: str) -> dict[str, int]:
+    """The recorded precisions of the store's vectors of a backbone: precision → points
+    (points ingested before precisions were recorded are not counted)."""
+    if backbone not in store.vector_dims():
+        return {}
+    return store.facet(precision_field(backbone))
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """The runtime and precision a run asks for, and the int8 calibration to reuse."""
+
+    runtime: str = AUTO
+    precision: str = AUTO
+    calibration: str | None = None
+
+
+def numerics_for(store: VectorStore, backbone: str, runtime: str, precision: str) -> Numerics:
+    """What a run asks for a backbone: the flags; for --precision auto, the precision the
+    store's vectors of that backbone were computed in (the most common), and for int8 the
+    runtime and calibration sample of its int8 vectors, so one space keeps one arithmetic.
+    An asked precision the store's vectors do not have: ConfigError (refuse_mixed_precision)."""
+    held = stored_precisions(store, backbone)
+    if precision != AUTO:
+        refuse_mixed_precision(store, backbone, precision)
+    if precision != AUTO or not held:
+        return Numerics(runtime, precision)
+    top = max(sorted(held), key=lambda p: held[p])
+    if top != "int8":
+        return Numerics(runtime, top)
+    int8 = Filter(equals={precision_field(backbone): "int8"})
+    runtimes = store.facet(runtime_field(backbone), int8)
+    tags = store.facet(calibration_field(backbone), int8)
+    if runtime == AUTO and runtimes:
+        runtime = max(sorted(runtimes), key=lambda r: runtimes[r])
+    tag = max(sorted(tags), key=lambda t: tags[t]) if tags else None
+    return Numerics(runtime, "int8", tag)
+
+
+def refuse_mixed_precision(store: VectorStore, backbone: str, precision: str) -> None:
+    """ConfigError when the store holds vectors of the backbone recorded in another
+    precision: a space must not mix them unannounced (int8 and bf16 move cosines by a
+    few thousandths; neighbours near a tie swap)."""
+    other = {p: n for p, n in stored_precisions(store, backbone).items() if p != precision}
+    if other:
+        held = ", ".join(f"{n} {p}" for p, n in sorted(other.items()))
+        raise ConfigError(
+            f"{store.location} holds {held} {backbone} vectors; this run computes "
+            f"{precision}, and one backbone's space must not mix precisions: ingest with "
+            f"--precision {next(iter(other))} (or auto), or into another store (--home or "
+            "--qdrant-url)"
+        )
+
+
 @dataclass(frozen=True)
 class IngestOptions:
     """How to ingest: batching, workers, masking and framing."""
@@ -120,6 +184,8 @@ class IngestJob:
     unknown_category: UnknownCategory = "accept"
     root: Path | None = None
     pooling: str = AUTO  # of the last convolutional map: see pooling_for
+    runtime: str = AUTO  # torch, onnxruntime, openvino: see ingest.runtimes
+    precision: str = AUTO  # fp32, bf16, int8: see ingest.runtimes
 
     def validate(self) -> IngestJob:
         """Raise ConfigError naming the first bad value."""
@@ -133,6 +199,8 @@ class IngestJob:
         choice(UnknownCategory, self.unknown_category, "--unknown-category")
         for backbone in self.backbones:
             check_pooling(backbone, self.pooling)
+        choice(RuntimeChoice, self.runtime, "--runtime")
+        choice(PrecisionChoice, self.precision, "--precision")
         self.options.validate()
         return self
 
@@ -155,6 +223,8 @@ class IngestJob:
             "unknown_category": self.unknown_category,
             "root": None if self.root is None else str(self.root),
             "pooling": self.pooling,
+            "runtime": self.runtime,
+            "precision": self.precision,
         }
 
     @classmethod
@@ -184,4 +254,6 @@ class IngestJob:
             unknown_category=data["unknown_category"],
             root=path("root"),
             pooling=str(data.get("pooling") or AUTO),
+            runtime=str(data.get("runtime") or AUTO),
+            precision=str(data.get("precision") or AUTO),
         ).validate()

@@ -19,6 +19,7 @@ class IngestSummary:
     no_mask_skipped: int = 0
     unmasked: int = 0
     vectors: dict[str, int] = field(default_factory=dict)
+    runtimes: dict[str, str] = field(default_factory=dict)  # backbone → "openvino int8", …
 
     @property
     def skipped(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -30,14 +31,17 @@ from engine.schema import (
     STORE_ID,
     STORE_ORIGIN,
     VIEW,
+    calibration_field,
     point_id,
     pooling_field,
+    precision_field,
+    runtime_field,
     weights_field,
 )
 from engine.vectorstore.base import Filter, Payload, PointBatch, VectorStore
-from ingest.options import IngestOptions, refuse_mixed_pooling
+from ingest.options import IngestOptions, refuse_mixed_pooling, refuse_mixed_precision
 from ingest.outcome import IngestSummary
-from ingest.reader import Batch, WorkList, collate, item_to_line
+from ingest.reader import Batch, Sample, WorkList, collate, item_to_line
 
 CHECK_CHUNK: Final = 1024
 
@@ -63,7 +67,7 @@ class Embedder(Protocol):
 
     @property
     def precision(self) -> str:
-        """The arithmetic it runs in (fp32, bf16)."""
+        """The arithmetic it runs in (fp32, bf16, int8)."""
 
     def __call__(self, images: torch.Tensor) -> NDArray[np.float32]:
         """A uint8 batch (N, 3, H, W) in, unit-length rows out."""
@@ -72,6 +76,49 @@ class Embedder(Protocol):
 def pooling_of(embedder: Embedder) -> str:
     """How an embedder pools its network's last map (avg where it does not say)."""
     return str(getattr(embedder, "pooling", AVG))
+
+
+def numerics(name: str, embedder: Embedder) -> Payload:
+    """The payload fields saying how an embedder made a backbone's vectors: weights,
+    pooling, runtime (torch where it does not say), precision, and an int8 model's
+    calibration sample."""
+    fields: Payload = {
+        weights_field(name): embedder.weights_label,
+        pooling_field(name): pooling_of(embedder),
+        runtime_field(name): str(getattr(embedder, "runtime", "torch")),
+        precision_field(name): embedder.precision,
+    }
+    calibration = getattr(embedder, "calibration", None)
+    if calibration:
+        fields[calibration_field(name)] = calibration
+    return fields
+
+
+Sampler = Callable[[int], tuple[torch.Tensor, list[str]]]
+
+
+def sampler(work: Plan, options: IngestOptions, seed: int = 0) -> Sampler:
+    """Up to n photos of the work list, drawn with a seed, as network inputs (uint8), with
+    their categories: what int8 is calibrated and judged on. Read once, however often asked."""
+    dataset = WorkList(work.path, work.offsets, options.framing, options.removed)
+    order = np.random.default_rng(seed).permutation(len(dataset))
+
+    @functools.cache
+    def sample(n: int) -> tuple[torch.Tensor, list[str]]:
+        taken: list[Sample] = []
+        for row in order:
+            found = dataset[int(row)]
+            if found.pixels is not None:
+                taken.append(found)
+            if len(taken) == n:
+                break
+        pixels = [s.pixels for s in taken if s.pixels is not None]
+        stacked = (
+            torch.stack(pixels) if pixels else torch.zeros((0, 3, 224, 224), dtype=torch.uint8)
+        )
+        return stacked, [s.item.category for s in taken]
+
+    return sample
 
 
 def item_payload(item: Item, masked: bool, taxonomy: Taxonomy | None = None) -> Payload:
@@ -227,11 +274,7 @@ def _write_batch(
             PointBatch(
                 ids=[point_id(s.item.item_id) for s in samples],
                 payloads=[
-                    {
-                        **item_payload(s.item, s.masked, taxonomy),
-                        weights_field(name): embedder.weights_label,
-                        pooling_field(name): pooling_of(embedder),
-                    }
+                    {**item_payload(s.item, s.masked, taxonomy), **numerics(name, embedder)}
                     for s in samples
                 ],
                 vector_name=name,
@@ -241,6 +284,24 @@ def _write_batch(
         summary.vectors[name] = summary.vectors.get(name, 0) + len(rows)
     summary.ingested += len(batch.samples)
     summary.unmasked += sum(not s.masked for s in batch.samples)
+
+
+def settle(
+    embedders: Mapping[str, Embedder],
+    store: VectorStore,
+    total: int,
+    sample: Sampler,
+    on_stage: Callable[[str, int | None], None],
+) -> None:
+    """Let each embedder that chooses its runtime by the job (see Embedder.prepare) choose,
+    then refuse a choice that would mix precisions in the store (ConfigError, nothing
+    written)."""
+    for name, embedder in embedders.items():
+        prepare = getattr(embedder, "prepare", None)
+        if prepare is not None:
+            on_stage(f"choosing {name}'s runtime", None)
+            prepare(total, sample)
+        refuse_mixed_precision(store, name, embedder.precision)
 
 
 def ingest(
@@ -260,8 +321,8 @@ def ingest(
     interrupted run continues where it stopped. Per-item failures go to on_failure;
     on_stage names each stage (embedding with its item count, indexing) as it starts.
     index=False leaves indexing to the caller (who writes more payloads first). A store
-    whose vectors of a backbone were pooled otherwise stops the run before anything is
-    written (ConfigError).
+    whose vectors of a backbone were pooled otherwise, or computed in another precision,
+    stops the run before anything is written (ConfigError).
     """
     for name, embedder in embedders.items():
         refuse_mixed_pooling(store, name, pooling_of(embedder))
@@ -270,6 +331,11 @@ def ingest(
     summary = IngestSummary()
     with tempfile.TemporaryDirectory(prefix="fashionrec-ingest-") as tmp:
         work = plan(entries, store, list(embedders), options, Path(tmp), summary, on_failure)
+        if len(work.offsets):
+            settle(embedders, store, len(work.offsets), sampler(work, options), on_stage)
+            summary.runtimes = {
+                n: f"{getattr(e, 'runtime', 'torch')} {e.precision}" for n, e in embedders.items()
+            }
         on_stage("embedding", len(work.offsets))
         if len(work.offsets):
             embed(work, store, embedders, options, summary, on_failure, on_progress, taxonomy)

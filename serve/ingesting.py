@@ -21,7 +21,7 @@ from engine.errors import FashionrecError, one_line
 from engine.settings import Settings
 from engine.shoppers.eventlog import EventLog
 from engine.vectorstore.base import VectorStore
-from ingest.options import IngestJob, pooling_for
+from ingest.options import IngestJob, numerics_for, pooling_for
 from ingest.outcome import Outcome
 
 logger = logging.getLogger("fashionrec.serve")
@@ -77,7 +77,7 @@ class Ingests:
         self.on_taxonomy = on_taxonomy
         self.runs: dict[str, IngestRun] = {}
         # (backbone, weights, device, pooling)
-        self.networks: dict[tuple[str, str, str, str], Any] = {}
+        self.networks: dict[tuple[object, ...], Any] = {}
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
 
@@ -104,9 +104,19 @@ class Ingests:
         found = {}
         for name in job.backbones:
             pooling = pooling_for(self.store, name, job.pooling)
-            key = (name, job.weights, job.device, pooling)
+            asked = numerics_for(self.store, name, job.runtime, job.precision)
+            key = (name, job.weights, job.device, pooling, asked)
             if key not in self.networks:
-                self.networks[key] = Embedder(name, job.weights, job.device, pooling=pooling)
+                self.networks[key] = Embedder(
+                    name,
+                    job.weights,
+                    job.device,
+                    precision=asked.precision,
+                    pooling=pooling,
+                    runtime=asked.runtime,
+                    calibration=asked.calibration,
+                    on_note=lambda text: logger.info("ingest: %s", text),
+                )
             found[name] = self.networks[key]
         return found
 

@@ -14,7 +14,17 @@ from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
 from ingest.democatalog import DemoCatalog, write_demo_catalog
 from ingest.embedder import Embedder
+from ingest.runtimes import CACHE_ENV
 from tests.builders import FailingCollection, FailingQdrant, serving
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtimes_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Exported models and runtime measurements in a folder of the test session's own."""
+    folder = tmp_path_factory.mktemp("runtimes")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

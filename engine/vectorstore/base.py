@@ -17,7 +17,7 @@ from engine.schema import (
     POPULARITY,
     SEARCH_FILTER_FIELDS,
     IndexKind,
-    pooling_field,
+    vector_fields,
     weights_field,
 )
 from engine.vectorstore.formula import Expr
@@ -256,13 +256,15 @@ class VectorStore(ABC):
         existing = self.vector_dims().get(name)
         if existing is None:
             self._add_vector(name, dim)
-            self._index(weights_field(name), "keyword", linked=False)
-            self._index(pooling_field(name), "keyword", linked=False)
         elif existing != dim:
             raise StoreError(
                 f"{self.location} holds {name} vectors of size {existing}, not {dim}; "
                 f"use another store (--home or --qdrant-url) for a different {name}"
             )
+        have = self._indexed()
+        for key in vector_fields(name):  # what made the vectors: counted by facets
+            if key not in have:
+                self._index(key, "keyword", linked=False)
 
     @abstractmethod
     def ids_matching(self, flt: Filter, limit: int) -> set[str]:

@@ -1,0 +1,181 @@
+"""Choosing a runtime by measurement: a micro-benchmark of every setting that runs here,
+cached per machine and network, and a quality guard judged on photos of the catalog.
+
+A setting other than fp32 is eligible only when, on the sample, its nearest neighbours'
+same-category @1 is within 0.01 of fp32's and each item's top-10 neighbours overlap
+fp32's by 0.9 or more (bench/runtimes.py judges the same on a whole real catalog).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ingest.runtimes import Features, Runner, Setting, describe_runtime_packages, threads
+
+GUARD_K: Final = 10
+AT1_TOLERANCE: Final = 0.01
+OVERLAP_MIN: Final = 0.9
+CALIBRATION_SIZE: Final = 256  # photos of the catalog: int8 ranges and the quality guard
+INT8_MIN_ITEMS: Final = 3000  # below this, calibrating (~1 min once) costs what int8 saves
+SPEED_BATCH: Final = 16
+SPEED_RUNS: Final = 2
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A setting's nearest neighbours against fp32's on the same photos."""
+
+    n: int
+    at1_fp32: float  # same-category @1 of fp32's nearest neighbour
+    at1: float
+    overlap: float  # mean share of each item's top-10 neighbours that fp32 also has
+
+    @property
+    def passes(self) -> bool:
+        """Whether the setting keeps the neighbours (see the module's rule)."""
+        return self.at1 >= self.at1_fp32 - AT1_TOLERANCE and self.overlap >= OVERLAP_MIN
+
+    def __str__(self) -> str:
+        verdict = "kept" if self.passes else "NOT kept"
+        return (
+            f"neighbours {verdict} on {self.n} photos: top-{GUARD_K} overlap "
+            f"{self.overlap:.3f}, same-category @1 {self.at1:.3f} (fp32 {self.at1_fp32:.3f})"
+        )
+
+
+def nearest(vectors: Features, k: int) -> NDArray[np.int64]:
+    """Each row's k nearest other rows by cosine (rows are unit vectors), nearest first."""
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    k = min(k, len(vectors) - 1)
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    order = np.take_along_axis(sims, top, axis=1).argsort(axis=1)[:, ::-1]
+    found: NDArray[np.int64] = np.take_along_axis(top, order, axis=1)
+    return found
+
+
+def unit(features: Features) -> Features:
+    """Rows scaled to unit length."""
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    scaled: Features = (features / np.maximum(norms, 1e-12)).astype(np.float32)
+    return scaled
+
+
+def guard(reference: Features, candidate: Features, labels: Sequence[str]) -> Guard:
+    """How a setting's neighbours (unit rows of `candidate`) keep fp32's (`reference`)."""
+    if len(reference) < 2:
+        return Guard(len(reference), 1.0, 1.0, 1.0)
+    ref, got = nearest(unit(reference), GUARD_K), nearest(unit(candidate), GUARD_K)
+    label = np.asarray(labels)
+    overlap = np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(ref, got, strict=True)])
+    return Guard(
+        n=len(reference),
+        at1_fp32=float(np.mean(label[ref[:, 0]] == label)),
+        at1=float(np.mean(label[got[:, 0]] == label)),
+        overlap=float(overlap),
+    )
+
+
+def speed(runner: Runner, batch: Features, runs: int = SPEED_RUNS) -> float:
+    """Images/s of a runner on one batch: the best of `runs` after a warm-up run."""
+    runner(batch)
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner(batch)
+        best = min(best, time.perf_counter() - start)
+    return len(batch) / best
+
+
+def machine() -> str:
+    """What the speeds depend on: the CPU, its threads, the runtimes' versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = _cpu_flags()
+    versions = " ".join(f"{k} {v}" for k, v in describe_runtime_packages().items())
+    return f"{cpu} [{flags}] · {threads()} threads · {versions}"
+
+
+def _cpu_flags() -> str:
+    import torch
+
+    found = []
+    for flag, probe in (
+        ("avx512", "_is_avx512_supported"),
+        ("vnni", "_is_vnni_supported"),
+        ("bf16", "_is_avx512_bf16_supported"),
+        ("amx", "_is_amx_tile_supported"),
+    ):
+        check = getattr(torch.cpu, probe, None)
+        if check is not None and check():
+            found.append(flag)
+    return " ".join(found) or "no avx512"
+
+
+def fastest(speeds: Mapping[Setting, float]) -> list[Setting]:
+    """Settings by measured speed, fastest first (ties: fp32 first)."""
+    return sorted(speeds, key=lambda s: (-speeds[s], s.precision != "fp32"))
+
+
+def shown(speeds: Mapping[Setting, float]) -> str:
+    """Measured speeds as the ingest header shows them."""
+    return ", ".join(f"{s} {speeds[s]:.0f}" for s in fastest(speeds)) + " img/s"
+
+
+class Measurements:
+    """The measurements of one network, in its cache folder: speeds per machine, and the
+    quality guard of each setting per calibration sample."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "measured.json"
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.path.read_text())
+            return data
+        except (OSError, ValueError):
+            return {}
+
+    def _write(self, data: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(f".measured.{os.getpid()}.partial")
+        partial.write_text(json.dumps(data, indent=1, sort_keys=True))
+        partial.replace(self.path)
+
+    def speeds(self, key: str) -> dict[Setting, float]:
+        """The speeds measured on this machine (empty when never measured)."""
+        found = self._read().get("speeds", {}).get(key, {})
+        return {Setting.parse(s): float(v) for s, v in found.items()}
+
+    def save_speeds(self, key: str, speeds: Mapping[Setting, float]) -> None:
+        """Record speeds measured on this machine."""
+        data = self._read()
+        data.setdefault("speeds", {})[key] = {str(s): round(v, 2) for s, v in speeds.items()}
+        self._write(data)
+
+    def guard(self, setting: Setting, tag: str) -> Guard | None:
+        """The recorded guard of a setting on a calibration sample."""
+        found = self._read().get("guards", {}).get(tag, {}).get(str(setting))
+        return None if found is None else Guard(**found)
+
+    def save_guard(self, setting: Setting, tag: str, result: Guard) -> None:
+        """Record a setting's guard on a calibration sample."""
+        data = self._read()
+        data.setdefault("guards", {}).setdefault(tag, {})[str(setting)] = asdict(result)
+        self._write(data)
