@@ -43,7 +43,8 @@ class Guard:
     @property
     def passes(self) -> bool:
         """Whether the setting keeps the neighbours (see the module's rule)."""
-        return self.at1 >= self.at1_fp32 - AT1_TOLERANCE and self.overlap >= OVERLAP_MIN
+        slack = 1e-9  # a drop of exactly the tolerance passes, whatever the rounding
+        return self.at1 >= self.at1_fp32 - AT1_TOLERANCE - slack and self.overlap >= OVERLAP_MIN
 
     def __str__(self) -> str:
         verdict = "kept" if self.passes else "NOT kept"
@@ -147,10 +148,10 @@ class Measurements:
 
     def _read(self) -> dict[str, Any]:
         try:
-            data: dict[str, Any] = json.loads(self.path.read_text())
-            return data
+            data = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return {}
+        return data if isinstance(data, dict) else {}
 
     def _write(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,8 +161,11 @@ class Measurements:
 
     def speeds(self, key: str) -> dict[Setting, float]:
         """The speeds measured on this machine (empty when never measured)."""
-        found = self._read().get("speeds", {}).get(key, {})
-        return {Setting.parse(s): float(v) for s, v in found.items()}
+        try:
+            found = self._read().get("speeds", {}).get(key, {})
+            return {Setting.parse(s): float(v) for s, v in found.items()}
+        except (AttributeError, TypeError, ValueError):  # not what this version writes
+            return {}
 
     def save_speeds(self, key: str, speeds: Mapping[Setting, float]) -> None:
         """Record speeds measured on this machine."""
@@ -171,8 +175,11 @@ class Measurements:
 
     def guard(self, setting: Setting, tag: str) -> Guard | None:
         """The recorded guard of a setting on a calibration sample."""
-        found = self._read().get("guards", {}).get(tag, {}).get(str(setting))
-        return None if found is None else Guard(**found)
+        try:
+            found = self._read().get("guards", {}).get(tag, {}).get(str(setting))
+            return None if found is None else Guard(**found)
+        except (AttributeError, TypeError, ValueError):  # not what this version writes
+            return None
 
     def save_guard(self, setting: Setting, tag: str, result: Guard) -> None:
         """Record a setting's guard on a calibration sample."""

@@ -88,6 +88,23 @@ def refuse_mixed_pooling(store: VectorStore, backbone: str, pooling: str) -> Non
         )
 
 
+def check_pair(runtime: str, precision: str) -> None:
+    """ConfigError naming the flag for an unknown runtime or precision, or a pair that
+    cannot run anywhere (bf16 is torch's; int8 the compiled runtimes')."""
+    choice(RuntimeChoice, runtime, "--runtime")
+    choice(PrecisionChoice, precision, "--precision")
+    if precision == "bf16" and runtime not in ("torch", AUTO):
+        raise ConfigError(
+            f"--precision bf16 runs with --runtime torch only; with --runtime {runtime} use "
+            "--precision fp32 or int8"
+        )
+    if precision == "int8" and runtime == "torch":
+        raise ConfigError(
+            "--precision int8 runs with --runtime onnxruntime or openvino (post-training "
+            "quantization); with --runtime torch use fp32 or bf16"
+        )
+
+
 def stored_precisions(store: VectorStore, backbone: str) -> dict[str, int]:
     """The recorded precisions of the store's vectors of a backbone: precision → points
     (points ingested before precisions were recorded are not counted)."""
@@ -107,13 +124,14 @@ class Numerics:
 
 def numerics_for(store: VectorStore, backbone: str, runtime: str, precision: str) -> Numerics:
     """What a run asks for a backbone: the flags; for --precision auto, the precision the
-    store's vectors of that backbone were computed in (the most common), and for int8 the
-    runtime and calibration sample of its int8 vectors, so one space keeps one arithmetic.
+    store's vectors of that backbone were computed in (the most common), and for int8 (auto
+    or asked) the runtime and calibration sample of its int8 vectors, so one space keeps one
+    arithmetic.
     An asked precision the store's vectors do not have: ConfigError (refuse_mixed_precision)."""
     held = stored_precisions(store, backbone)
     if precision != AUTO:
         refuse_mixed_precision(store, backbone, precision)
-    if precision != AUTO or not held:
+    if not held or precision not in (AUTO, "int8"):
         return Numerics(runtime, precision)
     top = max(sorted(held), key=lambda p: held[p])
     if top != "int8":
@@ -199,8 +217,7 @@ class IngestJob:
         choice(UnknownCategory, self.unknown_category, "--unknown-category")
         for backbone in self.backbones:
             check_pooling(backbone, self.pooling)
-        choice(RuntimeChoice, self.runtime, "--runtime")
-        choice(PrecisionChoice, self.precision, "--precision")
+        check_pair(self.runtime, self.precision)
         self.options.validate()
         return self
 

@@ -26,8 +26,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from engine.errors import ConfigError
-from engine.helpers import choice
-from ingest.options import PrecisionChoice, RuntimeChoice
+from ingest.options import check_pair
 from ingest.weights import cache_dir
 
 Runtime = Literal["torch", "onnxruntime", "openvino"]
@@ -68,8 +67,7 @@ def installed(runtime: str) -> bool:
 
 def check_setting(runtime: str, precision: str, device: str = "cpu") -> None:
     """ConfigError naming the flag when a runtime/precision pair cannot run on the device."""
-    choice(RuntimeChoice, runtime, "--runtime")
-    choice(PrecisionChoice, precision, "--precision")
+    check_pair(runtime, precision)
     if runtime in COMPILED and not installed(runtime):
         raise ConfigError(
             f"--runtime {runtime}: the {runtime} package is not installed; {INSTALL_HINT}, "
@@ -79,16 +77,6 @@ def check_setting(runtime: str, precision: str, device: str = "cpu") -> None:
         raise ConfigError(
             f"--runtime {runtime} runs on the CPU; on --device {device} use --runtime torch "
             "(or auto)"
-        )
-    if precision == "bf16" and runtime in COMPILED:
-        raise ConfigError(
-            f"--precision bf16 runs with --runtime torch only; with --runtime {runtime} use "
-            "--precision fp32 or int8"
-        )
-    if precision == "int8" and runtime == "torch":
-        raise ConfigError(
-            "--precision int8 runs with --runtime onnxruntime or openvino (post-training "
-            "quantization); with --runtime torch use fp32 or bf16"
         )
     if precision == "int8" and device != "cpu":
         raise ConfigError(f"--precision int8 runs on the CPU; on --device {device} use auto")

@@ -133,3 +133,9 @@ class IngestIn(BaseModel):
         description="Of the last convolutional map: avg, gem, or auto (the store's, else gem; "
         "vgg16: avg).",
     )
+    runtime: str = Field(
+        default="auto", description="torch, onnxruntime, openvino, or auto (by measurement)."
+    )
+    precision: str = Field(
+        default="auto", description="fp32, bf16, int8, or auto (the store's, else measured)."
+    )
