@@ -39,14 +39,18 @@ MINI = "mini"  # the vector name of the store tests
 
 
 def _network() -> nn.Module:
-    """A seeded miniature embedding: two convolutions (BatchNorm between), GeM-pooled."""
+    """A seeded miniature embedding: four convolutions (BatchNorm after the first), GeM-pooled."""
     with torch.random.fork_rng(devices=[]):  # the session's random state stays as it was
         torch.manual_seed(0)
-        trunk = nn.Sequential(
+        trunk = nn.Sequential(  # int8 keeps the first and last convolutions float
             nn.Conv2d(3, 16, 3, stride=2, padding=1),
             nn.BatchNorm2d(16),
             nn.ReLU(),
             nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 1),
             nn.ReLU(),
         )
     return Pooled(trunk, "gem").eval()
@@ -111,8 +115,9 @@ def test_compiled_fp32_gives_torchs_features(
 
 # int8's features are all positive (ReLU, GeM), so their raw cosine with fp32 is near 1
 # whatever the error: the centred cosine (the batch's fp32 mean removed) is the telling one.
-# Measured on this network: raw mean 0.999995 (onnxruntime) and 0.999992 (openvino),
-# centred mean 0.9996 and 0.9987; bf16: 0.999999 and 0.9999. The bounds leave 10× margin.
+# Measured on this network: raw mean 0.9999996 (onnxruntime) and 0.9999994 (openvino),
+# centred mean 0.9992 and 0.9982; bf16: min 0.999999, centred mean 0.9980. The bounds
+# leave 5-10× margin.
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 def test_int8_stays_close_to_fp32(
     runtime: str, network: nn.Module, folder: Path, fp32: Features
@@ -125,7 +130,7 @@ def test_int8_stays_close_to_fp32(
     mean = fp32.mean(axis=0)
     assert _cosines(got, fp32).mean() >= 0.999
     assert _cosines(got - mean, fp32 - mean).mean() >= 0.99
-    assert np.abs(got - fp32).max() > 1e-4  # quantized indeed (measured 1e-3 to 2e-3)
+    assert np.abs(got - fp32).max() > 5e-5  # quantized indeed (measured 2.5e-4 to 4.3e-4)
     suffix, op = (
         ("onnx", b"QuantizeLinear") if runtime == "onnxruntime" else ("xml", b"FakeQuantize")
     )
