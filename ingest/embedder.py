@@ -348,8 +348,8 @@ class Embedder:
         tag: str | None = None
         if setting.precision == "int8":
             tag = self.reuse if self._cached_int8(setting, self.reuse) else sample_tag(x)
-            done = "reusing the store's" if tag == self.reuse else "calibrating on"
-            self.on_note(f"{setting}: {done} calibration {tag} ({len(x)} photos of the catalog)")
+            done = "reusing the store's calibration" if tag == self.reuse else "calibrating"
+            self.on_note(f"{setting}: {done} {tag}, judged on {len(x)} photos of the catalog")
         runner = self._open(setting, None if tag is None else (x, tag))
         judged_on = sample_tag(x) if tag in (None, sample_tag(x)) else f"{tag}/{sample_tag(x)}"
         result = self.measurements.guard(setting, judged_on)

@@ -361,7 +361,7 @@ def test_an_int8_ingest_records_its_arithmetic_and_the_store_keeps_it(
     )
     assert done.returncode == 0, done.stderr
     assert "runtime: mobilenet_v2 openvino int8" in done.stdout
-    assert "calibrating on calibration" in done.stdout and "neighbours" in done.stdout
+    assert "openvino int8: calibrating" in done.stdout and "neighbours" in done.stdout
     assert "mobilenet_v2 16 (openvino int8)" in " ".join(done.stdout.split())
     from engine.vectorstore.edge import EdgeStore
 
