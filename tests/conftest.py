@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
+import ingest.runtimes as runtimes
 from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
@@ -25,6 +26,16 @@ def runtimes_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(CACHE_ENV, str(folder))
         yield folder
+
+
+@pytest.fixture(autouse=True)
+def torch_unless_runtimes_are_tested(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside tests/test_runtimes.py the embedders run in torch, as before runtimes could be
+    chosen: the compiled runtimes and their measurement are that file's subject."""
+    if request.module.__name__.rsplit(".", 1)[-1] != "test_runtimes":
+        monkeypatch.setattr(runtimes, "installed", lambda runtime: runtime == "torch")
 
 
 @pytest.fixture(scope="session")
