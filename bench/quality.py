@@ -38,7 +38,6 @@ import argparse
 import csv
 import functools
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -63,6 +62,7 @@ from engine.recommend.recommender import Params, Recommender  # noqa: E402
 from engine.recommend.scoring import Weights  # noqa: E402
 from engine.schema import ITEM_ID, point_id  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
+from ingest.autotune import cpu_model  # noqa: E402
 from ingest.embedder import Embedder  # noqa: E402
 from ingest.options import IngestOptions  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402
@@ -414,14 +414,7 @@ class OtherLoad:
 
 
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (
         f"{model}, {usable} usable cores ({os.cpu_count()} online), torch {torch.__version__} "

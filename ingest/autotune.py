@@ -98,19 +98,21 @@ def speed(runner: Runner, batch: Features, runs: int = SPEED_RUNS) -> float:
     return len(batch) / best
 
 
-def machine() -> str:
-    """What the speeds depend on: the CPU, its threads, the runtimes' versions."""
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what the platform says."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    flags = _cpu_flags()
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """What the speeds depend on: the CPU, its threads, the runtimes' versions."""
     versions = " ".join(f"{k} {v}" for k, v in describe_runtime_packages().items())
-    return f"{cpu} [{flags}] · {threads()} threads · {versions}"
+    return f"{cpu_model()} [{_cpu_flags()}] · {threads()} threads · {versions}"
 
 
 def _cpu_flags() -> str:

@@ -40,6 +40,7 @@ from ingest.runtimes import (
     digest,
     folder_for,
     open_runner,
+    quantized_path,
     run_batches,
     sample_tag,
 )
@@ -336,22 +337,21 @@ class Embedder:
         self.setting, self.guard, self.calibration = setting, result, tag
 
     def _cached_int8(self, setting: Setting, tag: str | None) -> bool:
-        suffix = "onnx" if setting.runtime == "onnxruntime" else "xml"
-        path = self.folder / f"{setting.runtime}-int8-{tag}.{suffix}"
-        return tag is not None and path.is_file()
+        return tag is not None and quantized_path(setting.runtime, self.folder, tag).is_file()
 
     def _judged(self, setting: Setting, sample: Sampler) -> tuple[Guard, Runner, str | None]:
         """A setting against fp32 on a sample of the job (int8: calibrated on it, or the
         store's cached model), its runner and its calibration tag."""
         images, labels = sample(CALIBRATION_SIZE)
         x = self.inputs(images)
+        own = sample_tag(x)  # hashing the sample: once
         tag: str | None = None
         if setting.precision == "int8":
-            tag = self.reuse if self._cached_int8(setting, self.reuse) else sample_tag(x)
+            tag = self.reuse if self._cached_int8(setting, self.reuse) else own
             done = "reusing the store's calibration" if tag == self.reuse else "calibrating"
             self.on_note(f"{setting}: {done} {tag}, judged on {len(x)} photos of the catalog")
         runner = self._open(setting, None if tag is None else (x, tag))
-        judged_on = sample_tag(x) if tag in (None, sample_tag(x)) else f"{tag}/{sample_tag(x)}"
+        judged_on = own if tag in (None, own) else f"{tag}/{own}"
         result = self.measurements.guard(setting, judged_on)
         if result is None:  # fp32 of any runtime gives the same features: the fastest
             exact = [s for s in fastest(self.speeds) if s.precision == "fp32"]

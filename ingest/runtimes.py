@@ -230,17 +230,22 @@ def sample_tag(sample: Features) -> str:
     return sha.hexdigest()[:12]
 
 
+def quantized_path(runtime: str, folder: Path, tag: str) -> Path:
+    """Where a runtime's int8 model calibrated on the sample `tag` lives in a network's folder."""
+    suffix = "onnx" if runtime == "onnxruntime" else "xml"
+    return folder / f"{runtime}-int8-{tag}.{suffix}"
+
+
 def quantized(runtime: Runtime, onnx: Path, sample: Features, tag: str) -> Path:
     """The int8 model of a runtime, calibrated on `sample` (network inputs), made once per tag:
     ONNX Runtime's static QDQ quantization (per-channel int8 weights, uint8 activations,
     min-max ranges), or NNCF's post-training quantization of the OpenVINO model."""
-    if runtime == "onnxruntime":
-        target = onnx.with_name(f"onnxruntime-int8-{tag}.onnx")
-        if not target.is_file():
-            _atomic(target, lambda path: _quantize_onnxruntime(onnx, sample, path))
+    target = quantized_path(runtime, onnx.parent, tag)
+    if target.is_file():
         return target
-    target = onnx.with_name(f"openvino-int8-{tag}.xml")
-    if not target.is_file():
+    if runtime == "onnxruntime":
+        _atomic(target, lambda path: _quantize_onnxruntime(onnx, sample, path))
+    else:
         _quantize_openvino(onnx, sample, target)
     return target
 
