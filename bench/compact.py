@@ -40,7 +40,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from bench.quality import Labels, Quality, labels_of, machine, paired, visual_metrics
+from bench.retrieval import Labels, Quality, labels_of, machine, paired, visual_metrics
 from engine.catalog.items import Item
 from engine.catalog.taxonomy import Taxonomy, built_in
 from engine.recommend.recommender import Params, Recommender

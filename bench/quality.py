@@ -54,6 +54,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench.compact import run as run_compact  # noqa: E402
+from bench.retrieval import (  # noqa: E402
+    Labels,
+    labels_of,
+    machine,
+    paired,
+    visual_metrics,
+)
 from engine.catalog.framing import decode_size  # noqa: E402
 from engine.catalog.items import Catalog, Item, open_catalog  # noqa: E402
 from engine.catalog.masks import DEFAULT_REMOVED, apply_mask  # noqa: E402
@@ -62,7 +70,6 @@ from engine.recommend.recommender import Params, Recommender  # noqa: E402
 from engine.recommend.scoring import Weights  # noqa: E402
 from engine.schema import ITEM_ID, point_id  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
-from ingest.autotune import cpu_model  # noqa: E402
 from ingest.embedder import Embedder  # noqa: E402
 from ingest.options import IngestOptions  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402
@@ -77,16 +84,6 @@ NETWORKS = (  # label, backbone, weights
 PADDINGS = {"black": (0, 0, 0), "ImageNet mean": (124, 116, 104)}
 VISUAL_ONLY = Weights(visual=1.0, popularity=0.0, category=0.0)
 Pixels = np.ndarray
-
-
-@dataclass(frozen=True)
-class Labels:
-    """Per item (in catalog order): article type, its taxonomy group, gender."""
-
-    ids: list[str]
-    category: np.ndarray
-    group: np.ndarray
-    gender: np.ndarray
 
 
 @dataclass
@@ -138,15 +135,6 @@ def catalog_items(data: Path, limit: int | None = None) -> list[Item]:
             manifest, taxonomy=built_in("retail"), root=(data / "images").resolve()
         )
         return [e for e in catalog if isinstance(e, Item)]
-
-
-def labels_of(items: Sequence[Item], taxonomy: Taxonomy) -> Labels:
-    return Labels(
-        ids=[i.item_id for i in items],
-        category=np.array([i.category for i in items]),
-        group=np.array([taxonomy.group_of(i.category) for i in items]),
-        gender=np.array([i.gender for i in items]),
-    )
 
 
 # framing -------------------------------------------------------------------------------
@@ -218,55 +206,6 @@ def histogram(item: Item) -> np.ndarray:
 
 
 # metrics -------------------------------------------------------------------------------
-
-
-def neighbours(vectors: np.ndarray, allowed: np.ndarray | None, k: int = 5) -> np.ndarray:
-    """Exact top-k by cosine for every row (unit rows), self excluded, only `allowed` pairs."""
-    scores = vectors @ vectors.T
-    np.fill_diagonal(scores, -np.inf)
-    if allowed is not None:
-        scores[~allowed] = -np.inf
-    top = np.argpartition(-scores, k, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1)
-
-
-@dataclass(frozen=True)
-class Quality:
-    """Figures of one set of vectors, and the per-item type p@5 (all items) they average."""
-
-    figures: dict[str, float]
-    per_item: np.ndarray  # type p@5 per item
-    per_item_at1: np.ndarray  # type @1 per item (0 or 1)
-
-    def __getitem__(self, name: str) -> float:
-        return self.figures[name]
-
-
-def visual_metrics(vectors: np.ndarray, labels: Labels) -> Quality:
-    """Same type @1, p@5, group p@5 (all items; same gender), and the cosine of random
-    pairs (mean, spread): how much room the vectors leave between neighbours."""
-    same_gender = labels.gender[:, None] == labels.gender[None, :]
-    found: dict[str, float] = {}
-    for scope, allowed in (("all", None), ("gender", same_gender)):
-        top = neighbours(vectors, allowed)
-        same = labels.category[top] == labels.category[:, None]
-        found[f"{scope} @1"] = float(same[:, 0].mean())
-        found[f"{scope} p@5"] = float(same.mean())
-        found[f"{scope} group p@5"] = float((labels.group[top] == labels.group[:, None]).mean())
-        if scope == "all":
-            per_item, per_item_at1 = same.mean(axis=1), same[:, 0].astype(np.float64)
-    pairs = np.random.default_rng(0).integers(0, len(vectors), size=(2, 20_000))
-    pairs = pairs[:, pairs[0] != pairs[1]]
-    cosine = np.einsum("ij,ij->i", vectors[pairs[0]], vectors[pairs[1]])
-    found["pair cosine"], found["pair spread"] = float(cosine.mean()), float(cosine.std())
-    return Quality(found, per_item, per_item_at1)
-
-
-def paired(a: np.ndarray, b: np.ndarray) -> str:
-    """Mean per-item difference a − b ± twice its standard error (paired over items)."""
-    diff = a - b
-    return f"{diff.mean():+.3f} ± {2 * diff.std(ddof=1) / np.sqrt(len(diff)):.3f}"
 
 
 def chance(values: np.ndarray, within: np.ndarray | None = None) -> float:
@@ -413,15 +352,6 @@ class OtherLoad:
         return max(0.0, (busy - self.start[0]) - (own - self.start[1])) / (now - self.start[2])
 
 
-def machine() -> str:
-    model = cpu_model()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{model}, {usable} usable cores ({os.cpu_count()} online), torch {torch.__version__} "
-        f"with {torch.get_num_threads()} threads"
-    )
-
-
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     def cell(value: object) -> str:
         return f"{value:.3f}" if isinstance(value, float) else str(value)
@@ -457,9 +387,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.study == "compact":
-        from bench.compact import run
-
-        run(args, lambda data: catalog_items(data, args.limit))
+        run_compact(args, lambda data: catalog_items(data, args.limit))
         return
 
     began = time.perf_counter()

@@ -19,10 +19,10 @@ from cli.common import (
     settings,
     store_for,
 )
-from engine.backbones import BACKBONES
+from engine.backbones import BACKBONES, is_compact
 from engine.schema import weights_field
 from engine.spaces.build import DEFAULT_SAMPLE
-from engine.spaces.registry import DEFAULT_BACKBONE, is_compact
+from engine.spaces.registry import DEFAULT_BACKBONE
 from engine.vectorstore.base import Filter, VectorStore
 
 app = typer.Typer(

@@ -30,9 +30,9 @@ from cli.common import (
     taxonomy_for,
     world,
 )
-from engine.backbones import BACKBONES, unknown_backbone
+from engine.backbones import BACKBONES, is_compact, unknown_backbone
 from engine.recommend.scoring import preset_weights
-from engine.spaces.registry import is_compact, missing_space, weights_text
+from engine.spaces.registry import missing_space, weights_text
 from engine.vectorstore import VectorStore
 
 

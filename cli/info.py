@@ -6,8 +6,8 @@ from rich.table import Table
 
 from cli.common import HomeOption, UrlOption, console, settings, store_for
 from cli.compact import print_spaces
+from engine.backbones import source_of
 from engine.schema import CATEGORY, GENDER, MASKED, provenance_text, runtime_field
-from engine.spaces.registry import source_of
 from engine.vectorstore.base import Filter, VectorStore
 from ingest.options import stored_poolings, stored_precisions
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import (
@@ -164,6 +164,42 @@ def print_outcome(outcome: Outcome) -> None:
         console.print(f"{outcome.placed} new item(s) placed in a store")
 
 
+def remote_ingest(url: str, job: IngestJob, report: Path | None) -> bool:
+    """Run an ingest inside the service and follow it with a progress bar; returns whether
+    every item of the catalog is stored (as `run_ingest`)."""
+    from cli.remote import Remote, follow_ingest
+
+    if report is not None:
+        raise fail("with --api the service writes the failure report under its home; drop --report")
+    shown = False
+    run: dict[str, Any] = {}
+    try:
+        with progress_bar() as progress:
+            task = progress.add_task("checking the catalog", total=None)
+            for run in follow_ingest(Remote(url), job):
+                if run["header"] and not shown:
+                    _started(run)
+                    shown = True
+                progress.update(
+                    task, description=str(run["stage"]), total=run["total"], completed=run["done"]
+                )
+    except KeyboardInterrupt:
+        where = f" ({url}{run['url']} follows it)" if run else ""
+        raise interrupted(f"interrupted; the ingest goes on in the service{where}") from None
+    if run["state"] == "failed":
+        raise fail(f"{url}: {run['error']}")
+    outcome = Outcome.from_json(run["outcome"])
+    print_outcome(outcome)
+    return outcome.not_stored == 0
+
+
+def _started(run: dict[str, Any]) -> None:
+    """What a local run prints once its checks pass: the warning, then the header."""
+    if run["weights"] == "random":
+        warn_random_weights()
+    console.print(run["header"], soft_wrap=True)
+
+
 def ingest_command(
     path: Annotated[
         Path | None, typer.Argument(help="DF-MM image folder, In-shop tree or manifest CSV.")
@@ -274,8 +310,6 @@ def ingest_command(
         precision=precision,
     ).validate()
     if api is not None:
-        from cli.remote import remote_ingest
-
         given = [
             f
             for f, v in (("--taxonomy", taxonomy), ("--home", home), ("--qdrant-url", qdrant_url))

@@ -1,12 +1,13 @@
-"""Writes through a running `fashionrec serve`: `ingest --api URL` and `purchases import
---api URL` send their work to the service that holds the store, so a catalog can grow
-while recommendations are served."""
+"""The client of a running `fashionrec serve`: `ingest --api URL` and `purchases import --api
+URL` send their work to the service that holds the store, so a catalog can grow while
+recommendations are served."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
@@ -14,16 +15,12 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlsplit
 from urllib.request import Request, urlopen
 
-import typer
-
-from cli.common import console, errors, fail, warn_random_weights
+from cli.common import fail
 from engine.settings import API_KEY_ENV
 from ingest.options import IngestJob
-from ingest.outcome import Outcome
 
 POLL_S: Final = 0.5  # between two looks at a running ingest
 TIMEOUT_S: Final = 600.0  # for one request (a large purchase log is imported in one)
-INTERRUPTED: Final = 130
 
 
 class Remote:
@@ -69,61 +66,29 @@ def _message(exc: HTTPError) -> str:
         return str(exc.reason)
 
 
-def remote_ingest(url: str, job: IngestJob, report: Path | None) -> bool:
-    """Run an ingest inside the service and follow it with a progress bar; returns whether
-    every item of the catalog is stored (as `run_ingest`)."""
-    from cli.ingest import print_outcome, progress_bar
-
-    if report is not None:
-        raise fail("with --api the service writes the failure report under its home; drop --report")
+def sent(job: IngestJob) -> IngestJob:
+    """The job with its paths made absolute: the service reads them on this machine."""
     weights = Path(job.weights)
     local = job.weights not in ("imagenet", "random") and weights.exists()
-    job = replace(
+    return replace(
         job,
         path=job.path.resolve(),
         masks=None if job.masks is None else job.masks.resolve(),
         root=None if job.root is None else job.root.resolve(),
         weights=str(weights.resolve()) if local else job.weights,
     )
-    remote = Remote(url)
-    run = remote.call("POST", "/ingest", json.dumps(job.to_json()).encode())
+
+
+def follow_ingest(remote: Remote, job: IngestJob) -> Iterator[dict[str, Any]]:
+    """Start an ingest inside the service and yield its state until it ends (the last one
+    yielded is done or failed); the state's `url` path follows it."""
+    run = remote.call("POST", "/ingest", json.dumps(sent(job).to_json()).encode())
     state = f"/ingest/{quote(str(run['id']), safe='')}"
-    shown = False
-    try:
-        with progress_bar() as progress:
-            task = progress.add_task(str(run["stage"]), total=None)
-            while run["state"] in ("checking", "running"):
-                if run["header"] and not shown:
-                    _started(run)
-                    shown = True
-                progress.update(
-                    task, description=str(run["stage"]), total=run["total"], completed=run["done"]
-                )
-                time.sleep(POLL_S)
-                run = remote.call("GET", state)
-            progress.update(
-                task, description=str(run["stage"]), total=run["total"], completed=run["done"]
-            )
-    except KeyboardInterrupt:
-        errors.print(
-            f"interrupted; the ingest goes on in the service ({url}{state} follows it)",
-            soft_wrap=True,
-        )
-        raise typer.Exit(INTERRUPTED) from None
-    if run["state"] == "failed":
-        raise fail(f"{url}: {run['error']}")
-    if run["header"] and not shown:
-        _started(run)
-    outcome = Outcome.from_json(run["outcome"])
-    print_outcome(outcome)
-    return outcome.not_stored == 0
-
-
-def _started(run: dict[str, Any]) -> None:
-    """What a local run prints once its checks pass: the warning, then the header."""
-    if run["weights"] == "random":
-        warn_random_weights()
-    console.print(run["header"], soft_wrap=True)
+    while run["state"] in ("checking", "running"):
+        yield {**run, "url": state}
+        time.sleep(POLL_S)
+        run = remote.call("GET", state)
+    yield {**run, "url": state}
 
 
 def remote_import(url: str, path: Path, timezone: str | None = None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ def create(
     home: HomeOption = None,
 ) -> None:
     """Snapshot the store and the log into one archive (written atomically)."""
-    from engine.vectorstore.snapshot import create as make
+    from engine.snapshot import create as make
 
     config = settings(home, None)
     if config.qdrant_url:
@@ -51,7 +51,7 @@ def restore(
     A home that holds data is refused unless --force; with --force, what it holds is
     first written to an automatic snapshot under <home>/snapshots/, whose path is printed.
     """
-    from engine.vectorstore.snapshot import restore as load
+    from engine.snapshot import restore as load
 
     config = settings(home, None)
     done = load(path, config.home, force=force)

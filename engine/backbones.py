@@ -1,8 +1,10 @@
-"""The CNN backbones: the paper's three and a fast MobileNetV2; names, embedding sizes and
-classifier prefixes (no torch here)."""
+"""The CNN backbones (the paper's three and a fast MobileNetV2: names, embedding sizes and
+classifier prefixes; no torch here) and the names of the vector spaces made from them: a
+backbone's own, or a compact space `<backbone>-pca<dim>` (engine/spaces)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Final
@@ -53,3 +55,23 @@ def unknown_backbone(name: str, stored: tuple[str, ...] = ()) -> str:
         f"unknown backbone {name!r}{did_you_mean(name, tuple(BACKBONES))}; "
         f"choose one of {', '.join(BACKBONES)}{have}"
     )
+
+
+COMPACT_NAME: Final = re.compile(r"^(?P<source>[a-z0-9_]+)-pca(?P<dim>[1-9][0-9]*)$")
+
+
+def space_name(backbone: str, dim: int) -> str:
+    """The name of the compact space of `dim` dims learned on a backbone's vectors."""
+    return f"{backbone}-pca{dim}"
+
+
+def is_compact(name: str) -> bool:
+    """Whether a vector name is a compact space's (`<backbone>-pca<dim>`)."""
+    found = COMPACT_NAME.match(name)
+    return found is not None and found["source"] in BACKBONES
+
+
+def source_of(name: str) -> str:
+    """The backbone a compact space's name derives from (the name itself for a backbone)."""
+    found = COMPACT_NAME.match(name)
+    return found["source"] if found is not None and found["source"] in BACKBONES else name

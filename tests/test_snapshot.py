@@ -12,9 +12,9 @@ from engine.errors import FashionrecError, StoreLockedError
 from engine.shoppers.eventlog import EventLog
 from engine.shoppers.simulation import SimulationConfig
 from engine.shoppers.sync import run_simulation
+from engine.snapshot import create, restore
 from engine.vectorstore.base import Filter
 from engine.vectorstore.edge import EdgeStore
-from engine.vectorstore.snapshot import create, restore
 from tests.builders import catalog_items, fashionrec, store_items
 
 

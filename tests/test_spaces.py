@@ -13,11 +13,13 @@ from typing import Any, Final
 import numpy as np
 import pytest
 
+from engine.backbones import is_compact, source_of, space_name
 from engine.errors import ConfigError
 from engine.recommend.recommender import Params, Recommender
 from engine.schema import HIT_FIELDS, ITEM_ID, point_id, weights_field
 from engine.settings import EVENT_LOG, STORE_DIR, Settings
 from engine.shoppers.eventlog import EventLog
+from engine.snapshot import create, restore
 from engine.spaces import build
 from engine.spaces.build import fill, make_space, pending, plan_fit
 from engine.spaces.projection import fit
@@ -25,17 +27,13 @@ from engine.spaces.registry import (
     FitRequest,
     backbone_in_force,
     default_space,
-    is_compact,
     list_spaces,
     load_space,
-    source_of,
-    space_name,
     spaces_dir,
 )
 from engine.vectorstore.base import Filter, PointBatch, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.exact import ExactIndex
-from engine.vectorstore.snapshot import create, restore
 from ingest.democatalog import DemoCatalog
 from ingest.job import check, run
 from ingest.options import IngestJob

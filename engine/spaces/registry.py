@@ -7,7 +7,7 @@ lives with the store, under the home, as `spaces/<name>.npz` (Projection.to_byte
 The projection's tag, `pca:<first 8 hex of its file's sha256>`, is what every item's
 `weights_<name>` payload records, so that a refit is told apart from the projection that
 wrote an item's vector. `spaces/default.json` names the space queries use by default.
-The folder travels with snapshots (engine/vectorstore/snapshot.py).
+The folder travels with snapshots (engine/snapshot.py).
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from engine.backbones import BACKBONES
+from engine.backbones import COMPACT_NAME, is_compact, source_of, space_name
 from engine.errors import ConfigError
 from engine.spaces.projection import Projection
 
@@ -32,24 +31,6 @@ SPACES_DIR: Final = "spaces"  # under the home
 DEFAULT_FILE: Final = "default.json"
 DEFAULT_BACKBONE: Final = "resnet50"  # what queries search when neither flag nor store says
 TAG_PREFIX: Final = "pca:"
-_NAME: Final = re.compile(r"^(?P<source>[a-z0-9_]+)-pca(?P<dim>[1-9][0-9]*)$")
-
-
-def space_name(backbone: str, dim: int) -> str:
-    """The name of the compact space of `dim` dims learned on a backbone's vectors."""
-    return f"{backbone}-pca{dim}"
-
-
-def is_compact(name: str) -> bool:
-    """Whether a vector name is a compact space's (`<backbone>-pca<dim>`)."""
-    found = _NAME.match(name)
-    return found is not None and found["source"] in BACKBONES
-
-
-def source_of(name: str) -> str:
-    """The backbone a compact space's name derives from (the name itself for a backbone)."""
-    found = _NAME.match(name)
-    return found["source"] if found is not None and found["source"] in BACKBONES else name
 
 
 def spaces_dir(home: Path) -> Path:
@@ -210,7 +191,7 @@ def missing_space(name: str, stored: dict[str, int]) -> str | None:
     None when the store has it, or when the name is no compact space's."""
     if not is_compact(name) or name in stored:
         return None
-    found = _NAME.match(name)
+    found = COMPACT_NAME.match(name)
     assert found is not None
     have = [n for n in sorted(stored) if is_compact(n)]
     known = f" (it has {', '.join(have)})" if have else ""

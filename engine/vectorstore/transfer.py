@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from engine.backbones import spec
+from engine.backbones import is_compact, spec
 from engine.catalog.items import Naming, Rejected
 from engine.errors import TransferError
 from engine.helpers import batched
@@ -30,7 +30,6 @@ from engine.schema import (
     point_id,
     weights_field,
 )
-from engine.spaces.registry import is_compact
 from engine.vectorstore.base import Filter, PointBatch, VectorStore
 
 VECTORS: Final = "vectors.npy"
