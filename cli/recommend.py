@@ -67,7 +67,7 @@ _DROP_ORDER: Final = ("product", "gender", "trend", "store", "km", "cat.", "pop.
 
 def _columns(recs: list[Recommendation]) -> list[_Column]:
     relevance = decimals([r.relevance for r in recs], 3)
-    visual = decimals([r.visual for r in recs], 4)
+    visual = decimals([r.visual for r in recs if r.visual is not None], 4)
     return [
         _Column("#", [str(r.rank) for r in recs]),
         _Column("item", [r.item_id for r in recs], fold=14, right=False),
@@ -76,7 +76,7 @@ def _columns(recs: list[Recommendation]) -> list[_Column]:
         _Column("gender", [r.gender for r in recs], right=False),
         _Column("store", [r.store_id or "—" for r in recs]),
         _Column("km", ["—" if r.distance_km is None else f"{r.distance_km:.1f}" for r in recs]),
-        _Column("visual", [f"{r.visual:.{visual}f}" for r in recs]),
+        _Column("visual", ["—" if r.visual is None else f"{r.visual:.{visual}f}" for r in recs]),
         _Column("pop.", [f"{r.norm_popularity:.2f}" for r in recs]),
         _Column("trend", [f"{r.popularity_term:.3f}" for r in recs]),
         _Column("cat.", [f"{r.category_sim:.2g}" for r in recs]),

@@ -1,45 +1,79 @@
-"""The relevance formula and the category matrix on hand-computed examples."""
+"""The relevance formula: one expression tree, checked by hand, and evaluated alike by numpy and
+by Qdrant (both back-ends) at the edges: a shop with no location, popularity outside the
+catalog's range, an item with no popularity."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 
 from engine.errors import FashionrecError
+from engine.geo import Location, distance_km
 from engine.helpers import minmax
-from engine.recommend.scoring import PAPER, Weights, distance_term, relevance
+from engine.recommend.scoring import PAPER, Weights, terms
+from engine.schema import CATEGORY, POPULARITY, STORE_LOCATION, point_id
+from engine.vectorstore.base import Filter, FormulaQuery, PointBatch, Query, VectorStore
+from engine.vectorstore.formula import Frame, Var, evaluate
+
+ORIGIN = (48.85, 2.35)
+SHOP = Location(48.90, 2.40)
+CATEGORIES = {1.0: ("Dresses",), 0.4: ("Skirts",)}  # CatSim against the query's category
+
+
+def _frame(popularity: list[float], category: list[str], located: list[bool]) -> Frame:
+    n = len(popularity)
+    lat = np.array([SHOP.lat if on else np.nan for on in located])
+    lon = np.array([SHOP.lon if on else np.nan for on in located])
+    return Frame(
+        scores=np.linspace(0.9, 0.5, n),
+        numbers={POPULARITY: np.array(popularity, dtype=np.float64)},
+        keywords={CATEGORY: np.array(category, dtype=object)},
+        points={STORE_LOCATION: (lat, lon)},
+    )
 
 
 def test_relevance_by_hand() -> None:
-    visual = np.array([0.9, 0.5])
-    norm = np.array([0.8, 0.2])
-    category = np.array([1.0, 0.4])
+    frame = _frame([80.0, 20.0], ["Dresses", "Skirts"], [True, True])
+    found = terms(Weights(0.6, 0.2, 0.2, 2.0), 0.7, (0.0, 100.0), CATEGORIES)
     # t = 0.7, γ = 2: popularity terms 1 − 0.1² = 0.99 and 1 − 0.5² = 0.75
-    got = relevance(visual, norm, 0.7, category, Weights(0.6, 0.2, 0.2, 2.0))
-    np.testing.assert_allclose(
-        got, [0.6 * 0.9 + 0.2 * 0.99 + 0.2 * 1.0, 0.6 * 0.5 + 0.2 * 0.75 + 0.2 * 0.4]
-    )
-    paper = relevance(visual, norm, 0.7, category, PAPER)
+    got = evaluate(found.relevance(Weights(0.6, 0.2, 0.2, 2.0)), frame, found.defaults)
+    np.testing.assert_allclose(got, [0.6 * 0.9 + 0.2 * 0.99 + 0.2, 0.6 * 0.5 + 0.2 * 0.75 + 0.08])
+    paper = evaluate(found.relevance(PAPER), frame, found.defaults)
     np.testing.assert_allclose(paper, [0.7 * 0.9 + 0.3 * 0.99, 0.7 * 0.5 + 0.3 * 0.75])
 
 
 def test_odd_gamma_uses_the_absolute_difference() -> None:
-    got = relevance(np.zeros(2), np.array([0.2, 0.8]), 0.5, np.zeros(2), Weights(0, 1, 0, 3.0))
+    frame = _frame([20.0, 80.0], ["Tees", "Tees"], [True, True])
+    found = terms(Weights(0, 1, 0, 3.0), 0.5, (0.0, 100.0), CATEGORIES)
+    got = evaluate(found.popularity, frame, found.defaults)
     np.testing.assert_allclose(got, [1 - 0.3**3, 1 - 0.3**3])  # symmetric, never above 1
 
 
-def test_distance_term() -> None:
-    weights = Weights(0.0, 0.0, 0.0, 2.0, distance=1.0, distance_scale_km=5.0)
-    got = relevance(
-        np.zeros(3), np.zeros(3), 0.0, np.zeros(3), weights, np.array([0.0, 5.0, np.nan])
-    )
-    np.testing.assert_allclose(got, [1.0 - 0.0, np.exp(-1.0), 0.0], atol=1e-12)  # γ term weight 0
-    np.testing.assert_allclose(distance_term(np.array([10.0]), 10.0), [np.exp(-1.0)])
+def test_norm_popularity_is_clipped_to_the_catalog_range() -> None:
+    frame = _frame([-50.0, 0.0, 50.0, 100.0, 250.0], ["Tees"] * 5, [True] * 5)
+    found = terms(Weights(), 0.5, (0.0, 100.0), CATEGORIES)
+    got = evaluate(found.norm_popularity, frame, found.defaults)
+    np.testing.assert_allclose(got, [0.0, 0.0, 0.5, 1.0, 1.0])
+    np.testing.assert_allclose(got, minmax(frame.numbers[POPULARITY], 0.0, 100.0))
+    empty = terms(Weights(), 0.5, (7.0, 7.0), CATEGORIES)  # one value: every NormPop 0
+    np.testing.assert_allclose(evaluate(empty.norm_popularity, frame, empty.defaults), 0.0)
 
 
-def test_minmax_on_the_catalog_range() -> None:
-    np.testing.assert_allclose(minmax(np.array([10.0, 60.0, 110.0]), 10, 110), [0, 0.5, 1])
-    np.testing.assert_allclose(minmax(np.array([5.0]), 5, 5), [0.0])
+def test_the_distance_term_is_0_where_the_shop_has_no_location() -> None:
+    frame = _frame([0.0, 0.0], ["Tees", "Tees"], [True, False])
+    weights = Weights(0.0, 0.0, 0.0, distance=1.0, distance_scale_km=5.0)
+    found = terms(weights, 0.0, (0.0, 1.0), CATEGORIES, origin=ORIGIN)
+    got = evaluate(found.relevance(weights), frame, found.defaults)
+    km = distance_km(Location(*ORIGIN), SHOP)
+    np.testing.assert_allclose(got, [math.exp(-km / 5.0), 0.0], rtol=1e-9)
+
+
+def test_a_value_with_no_default_fails_as_in_qdrant() -> None:
+    frame = _frame([1.0], ["Tees"], [True])
+    with pytest.raises(ValueError, match="trending"):
+        evaluate(Var("trending"), frame, {})
 
 
 @pytest.mark.parametrize(
@@ -49,3 +83,62 @@ def test_minmax_on_the_catalog_range() -> None:
 def test_bad_weights(weights: Weights) -> None:
     with pytest.raises(FashionrecError):
         weights.validate()
+
+
+# --- numpy and Qdrant evaluate the same tree alike, at the edges -----------------------------
+
+EDGES = [  # item, popularity (None: no payload field), category, whether its shop has a location
+    ("a", 250.0, "Dresses", True),  # above the range the formula is given
+    ("b", -20.0, "Skirts", False),  # below it, and no location
+    ("c", 40.0, "Tees", True),
+    ("d", None, "Dresses", False),  # no popularity at all: the default, 0
+    ("e", 100.0, "Skirts", True),
+]
+
+
+def _edge_store(store: VectorStore) -> None:
+    vectors = np.random.default_rng(3).random((len(EDGES), 4), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    payloads = []
+    for item, popularity, category, located in EDGES:
+        payload: dict[str, object] = {"item_id": item, CATEGORY: category, "gender": "WOMEN"}
+        if popularity is not None:
+            payload[POPULARITY] = popularity
+        if located:
+            payload[STORE_LOCATION] = SHOP.payload()
+        payloads.append(payload)
+    store.ensure_vector("resnet50", 4)
+    store.write(PointBatch([point_id(e[0]) for e in EDGES], payloads, "resnet50", vectors))
+    store.optimize()
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        Weights(0.6, 0.2, 0.2, 2.0, distance=0.3, distance_scale_km=5.0),
+        Weights(0.0, 1.0, 0.0, 3.0),
+        Weights(0.0, 0.0, 0.0, distance=1.0, distance_scale_km=2.0),
+    ],
+)
+def test_numpy_and_qdrant_give_the_same_scores_at_the_edges(
+    store: VectorStore, weights: Weights
+) -> None:
+    _edge_store(store)
+    query = np.array([0.5, 0.5, 0.5, 0.5], dtype=np.float32)
+    prefetch = Query(query, "resnet50", limit=10, filter=Filter())
+    found = terms(weights, 0.6, (0.0, 100.0), CATEGORIES, origin=ORIGIN)
+    ask = FormulaQuery(prefetch, found.relevance(weights), found.defaults, limit=10)
+    hits = store.formula_search([ask], ("item_id",))[0]
+    cosine = {h.payload["item_id"]: h.score for h in store.search([prefetch], ("item_id",))[0]}
+    assert len(hits) == len(EDGES)
+    frame = _frame(
+        [e[1] if e[1] is not None else np.nan for e in EDGES],
+        [e[2] for e in EDGES],
+        [e[3] for e in EDGES],
+    )
+    frame = Frame(
+        np.array([cosine[e[0]] for e in EDGES]), frame.numbers, frame.keywords, frame.points
+    )
+    mine = dict(zip([e[0] for e in EDGES], evaluate(ask.formula, frame, ask.defaults), strict=True))
+    for hit in hits:
+        assert hit.score == pytest.approx(mine[hit.payload["item_id"]], rel=1e-4, abs=1e-5)

@@ -25,7 +25,7 @@ from engine.recommend.rerank import (
     diversify,
     rerank,
 )
-from engine.recommend.scoring import Weights, relevance_formula
+from engine.recommend.scoring import Terms, Weights, terms
 from engine.records import Purchase, User
 from engine.schema import (
     CATEGORY,
@@ -49,7 +49,6 @@ from engine.vectorstore.base import (
     Scored,
     VectorStore,
 )
-from engine.vectorstore.formula import Expr
 
 VIEWS: Final = 8  # views a product may have (DeepFashion: at most 7); sizes the server-side query
 Searcher = Callable[[Sequence[Query], Sequence[str]], list[list[Hit]]]
@@ -153,6 +152,7 @@ class Recommender:
         self.searcher = searcher  # None: the store's own search
         self.popularity = popularity
         self.columns = columns
+        self._similar: dict[str, dict[float, tuple[str, ...]]] = {}  # by the query's category
 
     def _query_items(self, item_ids: Sequence[str], backbone: str) -> dict[str, Record]:
         dims = self.store.vector_dims()
@@ -251,10 +251,11 @@ class Recommender:
             span = self.columns.value_range(field) or (0.0, 0.0)
         else:
             span = self.store.value_range(field) or (0.0, 0.0)
+        formulas = [self._terms(spec, params, span) for spec in specs]
         if ordered:
             results = self._server_mmr(queries, params)
         elif in_qdrant:
-            results = self._server_ranked(specs, queries, params, span)
+            results = self._server_ranked(formulas, queries, params)
         else:
             results = self._searched(queries, params)
         vectors: Vectors = {}
@@ -270,16 +271,15 @@ class Recommender:
             rerank(
                 found,
                 spec.context(),
+                formula,
                 params.weights,
-                span,
-                self.taxonomy,
                 params.k,
                 known,
                 scored=in_qdrant and not ordered,
                 diversity=params.diversity,
                 ordered=ordered,
             )
-            for spec, found in zip(specs, results, strict=True)
+            for spec, formula, found in zip(specs, formulas, results, strict=True)
         ]
         return lists, vectors
 
@@ -341,11 +341,7 @@ class Recommender:
         return self._enough(ask, len(queries), params)
 
     def _server_ranked(
-        self,
-        specs: Sequence[_Spec],
-        queries: list[Query],
-        params: Params,
-        span: tuple[float, float],
+        self, formulas: Sequence[Terms], queries: list[Query], params: Params
     ) -> list[Candidates]:
         """The whole formula inside Qdrant: candidates come back ranked by relevance.
 
@@ -356,26 +352,37 @@ class Recommender:
         field = popularity_field(params.popularity)
 
         def ask(rows: list[int], limit: int) -> list[Candidates]:
-            formulas = [
-                FormulaQuery(queries[i], self._formula(specs[i], params, span), {field: 0.0}, limit)
+            asked = [
+                FormulaQuery(
+                    queries[i],
+                    formulas[i].relevance(params.weights),
+                    formulas[i].defaults,
+                    limit,
+                )
                 for i in rows
             ]
             if self.columns is not None and params.diversity == 0:
-                scored = self.store.formula_scored(formulas)
+                scored = self.store.formula_scored(asked)
                 return [self.columns.candidates(s, field) for s in scored]
-            found = self.store.formula_search(formulas, hit_fields(params.popularity))
+            found = self.store.formula_search(asked, hit_fields(params.popularity))
             return [Candidates.of_hits(hits, field) for hits in found]
 
         if params.diversity > 0:
-            return ask(list(range(len(specs))), params.candidates)
-        return self._enough(ask, len(specs), params)
+            return ask(list(range(len(formulas))), params.candidates)
+        return self._enough(ask, len(formulas), params)
 
-    def _formula(self, spec: _Spec, params: Params, span: tuple[float, float]) -> Expr:
-        query = str(spec.item.payload[CATEGORY])
-        values: dict[float, list[str]] = defaultdict(list)
-        for category in sorted({*self.taxonomy.categories, query}):
-            values[self.taxonomy(query, category)].append(category)
+    def _terms(self, spec: _Spec, params: Params, span: tuple[float, float]) -> Terms:
+        """The relevance's terms for one query, as both reranks evaluate them."""
         origin = None if spec.origin is None else (spec.origin.lat, spec.origin.lon)
-        by_value = {v: tuple(cs) for v, cs in values.items()}
+        similar = self._category_values(str(spec.item.payload[CATEGORY]))
         field = popularity_field(params.popularity)
-        return relevance_formula(params.weights, spec.trendiness, span, by_value, origin, field)
+        return terms(params.weights, spec.trendiness, span, similar, origin, field)
+
+    def _category_values(self, query: str) -> dict[float, tuple[str, ...]]:
+        """Each CatSim value against the query's category, and the categories that have it."""
+        if query not in self._similar:
+            values: dict[float, list[str]] = defaultdict(list)
+            for category in sorted({*self.taxonomy.categories, query}):
+                values[self.taxonomy(query, category)].append(category)
+            self._similar[query] = {v: tuple(cs) for v, cs in values.items()}
+        return self._similar[query]

@@ -4,16 +4,15 @@ or a diverse list by maximal marginal relevance (engine.recommend.diversity)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 from engine.geo import Location, coordinates, distances_km
-from engine.helpers import minmax
 from engine.recommend.diversity import mmr
-from engine.recommend.scoring import Weights, popularity_term, relevance
+from engine.recommend.scoring import Terms, Weights
 from engine.schema import (
     CATEGORY,
     GENDER,
@@ -24,6 +23,7 @@ from engine.schema import (
     STORE_LOCATION,
 )
 from engine.vectorstore.base import Hit
+from engine.vectorstore.formula import Expr, Frame, evaluate
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Recommendation:
     gender: str
     store_id: str | None
     distance_km: float | None
-    visual: float
+    visual: float | None  # None: not known (ranked inside Qdrant with w_v = 0)
     popularity: float
     norm_popularity: float
     popularity_term: float
@@ -77,6 +77,16 @@ class Candidates:
 
     def __len__(self) -> int:
         return len(self.scores)
+
+    def frame(self, field: str, popularity: NDArray[np.float64]) -> Frame:
+        """What a formula reads of the candidates: scores, the popularity (as payload
+        `field`), categories and the shops' locations."""
+        return Frame(
+            scores=self.scores,
+            numbers={field: popularity},
+            keywords={CATEGORY: self.category},
+            points={STORE_LOCATION: (self.lat, self.lon)},
+        )
 
     @classmethod
     def of_hits(cls, hits: Sequence[Hit], field: str = POPULARITY) -> Candidates:
@@ -142,9 +152,8 @@ def diversify(
 def rerank(
     candidates: Candidates,
     context: Context,
+    terms: Terms,
     weights: Weights,
-    span: tuple[float, float],
-    category_similarity: Callable[[str, str], float],
     k: int,
     popularity: Mapping[str, float] | None = None,
     scored: bool = False,
@@ -153,13 +162,15 @@ def rerank(
 ) -> list[Recommendation]:
     """Every term of every candidate, the best view of each product, the top k.
 
-    span is the catalog-wide range of the candidates' popularity (all-time or trending);
-    popularity, when given, replaces it by item id. With `scored`, the scores are already
-    the relevance (computed in Qdrant) and the visual term is recovered from it; otherwise
-    they are the cosine. With diversity λ > 0 the k are chosen by maximal marginal
-    relevance over the candidates' vectors, which every one must carry; `ordered`
-    candidates are already in their final order (Qdrant's MMR chose it) and the first view
-    of each of the first k products is kept. Only the listed rows become Recommendations.
+    The terms are the query's expression tree (engine.recommend.scoring.terms), evaluated
+    here over the candidates' columns as Qdrant evaluates it; popularity, when given,
+    replaces the candidates' by item id. With `scored`, the scores are already the
+    relevance (computed in Qdrant) and the visual term is recovered from it (unknown when
+    its weight is 0); otherwise they are the cosine. With diversity λ > 0 the k are chosen
+    by maximal marginal relevance over the candidates' vectors, which every one must carry;
+    `ordered` candidates are already in their final order (Qdrant's MMR chose it) and the
+    first view of each of the first k products is kept. Only the listed rows become
+    Recommendations.
     """
     n = len(candidates)
     if not n:
@@ -168,28 +179,30 @@ def rerank(
         values = np.array([popularity.get(i, 0.0) for i in candidates.item_id], dtype=np.float64)
     else:
         values = candidates.popularity
-    norm = minmax(values, *span)
-    similar = {
-        c: category_similarity(context.query_category, str(c)) for c in set(candidates.category)
-    }
-    category = np.array([similar[c] for c in candidates.category], dtype=np.float64)
+    frame = candidates.frame(terms.field, values)
+
+    def value(expr: Expr) -> NDArray[np.float64]:
+        return evaluate(expr, frame, terms.defaults)
+
+    norm, pop_term, category = (
+        value(terms.norm_popularity),
+        value(terms.popularity),
+        value(terms.category),
+    )
     if context.origin is None:
         distances = np.full(n, np.nan)
     else:
         distances = distances_km(context.origin, candidates.lat, candidates.lon)
-    scores = candidates.scores
-    t = context.trendiness
     if scored:
-        score = scores
-        rest = relevance(np.zeros(n), norm, t, category, weights, distances)
-        visual = (scores - rest) / weights.visual if weights.visual else np.full(n, np.nan)
+        score = candidates.scores
+        rest = value(terms.relevance(replace(weights, visual=0.0)))
+        visual = (score - rest) / weights.visual if weights.visual else np.full(n, np.nan)
     else:
-        visual = scores
-        score = relevance(visual, norm, t, category, weights, distances)
-    pop_term = popularity_term(norm, t, weights.gamma)
+        visual = candidates.scores
+        score = value(terms.relevance(weights))
 
     def recommendation(i: int, rank: int = 0) -> Recommendation:
-        distance = float(distances[i])
+        distance, cosine = float(distances[i]), float(visual[i])
         store = candidates.store_id[i]
         return Recommendation(
             rank=rank,
@@ -199,7 +212,7 @@ def rerank(
             gender=str(candidates.gender[i]),
             store_id=None if store is None else str(store),
             distance_km=None if math.isnan(distance) else distance,
-            visual=float(visual[i]),
+            visual=None if math.isnan(cosine) else cosine,
             popularity=float(values[i]),
             norm_popularity=float(norm[i]),
             popularity_term=float(pop_term[i]),

@@ -1,11 +1,9 @@
-"""The relevance formula over arrays: visual, trend-matched popularity, category, distance."""
+"""The relevance formula: weights and presets, and its terms (visual, trend-matched popularity,
+category, distance) as one expression tree."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-
-import numpy as np
-from numpy.typing import NDArray
 
 from engine.errors import ConfigError
 from engine.schema import CATEGORY, POPULARITY, STORE_LOCATION
@@ -13,17 +11,18 @@ from engine.vectorstore.formula import (
     SCORE,
     Abs,
     Const,
+    Default,
     Exp,
     Expr,
     GeoMetres,
     InSet,
+    Missing,
     Mult,
     Pow,
     Sum,
     Var,
+    clipped,
 )
-
-FloatArray = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -73,67 +72,82 @@ def preset_weights(preset: str, **overrides: float | None) -> Weights:
     return weights
 
 
-def popularity_term(norm_popularity: FloatArray, trendiness: float, gamma: float) -> FloatArray:
-    """1 − |NormPop − t|^γ: 1 where popularity matches the user's trendiness."""
-    return 1.0 - np.abs(norm_popularity - trendiness) ** gamma
+@dataclass(frozen=True)
+class Terms:
+    """The relevance's terms as expressions over a candidate's score and payload: one tree
+    that Qdrant evaluates (the rerank inside Qdrant) and numpy evaluates (the client rerank,
+    engine.vectorstore.formula.evaluate), so both rank alike at every edge.
+
+    NormPop is the popularity scaled onto [0, 1] over the catalog's range and clipped there;
+    the distance term is 0 where the item's shop has no location (its default, the origin,
+    only keeps the engines from failing on a missing point).
+    """
+
+    visual: Expr  # VisSim: the prefetch's cosine
+    norm_popularity: Expr
+    popularity: Expr  # 1 − |NormPop − t|^γ
+    category: Expr  # CatSim against the query's category
+    distance: Expr | None  # exp(−d / scale), with an origin
+    field: str  # the payload field of the popularity in force
+    defaults: dict[str, Default]
+
+    def relevance(self, weights: Weights) -> Expr:
+        """w_v·VisSim + w_p·(1 − |NormPop − t|^γ) + w_c·CatSim [+ w_d·exp(−d/scale)], without
+        the terms whose weight is 0."""
+        weighted = (
+            (weights.visual, self.visual),
+            (weights.popularity, self.popularity),
+            (weights.category, self.category),
+            (weights.distance, self.distance),
+        )
+        return Sum(
+            tuple(Mult((Const(w), term)) for w, term in weighted if w and term is not None)
+            or (Const(0.0),)
+        )
 
 
-def distance_term(distance_km: FloatArray, scale_km: float) -> FloatArray:
-    """exp(−d / scale); 0 where the distance is unknown (NaN)."""
-    return np.where(np.isnan(distance_km), 0.0, np.exp(-np.nan_to_num(distance_km) / scale_km))
-
-
-def relevance(
-    visual: FloatArray,
-    norm_popularity: FloatArray,
-    trendiness: float,
-    category: FloatArray,
-    weights: Weights,
-    distance_km: FloatArray | None = None,
-) -> FloatArray:
-    """w_v·VisSim + w_p·(1 − |NormPop − t|^γ) + w_c·CatSim [+ w_d·exp(−d/scale)]."""
-    score = (
-        weights.visual * visual
-        + weights.popularity * popularity_term(norm_popularity, trendiness, weights.gamma)
-        + weights.category * category
-    )
-    if weights.distance and distance_km is not None:
-        score = score + weights.distance * distance_term(distance_km, weights.distance_scale_km)
-    return score
-
-
-def relevance_formula(
+def terms(
     weights: Weights,
     trendiness: float,
     span: tuple[float, float],
     category_values: dict[float, tuple[str, ...]],
     origin: tuple[float, float] | None = None,
     field: str = POPULARITY,
-) -> Expr:
-    """The same relevance as an expression Qdrant evaluates over its candidates.
-
-    category_values maps each CatSim value to the categories that have it against the
-    query's category; origin (lat, lon) enables the distance term; field is the payload
-    field holding the popularity (all-time or trending).
-    """
+) -> Terms:
+    """The terms for one query: trendiness t, the catalog-wide popularity range `span`,
+    category_values mapping each CatSim value to the categories that have it against the
+    query's category, the origin (lat, lon) of distances, and the payload field holding
+    the popularity (all-time or trending; 0 where an item has none)."""
     low, high = span
     norm: Expr = (
         Const(0.0)
         if high <= low
-        else Mult((Sum((Var(field), Const(-low))), Const(1.0 / (high - low))))
+        else clipped(Mult((Sum((Var(field), Const(-low))), Const(1.0 / (high - low)))))
     )
     gap = Pow(Abs(Sum((norm, Const(-trendiness)))), weights.gamma)
-    terms: list[Expr] = [
-        Mult((Const(weights.visual), Var(SCORE))),
-        Mult((Const(weights.popularity), Sum((Const(1.0), Mult((Const(-1.0), gap)))))),
-    ]
-    terms += [
-        Mult((Const(weights.category * value), InSet(CATEGORY, categories)))
-        for value, categories in sorted(category_values.items())
-        if value and weights.category
-    ]
-    if weights.distance and origin is not None:
-        metres = GeoMetres(origin[0], origin[1], STORE_LOCATION)
+    category: Expr = Sum(
+        tuple(
+            Mult((Const(value), InSet(CATEGORY, categories)))
+            for value, categories in sorted(category_values.items())
+            if value
+        )
+        or (Const(0.0),)
+    )
+    defaults: dict[str, Default] = {field: 0.0}
+    distance: Expr | None = None
+    if origin is not None:
+        lat, lon = origin
+        known = Sum((Const(1.0), Mult((Const(-1.0), Missing(STORE_LOCATION)))))
+        metres = GeoMetres(lat, lon, STORE_LOCATION)
         decay = Exp(Mult((Const(-1.0 / (1000.0 * weights.distance_scale_km)), metres)))
-        terms.append(Mult((Const(weights.distance), decay)))
-    return Sum(tuple(terms))
+        distance = Mult((known, decay))
+        defaults[STORE_LOCATION] = {"lat": lat, "lon": lon}
+    return Terms(
+        visual=Var(SCORE),
+        norm_popularity=norm,
+        popularity=Sum((Const(1.0), Mult((Const(-1.0), gap)))),
+        category=category,
+        distance=distance,
+        field=field,
+        defaults=defaults,
+    )

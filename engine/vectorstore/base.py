@@ -20,7 +20,7 @@ from engine.schema import (
     vector_fields,
     weights_field,
 )
-from engine.vectorstore.formula import Expr
+from engine.vectorstore.formula import Default, Expr
 
 COLLECTION: Final = "fashionrec"
 HNSW_M: Final = 16  # graph links per point
@@ -108,7 +108,7 @@ class FormulaQuery:
 
     prefetch: Query
     formula: Expr
-    defaults: dict[str, float]
+    defaults: dict[str, Default]  # numbers, or geo points {"lat": .., "lon": ..}
     limit: int
 
 

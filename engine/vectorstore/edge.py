@@ -33,7 +33,19 @@ from engine.vectorstore.base import (
     make_record,
     search_ef,
 )
-from engine.vectorstore.formula import Abs, Const, Exp, Expr, GeoMetres, InSet, Mult, Pow, Sum, Var
+from engine.vectorstore.formula import (
+    Abs,
+    Const,
+    Exp,
+    Expr,
+    GeoMetres,
+    InSet,
+    Missing,
+    Mult,
+    Pow,
+    Sum,
+    Var,
+)
 
 CONFIG_FILE: Final = "edge_config.json"
 INDEX_PARAMS: Final = {
@@ -106,6 +118,8 @@ def _expression(e: Expr) -> qe.Expression:
         case InSet(field, values):
             condition = qe.FieldCondition(field, match=qe.MatchAny(list(values)))
             return qe.Expression.Condition(condition)
+        case Missing(field):
+            return qe.Expression.Condition(qe.IsEmptyCondition(field))
         case GeoMetres(lat, lon, field):
             return qe.Expression.GeoDistance(qe.GeoPoint(lon=lon, lat=lat), field)
     raise TypeError(f"not a formula node: {e!r}")

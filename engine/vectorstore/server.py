@@ -33,7 +33,19 @@ from engine.vectorstore.base import (
     make_record,
     search_ef,
 )
-from engine.vectorstore.formula import Abs, Const, Exp, Expr, GeoMetres, InSet, Mult, Pow, Sum, Var
+from engine.vectorstore.formula import (
+    Abs,
+    Const,
+    Exp,
+    Expr,
+    GeoMetres,
+    InSet,
+    Missing,
+    Mult,
+    Pow,
+    Sum,
+    Var,
+)
 
 
 def _translate(flt: Filter | None) -> models.Filter | None:
@@ -108,6 +120,8 @@ def _expression(e: Expr) -> Any:
             return models.ExpExpression(exp=_expression(inner))
         case InSet(field, values):
             return models.FieldCondition(key=field, match=models.MatchAny(any=list(values)))
+        case Missing(field):
+            return models.IsEmptyCondition(is_empty=models.PayloadField(key=field))
         case GeoMetres(lat, lon, field):
             origin = models.GeoPoint(lon=lon, lat=lat)
             return models.GeoDistance(
