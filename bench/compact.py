@@ -4,7 +4,7 @@
 
 1. every photo is embedded once per network with its real ImageNet weights (ResNet-50
    imagenet-keras, MobileNetV2 imagenet-mobilenetv2; random weights are refused), framed
-   and decoded as ingest does (`ingest.reader.load_input`), and the last convolutional
+   and decoded as ingest does (`engine.catalog.inputs.load_input`), and the last convolutional
    map is pooled both ways from the same forward pass: average (today's embedding) and
    GeM (p 3). The first batch is checked against `Embedder(pooling=avg|gem)`. The two
    matrices are cached under bench/.data/quality/, keyed by the weights' provenance, so
@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from bench.retrieval import Labels, Quality, labels_of, machine, paired, visual_metrics
+from engine.catalog.inputs import load_input
 from engine.catalog.items import Item
 from engine.catalog.taxonomy import Taxonomy, built_in
 from engine.recommend.recommender import Params, Recommender
@@ -52,7 +53,6 @@ from engine.vectorstore.edge import EdgeStore
 from ingest.embedder import IMAGENET_MEAN, IMAGENET_STD, Embedder
 from ingest.networks import gem
 from ingest.pipeline import item_payload
-from ingest.reader import load_input
 from ingest.tfjs import caffe_input
 
 CACHE: Final = Path(__file__).resolve().parent / ".data" / "quality"
@@ -298,7 +298,7 @@ def engine_figures(
                     item = items[row]
                     start_s = time.perf_counter()
                     recs = recommender.for_item(
-                        item.item_id, Params(backbone=name, k=5, weights=weights)
+                        item.item_id, Params(space=name, k=5, weights=weights)
                     )
                     took.append(time.perf_counter() - start_s)
                     catsim.append(

@@ -63,6 +63,7 @@ from bench.retrieval import (  # noqa: E402
     visual_metrics,
 )
 from engine.catalog.framing import decode_size  # noqa: E402
+from engine.catalog.inputs import load_input  # noqa: E402
 from engine.catalog.items import Catalog, Item, open_catalog  # noqa: E402
 from engine.catalog.masks import DEFAULT_REMOVED, apply_mask  # noqa: E402
 from engine.catalog.taxonomy import Taxonomy, built_in  # noqa: E402
@@ -73,7 +74,6 @@ from engine.vectorstore.edge import EdgeStore  # noqa: E402
 from ingest.embedder import Embedder  # noqa: E402
 from ingest.options import IngestOptions  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402
-from ingest.reader import load_input  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-products"
 NETWORKS = (  # label, backbone, weights
@@ -297,7 +297,7 @@ def engine_metrics(
         for i in sample:
             start = time.perf_counter()
             recs = recommender.for_item(
-                labels.ids[i], Params(backbone=network.backbone, k=5, weights=weights)
+                labels.ids[i], Params(space=network.backbone, k=5, weights=weights)
             )
             took.append(time.perf_counter() - start)
             lists[name].append({r.item_id for r in recs})

@@ -12,10 +12,9 @@ from cli.common import (
     UrlOption,
     console,
     fail,
+    home_of,
     settings,
     store_for,
-    taxonomy_for,
-    world,
 )
 from engine.errors import ShopsError
 from engine.records import Shop
@@ -111,8 +110,9 @@ def load_vectors(config: Settings, backbone: str, vectors: Path, payloads: Path)
     from engine.vectorstore.transfer import load_points
 
     added, source = _stores_to_add(config, payloads)
-    with world(config) as (store, log):
-        naming = Naming(taxonomy_for(config, log))
+    with home_of(config) as app:
+        store, log = app.store, app.log
+        naming = Naming(app.taxonomy)
         written, already = load_points(store, backbone, vectors, payloads, naming=naming)
         log.set_taxonomy(naming.taxonomy.with_categories(store.facet(CATEGORY)))
         if added:

@@ -1,9 +1,8 @@
-"""What the commands share: the consoles, settings from flags, opening the store."""
+"""What the commands share: the consoles, settings from flags, opening a home, one-line errors
+and progress bars."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,8 +24,7 @@ from engine.settings import Settings
 from engine.vectorstore import VectorStore, open_store
 
 if TYPE_CHECKING:
-    from engine.catalog.taxonomy import Taxonomy
-    from engine.shoppers.eventlog import EventLog
+    from engine.application import Application
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -67,16 +65,6 @@ def settings(home: Path | None, qdrant_url: str | None, taxonomy: str | None = N
     return Settings.load(home=home, qdrant_url=qdrant_url, taxonomy=taxonomy)
 
 
-def taxonomy_for(config: Settings, log: EventLog) -> Taxonomy:
-    """The taxonomy in force: the one asked for, else the one recorded at ingest, else
-    DeepFashion's."""
-    from engine.catalog.taxonomy import deepfashion, load
-
-    if config.taxonomy:
-        return load(config.taxonomy)
-    return log.taxonomy() or deepfashion()
-
-
 def store_for(config: Settings) -> VectorStore:
     """Open the configured store (embedded unless a server URL is set)."""
     return open_store(config)
@@ -115,20 +103,11 @@ def warn_random_weights() -> None:
     )
 
 
-@contextmanager
-def world(config: Settings) -> Iterator[tuple[VectorStore, EventLog]]:
-    """The vector store and the event log beside it, closed afterwards."""
-    from engine.shoppers.eventlog import EventLog
+def home_of(config: Settings) -> Application:
+    """The application over the configured home (store and event log), to use in a `with`."""
+    from engine.application import Application
 
-    store = store_for(config)
-    try:
-        log = EventLog(config.event_log_path)
-        try:
-            yield store, log
-        finally:
-            log.close()
-    finally:
-        store.close()
+    return Application.open(config)
 
 
 def bulk_progress(*rates: ProgressColumn) -> Progress:

@@ -126,11 +126,11 @@ def fit_command(
 @app.command("list")
 def list_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
     """The store's compact spaces: source, size, whitening, sample, items, the default."""
-    from engine.spaces.registry import backbone_in_force, list_spaces
+    from engine.spaces.registry import list_spaces, space_in_force
 
     config = settings(home, qdrant_url)
     spaces = list_spaces(config.home)
-    default = backbone_in_force(config.home, None)
+    default = space_in_force(config.home, None)
     store = store_for(config)
     try:
         dims = store.vector_dims()
@@ -196,11 +196,11 @@ def default_command(
 ) -> None:
     """Make a space the one queries search unless they name one (resnet50: the raw vectors)."""
     from engine.spaces.build import pending
-    from engine.spaces.registry import backbone_in_force, load_space, set_default_space
+    from engine.spaces.registry import load_space, set_default_space, space_in_force
 
     config = settings(home, qdrant_url)
     if name is None:
-        console.print(f"queries search {backbone_in_force(config.home, None)}")
+        console.print(f"queries search {space_in_force(config.home, None)}")
         return
     if name not in BACKBONES and not is_compact(name):
         raise fail(
@@ -236,9 +236,9 @@ def default_command(
 
 def print_spaces(store: VectorStore, home: Path) -> None:
     """`info`'s part: each compact space, how it was made, and the default space."""
-    from engine.spaces.registry import backbone_in_force, list_spaces
+    from engine.spaces.registry import list_spaces, space_in_force
 
-    default = backbone_in_force(home, None)
+    default = space_in_force(home, None)
     for space in list_spaces(home):
         mark = " (default)" if space.name == default else ""
         made = space.projection.describe()

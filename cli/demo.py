@@ -10,7 +10,7 @@ from typing import Annotated, Final
 
 import typer
 
-from cli.common import console, fail, world
+from cli.common import console, fail, home_of
 from cli.evaluate import evaluate_command
 from cli.info import info_command
 from cli.ingest import parse_backbones, run_ingest
@@ -18,7 +18,8 @@ from cli.recommend import recommend_command
 from cli.shoppers import users_show
 from engine.backbones import BACKBONES
 from engine.settings import EVENT_LOG, STORE_DIR, Settings
-from ingest.options import IngestJob, IngestOptions
+from ingest.job import IngestJob
+from ingest.options import IngestOptions
 
 DEMO_HOME: Final = Path("demo")  # under the current directory
 MARKER: Final = ".fashionrec-demo"  # in a home the demo made: it may run there again
@@ -125,7 +126,8 @@ def _run_demo(config: Settings, backbone: list[str] | None, products: int, worke
     from engine.shoppers.simulation import SimulationConfig
     from engine.shoppers.sync import run_simulation, set_shops
 
-    with world(config) as (store, log):
+    with home_of(config) as app:
+        store, log = app.store, app.log
         shops = generate_shops(5, DEFAULT_REGION, seed=42)
         placed = set_shops(store, log, shops, DEFAULT_REGION, seed=42)
         console.print(
@@ -146,7 +148,7 @@ def _run_demo(config: Settings, backbone: list[str] | None, products: int, worke
     console.print(
         f"[bold]Recommendations[/] for sim-00001 with {names[0]} (top 5 per purchase, then merged):"
     )
-    recommend_command(user="sim-00001", backbone=names[0], home=config.home)
+    recommend_command(user="sim-00001", space=names[0], home=config.home)
     console.print("[bold]Evaluation[/] (20 simulated users, every ingested backbone):")
     evaluate_command(
         users=20,

@@ -26,9 +26,8 @@ from cli.common import (
     console,
     errors,
     fail,
+    home_of,
     settings,
-    taxonomy_for,
-    world,
 )
 from engine.backbones import BACKBONES, is_compact, unknown_backbone
 from engine.recommend.scoring import preset_weights
@@ -134,8 +133,8 @@ def evaluate_command(
     ).validate()
     run_dir = out / (name or time.strftime("%Y%m%d-%H%M%S"))
     config = settings(home, qdrant_url, taxonomy)
-    with world(config) as (store, log):
-        named = taxonomy_for(config, log)
+    with home_of(config) as app:
+        store, log, named = app.store, app.log, app.taxonomy
         stored = log.popularity_settings()
         ranking = stored.overridden(popularity, half_life)
         if use_log and ranking.half_life_days != stored.half_life_days:
@@ -232,13 +231,13 @@ def show_command(
     if out is not None:
         check_picture_path(out)
     config = settings(home, qdrant_url, taxonomy)
-    with world(config) as (store, log):
-        if log.user(user) is None:
-            raise fail(f"unknown user {user!r}; `fashionrec users list` shows them")
+    with home_of(config) as app:
+        store, log = app.store, app.log
+        app.shopper(user)  # NotFoundError when the log lacks them
         items = StoredItems.load(store)
         cohort = logged_cohort(items, log, log.popularity_settings().mode)
         protocol = Protocol(k=k, backbones=tuple(sorted(store.vector_dims())))
         path = out or Path("results") / f"grid-{user}.png"
-        evaluation = Evaluation(store, cohort, items, protocol, taxonomy_for(config, log))
+        evaluation = Evaluation(store, cohort, items, protocol, app.taxonomy)
         grid_for_user(evaluation, user, path)
     console.print(f"grid written to {path}")

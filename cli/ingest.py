@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,15 +21,16 @@ from cli.common import (
     bulk_progress,
     console,
     fail,
+    home_of,
     interrupted,
     settings,
-    store_for,
     warn_random_weights,
 )
 from engine.backbones import BACKBONES
 from engine.catalog.masks import DEFAULT_REMOVED, removed_labels
 from engine.settings import Settings
-from ingest.options import IngestJob, IngestOptions, numerics_for, pooling_for
+from ingest.job import IngestJob
+from ingest.options import IngestOptions
 from ingest.outcome import Outcome
 
 
@@ -71,64 +71,31 @@ def run_ingest(config: Settings, job: IngestJob, report: Path | None = None) -> 
     """Ingest a catalog and print a summary (shared by `ingest` and `demo`); returns whether
     every item of the catalog (up to --limit) is stored.
 
-    Everything that can be checked without a CNN is checked first (ingest.job.check): a
-    bad catalog stops in a moment and leaves no store behind.
+    Everything that can be checked without a CNN is checked first (ingest.runs.check_job):
+    a bad catalog stops in a moment and leaves no store behind.
     """
-    from engine.catalog.taxonomy import load
-    from engine.shoppers.eventlog import EventLog
-    from ingest.job import check, describe, run
+    from ingest.runs import Ingester, check_job, report_path
 
-    log = EventLog(config.event_log_path) if config.event_log_path.is_file() else None
-    try:
-        chosen = load(config.taxonomy) if config.taxonomy else log and log.taxonomy()
-        shops = set() if log is None else {s.id for s in log.shops()}
-    finally:
-        if log is not None:
-            log.close()
-    checked = check(job, chosen or None, shops)
-
-    from ingest.embedder import Embedder
-
+    checked = check_job(config, job)
     if job.weights == "random":
         warn_random_weights()
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    report = report or config.home / "reports" / f"ingest-{stamp}.csv"
-    store = store_for(config)
-    try:
-        embedders = {}
-        for name in job.backbones:
-            asked = numerics_for(store, name, job.runtime, job.precision)
-            embedders[name] = Embedder(
-                name,
-                job.weights,
-                job.device,
-                precision=asked.precision,
-                pooling=pooling_for(store, name, job.pooling),
-                runtime=asked.runtime,
-                calibration=asked.calibration,
-                on_note=note,
-            )
-        console.print(describe(checked, store.location, embedders), soft_wrap=True)
-        log = EventLog(config.event_log_path)
+    with home_of(config) as app:
+        ingester = Ingester(app, on_note=note)
+        embedders = ingester.embedders(job)
+        console.print(ingester.header(checked, embedders), soft_wrap=True)
         try:
             with progress_bar() as progress:
                 task = progress.add_task("planning", total=None)
-                outcome = run(
+                outcome = ingester.run(
                     checked,
-                    store,
-                    log,
                     embedders,
-                    report,
+                    report or report_path(config),
                     on_stage=lambda stage, n: progress.update(task, description=stage, total=n),
                     on_progress=lambda n: progress.advance(task, n),
                 )
         except KeyboardInterrupt:
             # every batch written stays; a rerun skips the items that hold their vectors
             raise interrupted("interrupted; run the same command again to resume") from None
-        finally:
-            log.close()
-    finally:
-        store.close()
     print_outcome(outcome)
     return outcome.not_stored == 0
 

@@ -5,28 +5,20 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Annotated, Final
 
 import typer
 from rich.table import Column, Table
 from rich.text import Text
 
-from cli.common import (
-    HomeOption,
-    TaxonomyOption,
-    UrlOption,
-    console,
-    fail,
-    settings,
-    taxonomy_for,
-    world,
-)
+from cli.common import HomeOption, TaxonomyOption, UrlOption, console, fail, home_of, settings
+from engine.documents import Recommended, plain
 from engine.geo import Location
+from engine.recommend.recommender import Params
 from engine.recommend.rerank import Recommendation
 from engine.recommend.scoring import Weights, preset_weights
 from engine.schema import provenance_text
-from engine.spaces.registry import backbone_in_force, missing_space, source_weights
 
 # every field of a Recommendation, in order: the CSV carries each term the JSON does
 COLUMNS: Final = tuple(f.name for f in fields(Recommendation))
@@ -139,7 +131,7 @@ def _table(recs: list[Recommendation], width: int) -> tuple[Table, list[str]]:
     return table, dropped
 
 
-def _legend(weights: Weights, trendiness: str, backbone: str, preset: str, gone: set[str]) -> str:
+def _legend(weights: Weights, trendiness: str, space: str, preset: str, gone: set[str]) -> str:
     """What each column means and the weights used (printed under the tables)."""
     formula = (
         f"relev. = {weights.visual:g}·visual + {weights.popularity:g}·trend + "
@@ -148,7 +140,7 @@ def _legend(weights: Weights, trendiness: str, backbone: str, preset: str, gone:
     if weights.distance:
         formula += f" + {weights.distance:g}·exp(−km/{weights.distance_scale_km:g})"
     lines = [
-        f"visual: cosine similarity of the {backbone} embeddings to the query item's · "
+        f"visual: cosine similarity of the {space} embeddings to the query item's · "
         "pop.: popularity scaled to 0..1 over the catalog · "
         f"trend: 1 − |pop. − t|^{weights.gamma:g}, t = {trendiness} · "
         "cat.: category similarity (taxonomy) · km: distance to the item's store",
@@ -169,10 +161,12 @@ def recommend_command(
     item: Annotated[str | None, typer.Option(help="Recommend items like this item id.")] = None,
     user: Annotated[str | None, typer.Option(help="Recommend for this user id.")] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Recommendations per list.")] = 5,
-    backbone: Annotated[
+    space: Annotated[
         str | None,
         typer.Option(
-            help="Vector space to search: a backbone or a compact space (default: the "
+            "--space",
+            "--backbone",
+            help="Vector space to search: a backbone's or a compact space (default: the "
             "store's, `fashionrec compact default`, else resnet50).",
             show_default=False,
         ),
@@ -221,8 +215,6 @@ def recommend_command(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Recommend for an item (--item) or a user (--user): filtered ANN search, then rerank."""
-    from engine.recommend.recommender import Params, Recommender
-
     if (item is None) == (user is None):
         raise fail("give exactly one of --item ITEM_ID or --user USER_ID")
     if as_json and as_csv:
@@ -243,96 +235,60 @@ def recommend_command(
         distance=w_distance,
         distance_scale_km=distance_scale_km,
     )
-    config = settings(home, qdrant_url, taxonomy)
-    backbone = backbone_in_force(config.home, backbone)
     params = Params(
-        backbone=backbone,
+        space=space,
         k=k,
         candidates=candidates,
         weights=weights,
         trendiness=0.5 if trendiness is None else trendiness,
-        gender=None,
+        gender=gender,
         max_km=max_km,
         at=None if at is None else Location.parse(at, "--at"),
-        rerank=rerank,  # type: ignore[arg-type]
+        rerank=rerank,  # type: ignore[arg-type]  # validated by the engine
         diversity=diversity,
-        popularity=popularity or "all-time",  # type: ignore[arg-type]
+        popularity=popularity,  # type: ignore[arg-type]  # validated by the engine
     ).validate()
-    with world(config) as (store, log):
-        missing = missing_space(backbone, store.vector_dims())
-        if missing:
-            raise fail(missing)
-        if popularity is None:
-            params = replace(params, popularity=log.popularity_settings().mode)
-        names = taxonomy_for(config, log)
-        if gender is not None:
-            known = names.gender(gender)
-            if known is None:
-                genders = ", ".join(names.all_genders)
-                raise fail(f"--gender must be one of {genders}, got {gender!r}")
-            params = replace(params, gender=known)
-        recommender = Recommender(store, names)
-        if item is not None:
-            lists = [(f"like {item}", recommender.for_item(item, params))]
-            header: dict[str, object] = {"item": item}
-        else:
-            shopper = log.user(user or "")
-            if shopper is None:
-                raise fail(f"unknown user {user!r}; `fashionrec users list` shows them")
-            result = recommender.for_user(shopper, list(log.purchases(shopper.id)), params)
-            lists = [(f"after {p.item_id}", recs) for p, recs in result.per_purchase]
-            lists.append(("merged", result.merged))
-            header = {"user": asdict(shopper)}
-        provenance = store.provenance(backbone)
-        source = source_weights(store, backbone)
-        ranking = log.popularity_settings()
-    trend = replace(ranking, mode=params.popularity).text()
-    vectors = {"backbone": backbone, "weights": provenance, "taxonomy": names.name, **source}
-    underlying = source.get("source", {}).get("weights", provenance)
-    warning = (
-        ""
-        if underlying and "random" not in underlying
-        else " — visual similarity is not meaningful"
-    )
+    with home_of(settings(home, qdrant_url, taxonomy)) as app:
+        found = app.for_user(user, params) if user is not None else app.similar(item or "", params)
     if as_json:
-        body = [
-            {"list": name, "recommendations": [asdict(r) for r in recs]} for name, recs in lists
-        ]
-        document = {
-            **header,
-            "vectors": vectors,
-            "weights": asdict(weights),
-            "popularity": trend,
-            "lists": body,
-        }
-        json.dump(document, sys.stdout, indent=2, default=str)
+        json.dump(plain(found), sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(("list", *COLUMNS))
-        for name, recs in lists:
-            for r in recs:
-                writer.writerow((name, *(getattr(r, c) for c in COLUMNS)))
+        for ranked in found.lists:
+            for r in ranked.recommendations:
+                writer.writerow((ranked.list, *(getattr(r, c) for c in COLUMNS)))
     else:
-        made = (
-            f" ({source['source']['backbone']} {provenance_text(underlying)} weights)"
-            if source
-            else " weights"
-        )
+        _print_tables(found, preset, params)
+
+
+def _print_tables(found: Recommended, preset: str, params: Params) -> None:
+    """The lists as tables no wider than the terminal, a header and the legend."""
+    vectors = found.vectors
+    source = vectors.source
+    made = (
+        f" ({source['backbone']} {provenance_text(vectors.underlying)} weights)"
+        if source
+        else " weights"
+    )
+    warning = "" if vectors.meaningful else " — visual similarity is not meaningful"
+    console.print(
+        f"{vectors.space} vectors: {provenance_text(vectors.weights)}{made}{warning} · taxonomy "
+        f"{vectors.taxonomy} · popularity {found.popularity}"
+    )
+    if found.user is not None:
+        u = found.user
         console.print(
-            f"{backbone} vectors: {provenance_text(provenance)}{made}{warning} · taxonomy "
-            f"{names.name} · popularity {trend}"
+            Text.assemble((u.id, "bold"), f" · {u.gender} · trendiness {u.trendiness:.2f}")
         )
-        if user is not None:
-            u = header["user"]
-            t = f"{u['trendiness']:.2f}"  # type: ignore[index]
-            console.print(f"[bold]{user}[/] · {u['gender']} · trendiness {t}")  # type: ignore[index]
-        else:
-            t = f"{params.trendiness:g}"
-        gone: set[str] = set()
-        for name, recs in lists:
-            console.print(Text(name, style="bold"))
-            table, dropped = _table(recs, console.width)
-            gone.update(dropped)
-            console.print(table)
-        console.print(_legend(weights, t, backbone, preset, gone), style="dim")
+        t = f"{u.trendiness:.2f}"
+    else:
+        t = f"{params.trendiness:g}"
+    gone: set[str] = set()
+    for ranked in found.lists:
+        console.print(Text(ranked.list, style="bold"))
+        table, dropped = _table(ranked.recommendations, console.width)
+        gone.update(dropped)
+        console.print(table)
+    console.print(_legend(found.weights, t, vectors.space, preset, gone), style="dim")

@@ -17,7 +17,7 @@ from urllib.request import Request, urlopen
 
 from cli.common import fail
 from engine.settings import API_KEY_ENV
-from ingest.options import IngestJob
+from ingest.job import IngestJob
 
 POLL_S: Final = 0.5  # between two looks at a running ingest
 TIMEOUT_S: Final = 600.0  # for one request (a large purchase log is imported in one)

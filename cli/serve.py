@@ -12,8 +12,6 @@ import typer
 
 from cli.common import HomeOption, TaxonomyOption, UrlOption, console, errors, fail, settings
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
 
 def listening(host: str, port: int) -> socket.socket:
     """A socket bound to host:port (listening starts with the server); a one-line error when
@@ -61,14 +59,15 @@ def serve_command(
 
     import uvicorn
 
+    from engine.application import Application
     from engine.settings import API_KEY_ENV
     from engine.vectorstore.holder import remove_holder, write_holder
-    from serve.app import Service, create_app
+    from serve.main import create_app, loopback_hosts
 
     key = os.environ.get(API_KEY_ENV) or None
     if private and key is None:
         raise fail(f"--private needs an API key: set {API_KEY_ENV}")
-    if host not in LOCAL_HOSTS and key is None:
+    if loopback_hosts(host) is None and key is None:
         errors.print(
             f"[bold yellow]warning:[/] listening on {host} without {API_KEY_ENV}: anyone who "
             "reaches this port can record purchases",
@@ -77,9 +76,15 @@ def serve_command(
     config = settings(home, qdrant_url, taxonomy)
     sock = listening(host, port)
     try:
-        service = Service.open(config)  # in this thread, which runs the event loop below
+        opened = Application.open(config, serving=True)  # in this thread: the event loop's
         try:
-            app = create_app(config, private=private, api_key=key or "", service=service)
+            app = create_app(
+                config,
+                private=private,
+                api_key=key or "",
+                application=opened,
+                hosts=loopback_hosts(host),
+            )
             where = config.qdrant_url or config.home
             shown = f"[{host}]" if ":" in host else host
             console.print(
@@ -103,6 +108,6 @@ def serve_command(
                 if held is not None:
                     remove_holder(held)
         finally:
-            service.close()
+            opened.close()
     finally:
         sock.close()

@@ -6,19 +6,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Column, Table
+from rich.text import Text
 
 from cli.common import (
     ApiOption,
     HomeOption,
     UrlOption,
     console,
-    fail,
+    home_of,
     interrupted,
     settings,
-    world,
 )
-from engine.geo import distance_km
 
 purchases_app = typer.Typer(
     help="Purchase logs: import real ones, export all.", no_args_is_help=True
@@ -56,9 +56,9 @@ def simulate_command(
         stages.append(name)
         console.print(f"… {name}")
 
-    with world(settings(home, qdrant_url)) as (store, log):
+    with home_of(settings(home, qdrant_url)) as app:
         try:
-            result = run_simulation(store, log, config, on_stage=stage)
+            result = run_simulation(app.store, app.log, config, on_stage=stage)
         except KeyboardInterrupt:
             raise interrupted(_simulation_interrupted(stages)) from None
     bought: dict[str, int] = {}
@@ -115,14 +115,12 @@ def purchases_import(
         done = remote_import(api, path, timezone)
         summary = ImportSummary(**{**done, "repeated": tuple(done["repeated"])})
     else:
-        from engine.shoppers.purchases import import_purchases
-
-        with world(settings(home, qdrant_url)) as (store, log):
-            before = log.purchase_count()
+        with home_of(settings(home, qdrant_url)) as app:
+            before = app.log.purchase_count()
             try:
-                summary = import_purchases(store, log, path, zone=zone)
+                summary = app.import_purchases(path, zone=zone)
             except KeyboardInterrupt:
-                if log.purchase_count() == before:  # the import is one transaction
+                if app.log.purchase_count() == before:  # recording is one transaction
                     message = "interrupted; nothing imported; run the same command again"
                 else:
                     message = (
@@ -153,11 +151,11 @@ def purchases_export(
     qdrant_url: UrlOption = None,
 ) -> None:
     """Export every purchase with its user's gender and trendiness (re-importable)."""
-    from engine.shoppers.purchases import check_export_path, export_purchases
+    from engine.shoppers.purchaselog import check_export_path, export_purchases
 
     check_export_path(path)  # before the home is opened: a mistake creates nothing
-    with world(settings(home, qdrant_url)) as (_, log):
-        count = export_purchases(log, path)
+    with home_of(settings(home, qdrant_url)) as app:
+        count = export_purchases(app.log, path)
     console.print(f"{count} purchase(s) written to {path}")
 
 
@@ -168,29 +166,24 @@ def users_show(
     qdrant_url: UrlOption = None,
 ) -> None:
     """A user's gender, trendiness, home and purchases (with the distance to each store)."""
-    with world(settings(home, qdrant_url)) as (_, log):
-        user = log.user(user_id)
-        if user is None:
-            raise fail(f"unknown user {user_id!r}; `fashionrec users list` shows them")
-        purchases = list(log.purchases(user_id))
-        shops = {s.id: s for s in log.shops()}
+    with home_of(settings(home, qdrant_url)) as app:
+        user = app.user(user_id)
     console.print(
-        f"[bold]{user.id}[/] · {user.gender} · trendiness {user.trendiness:.2f} · "
+        f"[bold]{escape(user.id)}[/] · {user.gender} · trendiness {user.trendiness:.2f} · "
         f"home {user.home.lat:.5f}, {user.home.lon:.5f}"
     )
     table = Table("time", "item", "store", "km from home", title="purchases")
-    for p in purchases:
-        shop = shops.get(p.store_id or "")
-        km = f"{distance_km(user.home, shop.location):.1f}" if shop else "—"
-        table.add_row(p.timestamp.isoformat(), p.item_id, p.store_id or "—", km)
+    for p in user.purchases:
+        km = "—" if p.distance_km is None else f"{p.distance_km:.1f}"
+        table.add_row(p.timestamp.isoformat(), Text(p.item_id), p.store_id or "—", km)
     console.print(table)
 
 
 @users_app.command("list")
 def users_list(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
     """Every user id."""
-    with world(settings(home, qdrant_url)) as (_, log):
-        ids = log.user_ids()
+    with home_of(settings(home, qdrant_url)) as app:
+        ids = app.log.user_ids()
     console.print("\n".join(ids) if ids else "no users: run `fashionrec simulate`")
 
 
@@ -199,9 +192,9 @@ def popularity_sync(home: HomeOption = None, qdrant_url: UrlOption = None) -> No
     """Rebuild every item's popularity payload from the event log."""
     from engine.shoppers.sync import sync_popularity
 
-    with world(settings(home, qdrant_url)) as (store, log):
-        count = sync_popularity(store, log)
-        low, high = log.popularity_range()
+    with home_of(settings(home, qdrant_url)) as app:
+        count = sync_popularity(app.store, app.log)
+        low, high = app.log.popularity_range()
     console.print(f"popularity of {count} item(s) written; catalog range {low}..{high}")
 
 
@@ -220,15 +213,15 @@ def popularity_mode(
     or trending (purchases halving every half-life); recommend, evaluate and serve use it."""
     from engine.shoppers.sync import sync_popularity
 
-    with world(settings(home, qdrant_url)) as (store, log):
-        current = log.popularity_settings()
+    with home_of(settings(home, qdrant_url)) as app:
+        current = app.log.popularity_settings()
         if mode is None and half_life is None:
             console.print(f"popularity: {current.text()}")
             return
         chosen = current.overridden(mode, half_life)
-        log.set_popularity_settings(chosen)
+        app.log.set_popularity_settings(chosen)
         if chosen != current:
-            sync_popularity(store, log)  # the payloads carry the scores the mode ranks on
+            sync_popularity(app.store, app.log)  # the payloads carry the scores it ranks on
     console.print(f"popularity: {chosen.text()} (was {current.text()})")
 
 
@@ -259,10 +252,10 @@ def popularity_top(
     from engine.shoppers.trending import parse_as_of
 
     when = parse_as_of(as_of)
-    with world(settings(home, qdrant_url)) as (store, log):
-        current = log.popularity_settings()
+    with home_of(settings(home, qdrant_url)) as app:
+        current = app.log.popularity_settings()
         chosen = current.overridden(mode, half_life)
-        top = top_items(store, log, chosen, when, n, gender, category)
+        top = top_items(app.store, app.log, chosen, when, n, gender, category)
     if as_json:
         document = {
             "mode": chosen.text(),

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import HomeOption, UrlOption, console, settings, world
+from cli.common import HomeOption, UrlOption, console, home_of, settings
 from engine.geo import DEFAULT_REGION, Region
 from engine.records import Shop
 from engine.shoppers.shops import generate_shops, read_shops
@@ -52,8 +52,8 @@ def generate(
     shops = generate_shops(count, area, seed)
     from engine.shoppers.sync import set_shops
 
-    with world(settings(home, qdrant_url)) as (store, log):
-        placed = set_shops(store, log, shops, area, seed, replace=replace)
+    with home_of(settings(home, qdrant_url)) as app:
+        placed = set_shops(app.store, app.log, shops, area, seed, replace=replace)
     _print(shops)
     console.print(f"{placed} item(s) placed in a store (per-category round-robin, seed {seed})")
 
@@ -72,9 +72,9 @@ def import_(
     shops = read_shops(path)
     from engine.shoppers.sync import set_shops
 
-    with world(settings(home, qdrant_url)) as (store, log):
+    with home_of(settings(home, qdrant_url)) as app:
         area = Region.around([s.location for s in shops])
-        placed = set_shops(store, log, shops, area, seed, replace=replace)
+        placed = set_shops(app.store, app.log, shops, area, seed, replace=replace)
     _print(shops)
     console.print(f"{placed} item(s) placed in a store")
 
@@ -82,8 +82,8 @@ def import_(
 @app.command("list")
 def list_(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
     """List the stores."""
-    with world(settings(home, qdrant_url)) as (_, log):
-        shops = log.shops()
+    with home_of(settings(home, qdrant_url)) as app:
+        shops = app.log.shops()
     if not shops:
         console.print("no stores: run `fashionrec stores generate`")
         return

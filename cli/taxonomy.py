@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import HomeOption, TaxonomyOption, settings, taxonomy_for
+from cli.common import HomeOption, TaxonomyOption, settings
 
 app = typer.Typer(
     help="The catalog's taxonomy: categories, groups, CatSim values, genders.",
@@ -19,12 +19,13 @@ app = typer.Typer(
 @app.command("show")
 def show(taxonomy: TaxonomyOption = None, home: HomeOption = None) -> None:
     """Print the taxonomy in force as TOML (the one recorded at ingest, unless told)."""
+    from engine.application import taxonomy_in_force
     from engine.shoppers.eventlog import EventLog
 
     config = settings(home, None, taxonomy)
     log = EventLog(config.event_log_path)
     try:
-        sys.stdout.write(taxonomy_for(config, log).to_toml())
+        sys.stdout.write(taxonomy_in_force(config, log).to_toml())
     finally:
         log.close()
 

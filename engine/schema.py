@@ -17,6 +17,11 @@ CATEGORY_GROUP: Final = "category_group"
 VIEW: Final = "view"
 IMAGE: Final = "image"
 MASKED: Final = "masked"
+# how the network input was made (engine/catalog/inputs.py): framing; the mask applied, if any,
+# and the labels it removed
+FRAMING: Final = "framing"
+MASK: Final = "mask"
+REMOVED: Final = "removed"
 STORE_ID: Final = "store_id"
 STORE_ORIGIN: Final = "store_origin"  # MANIFEST or ROUND_ROBIN
 STORE_LOCATION: Final = "store_location"  # {"lat": .., "lon": ..}

@@ -1,14 +1,12 @@
-"""What to ingest and how, validated before anything is read (no torch here)."""
+"""How to ingest, validated before anything is read: batching, masking, framing, pooling,
+runtime and precision, and what a store already holds of them (no torch here)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final, Literal
+from dataclasses import dataclass
+from typing import Final, Literal
 
-from engine.backbones import BACKBONES, did_you_mean
 from engine.catalog.framing import Framing
-from engine.catalog.items import UnknownCategory
 from engine.catalog.masks import DEFAULT_REMOVED, MissingMask, removed_labels
 from engine.errors import ConfigError
 from engine.helpers import choice
@@ -188,89 +186,6 @@ class IngestOptions:
         return self
 
 
-@dataclass(frozen=True)
-class IngestJob:
-    """What to ingest and how: the arguments of `fashionrec ingest PATH`."""
-
-    path: Path
-    backbones: tuple[str, ...] = ("resnet50",)
-    masks: Path | None = None
-    manifest: bool = False
-    weights: str = "imagenet"
-    device: str = "auto"
-    options: IngestOptions = field(default_factory=IngestOptions)
-    unknown_category: UnknownCategory = "accept"
-    root: Path | None = None
-    pooling: str = AUTO  # of the last convolutional map: see pooling_for
-    runtime: str = AUTO  # torch, onnxruntime, openvino: see ingest.runtimes
-    precision: str = AUTO  # fp32, bf16, int8: see ingest.runtimes
-
-    def validate(self) -> IngestJob:
-        """Raise ConfigError naming the first bad value."""
-        unknown = [b for b in self.backbones if b not in BACKBONES]
-        if unknown or not self.backbones:
-            hint = did_you_mean(unknown[0], tuple(BACKBONES)) if unknown else ""
-            raise ConfigError(
-                f"unknown backbone {', '.join(unknown) or '(none)'}{hint}; "
-                f"choose from {', '.join(BACKBONES)}"
-            )
-        choice(UnknownCategory, self.unknown_category, "--unknown-category")
-        for backbone in self.backbones:
-            check_pooling(backbone, self.pooling)
-        check_pair(self.runtime, self.precision)
-        self.options.validate()
-        return self
-
-    def to_json(self) -> dict[str, Any]:
-        """The job as the service's POST /ingest takes it (paths as text)."""
-        o = self.options
-        return {
-            "path": str(self.path),
-            "backbones": list(self.backbones),
-            "masks": None if self.masks is None else str(self.masks),
-            "manifest": self.manifest,
-            "weights": self.weights,
-            "device": self.device,
-            "batch_size": o.batch_size,
-            "workers": o.workers,
-            "framing": o.framing,
-            "missing_mask": o.missing_mask,
-            "removed": list(o.removed),
-            "limit": o.limit,
-            "unknown_category": self.unknown_category,
-            "root": None if self.root is None else str(self.root),
-            "pooling": self.pooling,
-            "runtime": self.runtime,
-            "precision": self.precision,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> IngestJob:
-        """Inverse of to_json (values validated by `validate`); a job without a pooling
-        (written before there was a choice) pools as the store does (auto)."""
-
-        def path(key: str) -> Path | None:
-            return None if data.get(key) is None else Path(str(data[key]))
-
-        options = IngestOptions(
-            batch_size=int(data["batch_size"]),
-            workers=int(data["workers"]),
-            framing=data["framing"],
-            missing_mask=data["missing_mask"],
-            removed=tuple(data["removed"]),
-            limit=data.get("limit"),
-        )
-        return cls(
-            path=Path(str(data["path"])),
-            backbones=tuple(data["backbones"]),
-            masks=path("masks"),
-            manifest=bool(data["manifest"]),
-            weights=str(data["weights"]),
-            device=str(data["device"]),
-            options=options,
-            unknown_category=data["unknown_category"],
-            root=path("root"),
-            pooling=str(data.get("pooling") or AUTO),
-            runtime=str(data.get("runtime") or AUTO),
-            precision=str(data.get("precision") or AUTO),
-        ).validate()
+def pooling_of(embedder: object) -> str:
+    """How an embedder pools its network's last map (avg where it does not say)."""
+    return str(getattr(embedder, "pooling", AVG))

@@ -14,20 +14,24 @@ import torch
 from numpy.typing import NDArray
 from torch.utils.data import DataLoader
 
+from engine.catalog.framing import Framing
 from engine.catalog.items import Entry, Item, Problem
+from engine.catalog.masks import DEFAULT_REMOVED
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import MaskMissingError
 from engine.helpers import batched
 from engine.schema import (
-    AVG,
     CATEGORY,
     CATEGORY_GROUP,
+    FRAMING,
     GENDER,
     IMAGE,
     ITEM_ID,
     MANIFEST,
+    MASK,
     MASKED,
     PRODUCT_ID,
+    REMOVED,
     STORE_ID,
     STORE_ORIGIN,
     VIEW,
@@ -39,9 +43,15 @@ from engine.schema import (
     weights_field,
 )
 from engine.vectorstore.base import Filter, Payload, PointBatch, VectorStore
-from ingest.options import IngestOptions, refuse_mixed_pooling, refuse_mixed_precision
+from ingest.options import (
+    IngestOptions,
+    pooling_of,
+    refuse_mixed_pooling,
+    refuse_mixed_precision,
+)
 from ingest.outcome import IngestSummary
 from ingest.reader import Batch, Sample, WorkList, collate, item_to_line
+from ingest.report import Failure
 
 CHECK_CHUNK: Final = 1024
 
@@ -71,11 +81,6 @@ class Embedder(Protocol):
 
     def __call__(self, images: torch.Tensor) -> NDArray[np.float32]:
         """A uint8 batch (N, 3, H, W) in, unit-length rows out."""
-
-
-def pooling_of(embedder: Embedder) -> str:
-    """How an embedder pools its network's last map (avg where it does not say)."""
-    return str(getattr(embedder, "pooling", AVG))
 
 
 def numerics(name: str, embedder: Embedder) -> Payload:
@@ -121,9 +126,17 @@ def sampler(work: Plan, options: IngestOptions, seed: int = 0) -> Sampler:
     return sample
 
 
-def item_payload(item: Item, masked: bool, taxonomy: Taxonomy | None = None) -> Payload:
+def item_payload(
+    item: Item,
+    masked: bool,
+    taxonomy: Taxonomy | None = None,
+    framing: Framing = "letterbox",
+    removed: Sequence[str] = DEFAULT_REMOVED,
+) -> Payload:
     """The catalog part of an item's payload (popularity and shop location come later);
-    the category's group is the taxonomy's (DeepFashion's by default)."""
+    the category's group is the taxonomy's (DeepFashion's by default). It records how the
+    network input was made (engine.catalog.inputs): the framing and, when a mask was
+    applied, the mask and the labels it removed."""
     group_of = (taxonomy or deepfashion()).group_of
     payload: Payload = {
         ITEM_ID: item.item_id,
@@ -134,23 +147,15 @@ def item_payload(item: Item, masked: bool, taxonomy: Taxonomy | None = None) -> 
         VIEW: item.view,
         IMAGE: str(item.image),
         MASKED: masked,
+        FRAMING: framing,
     }
+    if masked and item.mask is not None:
+        payload[MASK] = str(item.mask)
+        payload[REMOVED] = list(removed)
     if item.store_id is not None:
         payload[STORE_ID] = item.store_id
         payload[STORE_ORIGIN] = MANIFEST
     return payload
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An item that was not ingested, and why (`kind` and `detail` group the reasons)."""
-
-    where: str
-    item_id: str
-    stage: str
-    reason: str
-    kind: str = ""
-    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -247,7 +252,7 @@ def embed(
         multiprocessing_context=options.start_method if options.workers else None,
     )
     for batch in loader:
-        _write_batch(batch, store, embedders, summary, on_failure, taxonomy)
+        _write_batch(batch, store, embedders, summary, on_failure, taxonomy, options)
         on_progress(len(batch.samples) + len(batch.failures))
     store.flush()
 
@@ -259,6 +264,7 @@ def _write_batch(
     summary: IngestSummary,
     on_failure: FailureSink,
     taxonomy: Taxonomy | None,
+    options: IngestOptions,
 ) -> None:
     for failed in batch.failures:
         summary.failed += 1
@@ -274,7 +280,12 @@ def _write_batch(
             PointBatch(
                 ids=[point_id(s.item.item_id) for s in samples],
                 payloads=[
-                    {**item_payload(s.item, s.masked, taxonomy), **numerics(name, embedder)}
+                    {
+                        **item_payload(
+                            s.item, s.masked, taxonomy, options.framing, options.removed
+                        ),
+                        **numerics(name, embedder),
+                    }
                     for s in samples
                 ],
                 vector_name=name,

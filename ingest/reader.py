@@ -10,13 +10,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
-from engine.catalog.framing import Framing, decode_size, frame, pad_colour
+from engine.catalog.framing import Framing
+from engine.catalog.inputs import load_input
 from engine.catalog.items import Item
-from engine.catalog.masks import DEFAULT_REMOVED, apply_mask
-from engine.errors import MaskError
 
 
 def item_to_line(item: Item, needs: Sequence[str]) -> str:
@@ -32,33 +30,6 @@ def item_from_line(line: str) -> tuple[Item, list[str]]:
     fields["image"] = Path(fields["image"])
     fields["mask"] = Path(fields["mask"]) if fields["mask"] else None
     return Item(**fields), list(record["needs"])
-
-
-def load_input(
-    item: Item,
-    framing: Framing = "letterbox",
-    removed: Sequence[str] = DEFAULT_REMOVED,
-    out: int = 224,
-) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], bool]:
-    """The network input of an item (3×out×out uint8) and whether a mask was applied.
-
-    JPEGs are decoded at a reduced scale where framing allows (Image.draft); the
-    mask is matched to the decoded size with nearest neighbour. The letterbox pads with
-    the photo's background: black when masked, white otherwise (framing.pad_colour).
-    """
-    with Image.open(item.image) as raw:
-        raw.draft("RGB", decode_size(raw.size, framing, out))
-        image = raw.convert("RGB")
-    masked = item.mask is not None
-    if item.mask is not None:
-        try:
-            with Image.open(item.mask) as mask:
-                mask.load()
-                image = apply_mask(image, mask, removed)
-        except (OSError, MaskError) as exc:
-            raise OSError(f"mask {item.mask}: {exc}") from None
-    pixels = np.asarray(frame(image, framing, out, pad_colour(masked)), dtype=np.uint8)
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1)), masked
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import csv
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ingest.pipeline import Failure
-
 COLUMNS = ("where", "item_id", "stage", "reason")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An item that was not ingested, and why (`kind` and `detail` group the reasons)."""
+
+    where: str
+    item_id: str
+    stage: str
+    reason: str
+    kind: str = ""
+    detail: str = ""
 
 
 class FailureReport:

@@ -1,4 +1,5 @@
-"""The service's request bodies and error body (pydantic); responses mirror `recommend --json`."""
+"""The service's request bodies and error body (pydantic): what a client may send, read into
+the engine's own rows; responses are the engine's documents (engine/documents.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from engine.catalog.masks import DEFAULT_REMOVED
 from engine.errors import ConfigError
-from engine.shoppers.purchases import FUTURE, NoTimeZone, parse_timestamp
+from engine.shoppers.purchases import FUTURE, NoTimeZone, Row, parse_timestamp
 
 MAX_PURCHASES: Final = 10_000  # purchases per request (the body is at most 1 MB anyway)
 
@@ -25,7 +26,9 @@ class PurchaseIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    user_id: str = Field(min_length=1, max_length=256, description="An existing user.")
+    user_id: str = Field(
+        min_length=1, max_length=256, description="The shopper (a first-time one is created)."
+    )
     item_id: str = Field(min_length=1, max_length=1024, description="A catalog item.")
     timestamp: datetime = Field(description="ISO 8601 with a time zone (Z, +02:00).")
     store_id: str | None = Field(
@@ -37,6 +40,17 @@ class PurchaseIn(BaseModel):
         max_length=256,
         description="The purchase's own id: posting it again records nothing (default: a "
         "hash of user, item, timestamp and store).",
+    )
+    gender: str | None = Field(
+        default=None,
+        max_length=64,
+        description="A first-time shopper's gender, in the shop's words (default: the item's).",
+    )
+    trendiness: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="A first-time shopper's trendiness t (default: estimated from the items).",
     )
 
     @field_validator("timestamp", mode="before")
@@ -88,8 +102,9 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return f"{head}: {fields}" if fields else head
 
 
-def parse_purchases(data: object) -> list[PurchaseIn]:
-    """One purchase object or a non-empty list of them; ConfigError naming the first problem."""
+def parse_purchases(data: object) -> list[Row]:
+    """One purchase object or a non-empty list of them, as the rows the engine records;
+    ConfigError naming the first problem."""
     rows = [data] if isinstance(data, dict) else data
     if not isinstance(rows, list):
         raise ConfigError("the body must be a purchase object or a list of them")
@@ -98,7 +113,7 @@ def parse_purchases(data: object) -> list[PurchaseIn]:
     if len(rows) > MAX_PURCHASES:
         raise ConfigError(f"at most {MAX_PURCHASES} purchases per request, got {len(rows)}")
     try:
-        return _PURCHASES.validate_python(rows)
+        given = _PURCHASES.validate_python(rows)
     except ValidationError as exc:
         first = exc.errors()[0]
         more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
@@ -106,6 +121,20 @@ def parse_purchases(data: object) -> list[PurchaseIn]:
         raise ConfigError(
             f"{_where(tuple(first['loc']))}: {message}{more}; nothing recorded"
         ) from None
+    return [
+        Row(
+            number,
+            f"purchase {number}",
+            p.user_id,
+            p.item_id,
+            p.timestamp,
+            store_id=p.store_id,
+            gender=p.gender or None,
+            trendiness=p.trendiness,
+            event_id=p.event_id or "",
+        )
+        for number, p in enumerate(given, start=1)
+    ]
 
 
 class IngestIn(BaseModel):

@@ -20,11 +20,13 @@ from engine.catalog.items import (
     read_manifest,
 )
 from engine.errors import CatalogError, FashionrecError
-from engine.shoppers.purchases import parse_timestamp, read_rows
+from engine.shoppers.purchaselog import read_rows
+from engine.shoppers.purchases import parse_timestamp
 from engine.vectorstore.base import VectorStore
 from ingest.democatalog import DemoCatalog
 from ingest.options import IngestOptions
-from ingest.pipeline import Failure, ingest
+from ingest.pipeline import ingest
+from ingest.report import Failure
 from tests.builders import FAKE, FakeEmbedder, copy_catalog
 
 
@@ -95,7 +97,7 @@ def test_manifest_messages(tmp_path: Path, rows: str, message: str) -> None:
 def test_purchase_log_not_utf8(tmp_path: Path) -> None:
     log = tmp_path / "p.csv"
     log.write_bytes(b"user_id,item_id,timestamp\nu\xff,i,2025-01-01\n")
-    with pytest.raises(FashionrecError, match=r"not UTF-8 text.*nothing imported"):
+    with pytest.raises(FashionrecError, match=r"not UTF-8 text.*nothing recorded"):
         read_rows(log)
 
 

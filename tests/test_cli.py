@@ -105,7 +105,7 @@ def test_stores_simulate_users_purchases(tmp_path: Path) -> None:
     refused = fashionrec("purchases", "import", bad, home=home)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
-        f"error: {bad}:2: unknown item 'nothing'; nothing imported"
+        f"error: {bad}:2: unknown item 'nothing'; nothing recorded"
     ]
     unknown = fashionrec("users", "show", "nobody", home=home)
     assert unknown.returncode == 1 and "unknown user 'nobody'" in unknown.stderr

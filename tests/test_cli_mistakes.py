@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import engine.shoppers.purchases as purchases_module
+import engine.shoppers.purchaselog as purchaselog_module
 import engine.shoppers.sync as sync_module
-import ingest.job as job_module
+import ingest.runs as runs_module
 from cli.main import app
 from cli.recommend import COLUMNS, decimals
+from engine.application import Application
 from engine.recommend.rerank import Recommendation
 from ingest.democatalog import DemoCatalog
 from tests.builders import CliResult, copy_catalog, fashionrec, home_with_items
@@ -139,7 +140,7 @@ def test_a_purchase_log_names_its_first_twenty_problems(home: Path, tmp_path: Pa
     line = one_line(fashionrec("purchases", "import", log, home=home))
     named = re.findall(rf"{re.escape(str(log))}:(\d+): ", line)
     assert named == [str(n) for n in range(2, 22)]  # rows 2..21: twenty, in row order
-    assert line.endswith("; and 4 more problem(s); nothing imported")
+    assert line.endswith("; and 4 more problem(s); nothing recorded")
     assert f"{log}:2: unknown item 'no-item-0'; {log}:3: unknown item 'no-item-1'" in line
 
 
@@ -154,7 +155,7 @@ def test_row_problems_and_unknown_items_are_reported_together(home: Path, tmp_pa
         f"error: {log}:2: unknown item 'nothing'; {log}:3: bad timestamp 'yesterday' "
         + line.split("bad timestamp 'yesterday' ", 1)[1]
     )
-    assert line.endswith("; nothing imported")
+    assert line.endswith("; nothing recorded")
 
 
 def test_unknown_weights_name_the_valid_ones(tmp_path: Path, small_catalog: DemoCatalog) -> None:
@@ -200,7 +201,7 @@ def test_ctrl_c_during_ingest(
     tmp_path: Path, small_catalog: DemoCatalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     part = copy_catalog(small_catalog, tmp_path / "catalog", limit=2)
-    monkeypatch.setattr(job_module, "run", _interrupt)
+    monkeypatch.setattr(runs_module, "run", _interrupt)
     result = fashionrec(
         "ingest", part.images, "--weights", "random", "--backbone", "mobilenet_v2",
         "--workers", "0", home=tmp_path / "home",
@@ -235,7 +236,7 @@ def test_ctrl_c_during_simulate(home: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_ctrl_c_during_a_purchase_import(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(purchases_module, "import_purchases", _interrupt)
+    monkeypatch.setattr(Application, "import_purchases", _interrupt)
     log = tmp_path / "p.csv"
     log.write_text(f"user_id,item_id,timestamp\nu,{ITEM},2025-01-01T00:00:00Z\n")
     result = fashionrec("purchases", "import", log, home=home)
@@ -244,7 +245,7 @@ def test_ctrl_c_during_a_purchase_import(
 
 
 def test_ctrl_c_elsewhere_is_one_line(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(purchases_module, "export_purchases", _interrupt)
+    monkeypatch.setattr(purchaselog_module, "export_purchases", _interrupt)
     result = fashionrec("purchases", "export", "x.csv", home=home)
     assert result.returncode == 130 and one_line(result) == "interrupted"
 

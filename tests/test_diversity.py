@@ -315,7 +315,7 @@ def test_diversity_spreads_the_lists(store: VectorStore) -> None:
 
 
 def test_the_service_takes_diversity_as_a_query_parameter() -> None:
-    from serve.app import ranking
+    from serve.dependencies import ranking
 
     assert asyncio.run(ranking(diversity=0.5)).diversity == 0.5
     assert asyncio.run(ranking()).diversity == 0.0

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from engine.catalog.framing import center_crop, decode_size, letterbox
+from engine.catalog.inputs import load_input
 from engine.catalog.items import Item
 from engine.catalog.masks import LEGEND, apply_mask, keep_mask, palette, removed_labels
 from engine.errors import CatalogError
-from ingest.reader import load_input
 
 GARMENT = (200, 30, 30)
 

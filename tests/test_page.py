@@ -27,7 +27,7 @@ from engine.vectorstore import open_store
 from ingest.democatalog import write_demo_catalog
 from ingest.options import IngestOptions
 from ingest.pipeline import ingest
-from serve.app import create_app
+from serve.main import create_app
 from tests.builders import FAKE, FakeEmbedder
 
 CHROMIUM: Final = Path("/usr/bin/chromium")
@@ -157,7 +157,7 @@ def test_pick_an_item_see_its_photos_and_record_a_purchase(page: Any, url: str) 
     expect = sync_api.expect
     _open(page, url)
     expect(page.locator("#summary")).to_contain_text("46 items")
-    assert page.locator("#backbone").input_value() == FAKE
+    assert page.locator("#space").input_value() == FAKE
     assert page.locator("#item-list li").count() == 46
 
     page.fill("#item-id", ITEM)

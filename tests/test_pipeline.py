@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine.catalog.inputs import load_input
 from engine.catalog.items import Item, open_catalog
 from engine.errors import MaskMissingError
 from engine.schema import point_id
@@ -21,8 +22,8 @@ from ingest.democatalog import DemoCatalog
 from ingest.embedder import Embedder
 from ingest.options import IngestOptions
 from ingest.pipeline import Embedder as EmbedderProtocol
-from ingest.pipeline import Failure, ingest
-from ingest.reader import load_input
+from ingest.pipeline import ingest
+from ingest.report import Failure
 from tests.builders import FAKE, FakeEmbedder, copy_catalog
 
 OPTIONS = IngestOptions(batch_size=8, workers=0)
@@ -58,7 +59,11 @@ def test_same_points_on_edge_and_memory(
         "view": "front",
         "image": str(small_catalog.images / "WOMEN-Dresses-id_00000013-01_1_front.jpg"),
         "masked": True,
+        "framing": "letterbox",  # how the network input was made: framing, mask, labels
+        "mask": str(small_catalog.masks / "WOMEN-Dresses-id_00000013-01_1_front_segm.png"),
+        "removed": ["background", "hair", "face", "skin"],
         "popularity": 0.0,
+        "trending": 0.0,
         "weights_resnet50": "random",
         "pooling_resnet50": "avg",
         "runtime_resnet50": resnet.runtime,  # the fastest fp32 measured here

@@ -15,8 +15,9 @@ from engine.schema import point_id, pooling_field
 from engine.vectorstore.base import Filter, VectorStore
 from ingest.democatalog import DemoCatalog
 from ingest.embedder import Embedder, load_network
+from ingest.job import IngestJob
 from ingest.networks import Pooled, embedding, gem, trunk
-from ingest.options import IngestJob, IngestOptions, pooling_for, stored_poolings
+from ingest.options import IngestOptions, pooling_for, stored_poolings
 from ingest.pipeline import ingest
 from serve.models import IngestIn
 from tests.builders import FAKE, FakeEmbedder, copy_catalog, fashionrec, home_with_items

@@ -101,7 +101,7 @@ def test_errors_name_what_is_wrong(store: VectorStore) -> None:
     with pytest.raises(FashionrecError, match="unknown item 'nope'"):
         engine.for_item("nope", Params())
     with pytest.raises(FashionrecError, match="backbone vgg16 is not ingested"):
-        engine.for_item("nope", Params(backbone="vgg16"))
+        engine.for_item("nope", Params(space="vgg16"))
     with pytest.raises(FashionrecError, match="k must be positive"):
         engine.for_item("nope", Params(k=0))
     with pytest.raises(FashionrecError, match="--max-km needs a location"):

@@ -236,7 +236,7 @@ def test_the_real_catalog_is_stored_whole_and_recommends_within_genders(tmp_path
         engine = Recommender(store, built_in("retail"))
         seen: Counter[str] = Counter()
         for row in labels[::400]:
-            recs = engine.for_item(row["id"], Params(backbone=FAKE, k=10))
+            recs = engine.for_item(row["id"], Params(space=FAKE, k=10))
             gender = built_in("retail").gender(row["gender"])
             assert gender is not None and len(recs) == 10
             assert {r.gender for r in recs} <= built_in("retail").shown_to(gender)

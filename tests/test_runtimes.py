@@ -18,8 +18,9 @@ from engine.schema import calibration_field, point_id, precision_field, runtime_
 from engine.vectorstore.base import PointBatch, VectorStore
 from ingest.autotune import Guard, Measurements, fastest, guard, nearest, unit
 from ingest.democatalog import DemoCatalog
+from ingest.job import IngestJob
 from ingest.networks import Pooled
-from ingest.options import IngestJob, Numerics, numerics_for, refuse_mixed_precision
+from ingest.options import Numerics, numerics_for, refuse_mixed_precision
 from ingest.runtimes import (
     CACHE_ENV,
     Features,

@@ -3,7 +3,6 @@ API key, the body limit, purchases that move popularity, and the service's place
 
 from __future__ import annotations
 
-import ast
 import inspect
 import io
 import json
@@ -23,10 +22,17 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_dependant
 from fastapi.routing import APIRoute
 from PIL import Image
 
+from engine.catalog.inputs import load_input
+from engine.catalog.items import Item, open_catalog
+from engine.catalog.masks import DEFAULT_REMOVED
+from engine.errors import CatalogError, StoreError
 from engine.geo import DEFAULT_REGION
 from engine.recommend.rerank import Recommendation
 from engine.schema import point_id
@@ -37,9 +43,15 @@ from engine.shoppers.simulation import SimulationConfig
 from engine.shoppers.sync import run_simulation, set_shops
 from engine.vectorstore.edge import EdgeStore
 from ingest.democatalog import DemoCatalog
-from serve.app import MAX_BODY, create_app
+from ingest.options import IngestOptions
+from ingest.pipeline import ingest
+from serve.guard import MAX_BODY
+from serve.main import create_app, loopback_hosts
+from serve.routes import ingest as jobs
+from serve.routes import items, page, purchases, service, users
 from tests.builders import (
     ROOT,
+    FakeEmbedder,
     catalog_items,
     copy_catalog,
     fashionrec,
@@ -55,6 +67,8 @@ FIRST: Final = "WOMEN-Dresses-id_00000001-01_1_front"  # its photo is a PNG
 SECOND: Final = "WOMEN-Dresses-id_00000001-01_2_side"  # a JPEG
 NO_PHOTO: Final = "MEN-Suiting-id_00000010-01_3_back"  # its photo is not on disk
 KEY: Final = "correct horse battery staple"
+JSON: Final = {"Content-Type": "application/json"}
+CSV: Final = {"Content-Type": "text/csv"}
 ISO: Final = "2025-06-01T10:00:00Z"
 
 
@@ -119,7 +133,7 @@ def test_health_and_catalog(client: TestClient) -> None:
     health = client.get("/health")
     assert health.status_code == 200 and health.json()["status"] == "ok"
     catalog = client.get("/catalog").json()
-    assert catalog["items"] == 30 and catalog["backbones"]["resnet50"]["dim"] == 4
+    assert catalog["items"] == 30 and catalog["spaces"]["resnet50"]["dim"] == 4
     assert catalog["taxonomy"] == "deepfashion"
     assert catalog["genders"] == {"WOMEN": 18, "MEN": 12}
     assert [s["id"] for s in catalog["stores"]] == ["S01", "S02", "S03"]
@@ -159,41 +173,73 @@ def test_photos_are_served_as_stored(client: TestClient, home: Path) -> None:
     _error(client.get("/items/nope/image"), 404)
 
 
-def test_the_masked_image_is_what_the_network_saw(client: TestClient) -> None:
-    """masked=1: the photo with the mask's removed labels blacked out, letterboxed to 224×224
-    on black; without a usable mask, the framed photo on white and X-Masked: false."""
-    photo = Path(client.get(f"/items/{FIRST}").json()["payload"]["image"])
-    segm = photo.parent.parent / "segm"
-    segm.mkdir(exist_ok=True)
-    mask = Image.new("RGB", (12, 18), (0, 0, 0))  # background on the left…
-    mask.paste((255, 250, 205), (6, 0, 12, 18))  # …a dress on the right
-    mask.save(segm / f"{FIRST}_segm.png")
-    noise = Image.effect_noise((12, 18), 80).convert("RGB")  # not a palette mask
-    noise.save(segm / f"{SECOND}_segm.png")
+def _ingested_home(catalog: DemoCatalog, root: Path, kind: str, options: IngestOptions) -> Path:
+    """A home holding two photos of the catalog, ingested (a cheap stand-in network) from
+    a DF-MM folder whose masks lie elsewhere (`--masks DIR`), or from a manifest naming
+    each mask (`mask_path`); the second photo has no mask."""
+    part = copy_catalog(catalog, root / "catalog", limit=2)
+    second = sorted(part.images.iterdir())[1]
+    (part.masks / f"{second.stem}_segm.png").unlink()
+    elsewhere = Path(shutil.move(part.masks, root / "masks-elsewhere"))
+    if kind == "manifest":
+        manifest = root / "catalog.csv"
+        lines = ["path,gender,category,product_id,item_id,mask_path"]
+        for n, photo in enumerate(sorted(part.images.iterdir())):
+            mask = elsewhere / f"{photo.stem}_segm.png"
+            named = str(mask.resolve()) if mask.is_file() else ""
+            lines.append(f"catalog/images/{photo.name},WOMEN,Dresses,p{n},{photo.stem},{named}")
+        manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        found = open_catalog(manifest)
+    else:
+        found = open_catalog(part.images, elsewhere)
+    home = root / "home"
+    store = EdgeStore(home / STORE_DIR)
     try:
-        masked = client.get(f"/items/{FIRST}/image?masked=1")
-        assert masked.status_code == 200, masked.text
-        assert masked.headers["content-type"] == "image/png"
-        assert masked.headers["x-masked"] == "true"
-        with Image.open(photo) as original:
-            colour = original.convert("RGB").getpixel((9, 9))
-        with Image.open(io.BytesIO(masked.content)) as shown:
-            assert shown.size == (224, 224) and shown.mode == "RGB"
-            assert shown.getpixel((2, 112)) == (0, 0, 0)  # the letterbox, black
-            assert shown.getpixel((80, 112)) == (0, 0, 0)  # the background, masked
-            assert shown.getpixel((150, 112)) == colour  # the dress, kept
-        for item in (SECOND, "WOMEN-Dresses-id_00000001-01_3_back"):  # bad mask; no mask
-            plain = client.get(f"/items/{item}/image", params={"masked": "1"})
-            assert plain.status_code == 200, plain.text
-            assert plain.headers["x-masked"] == "false"
-            with Image.open(io.BytesIO(plain.content)) as shown:
-                assert shown.size == (224, 224)
-                assert shown.getpixel((2, 112)) == (255, 255, 255)  # letterboxed on white
-        unmasked = client.get(f"/items/{FIRST}/image?masked=0")
-        assert unmasked.content == photo.read_bytes() and "x-masked" not in unmasked.headers
-        assert "has no photo" in _error(client.get(f"/items/{NO_PHOTO}/image?masked=1"), 404)
+        ingest(found, store, {"resnet50": FakeEmbedder(8)}, options)
     finally:
-        shutil.rmtree(segm)
+        store.close()
+    return home
+
+
+@pytest.mark.parametrize(
+    ("kind", "framing", "removed"),
+    [
+        ("dfmm", "letterbox", DEFAULT_REMOVED),
+        ("manifest", "center-crop", ("background",)),
+    ],
+)
+def test_the_masked_image_is_what_the_network_saw(
+    small_catalog: DemoCatalog, tmp_path: Path, kind: str, framing: str, removed: tuple[str, ...]
+) -> None:
+    """masked=1: the network's input made again from the recipe ingest recorded (the mask
+    wherever it was, the labels removed, the framing), pixel for pixel; X-Masked says
+    whether a mask was applied."""
+    options = IngestOptions(workers=0, framing=framing, removed=removed)  # type: ignore[arg-type]
+    home = _ingested_home(small_catalog, tmp_path, kind, options)
+    photos = [e for e in open_catalog(tmp_path / "catalog" / "images") if isinstance(e, Item)]
+    with TestClient(create_app(Settings(home=home), api_key="")) as client:
+        for photo, mask in zip(photos, (True, False), strict=True):
+            shown = client.get(f"/items/{photo.item_id}/image", params={"masked": "1"})
+            assert shown.status_code == 200, shown.text
+            assert shown.headers["content-type"] == "image/png"
+            assert shown.headers["x-masked"] == ("true" if mask else "false")
+            mask_file = tmp_path / "masks-elsewhere" / f"{photo.item_id}_segm.png"
+            seen, _ = load_input(
+                replace(photo, mask=mask_file if mask else None),
+                framing,  # type: ignore[arg-type]
+                removed,
+            )
+            with Image.open(io.BytesIO(shown.content)) as png:
+                assert np.array_equal(np.asarray(png).transpose(2, 0, 1), seen)
+        unmasked = client.get(f"/items/{photos[0].item_id}/image?masked=0")
+        assert unmasked.content == photos[0].image.read_bytes()
+        assert "x-masked" not in unmasked.headers
+
+
+def test_the_masked_image_of_an_item_without_a_photo_is_404(client: TestClient) -> None:
+    assert "has no photo" in _error(client.get(f"/items/{NO_PHOTO}/image?masked=1"), 404)
+    framed = client.get(f"/items/{FIRST}/image?masked=1")  # no recipe recorded: framed only
+    assert framed.status_code == 200 and framed.headers["x-masked"] == "false"
 
 
 def test_similar_is_recommend_item_json(home: Path) -> None:
@@ -211,7 +257,12 @@ def test_similar_is_recommend_item_json(home: Path) -> None:
     assert set(recs[0]) == {f.name for f in fields(Recommendation)}
     assert all(r["gender"] == "WOMEN" and r["distance_km"] is not None for r in recs)
     assert body["weights"]["visual"] == 0.5 and body["weights"]["gamma"] == 1.5
-    assert body["vectors"] == {"backbone": "resnet50", "weights": {}, "taxonomy": "deepfashion"}
+    assert body["vectors"] == {
+        "space": "resnet50",
+        "weights": {},
+        "taxonomy": "deepfashion",
+        "source": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -316,6 +367,87 @@ def test_a_purchase_moves_popularity_and_the_next_recommendation_sees_it(
     assert target in bought
 
 
+def test_a_first_time_shopper_is_created_as_an_import_creates_them(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """A till's first sale to a new customer: the shopper is created, gender from the item
+    (or as given), trendiness estimated from what they bought (or as given), home at the
+    item's store, exactly as `purchases import` creates them."""
+    posted = client.post(
+        "/purchases",
+        json=[
+            _purchase(user="walk-in-1"),
+            _purchase(user="walk-in-2", item=SECOND, gender="men", trendiness=0.9),
+        ],
+    )
+    assert posted.status_code == 201, posted.text
+    created = {u["id"]: u for u in posted.json()["new_users"]}
+    assert set(created) == {"walk-in-1", "walk-in-2"}
+    assert created["walk-in-2"]["gender"] == "MEN" and created["walk-in-2"]["trendiness"] == 0.9
+    first = client.get("/users/walk-in-1").json()
+    assert first["gender"] == "WOMEN" and [p["item_id"] for p in first["purchases"]] == [FIRST]
+    assert (
+        0.0 <= first["trendiness"] <= 1.0
+        and first["trendiness"] == created["walk-in-1"]["trendiness"]
+    )
+    shop = client.get(f"/items/{FIRST}").json()["store"]["location"]
+    assert first["home"] == shop
+    log = tmp_path / "sales.csv"  # the same sale imported elsewhere makes the same shopper
+    log.write_text(f"user_id,item_id,timestamp\nwalk-in-3,{FIRST},{ISO}\n", encoding="utf-8")
+    imported = client.post(
+        "/purchases/import?name=sales.csv", content=log.read_bytes(), headers=CSV
+    )
+    assert imported.status_code == 201, imported.text
+    third = client.get("/users/walk-in-3").json()
+    assert (third["gender"], third["home"]) == (first["gender"], first["home"])
+    assert third["trendiness"] == pytest.approx(
+        client.get("/users/walk-in-1").json()["trendiness"], abs=0.05
+    )
+
+
+def test_a_post_from_a_web_page_is_refused(client: TestClient) -> None:
+    """A page elsewhere can post a form (text/plain, urlencoded, multipart) without asking:
+    writes take their own media type only, so such a post records nothing."""
+    count = client.get("/catalog").json()["purchases"]
+    body = json.dumps(_purchase()).encode()
+    for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; b=x"):
+        refused = client.post("/purchases", content=body, headers={"Content-Type": kind})
+        assert "send the body as Content-Type: application/json" in _error(refused, 415)
+    assert client.get("/catalog").json()["purchases"] == count
+    with_charset = {"Content-Type": "application/json; charset=utf-8"}
+    assert client.post("/purchases", content=body, headers=with_charset).status_code == 201
+
+
+def test_on_loopback_only_loopback_host_names_are_answered(home: Path) -> None:
+    """Bound to 127.0.0.1, a request whose Host names another machine (a page whose DNS
+    name was rebound to 127.0.0.1) is refused; elsewhere any Host is answered."""
+    assert loopback_hosts("0.0.0.0") is None
+    app = create_app(Settings(home=home), api_key="", hosts=loopback_hosts("127.0.0.1"))
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "localhost"):
+            assert client.get("/health", headers={"Host": host}).status_code == 200, host
+        for host in ("evil.example:8000", "127.0.0.1.evil.example"):
+            assert client.get("/catalog", headers={"Host": host}).status_code == 400, host
+            refused = client.post("/purchases", json=_purchase(), headers={"Host": host})
+            assert refused.status_code == 400
+
+
+def test_health_and_errors_name_no_file_of_the_server(
+    client: TestClient, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    health = client.get("/health").json()
+    assert health == {"status": "ok"}
+
+    def locked(*args: object) -> None:
+        raise StoreError(f"the store at {home.absolute()}/store is locked (WouldBlock)")
+
+    monkeypatch.setattr("engine.application.Application.item", locked)
+    message = _error(client.get(f"/items/{FIRST}"), 503)
+    assert str(home) not in message and "/store" not in message
+    assert message == "the store at <path> is locked (WouldBlock)"
+    assert str(home) not in _error(client.get(f"/items/{NO_PHOTO}/image"), 404)
+
+
 def test_a_purchase_posted_twice_is_recorded_once(client: TestClient) -> None:
     was = client.get(f"/items/{FIRST}").json()["popularity"]
     first = client.post("/purchases", json=_purchase(event_id="till-7-0042"))
@@ -356,9 +488,14 @@ def test_a_list_of_purchases_is_one_transaction(client: TestClient, home: Path) 
 @pytest.mark.parametrize(
     ("bad", "status", "message"),
     [
-        (_purchase(item="nope"), 404, "purchase 2: unknown item 'nope'; nothing recorded"),
-        (_purchase(user="nobody"), 404, "purchase 2: unknown user 'nobody'; nothing recorded"),
-        (_purchase(store_id="S99"), 404, "purchase 2: unknown store 'S99'; nothing recorded"),
+        (_purchase(item="nope"), 400, "purchase 2: unknown item 'nope'; nothing recorded"),
+        (_purchase(store_id="S99"), 400, "purchase 2: unknown store 'S99'; nothing recorded"),
+        (
+            _purchase(user="nobody", gender="ALIENS"),
+            400,
+            "purchase 2: unknown gender 'ALIENS' (use ",
+        ),
+        (_purchase(trendiness=2), 422, "purchase 2: trendiness: Input should be less than"),
         (_purchase(timestamp="yesterday"), 422, "purchase 2: timestamp: bad timestamp"),
         (_purchase(colour="red"), 422, "purchase 2: colour: Extra inputs are not permitted"),
         ({"user_id": "sim-00001", "item_id": FIRST}, 422, "purchase 2: timestamp: Field required"),
@@ -386,16 +523,16 @@ def test_a_bad_purchase_in_a_list_records_nothing(
 def test_a_body_that_is_not_purchases_is_422(
     client: TestClient, content: bytes, message: str
 ) -> None:
-    response = client.post("/purchases", content=content)
+    response = client.post("/purchases", content=content, headers=JSON)
     assert message in _error(response, 422)
 
 
 def test_bodies_over_a_megabyte_are_refused(client: TestClient) -> None:
     big = json.dumps([_purchase()] * (MAX_BODY // 60)).encode()
     assert len(big) > MAX_BODY
-    assert "over" in _error(client.post("/purchases", content=big), 413)
+    assert "over" in _error(client.post("/purchases", content=big, headers=JSON), 413)
     chunks = iter([b"[" + b" " * 600_000, b" " * 600_000 + b"]"])  # no Content-Length
-    _error(client.post("/purchases", content=chunks), 413)
+    _error(client.post("/purchases", content=chunks, headers=JSON), 413)
     assert client.get("/catalog").status_code == 200  # the service goes on
 
 
@@ -424,7 +561,7 @@ def test_the_key_comes_from_the_environment(home: Path, monkeypatch: pytest.Monk
 
 def test_private_reads_need_the_key_too(home: Path) -> None:
     with TestClient(create_app(Settings(home=home), api_key=KEY, private=True)) as client:
-        for path in (f"/items/{FIRST}", f"/items/{FIRST}/image", "/users/sim-00001", "/nope"):
+        for path in (f"/items/{FIRST}", f"/items/{FIRST}/image", "/users/sim-00001", "/users"):
             _error(client.get(path), 401)
         _error(client.get("/catalog", headers={"Authorization": "Bearer nope"}), 403)
         assert client.get("/catalog", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
@@ -454,7 +591,7 @@ def test_an_unexpected_failure_is_a_one_line_500(
     def explode(*args: object) -> None:
         raise RuntimeError("secret internals\nTraceback (most recent call last)")
 
-    monkeypatch.setattr("serve.app.Recommender.for_item", explode)
+    monkeypatch.setattr("engine.recommend.recommender.Recommender.for_item", explode)
     with caplog.at_level(logging.INFO, logger="fashionrec.serve"):
         response = client.get(f"/items/{FIRST}/similar")
     assert "server log" in _error(response, 500)
@@ -473,7 +610,7 @@ def test_one_log_line_per_request(client: TestClient, caplog: pytest.LogCaptureF
     with caplog.at_level(logging.INFO, logger="fashionrec.serve"):
         client.get("/health")
         client.get("/items/nope", params={"k": 1})
-        client.post("/purchases", content=b"[]")
+        client.post("/purchases", content=b"[]", headers=JSON)
     lines = [r.getMessage() for r in caplog.records if r.name == "fashionrec.serve"]
     assert len(lines) == 3, lines
     assert lines[0].startswith("GET /health 200 ")
@@ -497,34 +634,35 @@ def test_the_page_and_its_files(client: TestClient) -> None:
 # --- the command and the layout ----------------------------------------------------------------
 
 
-def test_every_endpoint_runs_on_the_event_loop(home: Path) -> None:
-    """The store and the SQLite log live on one thread: no endpoint may run in a pool."""
-    app = create_app(Settings(home=home), api_key="")
-    routes = [r for r in app.routes if isinstance(r, APIRoute)]
-    assert len(routes) >= 10
-    for route in routes:
+def _calls(dependant: Dependant) -> Iterator[object]:
+    """Every callable a dependant depends on, however deep."""
+    for dependency in dependant.dependencies:
+        if dependency.call is not None:
+            yield dependency.call
+        yield from _calls(dependency)
+
+
+def test_every_endpoint_runs_on_the_event_loop() -> None:
+    """The store and the SQLite log live on one thread: no endpoint, and nothing an endpoint
+    depends on (its router's dependencies too), may run in a pool."""
+    rooms = (page, service, items, users, purchases, jobs)
+    routers = [room.router for room in rooms]
+    pairs = [(router, route) for router in routers for route in router.routes]
+    assert len(pairs) >= 12
+    for owner, route in pairs:
+        assert isinstance(route, APIRoute)
         assert inspect.iscoroutinefunction(route.endpoint), route.path
-        for dependency in route.dependant.dependencies:
-            assert dependency.call is None or inspect.iscoroutinefunction(dependency.call)
-
-
-def test_serve_stays_in_its_room() -> None:
-    """serve/ imports neither cli/ nor a Qdrant package, and torch and the ingest pipeline
-    only inside a function (when an ingest starts); each module opens with a docstring."""
-    for path in sorted((ROOT / "serve").rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        assert ast.get_docstring(tree), path
-        nodes = list(ast.walk(tree))
-        names = {a.name for n in nodes if isinstance(n, ast.Import) for a in n.names}
-        names |= {n.module or "" for n in nodes if isinstance(n, ast.ImportFrom)}
-        banned = ("torch", "torchvision", "cli", "qdrant_edge", "qdrant_client")
-        assert not {n for n in names if n.split(".")[0] in banned}, path
-        top = {n.module or "" for n in tree.body if isinstance(n, ast.ImportFrom)}
-        assert {n for n in top if n.startswith("ingest")} <= {"ingest.options", "ingest.outcome"}
+        wanted = [route.endpoint, *(d.dependency for d in owner.dependencies if d.dependency)]
+        for call in wanted:
+            for needed in _calls(get_dependant(path=route.path, call=call)):
+                coroutine = inspect.iscoroutinefunction(needed) or inspect.iscoroutinefunction(
+                    getattr(needed, "__call__", None)  # noqa: B004 - an instance like HTTPBearer
+                )
+                assert coroutine, (route.path, needed)
 
 
 def test_the_service_starts_without_torch() -> None:
-    code = "import sys, serve.app\nprint('torch' in sys.modules)"
+    code = "import sys, serve.main\nprint('torch' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
@@ -697,7 +835,7 @@ def test_the_service_ingests_a_catalog_while_it_serves(
     assert outcome["placed"] == 3  # the new items got stores
     catalog = client.get("/catalog").json()
     assert catalog["items"] == before + 3
-    assert catalog["backbones"]["mobilenet_v2"] == {"dim": 1280, "weights": {"random": 3}}
+    assert catalog["spaces"]["mobilenet_v2"] == {"dim": 1280, "weights": {"random": 3}}
     new = sorted(p.stem for p in part.images.iterdir())[0]
     assert client.get(f"/items/{new}").json()["store"]["id"] is not None
     similar = client.get(f"/items/{new}/similar", params={"backbone": "mobilenet_v2", "k": 1})
@@ -721,29 +859,35 @@ def test_an_ingest_that_cannot_start_says_why(client: TestClient, tmp_path: Path
 def test_one_ingest_at_a_time(
     client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ingest.job
+    import ingest.runs
 
     release = threading.Event()
-    monkeypatch.setattr(ingest.job, "check", lambda *a: release.wait(30) and None)
+
+    def slow_check(*args: object) -> None:
+        release.wait(30)
+        raise CatalogError("the catalog could not be checked")
+
+    monkeypatch.setattr(ingest.runs, "check_job", slow_check)
     first = client.post("/ingest", json=_ingest_body(tmp_path)).json()
     try:
         second = client.post("/ingest", json=_ingest_body(tmp_path))
         assert f"ingest {first['id']} is running" in _error(second, 409)
     finally:
         release.set()
-    assert _follow(client, first["url"])["state"] == "failed"  # check gave nothing to run
+    failed = _follow(client, first["url"])
+    assert failed["state"] == "failed" and failed["error"] == "the catalog could not be checked"
 
 
 def test_a_purchase_log_is_imported_through_the_service(client: TestClient) -> None:
     was = client.get(f"/items/{FIRST}").json()["popularity"]
     log = f"user_id,item_id,timestamp\nnew-1,{FIRST},{ISO}\nnew-1,{SECOND},{ISO}\n"
-    done = client.post(
-        "/purchases/import?name=sales.csv", content=log, headers={"Content-Type": "text/csv"}
-    )
+    done = client.post("/purchases/import?name=sales.csv", content=log, headers=CSV)
     assert done.status_code == 201, done.text
     assert done.json() == {"purchases": 2, "new_users": 1, "items": 2, "already": 0, "repeated": []}
     assert client.get(f"/items/{FIRST}").json()["popularity"] == was + 1
-    again = client.post("/purchases/import?name=sales.csv", content=log + log.split("\n")[1])
+    again = client.post(
+        "/purchases/import?name=sales.csv", content=log + log.split("\n")[1], headers=CSV
+    )
     assert again.json() == {
         "purchases": 0,
         "new_users": 0,
@@ -755,6 +899,7 @@ def test_a_purchase_log_is_imported_through_the_service(client: TestClient) -> N
     naive = client.post(
         "/purchases/import?name=n.csv&timezone=Europe/Paris",
         content=f"user_id,item_id,timestamp\nnew-1,{FIRST},2025-06-01T13:00:00\n",
+        headers=CSV,
     )
     assert naive.json()["purchases"] == 1
     times = [p["timestamp"] for p in client.get("/users/new-1").json()["purchases"]]
@@ -763,8 +908,11 @@ def test_a_purchase_log_is_imported_through_the_service(client: TestClient) -> N
     bad = client.post(
         "/purchases/import?name=/etc/sales.csv",
         content=f"user_id,item_id,timestamp\nnew-2,nope,{ISO}\n",
+        headers=CSV,
     )
-    assert _error(bad, 400) == ("sales.csv:2: unknown item 'nope'; nothing imported")
+    assert _error(bad, 400) == ("sales.csv:2: unknown item 'nope'; nothing recorded")
+    as_json = client.post("/purchases/import", content=b"user_id\n", headers=JSON)
+    assert "Content-Type: text/csv" in _error(as_json, 415)
     assert client.get("/users/new-2").status_code == 404
 
 

@@ -11,7 +11,7 @@ from engine.errors import FashionrecError
 from engine.geo import DEFAULT_REGION, Region
 from engine.schema import point_id
 from engine.shoppers.eventlog import EventLog
-from engine.shoppers.purchases import export_purchases, import_purchases
+from engine.shoppers.purchaselog import export_purchases, import_purchases
 from engine.shoppers.shops import generate_shops
 from engine.shoppers.simulation import SimulationConfig
 from engine.shoppers.sync import place_items, run_simulation, set_shops, sync_popularity
@@ -132,7 +132,7 @@ def test_bad_logs_import_nothing(
     store_items(store, catalog_items(1))
     with pytest.raises(FashionrecError, match=message) as info:
         import_purchases(store, log, _csv(tmp_path / "p.csv", body))
-    assert str(info.value).endswith("nothing imported")
+    assert str(info.value).endswith("nothing recorded")
     assert log.purchase_count() == 0 and log.user_ids() == []
 
 

@@ -25,18 +25,17 @@ from engine.spaces.build import fill, make_space, pending, plan_fit
 from engine.spaces.projection import fit
 from engine.spaces.registry import (
     FitRequest,
-    backbone_in_force,
     default_space,
     list_spaces,
     load_space,
+    space_in_force,
     spaces_dir,
 )
 from engine.vectorstore.base import Filter, PointBatch, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.exact import ExactIndex
 from ingest.democatalog import DemoCatalog
-from ingest.job import check, run
-from ingest.options import IngestJob
+from ingest.job import IngestJob, check, run
 from ingest.pipeline import item_payload
 from tests.builders import (
     CliResult,
@@ -148,7 +147,7 @@ def test_a_space_ranks_as_an_exact_search_of_the_projected_vectors(
     reference = Recommender(store, searcher=exact.search)
     rng = np.random.default_rng(2)
     for rerank in ("client", "server"):
-        params = Params(backbone=SPACE, k=5, candidates=30, rerank=rerank)
+        params = Params(space=SPACE, k=5, candidates=30, rerank=rerank)
         for index in rng.choice(len(payloads), 15, replace=False):
             item = payloads[index]["item_id"]
             got, want = engine.for_item(item, params), reference.for_item(item, params)
@@ -317,11 +316,11 @@ def test_recommend_searches_a_space_named_with_backbone(home: Path) -> None:
     document = _recommend(home, "--backbone", SPACE)
     space = load_space(home, SPACE)
     assert space is not None
-    assert document["vectors"]["backbone"] == SPACE
+    assert document["vectors"]["space"] == SPACE
     assert document["vectors"]["weights"] == {space.tag: 414}
     assert document["vectors"]["source"] == {"backbone": "resnet50", "weights": {}}
     store = _open(home)
-    want = Recommender(store).for_item(FIRST, Params(backbone=SPACE, k=5))
+    want = Recommender(store).for_item(FIRST, Params(space=SPACE, k=5))
     store.close()
     got = [r["item_id"] for r in document["lists"][0]["recommendations"]]
     assert got == [r.item_id for r in want]
@@ -339,13 +338,13 @@ def test_recommend_searches_a_space_named_with_backbone(home: Path) -> None:
 
 
 def test_the_store_default_space_is_searched_unless_backbone_is_given(home: Path) -> None:
-    assert _recommend(home)["vectors"]["backbone"] == "resnet50"
+    assert _recommend(home)["vectors"]["space"] == "resnet50"
     _fit(home)
     done = fashionrec("compact", "default", SPACE, home=home)
     assert done.returncode == 0 and f"queries now search {SPACE}" in done.stdout
-    assert default_space(home) == SPACE and backbone_in_force(home, None) == SPACE
-    assert _recommend(home)["vectors"]["backbone"] == SPACE
-    assert _recommend(home, "--backbone", "resnet50")["vectors"]["backbone"] == "resnet50"
+    assert default_space(home) == SPACE and space_in_force(home, None) == SPACE
+    assert _recommend(home)["vectors"]["space"] == SPACE
+    assert _recommend(home, "--backbone", "resnet50")["vectors"]["space"] == "resnet50"
     listed = fashionrec("compact", "list", home=home)
     assert listed.returncode == 0 and f"{SPACE} *" in listed.stdout and "414/414" in listed.stdout
     info = fashionrec("info", home=home)
@@ -353,7 +352,7 @@ def test_the_store_default_space_is_searched_unless_backbone_is_given(home: Path
     assert f"queries search {SPACE}" in info.stdout
     back = fashionrec("compact", "default", "resnet50", home=home)
     assert back.returncode == 0 and default_space(home) is None
-    assert _recommend(home)["vectors"]["backbone"] == "resnet50"
+    assert _recommend(home)["vectors"]["space"] == "resnet50"
     assert "unknown space" in _error_line(fashionrec("compact", "default", "nope", home=home))
     assert "no vgg16 vectors" in _error_line(fashionrec("compact", "default", "vgg16", home=home))
 
@@ -369,18 +368,18 @@ def test_an_unfinished_space_cannot_become_the_default(
 
 
 def test_the_service_searches_the_default_space(home: Path) -> None:
-    from serve.app import create_app
+    from serve.main import create_app
 
     _fit(home)
     assert fashionrec("compact", "default", SPACE, home=home).returncode == 0
     with TestClient(create_app(Settings(home=home), api_key="")) as client:
-        assert client.get("/catalog").json()["default_backbone"] == SPACE
+        assert client.get("/catalog").json()["default_space"] == SPACE
         similar = client.get(f"/items/{FIRST}/similar", params={"k": 3}).json()
-        assert similar["vectors"]["backbone"] == SPACE
+        assert similar["vectors"]["space"] == SPACE
         assert similar["vectors"]["source"]["backbone"] == "resnet50"
-        raw = client.get(f"/items/{FIRST}/similar", params={"k": 3, "backbone": "resnet50"})
-        assert raw.json()["vectors"]["backbone"] == "resnet50"
-        missing = client.get(f"/items/{FIRST}/similar", params={"backbone": "resnet50-pca9"})
+        raw = client.get(f"/items/{FIRST}/similar", params={"k": 3, "space": "resnet50"})
+        assert raw.json()["vectors"]["space"] == "resnet50"
+        missing = client.get(f"/items/{FIRST}/similar", params={"space": "resnet50-pca9"})
         assert missing.status_code == 404 and "no compact space" in missing.json()["error"]
 
 
@@ -417,7 +416,7 @@ def test_a_snapshot_round_trip_keeps_the_space_and_the_default(home: Path, tmp_p
     assert store.provenance(SPACE) == {space.tag: 414}
     store.close()
     assert "wrote 0 · already written 414" in _fit(other).stdout  # the same projection
-    assert _recommend(other)["vectors"]["backbone"] == SPACE
+    assert _recommend(other)["vectors"]["space"] == SPACE
 
 
 def test_a_snapshot_whose_spaces_differ_from_its_manifest_is_refused(

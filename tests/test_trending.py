@@ -16,7 +16,8 @@ from engine.geo import Location
 from engine.records import Purchase, User
 from engine.settings import STORE_DIR
 from engine.shoppers.eventlog import EventLog, event_id
-from engine.shoppers.purchases import import_purchases, time_zone
+from engine.shoppers.purchaselog import import_purchases
+from engine.shoppers.purchases import time_zone
 from engine.shoppers.trending import PopularitySettings, as_of, weight
 from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore

@@ -235,8 +235,8 @@ def test_provenance_shows_in_info_and_recommend_json(small_catalog: Any, tmp_pat
     item = sorted(p.stem for p in part.images.iterdir())[0]
     shown = fashionrec("recommend", "--item", item, "-k", "2", "--json", home=home)
     document = json.loads(shown.stdout)
-    assert document["vectors"] == {"backbone": "resnet50", "weights": {"random": 6},
-                                   "taxonomy": "deepfashion"}  # fmt: skip
+    assert document["vectors"] == {"space": "resnet50", "weights": {"random": 6},
+                                   "taxonomy": "deepfashion", "source": None}  # fmt: skip
     assert document["weights"]["visual"] == 0.6
     table = fashionrec("recommend", "--item", item, "-k", "2", home=home)
     assert "resnet50 vectors: random weights — visual similarity is not meaningful" in (

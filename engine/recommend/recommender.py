@@ -38,6 +38,7 @@ from engine.schema import (
     popularity_field,
 )
 from engine.shoppers.trending import PopularityMode
+from engine.spaces.registry import DEFAULT_BACKBONE
 from engine.vectorstore.base import (
     Filter,
     FormulaQuery,
@@ -69,7 +70,7 @@ class Params:
     and otherwise ranks by the formula in Qdrant and diversifies its candidates here.
     """
 
-    backbone: str = "resnet50"
+    space: str | None = None  # a backbone's or a compact space; None: the home's default
     k: int = 5
     candidates: int = 100
     weights: Weights = field(default_factory=Weights)
@@ -79,7 +80,18 @@ class Params:
     at: Location | None = None  # item queries: where distances are measured from
     rerank: Rerank = "client"
     diversity: float = 0.0
-    popularity: PopularityMode = "all-time"  # which payload popularity ranks
+    popularity: PopularityMode | None = None  # which payload ranks; None: the home's mode
+
+    @property
+    def searched(self) -> str:
+        """The space searched: the one asked for, else resnet50 (engine/application.py gives
+        a home's default)."""
+        return self.space or DEFAULT_BACKBONE
+
+    @property
+    def ranked_by(self) -> PopularityMode:
+        """The popularity that ranks: the one asked for, else all-time."""
+        return self.popularity or "all-time"
 
     def validate(self) -> Params:
         """Raise ConfigError naming the first bad value."""
@@ -90,7 +102,7 @@ class Params:
         if not 0.0 <= self.trendiness <= 1.0:
             raise ConfigError(f"trendiness must be in [0, 1], got {self.trendiness}")
         choice(Rerank, self.rerank, "rerank")
-        choice(PopularityMode, self.popularity, "popularity")
+        choice(PopularityMode, self.ranked_by, "popularity")
         check_diversity(self.diversity)
         if self.max_km is not None and not self.max_km > 0:
             raise ConfigError(f"max km must be positive, got {self.max_km}")
@@ -177,7 +189,7 @@ class Recommender:
     def for_item(self, item_id: str, params: Params) -> list[Recommendation]:
         """Items like this one: same gender (unless overridden), other products only."""
         params.validate()
-        item = self._query_items([item_id], params.backbone)[item_id]
+        item = self._query_items([item_id], params.searched)[item_id]
         spec = _Spec(
             item,
             params.gender or str(item.payload[GENDER]),
@@ -194,7 +206,7 @@ class Recommender:
         params.validate()
         if not purchases:
             raise NotFoundError(f"user {user.id!r} has no purchases to recommend from")
-        items = self._query_items(sorted({p.item_id for p in purchases}), params.backbone)
+        items = self._query_items(sorted({p.item_id for p in purchases}), params.searched)
         bought = frozenset(str(items[p.item_id].payload[PRODUCT_ID]) for p in purchases)
         specs = [
             _Spec(items[p.item_id], user.gender, user.trendiness, bought, user.home)
@@ -231,7 +243,7 @@ class Recommender:
         queries = [
             Query(
                 vector=spec.item.vector,  # type: ignore[arg-type]
-                using=params.backbone,
+                using=params.searched,
                 limit=params.candidates,
                 filter=Filter(
                     within={GENDER: self.taxonomy.shown_to(spec.gender)},
@@ -244,7 +256,7 @@ class Recommender:
             )
             for spec in specs
         ]
-        field = popularity_field(params.popularity)
+        field = popularity_field(params.ranked_by)
         if self.popularity is not None:
             span = (self.popularity.low, self.popularity.high)
         elif self.columns is not None:
@@ -286,16 +298,16 @@ class Recommender:
     def _searched(self, queries: list[Query], params: Params) -> list[Candidates]:
         """The candidates of each query, by cosine: ids and scores from the search and the
         rest from the table when there is one (and no vectors are wanted), else payloads."""
-        field = popularity_field(params.popularity)
+        field = popularity_field(params.ranked_by)
         if self.columns is not None and not any(q.with_vector for q in queries):
             if self.searcher is None:
                 scored = self.store.search_scored(queries)
             else:
                 scored = [Scored.of_hits(hits) for hits in self.searcher(queries, ())]
             return [self.columns.candidates(s, field) for s in scored]
-        results = (self.searcher or self.store.search)(queries, hit_fields(params.popularity))
+        results = (self.searcher or self.store.search)(queries, hit_fields(params.ranked_by))
         if any(q.with_vector for q in queries):
-            results = self._with_vectors(results, params.backbone)
+            results = self._with_vectors(results, params.searched)
         return [Candidates.of_hits(hits, field) for hits in results]
 
     def _with_vectors(self, results: list[list[Hit]], backbone: str) -> list[list[Hit]]:
@@ -331,11 +343,11 @@ class Recommender:
         them, relevance being the cosine to the query (the whole relevance when w_v = 1 and
         every other weight is 0)."""
         mmr = Mmr(params.diversity, params.candidates)
-        field = popularity_field(params.popularity)
+        field = popularity_field(params.ranked_by)
 
         def ask(rows: list[int], limit: int) -> list[Candidates]:
             asked = [replace(queries[i], limit=limit, mmr=mmr) for i in rows]
-            found = self.store.search(asked, hit_fields(params.popularity))
+            found = self.store.search(asked, hit_fields(params.ranked_by))
             return [Candidates.of_hits(hits, field) for hits in found]
 
         return self._enough(ask, len(queries), params)
@@ -349,7 +361,7 @@ class Recommender:
         vector when the list is then diversified here; ids and scores only when the table
         holds the rest.
         """
-        field = popularity_field(params.popularity)
+        field = popularity_field(params.ranked_by)
 
         def ask(rows: list[int], limit: int) -> list[Candidates]:
             asked = [
@@ -364,7 +376,7 @@ class Recommender:
             if self.columns is not None and params.diversity == 0:
                 scored = self.store.formula_scored(asked)
                 return [self.columns.candidates(s, field) for s in scored]
-            found = self.store.formula_search(asked, hit_fields(params.popularity))
+            found = self.store.formula_search(asked, hit_fields(params.ranked_by))
             return [Candidates.of_hits(hits, field) for hits in found]
 
         if params.diversity > 0:
@@ -375,7 +387,7 @@ class Recommender:
         """The relevance's terms for one query, as both reranks evaluate them."""
         origin = None if spec.origin is None else (spec.origin.lat, spec.origin.lon)
         similar = self._category_values(str(spec.item.payload[CATEGORY]))
-        field = popularity_field(params.popularity)
+        field = popularity_field(params.ranked_by)
         return terms(params.weights, spec.trendiness, span, similar, origin, field)
 
     def _category_values(self, query: str) -> dict[float, tuple[str, ...]]:

@@ -180,7 +180,7 @@ def set_default_space(home: Path, name: str | None) -> None:
     write_atomically(path, json.dumps({"default": name}).encode())
 
 
-def backbone_in_force(home: Path, given: str | None) -> str:
+def space_in_force(home: Path, given: str | None) -> str:
     """The vector space a query searches: the one given, else the store's default space,
     else resnet50. The one place the default backbone of queries comes from."""
     return given or default_space(home) or DEFAULT_BACKBONE

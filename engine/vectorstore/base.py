@@ -16,6 +16,7 @@ from engine.schema import (
     PAYLOAD_INDEXES,
     POPULARITY,
     SEARCH_FILTER_FIELDS,
+    TRENDING,
     IndexKind,
     vector_fields,
     weights_field,
@@ -343,11 +344,12 @@ class VectorStore(ABC):
         """Release the store."""
 
     def write(self, batch: PointBatch) -> None:
-        """Write a batch: new points are inserted (popularity 0), known ones get this vector."""
+        """Write a batch: new points are inserted (popularity 0, all-time and trending), known
+        ones get this vector."""
         known = self.ids_matching(Filter(ids=frozenset(batch.ids)), limit=len(batch.ids))
         new = [i for i, pid in enumerate(batch.ids) if pid not in known]
         old = [i for i, pid in enumerate(batch.ids) if pid in known]
         if new:
-            self.upsert(batch.subset(new, extra={POPULARITY: 0.0}))
+            self.upsert(batch.subset(new, extra={POPULARITY: 0.0, TRENDING: 0.0}))
         if old:
             self.add_vectors(batch.subset(old))

@@ -102,7 +102,7 @@ function syncOutputs() {
 function rankingQuery() {
   const q = new URLSearchParams();
   q.set("k", $("k").value || "8");
-  if ($("backbone").value) q.set("backbone", $("backbone").value);
+  if ($("space").value) q.set("space", $("space").value);
   q.set("w_visual", $("w-visual").value);
   q.set("w_popularity", $("w-popularity").value);
   q.set("w_category", $("w-category").value);
@@ -137,17 +137,17 @@ function setMode(mode) {
 async function loadCatalog() {
   const catalog = await api("/catalog");
   state.stores = Object.fromEntries(catalog.stores.map((s) => [s.id, s]));
-  const backbones = Object.keys(catalog.backbones);
-  const select = $("backbone");
-  select.replaceChildren(...backbones.map((name) => {
-    const info = catalog.backbones[name];
+  const spaces = Object.keys(catalog.spaces);
+  const select = $("space");
+  select.replaceChildren(...spaces.map((name) => {
+    const info = catalog.spaces[name];
     const weights = Object.keys(info.weights).join(", ") || "unknown weights";
     const option = el("option", "", `${name} (${weights})`);
     option.value = name;
     return option;
   }));
-  const preferred = catalog.default_backbone || "resnet50";
-  if (backbones.includes(preferred)) select.value = preferred;
+  const preferred = catalog.default_space || "resnet50";
+  if (spaces.includes(preferred)) select.value = preferred;
   for (const [id, values] of [["gender-filter", catalog.genders], ["category-filter", catalog.categories]]) {
     const target = $(id);
     const chosen = target.value;
@@ -159,7 +159,7 @@ async function loadCatalog() {
     });
     target.value = chosen in values ? chosen : "";
   }
-  $("summary").textContent = `${catalog.items} items · ${backbones.length} backbone(s) · ` +
+  $("summary").textContent = `${catalog.items} items · ${spaces.length} vector space(s) · ` +
     `${catalog.stores.length} stores · ${catalog.users} users · ${catalog.purchases} purchases · ` +
     `taxonomy ${catalog.taxonomy}`;
 }
@@ -297,7 +297,7 @@ function grid(title, recs, weights) {
 function showProvenance(doc) {
   const weights = Object.entries(doc.vectors.weights)
     .map(([label, count]) => `${label} ${count}`).join(", ") || "unknown";
-  $("provenance").textContent = `· ${doc.vectors.backbone} vectors: ${weights} · taxonomy ${doc.vectors.taxonomy}`;
+  $("provenance").textContent = `· ${doc.vectors.space} vectors: ${weights} · taxonomy ${doc.vectors.taxonomy}`;
   $("legend").hidden = false;
 }
 
@@ -403,7 +403,7 @@ async function showUser(userId, quiet = false) {
     const user = await api(`/users/${enc(userId)}`);
     const doc = user.purchases.length
       ? await api(`/users/${enc(userId)}/recommendations?${rankingQuery()}`)
-      : { lists: [], weights: {}, vectors: { backbone: $("backbone").value, weights: {}, taxonomy: "" } };
+      : { lists: [], weights: {}, vectors: { space: $("space").value, weights: {}, taxonomy: "" } };
     if (ticket !== state.ticket) return; // a later request shows something else
     forgetBlobs();
     renderUser(user, doc);

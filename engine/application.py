@@ -1,0 +1,351 @@
+"""The application: one home's vector store, event log, taxonomy in force and (in a long-lived
+process) the rerank's field table, with the use-cases the command line and the service both
+call. Each answers a document (engine/documents.py) that either face renders; neither face
+computes anything of its own. Ingest jobs run over it from ingest/runs.py (the engine never
+loads torch).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime, tzinfo
+from itertools import islice
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+from urllib.parse import quote
+
+from PIL import Image, UnidentifiedImageError
+
+from engine.catalog.framing import Framing
+from engine.catalog.inputs import load_input
+from engine.catalog.items import Item
+from engine.catalog.masks import DEFAULT_REMOVED
+from engine.catalog.taxonomy import Taxonomy, deepfashion, load
+from engine.documents import (
+    Bought,
+    ItemDetail,
+    ItemList,
+    NetworkInput,
+    Photo,
+    Ranked,
+    Recommended,
+    ShopPlace,
+    Summary,
+    UserDetail,
+    UserList,
+    Vectors,
+)
+from engine.errors import ConfigError, NotFoundError, StoreError, one_line
+from engine.geo import distance_km
+from engine.recommend.columns import Columns
+from engine.recommend.recommender import Params, Recommender
+from engine.records import Shop, User
+from engine.schema import (
+    CATEGORY,
+    FRAMING,
+    GENDER,
+    IMAGE,
+    ITEM_ID,
+    MASK,
+    MASKED,
+    POPULARITY,
+    PRODUCT_ID,
+    REMOVED,
+    STORE_ID,
+    STORE_LOCATION,
+    point_id,
+)
+from engine.settings import Settings
+from engine.shoppers.eventlog import EventLog
+from engine.shoppers.purchaselog import import_purchases
+from engine.shoppers.purchases import ImportSummary, Recorded, Row, record
+from engine.shoppers.sync import popularity_in_step
+from engine.shoppers.trending import as_of
+from engine.spaces.registry import missing_space, source_weights, space_in_force
+from engine.vectorstore import open_store
+from engine.vectorstore.base import Filter, Record, VectorStore
+
+logger = logging.getLogger("fashionrec")
+LIST_FIELDS: Final = (ITEM_ID, PRODUCT_ID, GENDER, CATEGORY, STORE_ID, POPULARITY)
+
+
+class Application:
+    """One home, held open: the use-cases over its store and event log."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: VectorStore,
+        log: EventLog,
+        taxonomy: Taxonomy,
+        columns: Columns | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.log = log
+        self.taxonomy = taxonomy
+        self.columns = columns
+
+    @classmethod
+    def open(cls, settings: Settings, *, serving: bool = False) -> Application:
+        """Open the configured store and its event log; the taxonomy is the one asked for,
+        else the one recorded at ingest, else DeepFashion's. `serving` (a long-lived
+        process): bring the popularity payloads in step with the log and read the rerank's
+        table now, so that no request pays for either (a failing store is logged, and every
+        request then says so)."""
+        store = open_store(settings)
+        try:
+            log = EventLog(settings.event_log_path)
+        except BaseException:
+            store.close()
+            raise
+        try:
+            app = cls(settings, store, log, taxonomy_in_force(settings, log))
+        except BaseException:
+            log.close()
+            store.close()
+            raise
+        if serving:
+            try:
+                if store.vector_dims() and popularity_in_step(store, log):
+                    logger.info("popularity payloads brought in step with the event log")
+                app.recommender(table=True)
+            except StoreError as exc:
+                logger.warning("store not ready: %s", one_line(exc, 300))
+        return app
+
+    def close(self) -> None:
+        """Close the log and the store."""
+        try:
+            self.log.close()
+        finally:
+            self.store.close()
+
+    def __enter__(self) -> Application:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def ingested(self, taxonomy: Taxonomy) -> None:
+        """What an ingest job recorded: the taxonomy with the catalog's new categories."""
+        self.taxonomy = taxonomy
+
+    def recommender(self, table: bool = False) -> Recommender:
+        """The recommender; with `table` (a process that answers many queries) it reads the
+        rerank's fields from a table in this process when it is the store's only writer
+        (the embedded store), made on first use and then kept in step by the store."""
+        if table and self.columns is None and self.store.exclusive and self.store.vector_dims():
+            self.columns = Columns(self.store)
+        return Recommender(self.store, self.taxonomy, columns=self.columns)
+
+    # the catalog -------------------------------------------------------------------------
+    def summary(self) -> Summary:
+        """Counts, spaces (size, weights), taxonomy, genders, categories, stores, shoppers."""
+        dims = self.store.vector_dims()
+        return Summary(
+            store=self.store.location,
+            items=self.store.count() if dims else 0,
+            spaces={
+                name: {"dim": dim, "weights": self.store.provenance(name)}
+                for name, dim in sorted(dims.items())
+            },
+            default_space=space_in_force(self.settings.home, None),
+            taxonomy=self.taxonomy.name,
+            genders=self.store.facet(GENDER) if dims else {},
+            categories=self.store.facet(CATEGORY) if dims else {},
+            stores=self.log.shops(),
+            users=len(self.log.user_ids()),
+            purchases=self.log.purchase_count(),
+        )
+
+    def items(self, gender: str | None, category: str | None, limit: int) -> ItemList:
+        """Some items (in the store's order), optionally of one gender and category."""
+        if not self.store.vector_dims():
+            return ItemList([], 0)
+        equals = {k: v for k, v in ((GENDER, gender), (CATEGORY, category)) if v}
+        found = islice(self.store.scroll(LIST_FIELDS, Filter(equals=equals), page=limit), limit)
+        rows = [{f: r.payload.get(f) for f in LIST_FIELDS} for r in found]
+        return ItemList(rows, self.store.count(Filter(equals=equals)))
+
+    def record(self, item_id: str) -> Record:
+        """An item's point (payload only); NotFoundError when the catalog lacks it."""
+        found = self.store.retrieve([point_id(item_id)])
+        if not found:
+            raise NotFoundError(f"unknown item {item_id!r}")
+        return found[0]
+
+    def item(self, item_id: str) -> ItemDetail:
+        """An item's payload, its popularity now (the log's, else the payload's), its
+        trending score now, and its shop."""
+        payload = self.record(item_id).payload
+        counted = self.log.popularity([item_id]).get(item_id)
+        popularity = float(payload.get(POPULARITY, 0.0)) if counted is None else float(counted)
+        half_life = self.log.popularity_settings().half_life_days
+        stored = self.log.trend([item_id]).get(item_id, 0.0)
+        trending = as_of(stored, datetime.now(UTC), self.log.trend_anchor(), half_life)
+        return ItemDetail(
+            item_id=item_id,
+            payload=payload,
+            popularity=popularity,
+            trending=trending,
+            store=_shop_place(payload, {s.id: s for s in self.log.shops()}),
+            image_url=f"/items/{quote(item_id, safe='')}/image",
+        )
+
+    def photo(self, item_id: str) -> Photo:
+        """The file of an item's photo and its media type (read from the file itself)."""
+        stored = self.record(item_id).payload.get(IMAGE)
+        path = Path(str(stored or ""))
+        if not stored or not path.is_file():
+            raise NotFoundError(f"item {item_id!r} has no photo on this machine")
+        try:
+            with Image.open(path) as image:
+                kind = Image.MIME.get(image.format or "")
+        except (OSError, UnidentifiedImageError):
+            raise NotFoundError(f"the photo of item {item_id!r} cannot be read") from None
+        return Photo(path, kind or "application/octet-stream")
+
+    def network_input(self, item_id: str) -> NetworkInput:
+        """The picture the CNN saw, made again as ingest made it (engine.catalog.inputs)
+        from the recipe the item's payload records: the framing, and the mask applied with
+        the labels it removed. Items ingested before the recipe was recorded are framed as
+        letterbox, unmasked."""
+        payload = self.record(item_id).payload
+        photo = self.photo(item_id)
+        mask = Path(str(payload[MASK])) if payload.get(MASKED) and payload.get(MASK) else None
+        framing: Framing = payload.get(FRAMING, "letterbox")
+        removed = tuple(payload.get(REMOVED) or DEFAULT_REMOVED)
+        item = Item(item_id, str(payload.get(PRODUCT_ID)), "", "", "", photo.path, mask)
+        try:
+            pixels, masked = load_input(item, framing, removed)
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise NotFoundError(
+                f"the network input of item {item_id!r} cannot be made again ({one_line(exc)})"
+            ) from None
+        buffer = io.BytesIO()
+        Image.fromarray(pixels.transpose(1, 2, 0)).save(buffer, format="PNG")
+        return NetworkInput(buffer.getvalue(), masked)
+
+    # recommendations -------------------------------------------------------------------
+    def gender(self, text: str) -> str:
+        """A gender in the shop's words (an alias of the taxonomy's); ConfigError otherwise."""
+        known = self.taxonomy.gender(text)
+        if known is None:
+            genders = ", ".join(self.taxonomy.all_genders)
+            raise ConfigError(f"gender must be one of {genders}, got {text!r}")
+        return known
+
+    def ranking(self, params: Params) -> Params:
+        """The ranking asked for, with this home's default space and popularity mode where
+        none was given and the gender in the taxonomy's words; NotFoundError for a compact
+        space the store lacks."""
+        space = space_in_force(self.settings.home, params.space)
+        missing = missing_space(space, self.store.vector_dims())
+        if missing:
+            raise NotFoundError(missing)
+        mode = params.popularity or self.log.popularity_settings().mode
+        gender = None if params.gender is None else self.gender(params.gender)
+        return replace(params, space=space, popularity=mode, gender=gender).validate()
+
+    def similar(self, item_id: str, params: Params) -> Recommended:
+        """Items like this one, every term of each (`recommend --item`)."""
+        params = self.ranking(params)
+        recs = self.recommender().for_item(item_id, params)
+        return self._recommended(params, [Ranked(f"like {item_id}", recs)], item=item_id)
+
+    def for_user(self, user_id: str, params: Params) -> Recommended:
+        """Top-k after each of a user's purchases, and one merged list (`recommend --user`)."""
+        params = self.ranking(params)
+        user = self.shopper(user_id)
+        result = self.recommender().for_user(user, list(self.log.purchases(user.id)), params)
+        lists = [Ranked(f"after {p.item_id}", recs) for p, recs in result.per_purchase]
+        return self._recommended(params, [*lists, Ranked("merged", result.merged)], user=user)
+
+    def _recommended(self, params: Params, lists: list[Ranked], **header: Any) -> Recommended:
+        space = params.searched
+        vectors = Vectors(
+            space,
+            self.store.provenance(space),
+            self.taxonomy.name,
+            source_weights(self.store, space).get("source"),
+        )
+        trend = replace(self.log.popularity_settings(), mode=params.ranked_by).text()
+        return Recommended(vectors, params.weights, trend, lists, **header)
+
+    # shoppers --------------------------------------------------------------------------
+    def shopper(self, user_id: str) -> User:
+        """A user; NotFoundError when the log lacks them."""
+        user = self.log.user(user_id)
+        if user is None:
+            raise NotFoundError(f"unknown user {user_id!r}")
+        return user
+
+    def users(self, limit: int) -> UserList:
+        """Some user ids and how many there are."""
+        ids = self.log.user_ids()
+        return UserList(ids[:limit], len(ids))
+
+    def user(self, user_id: str) -> UserDetail:
+        """A user's gender, trendiness and home, and their purchases with the category, the
+        shop and its distance from home (`users show`)."""
+        user = self.shopper(user_id)
+        purchases = list(self.log.purchases(user_id))
+        shops = {s.id: s for s in self.log.shops()}
+        ids = sorted({p.item_id for p in purchases})
+        categories = {
+            str(r.payload.get(ITEM_ID)): r.payload.get(CATEGORY)
+            for r in self.store.retrieve([point_id(i) for i in ids])
+        }
+        bought = []
+        for p in purchases:
+            shop = shops.get(p.store_id or "")
+            bought.append(
+                Bought(
+                    p.timestamp,
+                    p.item_id,
+                    categories.get(p.item_id),
+                    p.store_id,
+                    shop.name if shop else None,
+                    distance_km(user.home, shop.location) if shop else None,
+                )
+            )
+        return UserDetail(user.id, user.gender, user.trendiness, user.home, bought)
+
+    def record_purchases(self, rows: list[Row], source: str) -> Recorded:
+        """Record purchases, all or nothing, each event once; first-time shoppers are
+        created (engine.shoppers.purchases.record)."""
+        return record(self.store, self.log, rows, source)
+
+    def import_purchases(
+        self, path: Path, data: bytes | None = None, zone: tzinfo | None = None
+    ) -> ImportSummary:
+        """Import a purchase log CSV (the file, or `data` read from a file so named), all
+        rows or none, through the same recording path as record_purchases."""
+        return import_purchases(self.store, self.log, path, data, zone)
+
+
+def taxonomy_in_force(settings: Settings, log: EventLog) -> Taxonomy:
+    """The taxonomy asked for, else the one recorded at ingest, else DeepFashion's."""
+    if settings.taxonomy:
+        return load(settings.taxonomy)
+    return log.taxonomy() or deepfashion()
+
+
+def _shop_place(payload: dict[str, Any], shops: dict[str, Shop]) -> ShopPlace | None:
+    """An item's shop: the log's, else what the payload says of it."""
+    shop_id = payload.get(STORE_ID)
+    if shop_id is None:
+        return None
+    shop = shops.get(str(shop_id))
+    if shop is None:
+        return ShopPlace(str(shop_id), None, payload.get(STORE_LOCATION))
+    return ShopPlace(shop.id, shop.name, shop.location)

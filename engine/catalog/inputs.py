@@ -1,0 +1,43 @@
+"""The network input of a photo: decoded, masked (the removed labels blacked out), framed to
+the square the CNN sees. Ingest embeds it; the service shows it (`/items/ID/image?masked=1`)
+from the recipe each item's payload records (engine/schema.py: mask, framing, removed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from engine.catalog.framing import INPUT_SIZE, Framing, decode_size, frame, pad_colour
+from engine.catalog.items import Item
+from engine.catalog.masks import DEFAULT_REMOVED, apply_mask
+from engine.errors import MaskError
+
+
+def load_input(
+    item: Item,
+    framing: Framing = "letterbox",
+    removed: Sequence[str] = DEFAULT_REMOVED,
+    out: int = INPUT_SIZE,
+) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], bool]:
+    """The network input of an item (3×out×out uint8) and whether a mask was applied.
+
+    JPEGs are decoded at a reduced scale where framing allows (Image.draft); the
+    mask is matched to the decoded size with nearest neighbour. The letterbox pads with
+    the photo's background: black when masked, white otherwise (framing.pad_colour).
+    """
+    with Image.open(item.image) as raw:
+        raw.draft("RGB", decode_size(raw.size, framing, out))
+        image = raw.convert("RGB")
+    masked = item.mask is not None
+    if item.mask is not None:
+        try:
+            with Image.open(item.mask) as mask:
+                mask.load()
+                image = apply_mask(image, mask, removed)
+        except (OSError, MaskError) as exc:
+            raise OSError(f"mask {item.mask}: {exc}") from None
+    pixels = np.asarray(frame(image, framing, out, pad_colour(masked)), dtype=np.uint8)
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1)), masked

@@ -1,0 +1,88 @@
+"""The service's application factory: the JSON API and the page over one home.
+
+One process owns one application (engine/application.py: the store, the event log, the
+taxonomy, the rerank's table) for its lifetime. Every endpoint is `async def` and calls the
+(blocking, quick) engine on the event loop's thread, one request at a time as the command
+line's commands are: Qdrant Edge holds the interpreter's lock while it searches, so threads
+would add waiting, not speed. An ingest runs in a thread of its own (ingest/runs.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Final
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from engine.application import Application
+from engine.errors import ConfigError
+from engine.settings import API_KEY_ENV, Settings
+from ingest.runs import Ingester
+from serve import errors
+from serve.dependencies import Access
+from serve.guard import Guard
+from serve.routes import ingest, items, page, purchases, service, users
+from serve.routes.page import STATIC
+
+LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")  # addresses `serve --host` may bind
+LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "[::1]")  # as a Host header names them
+
+
+def loopback_hosts(host: str) -> list[str] | None:
+    """The Host headers a service bound to `host` answers: for a loopback address only
+    loopback names (a page whose DNS name was rebound to 127.0.0.1 is refused); None, any
+    host, otherwise."""
+    return list(LOOPBACK_NAMES) if host in LOOPBACK else None
+
+
+def create_app(
+    settings: Settings,
+    *,
+    private: bool = False,
+    api_key: str | None = None,
+    application: Application | None = None,
+    hosts: Sequence[str] | None = None,
+) -> FastAPI:
+    """The application serving the home (or server) the settings name.
+
+    api_key: None reads FASHIONREC_API_KEY ("" means none); with a key every write needs
+    it, and with `private` every read but the page, /health and the docs. An `application`
+    given is used as it is (its owner closes it); otherwise the home is opened when the
+    service starts and closed when it stops, on its event loop. `hosts`: the Host headers
+    answered (None: any; see loopback_hosts).
+    """
+    key = os.environ.get(API_KEY_ENV, "") if api_key is None else api_key
+    if private and not key:
+        raise ConfigError(f"--private needs an API key: set {API_KEY_ENV}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        held = application or Application.open(settings, serving=True)
+        app.state.application = held
+        app.state.ingester = Ingester(held, status_of=errors.status_of)
+        try:
+            yield
+        finally:
+            if application is None:
+                held.close()
+
+    app = FastAPI(
+        title="fashionrec",
+        summary="Trend-aware fashion recommendations over one store and its event log.",
+        version="0.1.0",
+        lifespan=lifespan,
+        responses=errors.ERRORS,
+    )
+    app.state.access = Access(key.encode() if key else None, private)
+    if hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts), www_redirect=False)
+    app.add_middleware(Guard)  # added last, outermost: it logs every request, refused or not
+    errors.install(app)
+    for routes in (page, service, items, users, purchases, ingest):
+        app.include_router(routes.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

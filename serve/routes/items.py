@@ -1,0 +1,78 @@
+"""Items: some of the catalog, one item, its photo or the network's input, items like it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse, Response
+
+from engine.documents import plain
+from engine.errors import ConfigError
+from engine.geo import Location
+from serve.dependencies import Held, Ranking, reader
+
+router = APIRouter(prefix="/items", tags=["items"], dependencies=[Depends(reader)])
+CACHE = {"Cache-Control": "max-age=300"}
+
+
+@router.get("")
+async def items(
+    app: Held,
+    gender: str | None = None,
+    category: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Some items (id, product, gender, category, store, popularity) and how many match."""
+    found: dict[str, Any] = plain(app.items(gender, category, limit))
+    return found
+
+
+@router.get("/{item_id:path}/similar")
+async def similar(
+    item_id: str,
+    app: Held,
+    params: Ranking,
+    trendiness: Annotated[float, Query(description="t of the query.")] = 0.5,
+    lat: Annotated[float | None, Query(description="Where distances start.")] = None,
+    lon: Annotated[float | None, Query(description="(with lat)")] = None,
+    gender: Annotated[str | None, Query(description="Override the item's gender.")] = None,
+) -> dict[str, Any]:
+    """`recommend --item`: lists of recommendations with every term, the weights used,
+    the vectors' provenance and the taxonomy."""
+    if (lat is None) != (lon is None):
+        raise ConfigError("give both lat and lon, or neither")
+    at = None if lat is None else Location.parse(f"{lat},{lon}", "lat,lon")
+    asked = replace(params, trendiness=trendiness, at=at, gender=gender).validate()
+    document: dict[str, Any] = plain(app.similar(item_id, asked))
+    return document
+
+
+@router.get("/{item_id:path}/image", response_class=FileResponse)
+async def image(
+    item_id: str,
+    app: Held,
+    masked: Annotated[
+        bool,
+        Query(
+            description="The 224×224 PNG the CNN saw, made again from the recipe recorded at "
+            "ingest: framing, and the mask with the labels it removed (X-Masked: false when "
+            "no mask was applied)."
+        ),
+    ] = False,
+) -> Response:
+    """The item's photo as stored (JPEG, PNG, …), or with masked=1 the network's input."""
+    if masked:
+        made = app.network_input(item_id)
+        headers = {**CACHE, "X-Masked": "true" if made.masked else "false"}
+        return Response(made.png, media_type="image/png", headers=headers)
+    photo = app.photo(item_id)
+    return FileResponse(photo.path, media_type=photo.media_type, headers=CACHE)
+
+
+@router.get("/{item_id:path}")
+async def item(item_id: str, app: Held) -> dict[str, Any]:
+    """The item's payload, current popularity and store (id, name, location)."""
+    detail: dict[str, Any] = plain(app.item(item_id))
+    return detail
