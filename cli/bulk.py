@@ -154,7 +154,9 @@ def migrate_command(
         source.close()
         raise fail(f"no embedded store at {config.store_path} to migrate")
     try:
-        target = ServerStore.connect(to, collection, shards=shards, replicas=replicas)
+        target = ServerStore.connect(
+            to, collection, shards=shards, replicas=replicas, api_key=config.qdrant_api_key
+        )
         try:
             copied = copy_points(source, target)
         finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -13,6 +13,7 @@ STORE_DIR: Final = "store"  # the embedded Qdrant Edge shard, under the home
 EVENT_LOG: Final = "events.sqlite"  # the event log, under the home
 SERVE_FILE: Final = "serve.json"  # {"url", "pid"} of the `fashionrec serve` holding the store
 API_KEY_ENV: Final = "FASHIONREC_API_KEY"  # the service's key: its writes need it, clients send it
+QDRANT_KEY_ENV: Final = "FASHIONREC_QDRANT_API_KEY"  # a secured Qdrant server's (or Cloud's)
 
 
 @dataclass(frozen=True)
@@ -23,16 +24,19 @@ class Settings:
     home: Path = DEFAULT_HOME
     qdrant_url: str | None = None
     taxonomy: str | None = None
+    qdrant_api_key: str | None = field(default=None, repr=False)  # from the environment only
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **flags: object | None) -> Settings:
         """Defaults, overridden by FASHIONREC_HOME / FASHIONREC_QDRANT_URL /
-        FASHIONREC_TAXONOMY, then by flags."""
+        FASHIONREC_TAXONOMY, then by flags; a Qdrant server's API key comes from
+        FASHIONREC_QDRANT_API_KEY only (a key on the command line would show in `ps`)."""
         env = os.environ if environ is None else environ
         settings = cls(
             home=Path(env.get("FASHIONREC_HOME") or DEFAULT_HOME),
             qdrant_url=env.get("FASHIONREC_QDRANT_URL") or None,
             taxonomy=env.get("FASHIONREC_TAXONOMY") or None,
+            qdrant_api_key=env.get(QDRANT_KEY_ENV) or None,
         )
         given = {k: v for k, v in flags.items() if v is not None}
         if "home" in given:

@@ -22,7 +22,7 @@ def open_store(settings: Settings, wait_s: float = 3.0) -> VectorStore:
     if settings.qdrant_url:
         from engine.vectorstore.server import ServerStore
 
-        return ServerStore.connect(settings.qdrant_url)
+        return ServerStore.connect(settings.qdrant_url, api_key=settings.qdrant_api_key)
     return open_edge(settings.home, wait_s)
 
 

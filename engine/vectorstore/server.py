@@ -206,9 +206,13 @@ class ServerStore(VectorStore):
         timeout: int = 30,
         shards: int | None = None,
         replicas: int | None = None,
+        api_key: str | None = None,
     ) -> ServerStore:
-        """Connect to a Qdrant server (or cluster) by URL."""
-        client = QdrantClient(url=url, timeout=timeout, check_compatibility=False)
+        """Connect to a Qdrant server (or cluster) by URL; `api_key` for a secured one (a
+        server with an API key, Qdrant Cloud)."""
+        client = QdrantClient(
+            url=url, api_key=api_key or None, timeout=timeout, check_compatibility=False
+        )
         return cls(client, collection, Layout(), shards, replicas)
 
     def _cluster_peers(self) -> int:
