@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean weights results
+.PHONY: demo test quick lint bench clean weights results
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -39,8 +39,14 @@ demo: $(STAMP) weights
 results: demo
 	$(BIN)/python scripts/results.py demo/results/demo README.md
 
+# Every test; those marked runtimes (OpenVINO, ONNX Runtime) in a pytest process of their own.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m runtimes
+
+# The tests a change is first tried against: no full-size CNN, browser, killed or served process.
+quick: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not runtimes"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

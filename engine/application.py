@@ -176,7 +176,7 @@ class Application:
         rows = [{f: r.payload.get(f) for f in LIST_FIELDS} for r in found]
         return ItemList(rows, self.store.count(Filter(equals=equals)))
 
-    def record(self, item_id: str) -> Record:
+    def point(self, item_id: str) -> Record:
         """An item's point (payload only); NotFoundError when the catalog lacks it."""
         found = self.store.retrieve([point_id(item_id)])
         if not found:
@@ -186,7 +186,7 @@ class Application:
     def item(self, item_id: str) -> ItemDetail:
         """An item's payload, its popularity now (the log's, else the payload's), its
         trending score now, and its shop."""
-        payload = self.record(item_id).payload
+        payload = self.point(item_id).payload
         counted = self.log.popularity([item_id]).get(item_id)
         popularity = float(payload.get(POPULARITY, 0.0)) if counted is None else float(counted)
         half_life = self.log.popularity_settings().half_life_days
@@ -203,7 +203,7 @@ class Application:
 
     def photo(self, item_id: str) -> Photo:
         """The file of an item's photo and its media type (read from the file itself)."""
-        stored = self.record(item_id).payload.get(IMAGE)
+        stored = self.point(item_id).payload.get(IMAGE)
         path = Path(str(stored or ""))
         if not stored or not path.is_file():
             raise NotFoundError(f"item {item_id!r} has no photo on this machine")
@@ -219,7 +219,7 @@ class Application:
         from the recipe the item's payload records: the framing, and the mask applied with
         the labels it removed. Items ingested before the recipe was recorded are framed as
         letterbox, unmasked."""
-        payload = self.record(item_id).payload
+        payload = self.point(item_id).payload
         photo = self.photo(item_id)
         mask = Path(str(payload[MASK])) if payload.get(MASKED) and payload.get(MASK) else None
         framing: Framing = payload.get(FRAMING, "letterbox")

@@ -32,7 +32,7 @@ SPEED_RUNS: Final = 2
 
 
 @dataclass(frozen=True)
-class Guard:
+class Verdict:
     """A setting's nearest neighbours against fp32's on the same photos."""
 
     n: int
@@ -72,14 +72,14 @@ def unit(features: Features) -> Features:
     return scaled
 
 
-def guard(reference: Features, candidate: Features, labels: Sequence[str]) -> Guard:
+def guard(reference: Features, candidate: Features, labels: Sequence[str]) -> Verdict:
     """How a setting's neighbours (unit rows of `candidate`) keep fp32's (`reference`)."""
     if len(reference) < 2:
-        return Guard(len(reference), 1.0, 1.0, 1.0)
+        return Verdict(len(reference), 1.0, 1.0, 1.0)
     ref, got = nearest(unit(reference), GUARD_K), nearest(unit(candidate), GUARD_K)
     label = np.asarray(labels)
     overlap = np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(ref, got, strict=True)])
-    return Guard(
+    return Verdict(
         n=len(reference),
         at1_fp32=float(np.mean(label[ref[:, 0]] == label)),
         at1=float(np.mean(label[got[:, 0]] == label)),
@@ -175,15 +175,15 @@ class Measurements:
         data.setdefault("speeds", {})[key] = {str(s): round(v, 2) for s, v in speeds.items()}
         self._write(data)
 
-    def guard(self, setting: Setting, tag: str) -> Guard | None:
+    def guard(self, setting: Setting, tag: str) -> Verdict | None:
         """The recorded guard of a setting on a calibration sample."""
         try:
             found = self._read().get("guards", {}).get(tag, {}).get(str(setting))
-            return None if found is None else Guard(**found)
+            return None if found is None else Verdict(**found)
         except (AttributeError, TypeError, ValueError):  # not what this version writes
             return None
 
-    def save_guard(self, setting: Setting, tag: str, result: Guard) -> None:
+    def save_guard(self, setting: Setting, tag: str, result: Verdict) -> None:
         """Record a setting's guard on a calibration sample."""
         data = self._read()
         data.setdefault("guards", {}).setdefault(tag, {})[str(setting)] = asdict(result)

@@ -20,8 +20,8 @@ from ingest.autotune import (
     CALIBRATION_SIZE,
     INT8_MIN_ITEMS,
     SPEED_BATCH,
-    Guard,
     Measurements,
+    Verdict,
     fastest,
     guard,
     machine,
@@ -31,6 +31,7 @@ from ingest.autotune import (
 )
 from ingest.networks import architecture, embedding, remove_head
 from ingest.options import check_pooling
+from ingest.reader import Sampler
 from ingest.runtimes import (
     Features,
     Runner,
@@ -165,9 +166,6 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-Sampler = Callable[[int], tuple[torch.Tensor, list[str]]]  # n → uint8 photos, categories
-
-
 class Embedder:
     """Batches of uint8 images (N, 3, H, W) in, L2-normalised float32 embeddings out.
 
@@ -211,7 +209,7 @@ class Embedder:
         self.on_note = on_note
         self.reuse = calibration
         self.calibration: str | None = None  # the tag of the int8 model's sample
-        self.guard: Guard | None = None
+        self.guard: Verdict | None = None
         self._runner: Runner | None = None
         shape = (1, 3, 1, 1)
         self._mean = torch.tensor(IMAGENET_MEAN).view(shape)
@@ -329,7 +327,7 @@ class Embedder:
         self,
         setting: Setting,
         runner: Runner | None = None,
-        result: Guard | None = None,
+        result: Verdict | None = None,
         tag: str | None = None,
     ) -> None:
         if setting != self.setting or runner is not None:
@@ -339,7 +337,7 @@ class Embedder:
     def _cached_int8(self, setting: Setting, tag: str | None) -> bool:
         return tag is not None and quantized_path(setting.runtime, self.folder, tag).is_file()
 
-    def _judged(self, setting: Setting, sample: Sampler) -> tuple[Guard, Runner, str | None]:
+    def _judged(self, setting: Setting, sample: Sampler) -> tuple[Verdict, Runner, str | None]:
         """A setting against fp32 on a sample of the job (int8: calibrated on it, or the
         store's cached model), its runner and its calibration tag."""
         images, labels = sample(CALIBRATION_SIZE)

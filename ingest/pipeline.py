@@ -50,7 +50,7 @@ from ingest.options import (
     refuse_mixed_precision,
 )
 from ingest.outcome import IngestSummary
-from ingest.reader import Batch, Sample, WorkList, collate, item_to_line
+from ingest.reader import Batch, Sample, Sampler, WorkList, collate, item_to_line
 from ingest.report import Failure
 
 CHECK_CHUNK: Final = 1024
@@ -97,9 +97,6 @@ def numerics(name: str, embedder: Embedder) -> Payload:
     if calibration:
         fields[calibration_field(name)] = calibration
     return fields
-
-
-Sampler = Callable[[int], tuple[torch.Tensor, list[str]]]
 
 
 def sampler(work: Plan, options: IngestOptions, seed: int = 0) -> Sampler:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,11 @@ def item_from_line(line: str) -> tuple[Item, list[str]]:
     fields["image"] = Path(fields["image"])
     fields["mask"] = Path(fields["mask"]) if fields["mask"] else None
     return Item(**fields), list(record["needs"])
+
+
+# n → up to n photos of the work list (uint8 network inputs) and their categories: what int8
+# is calibrated on and a setting is judged on (ingest.pipeline.sampler draws them)
+Sampler = Callable[[int], tuple[torch.Tensor, list[str]]]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -350,9 +351,10 @@ def run_batches(runner: Runner, x: Features, batch: int = 32) -> Features:
 
 
 def describe_runtime_packages() -> dict[str, Any]:
-    """The versions of the runtime packages installed here (for the machine's key)."""
+    """The versions of the runtime packages installed here (for the machine's key), read
+    from their metadata: asking loads no runtime into the process."""
     versions: dict[str, Any] = {"torch": torch.__version__}
     for runtime in COMPILED:
         if installed(runtime):
-            versions[runtime] = importlib.import_module(runtime).__version__
+            versions[runtime] = metadata.version(runtime)
     return versions

@@ -3,13 +3,14 @@ failing Qdrant servers. Builders the tests share live in tests/builders.py."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
 from qdrant_client import QdrantClient
 
-import ingest.runtimes as runtimes
 from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
@@ -28,14 +29,39 @@ def runtimes_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield folder
 
 
+COMPILED: Final = ("openvino", "onnxruntime")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `runtimes` load OpenVINO and ONNX Runtime, which once made a long test
+    process segfault while it waited on a subprocess: they run in a pytest process of their
+    own. With other tests selected and no -m given, they are left for `pytest -m runtimes`
+    (`make test` runs both)."""
+    if config.option.markexpr:
+        return
+    marked = [item for item in items if item.get_closest_marker("runtimes")]
+    if marked and len(marked) < len(items):
+        items[:] = [item for item in items if not item.get_closest_marker("runtimes")]
+        config.hook.pytest_deselected(items=marked)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return "tests marked runtimes run in a process of their own: pytest -m runtimes"
+
+
 @pytest.fixture(autouse=True)
-def torch_unless_runtimes_are_tested(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Outside tests/test_runtimes.py the embedders run in torch, as before runtimes could be
-    chosen: the compiled runtimes and their measurement are that file's subject."""
-    if request.module.__name__.rsplit(".", 1)[-1] != "test_runtimes":
-        monkeypatch.setattr(runtimes, "installed", lambda runtime: runtime == "torch")
+def compiled_runtimes_stay_out(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Outside the tests marked `runtimes`, nothing loads a compiled runtime into the test
+    process: a test that ingests here names its runtime (torch), and `--runtime auto` runs
+    end to end in subprocesses (tests/test_faults.py, the demo)."""
+    before = {name for name in COMPILED if name in sys.modules}
+    yield
+    if request.node.get_closest_marker("runtimes") is None:
+        loaded = sorted({name for name in COMPILED if name in sys.modules} - before)
+        assert not loaded, (
+            f"{', '.join(loaded)} loaded into the test process: pass runtime torch, run the "
+            "command in a subprocess, or mark the test runtimes"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +73,9 @@ def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> DemoCatalog:
 
 @pytest.fixture(scope="session")
 def resnet() -> Embedder:
-    """A seeded random-init ResNet-50 on the CPU in fp32 (deterministic across back-ends)."""
-    return Embedder("resnet50", "random", device="cpu", precision="fp32")
+    """A seeded random-init ResNet-50 in torch on the CPU in fp32 (deterministic across
+    back-ends)."""
+    return Embedder("resnet50", "random", device="cpu", precision="fp32", runtime="torch")
 
 
 @pytest.fixture(params=["edge", "memory"])

@@ -51,6 +51,8 @@ def test_ingest_then_info(small_catalog: DemoCatalog, tmp_path: Path) -> None:
         "0",
         "--device",
         "cpu",
+        "--runtime",
+        "torch",
         "--report",
         tmp_path / "report.csv",
         home=home,
@@ -65,7 +67,8 @@ def test_ingest_then_info(small_catalog: DemoCatalog, tmp_path: Path) -> None:
     assert info.returncode == 0, info.stderr
     assert "items: 4 · masked 100.0%" in info.stdout
     assert "resnet50 │ 2048 │ 4" in info.stdout
-    again = fashionrec("ingest", part.images, "--weights", "random", "--workers", "0", home=home)
+    args = ("--weights", "random", "--workers", "0", "--runtime", "torch")
+    again = fashionrec("ingest", part.images, *args, home=home)
     assert "ingested 0 · skipped 4 (already stored 4" in again.stdout
 
 

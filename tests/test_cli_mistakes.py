@@ -204,7 +204,7 @@ def test_ctrl_c_during_ingest(
     monkeypatch.setattr(runs_module, "run", _interrupt)
     result = fashionrec(
         "ingest", part.images, "--weights", "random", "--backbone", "mobilenet_v2",
-        "--workers", "0", home=tmp_path / "home",
+        "--workers", "0", "--runtime", "torch", home=tmp_path / "home",
     )  # fmt: skip
     assert result.returncode == 130 and "Traceback" not in result.stderr
     # the line before is --weights random's warning

@@ -39,14 +39,14 @@ def test_op_schemas_only_for_the_known_failure() -> None:
     ("name", "dim"), [("resnet50", 2048), ("densenet121", 1024), ("vgg16", 4096)]
 )
 def test_embedding_sizes_and_unit_norm(name: str, dim: int) -> None:
-    embedder = Embedder(name, "random", device="cpu", precision="fp32")
+    embedder = Embedder(name, "random", device="cpu", precision="fp32", runtime="torch")
     vectors = embedder(_batch())
     assert vectors.shape == (2, dim) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
 
 
 def test_random_weights_are_seeded(resnet: Embedder) -> None:
-    again = Embedder("resnet50", "random", device="cpu", precision="fp32")
+    again = Embedder("resnet50", "random", device="cpu", precision="fp32", runtime="torch")
     np.testing.assert_allclose(resnet(_batch()), again(_batch()), rtol=1e-5, atol=1e-6)
 
 
@@ -57,8 +57,12 @@ def test_bf16_keeps_each_photos_features_apart(small_catalog: DemoCatalog) -> No
     taken out first."""
     photos = [e for e in open_catalog(small_catalog.images) if isinstance(e, Item)]
     batch = torch.from_numpy(np.stack([load_input(p)[0] for p in photos]))
-    exact = Embedder("mobilenet_v2", "random", device="cpu", precision="fp32")(batch)
-    fast = Embedder("mobilenet_v2", "random", device="cpu", precision="bf16")(batch)
+    exact = Embedder("mobilenet_v2", "random", device="cpu", precision="fp32", runtime="torch")(
+        batch
+    )
+    fast = Embedder("mobilenet_v2", "random", device="cpu", precision="bf16", runtime="torch")(
+        batch
+    )
     mean = exact.mean(axis=0)
     centred_exact, centred_fast = unit(exact - mean), unit(fast - mean)
     assert np.abs(fast - exact).max() > 1e-4  # bf16 indeed
@@ -79,7 +83,7 @@ def _write_weights(path: Path, seed: int) -> torch.nn.Module:
 def test_weights_file_is_loaded(tmp_path: Path, resnet: Embedder) -> None:
     path = tmp_path / "resnet50.pth"
     reference = _write_weights(path, seed=123)
-    loaded = Embedder("resnet50", path, device="cpu", precision="fp32")
+    loaded = Embedder("resnet50", path, device="cpu", precision="fp32", runtime="torch")
     assert not loaded.random_init
     batch = _batch()
     with torch.inference_mode():
@@ -101,8 +105,8 @@ def test_imagenet_weights_come_from_the_torch_home_cache(
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     cached = tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
     _write_weights(cached, seed=7)
-    from_cache = Embedder("resnet50", "imagenet", device="cpu", precision="fp32")
-    from_file = Embedder("resnet50", cached, device="cpu", precision="fp32")
+    from_cache = Embedder("resnet50", "imagenet", device="cpu", precision="fp32", runtime="torch")
+    from_file = Embedder("resnet50", cached, device="cpu", precision="fp32", runtime="torch")
     np.testing.assert_allclose(from_cache(_batch()), from_file(_batch()), rtol=1e-5, atol=1e-6)
 
 

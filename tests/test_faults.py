@@ -1,7 +1,9 @@
-"""Faults caused for real: an ingest killed with SIGKILL, then run again."""
+"""Faults caused for real: an ingest killed with SIGKILL, then run again (as a user runs it:
+`--runtime auto` chooses the runtime by measurement, end to end)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 
 from engine.catalog.items import Item, open_catalog
-from engine.schema import point_id
+from engine.schema import point_id, precision_field, runtime_field
 from engine.vectorstore.base import Filter
 from engine.vectorstore.edge import EdgeStore
 from ingest.democatalog import write_demo_catalog
@@ -28,7 +30,7 @@ def _ingest(home: Path, images: Path) -> subprocess.Popen[str]:
     env.pop("FASHIONREC_QDRANT_URL", None)
     args = [
         *(sys.executable, "-m", "cli.main", "ingest", str(images), "--weights", "random"),
-        *("--device", "cpu", "--workers", "0", "--batch-size", "2"),
+        *("--backbone", "mobilenet_v2", "--device", "cpu", "--workers", "0", "--batch-size", "2"),
     ]
     return subprocess.Popen(
         args, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -81,18 +83,23 @@ def test_ingest_killed_mid_batch_then_rerun_stores_each_item_once(tmp_path: Path
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     assert f"ingested {len(ids) - before} · skipped {before} (already stored {before}" in out
+    chosen = next(line for line in out.splitlines() if line.startswith("runtime: "))
+    runtime, precision = chosen.split()[2:4]  # `runtime: mobilenet_v2 openvino fp32 (auto; …`
+    assert precision != "int8"  # a job this small does not pay back int8's calibration
+    if any(importlib.util.find_spec(name) for name in ("openvino", "onnxruntime")):
+        assert "(auto; measured here:" in chosen, chosen
     clean = _ingest(clean_home, catalog.images)
     assert clean.communicate(timeout=300) and clean.returncode == 0
 
     store, reference = EdgeStore(killed_home / "store"), EdgeStore(clean_home / "store")
-    assert store.count() == store.count(Filter(has_vector="resnet50")) == len(ids)
-    got = {
-        r.payload["item_id"]: r.vector
-        for r in store.retrieve([point_id(i) for i in ids], "resnet50")
-    }
+    assert store.count() == store.count(Filter(has_vector="mobilenet_v2")) == len(ids)
+    found = store.retrieve([point_id(i) for i in ids], "mobilenet_v2")
+    assert {r.payload[runtime_field("mobilenet_v2")] for r in found} == {runtime}
+    assert {r.payload[precision_field("mobilenet_v2")] for r in found} == {precision}
+    got = {r.payload["item_id"]: r.vector for r in found}
     want = {
         r.payload["item_id"]: r.vector
-        for r in reference.retrieve([point_id(i) for i in ids], "resnet50")
+        for r in reference.retrieve([point_id(i) for i in ids], "mobilenet_v2")
     }
     assert got.keys() == want.keys() == set(ids)
     for item_id in ids:

@@ -6,6 +6,9 @@ nothing written) and the explicit way through."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ from engine.shoppers.shops import generate_shops
 from engine.shoppers.sync import set_shops, stranded_items
 from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
-from tests.builders import catalog_items, fashionrec, home_with_items, store_items
+from tests.builders import ROOT, catalog_items, fashionrec, home_with_items, store_items
 
 STORES_CSV = "id,lat,lon,name\nP01,48.85,2.35,Louvre\nP02,48.80,2.13,Versailles\n"
 
@@ -205,46 +208,69 @@ def test_a_load_whose_stores_are_missing_says_so_and_writes_nothing(tmp_path: Pa
 # --- the demo in a home of its own ----------------------------------------------------------
 
 
-def test_the_demo_never_touches_the_configured_home(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.slow
+def test_the_demo_never_touches_the_configured_home(tmp_path: Path) -> None:
     """`fashionrec demo` with FASHIONREC_HOME at a real shop added 138 synthetic items to
     it; now it runs in ./demo and says so, whatever FASHIONREC_HOME, FASHIONREC_QDRANT_URL
-    and FASHIONREC_TAXONOMY say, and puts them back afterwards."""
-    import os
-
-    from typer.testing import CliRunner
-
-    from cli.main import app
-
+    and FASHIONREC_TAXONOMY say. It runs as a user runs it: a process of its own, the
+    runtime chosen by `auto` (measured once per machine and network)."""
     real = tmp_path / "real"
     home_with_items(real)
     before = _placements(real)
-    monkeypatch.chdir(tmp_path)
     configured = {
+        **os.environ,
         "FASHIONREC_HOME": str(real),
         "FASHIONREC_QDRANT_URL": "http://127.0.0.1:9",  # a server nobody should write to
         "FASHIONREC_TAXONOMY": "retail",
         "COLUMNS": "200",
     }
     args = ["demo", "--backbone", "mobilenet_v2", "--products", "1", "--workers", "0"]
-    result = CliRunner().invoke(app, args, env=configured, catch_exceptions=False)
-    assert result.exit_code == 0, result.stderr
-    demo = tmp_path / "demo"
-    assert f"Demo home: {demo}" in result.stdout
+
+    def demo() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cli.main", *args],
+            cwd=tmp_path,
+            env={**configured, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    result = demo()
+    assert result.returncode == 0, result.stderr
+    demo_home = tmp_path / "demo"
+    assert f"Demo home: {demo_home}" in result.stdout
+    assert "runtime: mobilenet_v2 " in result.stdout  # what auto chose, and why
     assert _placements(real) == before  # the real home: the same 30 items, untouched
     assert not (real / "demo-catalog").exists() and not (real / EVENT_LOG).exists()
-    store = EdgeStore(demo / STORE_DIR)
+    store = EdgeStore(demo_home / STORE_DIR)
     assert store.count() == 69  # 23 gender/category pairs × 1 product × 3 views
     store.close()
-    assert "FASHIONREC_HOME" not in os.environ or os.environ["FASHIONREC_HOME"] != str(demo)
 
-    again = CliRunner().invoke(app, args, env=configured, catch_exceptions=False)
-    assert again.exit_code == 0, again.stderr  # its own home: it may run there again
-    refused = CliRunner().invoke(
-        app, ["demo", "--home", str(real)], env=configured, catch_exceptions=False
-    )
-    assert refused.exit_code == 1
+    again = demo()
+    assert again.returncode == 0, again.stderr  # its own home: it may run there again
+    refused = fashionrec("demo", "--home", real, home=real)
+    assert refused.returncode == 1
     line = _one_line(refused.stderr)
     assert f"{real} holds a store the demo did not make" in line
     assert _placements(real) == before
+
+
+def test_the_demo_puts_the_environment_back(tmp_path: Path) -> None:
+    """While the demo runs, its home is the only one configured; afterwards the
+    environment is as it was."""
+    from cli.demo import ENVIRONMENT, isolated
+
+    saved = {name: os.environ.get(name) for name in ENVIRONMENT}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FASHIONREC_HOME", "/shop/home")
+        patch.setenv("FASHIONREC_QDRANT_URL", "http://127.0.0.1:9")
+        patch.delenv("FASHIONREC_TAXONOMY", raising=False)
+        with isolated(tmp_path / "demo") as config:
+            assert config.home == tmp_path / "demo" and config.qdrant_url is None
+            assert os.environ["FASHIONREC_HOME"] == str(tmp_path / "demo")
+            assert "FASHIONREC_QDRANT_URL" not in os.environ
+        assert os.environ["FASHIONREC_HOME"] == "/shop/home"
+        assert os.environ["FASHIONREC_QDRANT_URL"] == "http://127.0.0.1:9"
+        assert "FASHIONREC_TAXONOMY" not in os.environ
+    assert {name: os.environ.get(name) for name in ENVIRONMENT} == saved

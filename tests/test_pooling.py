@@ -77,8 +77,10 @@ def test_average_pooling_is_exactly_the_networks_own_forward(name: str) -> None:
 def test_the_embedder_pools_as_asked() -> None:
     batch = torch.randint(0, 256, (2, 3, 96, 96), generator=torch.Generator().manual_seed(2))
     batch = batch.to(torch.uint8)
-    avg = Embedder("mobilenet_v2", "random", device="cpu", precision="fp32")
-    gem_ = Embedder("mobilenet_v2", "random", device="cpu", precision="fp32", pooling="gem")
+    avg = Embedder("mobilenet_v2", "random", device="cpu", precision="fp32", runtime="torch")
+    gem_ = Embedder(
+        "mobilenet_v2", "random", device="cpu", precision="fp32", runtime="torch", pooling="gem"
+    )
     assert (avg.pooling, gem_.pooling, gem_.dim) == ("avg", "gem", 1280)
     model = load_network("mobilenet_v2", "random").model
     with torch.inference_mode():
@@ -97,7 +99,9 @@ def test_the_embedder_pools_as_asked() -> None:
 
 def test_vgg16_with_gem_is_refused_before_any_weights_are_read(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        Embedder("vgg16", tmp_path / "no-such-weights.pth", device="cpu", pooling="gem")
+        Embedder(
+            "vgg16", tmp_path / "no-such-weights.pth", device="cpu", pooling="gem", runtime="torch"
+        )
     message = str(info.value)
     assert "fc7" in message and "--pooling avg" in message and "\n" not in message
     with pytest.raises(ConfigError, match="fc7"):
@@ -178,7 +182,7 @@ def test_points_without_a_pooling_field_are_average_pooled(tmp_path: Path) -> No
     (catalog / "WOMEN-Dresses-id_00000001-01_1_front.jpg").write_bytes(b"")
     result = fashionrec(
         "ingest", catalog, "--pooling", "gem", "--weights", "random", "--device", "cpu",
-        "--workers", "0", home=home,
+        "--workers", "0", "--runtime", "torch", home=home,
     )  # fmt: skip
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

@@ -126,7 +126,7 @@ def test_new_categories_are_kept_listed_and_recorded(tmp_path: Path) -> None:
         "images/2.jpg,Unisex,Sunglasses,P2\n"
     )
     home = tmp_path / "home"
-    args = ("--weights", "random", "--workers", "0", "--device", "cpu")
+    args = ("--weights", "random", "--workers", "0", "--device", "cpu", "--runtime", "torch")
     result = fashionrec("ingest", manifest, *args, home=home)
     assert result.returncode == 0, result.stderr
     assert "ingested 3" in result.stdout

@@ -16,7 +16,7 @@ import ingest.runtimes as runtimes
 from engine.errors import ConfigError
 from engine.schema import calibration_field, point_id, precision_field, runtime_field
 from engine.vectorstore.base import PointBatch, VectorStore
-from ingest.autotune import Guard, Measurements, fastest, guard, nearest, unit
+from ingest.autotune import Measurements, Verdict, fastest, guard, nearest, unit
 from ingest.democatalog import DemoCatalog
 from ingest.job import IngestJob
 from ingest.networks import Pooled
@@ -34,6 +34,8 @@ from ingest.runtimes import (
 )
 from serve.models import IngestIn
 from tests.builders import copy_catalog, fashionrec
+
+pytestmark = pytest.mark.runtimes  # OpenVINO and ONNX Runtime: a pytest process of their own
 
 CPU = torch.device("cpu")
 MINI = "mini"  # the vector name of the store tests
@@ -253,13 +255,13 @@ def test_guard_keeps_identical_features_and_refuses_noise() -> None:
 )
 def test_guard_thresholds(at1: float, overlap: float, passes: bool) -> None:
     """@1 may drop by up to 0.01 of fp32's 0.8, and the top-10 overlap must reach 0.9."""
-    assert Guard(256, 0.8, at1, overlap).passes is passes
+    assert Verdict(256, 0.8, at1, overlap).passes is passes
 
 
 def test_measurements_round_trip_and_a_corrupt_file_reads_as_empty(tmp_path: Path) -> None:
     """Speeds per machine and guards per calibration survive a reopen; garbage reads as none."""
     torch32, ov8, ort32 = map(Setting.parse, ("torch fp32", "openvino int8", "onnxruntime fp32"))
-    kept = Guard(256, 0.9, 0.895, 0.97)
+    kept = Verdict(256, 0.9, 0.895, 0.97)
     measured = Measurements(tmp_path / "net")
     assert measured.speeds("A") == {} and measured.guard(ov8, "t1") is None
     measured.save_speeds("A", {torch32: 100.123, ov8: 250.0})

@@ -814,6 +814,7 @@ def _ingest_body(path: Path, **more: object) -> dict[str, object]:
         "weights": "random",
         "device": "cpu",
         "workers": 0,
+        "runtime": "torch",  # `--runtime auto` runs end to end in tests/test_faults.py
         **more,
     }
 

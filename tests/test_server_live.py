@@ -42,7 +42,7 @@ def test_ingest_into_a_live_server(
     assert summary.ingested == 23 and live.count() == 23
     again = ingest(open_catalog(small_catalog.images), live, {"resnet50": resnet}, options)
     assert again.already == 23
-    densenet = Embedder("densenet121", "random", device="cpu", precision="fp32")
+    densenet = Embedder("densenet121", "random", device="cpu", precision="fp32", runtime="torch")
     ingest(open_catalog(small_catalog.images), live, {"densenet121": densenet}, options)
     assert live.count(Filter(has_vector="densenet121")) == 23
     assert live.vector_dims() == {"resnet50": 2048, "densenet121": 1024}

@@ -209,7 +209,7 @@ def test_mobilenet_from_a_wheel_is_cached_and_used_for_imagenet(
     pixels = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(network.model(pixels), reference.eval()(pixels))
-    embedder = Embedder("mobilenet_v2", "imagenet", device="cpu", precision="fp32")
+    embedder = Embedder("mobilenet_v2", "imagenet", device="cpu", precision="fp32", runtime="torch")
     assert embedder.dim == 1280 and embedder.weights_label == "imagenet-mobilenetv2"
 
 
@@ -228,7 +228,7 @@ def test_a_wheel_of_another_model_is_refused(tmp_path: Path) -> None:
 def test_provenance_shows_in_info_and_recommend_json(small_catalog: Any, tmp_path: Path) -> None:
     part = copy_catalog(small_catalog, tmp_path / "catalog", limit=6)
     home = tmp_path / "home"
-    args = ("--weights", "random", "--workers", "0", "--device", "cpu")
+    args = ("--weights", "random", "--workers", "0", "--device", "cpu", "--runtime", "torch")
     assert fashionrec("ingest", part.images, *args, home=home).returncode == 0
     info = fashionrec("info", home=home)
     assert "resnet50 │ 2048 │ 6       │ random" in info.stdout
