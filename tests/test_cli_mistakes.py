@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -250,7 +251,35 @@ def test_ctrl_c_elsewhere_is_one_line(home: Path, monkeypatch: pytest.MonkeyPatc
     assert result.returncode == 130 and one_line(result) == "interrupted"
 
 
-# --- output a person can read --------------------------------------------------------------
+# --- output a person (or a program) can read ------------------------------------------------
+
+
+def _strict(text: str) -> Any:
+    """JSON as the standard has it: NaN and Infinity are not numbers a parser must take."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("who", [("--item", ITEM), ("--user", "sim-00001")])
+def test_json_has_null_where_a_term_is_unknown(home: Path, who: tuple[str, str]) -> None:
+    """Ranked inside Qdrant with w_v = 0, the visual term cannot be recovered from the
+    relevance: `--json` says null (it once printed NaN, which no JSON parser must accept),
+    `--csv` leaves the cell empty, the table shows a dash, and the service says the same."""
+    args = [*who, "--rerank", "server", "--w-visual", "0", "-k", "3"]
+    shown = fashionrec("recommend", *args, "--json", home=home)
+    assert shown.returncode == 0, shown.stderr
+    document = _strict(shown.stdout)
+    recs = [r for ranked in document["lists"] for r in ranked["recommendations"]]
+    assert recs and all(r["visual"] is None for r in recs)
+    assert all(isinstance(r["relevance"], float) for r in recs)
+    rows = list(
+        csv.DictReader(io.StringIO(fashionrec("recommend", *args, "--csv", home=home).stdout))
+    )
+    assert rows and all(row["visual"] == "" for row in rows)
+    assert "nan" not in fashionrec("recommend", *args, home=home).stdout.lower()
 
 
 def _recommend(home: Path, width: int, *args: str) -> str:

@@ -113,6 +113,32 @@ def test_import_creates_users_and_estimates_trendiness(
     assert _payloads(store)[dress]["popularity"] == 2.0
 
 
+def test_an_import_costs_its_rows_not_the_catalog(
+    store: VectorStore, log: EventLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a shop's log is under way, importing one sale reads that sale's item, not the
+    catalog (it once scrolled every item into the log on every import)."""
+    store_items(store, catalog_items(4))  # 60 items
+    dress = "WOMEN-Dresses-id_00000001-01_1_front"
+    header = "user_id,item_id,timestamp\n"
+    import_purchases(
+        store, log, _csv(tmp_path / "a.csv", f"{header}ann,{dress},2025-03-01T10:00Z\n")
+    )
+    scrolled: list[object] = []
+    scroll = type(store).scroll
+
+    def counted(self: VectorStore, *args: object, **kwargs: object) -> object:
+        scrolled.append(args)
+        return scroll(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(store), "scroll", counted)
+    one = _csv(tmp_path / "b.csv", f"{header}bea,{dress},2025-03-01T12:00Z\n")
+    summary = import_purchases(store, log, one)
+    assert (summary.purchases, summary.new_users) == (1, 1)
+    assert scrolled == []
+    assert _payloads(store)[dress]["popularity"] == 2.0
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
