@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import qdrant_edge as qe
 from qdrant_client import QdrantClient, models
 
 from engine.errors import StoreError, StoreLockedError
@@ -116,12 +117,18 @@ def test_edge_store_locked_by_another_process(tmp_path: Path) -> None:
     EdgeStore(tmp_path / "store").close()  # free again once closed
 
 
-def test_edge_store_locked_in_process(tmp_path: Path) -> None:
+def test_edge_store_locked_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store held open is refused before Qdrant Edge touches its files: a refused load
+    once broke the holder's next flush (a service failed as it stopped after `fashionrec
+    info` had been refused)."""
     store = EdgeStore(tmp_path / "store")
     store.ensure_vector("resnet50", 4)
-    with pytest.raises(StoreLockedError):
-        EdgeStore(tmp_path / "store")
+    with monkeypatch.context() as patch:
+        patch.setattr(qe.EdgeShard, "load", lambda *args: pytest.fail("the shard was loaded"))
+        with pytest.raises(StoreLockedError, match="held by another fashionrec process"):
+            EdgeStore(tmp_path / "store", wait_s=0.3)
     store.close()
+    EdgeStore(tmp_path / "store").close()  # free again once closed
 
 
 def test_readers_wait_briefly_for_another_process(tmp_path: Path) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import IO, Any, Final, TypeVar
 
 import qdrant_edge as qe
 
@@ -48,6 +49,7 @@ from engine.vectorstore.formula import (
 )
 
 CONFIG_FILE: Final = "edge_config.json"
+LOCK_FILE: Final = ".lock"  # flock-ed by the EdgeStore that has the shard open
 INDEX_PARAMS: Final = {
     "keyword": qe.KeywordIndexParams,
     "bool": qe.BoolIndexParams,
@@ -158,13 +160,33 @@ def guarded(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def _locked(path: Path) -> StoreLockedError:
+    return StoreLockedError(
+        f"the store at {path} is held by another fashionrec process (an ingest?); "
+        "wait for it to finish, or point FASHIONREC_HOME at another folder"
+    )
+
+
 def _open_error(path: Path, exc: Exception) -> StoreError:
     if "WouldBlock" in str(exc):
-        return StoreLockedError(
-            f"the store at {path} is held by another fashionrec process (an ingest?); "
-            "wait for it to finish, or point FASHIONREC_HOME at another folder"
-        )
+        return _locked(path)
     return StoreError(f"cannot open the store at {path}: {one_line(exc)}")
+
+
+def _lock(path: Path) -> IO[bytes] | None:
+    """The store's lock, taken; None while another EdgeStore (in any process) holds it.
+
+    Taken before Qdrant Edge touches the shard: its load opens the segments' files before it
+    finds the write-ahead log locked, and such a refused open once broke the holder's next
+    flush (a service that failed as it stopped, after `fashionrec info` was refused).
+    """
+    handle = (path / LOCK_FILE).open("a+b")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 class EdgeStore(VectorStore):
@@ -178,17 +200,29 @@ class EdgeStore(VectorStore):
         self.layout = layout
         self.location = str(path)
         self._shard: qe.EdgeShard | None = None
+        self._lock: IO[bytes] | None = None
         self._written = False  # since the last optimize: points may sit in unindexed segments
         deadline = time.monotonic() + wait_s
         while (path / CONFIG_FILE).is_file():
-            try:
-                self._shard = qe.EdgeShard.load(str(path))
-                return
-            except Exception as exc:
-                error = _open_error(path, exc)
-                if not isinstance(error, StoreLockedError) or time.monotonic() >= deadline:
-                    raise error from None
+            self._lock = _lock(path)
+            if self._lock is not None:
+                try:
+                    self._shard = qe.EdgeShard.load(str(path))
+                    return
+                except Exception as exc:
+                    self._release()
+                    error = _open_error(path, exc)
+                    if not isinstance(error, StoreLockedError):
+                        raise error from None
+            if time.monotonic() >= deadline:
+                raise _locked(path)
             time.sleep(0.2)
+
+    def _release(self) -> None:
+        """Let another EdgeStore open the shard."""
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases its flock
+            self._lock = None
 
     def _update(self, operation: qe.UpdateOperation) -> None:
         """Apply one write; a failure (e.g. a full disk) becomes a one-line StoreError."""
@@ -220,6 +254,9 @@ class EdgeStore(VectorStore):
         params = qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, memory=memory)
         if self._shard is None:
             self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = self._lock or _lock(self.path)
+            if self._lock is None:
+                raise _locked(self.path)
             config = qe.EdgeConfig(
                 vectors={name: params},
                 hnsw_config=HNSW,
@@ -229,6 +266,7 @@ class EdgeStore(VectorStore):
             try:
                 self._shard = qe.EdgeShard.create(str(self.path), config)
             except Exception as exc:
+                self._release()
                 raise _open_error(self.path, exc) from None
             self._create_indexes()
         else:
@@ -431,12 +469,16 @@ class EdgeStore(VectorStore):
     def close(self) -> None:
         """Index what was written since the last optimize, flush, release the lock."""
         if self._shard is None:
+            self._release()
             return
         try:
             if self._written:
                 self.optimize()
         finally:
             shard, self._shard = self._shard, None
-            with _guard(self.path, writing=True):
-                shard.flush()
-                shard.close()
+            try:
+                with _guard(self.path, writing=True):
+                    shard.flush()
+                    shard.close()
+            finally:
+                self._release()
