@@ -39,14 +39,15 @@ demo: $(STAMP) weights
 results: demo
 	$(BIN)/python scripts/results.py demo/results/demo README.md
 
-# Every test; those marked runtimes (OpenVINO, ONNX Runtime) in a pytest process of their own.
+# Every test, spread over the machine's cores; those marked runtimes (OpenVINO, ONNX Runtime)
+# in a pytest process of their own.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 	$(BIN)/python -m pytest -q -m runtimes
 
 # The tests a change is first tried against: no full-size CNN, browser, killed or served process.
 quick: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not runtimes"
+	$(BIN)/python -m pytest -q -n auto -m "not slow and not runtimes"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

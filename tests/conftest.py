@@ -3,12 +3,18 @@ failing Qdrant servers. Builders the tests share live in tests/builders.py."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
 import pytest
+
+# pytest-xdist's workers run with COLUMNS=80; a console made with it set would keep that width
+# whatever a test asks (the command line's tests set their own width per command)
+os.environ.pop("COLUMNS", None)
+
 from qdrant_client import QdrantClient
 
 from engine.vectorstore.base import VectorStore

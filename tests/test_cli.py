@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ingest.democatalog import DemoCatalog
 from tests.builders import copy_catalog, fashionrec, fashionrec_subprocess, home_with_items
 
@@ -38,6 +40,7 @@ def test_bad_flag_values(tmp_path: Path) -> None:
     assert result.returncode == 1 and "--batch-size must be positive" in result.stderr
 
 
+@pytest.mark.slow
 def test_ingest_then_info(small_catalog: DemoCatalog, tmp_path: Path) -> None:
     part = copy_catalog(small_catalog, tmp_path / "catalog", limit=4)
     (part.images / "broken.jpg").write_bytes(b"")
@@ -45,6 +48,8 @@ def test_ingest_then_info(small_catalog: DemoCatalog, tmp_path: Path) -> None:
     result = fashionrec(
         "ingest",
         part.images,
+        "--backbone",
+        "mobilenet_v2",
         "--weights",
         "random",
         "--workers",
@@ -66,8 +71,17 @@ def test_ingest_then_info(small_catalog: DemoCatalog, tmp_path: Path) -> None:
     info = fashionrec("info", home=home)
     assert info.returncode == 0, info.stderr
     assert "items: 4 · masked 100.0%" in info.stdout
-    assert "resnet50 │ 2048 │ 4" in info.stdout
-    args = ("--weights", "random", "--workers", "0", "--runtime", "torch")
+    assert "mobilenet_v2 │ 1280 │ 4" in info.stdout
+    args = (
+        "--backbone",
+        "mobilenet_v2",
+        "--weights",
+        "random",
+        "--workers",
+        "0",
+        "--runtime",
+        "torch",
+    )
     again = fashionrec("ingest", part.images, *args, home=home)
     assert "ingested 0 · skipped 4 (already stored 4" in again.stdout
 

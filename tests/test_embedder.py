@@ -35,6 +35,7 @@ def test_op_schemas_only_for_the_known_failure() -> None:
     assert not needs_op_schemas(ImportError("torchvision::nms does not exist"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "dim"), [("resnet50", 2048), ("densenet121", 1024), ("vgg16", 4096)]
 )
@@ -45,11 +46,13 @@ def test_embedding_sizes_and_unit_norm(name: str, dim: int) -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_random_weights_are_seeded(resnet: Embedder) -> None:
     again = Embedder("resnet50", "random", device="cpu", precision="fp32", runtime="torch")
     np.testing.assert_allclose(resnet(_batch()), again(_batch()), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_bf16_keeps_each_photos_features_apart(small_catalog: DemoCatalog) -> None:
     """bf16 moves an Embedder's features, but each photo's stay nearest its fp32 features
     among 23 different garments. Raw cosines would say nothing: every feature of a random
@@ -80,6 +83,7 @@ def _write_weights(path: Path, seed: int) -> torch.nn.Module:
     return model
 
 
+@pytest.mark.slow
 def test_weights_file_is_loaded(tmp_path: Path, resnet: Embedder) -> None:
     path = tmp_path / "resnet50.pth"
     reference = _write_weights(path, seed=123)
@@ -99,6 +103,7 @@ def test_weights_file_is_loaded(tmp_path: Path, resnet: Embedder) -> None:
     assert not np.allclose(loaded(batch), resnet(batch))  # not the random-init model
 
 
+@pytest.mark.slow
 def test_imagenet_weights_come_from_the_torch_home_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

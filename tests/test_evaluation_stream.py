@@ -219,6 +219,7 @@ def two_backbones(tmp_path_factory: pytest.TempPathFactory) -> Any:
 PROTOCOL = Protocol(users=25, max_purchases=4, k=4, seed=11, backbones=("resnet50", "vgg16"))
 
 
+@pytest.mark.slow
 def test_streamed_evaluation_matches_the_previous_computation(two_backbones: Any) -> None:
     folder, store = two_backbones
     catalog = StoredItems.load(store)

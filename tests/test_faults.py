@@ -67,7 +67,9 @@ def _kill_after_first_batch(process: subprocess.Popen[str], store: Path) -> None
 
 @pytest.mark.slow
 def test_ingest_killed_mid_batch_then_rerun_stores_each_item_once(tmp_path: Path) -> None:
-    catalog = write_demo_catalog(tmp_path / "catalog", products_per_category=1, size=(150, 220))
+    catalog = write_demo_catalog(
+        tmp_path / "catalog", products_per_category=1, views=("1_front", "2_side"), size=(150, 220)
+    )
     ids = [e.item_id for e in open_catalog(catalog.images) if isinstance(e, Item)]
     killed_home, clean_home = tmp_path / "killed", tmp_path / "clean"
     process = _ingest(killed_home, catalog.images)

@@ -661,6 +661,7 @@ def test_every_endpoint_runs_on_the_event_loop() -> None:
                 assert coroutine, (route.path, needed)
 
 
+@pytest.mark.slow
 def test_the_service_starts_without_torch() -> None:
     code = "import sys, serve.main\nprint('torch' in sys.modules)"
     done = subprocess.run(
@@ -669,6 +670,7 @@ def test_the_service_starts_without_torch() -> None:
     assert done.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_the_command_line_does_not_load_the_web_stack() -> None:
     code = (
         "import sys, cli.main\n"
@@ -711,6 +713,7 @@ def _serve(home: Path, port: int) -> subprocess.Popen[str]:
     raise AssertionError(f"the server did not come up: {server.communicate()[0]}")
 
 
+@pytest.mark.slow
 def test_fashionrec_serve_serves_until_interrupted(home: Path) -> None:
     port = _free_port()
     server = _serve(home, port)
@@ -727,6 +730,7 @@ def test_fashionrec_serve_serves_until_interrupted(home: Path) -> None:
     assert again.returncode == 0, again.stderr
 
 
+@pytest.mark.slow
 def test_a_port_in_use_is_one_line(home: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -737,6 +741,7 @@ def test_a_port_in_use_is_one_line(home: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_served_store_names_its_server(home: Path) -> None:
     """While `fashionrec serve` runs, serve.json names it and other commands say so in one
     line; once it stops the file is gone and the store opens again."""
@@ -769,6 +774,7 @@ def test_a_served_store_names_its_server(home: Path) -> None:
     assert again.returncode == 0, again.stderr
 
 
+@pytest.mark.slow
 def test_a_stale_serve_file_is_not_believed(home: Path) -> None:
     """A serve.json whose process is gone changes nothing; one naming a live process is read."""
     from engine.vectorstore.holder import Holder, read_holder, remove_holder, write_holder
@@ -819,6 +825,7 @@ def _ingest_body(path: Path, **more: object) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow
 def test_the_service_ingests_a_catalog_while_it_serves(
     client: TestClient, small_catalog: DemoCatalog, tmp_path: Path
 ) -> None:
@@ -917,6 +924,7 @@ def test_a_purchase_log_is_imported_through_the_service(client: TestClient) -> N
     assert client.get("/users/new-2").status_code == 404
 
 
+@pytest.mark.slow
 def test_the_command_line_writes_through_a_running_service(
     home: Path, small_catalog: DemoCatalog, tmp_path: Path
 ) -> None:
@@ -953,6 +961,7 @@ def test_the_command_line_writes_through_a_running_service(
     assert odd.returncode == 1 and "is not a service URL" in odd.stderr
 
 
+@pytest.mark.slow
 def test_payloads_that_lag_the_log_are_synced_before_serving(home: Path) -> None:
     """A store of an earlier version (no trending payloads, no record of a sync) is brought
     in step when the service starts, so no request pays for it."""

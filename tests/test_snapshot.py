@@ -28,6 +28,7 @@ def _state(home: Path) -> tuple[dict, list]:
     return points, purchases
 
 
+@pytest.mark.slow
 def test_restore_brings_back_every_item_vector_and_purchase(tmp_path: Path) -> None:
     home = tmp_path / "home"
     store, log = EdgeStore(home / "store"), EventLog(home / "events.sqlite")
@@ -122,6 +123,7 @@ def _home_with_purchases(home: Path, seed: int) -> None:
     log.close()
 
 
+@pytest.mark.slow
 def test_restore_over_data_needs_force_and_snapshots_what_it_replaces(tmp_path: Path) -> None:
     """The restore that turned 34 purchases into 0 without a word is refused now."""
     source, home = tmp_path / "source", tmp_path / "home"
@@ -152,6 +154,7 @@ def test_restore_over_data_needs_force_and_snapshots_what_it_replaces(tmp_path: 
     assert not (fresh / "snapshots").exists()
 
 
+@pytest.mark.slow
 def test_a_restore_that_fails_half_way_leaves_the_previous_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

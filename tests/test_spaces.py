@@ -401,6 +401,7 @@ def test_evaluate_accepts_a_space_and_names_a_missing_one(home: Path, tmp_path: 
 # --- snapshots, export and load ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_snapshot_round_trip_keeps_the_space_and_the_default(home: Path, tmp_path: Path) -> None:
     _fit(home)
     assert fashionrec("compact", "default", SPACE, home=home).returncode == 0
@@ -419,6 +420,7 @@ def test_a_snapshot_round_trip_keeps_the_space_and_the_default(home: Path, tmp_p
     assert _recommend(other)["vectors"]["space"] == SPACE
 
 
+@pytest.mark.slow
 def test_a_snapshot_whose_spaces_differ_from_its_manifest_is_refused(
     home: Path, tmp_path: Path
 ) -> None:
