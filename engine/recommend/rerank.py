@@ -180,9 +180,10 @@ def rerank(
     else:
         values = candidates.popularity
     frame = candidates.frame(terms.field, values)
+    memo: dict[int, NDArray[np.float64] | float] = {}  # the terms, evaluated once each
 
     def value(expr: Expr) -> NDArray[np.float64]:
-        return evaluate(expr, frame, terms.defaults)
+        return evaluate(expr, frame, terms.defaults, memo)
 
     norm, pop_term, category = (
         value(terms.norm_popularity),

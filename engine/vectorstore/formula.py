@@ -117,34 +117,60 @@ class Frame:
         return np.ones(len(self), dtype=bool)
 
 
-def evaluate(expr: Expr, frame: Frame, defaults: Mapping[str, Default]) -> FloatArray:
+def evaluate(
+    expr: Expr,
+    frame: Frame,
+    defaults: Mapping[str, Default],
+    memo: dict[int, FloatArray | float] | None = None,
+) -> FloatArray:
     """The formula's value at every point of the frame, as Qdrant computes it; ValueError
-    when it reads a value a point lacks and the defaults do not give."""
+    when it reads a value a point lacks and the defaults do not give. `memo` keeps the value
+    of every node by identity, so that trees sharing subtrees (the relevance and its terms)
+    evaluate each once over the same frame."""
+    value = _value(expr, frame, defaults, {} if memo is None else memo)
+    if isinstance(value, float):
+        return np.full(len(frame), value)
+    return value
+
+
+def _value(
+    expr: Expr, frame: Frame, defaults: Mapping[str, Default], memo: dict[int, FloatArray | float]
+) -> FloatArray | float:
+    """A node's value: an array over the frame's points, or one number for all of them."""
+    key = id(expr)
+    if key not in memo:
+        memo[key] = _computed(expr, frame, defaults, memo)
+    return memo[key]
+
+
+def _computed(
+    expr: Expr, frame: Frame, defaults: Mapping[str, Default], memo: dict[int, FloatArray | float]
+) -> FloatArray | float:
     n = len(frame)
     match expr:
         case Const(value):
-            return np.full(n, float(value))
+            return float(value)
         case Var(name) if name == SCORE:
             return np.asarray(frame.scores, dtype=np.float64)
         case Var(name):
             values = frame.numbers.get(name, np.full(n, np.nan))
             return _filled(values, name, defaults.get(name))
         case Sum(terms):
-            total = np.zeros(n)
+            total: FloatArray | float = 0.0
             for term in terms:
-                total = total + evaluate(term, frame, defaults)
+                total = total + _value(term, frame, defaults, memo)
             return total
         case Mult(factors):
-            product = np.ones(n)
+            product: FloatArray | float = 1.0
             for factor in factors:
-                product = product * evaluate(factor, frame, defaults)
+                product = product * _value(factor, frame, defaults, memo)
             return product
         case Pow(base, exponent):
-            return np.power(evaluate(base, frame, defaults), exponent)
+            return np.power(_value(base, frame, defaults, memo), exponent)
         case Abs(inner):
-            return np.abs(evaluate(inner, frame, defaults))
+            return np.abs(_value(inner, frame, defaults, memo))
         case Exp(inner):
-            return np.exp(evaluate(inner, frame, defaults))
+            return np.exp(_value(inner, frame, defaults, memo))
         case InSet(name, values):
             column = frame.keywords.get(name, np.full(n, None, dtype=object))
             return np.isin(column, list(values)).astype(np.float64)
