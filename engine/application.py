@@ -88,6 +88,7 @@ class Application:
         self.log = log
         self.taxonomy = taxonomy
         self.columns = columns
+        self._recommender: Recommender | None = None  # kept while taxonomy and table stay
 
     @classmethod
     def open(cls, settings: Settings, *, serving: bool = False) -> Application:
@@ -145,7 +146,10 @@ class Application:
         (the embedded store), made on first use and then kept in step by the store."""
         if table and self.columns is None and self.store.exclusive and self.store.vector_dims():
             self.columns = Columns(self.store)
-        return Recommender(self.store, self.taxonomy, columns=self.columns)
+        held = self._recommender
+        if held is None or held.taxonomy is not self.taxonomy or held.columns is not self.columns:
+            held = self._recommender = Recommender(self.store, self.taxonomy, columns=self.columns)
+        return held
 
     # the catalog -------------------------------------------------------------------------
     def summary(self) -> Summary:
