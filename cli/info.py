@@ -42,16 +42,16 @@ def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
                 console.print(f"popularity: {log.popularity_settings().text()}")
             finally:
                 log.close()
-        backbones = Table(
-            "backbone", "size", "vectors", "weights", "pooling", "runtime", title="vectors"
+        spaces = Table(
+            "space", "size", "vectors", "weights", "pooling", "runtime", title="vector spaces"
         )
         for name, dim in sorted(store.vector_dims().items()):
             count = str(store.count(Filter(has_vector=name)))
             weights = provenance_text(store.provenance(name))
             # a compact space's vectors are pooled as those of the backbone it projects
             pooling = provenance_text(stored_poolings(store, source_of(name)))
-            backbones.add_row(name, str(dim), count, weights, pooling, computed(store, name))
-        console.print(backbones)
+            spaces.add_row(name, str(dim), count, weights, pooling, computed(store, name))
+        console.print(spaces)
         print_spaces(store, config.home)
         genders = store.facet(GENDER)
         table = Table("category", *sorted(genders), "total", title="items per category")
