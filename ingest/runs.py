@@ -34,18 +34,17 @@ State = Literal["checking", "running", "done", "failed"]
 Stage = Callable[[str, int | None], None]
 
 
-def check_job(settings: Settings, job: IngestJob, log: EventLog | None = None) -> Checked:
+def check_job(settings: Settings, job: IngestJob) -> Checked:
     """Everything about a job that can be checked without a CNN (ingest.job.check), against
     the taxonomy asked for, else the one the home recorded, and the home's shops. It
-    creates nothing: without `log`, the home's is read only if it exists."""
-    own = log is None and settings.event_log_path.is_file()
-    if own:
-        log = EventLog(settings.event_log_path)
+    creates nothing: the home's event log is read only if it exists (a connection of its
+    own, so any thread may check)."""
+    log = EventLog(settings.event_log_path) if settings.event_log_path.is_file() else None
     try:
         chosen = load(settings.taxonomy) if settings.taxonomy else log and log.taxonomy()
         shops = set() if log is None else {s.id for s in log.shops()}
     finally:
-        if own and log is not None:
+        if log is not None:
             log.close()
     return check(job, chosen or None, shops)
 
@@ -179,11 +178,7 @@ class Ingester:
 
     def _work(self, state: IngestRun) -> None:
         try:
-            log = EventLog(self.app.settings.event_log_path)
-            try:
-                checked = check_job(self.app.settings, state.job, log)
-            finally:
-                log.close()
+            checked = check_job(self.app.settings, state.job)
             if state.job.weights == "random":
                 logger.warning(
                     "ingest %s: random-init weights; similarities mean nothing", state.id

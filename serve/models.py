@@ -1,4 +1,4 @@
-"""The service's request bodies and error body (pydantic): what a client may send, read into
+"""The service's request bodies (pydantic): what a client may send, read into
 the engine's own rows; responses are the engine's documents (engine/documents.py)."""
 
 from __future__ import annotations
@@ -13,12 +13,6 @@ from engine.errors import ConfigError
 from engine.shoppers.purchases import FUTURE, NoTimeZone, Row, parse_timestamp
 
 MAX_PURCHASES: Final = 10_000  # purchases per request (the body is at most 1 MB anyway)
-
-
-class ErrorBody(BaseModel):
-    """What every error answers: one line, never a traceback."""
-
-    error: str
 
 
 class PurchaseIn(BaseModel):

@@ -140,7 +140,7 @@ class _Spec:
 
     def context(self) -> Context:
         payload = self.item.payload
-        return Context(str(payload[ITEM_ID]), str(payload[CATEGORY]), self.trendiness, self.origin)
+        return Context(str(payload[ITEM_ID]), self.origin)
 
 
 class Recommender:

@@ -48,11 +48,10 @@ class Recommendation:
 
 @dataclass(frozen=True)
 class Context:
-    """What a list is ranked for: the query item's category and the shopper around it."""
+    """What a list is ranked for: the query item, and where the shopper's distances start
+    (the category and trendiness it ranks by are in its Terms)."""
 
     query_item: str
-    query_category: str
-    trendiness: float
     origin: Location | None
 
 
