@@ -30,8 +30,8 @@ from cli.common import (
     settings,
 )
 from engine.backbones import BACKBONES, is_compact, unknown_backbone
-from engine.recommend.scoring import preset_weights
-from engine.spaces.registry import missing_space, weights_text
+from engine.recommend.scoring import preset_normalise, preset_weights
+from engine.spaces.registry import missing_space, space_in_force, weights_text
 from engine.vectorstore import VectorStore
 
 
@@ -73,9 +73,13 @@ def evaluate_command(
     max_purchases: Annotated[int, typer.Option(help="Purchases per user: 1..this.")] = 5,
     k: Annotated[int, typer.Option("-k", "--k", help="Recommendations per purchase.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the simulation and baselines.")] = 42,
-    backbones: Annotated[str, typer.Option(help="Comma-separated backbones or compact spaces.")] = (
-        "resnet50,densenet121,vgg16"
-    ),
+    backbones: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated backbones or compact spaces (default: every space of the "
+            "store, its default first)."
+        ),
+    ] = None,
     preset: Annotated[str, typer.Option(help="default or paper.")] = "default",
     w_visual: Annotated[float | None, typer.Option(help="w_v.")] = None,
     w_popularity: Annotated[float | None, typer.Option(help="w_p.")] = None,
@@ -101,6 +105,26 @@ def evaluate_command(
     half_life: Annotated[
         float | None, typer.Option(help="Trending: half-life in days (default: the store's).")
     ] = None,
+    normalise: Annotated[
+        str | None,
+        typer.Option(
+            help="NormPop: rank (percentile), minmax (the paper's; default with --preset "
+            "paper) or saturation (s/(s+pivot), for comparison)."
+        ),
+    ] = None,
+    shoppers: Annotated[
+        str,
+        typer.Option(
+            help="paper (the paper's simulation) or taste (each shopper has a hidden style: "
+            "colour, usage, season columns of a manifest, else clusters of another space)."
+        ),
+    ] = "paper",
+    holdout: Annotated[
+        int, typer.Option(help="Leave-last-out: purchases held out per shopper (0: skip).")
+    ] = 1,
+    holdout_k: Annotated[
+        int, typer.Option(help="Leave-last-out: list length of hit rate, nDCG, recall.")
+    ] = 10,
     out: Annotated[Path, typer.Option(help="Folder of result runs.")] = Path("results"),
     name: Annotated[str | None, typer.Option(help="Run name (default: the time).")] = None,
     taxonomy: TaxonomyOption = None,
@@ -116,6 +140,7 @@ def evaluate_command(
         Protocol,
         StoredItems,
         logged_cohort,
+        shopper_styles,
         simulated_cohort,
     )
     from engine.evaluate.report import run
@@ -125,16 +150,36 @@ def evaluate_command(
     weights = preset_weights(
         preset, visual=w_visual, popularity=w_popularity, category=w_category, gamma=gamma
     )
-    names = [b.strip() for b in backbones.split(",") if b.strip()]
+    names = [b.strip() for b in (backbones or "").split(",") if b.strip()]
     Params(k=k, candidates=candidates, weights=weights).validate()
     lambdas = DIVERSITY_SWEEP if diversity_sweep else ()
-    protocol = Protocol(
-        users, max_purchases, k, seed, tuple(names), weights, candidates, use_log, lambdas
-    ).validate()
+    how = normalise or preset_normalise(preset)
+    if use_log and shoppers != "paper":
+        raise fail("--shoppers simulates; with --use-log the log's shoppers are evaluated")
     run_dir = out / (name or time.strftime("%Y%m%d-%H%M%S"))
     config = settings(home, qdrant_url, taxonomy)
     with home_of(config) as app:
         store, log, named = app.store, app.log, app.taxonomy
+        if not names:
+            default = space_in_force(config.home, None)
+            names = sorted(store.vector_dims(), key=lambda space: space != default)
+            if not names:
+                raise fail("the vector store is empty; run `fashionrec ingest PATH` first")
+        protocol = Protocol(
+            users,
+            max_purchases,
+            k,
+            seed,
+            tuple(names),
+            weights,
+            candidates,
+            use_log,
+            lambdas,
+            how,  # type: ignore[arg-type]  # validated next
+            shoppers,  # type: ignore[arg-type]
+            holdout,
+            holdout_k,
+        ).validate()
         stored = log.popularity_settings()
         ranking = stored.overridden(popularity, half_life)
         if use_log and ranking.half_life_days != stored.half_life_days:
@@ -162,17 +207,30 @@ def evaluate_command(
             with bar:
                 cohort: Cohort
                 if use_log:
-                    cohort = logged_cohort(items, log, ranking.mode)
+                    cohort = logged_cohort(items, log, ranking.mode, protocol.normalise)
                 else:
                     region = log.region() or DEFAULT_REGION
-                    cohort = simulated_cohort(items, protocol, region, named, ranking)
+                    styles = None
+                    if shoppers == "taste":
+                        styles = shopper_styles(store, items, names[0], seed)
+                    cohort = simulated_cohort(items, protocol, region, named, ranking, styles)
                 bar.update(task, total=cohort.total)
-                source = "the event log's users" if use_log else f"{cohort.total} simulated users"
+                source = (
+                    "the event log's users"
+                    if use_log
+                    else f"{cohort.total} simulated {protocol.shoppers} shoppers"
+                    + (f" (style: {styles.source})" if styles else "")
+                )
                 setting = {
                     "description": f"Catalog: {len(items.items)} items in {store.location}; "
-                    f"{source}; taxonomy {named.name}; popularity {ranking.text()}; "
+                    f"{source}; taxonomy {named.name}; popularity {ranking.text()}, "
+                    f"NormPop by {how}; "
                     f"{_weights_note(store, names)}.",
                     "popularity": ranking.text(),
+                    "normalise": how,
+                    "shoppers": shoppers,
+                    "holdout": holdout,
+                    "holdout_k": holdout_k,
                     "vector_weights": {b: weights_text(store, b) for b in names},
                     "users": cohort.total,
                     "max_purchases": max_purchases,

@@ -17,7 +17,7 @@ from engine.documents import Recommended, plain
 from engine.geo import Location
 from engine.recommend.recommender import Params
 from engine.recommend.rerank import Recommendation
-from engine.recommend.scoring import Weights, preset_weights
+from engine.recommend.scoring import preset_normalise, preset_weights
 from engine.schema import provenance_text
 
 # every field of a Recommendation, in order: the CSV carries each term the JSON does
@@ -131,8 +131,14 @@ def _table(recs: list[Recommendation], width: int) -> tuple[Table, list[str]]:
     return table, dropped
 
 
-def _legend(weights: Weights, trendiness: str, space: str, preset: str, gone: set[str]) -> str:
+def _legend(found: Recommended, trendiness: str, preset: str, gone: set[str]) -> str:
     """What each column means and the weights used (printed under the tables)."""
+    weights, space = found.weights, found.vectors.space
+    scaled = (
+        "percentile rank of the popularity in the catalog"
+        if found.normalise == "rank"
+        else "popularity scaled to 0..1 over the catalog (min–max)"
+    )
     formula = (
         f"relev. = {weights.visual:g}·visual + {weights.popularity:g}·trend + "
         f"{weights.category:g}·cat."
@@ -141,7 +147,7 @@ def _legend(weights: Weights, trendiness: str, space: str, preset: str, gone: se
         formula += f" + {weights.distance:g}·exp(−km/{weights.distance_scale_km:g})"
     lines = [
         f"visual: cosine similarity of the {space} embeddings to the query item's · "
-        "pop.: popularity scaled to 0..1 over the catalog · "
+        f"pop.: {scaled} · "
         f"trend: 1 − |pop. − t|^{weights.gamma:g}, t = {trendiness} · "
         "cat.: category similarity (taxonomy) · km: distance to the item's store",
         f"{formula} (weights: preset {preset}, w_v {weights.visual:g}, w_p "
@@ -209,6 +215,13 @@ def recommend_command(
         str | None,
         typer.Option(help="all-time or trending (default: the store's, `popularity mode`)."),
     ] = None,
+    normalise: Annotated[
+        str | None,
+        typer.Option(
+            help="NormPop: rank (percentile of the popularity) or minmax (the paper's; "
+            "default with --preset paper)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     home: HomeOption = None,
@@ -247,6 +260,7 @@ def recommend_command(
         rerank=rerank,  # type: ignore[arg-type]  # validated by the engine
         diversity=diversity,
         popularity=popularity,  # type: ignore[arg-type]  # validated by the engine
+        normalise=preset_normalise(preset, normalise),
     ).validate()
     with home_of(settings(home, qdrant_url, taxonomy)) as app:
         found = app.for_user(user, params) if user is not None else app.similar(item or "", params)
@@ -291,4 +305,4 @@ def _print_tables(found: Recommended, preset: str, params: Params) -> None:
         table, dropped = _table(ranked.recommendations, console.width)
         gone.update(dropped)
         console.print(table)
-    console.print(_legend(found.weights, t, vectors.space, preset, gone), style="dim")
+    console.print(_legend(found, t, preset, gone), style="dim")

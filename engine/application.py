@@ -283,7 +283,9 @@ class Application:
             source_weights(self.store, space).get("source"),
         )
         trend = replace(self.log.popularity_settings(), mode=params.ranked_by).text()
-        return Recommended(vectors, params.weights, trend, lists, **header)
+        return Recommended(
+            vectors, params.weights, trend, lists, normalise=params.normalise, **header
+        )
 
     # shoppers --------------------------------------------------------------------------
     def shopper(self, user_id: str) -> User:
@@ -327,7 +329,7 @@ class Application:
     def record_purchases(self, rows: list[Row], source: str) -> Recorded:
         """Record purchases, all or nothing, each event once; first-time shoppers are
         created (engine.shoppers.purchases.record)."""
-        return record(self.store, self.log, rows, source)
+        return record(self.store, self.log, rows, source, table=self.columns)
 
     def import_purchases(
         self, path: Path, data: bytes | None = None, zone: tzinfo | None = None

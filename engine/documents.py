@@ -79,6 +79,7 @@ class Recommended:
     lists: list[Ranked]
     item: str | None = None
     user: User | None = None
+    normalise: str = "rank"  # how NormPop was made: percentile rank, or min–max
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,11 @@ STORE_ORIGIN: Final = "store_origin"  # MANIFEST or ROUND_ROBIN
 STORE_LOCATION: Final = "store_location"  # {"lat": .., "lon": ..}
 POPULARITY: Final = "popularity"  # all-time: initial popularity + purchases
 TRENDING: Final = "trending"  # purchases halving every half-life (engine/shoppers/trending.py)
+# each popularity's percentile rank over the catalog, on [0, 1] (engine/shoppers/normpop.py)
+POPULARITY_RANK: Final = "popularity_rank"
+TRENDING_RANK: Final = "trending_rank"
+
+ATTRIBUTES: Final = "attributes"  # a manifest's other columns: {"colour": "Navy Blue", ...}
 
 MANIFEST: Final = "manifest"  # the shop came with the catalog
 ROUND_ROBIN: Final = "round-robin"  # the shop was assigned
@@ -43,8 +48,8 @@ PLACEMENT_FIELDS: Final = (
 )
 # What the rerank reads of every search hit, besides the popularity of the mode in force.
 HIT_IDENTITY: Final = (ITEM_ID, PRODUCT_ID, CATEGORY, GENDER, STORE_ID, STORE_LOCATION)
-# Every field the rerank may read (either popularity mode).
-HIT_FIELDS: Final = (*HIT_IDENTITY, POPULARITY, TRENDING)
+# Every field the rerank may read (either popularity mode, its value and its rank).
+HIT_FIELDS: Final = (*HIT_IDENTITY, POPULARITY, TRENDING, POPULARITY_RANK, TRENDING_RANK)
 # What an evaluation reads of every item.
 EVALUATION_FIELDS: Final = (
     ITEM_ID,
@@ -55,6 +60,7 @@ EVALUATION_FIELDS: Final = (
     POPULARITY,
     TRENDING,
     IMAGE,
+    ATTRIBUTES,
 )
 
 IndexKind = Literal["keyword", "bool", "float", "geo"]
@@ -78,10 +84,15 @@ def popularity_field(mode: str) -> str:
     return TRENDING if mode == "trending" else POPULARITY
 
 
+def rank_field(mode: str) -> str:
+    """The payload field holding a popularity mode's percentile rank."""
+    return TRENDING_RANK if mode == "trending" else POPULARITY_RANK
+
+
 def hit_fields(mode: str) -> tuple[str, ...]:
     """What a search returns of every hit for a rerank in this popularity mode: no more,
     since payloads moving into Python are a large part of a search's time."""
-    return (*HIT_IDENTITY, popularity_field(mode))
+    return (*HIT_IDENTITY, popularity_field(mode), rank_field(mode))
 
 
 def weights_field(backbone: str) -> str:

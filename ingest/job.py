@@ -17,7 +17,7 @@ from engine.errors import CatalogError, ConfigError
 from engine.helpers import choice
 from engine.schema import AVG
 from engine.shoppers.eventlog import EventLog
-from engine.shoppers.sync import place_items
+from engine.shoppers.sync import place_items, sync_ranks
 from engine.spaces.build import update_spaces
 from engine.vectorstore.base import VectorStore
 from ingest.options import (
@@ -208,6 +208,7 @@ def run(
         failures.close()
     log.set_taxonomy(checked.taxonomy)
     placed = place_items(store, log)
+    sync_ranks(store)  # new items rank among the others
     summary.vectors.update(update_spaces(store, log.path.parent, checked.job.backbones, on_stage))
     on_stage("indexing", None)
     store.optimize()

@@ -21,6 +21,7 @@ from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import MaskMissingError
 from engine.helpers import batched
 from engine.schema import (
+    ATTRIBUTES,
     CATEGORY,
     CATEGORY_GROUP,
     FRAMING,
@@ -152,6 +153,8 @@ def item_payload(
     if item.store_id is not None:
         payload[STORE_ID] = item.store_id
         payload[STORE_ORIGIN] = MANIFEST
+    if item.attributes:
+        payload[ATTRIBUTES] = dict(item.attributes)
     return payload
 
 

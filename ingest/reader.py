@@ -29,6 +29,7 @@ def item_from_line(line: str) -> tuple[Item, list[str]]:
     fields = record["item"]
     fields["image"] = Path(fields["image"])
     fields["mask"] = Path(fields["mask"]) if fields["mask"] else None
+    fields["attributes"] = tuple(tuple(pair) for pair in fields.get("attributes", ()))
     return Item(**fields), list(record["needs"])
 
 

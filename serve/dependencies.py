@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 
 from engine.application import Application
 from engine.recommend.recommender import Params
-from engine.recommend.scoring import preset_weights
+from engine.recommend.scoring import preset_normalise, preset_weights
 from ingest.runs import Ingester
 
 
@@ -104,6 +104,10 @@ async def ranking(
     popularity: Annotated[
         str | None, Query(description="all-time or trending (default: the store's mode).")
     ] = None,
+    normalise: Annotated[
+        str | None,
+        Query(description="NormPop: rank or minmax (default: rank; the paper preset: minmax)."),
+    ] = None,
 ) -> Params:
     """The options `recommend` takes, as query parameters (the engine validates them; the
     application fills in the home's defaults)."""
@@ -125,6 +129,7 @@ async def ranking(
         rerank=rerank,  # type: ignore[arg-type]  # validated below
         diversity=diversity,
         popularity=popularity,  # type: ignore[arg-type]  # validated below
+        normalise=preset_normalise(preset, normalise),
     ).validate()
 
 

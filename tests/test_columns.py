@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from engine.recommend.columns import Columns
-from engine.recommend.recommender import Params, Popularity, Recommender
-from engine.recommend.rerank import Recommendation
+from engine.recommend.recommender import Params, Recommender
+from engine.recommend.rerank import Popularity, Recommendation
 from engine.recommend.scoring import Weights
 from engine.schema import HIT_FIELDS, POPULARITY, TRENDING, point_id
 from engine.vectorstore.base import PointBatch, VectorStore
@@ -65,7 +65,7 @@ def test_the_table_with_an_exact_searcher_and_a_popularity_in_memory(store: Vect
     payloads = build_catalog(store)
     exact = ExactIndex.load(store, "resnet50", HIT_FIELDS).search
     values = {str(p["item_id"]): float(n % 7) for n, p in enumerate(payloads)}
-    held = Popularity(values, 0.0, 6.0)
+    held = Popularity.of_values(values, "rank")
     plain = Recommender(store, searcher=exact, popularity=held)
     tabled = Recommender(store, searcher=exact, popularity=held, columns=Columns(store))
     bought = [p["item_id"] for p in payloads if p["gender"] == "WOMEN"][::13][:4]

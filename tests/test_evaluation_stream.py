@@ -29,8 +29,8 @@ from engine.evaluate.protocol import (
 )
 from engine.evaluate.report import run
 from engine.geo import DEFAULT_REGION
-from engine.recommend.recommender import Params, Popularity, Recommender
-from engine.recommend.rerank import Recommendation
+from engine.recommend.recommender import Params, Recommender
+from engine.recommend.rerank import Popularity, Recommendation
 from engine.recommend.scoring import Weights
 from engine.records import Purchase, User
 from engine.schema import CATEGORY, GENDER, ITEM_ID, PRODUCT_ID, point_id
@@ -234,7 +234,7 @@ def test_streamed_evaluation_matches_the_previous_computation(two_backbones: Any
     config = SimulationConfig(users=PROTOCOL.users, max_purchases=4, seed=PROTOCOL.seed)
     sim = simulate(view, start, DEFAULT_REGION, config, shown=deepfashion().genders)
     values = {i: float(v) for i, v in zip(ids, sim.popularity.tolist(), strict=True)}
-    popularity = Popularity(values, min(values.values()), max(values.values()))
+    popularity = Popularity.of_values(values, PROTOCOL.normalise)
     bought: dict[str, list[Purchase]] = defaultdict(list)
     for p in sim.purchases:
         bought[p.user_id].append(p)
@@ -250,7 +250,7 @@ def test_streamed_evaluation_matches_the_previous_computation(two_backbones: Any
     logged = logged_cohort(catalog, log)
     run(Evaluation(store, logged, catalog, PROTOCOL), folder / "logged", {"description": ""})
     payload = {i: float(p.get("popularity", 0.0)) for i, p in catalog.items.items()}
-    stored = Popularity(payload, min(payload.values()), max(payload.values()))
+    stored = Popularity.of_values(payload, PROTOCOL.normalise)
     users = [u for u in (log.user(i) for i in log.user_ids()) if u is not None]
     expected = _previous(store, catalog, PROTOCOL, users, bought, stored)
     log.close()

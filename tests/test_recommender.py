@@ -7,7 +7,8 @@ import pytest
 
 from engine.errors import FashionrecError
 from engine.geo import distance_km
-from engine.recommend.recommender import Params, Popularity, Recommender, Rerank
+from engine.recommend.recommender import Params, Recommender, Rerank
+from engine.recommend.rerank import Popularity
 from engine.recommend.scoring import Weights
 from engine.schema import HIT_FIELDS, point_id
 from engine.vectorstore.base import Hit, VectorStore
@@ -107,7 +108,7 @@ def test_errors_name_what_is_wrong(store: VectorStore) -> None:
     with pytest.raises(FashionrecError, match="--max-km needs a location"):
         engine.for_item(payloads[0]["item_id"], Params(max_km=3))
     # the formula inside Qdrant ranks on the stored popularity: it cannot honour an override
-    held = Recommender(store, popularity=Popularity({}, 0.0, 1.0))
+    held = Recommender(store, popularity=Popularity({}, {}))
     with pytest.raises(FashionrecError, match="cannot use a popularity held in memory"):
         held.for_item(payloads[0]["item_id"], Params(rerank="server"))
     assert held.for_item(payloads[0]["item_id"], Params(rerank="client"))

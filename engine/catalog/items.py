@@ -20,6 +20,7 @@ IMAGE_SUFFIXES: Final = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 MASK_SUFFIX: Final = "_segm.png"
 MANIFEST_REQUIRED: Final = ("path", "gender", "category", "product_id")
 MANIFEST_OPTIONAL: Final = ("item_id", "mask_path", "store_id", "view")
+KNOWN_COLUMNS: Final = frozenset((*MANIFEST_REQUIRED, *MANIFEST_OPTIONAL))
 
 _DFMM: Final = re.compile(
     r"^(?P<gender>WOMEN|MEN)-(?P<category>[A-Za-z_]+?)-(?P<product>id_\d{8})"
@@ -44,6 +45,7 @@ class Item:
     image: Path
     mask: Path | None = None
     store_id: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()  # a manifest's other columns (name, value)
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,11 @@ def _manifest_item(row: Row, folder: Path, root: Path | None, naming: Naming, wh
         image=image,
         mask=_inside(folder, mask_path, root) if mask_path else None,
         store_id=(row.get("store_id") or "").strip() or None,
+        attributes=tuple(
+            (name, value.strip())
+            for name, value in row.items()
+            if name not in KNOWN_COLUMNS and name and value and value.strip()
+        ),
     )
 
 
@@ -253,7 +260,8 @@ def read_manifest(
     manifest: Path, naming: Naming | None = None, root: Path | None = None
 ) -> Iterator[Entry]:
     """Items of a manifest CSV (`path,gender,category,product_id[,item_id,mask_path,store_id,
-    view]`), named by the `retail` taxonomy unless told otherwise.
+    view]`), named by the `retail` taxonomy unless told otherwise; any other column (colour,
+    season, ...) is kept as the item's attributes.
 
     Paths are relative to the manifest's folder (or under `root`). An item's id is its
     `item_id`, else its file's stem when no other row has that stem, else its path without

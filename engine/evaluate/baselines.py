@@ -8,9 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from engine.helpers import minmax
-from engine.recommend.recommender import Popularity
-from engine.recommend.rerank import Recommendation
+from engine.recommend.rerank import Popularity, Recommendation
 from engine.records import Purchase
 from engine.schema import CATEGORY, GENDER, PRODUCT_ID, STORE_ID
 
@@ -44,8 +42,7 @@ def baseline_list(
             chosen.append(item_id)
         if len(chosen) == k:
             break
-    raw = np.array([values.get(i, 0.0) for i in chosen], dtype=np.float64)
-    norm = minmax(raw, popularity.low, popularity.high)
+    raw, norm = popularity.of(chosen)
     query = str(items[bought[-1].item_id][CATEGORY])
     nan = float("nan")
     return [

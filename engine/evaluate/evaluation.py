@@ -20,6 +20,18 @@ import numpy as np
 
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.evaluate.baselines import Baseline, baseline_list
+from engine.evaluate.holdout import (
+    FULL,
+    LABELS,
+    POPULAR,
+    RANDOM,
+    TRENDING,
+    VISUAL,
+    HoldoutSum,
+    ablated,
+    labels_only,
+    ranked_by,
+)
 from engine.evaluate.metrics import (
     TREND_GROUPS,
     AccuracySum,
@@ -39,7 +51,7 @@ from engine.evaluate.protocol import (
 )
 from engine.recommend.columns import Columns
 from engine.recommend.recommender import Params, Recommender, Searcher
-from engine.recommend.rerank import Recommendation
+from engine.recommend.rerank import Popularity, Recommendation
 from engine.recommend.scoring import Weights
 from engine.records import Purchase, User
 from engine.schema import CATEGORY, GENDER, ITEM_ID, PRODUCT_ID, point_id
@@ -164,6 +176,7 @@ class Totals:
     table3: dict[str, AccuracySum]  # the first backbone's trendiness groups
     sweep: dict[str, dict[float, AccuracySum]]  # per backbone, per w_p
     mmr: dict[float, MmrSum]  # the first backbone with the protocol's weights, per λ
+    holdout: HoldoutSum  # leave-last-out, per shopper and system
     users: int = 0
     first: tuple[User, list[Purchase]] | None = None  # the grid's user
 
@@ -196,6 +209,8 @@ class Evaluation:
         for item_id in sorted(items.items):
             self._by_gender[str(items.items[item_id][GENDER])].append(item_id)
         self._pools: dict[str, list[str]] = {}
+        self._products = {i: str(p[PRODUCT_ID]) for i, p in items.items.items()}
+        self.holdout_engine = self.recommender()  # ranks on the popularity of each moment
 
     def recommender(self) -> Recommender:
         """The engine over the store, ranking on the cohort's popularity."""
@@ -234,13 +249,17 @@ class Evaluation:
             )
         return result
 
+    def _pool(self, gender: str) -> list[str]:
+        """The items a shopper of this gender is shown, by item id."""
+        if gender not in self._pools:
+            shown = self.taxonomy.shown_to(gender)
+            self._pools[gender] = sorted(i for g in shown for i in self._by_gender.get(g, []))
+        return self._pools[gender]
+
     def baseline(self, user: User, bought: Sequence[Purchase], kind: Baseline) -> SystemResult:
         """Random or most-popular items the user's gender is shown, never a bought product,
         for one user."""
-        if user.gender not in self._pools:
-            shown = self.taxonomy.shown_to(user.gender)
-            self._pools[user.gender] = sorted(i for g in shown for i in self._by_gender.get(g, []))
-        pool = self._pools[user.gender]
+        pool = self._pool(user.gender)
 
         def recommend(purchases: Sequence[Purchase]) -> list[Recommendation]:
             items, popularity = self.items.items, self.cohort.popularity
@@ -291,6 +310,7 @@ class Evaluation:
                 diversity: MmrSum(AccuracySum(), BeyondSum(first))
                 for diversity in self.protocol.diversity_sweep
             },
+            holdout=HoldoutSum(self.protocol.holdout_k),
         )
 
     def run(self, advance: Callable[[int], None] = lambda n: None, chunk: int = CHUNK) -> Totals:
@@ -344,6 +364,56 @@ class Evaluation:
         for diversity, point in totals.mmr.items():
             point.accuracy.add(pairs_for(first, protocol.weights, diversity))
             self._add_lists(point.lists, ranked[first, protocol.weights, diversity][0])
+        if protocol.holdout and len(bought) > protocol.holdout:
+            self.leave_last_out(totals.holdout, user, bought)
+
+    def leave_last_out(self, totals: HoldoutSum, user: User, bought: Sequence[Purchase]) -> None:
+        """Every system's list from a shopper's purchases before the held-out ones, with the
+        popularity just before the first held-out purchase (engine.evaluate.holdout)."""
+        protocol = self.protocol
+        earlier, later = bought[: -protocol.holdout], bought[-protocol.holdout :]
+        held = {self._product(p) for p in later} - {self._product(p) for p in earlier}
+        if not held:
+            return
+        all_time, trending = self.cohort.as_of(later[0].timestamp)
+        ranked, other = (
+            (trending, all_time) if self.cohort.mode == "trending" else (all_time, trending)
+        )
+        popularity = Popularity.of_values(ranked, protocol.normalise, other)
+        engine = self.holdout_engine
+        engine.popularity = popularity
+        first, k = protocol.backbones[0], protocol.holdout_k
+        systems = {
+            FULL: protocol.weights,
+            **ablated(protocol.weights),
+            VISUAL: Weights(1.0, 0.0, 0.0, protocol.weights.gamma),
+        }
+        for name, weights in systems.items():
+            params = Params(first, k, max(k, protocol.candidates), weights)
+            merged = engine.for_user(user, earlier, params).merged
+            totals.add(name, [r.product_id for r in merged], held)
+        pool = self._pool(user.gender)
+        items = self.items.items
+        categories = {i: str(items[i][CATEGORY]) for i in pool}
+        categories |= {p.item_id: str(items[p.item_id][CATEGORY]) for p in earlier}
+        products = self._products
+        listed = labels_only(
+            earlier,
+            pool,
+            categories,
+            products,
+            popularity,
+            user.trendiness,
+            protocol.weights,
+            self.taxonomy,
+            k,
+            self.rng,
+        )
+        totals.add(LABELS, listed, held)
+        totals.add(RANDOM, ranked_by({}, earlier, pool, products, k, self.rng), held)
+        totals.add(POPULAR, ranked_by(all_time, earlier, pool, products, k, self.rng), held)
+        totals.add(TRENDING, ranked_by(trending, earlier, pool, products, k, self.rng), held)
+        totals.shoppers += 1
 
     def _add_lists(self, beyond: BeyondSum, result: SystemResult) -> None:
         """Add a system's lists and hold-out outcomes to its beyond-accuracy sums (the lists

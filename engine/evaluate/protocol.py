@@ -7,19 +7,31 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
 
 import numpy as np
 
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import ConfigError, NotFoundError
 from engine.geo import Region
+from engine.helpers import choice
 from engine.recommend.diversity import check_diversity
-from engine.recommend.recommender import Popularity
+from engine.recommend.rerank import Popularity
 from engine.recommend.scoring import Weights
 from engine.records import Purchase, User
-from engine.schema import EVALUATION_FIELDS, GENDER, ITEM_ID, PRODUCT_ID, STORE_ID, popularity_field
+from engine.schema import (
+    ATTRIBUTES,
+    EVALUATION_FIELDS,
+    GENDER,
+    ITEM_ID,
+    PRODUCT_ID,
+    STORE_ID,
+    point_id,
+    popularity_field,
+)
 from engine.shoppers.eventlog import EventLog
+from engine.shoppers.normpop import Normalise
 from engine.shoppers.simulation import (
     CatalogView,
     CompactSimulation,
@@ -28,9 +40,16 @@ from engine.shoppers.simulation import (
     initial_popularity,
     simulate_compact,
 )
-from engine.shoppers.trending import PopularityMode, PopularitySettings
+from engine.shoppers.taste import Styles, simulate_taste, style_attributes, vector_clusters
+from engine.shoppers.trending import (
+    DAY_S,
+    DEFAULT_HALF_LIFE_DAYS,
+    PopularityMode,
+    PopularitySettings,
+)
 from engine.vectorstore.base import VectorStore
 
+Shoppers = Literal["paper", "taste"]
 SWEEP: Final = tuple(round(0.1 * i, 1) for i in range(11))
 DIVERSITY_SWEEP: Final = (0.0, 0.25, 0.5, 0.75, 1.0)  # MMR λ, for the first backbone
 
@@ -48,6 +67,10 @@ class Protocol:
     candidates: int = 100
     use_log: bool = False
     diversity_sweep: tuple[float, ...] = DIVERSITY_SWEEP  # MMR λ values; () skips the sweep
+    normalise: Normalise = "rank"  # how NormPop is made of the popularity
+    shoppers: Shoppers = "paper"  # the paper's simulation, or shoppers with taste
+    holdout: int = 1  # leave-last-out: purchases held out per shopper; 0 skips it
+    holdout_k: int = 10  # its list length (hit rate@k, nDCG@k, recall@k)
 
     def validate(self) -> Protocol:
         """Raise ConfigError naming the values out of range."""
@@ -55,6 +78,10 @@ class Protocol:
             raise ConfigError("--users and --max-purchases must be positive")
         for diversity in self.diversity_sweep:
             check_diversity(diversity)
+        choice(Normalise, self.normalise, "--normalise")
+        choice(Shoppers, self.shoppers, "--shoppers")
+        if self.holdout < 0 or self.holdout_k <= 0:
+            raise ConfigError("--holdout must be 0 or more and --holdout-k positive")
         return self
 
 
@@ -91,6 +118,7 @@ class Cohort(ABC):
     an evaluation never holds them all), and the popularity to rank with."""
 
     popularity: Popularity
+    mode: PopularityMode  # which popularity the systems rank on
 
     @property
     @abstractmethod
@@ -106,16 +134,42 @@ class Cohort(ABC):
     def find(self, user_id: str) -> tuple[User, list[Purchase]] | None:
         """One user with purchases, or None."""
 
+    @abstractmethod
+    def as_of(self, when: datetime) -> tuple[dict[str, float], dict[str, float]]:
+        """Every item's all-time and trending popularity from the purchases before `when`."""
+
 
 class SimulatedCohort(Cohort):
-    """Simulated users, held as arrays (`engine.shoppers.simulation.CompactSimulation`)."""
+    """Simulated users, held as arrays (`engine.shoppers.simulation.CompactSimulation`),
+    ranked on the popularity of `mode` after the simulation."""
 
-    def __init__(self, simulation: CompactSimulation) -> None:
+    def __init__(
+        self,
+        simulation: CompactSimulation,
+        normalise: Normalise = "rank",
+        mode: PopularityMode | None = None,
+        half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+    ) -> None:
         self.simulation = simulation
         self.rows = simulation.active
         ids = simulation.catalog.item_ids.tolist()
-        ranked = simulation.popularity if simulation.trend is None else simulation.trend
-        self.popularity = _popularity(dict(zip(ids, ranked.tolist(), strict=True)))
+        trending = simulation.trend is not None and mode != "all-time"
+        self.mode: PopularityMode = "trending" if trending else "all-time"
+        counts = dict(zip(ids, simulation.popularity.astype(float).tolist(), strict=True))
+        if simulation.trend is not None:
+            trend = dict(zip(ids, simulation.trend.tolist(), strict=True))
+            ranked, other = (trend, counts) if trending else (counts, trend)
+            self.popularity = Popularity.of_values(ranked, normalise, other)
+        else:
+            self.popularity = Popularity.of_values(counts, normalise)
+        self.half_life_s = half_life_days * DAY_S
+        made = np.zeros(len(simulation.items), dtype=bool)
+        for u in self.rows.tolist():
+            first = int(simulation.offsets[u])
+            made[first : first + int(simulation.made[u])] = True
+        self.bought, self.seconds = simulation.items[made], simulation.seconds[made]
+        sold = np.bincount(self.bought, minlength=len(ids))
+        self.initial = simulation.popularity - sold
 
     @property
     def total(self) -> int:
@@ -136,12 +190,32 @@ class SimulatedCohort(Cohort):
         found = self.simulation.user(u)
         return found if found[1] else None
 
+    def as_of(self, when: datetime) -> tuple[dict[str, float], dict[str, float]]:
+        second = (when - self.simulation.start).total_seconds()
+        before = self.seconds < second
+        n = len(self.initial)
+        counts = np.bincount(self.bought[before], minlength=n)
+        decay = 2.0 ** ((self.seconds[before] - second) / self.half_life_s)
+        trend = np.bincount(self.bought[before], weights=decay, minlength=n)
+        ids = self.simulation.catalog.item_ids.tolist()
+        all_time = (self.initial + counts).astype(np.float64)
+        return (
+            dict(zip(ids, all_time.tolist(), strict=True)),
+            dict(zip(ids, trend.tolist(), strict=True)),
+        )
+
 
 class LoggedCohort(Cohort):
     """The event log's users, read a chunk at a time."""
 
-    def __init__(self, log: EventLog, user_ids: list[str], popularity: Popularity) -> None:
-        self.log, self.user_ids, self.popularity = log, user_ids, popularity
+    def __init__(
+        self,
+        log: EventLog,
+        user_ids: list[str],
+        popularity: Popularity,
+        mode: PopularityMode = "all-time",
+    ) -> None:
+        self.log, self.user_ids, self.popularity, self.mode = log, user_ids, popularity, mode
 
     @property
     def total(self) -> int:
@@ -159,6 +233,13 @@ class LoggedCohort(Cohort):
         purchases = list(self.log.purchases(user_id))
         return (user, purchases) if purchases else None
 
+    def as_of(self, when: datetime) -> tuple[dict[str, float], dict[str, float]]:
+        just_before = when - timedelta(microseconds=1)
+        initial = self.log.initial_popularity()
+        counts = self.log.purchases_as_of(just_before)
+        all_time = {i: float(v + counts.get(i, 0)) for i, v in initial.items()}
+        return all_time, self.log.trending_as_of(just_before)
+
 
 def simulated_cohort(
     items: StoredItems,
@@ -166,11 +247,16 @@ def simulated_cohort(
     region: Region,
     taxonomy: Taxonomy | None = None,
     popularity: PopularitySettings | None = None,
+    styles: Styles | None = None,
 ) -> SimulatedCohort:
     """Simulate the protocol's users in memory (the log and the store are not touched);
-    the taxonomy says which item genders each shopper gender buys. In trending mode the
-    popular set, and the popularity the systems rank on, are the trending scores (from
-    nothing sold: the simulation's period starts the trend)."""
+    the taxonomy says which item genders each shopper gender buys.
+
+    The paper's shoppers: in trending mode the popular set, and the popularity the systems
+    rank on, are the trending scores (from nothing sold: the simulation's period starts the
+    trend). Shoppers with taste (`styles`: the items' hidden style values) follow what
+    sells at the moment or their style (engine.shoppers.taste); the systems rank on the
+    popularity of the mode in force."""
     view = items.view()
     config = SimulationConfig(
         users=protocol.users, max_purchases=protocol.max_purchases, seed=protocol.seed
@@ -178,29 +264,59 @@ def simulated_cohort(
     ids = view.item_ids.tolist()
     start = np.array([initial_popularity(i, config.p_max, config.seed) for i in ids], np.int64)
     shown = (taxonomy or deepfashion()).genders
-    trending = None
-    if popularity is not None and popularity.mode == "trending":
-        trending = Trending(np.zeros(len(ids)), popularity.half_life_days)
-    simulation = simulate_compact(view, start, region, config, shown=shown, trending=trending)
-    return SimulatedCohort(simulation)
+    settings = popularity or PopularitySettings()
+    if protocol.shoppers == "taste":
+        if styles is None:
+            raise ConfigError("taste shoppers need the items' style attributes")
+        simulation = simulate_taste(
+            view, styles, start, region, config, shown, settings.half_life_days
+        )
+    else:
+        trending = None
+        if settings.mode == "trending":
+            trending = Trending(np.zeros(len(ids)), settings.half_life_days)
+        simulation = simulate_compact(view, start, region, config, shown=shown, trending=trending)
+    return SimulatedCohort(simulation, protocol.normalise, settings.mode, settings.half_life_days)
 
 
 def logged_cohort(
-    items: StoredItems, log: EventLog, mode: PopularityMode = "all-time"
+    items: StoredItems,
+    log: EventLog,
+    mode: PopularityMode = "all-time",
+    normalise: Normalise = "rank",
 ) -> LoggedCohort:
     """The users and purchases of the event log, with the catalog's current popularity
-    (all-time or trending)."""
+    (all-time or trending) normalised as asked."""
     user_ids = log.user_ids()
     if not user_ids:
         raise NotFoundError("the event log has no users; run `fashionrec simulate` first")
-    field = popularity_field(mode)
-    values = {i: float(p.get(field, 0.0)) for i, p in items.items.items()}
-    return LoggedCohort(log, user_ids, _popularity(values))
+    values, other = (
+        {i: float(p.get(popularity_field(m)) or 0.0) for i, p in items.items.items()}
+        for m in (mode, "all-time" if mode == "trending" else "trending")
+    )
+    return LoggedCohort(log, user_ids, Popularity.of_values(values, normalise, other), mode)
 
 
-def _popularity(values: dict[str, Any]) -> Popularity:
-    popularity = {k: float(v) for k, v in values.items()}
-    return Popularity(popularity, min(popularity.values()), max(popularity.values()))
+def shopper_styles(store: VectorStore, items: StoredItems, evaluated: str, seed: int) -> Styles:
+    """The hidden styles of taste shoppers: the items' colour family, usage and season
+    (a manifest's columns), else clusters of another space's vectors than the evaluated
+    one; ConfigError when the catalog has neither."""
+    view = items.view()
+    ids = view.item_ids.tolist()
+    found = style_attributes([dict(items.items[i].get(ATTRIBUTES) or {}) for i in ids])
+    if found is not None:
+        return Styles(found, "the manifest's colour, usage and season columns")
+    others = sorted(s for s in store.vector_dims() if s != evaluated)
+    if not others:
+        raise ConfigError(
+            "taste shoppers need a style the ranker never reads: colour, usage or season "
+            "columns in the manifest, or a second space to cluster (ingest with another "
+            f"--backbone than {evaluated})"
+        )
+    records = store.retrieve([point_id(i) for i in ids], vector=others[0])
+    vectors = {str(r.payload[ITEM_ID]): r.vector for r in records if r.vector is not None}
+    matrix = np.stack([vectors[i] for i in ids]).astype(np.float32)
+    return Styles(vector_clusters(matrix, seed), f"clusters of {others[0]} vectors")
 
 
 def ablation_weights(weights: Weights) -> dict[str, Weights]:

@@ -14,6 +14,7 @@ from typing import Any, Final
 from engine.errors import FashionrecError, NotFoundError
 from engine.evaluate.evaluation import Evaluation
 from engine.evaluate.figures import recommendation_grid, sweep_plot
+from engine.evaluate.holdout import ABLATIONS, FULL, METRICS, HoldoutSum
 from engine.evaluate.metrics import Accuracy, markdown
 from engine.records import Purchase, User
 from engine.schema import IMAGE, provenance_text
@@ -144,6 +145,20 @@ def run(
         + markdown(ACCURACY_HEADER, rows3),
         "## Beyond accuracy\n\n" + markdown(BEYOND_HEADER, rows_beyond),
     ]
+    if totals.holdout.shoppers:
+        holdout, rows_holdout, rows_ablation = _holdout(totals.holdout, protocol.seed)
+        metrics["holdout"] = holdout
+        k = protocol.holdout_k
+        sections.append(
+            f"## Leave-last-out ({first}; {totals.holdout.shoppers} shoppers, the last "
+            f"{protocol.holdout} purchase(s) held out, k {k})\n\n"
+            "Means over shoppers with 95 % bootstrap intervals; Δ: the paired difference "
+            "from the full model.\n\n" + markdown(_holdout_header(k, ("system",)), rows_holdout)
+        )
+        sections.append(
+            f"## Ablation, leave-last-out ({first}; each term's weight set to 0)\n\n"
+            + markdown(_holdout_header(k, ("removed",)), rows_ablation)
+        )
     if rows_diversity:
         sections.append(
             f"## Diversity sweep — MMR λ ({first}, the weights above)\n\n"
@@ -171,6 +186,32 @@ def run(
     _replace_dir(partial, out)
     metrics["tables_md"] = tables
     return metrics
+
+
+def _holdout_header(k: int, first: tuple[str, ...]) -> tuple[str, ...]:
+    return (*first, f"hit rate@{k}", f"nDCG@{k}", f"recall@{k}", f"Δ hit rate@{k}")
+
+
+def _holdout(
+    totals: HoldoutSum, seed: int
+) -> tuple[dict[str, Any], list[list[object]], list[list[object]]]:
+    """The leave-last-out results as JSON, and the rows of its two tables (systems and
+    baselines; the ablations)."""
+    result = totals.result(seed)
+    as_json: dict[str, Any] = {"shoppers": totals.shoppers, "k": totals.k, "systems": {}}
+    rows: list[list[object]] = []
+    ablations: list[list[object]] = []
+    for name, measured in result.items():
+        as_json["systems"][name] = {key: asdict(value) for key, value in measured.items()}
+        delta = measured.get("hit_rate_vs_full")
+        row: list[object] = [
+            name,
+            *(measured[m].text() for m in METRICS),
+            "—" if delta is None else delta.text(),
+        ]
+        (ablations if name in ABLATIONS else rows).append(row)
+    full = next(r for r in rows if r[0] == FULL)
+    return as_json, rows, [full, *ablations]
 
 
 def _replace_dir(new: Path, target: Path) -> None:

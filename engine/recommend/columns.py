@@ -29,16 +29,20 @@ from engine.schema import (
     HIT_FIELDS,
     ITEM_ID,
     POPULARITY,
+    POPULARITY_RANK,
     PRODUCT_ID,
     STORE_ID,
     STORE_LOCATION,
     TRENDING,
+    TRENDING_RANK,
+    popularity_field,
+    rank_field,
 )
 from engine.vectorstore.base import Record, Scored, VectorStore, key_id, point_keys
 
 BYTES: Final = (ITEM_ID, PRODUCT_ID)  # one value per item or product: UTF-8 bytes
 CODED: Final = (CATEGORY, GENDER, STORE_ID)  # few distinct values: codes into a vocabulary
-NUMBERS: Final = (POPULARITY, TRENDING)
+NUMBERS: Final = (POPULARITY, TRENDING, POPULARITY_RANK, TRENDING_RANK)
 PAGE: Final = 4096
 Arrays = dict[str, NDArray[Any]]
 
@@ -172,8 +176,8 @@ class Columns:
                     )
             return rows
 
-    def candidates(self, scored: Scored, field: str = POPULARITY) -> Candidates:
-        """One search's results with their fields, popularity from column `field`."""
+    def candidates(self, scored: Scored, mode: str = "all-time") -> Candidates:
+        """One search's results with their fields, the popularity of `mode` and its rank."""
         rows = self._rows(scored.keys)
         columns, names = self._columns, self._names
         return Candidates(
@@ -185,7 +189,8 @@ class Columns:
             store_id=names[STORE_ID][columns[STORE_ID][rows]],
             lat=columns["lat"][rows],
             lon=columns["lon"][rows],
-            popularity=columns[field][rows],
+            popularity=columns[popularity_field(mode)][rows],
+            ranks=columns[rank_field(mode)][rows],
         )
 
     def value_range(self, field: str) -> tuple[float, float] | None:
@@ -199,6 +204,15 @@ class Columns:
                     (float(values.min()), float(values.max())) if len(values) else None
                 )
             return self._ranges[field]
+
+    def popularity_columns(self) -> tuple[list[str], dict[str, NDArray[np.float64]]]:
+        """Every item's id, and its popularities and their stored ranks by payload field (what
+        engine.shoppers.sync.sync_ranks reads; a rank not stored reads 0)."""
+        with self._lock:
+            if self._dirty:
+                self._refresh()
+            ids = _decoded(self._columns[ITEM_ID]).tolist()
+            return ids, {name: self._columns[name].copy() for name in NUMBERS}
 
     def nbytes(self) -> int:
         """What the table holds in memory."""

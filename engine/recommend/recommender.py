@@ -20,6 +20,7 @@ from engine.recommend.diversity import check_diversity
 from engine.recommend.rerank import (
     Candidates,
     Context,
+    Popularity,
     Recommendation,
     best_per_product,
     diversify,
@@ -37,6 +38,7 @@ from engine.schema import (
     point_id,
     popularity_field,
 )
+from engine.shoppers.normpop import DEFAULT_NORMALISE, Stored
 from engine.shoppers.trending import PopularityMode
 from engine.spaces.registry import DEFAULT_BACKBONE
 from engine.vectorstore.base import (
@@ -81,6 +83,7 @@ class Params:
     rerank: Rerank = "client"
     diversity: float = 0.0
     popularity: PopularityMode | None = None  # which payload ranks; None: the home's mode
+    normalise: Stored = DEFAULT_NORMALISE  # NormPop: percentile rank, or min–max (the paper's)
 
     @property
     def searched(self) -> str:
@@ -103,6 +106,7 @@ class Params:
             raise ConfigError(f"trendiness must be in [0, 1], got {self.trendiness}")
         choice(Rerank, self.rerank, "rerank")
         choice(PopularityMode, self.ranked_by, "popularity")
+        choice(Stored, self.normalise, "normalise")
         check_diversity(self.diversity)
         if self.max_km is not None and not self.max_km > 0:
             raise ConfigError(f"max km must be positive, got {self.max_km}")
@@ -117,15 +121,6 @@ class UserRecommendations:
     user: User
     per_purchase: list[tuple[Purchase, list[Recommendation]]]
     merged: list[Recommendation]
-
-
-@dataclass(frozen=True)
-class Popularity:
-    """Popularity to rank with instead of the payload's (e.g. a simulation held in memory)."""
-
-    values: dict[str, float]
-    low: float
-    high: float
 
 
 @dataclass(frozen=True)
@@ -256,13 +251,13 @@ class Recommender:
             )
             for spec in specs
         ]
-        field = popularity_field(params.ranked_by)
-        if self.popularity is not None:
-            span = (self.popularity.low, self.popularity.high)
-        elif self.columns is not None:
-            span = self.columns.value_range(field) or (0.0, 0.0)
-        else:
-            span = self.store.value_range(field) or (0.0, 0.0)
+        span = (0.0, 0.0)  # the catalog's range: min–max only
+        if self.popularity is None and params.normalise == "minmax":
+            field = popularity_field(params.ranked_by)
+            if self.columns is not None:
+                span = self.columns.value_range(field) or span
+            else:
+                span = self.store.value_range(field) or span
         formulas = [self._terms(spec, params, span) for spec in specs]
         if ordered:
             results = self._server_mmr(queries, params)
@@ -278,7 +273,6 @@ class Recommender:
                 for item, vector in zip(found.item_id, found.vectors or (), strict=True)
                 if vector is not None
             }
-        known = None if self.popularity is None else self.popularity.values
         lists = [
             rerank(
                 found,
@@ -286,7 +280,7 @@ class Recommender:
                 formula,
                 params.weights,
                 params.k,
-                known,
+                self.popularity,
                 scored=in_qdrant and not ordered,
                 diversity=params.diversity,
                 ordered=ordered,
@@ -298,17 +292,17 @@ class Recommender:
     def _searched(self, queries: list[Query], params: Params) -> list[Candidates]:
         """The candidates of each query, by cosine: ids and scores from the search and the
         rest from the table when there is one (and no vectors are wanted), else payloads."""
-        field = popularity_field(params.ranked_by)
+        mode = params.ranked_by
         if self.columns is not None and not any(q.with_vector for q in queries):
             if self.searcher is None:
                 scored = self.store.search_scored(queries)
             else:
                 scored = [Scored.of_hits(hits) for hits in self.searcher(queries, ())]
-            return [self.columns.candidates(s, field) for s in scored]
+            return [self.columns.candidates(s, mode) for s in scored]
         results = (self.searcher or self.store.search)(queries, hit_fields(params.ranked_by))
         if any(q.with_vector for q in queries):
             results = self._with_vectors(results, params.searched)
-        return [Candidates.of_hits(hits, field) for hits in results]
+        return [Candidates.of_hits(hits, mode) for hits in results]
 
     def _with_vectors(self, results: list[list[Hit]], backbone: str) -> list[list[Hit]]:
         """The hits with their vectors, read from the store for any the search left out
@@ -343,12 +337,12 @@ class Recommender:
         them, relevance being the cosine to the query (the whole relevance when w_v = 1 and
         every other weight is 0)."""
         mmr = Mmr(params.diversity, params.candidates)
-        field = popularity_field(params.ranked_by)
+        mode = params.ranked_by
 
         def ask(rows: list[int], limit: int) -> list[Candidates]:
             asked = [replace(queries[i], limit=limit, mmr=mmr) for i in rows]
             found = self.store.search(asked, hit_fields(params.ranked_by))
-            return [Candidates.of_hits(hits, field) for hits in found]
+            return [Candidates.of_hits(hits, mode) for hits in found]
 
         return self._enough(ask, len(queries), params)
 
@@ -361,7 +355,7 @@ class Recommender:
         vector when the list is then diversified here; ids and scores only when the table
         holds the rest.
         """
-        field = popularity_field(params.ranked_by)
+        mode = params.ranked_by
 
         def ask(rows: list[int], limit: int) -> list[Candidates]:
             asked = [
@@ -375,9 +369,9 @@ class Recommender:
             ]
             if self.columns is not None and params.diversity == 0:
                 scored = self.store.formula_scored(asked)
-                return [self.columns.candidates(s, field) for s in scored]
-            found = self.store.formula_search(asked, hit_fields(params.ranked_by))
-            return [Candidates.of_hits(hits, field) for hits in found]
+                return [self.columns.candidates(s, mode) for s in scored]
+            found = self.store.formula_search(asked, hit_fields(mode))
+            return [Candidates.of_hits(hits, mode) for hits in found]
 
         if params.diversity > 0:
             return ask(list(range(len(formulas))), params.candidates)
@@ -387,8 +381,11 @@ class Recommender:
         """The relevance's terms for one query, as both reranks evaluate them."""
         origin = None if spec.origin is None else (spec.origin.lat, spec.origin.lon)
         similar = self._category_values(str(spec.item.payload[CATEGORY]))
-        field = popularity_field(params.ranked_by)
-        return terms(params.weights, spec.trendiness, span, similar, origin, field)
+        # a popularity held in memory brings its NormPop, read where a stored rank is
+        normalise = "rank" if self.popularity is not None else params.normalise
+        return terms(
+            params.weights, spec.trendiness, span, similar, origin, params.ranked_by, normalise
+        )
 
     def _category_values(self, query: str) -> dict[float, tuple[str, ...]]:
         """Each CatSim value against the query's category, and the categories that have it."""

@@ -17,11 +17,13 @@ from engine.schema import (
     CATEGORY,
     GENDER,
     ITEM_ID,
-    POPULARITY,
     PRODUCT_ID,
     STORE_ID,
     STORE_LOCATION,
+    popularity_field,
+    rank_field,
 )
+from engine.shoppers.normpop import Normalise, normalised
 from engine.vectorstore.base import Hit
 from engine.vectorstore.formula import Expr, Frame, evaluate
 
@@ -44,6 +46,38 @@ class Recommendation:
     category_sim: float
     relevance: float
     query_item: str
+
+
+@dataclass(frozen=True)
+class Popularity:
+    """Popularity to rank with instead of the payload's (a simulation held in memory): each
+    item's value and its NormPop, however normalised."""
+
+    values: dict[str, float]
+    normalised: dict[str, float]
+
+    @classmethod
+    def of_values(
+        cls,
+        values: Mapping[str, float],
+        how: Normalise,
+        tiebreak: Mapping[str, float] | None = None,
+    ) -> Popularity:
+        """Values by item id, with their NormPop over them all (percentile ranks: ties broken
+        by `tiebreak`, the other popularity)."""
+        ids = list(values)
+        scores = np.array([float(values[i]) for i in ids], dtype=np.float64)
+        second = None if tiebreak is None else [float(tiebreak.get(i, 0.0)) for i in ids]
+        norm = normalised(scores, how, second)
+        return cls(
+            dict(zip(ids, scores.tolist(), strict=True)), dict(zip(ids, norm.tolist(), strict=True))
+        )
+
+    def of(self, item_ids: Iterable[object]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The values and NormPop of these items (0 for an item it does not know)."""
+        ids = [str(i) for i in item_ids]
+        values = np.array([self.values.get(i, 0.0) for i in ids], dtype=np.float64)
+        return values, np.array([self.normalised.get(i, 0.0) for i in ids], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -72,29 +106,35 @@ class Candidates:
     lat: NDArray[np.float64]  # the shop's, NaN where unknown
     lon: NDArray[np.float64]
     popularity: NDArray[np.float64]  # of the mode in force
+    ranks: NDArray[np.float64]  # its percentile rank (as stored; 0 where an item has none)
     vectors: Sequence[NDArray[np.float32] | None] | None = None  # when the search carried them
 
     def __len__(self) -> int:
         return len(self.scores)
 
-    def frame(self, field: str, popularity: NDArray[np.float64]) -> Frame:
-        """What a formula reads of the candidates: scores, the popularity (as payload
-        `field`), categories and the shops' locations."""
+    def frame(
+        self, terms: Terms, popularity: NDArray[np.float64], ranks: NDArray[np.float64]
+    ) -> Frame:
+        """What a formula reads of the candidates: scores, the popularity and its rank (as
+        the terms' payload fields), categories and the shops' locations."""
         return Frame(
             scores=self.scores,
-            numbers={field: popularity},
+            numbers={terms.field: popularity, terms.rank_field: ranks},
             keywords={CATEGORY: self.category},
             points={STORE_LOCATION: (self.lat, self.lon)},
         )
 
     @classmethod
-    def of_hits(cls, hits: Sequence[Hit], field: str = POPULARITY) -> Candidates:
-        """The columns of hits that carry their payload (popularity from payload `field`)."""
+    def of_hits(cls, hits: Sequence[Hit], mode: str = "all-time") -> Candidates:
+        """The columns of hits that carry their payload (the popularity of `mode`)."""
 
         def column(key: str) -> NDArray[np.object_]:
             values = np.empty(len(hits), dtype=object)
             values[:] = [h.payload.get(key) for h in hits]
             return values
+
+        def number(key: str) -> NDArray[np.float64]:
+            return np.array([float(h.payload.get(key) or 0.0) for h in hits], dtype=np.float64)
 
         lat, lon = coordinates(h.payload.get(STORE_LOCATION) for h in hits)
         return cls(
@@ -106,9 +146,8 @@ class Candidates:
             store_id=column(STORE_ID),
             lat=lat,
             lon=lon,
-            popularity=np.array(
-                [float(h.payload.get(field) or 0.0) for h in hits], dtype=np.float64
-            ),
+            popularity=number(popularity_field(mode)),
+            ranks=number(rank_field(mode)),
             vectors=[h.vector for h in hits],
         )
 
@@ -154,7 +193,7 @@ def rerank(
     terms: Terms,
     weights: Weights,
     k: int,
-    popularity: Mapping[str, float] | None = None,
+    popularity: Popularity | None = None,
     scored: bool = False,
     diversity: float = 0.0,
     ordered: bool = False,
@@ -163,22 +202,22 @@ def rerank(
 
     The terms are the query's expression tree (engine.recommend.scoring.terms), evaluated
     here over the candidates' columns as Qdrant evaluates it; popularity, when given,
-    replaces the candidates' by item id. With `scored`, the scores are already the
-    relevance (computed in Qdrant) and the visual term is recovered from it (unknown when
-    its weight is 0); otherwise they are the cosine. With diversity λ > 0 the k are chosen
-    by maximal marginal relevance over the candidates' vectors, which every one must carry;
-    `ordered` candidates are already in their final order (Qdrant's MMR chose it) and the
-    first view of each of the first k products is kept. Only the listed rows become
-    Recommendations.
+    replaces the candidates' (their ranks by its NormPop) by item id. With `scored`, the
+    scores are already the relevance (computed in Qdrant) and the visual term is recovered
+    from it (unknown when its weight is 0); otherwise they are the cosine. With diversity
+    λ > 0 the k are chosen by maximal marginal relevance over the candidates' vectors,
+    which every one must carry; `ordered` candidates are already in their final order
+    (Qdrant's MMR chose it) and the first view of each of the first k products is kept.
+    Only the listed rows become Recommendations.
     """
     n = len(candidates)
     if not n:
         return []
     if popularity is not None:
-        values = np.array([popularity.get(i, 0.0) for i in candidates.item_id], dtype=np.float64)
+        values, ranks = popularity.of(candidates.item_id)
     else:
-        values = candidates.popularity
-    frame = candidates.frame(terms.field, values)
+        values, ranks = candidates.popularity, candidates.ranks
+    frame = candidates.frame(terms, values, ranks)
     memo: dict[int, NDArray[np.float64] | float] = {}  # the terms, evaluated once each
 
     def value(expr: Expr) -> NDArray[np.float64]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from engine.errors import ConfigError
-from engine.schema import CATEGORY, POPULARITY, STORE_LOCATION
+from engine.helpers import choice
+from engine.schema import CATEGORY, STORE_LOCATION, popularity_field, rank_field
+from engine.shoppers.normpop import DEFAULT_NORMALISE, Stored
 from engine.vectorstore.formula import (
     SCORE,
     Abs,
@@ -56,6 +58,13 @@ class Weights:
 
 PAPER = Weights(visual=0.7, popularity=0.3, category=0.0, gamma=2.0)
 PRESETS = {"default": Weights(), "paper": PAPER}
+PRESET_NORMALISE: dict[str, Stored] = {"default": DEFAULT_NORMALISE, "paper": "minmax"}
+
+
+def preset_normalise(preset: str, normalise: str | None = None) -> Stored:
+    """How NormPop is made: as asked, else the preset's (the paper's: min–max)."""
+    how = normalise or PRESET_NORMALISE.get(preset, DEFAULT_NORMALISE)
+    return choice(Stored, how, "normalise")  # type: ignore[return-value]
 
 
 def preset_weights(preset: str, **overrides: float | None) -> Weights:
@@ -78,9 +87,10 @@ class Terms:
     that Qdrant evaluates (the rerank inside Qdrant) and numpy evaluates (the client rerank,
     engine.vectorstore.formula.evaluate), so both rank alike at every edge.
 
-    NormPop is the popularity scaled onto [0, 1] over the catalog's range and clipped there;
-    the distance term is 0 where the item's shop has no location (its default, the origin,
-    only keeps the engines from failing on a missing point).
+    NormPop is the popularity's stored percentile rank, or (min–max) the popularity scaled
+    onto [0, 1] over the catalog's range; clipped to [0, 1] either way. The distance term
+    is 0 where the item's shop has no location (its default, the origin, only keeps the
+    engines from failing on a missing point).
     """
 
     visual: Expr  # VisSim: the prefetch's cosine
@@ -89,6 +99,7 @@ class Terms:
     category: Expr  # CatSim against the query's category
     distance: Expr | None  # exp(−d / scale), with an origin
     field: str  # the payload field of the popularity in force
+    rank_field: str  # the payload field of its percentile rank
     defaults: dict[str, Default]
 
     def relevance(self, weights: Weights) -> Expr:
@@ -112,18 +123,23 @@ def terms(
     span: tuple[float, float],
     category_values: dict[float, tuple[str, ...]],
     origin: tuple[float, float] | None = None,
-    field: str = POPULARITY,
+    mode: str = "all-time",
+    normalise: Stored = DEFAULT_NORMALISE,
 ) -> Terms:
-    """The terms for one query: trendiness t, the catalog-wide popularity range `span`,
-    category_values mapping each CatSim value to the categories that have it against the
-    query's category, the origin (lat, lon) of distances, and the payload field holding
-    the popularity (all-time or trending; 0 where an item has none)."""
+    """The terms for one query: trendiness t, the catalog-wide popularity range `span`
+    (min–max only), category_values mapping each CatSim value to the categories that have
+    it against the query's category, the origin (lat, lon) of distances, the popularity
+    mode (all-time or trending: which payload fields, 0 where an item has none) and how
+    NormPop is made of it."""
+    field, ranked = popularity_field(mode), rank_field(mode)
     low, high = span
-    norm: Expr = (
-        Const(0.0)
-        if high <= low
-        else clipped(Mult((Sum((Var(field), Const(-low))), Const(1.0 / (high - low)))))
-    )
+    norm: Expr
+    if normalise == "rank":
+        norm = clipped(Var(ranked))
+    elif high <= low:
+        norm = Const(0.0)
+    else:
+        norm = clipped(Mult((Sum((Var(field), Const(-low))), Const(1.0 / (high - low)))))
     gap = Pow(Abs(Sum((norm, Const(-trendiness)))), weights.gamma)
     category: Expr = Sum(
         tuple(
@@ -133,7 +149,7 @@ def terms(
         )
         or (Const(0.0),)
     )
-    defaults: dict[str, Default] = {field: 0.0}
+    defaults: dict[str, Default] = {field: 0.0, ranked: 0.0}
     distance: Expr | None = None
     if origin is not None:
         lat, lon = origin
@@ -149,5 +165,6 @@ def terms(
         category=category,
         distance=distance,
         field=field,
+        rank_field=ranked,
         defaults=defaults,
     )

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from engine.catalog.taxonomy import deepfashion
 from engine.errors import NotFoundError, ShopsError
@@ -26,15 +27,18 @@ from engine.schema import (
     MANIFEST,
     PLACEMENT_FIELDS,
     POPULARITY,
+    POPULARITY_RANK,
     PRODUCT_ID,
     ROUND_ROBIN,
     STORE_ID,
     STORE_LOCATION,
     STORE_ORIGIN,
     TRENDING,
+    TRENDING_RANK,
     point_id,
 )
 from engine.shoppers.eventlog import EventLog
+from engine.shoppers.normpop import DIGITS, percentile_ranks
 from engine.shoppers.shops import assign_shops, generate_shops
 from engine.shoppers.simulation import (
     CatalogView,
@@ -48,6 +52,20 @@ from engine.vectorstore.base import Record, VectorStore
 
 DEFAULT_SHOPS: Final = 5
 WRITE_BATCH: Final = 10_000  # points per payload write
+# a stored rank is written again once it is this far from the exact one: a purchase moves
+# every rank between the bought item's old and new place by 1/N, too little to be worth
+# rewriting them all every time (the bought item itself moves past it)
+RANK_TOLERANCE: Final = 0.002
+RANKED: Final = ((POPULARITY, POPULARITY_RANK), (TRENDING, TRENDING_RANK))
+Ranked = tuple[list[str], dict[str, NDArray[np.float64]]]
+
+
+class PopularityTable(Protocol):
+    """Every item's popularities and stored ranks, held in memory (engine.recommend.columns)."""
+
+    def popularity_columns(self) -> Ranked:
+        """Item ids, and by payload field their values (NaN where a rank is not stored)."""
+        ...
 
 
 def catalog_records(store: VectorStore) -> list[Record]:
@@ -168,16 +186,22 @@ def ensure_shops(store: VectorStore, log: EventLog, seed: int = 42) -> list[Shop
 
 
 def sync_popularity(
-    store: VectorStore, log: EventLog, item_ids: Iterable[str] | None = None
+    store: VectorStore,
+    log: EventLog,
+    item_ids: Iterable[str] | None = None,
+    table: PopularityTable | None = None,
 ) -> int:
     """Write the log's current popularity, all-time and trending, into the items'
-    payloads; returns items written.
+    payloads, then their percentile ranks (`sync_ranks`); returns items written.
 
     With no item ids every catalog item is synced (`fashionrec popularity sync`), and so
     it is when the trending scores' anchor moved since the last sync (every score was
-    rescaled). Items with the same values are written in one operation. The catalog-wide
-    range is recorded in the log (meta `popularity_range`).
+    rescaled); the ranks are then written exactly. Items with the same values are written
+    in one operation. The catalog-wide range is recorded in the log (meta
+    `popularity_range`). `table`: the store's fields held in memory, read instead of the
+    store.
     """
+    full = item_ids is None or not _in_step(log)
     store.ensure_indexes()
     if not _in_step(log):
         item_ids = None
@@ -197,7 +221,49 @@ def sync_popularity(
     low, high = log.popularity_range()
     log.put("popularity_range", f"{low},{high}")
     log.put("synced_anchor", log.trend_anchor().isoformat())
+    sync_ranks(store, table, tolerance=0.0 if full else RANK_TOLERANCE)
     return len(values)
+
+
+def sync_ranks(
+    store: VectorStore, table: PopularityTable | None = None, tolerance: float = 0.0
+) -> int:
+    """Write each item's percentile rank of each popularity (engine.shoppers.normpop: ties
+    broken by the other popularity) where the stored one is missing or further than
+    `tolerance` from it; returns ranks written.
+
+    Equal ranks (ties: every unsold item shares one) are written in one operation.
+    """
+    ids, columns = _popularity_columns(store) if table is None else table.popularity_columns()
+    written = 0
+    for (value_field, rank), (other, _) in zip(RANKED, RANKED[::-1], strict=True):
+        exact = np.round(percentile_ranks(columns[value_field], columns[other]), DIGITS)
+        stale = ~(np.abs(exact - columns[rank]) <= tolerance)  # NaN: none stored
+        groups: dict[float, list[str]] = defaultdict(list)
+        for row in np.flatnonzero(stale).tolist():
+            groups[float(exact[row])].append(point_id(ids[row]))
+        for value, points in groups.items():
+            for batch in batched(points, WRITE_BATCH):
+                store.set_payload(batch, {rank: value})
+        written += int(stale.sum())
+    return written
+
+
+def _popularity_columns(store: VectorStore) -> Ranked:
+    """Every item's popularities and stored ranks, read from the store."""
+    fields = [ITEM_ID, *(f for pair in RANKED for f in pair)]
+    records = list(store.scroll(fields))
+    columns = {
+        name: np.array([_number(r.payload.get(name)) for r in records], dtype=np.float64)
+        for name in fields[1:]
+    }
+    for value_field, _ in RANKED:
+        columns[value_field] = np.nan_to_num(columns[value_field], nan=0.0)
+    return [str(r.payload[ITEM_ID]) for r in records], columns
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else float("nan")
 
 
 def _in_step(log: EventLog) -> bool:
@@ -207,13 +273,12 @@ def _in_step(log: EventLog) -> bool:
 
 
 def popularity_in_step(store: VectorStore, log: EventLog) -> int:
-    """Sync every item's popularity payloads when they may lag the log (a store of an
-    earlier version, or trending scores rescaled since): what a long-lived process does
+    """Sync every item's popularity payloads and ranks when they may lag the log (a store of
+    an earlier version, or trending scores rescaled since): what a long-lived process does
     once before it serves, so no request pays for it. Returns items written (0: none)."""
-    if _in_step(log):
-        return 0
-    written = sync_popularity(store, log)
-    store.optimize()
+    written = sync_ranks(store) if _in_step(log) else sync_popularity(store, log)
+    if written:
+        store.optimize()
     return written
 
 
