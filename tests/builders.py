@@ -31,6 +31,7 @@ from engine.recommend.rerank import Recommendation
 from engine.records import Purchase, User
 from engine.schema import point_id
 from engine.settings import STORE_DIR
+from engine.shoppers.sync import sync_ranks
 from engine.vectorstore.base import Hit, Payload, PointBatch, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from ingest.democatalog import DemoCatalog
@@ -102,6 +103,7 @@ def build_catalog(
     store.ensure_vector("resnet50", CATALOG_DIM)
     ids = [point_id(p["item_id"]) for p in payloads]
     store.write(PointBatch(ids, payloads, "resnet50", matrix))
+    sync_ranks(store)  # as ingest leaves a store: every item's popularity ranked
     store.optimize()
     return payloads
 

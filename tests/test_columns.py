@@ -81,11 +81,13 @@ def test_the_table_follows_the_stores_writes(store: VectorStore) -> None:
     engine = Recommender(store, columns=columns)
     item = str(payloads[0]["item_id"])
     popularity_only = Weights(visual=0.0, popularity=1.0, category=0.0)
-    params = Params(k=3, weights=popularity_only, trendiness=1.0)
+    # min–max reads the popularity itself: the written values rank at once
+    params = Params(k=3, weights=popularity_only, trendiness=1.0, normalise="minmax")
     before = engine.for_item(item, params)
     low, high = columns.value_range(POPULARITY) or (0.0, 0.0)
     # a purchase burst makes the last-ranked candidate the most popular item of the store
-    last = engine.for_item(item, Params(k=40, weights=popularity_only, trendiness=0.0))[0]
+    lowest = Params(k=40, weights=popularity_only, trendiness=0.0, normalise="minmax")
+    last = engine.for_item(item, lowest)[0]
     store.set_payload([point_id(last.item_id)], {POPULARITY: high + 50.0})
     after = engine.for_item(item, params)
     assert after[0].item_id == last.item_id != before[0].item_id

@@ -11,6 +11,7 @@ from engine.recommend.recommender import Params, Recommender, Rerank
 from engine.recommend.rerank import Popularity
 from engine.recommend.scoring import Weights
 from engine.schema import HIT_FIELDS, point_id
+from engine.shoppers.sync import sync_ranks
 from engine.vectorstore.base import Hit, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.exact import ExactIndex
@@ -193,6 +194,7 @@ def _with_trending(store: VectorStore, payloads: list[dict[str, object]]) -> Non
     for p in payloads:
         trend = 2.0 ** (-float(p["popularity"]) / 10)  # type: ignore[arg-type]
         store.set_payload([point_id(str(p["item_id"]))], {"trending": trend})
+    sync_ranks(store)
 
 
 def test_the_trending_mode_ranks_on_the_trending_score(store: VectorStore) -> None:

@@ -199,7 +199,7 @@ def record(
         for user_id in estimate:
             values = np.array([popularity[r.item_id] for r in by_user[user_id]], dtype=float)
             log.set_trendiness(user_id, round(float(minmax(values, low, high).mean()), 6))
-    sync_popularity(store, log, item_ids, table)
+    sync_popularity(store, log, item_ids, table, purchases=len(added))
     store.optimize()  # index the moved points once there are enough of them
     recorded = {p.event_id for p in added}
     already = sorted(set(by_event) - recorded)

@@ -48,7 +48,7 @@ from engine.shoppers.simulation import (
     initial_popularity,
     simulate,
 )
-from engine.vectorstore.base import Record, VectorStore
+from engine.vectorstore.base import Filter, Payload, Range, Record, VectorStore
 
 DEFAULT_SHOPS: Final = 5
 WRITE_BATCH: Final = 10_000  # points per payload write
@@ -56,6 +56,9 @@ WRITE_BATCH: Final = 10_000  # points per payload write
 # every rank between the bought item's old and new place by 1/N, too little to be worth
 # rewriting them all every time (the bought item itself moves past it)
 RANK_TOLERANCE: Final = 0.002
+RANK_DRIFT: Final = 0.01  # without the table in memory: how far ranks may drift (update_ranks)
+COUNTED_ITEMS: Final = 64  # bought items whose ranks are counted one by one; more: a refresh
+RANK_DRIFT_KEY: Final = "rank_drift"  # log meta: how far the ranks may have drifted
 RANKED: Final = ((POPULARITY, POPULARITY_RANK), (TRENDING, TRENDING_RANK))
 Ranked = tuple[list[str], dict[str, NDArray[np.float64]]]
 
@@ -190,18 +193,19 @@ def sync_popularity(
     log: EventLog,
     item_ids: Iterable[str] | None = None,
     table: PopularityTable | None = None,
+    purchases: int | None = None,
 ) -> int:
     """Write the log's current popularity, all-time and trending, into the items'
-    payloads, then their percentile ranks (`sync_ranks`); returns items written.
+    payloads, then their percentile ranks; returns items written.
 
     With no item ids every catalog item is synced (`fashionrec popularity sync`), and so
     it is when the trending scores' anchor moved since the last sync (every score was
-    rescaled); the ranks are then written exactly. Items with the same values are written
-    in one operation. The catalog-wide range is recorded in the log (meta
-    `popularity_range`). `table`: the store's fields held in memory, read instead of the
-    store.
+    rescaled); the ranks are then written exactly (`sync_ranks`). Otherwise the items
+    were bought (`purchases` times, default once each) and their ranks follow
+    (`update_ranks`). Items with the same values are written in one operation. The
+    catalog-wide range is recorded in the log (meta `popularity_range`). `table`: the
+    store's fields held in memory, read instead of the store.
     """
-    full = item_ids is None or not _in_step(log)
     store.ensure_indexes()
     if not _in_step(log):
         item_ids = None
@@ -212,6 +216,7 @@ def sync_popularity(
     else:
         chosen = sorted(set(item_ids))
         values, trend = log.popularity(chosen), log.trend(chosen)
+        purchases = len(chosen) if purchases is None else purchases
     groups: dict[tuple[int, float], list[str]] = defaultdict(list)
     for item, value in values.items():
         groups[(value, trend.get(item, 0.0))].append(point_id(item))
@@ -221,8 +226,64 @@ def sync_popularity(
     low, high = log.popularity_range()
     log.put("popularity_range", f"{low},{high}")
     log.put("synced_anchor", log.trend_anchor().isoformat())
-    sync_ranks(store, table, tolerance=0.0 if full else RANK_TOLERANCE)
+    if item_ids is None:
+        sync_ranks(store, table)
+        log.put(RANK_DRIFT_KEY, "0")
+    else:
+        update_ranks(store, log, sorted(values), purchases or 0, table)
     return len(values)
+
+
+def update_ranks(
+    store: VectorStore,
+    log: EventLog,
+    bought: Sequence[str],
+    purchases: int,
+    table: PopularityTable | None = None,
+) -> int:
+    """Bring the ranks in step after `purchases` purchases of the `bought` items (their
+    popularity payloads written); returns ranks written.
+
+    Each purchase moves every other item's rank by at most 1/(N − 1): with the table in
+    memory every rank further than RANK_TOLERANCE from its exact value is written;
+    without it, the bought items' exact ranks are counted in the store (a few counts on
+    indexed fields each), and the other ranks are left to drift until they may be
+    RANK_DRIFT off, when all are refreshed (one read of the catalog's popularity fields
+    every RANK_DRIFT · N purchases). The drift so far is kept in the log.
+    """
+    if table is not None:
+        return sync_ranks(store, table, RANK_TOLERANCE)
+    n = store.count()
+    drift = log.get(RANK_DRIFT_KEY)
+    moved = float(drift or 0.0) + purchases / max(n - 1, 1)
+    if drift is None or moved > RANK_DRIFT or len(bought) > COUNTED_ITEMS:
+        written = sync_ranks(store, tolerance=RANK_TOLERANCE)
+        log.put(RANK_DRIFT_KEY, str(RANK_TOLERANCE))
+        return written
+    records = store.retrieve([point_id(i) for i in bought])
+    for record in records:
+        ranks = {
+            rank: round(_counted_rank(store, record.payload, value_field, other, n), DIGITS)
+            for (value_field, rank), (other, _) in zip(RANKED, RANKED[::-1], strict=True)
+        }
+        store.set_payload([record.id], ranks)
+    log.put(RANK_DRIFT_KEY, str(moved))
+    return 2 * len(records)
+
+
+def _counted_rank(
+    store: VectorStore, payload: Payload, value_field: str, other: str, n: int
+) -> float:
+    """An item's percentile rank by `value_field` (ties broken by `other`), counted in the
+    store: as engine.shoppers.normpop.percentile_ranks ranks it among every item."""
+    if n <= 1:
+        return 0.5
+    value, second = float(payload.get(value_field) or 0.0), float(payload.get(other) or 0.0)
+    same = Range(gte=value, lte=value)
+    below = store.count(Filter(ranges={value_field: Range(lt=value)}))
+    below += store.count(Filter(ranges={value_field: same, other: Range(lt=second)}))
+    ties = store.count(Filter(ranges={value_field: same, other: Range(gte=second, lte=second)}))
+    return (below + (max(ties, 1) - 1) / 2.0) / (n - 1)
 
 
 def sync_ranks(
@@ -328,7 +389,8 @@ def run_simulation(
         log.add_users(result.users, source="simulated")
         log.add_purchases(result.purchases, source="simulated")
     on_stage("syncing popularity")
-    sync_popularity(store, log, None if missing else [p.item_id for p in result.purchases])
+    bought = None if missing else [p.item_id for p in result.purchases]
+    sync_popularity(store, log, bought, purchases=len(result.purchases))
     on_stage("indexing")
     store.optimize()  # the payload writes moved points out of the indexed segments
     return result

@@ -66,6 +66,16 @@ class Near:
 
 
 @dataclass(frozen=True)
+class Range:
+    """A numeric field's bounds (None: unbounded); a point without the field fails it."""
+
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+
+
+@dataclass(frozen=True)
 class Filter:
     """A conjunction of the conditions the engine needs; empty matches everything."""
 
@@ -75,6 +85,7 @@ class Filter:
     ids: frozenset[str] | None = None
     exclude: Mapping[str, frozenset[str]] = field(default_factory=dict)  # keyword not in set
     near: Near | None = None
+    ranges: Mapping[str, Range] = field(default_factory=dict)  # numeric fields only
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,10 @@ def _translate(flt: Filter | None) -> qe.Filter | None:
         centre = qe.GeoPoint(lon=flt.near.lon, lat=flt.near.lat)
         radius = qe.GeoRadius(center=centre, radius=flt.near.km * 1000.0)
         must.append(qe.FieldCondition(flt.near.field, geo_radius=radius))
+    must += [
+        qe.FieldCondition(k, range=qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt))
+        for k, r in flt.ranges.items()
+    ]
     must_not: list[Any] = [
         qe.FieldCondition(k, match=qe.MatchAny(sorted(values)))
         for k, values in flt.exclude.items()

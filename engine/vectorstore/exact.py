@@ -43,7 +43,7 @@ class ExactIndex:
 
     def mask(self, flt: Filter | None) -> NDArray[np.bool_]:
         """Which points pass the filter."""
-        keep = np.ones(len(self.ids), dtype=bool)
+        keep: NDArray[np.bool_] = np.ones(len(self.ids), dtype=bool)
         if flt is None:
             return keep
         for key, value in flt.equals.items():
@@ -54,6 +54,17 @@ class ExactIndex:
             keep &= ~np.isin(self._column(key), sorted(values))
         if flt.ids is not None:
             keep &= np.isin(np.array(self.ids), sorted(flt.ids))
+        for key, bounds in flt.ranges.items():
+            numbers = np.array([_number(p.get(key)) for p in self.payloads])
+            keep &= ~np.isnan(numbers)  # no value fails every bound
+            if bounds.gt is not None:
+                keep &= numbers > bounds.gt
+            if bounds.gte is not None:
+                keep &= numbers >= bounds.gte
+            if bounds.lt is not None:
+                keep &= numbers < bounds.lt
+            if bounds.lte is not None:
+                keep &= numbers <= bounds.lte
         if flt.near is not None:
             km = distances_km(Location(flt.near.lat, flt.near.lon), self.lat, self.lon)
             keep &= np.nan_to_num(km, nan=np.inf) <= flt.near.km
@@ -86,3 +97,7 @@ class ExactIndex:
                 ]
             )
         return results
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else float("nan")

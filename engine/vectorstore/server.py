@@ -67,6 +67,10 @@ def _translate(flt: Filter | None) -> models.Filter | None:
         centre = models.GeoPoint(lon=flt.near.lon, lat=flt.near.lat)
         radius = models.GeoRadius(center=centre, radius=flt.near.km * 1000.0)
         must.append(models.FieldCondition(key=flt.near.field, geo_radius=radius))
+    must += [
+        models.FieldCondition(key=k, range=models.Range(gt=r.gt, gte=r.gte, lt=r.lt, lte=r.lte))
+        for k, r in flt.ranges.items()
+    ]
     must_not: list[Any] = [
         models.FieldCondition(key=k, match=models.MatchAny(any=sorted(values)))
         for k, values in flt.exclude.items()
