@@ -183,21 +183,17 @@ def test_evaluate_and_show(tmp_path: Path) -> None:
     missing = fashionrec("evaluate", "--backbones", "vgg16", home=home)
     assert missing.returncode == 1
     assert "backbone(s) vgg16 not ingested (the store has resnet50)" in missing.stderr
+    tasteless = fashionrec("evaluate", "--shoppers", "taste", home=home)
+    assert tasteless.returncode == 1
+    assert "taste shoppers need a style the ranker never reads" in tasteless.stderr
     out = tmp_path / "results"
-    result = fashionrec(
-        "evaluate",
-        "--backbones",
-        "resnet50",
-        "--users",
-        "6",
-        "--out",
-        out,
-        "--name",
-        "r",
-        home=home,
-    )
+    # no --backbones: the store's spaces (a default ingest has one)
+    result = fashionrec("evaluate", "--users", "6", "--out", out, "--name", "r", home=home)
     assert result.returncode == 0, result.stderr
-    assert "## Table 1" in result.stdout
+    assert "## Table 1" in result.stdout and "## Leave-last-out" in result.stdout
+    metrics = json.loads((out / "r" / "metrics.json").read_text())
+    assert metrics["setting"]["backbones"] == ["resnet50"]
+    assert metrics["setting"]["normalise"] == "rank"
     assert sorted(p.name for p in (out / "r").iterdir()) == [
         "grid.png",
         "metrics.json",

@@ -69,29 +69,19 @@ def _previous(
     def product(p: Purchase) -> str:
         return str(items[p.item_id][PRODUCT_ID])
 
-    def model(
-        backbone: str, weights: Weights, holdout: bool
-    ) -> tuple[Lists, list[bool], list[bool]]:
+    def model(backbone: str, weights: Weights) -> Lists:
         params = Params(backbone, protocol.k, protocol.candidates, weights)
         lists: Lists = []
-        hits, recalls = [], []
         for user in users:
             full = engine.for_user(user, bought[user.id], params)
             lists += [(user, p, recs) for p, recs in full.per_purchase]
-            if holdout and len(bought[user.id]) >= 2:
-                earlier = engine.for_user(user, bought[user.id][:-1], params)
-                target = product(bought[user.id][-1])
-                hits.append(target in {r.product_id for r in earlier.merged})
-                earlier_lists = [{r.product_id for r in rs} for _, rs in earlier.per_purchase]
-                recalls.append(any(target in ids for ids in earlier_lists))
-        return lists, hits, recalls
+        return lists
 
-    def baseline(kind: Any) -> tuple[Lists, list[bool], list[bool]]:
+    def baseline(kind: Any) -> Lists:
         by_gender: dict[str, list[str]] = defaultdict(list)
         for item_id in sorted(items):
             by_gender[str(items[item_id][GENDER])].append(item_id)
         lists: Lists = []
-        hits: list[bool] = []
         for user in users:
             pool = sorted(i for g in taxonomy.shown_to(user.gender) for i in by_gender.get(g, []))
 
@@ -101,9 +91,7 @@ def _previous(
 
             mine = bought[user.id]
             lists += [(user, p, recommend(mine)) for p in mine]
-            if len(mine) >= 2:
-                hits.append(product(mine[-1]) in {r.product_id for r in recommend(mine[:-1])})
-        return lists, hits, list(hits)
+        return lists
 
     def pairs(lists: Lists) -> list[Pair]:
         out = []
@@ -135,7 +123,7 @@ def _previous(
             "pairs": len(ps),
         }
 
-    def beyond(lists: Lists, hits: list[bool], recalls: list[bool], backbone: str) -> dict:
+    def beyond(lists: Lists, backbone: str) -> dict:
         recommended = [r.item_id for _, _, recs in lists for r in recs]
         records = store.retrieve([point_id(i) for i in sorted(set(recommended))], vector=backbone)
         vectors = {str(r.payload[ITEM_ID]): r.vector for r in records}
@@ -149,24 +137,22 @@ def _previous(
             "diversity": float(np.mean([d for d in diversities if d is not None])),
             "novelty": float(np.mean([bits(i) for i in recommended])),
             "avg_norm_popularity": float(np.mean(norm)),
-            "hit_rate": float(np.mean(hits)),
-            "recall": float(np.mean(recalls)),
         }
 
     first = protocol.backbones[0]
-    systems = {b: model(b, protocol.weights, True) for b in protocol.backbones}
+    systems = {b: model(b, protocol.weights) for b in protocol.backbones}
     for kind, name in BASELINES:
         systems[name] = baseline(kind)
     table3: dict[str, list[Pair]] = {"low": [], "medium": [], "high": []}
-    for p in pairs(systems[first][0]):
+    for p in pairs(systems[first]):
         table3[trend_group(p.trendiness)].append(p)
     return {
-        "table1": {n: acc(pairs(s[0])) for n, s in systems.items()},
+        "table1": {n: acc(pairs(s)) for n, s in systems.items()},
         "beyond": {
-            n: beyond(*s, n if n in protocol.backbones else first) for n, s in systems.items()
+            n: beyond(s, n if n in protocol.backbones else first) for n, s in systems.items()
         },
         "table2": {
-            n: acc(pairs(systems[first][0] if n == "full" else model(first, w, False)[0]))
+            n: acc(pairs(systems[first] if n == "full" else model(first, w)))
             for n, w in ablation_weights(protocol.weights).items()
         },
         "table3": {g: acc(ps) for g, ps in table3.items()},
@@ -174,7 +160,7 @@ def _previous(
             b: [
                 {
                     k: v
-                    for k, v in acc(pairs(model(b, sweep_weights(w_p), False)[0])).items()
+                    for k, v in acc(pairs(model(b, sweep_weights(w_p)))).items()
                     if k in ("category_similarity", "popularity_mae")
                 }
                 for w_p in SWEEP

@@ -113,11 +113,9 @@ class CachedSearch:
 
 @dataclass
 class SystemResult:
-    """What one system recommended: (user, purchase, list) triples and hold-out outcomes."""
+    """What one system recommended: (user, purchase, list) triples."""
 
     lists: list[tuple[User, Purchase, list[Recommendation]]] = field(default_factory=list)
-    hits: list[bool] = field(default_factory=list)
-    recalls: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -129,19 +127,15 @@ class BeyondSum:
     diversity: Sum = field(default_factory=Sum)
     novelty: Sum = field(default_factory=Sum)
     norm_popularity: Sum = field(default_factory=Sum)
-    hits: Sum = field(default_factory=Sum)
-    recalls: Sum = field(default_factory=Sum)
     pending: list[list[str]] = field(default_factory=list)  # lists awaiting their vectors
 
     def result(self, catalog_size: int) -> dict[str, float]:
-        """Coverage, diversity, novelty, average popularity, next-purchase hit rate/recall."""
+        """Coverage, diversity, novelty, average popularity."""
         return {
             "coverage": len(self.recommended) / catalog_size if catalog_size else float("nan"),
             "diversity": self.diversity.mean(),
             "novelty": self.novelty.mean(),
             "avg_norm_popularity": self.norm_popularity.mean(),
-            "hit_rate": self.hits.mean(),
-            "recall": self.recalls.mean(),
         }
 
 
@@ -211,6 +205,7 @@ class Evaluation:
         self._pools: dict[str, list[str]] = {}
         self._products = {i: str(p[PRODUCT_ID]) for i, p in items.items.items()}
         self.holdout_engine = self.recommender()  # ranks on the popularity of each moment
+        self.holdout_rng = np.random.default_rng([protocol.seed, 13])  # its baselines' own
 
     def recommender(self) -> Recommender:
         """The engine over the store, ranking on the cohort's popularity."""
@@ -232,22 +227,12 @@ class Evaluation:
         bought: Sequence[Purchase],
         backbone: str,
         weights: Weights,
-        holdout: bool = True,
         diversity: float = 0.0,
     ) -> SystemResult:
-        """The engine with these weights and MMR λ for one user (and the next-purchase
-        hold-out)."""
+        """The engine with these weights and MMR λ for one user."""
         params = self.params(backbone, weights, diversity)
         full = self.engine.for_user(user, bought, params)
-        result = SystemResult([(user, p, recs) for p, recs in full.per_purchase])
-        if holdout and len(bought) >= 2:
-            earlier = self.engine.for_user(user, bought[:-1], params)
-            target = self._product(bought[-1])
-            result.hits.append(target in {r.product_id for r in earlier.merged})
-            result.recalls.append(
-                any(target in {r.product_id for r in recs} for _, recs in earlier.per_purchase)
-            )
-        return result
+        return SystemResult([(user, p, recs) for p, recs in full.per_purchase])
 
     def _pool(self, gender: str) -> list[str]:
         """The items a shopper of this gender is shown, by item id."""
@@ -266,12 +251,7 @@ class Evaluation:
             taxonomy, k = self.taxonomy, self.protocol.k
             return baseline_list(kind, purchases, pool, items, popularity, taxonomy, k, self.rng)
 
-        result = SystemResult([(user, p, recommend(bought)) for p in bought])
-        if len(bought) >= 2:
-            target = self._product(bought[-1])
-            result.hits.append(target in {r.product_id for r in recommend(bought[:-1])})
-            result.recalls.append(result.hits[-1])
-        return result
+        return SystemResult([(user, p, recommend(bought)) for p in bought])
 
     def pairs(self, result: SystemResult) -> list[Pair]:
         """Every (purchase, recommendation) pair, with the actual categories and genders."""
@@ -338,7 +318,7 @@ class Evaluation:
         def pairs_for(backbone: str, weights: Weights, diversity: float = 0.0) -> list[Pair]:
             """One system's pairs; identical runs are computed once."""
             if (backbone, weights, diversity) not in ranked:
-                result = self.model(user, bought, backbone, weights, False, diversity)
+                result = self.model(user, bought, backbone, weights, diversity)
                 ranked[backbone, weights, diversity] = (result, self.pairs(result))
             return ranked[backbone, weights, diversity][1]
 
@@ -407,25 +387,25 @@ class Evaluation:
             protocol.weights,
             self.taxonomy,
             k,
-            self.rng,
+            self.holdout_rng,
         )
         totals.add(LABELS, listed, held)
-        totals.add(RANDOM, ranked_by({}, earlier, pool, products, k, self.rng), held)
-        totals.add(POPULAR, ranked_by(all_time, earlier, pool, products, k, self.rng), held)
-        totals.add(TRENDING, ranked_by(trending, earlier, pool, products, k, self.rng), held)
+        totals.add(RANDOM, ranked_by({}, earlier, pool, products, k, self.holdout_rng), held)
+        totals.add(POPULAR, ranked_by(all_time, earlier, pool, products, k, self.holdout_rng), held)
+        totals.add(
+            TRENDING, ranked_by(trending, earlier, pool, products, k, self.holdout_rng), held
+        )
         totals.shoppers += 1
 
     def _add_lists(self, beyond: BeyondSum, result: SystemResult) -> None:
-        """Add a system's lists and hold-out outcomes to its beyond-accuracy sums (the lists
-        wait for their vectors: `_measure_diversity`)."""
+        """Add a system's lists to its beyond-accuracy sums (the lists wait for their
+        vectors: `_measure_diversity`)."""
         for _, _, recs in result.lists:
             ids = [r.item_id for r in recs]
             beyond.recommended.update(ids)
             beyond.novelty.extend(map(self.bits, ids))
             beyond.norm_popularity.extend(r.norm_popularity for r in recs)
             beyond.pending.append(ids)
-        beyond.hits.extend(result.hits)
-        beyond.recalls.extend(result.recalls)
 
     def _measure_diversity(self, totals: Totals) -> None:
         """The diversity of the lists awaiting it, with one vector lookup per backbone."""

@@ -34,8 +34,6 @@ BEYOND_HEADER: Final = (
     "diversity",
     "novelty (bits)",
     "avg NormPop",
-    "hit rate@k",
-    "recall@k",
 )
 DIVERSITY_HEADER: Final = (
     "λ",
