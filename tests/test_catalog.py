@@ -155,3 +155,27 @@ def test_manifest_not_utf8(tmp_path: Path) -> None:
 def test_missing_catalog(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="no such file or folder"):
         open_catalog(tmp_path / "nowhere")
+
+
+def test_a_manifests_other_columns_are_kept_as_attributes(tmp_path: Path) -> None:
+    from ingest.pipeline import item_payload
+
+    _touch(tmp_path / "a.jpg")
+    _touch(tmp_path / "b.jpg")
+    manifest = tmp_path / "catalog.csv"
+    manifest.write_text(
+        "path,gender,category,product_id,baseColour,season,usage\n"
+        "a.jpg,Women,Dresses,P1,Navy Blue,Summer,Casual\n"
+        "b.jpg,Men,Denim,P2,, ,Formal\n",
+        encoding="utf-8",
+    )
+    a, b = list(read_manifest(manifest, Naming(built_in("retail"), "accept")))
+    assert isinstance(a, Item) and isinstance(b, Item)
+    assert a.attributes == (("baseColour", "Navy Blue"), ("season", "Summer"), ("usage", "Casual"))
+    assert b.attributes == (("usage", "Formal"),)  # empty cells are left out
+    assert item_payload(a, False)["attributes"] == {
+        "baseColour": "Navy Blue",
+        "season": "Summer",
+        "usage": "Casual",
+    }
+    assert "attributes" not in item_payload(Item("c", "P3", "MEN", "Denim", "", tmp_path), False)

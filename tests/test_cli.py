@@ -166,6 +166,7 @@ def test_recommend_errors(tmp_path: Path) -> None:
         ("recommend", "--user", "nobody"): "unknown user 'nobody'",
         ("recommend", "--item", "x", "--w-visual", "2"): "weight visual must be in [0, 1], got 2.0",
         ("recommend", "--item", "x", "--gamma", "0"): "gamma must be positive",
+        ("recommend", "--item", "x", "--normalise", "z"): "normalise must be one of rank, minmax",
         ("recommend", "--item", "x", "-k", "0"): "k must be positive",
         ("recommend", "--item", "x", "--diversity", "2"): "diversity must be in [0, 1], got 2.0",
         ("recommend", "--item", "x", "--backbone", "vgg16"): "backbone vgg16 is not ingested",

@@ -244,9 +244,11 @@ def test_the_masked_image_of_an_item_without_a_photo_is_404(client: TestClient) 
 
 def test_similar_is_recommend_item_json(home: Path) -> None:
     args = ("-k", "4", "--w-visual", "0.5", "--gamma", "1.5", "--trendiness", "0.3")
+    args += ("--normalise", "minmax")
     cli = fashionrec("recommend", "--item", FIRST, *args, "--at", "48.85,2.35", "--json", home=home)
     assert cli.returncode == 0, cli.stderr
     query = {"k": 4, "w_visual": 0.5, "gamma": 1.5, "trendiness": 0.3, "lat": 48.85, "lon": 2.35}
+    query["normalise"] = "minmax"
     with TestClient(create_app(Settings(home=home), api_key="")) as client:
         response = client.get(f"/items/{FIRST}/similar", params=query)
     assert response.status_code == 200, response.text
@@ -257,6 +259,7 @@ def test_similar_is_recommend_item_json(home: Path) -> None:
     assert set(recs[0]) == {f.name for f in fields(Recommendation)}
     assert all(r["gender"] == "WOMEN" and r["distance_km"] is not None for r in recs)
     assert body["weights"]["visual"] == 0.5 and body["weights"]["gamma"] == 1.5
+    assert body["normalise"] == "minmax"
     assert body["vectors"] == {
         "space": "resnet50",
         "weights": {},
@@ -279,6 +282,7 @@ def test_similar_is_recommend_item_json(home: Path) -> None:
         ({"lat": 148.8, "lon": 2}, 422, "need -90 <= LAT <= 90"),
         ({"rerank": "gpu"}, 422, "rerank"),
         ({"preset": "fancy"}, 422, "--preset must be one of default, paper"),
+        ({"normalise": "zscore"}, 422, "normalise must be one of rank, minmax, got 'zscore'"),
         ({"gender": "ALIENS"}, 422, "gender must be one of"),
         ({"backbone": "vgg16"}, 404, "backbone vgg16 is not ingested"),
     ],
