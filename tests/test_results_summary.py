@@ -43,6 +43,20 @@ METRICS: dict[str, Any] = {
         "resnet50": {"diversity": 0.14, "coverage": 0.754},
         "random (same gender)": {"diversity": None, "coverage": 0.848},
     },
+    "holdout": {
+        "shoppers": 14,
+        "k": 10,
+        "systems": {
+            "full model": {
+                "hit_rate": {"mean": 0.5, "low": 0.25, "high": 0.75},
+                "ndcg": {"mean": 0.3, "low": 0.1, "high": 0.5},
+            },
+            "random": {
+                "hit_rate": {"mean": 0.0714, "low": 0.0, "high": 0.2143},
+                "ndcg": {"mean": 0.02, "low": 0.0, "high": 0.06},
+            },
+        },
+    },
 }
 
 
@@ -53,6 +67,9 @@ def test_the_block_is_written_from_the_metrics() -> None:
     assert "| random (same gender) | 29.78 | 100 | 0.314 | — | 0.848 |" in text
     assert "no category term → category similarity 32.89 % (full model 71.92 %)" in text
     assert "no popularity term → pop. MAE 0.335 (full model 0.194)" in text
+    assert "Leave-last-out (resnet50, 14 shoppers" in text
+    assert "| full model | 0.500 [0.250, 0.750] | 0.300 |" in text
+    assert "| random | 0.071 [0.000, 0.214] | 0.020 |" in text
 
 
 def test_rewriting_replaces_only_the_block_and_is_idempotent() -> None:

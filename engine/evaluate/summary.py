@@ -21,7 +21,8 @@ def summary(metrics: dict[str, Any]) -> str:
         f"{setting['catalog_items']} catalog items, {setting['users']} simulated users, "
         f"1–{setting['max_purchases']} purchases each, k {setting['k']}, seed "
         f"{setting['seed']}, weights {w['visual']:g}/{w['popularity']:g}/{w['category']:g} "
-        f"(γ {w['gamma']:g}), popularity {setting.get('popularity', 'all-time')}.",
+        f"(γ {w['gamma']:g}), popularity {setting.get('popularity', 'all-time')}, NormPop "
+        f"by {setting.get('normalise', 'minmax')}.",
         "",
         "| system (weights) | category sim. (%) | gender align. (%) | pop. MAE [0,1] | "
         "diversity | coverage |",
@@ -51,6 +52,23 @@ def summary(metrics: dict[str, Any]) -> str:
         f"{ablation['no visual']['popularity_mae']:.3f}, category similarity "
         f"{ablation['no visual']['category_similarity']:.2f} %.",
     ]
+    holdout = metrics.get("holdout")
+    if holdout:
+        k = holdout["k"]
+        lines += [
+            "",
+            f"Leave-last-out ({first}, {holdout['shoppers']} shoppers, the last purchase held "
+            f"out; hit rate@{k} with its 95 % bootstrap interval):",
+            "",
+            f"| system | hit rate@{k} | nDCG@{k} |",
+            "|---|---|---|",
+        ]
+        for name, measured in holdout["systems"].items():
+            hit, ndcg = measured["hit_rate"], measured["ndcg"]
+            lines.append(
+                f"| {name} | {hit['mean']:.3f} [{hit['low']:.3f}, {hit['high']:.3f}] | "
+                f"{ndcg['mean']:.3f} |"
+            )
     return "\n".join(lines)
 
 
