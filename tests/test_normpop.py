@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.recommend.columns import Columns
 from engine.recommend.recommender import Params, Recommender
 from engine.recommend.scoring import Weights, preset_normalise
 from engine.schema import POPULARITY, POPULARITY_RANK, TRENDING, TRENDING_RANK, point_id
@@ -79,16 +80,18 @@ def test_ranks_are_stored_and_read_by_the_range_filters(store: VectorStore) -> N
     assert store.count(Filter(ranges={POPULARITY: Range(gt=high)})) == 0
 
 
+@pytest.mark.parametrize("held", [False, True], ids=["counted", "table"])
 def test_bought_items_are_ranked_exactly_and_the_others_refreshed_when_they_drift(
-    store: VectorStore, tmp_path: Path
+    store: VectorStore, tmp_path: Path, held: bool
 ) -> None:
     build_catalog(store, products_per_category=3)
+    table = Columns(store) if held else None
     log = EventLog(tmp_path / "events.sqlite")
     log.put(RANK_DRIFT_KEY, "0")
     payloads = _stored(store)
     low = min(payloads, key=lambda i: (payloads[i][POPULARITY], i))
     store.set_payload([point_id(low)], {POPULARITY: 500.0, TRENDING: 3.0})  # a burst of sales
-    assert update_ranks(store, log, [low], purchases=1) == 2
+    assert update_ranks(store, log, [low], purchases=1, table=table) == 2
     after = _stored(store)
     exact = _exact(after)
     assert after[low][POPULARITY_RANK] == pytest.approx(1.0)
@@ -98,7 +101,7 @@ def test_bought_items_are_ranked_exactly_and_the_others_refreshed_when_they_drif
     stale = [i for i in after if abs(after[i][POPULARITY_RANK] - exact[POPULARITY_RANK][i]) > 0]
     assert stale  # the others moved down by 1/(N − 1) and were left to drift
     # enough purchases for the drift to pass its bound: every rank is refreshed
-    update_ranks(store, log, [low], purchases=len(after))
+    update_ranks(store, log, [low], purchases=len(after), table=table)
     refreshed = _stored(store)
     exact = _exact(refreshed)
     for item in refreshed:

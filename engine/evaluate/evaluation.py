@@ -204,6 +204,7 @@ class Evaluation:
             self._by_gender[str(items.items[item_id][GENDER])].append(item_id)
         self._pools: dict[str, list[str]] = {}
         self._products = {i: str(p[PRODUCT_ID]) for i, p in items.items.items()}
+        self._categories = {i: str(p[CATEGORY]) for i, p in items.items.items()}
         self.holdout_engine = self.recommender()  # ranks on the popularity of each moment
         self.holdout_rng = np.random.default_rng([protocol.seed, 13])  # its baselines' own
 
@@ -373,14 +374,11 @@ class Evaluation:
             merged = engine.for_user(user, earlier, params).merged
             totals.add(name, [r.product_id for r in merged], held)
         pool = self._pool(user.gender)
-        items = self.items.items
-        categories = {i: str(items[i][CATEGORY]) for i in pool}
-        categories |= {p.item_id: str(items[p.item_id][CATEGORY]) for p in earlier}
         products = self._products
         listed = labels_only(
             earlier,
             pool,
-            categories,
+            self._categories,
             products,
             popularity,
             user.trendiness,

@@ -244,31 +244,40 @@ def update_ranks(
     """Bring the ranks in step after `purchases` purchases of the `bought` items (their
     popularity payloads written); returns ranks written.
 
-    Each purchase moves every other item's rank by at most 1/(N − 1): with the table in
-    memory every rank further than RANK_TOLERANCE from its exact value is written;
-    without it, the bought items' exact ranks are counted in the store (a few counts on
-    indexed fields each), and the other ranks are left to drift until they may be
-    RANK_DRIFT off, when all are refreshed (one read of the catalog's popularity fields
-    every RANK_DRIFT · N purchases). The drift so far is kept in the log.
+    The bought items' exact ranks are written: computed from the table in memory when
+    there is one, else counted in the store (a few counts on indexed fields each). Each
+    purchase moves every other item's rank by at most 1/(N − 1): those are left to drift
+    until they may be RANK_DRIFT off, when every rank further than RANK_TOLERANCE from
+    its exact value is written (one read of the catalog's popularity fields every
+    RANK_DRIFT · N purchases). The drift so far is kept in the log.
     """
-    if table is not None:
-        return sync_ranks(store, table, RANK_TOLERANCE)
     n = store.count()
     drift = log.get(RANK_DRIFT_KEY)
     moved = float(drift or 0.0) + purchases / max(n - 1, 1)
-    if drift is None or moved > RANK_DRIFT or len(bought) > COUNTED_ITEMS:
-        written = sync_ranks(store, tolerance=RANK_TOLERANCE)
+    if drift is None or moved > RANK_DRIFT or (table is None and len(bought) > COUNTED_ITEMS):
+        written = sync_ranks(store, table, RANK_TOLERANCE)
         log.put(RANK_DRIFT_KEY, str(RANK_TOLERANCE))
         return written
-    records = store.retrieve([point_id(i) for i in bought])
-    for record in records:
-        ranks = {
-            rank: round(_counted_rank(store, record.payload, value_field, other, n), DIGITS)
+    if table is not None:
+        ids, columns = table.popularity_columns()
+        rows = {item: row for row, item in enumerate(ids)}
+        exact = {
+            rank: percentile_ranks(columns[value_field], columns[other])
             for (value_field, rank), (other, _) in zip(RANKED, RANKED[::-1], strict=True)
         }
-        store.set_payload([record.id], ranks)
+        for item in bought:
+            if item in rows:
+                ranks = {rank: round(float(v[rows[item]]), DIGITS) for rank, v in exact.items()}
+                store.set_payload([point_id(item)], ranks)
+    else:
+        for record in store.retrieve([point_id(i) for i in bought]):
+            ranks = {
+                rank: round(_counted_rank(store, record.payload, value_field, other, n), DIGITS)
+                for (value_field, rank), (other, _) in zip(RANKED, RANKED[::-1], strict=True)
+            }
+            store.set_payload([record.id], ranks)
     log.put(RANK_DRIFT_KEY, str(moved))
-    return 2 * len(records)
+    return 2 * len(bought)
 
 
 def _counted_rank(
