@@ -35,6 +35,7 @@ from engine.schema import (
     STORE_LOCATION,
     TRENDING,
     TRENDING_RANK,
+    point_id,
     popularity_field,
     rank_field,
 )
@@ -213,6 +214,19 @@ class Columns:
                 self._refresh()
             ids = _decoded(self._columns[ITEM_ID]).tolist()
             return ids, {name: self._columns[name].copy() for name in NUMBERS}
+
+    def popularity_values(
+        self, item_ids: Sequence[str] | None = None
+    ) -> dict[str, NDArray[np.float64]]:
+        """By payload field, the popularities and stored ranks of these items (in this
+        order; read from the store if not held yet), or of every item."""
+        with self._lock:
+            if item_ids is None:
+                if self._dirty:
+                    self._refresh()
+                return {name: self._columns[name].copy() for name in NUMBERS}
+            rows = self._rows(point_keys(point_id(i) for i in item_ids))
+            return {name: self._columns[name][rows] for name in NUMBERS}
 
     def nbytes(self) -> int:
         """What the table holds in memory."""

@@ -60,14 +60,23 @@ RANK_DRIFT: Final = 0.01  # without the table in memory: how far ranks may drift
 COUNTED_ITEMS: Final = 64  # bought items whose ranks are counted one by one; more: a refresh
 RANK_DRIFT_KEY: Final = "rank_drift"  # log meta: how far the ranks may have drifted
 RANKED: Final = ((POPULARITY, POPULARITY_RANK), (TRENDING, TRENDING_RANK))
-Ranked = tuple[list[str], dict[str, NDArray[np.float64]]]
+Column = NDArray[np.float64]
+Ranked = tuple[list[str], dict[str, Column]]
 
 
 class PopularityTable(Protocol):
     """Every item's popularities and stored ranks, held in memory (engine.recommend.columns)."""
 
+    def __len__(self) -> int:
+        """How many items it holds."""
+        ...
+
     def popularity_columns(self) -> Ranked:
         """Item ids, and by payload field their values (NaN where a rank is not stored)."""
+        ...
+
+    def popularity_values(self, item_ids: Sequence[str] | None = None) -> dict[str, Column]:
+        """By payload field, the values of these items (in this order), or of every item."""
         ...
 
 
@@ -251,33 +260,47 @@ def update_ranks(
     its exact value is written (one read of the catalog's popularity fields every
     RANK_DRIFT · N purchases). The drift so far is kept in the log.
     """
-    n = store.count()
+    n = store.count() if table is None else len(table)
     drift = log.get(RANK_DRIFT_KEY)
     moved = float(drift or 0.0) + purchases / max(n - 1, 1)
     if drift is None or moved > RANK_DRIFT or (table is None and len(bought) > COUNTED_ITEMS):
         written = sync_ranks(store, table, RANK_TOLERANCE)
         log.put(RANK_DRIFT_KEY, str(RANK_TOLERANCE))
         return written
+    pairs = list(zip(RANKED, RANKED[::-1], strict=True))
     if table is not None:
-        ids, columns = table.popularity_columns()
-        rows = {item: row for row, item in enumerate(ids)}
-        exact = {
-            rank: percentile_ranks(columns[value_field], columns[other])
-            for (value_field, rank), (other, _) in zip(RANKED, RANKED[::-1], strict=True)
-        }
-        for item in bought:
-            if item in rows:
-                ranks = {rank: round(float(v[rows[item]]), DIGITS) for rank, v in exact.items()}
-                store.set_payload([point_id(item)], ranks)
+        every, mine = table.popularity_values(), table.popularity_values(bought)
+        for row, item in enumerate(bought):
+            ranks = {
+                rank: round(_rank_among(every, mine, row, value_field, other), DIGITS)
+                for (value_field, rank), (other, _) in pairs
+            }
+            store.set_payload([point_id(item)], ranks)
     else:
         for record in store.retrieve([point_id(i) for i in bought]):
             ranks = {
                 rank: round(_counted_rank(store, record.payload, value_field, other, n), DIGITS)
-                for (value_field, rank), (other, _) in zip(RANKED, RANKED[::-1], strict=True)
+                for (value_field, rank), (other, _) in pairs
             }
             store.set_payload([record.id], ranks)
     log.put(RANK_DRIFT_KEY, str(moved))
     return 2 * len(bought)
+
+
+def _rank_among(
+    every: dict[str, Column], mine: dict[str, Column], row: int, value_field: str, other: str
+) -> float:
+    """One item's percentile rank by `value_field` (ties broken by `other`) among every
+    item's values: as engine.shoppers.normpop.percentile_ranks ranks it."""
+    values, seconds = every[value_field], every[other]
+    n = len(values)
+    if n <= 1:
+        return 0.5
+    value, second = mine[value_field][row], mine[other][row]
+    same = values == value
+    below = np.count_nonzero(values < value) + np.count_nonzero(same & (seconds < second))
+    ties = int(np.count_nonzero(same & (seconds == second)))
+    return float((int(below) + (max(ties, 1) - 1) / 2.0) / (n - 1))
 
 
 def _counted_rank(
