@@ -3,11 +3,12 @@ and progress bars."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -26,8 +27,27 @@ from engine.vectorstore import VectorStore, open_store
 if TYPE_CHECKING:
     from engine.application import Application
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+FILE_WIDTH: Final = 1000  # columns when the output is a file or a pipe (COLUMNS overrides)
+
+
+class _Console(Console):
+    """A console as wide as its terminal, and, writing to a file or a pipe, as wide as its
+    content needs (rich's 80 columns would cut tables and wrap markdown rows)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        measured = super().size
+        if self.is_terminal or "COLUMNS" in os.environ:
+            return measured
+        return ConsoleDimensions(FILE_WIDTH, measured.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+console = _Console(highlight=False)
+errors = _Console(stderr=True, highlight=False)
 
 HomeOption = Annotated[
     Path | None,

@@ -161,7 +161,7 @@ def evaluate_command(
     with home_of(config) as app:
         store, log, named = app.store, app.log, app.taxonomy
         if not names:
-            default = space_in_force(config.home, None)
+            default = space_in_force(config.home, None, store.vector_dims())
             names = sorted(store.vector_dims(), key=lambda space: space != default)
             if not names:
                 raise fail("the vector store is empty; run `fashionrec ingest PATH` first")

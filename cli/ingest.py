@@ -177,7 +177,7 @@ def ingest_command(
     manifest: Annotated[bool, typer.Option("--manifest", help="PATH is a manifest CSV.")] = False,
     backbone: Annotated[
         list[str] | None,
-        typer.Option(help="resnet50, densenet121 or vgg16; repeat or comma-separate."),
+        typer.Option(help=f"{', '.join(BACKBONES)}; repeat or comma-separate."),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Images per inference batch.")] = 32,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes for decoding.")] = 2,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from importlib import metadata
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from cli.bulk import export_command, migrate_command
-from cli.common import error_line, interrupted
+from cli.common import console, error_line, interrupted
 from cli.compact import app as compact_app
 from cli.demo import demo_command
 from cli.evaluate import evaluate_command, show_command
@@ -71,6 +72,26 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        console.print(f"fashionrec {metadata.version('fashionrec')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Trend-aware fashion recommendations from garment photos, backed by Qdrant."""
+
+
 app.command("ingest")(ingest_command)
 app.command("info")(info_command)
 app.command("demo")(demo_command)

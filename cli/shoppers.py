@@ -275,7 +275,7 @@ def popularity_top(
         title=f"most popular, {chosen.text()}, as of {when.isoformat(timespec='seconds')}",
     )
     for p in top:
-        score = f"{p.score:.0f}" if chosen.mode == "all-time" else f"{p.score:.3g}"
+        score = f"{p.score:.0f}" if chosen.mode == "all-time" else _decayed(p.score)
         table.add_row(
             str(p.rank), p.item_id, p.gender, p.category, p.store_id or "—", score, str(p.purchases)
         )
@@ -285,3 +285,8 @@ def popularity_top(
         if chosen.mode == "all-time"
         else f"score: sales, each halved every {chosen.half_life_days:g} days before then"
     )
+
+
+def _decayed(score: float) -> str:
+    """A trending score for people: two decimals, `<0.01` for what has all but decayed."""
+    return "<0.01" if 0 < score < 0.005 else f"{score:.2f}"

@@ -162,7 +162,7 @@ class Application:
                 name: {"dim": dim, "weights": self.store.provenance(name)}
                 for name, dim in sorted(dims.items())
             },
-            default_space=space_in_force(self.settings.home, None),
+            default_space=space_in_force(self.settings.home, None, dims),
             taxonomy=self.taxonomy.name,
             genders=self.store.facet(GENDER) if dims else {},
             categories=self.store.facet(CATEGORY) if dims else {},
@@ -252,8 +252,9 @@ class Application:
         """The ranking asked for, with this home's default space and popularity mode where
         none was given and the gender in the taxonomy's words; NotFoundError for a compact
         space the store lacks."""
-        space = space_in_force(self.settings.home, params.space)
-        missing = missing_space(space, self.store.vector_dims())
+        dims = self.store.vector_dims()
+        space = space_in_force(self.settings.home, params.space, dims)
+        missing = missing_space(space, dims)
         if missing:
             raise NotFoundError(missing)
         mode = params.popularity or self.log.popularity_settings().mode

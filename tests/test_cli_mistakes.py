@@ -428,3 +428,29 @@ def test_generated_bad_files_end_in_one_line(
     if result.returncode == 0:
         pytest.fail(f"{args} accepted {body!r}")
     one_line(result)
+
+
+def test_output_to_a_file_is_as_wide_as_its_content(home: Path) -> None:
+    """Redirected, a table keeps every column and a line is never cut at 80 columns."""
+    env = {"FASHIONREC_HOME": str(home), "FASHIONREC_QDRANT_URL": None, "COLUMNS": None}
+    result = CliRunner().invoke(
+        app, ["recommend", "--user", "sim-00001", "-k", "3"], env=env, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "not shown for want of width" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) > 100
+    legend = next(line for line in result.stdout.splitlines() if line.startswith("relev."))
+    assert legend.endswith("γ 2)")  # one line, not wrapped
+
+
+def test_version_and_the_backbones_in_the_help() -> None:
+    version = CliRunner().invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.stdout.strip().startswith("fashionrec 0.")
+    shown = CliRunner().invoke(app, ["ingest", "--help"], env={"COLUMNS": "200"})
+    assert "resnet50, densenet121, vgg16, mobilenet_v2" in shown.stdout
+
+
+def test_trending_scores_read_as_decimals() -> None:
+    from cli.shoppers import _decayed
+
+    assert (_decayed(3.5e-08), _decayed(0.0), _decayed(2.345)) == ("<0.01", "0.00", "2.35")

@@ -117,6 +117,9 @@ def test_popularity_as_of_a_time_leaves_the_future_out(tmp_path: Path) -> None:
     trending = PopularitySettings("trending", 14.0)
     cohort = simulated_cohort(items, protocol, DEFAULT_REGION, popularity=trending, styles=styles)
     assert cohort.mode == "trending"
+    first = next(u for _, users in cohort.chunks(1000) for u, _ in users)
+    assert first.id.startswith("eval-")  # never a log shopper's id (sim-…)
+    assert cohort.find(first.id) is not None and cohort.find("sim-00001") is None
     purchases = [p for _, users in cohort.chunks(1000) for _, ps in users for p in ps]
     last = max(purchases, key=lambda p: p.timestamp)
     all_time, trend = cohort.as_of(last.timestamp)
@@ -175,3 +178,18 @@ def test_ranked_baselines_never_list_a_bought_product() -> None:
     assert top == ["p3", "p2", "p1"]  # p4 (i8, i9) was bought
     shuffled = ranked_by({}, bought, sorted(products), products, 3, np.random.default_rng(0))
     assert len(set(shuffled)) == 3 and "p4" not in shuffled
+
+
+def test_small_photos_fill_the_grid_cells(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from engine.evaluate.figures import THUMB, _thumb
+
+    photo = tmp_path / "small.png"
+    Image.new("RGB", (60, 80), (200, 0, 0)).save(photo)
+    cell = _thumb(photo)
+    red = np.argwhere((cell[..., 0] > 150) & (cell[..., 1] < 50))
+    assert cell.shape[:2] == (THUMB[1], THUMB[0])
+    height = red[:, 0].max() - red[:, 0].min() + 1
+    width = red[:, 1].max() - red[:, 1].min() + 1
+    assert width == THUMB[0] or height == THUMB[1]  # grown to the cell, not left at 60×80

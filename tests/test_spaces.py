@@ -506,3 +506,12 @@ def test_a_projection_file_that_is_not_one_is_named(home: Path) -> None:
     (spaces_dir(home) / f"{SPACE}.npz").write_bytes(b"not a zip")
     with pytest.raises(ConfigError, match=f"{SPACE}.npz"):
         list_spaces(home)
+
+
+def test_a_store_without_resnet50_is_queried_in_its_own_space(tmp_path: Path) -> None:
+    from engine.spaces.registry import space_in_force
+
+    assert space_in_force(tmp_path, None, {"mobilenet_v2": 1280}) == "mobilenet_v2"
+    assert space_in_force(tmp_path, None, {"mobilenet_v2": 1280, "resnet50": 2048}) == "resnet50"
+    assert space_in_force(tmp_path, None) == "resnet50"  # an empty store: the default
+    assert space_in_force(tmp_path, "vgg16", {"mobilenet_v2": 1280}) == "vgg16"

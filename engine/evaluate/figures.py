@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from engine.errors import ConfigError
 from engine.recommend.rerank import Recommendation
@@ -60,8 +60,7 @@ def _thumb(path: object) -> np.ndarray:
     try:
         with Image.open(str(path)) as image:
             image.draft("RGB", THUMB)
-            picture = image.convert("RGB")
-            picture.thumbnail(THUMB)
+            picture = ImageOps.contain(image.convert("RGB"), THUMB)  # small photos grow
             canvas = Image.new("RGB", THUMB, (255, 255, 255))
             canvas.paste(
                 picture, ((THUMB[0] - picture.width) // 2, (THUMB[1] - picture.height) // 2)

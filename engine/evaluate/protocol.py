@@ -50,6 +50,7 @@ from engine.shoppers.trending import (
 from engine.vectorstore.base import VectorStore
 
 Shoppers = Literal["paper", "taste"]
+EVALUATED: Final = "eval"  # the ids of an evaluation's simulated shoppers: eval-00001, …
 SWEEP: Final = tuple(round(0.1 * i, 1) for i in range(11))
 DIVERSITY_SWEEP: Final = (0.0, 0.25, 0.5, 0.75, 1.0)  # MMR λ, for the first backbone
 
@@ -182,7 +183,7 @@ class SimulatedCohort(Cohort):
 
     def find(self, user_id: str) -> tuple[User, list[Purchase]] | None:
         prefix, _, number = user_id.partition("-")
-        if prefix != "sim" or not number.isdigit():
+        if prefix != self.simulation.prefix or not number.isdigit():
             return None
         u = int(number) - self.simulation.first_user
         if not 0 <= u < len(self.simulation) or self.simulation.user_id(u) != user_id:
@@ -276,7 +277,8 @@ def simulated_cohort(
         if settings.mode == "trending":
             trending = Trending(np.zeros(len(ids)), settings.half_life_days)
         simulation = simulate_compact(view, start, region, config, shown=shown, trending=trending)
-    return SimulatedCohort(simulation, protocol.normalise, settings.mode, settings.half_life_days)
+    named = replace(simulation, prefix=EVALUATED)  # never the ids of the log's shoppers
+    return SimulatedCohort(named, protocol.normalise, settings.mode, settings.half_life_days)
 
 
 def logged_cohort(

@@ -149,6 +149,7 @@ class CompactSimulation:
     seconds: NDArray[np.int64]  # after `start`
     popularity: NDArray[np.int64]  # after every purchase
     trend: NDArray[np.float64] | None  # trending mode: the scores after every purchase
+    prefix: str = "sim"  # of the users' ids: `simulate`'s; an evaluation's are its own
 
     def __len__(self) -> int:
         return len(self.trendiness)
@@ -159,8 +160,8 @@ class CompactSimulation:
         return np.flatnonzero(self.gender != 0)
 
     def user_id(self, u: int) -> str:
-        """The id of user number u (0-based), as `simulate` names it."""
-        return f"sim-{self.first_user + u:05d}"
+        """The id of user number u (0-based): `sim-00001` as `simulate` names them."""
+        return f"{self.prefix}-{self.first_user + u:05d}"
 
     def user(self, u: int) -> tuple[User, list[Purchase]]:
         """User number u and their purchases in time order."""

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -180,10 +181,16 @@ def set_default_space(home: Path, name: str | None) -> None:
     write_atomically(path, json.dumps({"default": name}).encode())
 
 
-def space_in_force(home: Path, given: str | None) -> str:
+def space_in_force(home: Path, given: str | None, stored: Iterable[str] = ()) -> str:
     """The vector space a query searches: the one given, else the store's default space,
-    else resnet50. The one place the default backbone of queries comes from."""
-    return given or default_space(home) or DEFAULT_BACKBONE
+    else resnet50 unless the store's spaces (`stored`, when known) lack it, then the first
+    of them by name (a store of one space: that one). The one place the default backbone
+    of queries comes from."""
+    chosen = given or default_space(home)
+    if chosen:
+        return chosen
+    spaces = sorted(stored)
+    return DEFAULT_BACKBONE if not spaces or DEFAULT_BACKBONE in spaces else spaces[0]
 
 
 def missing_space(name: str, stored: dict[str, int]) -> str | None:
