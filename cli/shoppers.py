@@ -248,6 +248,7 @@ def popularity_top(
     import json
     from dataclasses import asdict
 
+    from engine.schema import CATEGORY, GENDER
     from engine.shoppers.popular import top_items
     from engine.shoppers.trending import parse_as_of
 
@@ -255,7 +256,10 @@ def popularity_top(
     with home_of(settings(home, qdrant_url)) as app:
         current = app.log.popularity_settings()
         chosen = current.overridden(mode, half_life)
-        top = top_items(app.store, app.log, chosen, when, n, gender, category)
+        equals = app.filters(gender, category)
+        top = top_items(
+            app.store, app.log, chosen, when, n, equals.get(GENDER), equals.get(CATEGORY)
+        )
     if as_json:
         document = {
             "mode": chosen.text(),

@@ -24,6 +24,7 @@ from engine.catalog.inputs import load_input
 from engine.catalog.items import Item
 from engine.catalog.masks import DEFAULT_REMOVED
 from engine.catalog.taxonomy import Taxonomy, deepfashion, load
+from engine.catalog.taxonomy import key as category_key
 from engine.documents import (
     Bought,
     ItemDetail,
@@ -172,10 +173,11 @@ class Application:
         )
 
     def items(self, gender: str | None, category: str | None, limit: int) -> ItemList:
-        """Some items (in the store's order), optionally of one gender and category."""
+        """Some items (in the store's order), optionally of one gender and category (in the
+        shop's words: ConfigError for one the catalog does not know)."""
         if not self.store.vector_dims():
             return ItemList([], 0)
-        equals = {k: v for k, v in ((GENDER, gender), (CATEGORY, category)) if v}
+        equals = self.filters(gender, category)
         found = islice(self.store.scroll(LIST_FIELDS, Filter(equals=equals), page=limit), limit)
         rows = [{f: r.payload.get(f) for f in LIST_FIELDS} for r in found]
         return ItemList(rows, self.store.count(Filter(equals=equals)))
@@ -247,6 +249,32 @@ class Application:
             genders = ", ".join(self.taxonomy.all_genders)
             raise ConfigError(f"gender must be one of {genders}, got {text!r}")
         return known
+
+    def category(self, text: str) -> str:
+        """A category in the shop's words: the taxonomy's, one of its aliases, or one the
+        catalog has (any case); ConfigError naming some of those otherwise."""
+        known = self.taxonomy.category(text)
+        if known is not None:
+            return known
+        stored = self.store.facet(CATEGORY) if self.store.vector_dims() else {}
+        spelled = {category_key(c): c for c in stored}
+        if category_key(text) in spelled:
+            return spelled[category_key(text)]
+        shown = sorted(stored) or list(self.taxonomy.categories)
+        more = ", …" if len(shown) > 12 else ""
+        raise ConfigError(
+            f"unknown category {text!r}; the catalog has {', '.join(shown[:12])}{more}"
+        )
+
+    def filters(self, gender: str | None, category: str | None) -> dict[str, str]:
+        """Payload conditions for a gender and category in the shop's words (None or empty:
+        any); ConfigError for a value the catalog does not know."""
+        equals: dict[str, str] = {}
+        if gender:
+            equals[GENDER] = self.gender(gender)
+        if category:
+            equals[CATEGORY] = self.category(category)
+        return equals
 
     def ranking(self, params: Params) -> Params:
         """The ranking asked for, with this home's default space and popularity mode where

@@ -145,7 +145,13 @@ def test_items_are_listed_and_filtered(client: TestClient) -> None:
     assert some["count"] == 30 and len(some["items"]) == 5
     dresses = client.get("/items", params={"category": "Dresses", "gender": "WOMEN"}).json()
     assert dresses["count"] == 6 and {i["category"] for i in dresses["items"]} == {"Dresses"}
+    # the shop's own words: any case, the taxonomy's aliases
+    assert client.get("/items", params={"category": "dresses", "gender": "women"}).json() == dresses
     _error(client.get("/items", params={"limit": 0}), 422)
+    assert "unknown category 'Spacesuits'" in _error(
+        client.get("/items", params={"category": "Spacesuits"}), 422
+    )
+    assert "gender must be one of" in _error(client.get("/items", params={"gender": "Kids"}), 422)
 
 
 def test_an_item_has_its_payload_popularity_and_store(client: TestClient, home: Path) -> None:

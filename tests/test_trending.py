@@ -250,6 +250,14 @@ def test_popularity_mode_and_top_from_the_command_line(tmp_path: Path) -> None:
     assert "popularity: all-time" in fashionrec("popularity", "mode", home=home).stdout
     top = fashionrec("popularity", "top", "-n", "2", "--json", home=home)
     assert [p["item_id"] for p in json.loads(top.stdout)["items"]] == [old, new]
+    skirts = fashionrec(
+        "popularity", "top", "--gender", "women", "--category", "skirts", "--json", home=home
+    )
+    assert {p["category"] for p in json.loads(skirts.stdout)["items"]} == {"Skirts"}
+    for wrong, said in (("--gender", "gender must be one of"), ("--category", "unknown category")):
+        refused = fashionrec("popularity", "top", wrong, "Kids", home=home)
+        assert refused.returncode == 1 and said in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
     changed = fashionrec("popularity", "mode", "trending", "--half-life", "7", home=home)
     assert changed.returncode == 0, changed.stderr
     assert "popularity: trending (half-life 7 days) (was all-time)" in changed.stdout
