@@ -8,6 +8,7 @@ from cli.common import HomeOption, UrlOption, console, settings, store_for
 from cli.compact import print_spaces
 from engine.backbones import source_of
 from engine.schema import CATEGORY, GENDER, MASKED, provenance_text, runtime_field
+from engine.shoppers.eventlog import SIMULATED, EventLog
 from engine.vectorstore.base import Filter, VectorStore
 from ingest.options import stored_poolings, stored_precisions
 
@@ -20,6 +21,26 @@ def computed(store: VectorStore, name: str) -> str:
         return "unknown"
     runtimes = provenance_text(store.facet(runtime_field(source)))
     return f"{runtimes} · {provenance_text(stored_precisions(store, source))}"
+
+
+def purchases_text(log: EventLog) -> str:
+    """How many purchases are real (imported or posted) and how many simulated."""
+    counts = log.purchases_by_source()
+    simulated = counts.pop(SIMULATED, 0)
+    real = sum(counts.values())
+    if not real and not simulated:
+        return "none yet"
+    parts = []
+    if real:
+        sources = ", ".join(f"{source} {n}" for source, n in sorted(counts.items()))
+        parts.append(f"{real} real ({sources})")
+    if simulated:
+        seeds = ", ".join(map(str, log.simulated_seeds()))
+        parts.append(
+            f"{simulated} simulated (seed {seeds or '?'}; "
+            "`fashionrec simulate --clear` removes them)"
+        )
+    return " · ".join(parts)
 
 
 def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
@@ -35,11 +56,10 @@ def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
         masked = store.facet(MASKED).get("True", 0)
         console.print(f"items: {total} · masked {masked / total:.1%}")
         if config.event_log_path.is_file():
-            from engine.shoppers.eventlog import EventLog
-
             log = EventLog(config.event_log_path)
             try:
                 console.print(f"popularity: {log.popularity_settings().text()}")
+                console.print(f"purchases: {purchases_text(log)}")
             finally:
                 log.close()
         spaces = Table(

@@ -39,12 +39,31 @@ def simulate_command(
         str, typer.Option(help="First day of the period (YYYY-MM-DD).")
     ] = "2025-01-01",
     days: Annotated[int, typer.Option(help="Length of the period in days.")] = 365,
+    clear: Annotated[
+        bool,
+        typer.Option(
+            "--clear",
+            help="Remove what simulate wrote (its shoppers, their purchases and the drawn "
+            "initial popularity) and simulate nothing; real purchases stay.",
+        ),
+    ] = False,
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """Simulate trend-aware shoppers and their purchases; popularity moves with each one."""
+    """Simulate trend-aware shoppers and their purchases; popularity moves with each one.
+    Each seed once per home (--clear removes every simulation)."""
     from engine.shoppers.simulation import SimulationConfig, parse_day
-    from engine.shoppers.sync import run_simulation
+    from engine.shoppers.sync import clear_simulation, run_simulation
+
+    if clear:
+        with home_of(settings(home, qdrant_url)) as app:
+            users_removed, purchases_removed = clear_simulation(app.store, app.log)
+            left = app.log.purchase_count()
+        console.print(
+            f"removed {users_removed} simulated shopper(s), {purchases_removed} simulated "
+            f"purchase(s) and the drawn initial popularity; {left} purchase(s) left"
+        )
+        return
 
     first_day = parse_day(start, "--start")
     config = SimulationConfig(

@@ -110,6 +110,11 @@ def test_stores_simulate_users_purchases(tmp_path: Path) -> None:
     sim = fashionrec("simulate", "--users", "4", "--max-purchases", "2", home=home)
     assert sim.returncode == 0, sim.stderr
     assert "4 users" in sim.stdout
+    again = fashionrec("simulate", "--users", "4", home=home)
+    assert again.returncode == 1 and "simulated with seed 42 already" in again.stderr
+    assert (
+        "simulated (seed 42; `fashionrec simulate --clear`" in fashionrec("info", home=home).stdout
+    )
     shown = fashionrec("users", "show", "sim-00001", home=home)
     assert shown.returncode == 0 and "trendiness" in shown.stdout and "km from home" in shown.stdout
     out = tmp_path / "export.csv"

@@ -15,7 +15,13 @@ from engine.shoppers.normpop import percentile_ranks
 from engine.shoppers.purchaselog import export_purchases, import_purchases
 from engine.shoppers.shops import generate_shops
 from engine.shoppers.simulation import SimulationConfig
-from engine.shoppers.sync import place_items, run_simulation, set_shops, sync_popularity
+from engine.shoppers.sync import (
+    clear_simulation,
+    place_items,
+    run_simulation,
+    set_shops,
+    sync_popularity,
+)
 from engine.vectorstore.base import VectorStore
 from tests.builders import catalog_items, store_items
 
@@ -71,6 +77,37 @@ def test_simulation_moves_popularity_in_the_store(store: VectorStore, log: Event
     assert log.get("popularity_range") == f"{low},{high}"
     again = run_simulation(store, log, SimulationConfig(users=2, seed=5))
     assert [u.id for u in again.users] == ["sim-00011", "sim-00012"]
+
+
+def test_a_seed_simulates_once_and_clearing_keeps_the_real_purchases(
+    store: VectorStore, log: EventLog, tmp_path: Path
+) -> None:
+    """Simulating the same seed twice would count the same shoppers twice under new ids;
+    `simulate --clear` removes simulated shoppers, purchases and initial popularity, and
+    what a till or an import recorded stays, with payloads and ranks in step."""
+    store_items(store, catalog_items())
+    run_simulation(store, log, SimulationConfig(users=6, seed=4))
+    before = log.purchase_count()
+    with pytest.raises(FashionrecError, match="simulated with seed 4 already"):
+        run_simulation(store, log, SimulationConfig(users=6, seed=4))
+    assert log.purchase_count() == before and log.simulated_seeds() == [4]
+    dress = "WOMEN-Dresses-id_00000001-01_1_front"
+    real = _csv(
+        tmp_path / "sales.csv", f"user_id,item_id,timestamp\nann,{dress},2025-05-01T10:00Z\n"
+    )
+    import_purchases(store, log, real)
+    assert log.purchases_by_source() == {"simulated": before, "import:sales.csv": 1}
+    assert clear_simulation(store, log) == (6, before)
+    assert log.purchases_by_source() == {"import:sales.csv": 1}
+    assert log.user_ids() == ["ann"] and log.simulated_seeds() == []
+    assert log.popularity() == {i: int(i == dress) for i in log.popularity()}
+    fields = ["item_id", "popularity", "trending", "popularity_rank"]
+    payloads = {str(r.payload["item_id"]): r.payload for r in store.scroll(fields)}
+    assert {i: p["popularity"] for i, p in payloads.items()} == {
+        i: float(i == dress) for i in payloads
+    }
+    assert payloads[dress]["popularity_rank"] == 1.0  # the only item sold
+    run_simulation(store, log, SimulationConfig(users=2, seed=4))  # cleared: allowed again
 
 
 def test_popularity_sync_rebuilds_the_payload(store: VectorStore, log: EventLog) -> None:

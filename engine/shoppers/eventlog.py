@@ -30,6 +30,7 @@ from engine.shoppers.trending import (
     weight,
 )
 
+SIMULATED: Final = "simulated"  # the source of what `simulate` writes
 SQL_VARIABLES: Final = 500  # ids per `IN (...)` query, well under SQLite's limit
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -201,6 +202,36 @@ class EventLog:
     def user_ids(self) -> list[str]:
         """Every user id, sorted."""
         return [r[0] for r in self.db.execute("SELECT id FROM users ORDER BY id")]
+
+    def simulated_seeds(self) -> list[int]:
+        """The seeds `simulate` has run with in this log, in order."""
+        text = self.get("simulated_seeds") or ""
+        return [int(seed) for seed in text.split(",") if seed]
+
+    def add_simulated_seed(self, seed: int) -> None:
+        """Record a simulation's seed (inside its transaction)."""
+        self.put("simulated_seeds", ",".join(map(str, [*self.simulated_seeds(), seed])))
+
+    def purchases_by_source(self) -> dict[str, int]:
+        """Purchases per source: `simulated`, `import:<file>`, `api`, …"""
+        rows = self.db.execute("SELECT source, COUNT(*) FROM purchases GROUP BY source")
+        return {str(source): int(count) for source, count in rows}
+
+    def clear_simulated(self) -> tuple[int, int]:
+        """Remove the simulated shoppers with their purchases, every drawn initial
+        popularity and the record of simulated seeds, and score the trend again from the
+        purchases left; returns (shoppers, purchases) removed."""
+        with self.transaction():
+            purchases = self.db.execute(
+                "DELETE FROM purchases WHERE source = ? OR user_id IN "
+                "(SELECT id FROM users WHERE source = ?)",
+                (SIMULATED, SIMULATED),
+            ).rowcount
+            users = self.db.execute("DELETE FROM users WHERE source = ?", (SIMULATED,)).rowcount
+            self.db.execute("UPDATE items SET initial_popularity = NULL")
+            self.db.execute("DELETE FROM meta WHERE key = 'simulated_seeds'")
+            self._recompute_trend(self.popularity_settings().half_life_days)
+        return users, purchases
 
     def next_simulated_user(self) -> int:
         """The number the next simulated user (sim-NNNNN) gets."""

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.catalog.taxonomy import deepfashion
-from engine.errors import NotFoundError, ShopsError
+from engine.errors import ConfigError, NotFoundError, ShopsError
 from engine.geo import DEFAULT_REGION, Region
 from engine.helpers import batched
 from engine.records import Shop
@@ -37,7 +37,7 @@ from engine.schema import (
     TRENDING_RANK,
     point_id,
 )
-from engine.shoppers.eventlog import EventLog
+from engine.shoppers.eventlog import SIMULATED, EventLog
 from engine.shoppers.normpop import DIGITS, percentile_ranks
 from engine.shoppers.shops import assign_shops, generate_shops
 from engine.shoppers.simulation import (
@@ -375,13 +375,31 @@ def popularity_in_step(store: VectorStore, log: EventLog) -> int:
     return written
 
 
+def clear_simulation(store: VectorStore, log: EventLog) -> tuple[int, int]:
+    """Remove what `simulate` wrote (shoppers, purchases, initial popularity) and bring
+    every item's popularity payloads and ranks in step; returns (shoppers, purchases)
+    removed."""
+    removed = log.clear_simulated()
+    if store.vector_dims():
+        sync_popularity(store, log)
+        store.optimize()
+    return removed
+
+
 def run_simulation(
     store: VectorStore,
     log: EventLog,
     config: SimulationConfig,
     on_stage: Callable[[str], None] = lambda stage: None,
 ) -> Simulation:
-    """Draw missing initial popularity, simulate users and purchases, log them, sync."""
+    """Draw missing initial popularity, simulate users and purchases, log them, sync.
+    ConfigError for a seed this log was simulated with already (the same shoppers again,
+    under other ids, would count their purchases twice)."""
+    if config.seed in log.simulated_seeds():
+        raise ConfigError(
+            f"this home was simulated with seed {config.seed} already; give another --seed, "
+            "or remove what was simulated first: `fashionrec simulate --clear`"
+        )
     records = catalog_records(store)
     ensure_shops(store, log, config.seed)
     if any(r.payload.get(STORE_ID) is None for r in records):
@@ -418,8 +436,9 @@ def run_simulation(
         view, popularity, region, config, first_user=first, shown=shown, trending=trending
     )
     with log.transaction():
-        log.add_users(result.users, source="simulated")
-        log.add_purchases(result.purchases, source="simulated")
+        log.add_users(result.users, source=SIMULATED)
+        log.add_purchases(result.purchases, source=SIMULATED)
+        log.add_simulated_seed(config.seed)
     on_stage("syncing popularity")
     bought = None if missing else [p.item_id for p in result.purchases]
     sync_popularity(store, log, bought, purchases=len(result.purchases))
