@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -72,10 +73,13 @@ def run_ingest(config: Settings, job: IngestJob, report: Path | None = None) -> 
     every item of the catalog (up to --limit) is stored.
 
     Everything that can be checked without a CNN is checked first (ingest.runs.check_job):
-    a bad catalog stops in a moment and leaves no store behind.
+    a bad catalog stops in a moment and leaves no store behind. A run that could store no
+    item at all into a home it created removes that home and ends in one line with the
+    commonest reason (exit 1).
     """
     from ingest.runs import Ingester, check_job, report_path
 
+    created = not config.home.exists()
     checked = check_job(config, job)
     if job.weights == "random":
         warn_random_weights()
@@ -96,6 +100,15 @@ def run_ingest(config: Settings, job: IngestJob, report: Path | None = None) -> 
         except KeyboardInterrupt:
             # every batch written stays; a rerun skips the items that hold their vectors
             raise interrupted("interrupted; run the same command again to resume") from None
+        empty = outcome.summary.ingested == 0 and app.store.count() == 0
+    if empty and outcome.not_stored:
+        if created:
+            shutil.rmtree(config.home, ignore_errors=True)
+        kept = f"; every row is listed in {report}" if report is not None else ""
+        raise fail(
+            f"no item of {job.path} could be stored: {outcome.reasons[0]}; the first: "
+            f"{outcome.example}" + ("; nothing was kept" if created else "") + kept
+        )
     print_outcome(outcome)
     return outcome.not_stored == 0
 

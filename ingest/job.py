@@ -219,4 +219,5 @@ def run(
         checked.catalog.naming.taxonomy.name,
         failures.reasons(),
         str(failures.path),
+        failures.example(),
     )

@@ -37,6 +37,7 @@ class Outcome:
     taxonomy: str  # the name of the taxonomy the catalog was named by
     reasons: list[str]  # one line per kind of failure, most frequent first
     report: str  # the failure report (written only when something failed)
+    example: str = ""  # the first failure of the commonest kind: where, why, what to do
 
     @property
     def not_stored(self) -> int:

@@ -31,6 +31,7 @@ class FailureReport:
         self.path = path
         self.count = 0
         self.tally: dict[str, Counter[str]] = defaultdict(Counter)  # kind -> detail -> count
+        self.first: dict[str, str] = {}  # kind -> its first failure, where and why
         self._handle: IO[str] | None = None
         self._writer: Any = None
 
@@ -44,6 +45,7 @@ class FailureReport:
         self._handle.flush()
         self.count += 1
         self.tally[failure.kind or failure.stage][failure.detail] += 1
+        self.first.setdefault(failure.kind or failure.stage, f"{failure.where}: {failure.reason}")
 
     def reasons(self, examples: int = 5) -> list[str]:
         """One line per kind of reason, most frequent first, with its commonest details:
@@ -55,6 +57,13 @@ class FailureReport:
             more = ", …" if len(named) > examples else ""
             lines.append(f"{kind} {details.total()}" + (f" ({shown}{more})" if shown else ""))
         return lines
+
+    def example(self) -> str:
+        """The first failure of the commonest kind (where, and what to do), or ""."""
+        if not self.tally:
+            return ""
+        kind = max(self.tally, key=lambda k: self.tally[k].total())
+        return self.first[kind]
 
     def close(self) -> None:
         """Close the file if one was written."""

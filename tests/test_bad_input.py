@@ -166,3 +166,25 @@ def test_timestamps_parse_or_fail_cleanly(text: str) -> None:
     except ValueError:
         return
     assert value.tzinfo is not None and value.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+
+
+@pytest.mark.slow  # a subprocess that loads a CNN
+def test_a_catalog_of_which_nothing_can_be_stored_leaves_nothing(tmp_path: Path) -> None:
+    """Every row names a file outside the catalog: one line with the commonest reason and
+    the first row's fix, exit 1, and no home left where there was none."""
+    from tests.builders import fashionrec
+
+    manifest = tmp_path / "catalog.csv"
+    manifest.write_text(
+        "path,gender,category,product_id\n/elsewhere/a.jpg,Men,Tshirts,1\n"
+        "/elsewhere/b.jpg,Men,Tshirts,2\n",
+        encoding="utf-8",
+    )
+    home = tmp_path / "home"
+    args = ("ingest", manifest, "--manifest", "--weights", "random", "--runtime", "torch")
+    result = fashionrec(*args, home=home)
+    assert result.returncode == 1, result.stdout
+    line = result.stderr.strip().splitlines()[-1]
+    assert "no item of" in line and "bad path 2" in line and "--root DIR" in line
+    assert "nothing was kept" in line and "Traceback" not in result.stderr
+    assert not home.exists()

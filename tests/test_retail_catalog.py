@@ -66,6 +66,11 @@ def test_item_ids_are_stems_unless_two_files_share_one(tmp_path: Path) -> None:
     )
     ids = [e.item_id for e in read_manifest(manifest) if isinstance(e, Item)]
     assert ids == ["shirts/1", "tees/1", "7"]
+    # a repeated row is the same file: its stem stays the id, the repeat a duplicate
+    manifest.write_text(f"{HEADER}\nimages/47.jpg,Men,Shirts,P1\nimages/47.jpg,Men,Shirts,P1\n")
+    entries = list(read_manifest(manifest))
+    assert [e.item_id for e in entries if isinstance(e, Item)] == ["47"]
+    assert [e.reason for e in entries if isinstance(e, Problem)] == ["duplicate item_id '47'"]
 
 
 def test_paths_outside_the_folder_need_root_and_symlinks_inside_are_followed(

@@ -264,16 +264,16 @@ def read_manifest(
     season, ...) is kept as the item's attributes.
 
     Paths are relative to the manifest's folder (or under `root`). An item's id is its
-    `item_id`, else its file's stem when no other row has that stem, else its path without
-    the suffix. Missing columns or a file that is not UTF-8 raise CatalogError; a bad row
-    becomes a Problem naming the row.
+    `item_id`, else its file's stem when no other file has that stem, else its path without
+    the suffix (a row repeated names the same file: its stem stays the id, and the repeat is
+    reported as a duplicate). Missing columns or a file that is not UTF-8 raise
+    CatalogError; a bad row becomes a Problem naming the row.
     """
     naming = naming or Naming(built_in("retail"))
     folder = manifest.parent
     rows = list(csv_rows(manifest, MANIFEST_REQUIRED, MANIFEST_OPTIONAL, CatalogError))
-    stems = Counter(
-        PurePosixPath((row["path"] or "").strip()).stem for _, row in rows if row is not None
-    )
+    paths = {PurePosixPath((row["path"] or "").strip()) for _, row in rows if row is not None}
+    stems = Counter(path.stem for path in paths)  # a row repeated is still one file
     seen: set[str] = set()
     for number, row in rows:
         where = f"{manifest}:{number}"
