@@ -26,6 +26,7 @@ GUARD_K: Final = 10
 AT1_TOLERANCE: Final = 0.01
 OVERLAP_MIN: Final = 0.9
 CALIBRATION_SIZE: Final = 256  # photos of the catalog: int8 ranges and the quality guard
+GUARD_MIN: Final = 64  # fewer photos than this judge nothing: auto keeps to fp32
 INT8_MIN_ITEMS: Final = 3000  # below this, int8's one-time cost (38-46 s) outweighs its gain
 SPEED_BATCH: Final = 16
 SPEED_RUNS: Final = 2

@@ -18,6 +18,7 @@ from engine.errors import ConfigError, WeightsError, one_line
 from engine.schema import AVG, Pooling
 from ingest.autotune import (
     CALIBRATION_SIZE,
+    GUARD_MIN,
     INT8_MIN_ITEMS,
     SPEED_BATCH,
     Measurements,
@@ -303,7 +304,8 @@ class Embedder:
         fp32 is taken as it is, another only if it keeps the neighbours on a sample of the
         job's photos (int8: calibrated on that sample; asked for explicitly, it is taken
         with a warning when it does not). Auto considers int8 from INT8_MIN_ITEMS photos
-        on, or when the store's int8 model is cached."""
+        on, or when the store's int8 model is cached, and a setting other than fp32 only
+        for a job of GUARD_MIN photos or more (fewer would judge nothing)."""
         if len(self.options) == 1 and self.setting.precision != "int8":
             return
         asked_int8 = all(s.precision == "int8" for s in self.options)
@@ -313,6 +315,12 @@ class Embedder:
                 return
             small = total < INT8_MIN_ITEMS and not self._cached_int8(setting, self.reuse)
             if setting.precision == "int8" and small and not asked_int8:
+                continue
+            if total < GUARD_MIN and not asked_int8:
+                self.on_note(
+                    f"{setting} left out: {total} photo(s) are too few to judge its neighbours "
+                    f"({GUARD_MIN} needed)"
+                )
                 continue
             result, runner, tag = self._judged(setting, sample)
             if result.passes or asked_int8:

@@ -147,3 +147,25 @@ def test_bad_weights_files(tmp_path: Path) -> None:
 def test_unknown_backbone() -> None:
     with pytest.raises(WeightsError, match="unknown backbone 'alexnet'"):
         build_model("alexnet", "random")
+
+
+def test_a_job_too_small_to_judge_keeps_to_fp32() -> None:
+    """Fewer than GUARD_MIN photos judge nothing: auto leaves bf16 out (and says so)
+    rather than take it on a verdict of 0–3 photos."""
+    from ingest.runtimes import Setting
+
+    notes: list[str] = []
+    embedder = Embedder(
+        "mobilenet_v2", "random", device="cpu", precision="fp32", runtime="torch",
+        on_note=notes.append,
+    )  # fmt: skip
+    embedder.options = [Setting("torch", "bf16"), Setting("torch", "fp32")]  # as auto measured
+
+    def sample(n: int) -> tuple[torch.Tensor, list[str]]:
+        raise AssertionError("a job this small is never sampled")
+
+    embedder.prepare(3, sample)
+    assert embedder.setting == Setting("torch", "fp32") and embedder.guard is None
+    assert notes == [
+        "torch bf16 left out: 3 photo(s) are too few to judge its neighbours (64 needed)"
+    ]
