@@ -6,13 +6,23 @@ import csv
 import json
 import sys
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Annotated, Final
 
 import typer
 from rich.table import Column, Table
 from rich.text import Text
 
-from cli.common import HomeOption, TaxonomyOption, UrlOption, console, fail, home_of, settings
+from cli.common import (
+    HomeOption,
+    TaxonomyOption,
+    UrlOption,
+    console,
+    errors,
+    fail,
+    home_of,
+    settings,
+)
 from engine.documents import Recommended, plain
 from engine.geo import Location
 from engine.recommend.recommender import Params
@@ -166,6 +176,10 @@ def _legend(found: Recommended, trendiness: str, preset: str, gone: set[str]) ->
 def recommend_command(
     item: Annotated[str | None, typer.Option(help="Recommend items like this item id.")] = None,
     user: Annotated[str | None, typer.Option(help="Recommend for this user id.")] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option(help="Recommend items like this photo (a shopper's own, any gender)."),
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Recommendations per list.")] = 5,
     space: Annotated[
         str | None,
@@ -227,9 +241,12 @@ def recommend_command(
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """Recommend for an item (--item) or a user (--user): filtered ANN search, then rerank."""
-    if (item is None) == (user is None):
-        raise fail("give exactly one of --item ITEM_ID or --user USER_ID")
+    """Recommend for an item (--item), a user (--user) or a photo (--image): filtered ANN
+    search, then rerank."""
+    if sum(x is not None for x in (item, user, image)) != 1:
+        raise fail("give exactly one of --item ITEM_ID, --user USER_ID or --image PATH")
+    if image is not None and not image.is_file():
+        raise fail(f"--image {image}: no such file")
     if as_json and as_csv:
         raise fail("--json and --csv both given; choose one")
     item_only = {"--trendiness": trendiness, "--gender": gender, "--at": at}
@@ -263,7 +280,15 @@ def recommend_command(
         normalise=preset_normalise(preset, normalise),
     ).validate()
     with home_of(settings(home, qdrant_url, taxonomy)) as app:
-        found = app.for_user(user, params) if user is not None else app.similar(item or "", params)
+        if image is not None:
+            from ingest.photos import PhotoSearch
+
+            search = PhotoSearch(app, on_note=lambda text: errors.print(text, style="dim"))
+            found = search(image, params, str(image))
+        elif user is not None:
+            found = app.for_user(user, params)
+        else:
+            found = app.similar(item or "", params)
     if as_json:
         json.dump(plain(found), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -17,6 +17,8 @@ from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote
 
+import numpy as np
+from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
 from engine.catalog.framing import Framing
@@ -42,7 +44,7 @@ from engine.documents import (
 from engine.errors import ConfigError, NotFoundError, StoreError, one_line
 from engine.geo import distance_km
 from engine.recommend.columns import Columns
-from engine.recommend.recommender import Params, Recommender
+from engine.recommend.recommender import PHOTO, Params, Recommender
 from engine.records import Shop, User
 from engine.schema import (
     CATEGORY,
@@ -302,6 +304,12 @@ class Application:
         result = self.recommender().for_user(user, list(self.log.purchases(user.id)), params)
         lists = [Ranked(f"after {p.item_id}", recs) for p, recs in result.per_purchase]
         return self._recommended(params, [*lists, Ranked("merged", result.merged)], user=user)
+
+    def by_photo(self, vector: NDArray[np.float32], params: Params) -> Recommended:
+        """Items like a photo's vector in the searched space (`params` as `ranking` made
+        them): of the gender asked for, else any; t as given (0.5 by default)."""
+        recs = self.recommender().for_vector(vector, params)
+        return self._recommended(params, [Ranked("like the photo", recs)], item=PHOTO)
 
     def _recommended(self, params: Params, lists: list[Ranked], **header: Any) -> Recommended:
         space = params.searched

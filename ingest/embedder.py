@@ -366,6 +366,23 @@ class Embedder:
             self.measurements.save_guard(setting, judged_on, result)
         return result, runner, tag
 
+    def ready_for_queries(self) -> None:
+        """Ready to embed a photo at a time as the store's vectors were made: an int8
+        setting opens the store's calibrated model from this machine's cache (a query never
+        calibrates); ConfigError when it is not there."""
+        if self.setting.precision != "int8" or self._runner is not None:
+            return
+        if not self._cached_int8(self.setting, self.reuse):
+            raise ConfigError(
+                f"the store's {self.spec.name} vectors are {self.setting}, calibrated on "
+                f"sample {self.reuse}, and that model is not on this machine; ingest the "
+                "catalog here once (it is made again), or search from the machine that did"
+            )
+        empty = np.zeros((0, 3, 1, 1), dtype=np.float32)
+        self._use(
+            self.setting, self._open(self.setting, (empty, str(self.reuse))), None, self.reuse
+        )
+
     def __call__(self, images: torch.Tensor) -> NDArray[np.float32]:
         """Embed a uint8 batch; rows are unit vectors."""
         if self._runner is None:

@@ -1,7 +1,8 @@
 """The guard around every request: a write's body only in the media type its endpoint reads
-(JSON, or CSV for a purchase log), so that no web page can post on the operator's behalf;
-bodies over their limit refused while they stream in; one log line; a one-line 500 for
-anything unexpected. The API key is a FastAPI dependency (serve/dependencies.py)."""
+(JSON, CSV for a purchase log, an image to search by), so that no web page can post on the
+operator's behalf; bodies over their limit refused while they stream in; one log line; a
+one-line 500 for anything unexpected. The API key is a FastAPI dependency
+(serve/dependencies.py)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ logger = logging.getLogger("fashionrec.serve")
 
 MAX_BODY: Final = 1_000_000  # bytes a request body may have (1 MB)
 MAX_UPLOAD: Final = 64_000_000  # a purchase log sent whole (64 MB)
+MAX_PHOTO: Final = 16_000_000  # a photo to search by (16 MB)
 JSON: Final = "application/json"
 CSV: Final = "text/csv"
-UPLOADS: Final = {"/purchases/import": CSV}  # the endpoints that read another media type
+IMAGES: Final = ("image/jpeg", "image/png", "image/webp")
+# the endpoints that read another media type than JSON, and their limits
+UPLOADS: Final = {"/purchases/import": ((CSV,), MAX_UPLOAD), "/search": (IMAGES, MAX_PHOTO)}
 WRITES: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -93,19 +97,19 @@ class Guard:
         target = str(scope["path"]) + (f"?{query}" if query else "")
         try:
             if scope["method"] in WRITES:
-                path = str(scope["path"])
-                wanted = UPLOADS.get(path, JSON)
-                limit = MAX_UPLOAD if path in UPLOADS else MAX_BODY
+                wanted, limit = UPLOADS.get(str(scope["path"]), ((JSON,), MAX_BODY))
                 body, gone = await self.body(scope, receive, limit)
                 if gone:
                     return
                 if body is None:
                     await send_error(sending, 413, f"request body over {limit} bytes")
                     return
-                if body and media_type(scope) != wanted:
+                if body and media_type(scope) not in wanted:
                     given = media_type(scope) or "none"
                     await send_error(
-                        sending, 415, f"send the body as Content-Type: {wanted} (got {given})"
+                        sending,
+                        415,
+                        f"send the body as Content-Type: {' or '.join(wanted)} (got {given})",
                     )
                     return
                 receive = replay(body, receive)

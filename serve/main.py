@@ -9,6 +9,7 @@ would add waiting, not speed. An ingest runs in a thread of its own (ingest/runs
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -21,15 +22,19 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from engine.application import Application
 from engine.errors import ConfigError
 from engine.settings import API_KEY_ENV, Settings
+from ingest.photos import PhotoSearch
 from ingest.runs import Ingester
 from serve import errors
 from serve.dependencies import Access
 from serve.guard import Guard
-from serve.routes import ingest, items, page, purchases, service, users
+from serve.routes import ingest, items, page, purchases, search, service, users
 from serve.routes.page import STATIC
 
 LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")  # addresses `serve --host` may bind
 LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "[::1]")  # as a Host header names them
+
+
+LOG = logging.getLogger("fashionrec.serve")
 
 
 def loopback_hosts(host: str) -> list[str] | None:
@@ -64,6 +69,7 @@ def create_app(
         held = application or Application.open(settings, serving=True)
         app.state.application = held
         app.state.ingester = Ingester(held, status_of=errors.status_of)
+        app.state.photos = PhotoSearch(held, on_note=lambda text: LOG.info("search: %s", text))
         try:
             yield
         finally:
@@ -82,7 +88,7 @@ def create_app(
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts), www_redirect=False)
     app.add_middleware(Guard)  # added last, outermost: it logs every request, refused or not
     errors.install(app)
-    for routes in (page, service, items, users, purchases, ingest):
+    for routes in (page, service, items, search, users, purchases, ingest):
         app.include_router(routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -5,7 +5,8 @@ from the recipe each item's payload records (engine/schema.py: mask, framing, re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
@@ -28,9 +29,7 @@ def load_input(
     mask is matched to the decoded size with nearest neighbour. The letterbox pads with
     the photo's background: black when masked, white otherwise (framing.pad_colour).
     """
-    with Image.open(item.image) as raw:
-        raw.draft("RGB", decode_size(raw.size, framing, out))
-        image = raw.convert("RGB")
+    image = _decoded(item.image, framing, out)
     masked = item.mask is not None
     if item.mask is not None:
         try:
@@ -41,3 +40,19 @@ def load_input(
             raise OSError(f"mask {item.mask}: {exc}") from None
     pixels = np.asarray(frame(image, framing, out, pad_colour(masked)), dtype=np.uint8)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1)), masked
+
+
+def load_photo(
+    source: Path | IO[bytes], framing: Framing = "letterbox", out: int = INPUT_SIZE
+) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """The network input (3×out×out uint8) of a photo with no mask: a shopper's own, or an
+    upload. OSError (PIL's UnidentifiedImageError among them) when it is not an image."""
+    pixels = np.asarray(frame(_decoded(source, framing, out), framing, out, pad_colour(False)))
+    return np.ascontiguousarray(pixels.astype(np.uint8).transpose(2, 0, 1))
+
+
+def _decoded(source: Path | IO[bytes], framing: Framing, out: int) -> Image.Image:
+    """The photo in RGB, decoded at a reduced scale where the framing allows."""
+    with Image.open(source) as raw:
+        raw.draft("RGB", decode_size(raw.size, framing, out))
+        return raw.convert("RGB")

@@ -53,6 +53,7 @@ from engine.vectorstore.base import (
     VectorStore,
 )
 
+PHOTO: Final = "photo"  # the query item of a search by photo
 VIEWS: Final = 8  # views a product may have (DeepFashion: at most 7); sizes the server-side query
 Searcher = Callable[[Sequence[Query], Sequence[str]], list[list[Hit]]]
 Rerank = Literal["client", "server"]
@@ -128,7 +129,7 @@ class _Spec:
     """One query: the item it starts from and the user context around it."""
 
     item: Record
-    gender: str
+    gender: str | None  # None: every gender (a photo of no one in particular)
     trendiness: float
     exclude_products: frozenset[str]
     origin: Location | None
@@ -161,7 +162,8 @@ class Recommender:
         self.columns = columns
         self._similar: dict[str, dict[float, tuple[str, ...]]] = {}  # by the query's category
 
-    def _query_items(self, item_ids: Sequence[str], backbone: str) -> dict[str, Record]:
+    def _check_space(self, backbone: str) -> None:
+        """NotFoundError or ConfigError naming what the store lacks, if it lacks `backbone`."""
         dims = self.store.vector_dims()
         if not dims:
             raise NotFoundError("the vector store is empty; run `fashionrec ingest PATH` first")
@@ -172,6 +174,9 @@ class Recommender:
                 f"backbone {backbone} is not ingested (the store has {', '.join(sorted(dims))}); "
                 f"run `fashionrec ingest PATH --backbone {backbone}`"
             )
+
+    def _query_items(self, item_ids: Sequence[str], backbone: str) -> dict[str, Record]:
+        self._check_space(backbone)
         records = self.store.retrieve([point_id(i) for i in item_ids], vector=backbone)
         found = {str(r.payload.get(ITEM_ID)): r for r in records}
         for item_id in item_ids:
@@ -192,6 +197,20 @@ class Recommender:
             frozenset({str(item.payload[PRODUCT_ID])}),
             params.at,
         )
+        return self._rank([spec], params, merging=False)[0][0]
+
+    def for_vector(self, vector: NDArray[np.float32], params: Params) -> list[Recommendation]:
+        """Items like a photo's vector (of the searched space): of the gender asked for,
+        else any; its category for CatSim is its nearest item's."""
+        params.validate()
+        self._check_space(params.searched)
+        shown = {} if params.gender is None else {GENDER: self.taxonomy.shown_to(params.gender)}
+        nearest = self.store.search(
+            [Query(vector, params.searched, limit=1, filter=Filter(within=shown))], (CATEGORY,)
+        )[0]
+        category = str(nearest[0].payload.get(CATEGORY)) if nearest else ""
+        photo = Record(PHOTO, {ITEM_ID: PHOTO, CATEGORY: category}, vector)
+        spec = _Spec(photo, params.gender, params.trendiness, frozenset(), params.at)
         return self._rank([spec], params, merging=False)[0][0]
 
     def for_user(
@@ -241,7 +260,9 @@ class Recommender:
                 using=params.searched,
                 limit=params.candidates,
                 filter=Filter(
-                    within={GENDER: self.taxonomy.shown_to(spec.gender)},
+                    within={}
+                    if spec.gender is None
+                    else {GENDER: self.taxonomy.shown_to(spec.gender)},
                     exclude={PRODUCT_ID: spec.exclude_products},
                     near=None
                     if params.max_km is None or spec.origin is None
