@@ -87,13 +87,16 @@ class PhotoSearch:
             labels = store.provenance(backbone)
             weights = RANDOM if _most_common(labels, IMAGENET) == RANDOM else IMAGENET
             asked = numerics_for(store, backbone, AUTO, AUTO)
+            # one photo at a time: torch, with no compile cost, gives fp32's and bf16's
+            # features; int8 runs where its vectors were made (the store's model)
+            runtime = asked.runtime if asked.precision == "int8" else "torch"
             network = Embedder(
                 backbone,
                 weights,
                 "auto",
                 precision=asked.precision,
                 pooling=pooling_for(store, backbone, AUTO),
-                runtime=asked.runtime,
+                runtime=runtime,
                 calibration=asked.calibration,
                 on_note=self.on_note,
             )

@@ -35,8 +35,9 @@ async def search(
     if (lat is None) != (lon is None):
         raise ConfigError("give both lat and lon, or neither")
     at = None if lat is None else Location.parse(f"{lat},{lon}", "lat,lon")
-    asked = replace(params, trendiness=trendiness, gender=gender, at=at).validate()
-    # the network runs off the event loop: other requests go on meanwhile
-    found = await run_in_threadpool(photos, photo, asked, "the uploaded photo")
-    document: dict[str, Any] = plain(found)
+    asked = photos.app.ranking(replace(params, trendiness=trendiness, gender=gender, at=at))
+    # the network runs off the event loop (other requests go on meanwhile); the event
+    # log, an SQLite connection of this thread, is read here only
+    vector = await run_in_threadpool(photos.embed, photo, asked.searched, "the uploaded photo")
+    document: dict[str, Any] = plain(photos.app.by_photo(vector, asked))
     return document
