@@ -15,6 +15,7 @@ from cli.demo import demo_command
 from cli.evaluate import evaluate_command, show_command
 from cli.info import info_command
 from cli.ingest import ingest_command
+from cli.items import app as items_app
 from cli.recommend import recommend_command
 from cli.serve import serve_command
 from cli.shoppers import popularity_app, purchases_app, simulate_command, users_app
@@ -103,6 +104,7 @@ app.command("evaluate")(evaluate_command)
 app.command("show")(show_command)
 app.command("export")(export_command)
 app.command("migrate")(migrate_command)
+app.add_typer(items_app, name="items")
 app.add_typer(purchases_app, name="purchases")
 app.add_typer(users_app, name="users")
 app.add_typer(popularity_app, name="popularity")

@@ -229,6 +229,18 @@ def recommend_command(
         str | None,
         typer.Option(help="all-time or trending (default: the store's, `popularity mode`)."),
     ] = None,
+    category: Annotated[
+        str | None, typer.Option(help="Only items of this category (the shop's words).")
+    ] = None,
+    min_price: Annotated[float | None, typer.Option(help="Only items priced at least.")] = None,
+    max_price: Annotated[float | None, typer.Option(help="Only items priced at most this.")] = None,
+    in_stock: Annotated[
+        bool,
+        typer.Option(
+            "--in-stock/--any-stock",
+            help="Leave out items marked out of stock (default), or list them too.",
+        ),
+    ] = True,
     normalise: Annotated[
         str | None,
         typer.Option(
@@ -278,6 +290,10 @@ def recommend_command(
         diversity=diversity,
         popularity=popularity,  # type: ignore[arg-type]  # validated by the engine
         normalise=preset_normalise(preset, normalise),
+        category=category,
+        min_price=min_price,
+        max_price=max_price,
+        in_stock=in_stock,
     ).validate()
     with home_of(settings(home, qdrant_url, taxonomy)) as app:
         if image is not None:

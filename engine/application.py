@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from itertools import islice
@@ -23,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from engine.catalog.framing import Framing
 from engine.catalog.inputs import load_input
-from engine.catalog.items import Item
+from engine.catalog.items import Item, ItemChanges
 from engine.catalog.masks import DEFAULT_REMOVED
 from engine.catalog.taxonomy import Taxonomy, deepfashion, load
 from engine.catalog.taxonomy import key as category_key
@@ -65,7 +66,7 @@ from engine.settings import Settings
 from engine.shoppers.eventlog import EventLog
 from engine.shoppers.purchaselog import import_purchases
 from engine.shoppers.purchases import ImportSummary, Recorded, Row, record
-from engine.shoppers.sync import popularity_in_step
+from engine.shoppers.sync import RANK_TOLERANCE, popularity_in_step, sync_ranks
 from engine.shoppers.trending import as_of
 from engine.spaces.registry import missing_space, source_weights, space_in_force
 from engine.vectorstore import open_store
@@ -184,6 +185,28 @@ class Application:
         rows = [{f: r.payload.get(f) for f in LIST_FIELDS} for r in found]
         return ItemList(rows, self.store.count(Filter(equals=equals)))
 
+    def delete_items(self, item_ids: Sequence[str]) -> int:
+        """Remove items from the catalog, all or none (NotFoundError naming an unknown one);
+        their purchases stay in the log as history. Returns how many were removed."""
+        wanted = list(dict.fromkeys(item_ids))
+        held = {
+            str(r.payload.get(ITEM_ID)) for r in self.store.retrieve(list(map(point_id, wanted)))
+        }
+        unknown = [i for i in wanted if i not in held]
+        if unknown:
+            more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+            raise NotFoundError(f"unknown item {unknown[0]!r}{more}; nothing deleted")
+        self.store.delete([point_id(i) for i in wanted])
+        sync_ranks(self.store, self.columns, RANK_TOLERANCE)  # one fewer to rank among
+        return len(wanted)
+
+    def update_item(self, item_id: str, changes: ItemChanges) -> ItemDetail:
+        """Mark an item in or out of stock, or give it a price, name or link."""
+        payload = changes.payload()
+        self.point(item_id)  # NotFoundError when the catalog lacks it
+        self.store.set_payload([point_id(item_id)], payload)
+        return self.item(item_id)
+
     def point(self, item_id: str) -> Record:
         """An item's point (payload only); NotFoundError when the catalog lacks it."""
         found = self.store.retrieve([point_id(item_id)])
@@ -289,7 +312,9 @@ class Application:
             raise NotFoundError(missing)
         mode = params.popularity or self.log.popularity_settings().mode
         gender = None if params.gender is None else self.gender(params.gender)
-        return replace(params, space=space, popularity=mode, gender=gender).validate()
+        category = None if not params.category else self.category(params.category)
+        asked = replace(params, space=space, popularity=mode, gender=gender, category=category)
+        return asked.validate()
 
     def similar(self, item_id: str, params: Params) -> Recommended:
         """Items like this one, every term of each (`recommend --item`)."""

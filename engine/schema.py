@@ -31,6 +31,14 @@ TRENDING: Final = "trending"  # purchases halving every half-life (engine/shoppe
 POPULARITY_RANK: Final = "popularity_rank"
 TRENDING_RANK: Final = "trending_rank"
 
+NAME: Final = "name"  # the shop's own words for the item, and its link and price
+URL: Final = "url"
+PRICE: Final = "price"
+IN_STOCK: Final = "in_stock"  # False: out of stock (absent: in stock)
+# what the filters read of it: "out" when out of stock (a keyword: Qdrant Edge's filters do
+# not match booleans)
+STOCK: Final = "stock"
+OUT: Final = "out"
 ATTRIBUTES: Final = "attributes"  # a manifest's other columns: {"colour": "Navy Blue", ...}
 
 MANIFEST: Final = "manifest"  # the shop came with the catalog
@@ -65,8 +73,12 @@ EVALUATION_FIELDS: Final = (
 
 IndexKind = Literal["keyword", "bool", "float", "geo"]
 PAYLOAD_INDEXES: Final[tuple[tuple[str, IndexKind], ...]] = (
-    *((f, "keyword") for f in (ITEM_ID, PRODUCT_ID, GENDER, CATEGORY, CATEGORY_GROUP, STORE_ID)),
+    *(
+        (f, "keyword")
+        for f in (ITEM_ID, PRODUCT_ID, GENDER, CATEGORY, CATEGORY_GROUP, STORE_ID, STOCK)
+    ),
     (MASKED, "bool"),
+    (PRICE, "float"),
     (POPULARITY, "float"),
     (TRENDING, "float"),
     (STORE_LOCATION, "geo"),
@@ -154,3 +166,9 @@ def provenance_text(labels: dict[str, int]) -> str:
 def point_id(item_id: str) -> str:
     """The deterministic point id of an item (UUID5), so re-ingesting is idempotent."""
     return str(uuid.uuid5(_NAMESPACE, item_id))
+
+
+def stock_fields(in_stock: bool) -> dict[str, object]:
+    """The payload of an item in or out of stock: the flag people read, the keyword filters
+    read."""
+    return {IN_STOCK: in_stock, STOCK: "in" if in_stock else OUT}

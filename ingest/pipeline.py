@@ -31,16 +31,20 @@ from engine.schema import (
     MANIFEST,
     MASK,
     MASKED,
+    NAME,
+    PRICE,
     PRODUCT_ID,
     REMOVED,
     STORE_ID,
     STORE_ORIGIN,
+    URL,
     VIEW,
     calibration_field,
     point_id,
     pooling_field,
     precision_field,
     runtime_field,
+    stock_fields,
     weights_field,
 )
 from engine.vectorstore.base import Filter, Payload, PointBatch, VectorStore
@@ -155,6 +159,11 @@ def item_payload(
         payload[STORE_ORIGIN] = MANIFEST
     if item.attributes:
         payload[ATTRIBUTES] = dict(item.attributes)
+    for field, value in ((NAME, item.name), (PRICE, item.price), (URL, item.url)):
+        if value is not None:
+            payload[field] = value
+    if item.in_stock is not None:
+        payload |= stock_fields(item.in_stock)
     return payload
 
 

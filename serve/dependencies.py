@@ -116,6 +116,12 @@ async def ranking(
         str | None,
         Query(description="NormPop: rank or minmax (default: rank; the paper preset: minmax)."),
     ] = None,
+    category: Annotated[str | None, Query(description="Only items of this category.")] = None,
+    min_price: Annotated[float | None, Query(description="Only items priced at least.")] = None,
+    max_price: Annotated[float | None, Query(description="Only items priced at most.")] = None,
+    in_stock: Annotated[
+        bool, Query(description="Leave out items marked out of stock (false: list them).")
+    ] = True,
 ) -> Params:
     """The options `recommend` takes, as query parameters (the engine validates them; the
     application fills in the home's defaults)."""
@@ -138,6 +144,10 @@ async def ranking(
         diversity=diversity,
         popularity=popularity,  # type: ignore[arg-type]  # validated below
         normalise=preset_normalise(preset, normalise),
+        category=category,
+        min_price=min_price,
+        max_price=max_price,
+        in_stock=in_stock,
     ).validate()
 
 

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from engine.catalog.items import ItemChanges
 from engine.catalog.masks import DEFAULT_REMOVED
 from engine.errors import ConfigError
 from engine.shoppers.purchases import FUTURE, NoTimeZone, Row, parse_timestamp
@@ -162,3 +163,18 @@ class IngestIn(BaseModel):
     precision: str = Field(
         default="auto", description="fp32, bf16, int8, or auto (the store's, else measured)."
     )
+
+
+class ItemChangesIn(BaseModel):
+    """What `PATCH /items/{id}` changes (as `fashionrec items update`); the rest stays."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    in_stock: bool | None = Field(None, description="false: left out of recommendations")
+    price: float | None = Field(None, ge=0, description="its price")
+    name: str | None = Field(None, min_length=1, description="its name in the shop")
+    url: str | None = Field(None, description="its product page (http or https)")
+
+    def changes(self) -> ItemChanges:
+        """The engine's changes."""
+        return ItemChanges(self.in_stock, self.price, self.name, self.url)

@@ -3,6 +3,7 @@ by a taxonomy (its categories and genders, or a catalog's own categories accepte
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections import Counter
@@ -13,13 +14,25 @@ from typing import Final, Literal
 
 from engine.catalog.taxonomy import Taxonomy, built_in, deepfashion, key
 from engine.csvrows import Row, csv_rows
-from engine.errors import CatalogError
+from engine.errors import CatalogError, ConfigError
 from engine.helpers import choice
+from engine.schema import stock_fields
 
 IMAGE_SUFFIXES: Final = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 MASK_SUFFIX: Final = "_segm.png"
 MANIFEST_REQUIRED: Final = ("path", "gender", "category", "product_id")
-MANIFEST_OPTIONAL: Final = ("item_id", "mask_path", "store_id", "view")
+MANIFEST_OPTIONAL: Final = (
+    "item_id",
+    "mask_path",
+    "store_id",
+    "view",
+    "name",
+    "price",
+    "url",
+    "in_stock",
+)
+TRUE: Final = frozenset({"true", "yes", "y", "1"})
+FALSE: Final = frozenset({"false", "no", "n", "0"})
 KNOWN_COLUMNS: Final = frozenset((*MANIFEST_REQUIRED, *MANIFEST_OPTIONAL))
 
 _DFMM: Final = re.compile(
@@ -46,6 +59,10 @@ class Item:
     mask: Path | None = None
     store_id: str | None = None
     attributes: tuple[tuple[str, str], ...] = ()  # a manifest's other columns (name, value)
+    name: str | None = None  # the shop's name for it, its price and its page
+    price: float | None = None
+    url: str | None = None
+    in_stock: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -253,7 +270,35 @@ def _manifest_item(row: Row, folder: Path, root: Path | None, naming: Naming, wh
             for name, value in row.items()
             if name not in KNOWN_COLUMNS and name and value and value.strip()
         ),
+        name=(row.get("name") or "").strip() or None,
+        price=parse_price(row.get("price") or ""),
+        url=(row.get("url") or "").strip() or None,
+        in_stock=parse_in_stock(row.get("in_stock") or ""),
     )
+
+
+def parse_price(text: str) -> float | None:
+    """A price cell: a number of 0 or more (empty: none); Rejected otherwise."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        price = float(text)
+    except ValueError:
+        raise Rejected("bad price", f"price {text!r} is not a number (use 19.99)") from None
+    if not (math.isfinite(price) and price >= 0):
+        raise Rejected("bad price", f"price {text!r} must be 0 or more")
+    return price
+
+
+def parse_in_stock(text: str) -> bool | None:
+    """An in_stock cell: true/false, yes/no, 1/0 (empty: not said); Rejected otherwise."""
+    word = text.strip().lower()
+    if not word:
+        return None
+    if word in TRUE or word in FALSE:
+        return word in TRUE
+    raise Rejected("bad in_stock", f"in_stock {text.strip()!r} is not true or false")
 
 
 def read_manifest(
@@ -387,3 +432,36 @@ def survey(catalog: Catalog) -> Survey:
         if entry.store_id is not None:
             found.store_ids.add(entry.store_id)
     return found
+
+
+@dataclass(frozen=True)
+class ItemChanges:
+    """What a shop changes of a stored item (None: left as it is)."""
+
+    in_stock: bool | None = None
+    price: float | None = None
+    name: str | None = None
+    url: str | None = None
+
+    def payload(self) -> dict[str, object]:
+        """The payload fields to set; ConfigError for a bad value or nothing to change."""
+        if self.price is not None and not (math.isfinite(self.price) and self.price >= 0):
+            raise ConfigError(f"price must be 0 or more, got {self.price}")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ConfigError(f"url must start with http:// or https://, got {self.url!r}")
+        if self.name is not None and not self.name.strip():
+            raise ConfigError("name must not be empty")
+        fields = {
+            "in_stock": self.in_stock,
+            "price": self.price,
+            "name": self.name,
+            "url": self.url,
+        }
+        changes: dict[str, object] = {k: v for k, v in fields.items() if v is not None}
+        if self.in_stock is not None:
+            changes |= stock_fields(self.in_stock)
+        if not changes:
+            raise ConfigError(
+                "nothing to change: give --in-stock/--out-of-stock, --price, --name or --url"
+            )
+        return changes

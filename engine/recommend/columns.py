@@ -91,7 +91,11 @@ class Columns:
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             for ids in batched(sorted(dirty), PAGE):
-                self._put(self.store.retrieve(ids))
+                records = self.store.retrieve(ids)
+                self._put(records)
+                gone = sorted(set(ids) - {str(r.id) for r in records})
+                if gone:  # deleted: their rows go
+                    self._drop(point_keys(gone))
 
     def _code(self, name: str, value: Any) -> int:
         vocabulary = self._vocabulary[name]
@@ -136,6 +140,18 @@ class Columns:
             if values.dtype.kind == "S" and values.itemsize > held.itemsize:  # widen first
                 held = self._columns[name] = held.astype(values.dtype)
             held[rows[old]] = values[old]
+        self._ranges.clear()
+
+    def _drop(self, keys: NDArray[np.uint64]) -> None:
+        """Remove the rows of these keys (those it holds)."""
+        rows = self._find(keys)
+        rows = rows[rows >= 0]
+        if not len(rows):
+            return
+        self._keys = np.delete(self._keys, rows, axis=0)
+        for name, column in self._columns.items():
+            self._columns[name] = np.delete(column, rows)
+        self._sort()
         self._ranges.clear()
 
     def _sort(self) -> None:

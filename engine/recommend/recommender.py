@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,7 +33,10 @@ from engine.schema import (
     CATEGORY,
     GENDER,
     ITEM_ID,
+    OUT,
+    PRICE,
     PRODUCT_ID,
+    STOCK,
     STORE_LOCATION,
     hit_fields,
     point_id,
@@ -48,6 +52,7 @@ from engine.vectorstore.base import (
     Mmr,
     Near,
     Query,
+    Range,
     Record,
     Scored,
     VectorStore,
@@ -85,6 +90,10 @@ class Params:
     diversity: float = 0.0
     popularity: PopularityMode | None = None  # which payload ranks; None: the home's mode
     normalise: Stored = DEFAULT_NORMALISE  # NormPop: percentile rank, or min–max (the paper's)
+    category: str | None = None  # only items of this category
+    min_price: float | None = None  # only items with a price in this range
+    max_price: float | None = None
+    in_stock: bool = True  # leave out items marked out of stock
 
     @property
     def searched(self) -> str:
@@ -109,6 +118,12 @@ class Params:
         choice(PopularityMode, self.ranked_by, "popularity")
         choice(Stored, self.normalise, "normalise")
         check_diversity(self.diversity)
+        for bound in (self.min_price, self.max_price):
+            if bound is not None and not (math.isfinite(bound) and bound >= 0):
+                raise ConfigError(f"prices must be 0 or more, got {bound}")
+        low, high = self.min_price, self.max_price
+        if low is not None and high is not None and low > high:
+            raise ConfigError(f"--min-price {low:g} is above --max-price {high:g}")
         if self.max_km is not None and not self.max_km > 0:
             raise ConfigError(f"max km must be positive, got {self.max_km}")
         self.weights.validate()
@@ -175,12 +190,18 @@ class Recommender:
                 f"run `fashionrec ingest PATH --backbone {backbone}`"
             )
 
-    def _query_items(self, item_ids: Sequence[str], backbone: str) -> dict[str, Record]:
+    def _query_items(
+        self, item_ids: Sequence[str], backbone: str, missing_ok: bool = False
+    ) -> dict[str, Record]:
+        """The items' points with their vectors; NotFoundError for an unknown item (left
+        out with `missing_ok`: a purchase of an item deleted since)."""
         self._check_space(backbone)
         records = self.store.retrieve([point_id(i) for i in item_ids], vector=backbone)
         found = {str(r.payload.get(ITEM_ID)): r for r in records}
         for item_id in item_ids:
             if item_id not in found:
+                if missing_ok:
+                    continue
                 raise NotFoundError(f"unknown item {item_id!r}")
             if found[item_id].vector is None:
                 raise NotFoundError(f"item {item_id!r} has no {backbone} vector; ingest it again")
@@ -220,7 +241,15 @@ class Recommender:
         params.validate()
         if not purchases:
             raise NotFoundError(f"user {user.id!r} has no purchases to recommend from")
-        items = self._query_items(sorted({p.item_id for p in purchases}), params.searched)
+        items = self._query_items(
+            sorted({p.item_id for p in purchases}), params.searched, missing_ok=True
+        )
+        purchases = [p for p in purchases if p.item_id in items]  # deleted items: left out
+        if not purchases:
+            raise NotFoundError(
+                f"user {user.id!r} bought only items no longer in the catalog; nothing to "
+                "recommend from"
+            )
         bought = frozenset(str(items[p.item_id].payload[PRODUCT_ID]) for p in purchases)
         specs = [
             _Spec(items[p.item_id], user.gender, user.trendiness, bought, user.home)
@@ -263,7 +292,12 @@ class Recommender:
                     within={}
                     if spec.gender is None
                     else {GENDER: self.taxonomy.shown_to(spec.gender)},
-                    exclude={PRODUCT_ID: spec.exclude_products},
+                    exclude={
+                        PRODUCT_ID: spec.exclude_products,
+                        **({STOCK: frozenset({OUT})} if params.in_stock else {}),
+                    },
+                    equals={CATEGORY: params.category} if params.category else {},
+                    ranges=_price_range(params),
                     near=None
                     if params.max_km is None or spec.origin is None
                     else Near(STORE_LOCATION, spec.origin.lat, spec.origin.lon, params.max_km),
@@ -416,3 +450,10 @@ class Recommender:
                 values[self.taxonomy(query, category)].append(category)
             self._similar[query] = {v: tuple(cs) for v, cs in values.items()}
         return self._similar[query]
+
+
+def _price_range(params: Params) -> dict[str, Range]:
+    """The price condition of the parameters (none when no bound is given)."""
+    if params.min_price is None and params.max_price is None:
+        return {}
+    return {PRICE: Range(gte=params.min_price, lte=params.max_price)}

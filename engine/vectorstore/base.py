@@ -328,6 +328,10 @@ class VectorStore(ABC):
         """Set the same payload fields on the given points, keeping the others."""
 
     @abstractmethod
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove the given points (ids it does not hold are ignored)."""
+
+    @abstractmethod
     def count(self, flt: Filter | None = None) -> int:
         """Number of points matching the filter (exact)."""
 

@@ -431,6 +431,11 @@ class EdgeStore(VectorStore):
             self._update(qe.UpdateOperation.set_payload(list(ids), payload))
             self._changed(ids)
 
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids and self._shard is not None:
+            self._update(qe.UpdateOperation.delete_points(list(ids)))
+            self._changed(ids)
+
     @guarded
     def count(self, flt: Filter | None = None) -> int:
         if self._shard is None:

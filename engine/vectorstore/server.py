@@ -423,6 +423,13 @@ class ServerStore(VectorStore):
             self._changed(ids)
 
     @guarded
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids and self._exists:
+            selector = models.PointIdsList(points=list(ids))
+            self.client.delete(self.collection, points_selector=selector, wait=True)
+            self._changed(ids)
+
+    @guarded
     def count(self, flt: Filter | None = None) -> int:
         if not self._exists:
             return 0

@@ -11,7 +11,8 @@ from fastapi.responses import FileResponse, Response
 from engine.documents import plain
 from engine.errors import ConfigError
 from engine.geo import Location
-from serve.dependencies import Held, Ranking, reader
+from serve.dependencies import Held, Ranking, reader, writer
+from serve.models import ItemChangesIn
 
 router = APIRouter(prefix="/items", tags=["items"], dependencies=[Depends(reader)])
 CACHE = {"Cache-Control": "max-age=300"}
@@ -27,6 +28,19 @@ async def items(
     """Some items (id, product, gender, category, store, popularity) and how many match."""
     found: dict[str, Any] = plain(app.items(gender, category, limit))
     return found
+
+
+@router.delete("/{item_id:path}", dependencies=[Depends(writer)])
+async def delete(item_id: str, app: Held) -> dict[str, Any]:
+    """`items delete ID`: the item leaves the catalog (its purchases stay in the log)."""
+    return {"deleted": app.delete_items([item_id])}
+
+
+@router.patch("/{item_id:path}", dependencies=[Depends(writer)])
+async def update(item_id: str, body: ItemChangesIn, app: Held) -> dict[str, Any]:
+    """`items update ID`: in or out of stock, price, name, link; answers the item."""
+    document: dict[str, Any] = plain(app.update_item(item_id, body.changes()))
+    return document
 
 
 @router.get("/{item_id:path}/similar")
