@@ -179,3 +179,35 @@ def test_a_manifests_other_columns_are_kept_as_attributes(tmp_path: Path) -> Non
         "usage": "Casual",
     }
     assert "attributes" not in item_payload(Item("c", "P3", "MEN", "Denim", "", tmp_path), False)
+
+
+def test_a_manifest_names_prices_links_and_stocks_its_items(tmp_path: Path) -> None:
+    from ingest.pipeline import item_payload
+
+    for name in ("a", "b", "c", "d"):
+        _touch(tmp_path / f"{name}.jpg")
+    manifest = tmp_path / "catalog.csv"
+    manifest.write_text(
+        "path,gender,category,product_id,name,price,url,in_stock\n"
+        "a.jpg,Women,Dresses,P1,Red dress,19.99,https://x.example/p1,yes\n"
+        "b.jpg,Women,Dresses,P2,,,,false\n"
+        "c.jpg,Women,Dresses,P3,,cheap,,\n"
+        "d.jpg,Women,Dresses,P4,,,,maybe\n",
+        encoding="utf-8",
+    )
+    entries = list(read_manifest(manifest, Naming(built_in("retail"), "accept")))
+    a, b = (e for e in entries if isinstance(e, Item))
+    assert (a.name, a.price, a.url, a.in_stock) == (
+        "Red dress",
+        19.99,
+        "https://x.example/p1",
+        True,
+    )
+    assert (b.name, b.price, b.in_stock, b.attributes) == (None, None, False, ())
+    payload = item_payload(b, False)
+    assert (payload["in_stock"], payload["stock"]) == (False, "out")
+    problems = [e.reason for e in entries if isinstance(e, Problem)]
+    assert problems == [
+        "price 'cheap' is not a number (use 19.99)",
+        "in_stock 'maybe' is not true or false",
+    ]

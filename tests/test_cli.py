@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.shoppers.eventlog import EventLog
 from ingest.democatalog import DemoCatalog
 from tests.builders import copy_catalog, fashionrec, fashionrec_subprocess, home_with_items
 
@@ -226,3 +227,36 @@ def test_stores_import(tmp_path: Path) -> None:
     refused = fashionrec("stores", "import", bad, home=home)
     assert refused.returncode == 1
     assert refused.stderr.strip() == f"error: {bad}:2: lat/lon are not numbers"
+
+
+def test_items_update_and_delete_from_the_command_line(tmp_path: Path) -> None:
+    """A sold-out item leaves the lists; a deleted one leaves the catalog, and a shopper who
+    bought it still gets recommendations from the rest of their purchases."""
+    home = tmp_path / "home"
+    home_with_items(home)
+    assert fashionrec("simulate", "--users", "3", "--max-purchases", "3", home=home).returncode == 0
+    item = "WOMEN-Dresses-id_00000001-01_1_front"
+    before = fashionrec("recommend", "--item", item, "-k", "2", "--csv", home=home).stdout
+    top = before.splitlines()[1].split(",")[2]
+    done = fashionrec("items", "update", top, "--out-of-stock", "--price", "12.5", home=home)
+    assert done.returncode == 0 and '"in_stock": false' in done.stdout and "12.5" in done.stdout
+    after = fashionrec("recommend", "--item", item, "-k", "2", "--csv", home=home).stdout
+    assert top not in after
+    anyway = fashionrec("recommend", "--item", item, "-k", "2", "--csv", "--any-stock", home=home)
+    assert top in anyway.stdout
+    log = EventLog(home / "events.sqlite")
+    bought = [p.item_id for p in log.purchases("sim-00001")]
+    log.close()
+    assert fashionrec("items", "delete", bought[0], home=home).returncode == 0
+    left = fashionrec("recommend", "--user", "sim-00001", "--json", home=home)
+    if len(set(bought)) > 1:
+        assert left.returncode == 0, left.stderr
+    else:
+        assert "no longer in the catalog" in left.stderr
+    for args, said in (
+        (("items", "delete", "nope"), "unknown item 'nope'; nothing deleted"),
+        (("items", "update", item), "nothing to change"),
+        (("items", "update", item, "--url", "ftp://x"), "url must start with http"),
+    ):
+        refused = fashionrec(*args, home=home)
+        assert refused.returncode == 1 and said in refused.stderr, args

@@ -115,3 +115,15 @@ def test_a_point_the_table_never_heard_of_is_read_from_the_store(store: VectorSt
     store.optimize()
     recs = Recommender(store, columns=columns).for_item(str(payloads[0]["item_id"]), Params(k=3))
     assert recs[0].item_id == "NEW-2" and recs[0].product_id == "new-product-2"
+
+
+def test_deleted_points_leave_the_store_and_the_table(store: VectorStore) -> None:
+    payloads = build_catalog(store)
+    columns = Columns(store)
+    gone = [point_id(str(p["item_id"])) for p in payloads[:3]]
+    store.delete(gone)
+    store.delete([])  # nothing: nothing happens
+    assert store.count() == len(payloads) - 3 and not store.retrieve(gone)
+    ids, _ = columns.popularity_columns()
+    assert len(columns) == len(payloads) - 3
+    assert not {str(p["item_id"]) for p in payloads[:3]} & set(ids)

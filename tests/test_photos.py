@@ -6,12 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from engine.application import Application
@@ -25,6 +25,10 @@ from ingest.photos import PhotoSearch
 from ingest.runs import Ingester, check_job
 from serve.main import create_app
 from tests.builders import fashionrec
+
+with warnings.catch_warnings():  # starlette would rather have httpx2; httpx works the same
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 SHARED = Path(__file__).parents[2] / "shared" / "data" / "fashion-products"
 PHOTOS = 40  # of the real catalog, every 100th row

@@ -994,3 +994,32 @@ def test_ingest_api_takes_the_services_settings(tmp_path: Path) -> None:
     )
     assert refused.returncode == 1
     assert "--taxonomy with --api: the service's own settings apply" in refused.stderr
+
+
+def test_items_sell_out_change_and_go(client: TestClient) -> None:
+    """PATCH marks an item out of stock (left out of lists unless in_stock=false), prices
+    and names it; DELETE removes it; unknown items and bad values in one line."""
+    listed = client.get(f"/items/{FIRST}/similar", params={"k": 3}).json()
+    first = listed["lists"][0]["recommendations"][0]["item_id"]
+    changed = client.patch(
+        f"/items/{first}",
+        json={"in_stock": False, "price": 19.5, "name": "Red dress", "url": "https://x.example/d"},
+    )
+    assert changed.status_code == 200, changed.text
+    payload = changed.json()["payload"]
+    assert (payload["in_stock"], payload["price"], payload["name"]) == (False, 19.5, "Red dress")
+    after = client.get(f"/items/{FIRST}/similar", params={"k": 3}).json()
+    assert first not in [r["item_id"] for r in after["lists"][0]["recommendations"]]
+    anyway = client.get(f"/items/{FIRST}/similar", params={"k": 3, "in_stock": False}).json()
+    assert anyway["lists"][0]["recommendations"][0]["item_id"] == first
+    priced = client.get(
+        f"/items/{FIRST}/similar", params={"k": 3, "in_stock": False, "max_price": 20}
+    ).json()
+    assert [r["item_id"] for r in priced["lists"][0]["recommendations"]] == [first]
+    assert "price: Input should be greater than or equal to 0" in _error(
+        client.patch(f"/items/{first}", json={"price": -1}), 422
+    )
+    assert "unknown item 'nope'" in _error(client.patch("/items/nope", json={"price": 1}), 404)
+    assert client.delete(f"/items/{first}").json() == {"deleted": 1}
+    _error(client.get(f"/items/{first}"), 404)
+    assert "nothing deleted" in _error(client.delete(f"/items/{first}"), 404)
