@@ -130,6 +130,7 @@ class Checked:
     catalog: Catalog
     taxonomy: Taxonomy  # the one in force, with the catalog's new categories added
     new_categories: Counter[str]
+    attributes: tuple[str, ...] = ()  # a manifest's other columns, kept on its items
 
 
 def check(job: IngestJob, taxonomy: Taxonomy | None, shops: set[str]) -> Checked:
@@ -153,7 +154,7 @@ def check(job: IngestJob, taxonomy: Taxonomy | None, shops: set[str]) -> Checked
             "import the stores first (`fashionrec stores import STORES.csv`), then ingest"
         )
     used = catalog.naming.taxonomy.with_categories(found.new_categories)
-    return Checked(job, catalog, used, found.new_categories)
+    return Checked(job, catalog, used, found.new_categories, tuple(sorted(found.attributes)))
 
 
 def describe(checked: Checked, location: str, embedders: Mapping[str, Embedder]) -> str:
@@ -166,10 +167,12 @@ def describe(checked: Checked, location: str, embedders: Mapping[str, Embedder])
     )
     masks = f" (masks: {catalog.masks})" if catalog.masks else ""
     runtimes = "; ".join(f"{n} {getattr(e, 'plan', e.precision)}" for n, e in embedders.items())
+    kept = f"\nattributes kept on the items: {', '.join(checked.attributes)}"
     return (
         f"Ingesting {catalog.kind} catalog {catalog.path}{masks} into {location}: "
         f"{', '.join(embedders)} on {first.device}, weights {weights}, "
         f"taxonomy {checked.taxonomy.name}\nruntime: {runtimes}"
+        + (kept if checked.attributes else "")
     )
 
 

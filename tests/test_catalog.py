@@ -179,6 +179,10 @@ def test_a_manifests_other_columns_are_kept_as_attributes(tmp_path: Path) -> Non
         "usage": "Casual",
     }
     assert "attributes" not in item_payload(Item("c", "P3", "MEN", "Denim", "", tmp_path), False)
+    from engine.catalog.items import Catalog, survey
+
+    found = survey(Catalog("manifest", manifest, naming=Naming(built_in("retail"), "accept")))
+    assert found.attributes == {"baseColour": 1, "season": 1, "usage": 2}  # listed at ingest
 
 
 def test_a_manifest_names_prices_links_and_stocks_its_items(tmp_path: Path) -> None:

@@ -167,7 +167,7 @@ def test_recommend_errors(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home_with_items(home)
     cases = {
-        ("recommend",): "give exactly one of --item ITEM_ID or --user USER_ID",
+        ("recommend",): "give exactly one of --item ITEM_ID, --user USER_ID or --image PATH",
         ("recommend", "--item", "nope"): "unknown item 'nope'",
         ("recommend", "--user", "nobody"): "unknown user 'nobody'",
         ("recommend", "--item", "x", "--w-visual", "2"): "weight visual must be in [0, 1], got 2.0",

@@ -415,6 +415,7 @@ class Survey:
     categories: Counter[str] = field(default_factory=Counter)
     new_categories: Counter[str] = field(default_factory=Counter)
     store_ids: set[str] = field(default_factory=set)
+    attributes: Counter[str] = field(default_factory=Counter)  # other columns: items with one
 
 
 def survey(catalog: Catalog) -> Survey:
@@ -427,6 +428,7 @@ def survey(catalog: Catalog) -> Survey:
             continue
         found.items += 1
         found.categories[entry.category] += 1
+        found.attributes.update(name for name, _ in entry.attributes)
         if taxonomy.category(entry.category) is None:
             found.new_categories[entry.category] += 1
         if entry.store_id is not None:
