@@ -46,20 +46,25 @@ from engine.errors import ConfigError, NotFoundError, StoreError, one_line
 from engine.geo import distance_km
 from engine.recommend.columns import Columns
 from engine.recommend.recommender import PHOTO, Params, Recommender
+from engine.recommend.rerank import Recommendation
 from engine.records import Shop, User
 from engine.schema import (
     CATEGORY,
     FRAMING,
     GENDER,
     IMAGE,
+    IN_STOCK,
     ITEM_ID,
     MASK,
     MASKED,
+    NAME,
     POPULARITY,
+    PRICE,
     PRODUCT_ID,
     REMOVED,
     STORE_ID,
     STORE_LOCATION,
+    URL,
     point_id,
 )
 from engine.settings import Settings
@@ -73,7 +78,18 @@ from engine.vectorstore import open_store
 from engine.vectorstore.base import Filter, Record, VectorStore
 
 logger = logging.getLogger("fashionrec")
-LIST_FIELDS: Final = (ITEM_ID, PRODUCT_ID, GENDER, CATEGORY, STORE_ID, POPULARITY)
+LIST_FIELDS: Final = (
+    ITEM_ID,
+    PRODUCT_ID,
+    GENDER,
+    CATEGORY,
+    STORE_ID,
+    POPULARITY,
+    NAME,
+    PRICE,
+    URL,
+    IN_STOCK,
+)
 
 
 class Application:
@@ -336,6 +352,28 @@ class Application:
         recs = self.recommender().for_vector(vector, params)
         return self._recommended(params, [Ranked("like the photo", recs)], item=PHOTO)
 
+    def _described(self, lists: list[Ranked]) -> list[Ranked]:
+        """The lists with each item's name, price, link and stock from its payload (one
+        read for every listed item)."""
+        ids = sorted({r.item_id for ranked in lists for r in ranked.recommendations})
+        payloads = {
+            str(r.payload.get(ITEM_ID)): r.payload
+            for r in self.store.retrieve([point_id(i) for i in ids])
+        }
+
+        def described(rec: Recommendation) -> Recommendation:
+            payload = payloads.get(rec.item_id, {})
+            price = payload.get(PRICE)
+            return replace(
+                rec,
+                name=payload.get(NAME),
+                price=None if price is None else float(price),
+                url=payload.get(URL),
+                in_stock=payload.get(IN_STOCK),
+            )
+
+        return [Ranked(r.list, [described(rec) for rec in r.recommendations]) for r in lists]
+
     def _recommended(self, params: Params, lists: list[Ranked], **header: Any) -> Recommended:
         space = params.searched
         vectors = Vectors(
@@ -346,7 +384,12 @@ class Application:
         )
         trend = replace(self.log.popularity_settings(), mode=params.ranked_by).text()
         return Recommended(
-            vectors, params.weights, trend, lists, normalise=params.normalise, **header
+            vectors,
+            params.weights,
+            trend,
+            self._described(lists),
+            normalise=params.normalise,
+            **header,
         )
 
     # shoppers --------------------------------------------------------------------------

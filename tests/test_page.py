@@ -231,3 +231,39 @@ def test_a_private_service_works_once_the_key_is_given(
         before = int(page.inner_text("#query-popularity"))
         page.click("#query-buy")
         expect(page.locator("#query-popularity")).to_have_text(str(before + 1))
+
+
+def _patch(base: str, item: str, changes: dict[str, object]) -> None:
+    request = urllib.request.Request(
+        f"{base}/items/{item}",
+        data=json.dumps(changes).encode(),
+        headers={"Content-Type": "application/json"},
+        method="PATCH",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_cards_show_the_shops_words_and_leave_out_what_sold_out(page: Any, url: str) -> None:
+    expect = sync_api.expect
+    _open(page, url)
+    page.fill("#item-id", ITEM)
+    page.click("#item-show")
+    expect(page.locator(".card")).to_have_count(8)
+    first = page.locator(".card").first.get_attribute("data-item")
+    second = page.locator(".card").nth(1).get_attribute("data-item")
+    assert first and second
+    _patch(url, second, {"name": "Red dress", "price": 19.5, "url": "https://shop.example/red"})
+    _patch(url, first, {"in_stock": False})
+    try:
+        page.click("#apply")
+        expect(page.locator(f'.card[data-item="{first}"]')).to_have_count(0)
+        card = page.locator(f'.card[data-item="{second}"]')
+        expect(card.locator(".item-id")).to_have_text("Red dress")
+        expect(card.locator("dd.price")).to_have_text("19.50")
+        assert card.locator("a.shop-link").get_attribute("href") == "https://shop.example/red"
+        page.check("#any-stock")
+        page.click("#apply")
+        expect(page.locator(f'.card[data-item="{first}"] dd.out')).to_have_text("out of stock")
+    finally:
+        _patch(url, first, {"in_stock": True})  # the module's other tests share this home

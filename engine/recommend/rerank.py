@@ -46,6 +46,12 @@ class Recommendation:
     category_sim: float
     relevance: float
     query_item: str
+    # the shop's own words for the item, as its payload has them: filled in for the listed
+    # items by the application (the rerank never reads them)
+    name: str | None = None
+    price: float | None = None
+    url: str | None = None
+    in_stock: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,10 @@ function rankingQuery() {
   q.set("w_distance", $("w-distance").value);
   q.set("gamma", $("gamma").value);
   if ($("max-km").value) q.set("max_km", $("max-km").value);
+  if ($("rec-category").value.trim()) q.set("category", $("rec-category").value.trim());
+  if ($("min-price").value) q.set("min_price", $("min-price").value);
+  if ($("max-price").value) q.set("max_price", $("max-price").value);
+  if ($("any-stock").checked) q.set("in_stock", "false");
   return q;
 }
 
@@ -262,9 +266,17 @@ function card(rec, weights) {
   const body = el("div", "card-body");
   const title = el("div", "card-title");
   title.append(el("span", "cat-name", rec.category), el("span", "gender", rec.gender));
-  const id = el("div", "item-id", rec.item_id);
+  const linked = rec.url && /^https?:\/\//.test(rec.url);
+  const id = el(linked ? "a" : "div", linked ? "item-id shop-link" : "item-id", rec.name || rec.item_id);
   id.title = rec.item_id;
+  if (linked) {
+    id.href = rec.url;  // the shop's product page, in a tab of its own
+    id.target = "_blank";
+    id.rel = "noopener noreferrer";
+  }
   const facts = el("dl", "facts");
+  if (rec.price !== null && rec.price !== undefined) fact(facts, "price", rec.price.toFixed(2), "price");
+  if (rec.in_stock === false) fact(facts, "stock", "out of stock", "out");
   fact(facts, "store", storeName(rec.store_id));
   fact(facts, "distance", km(rec.distance_km));
   fact(facts, "popularity", fmt(rec.popularity, 0), "popularity");
@@ -444,6 +456,8 @@ async function recordPurchase(itemId) {
 
 function resetControls() {
   Object.entries(DEFAULTS).forEach(([id, value]) => { $(id).value = value; });
+  ["rec-category", "min-price", "max-price"].forEach((id) => { $(id).value = ""; });
+  $("any-stock").checked = false;
   syncOutputs();
 }
 
