@@ -27,9 +27,10 @@ AT1_TOLERANCE: Final = 0.01
 OVERLAP_MIN: Final = 0.9
 CALIBRATION_SIZE: Final = 256  # photos of the catalog: int8 ranges and the quality guard
 GUARD_MIN: Final = 64  # fewer photos than this judge nothing: auto keeps to fp32
-INT8_MIN_ITEMS: Final = 3000  # below this, int8's one-time cost (38-46 s) outweighs its gain
+INT8_COST_S: Final = 45.0  # int8's one-time cost (calibration and quantisation) until measured
 SPEED_BATCH: Final = 16
-SPEED_RUNS: Final = 2
+SPEED_RUNS: Final = 5  # timings per setting, the settings taking turns; the median counts
+METHOD: Final = "median of 5, in turns"  # part of the cache key: older speeds are measured again
 
 
 @dataclass(frozen=True)
@@ -88,15 +89,32 @@ def guard(reference: Features, candidate: Features, labels: Sequence[str]) -> Ve
     )
 
 
-def speed(runner: Runner, batch: Features, runs: int = SPEED_RUNS) -> float:
-    """Images/s of a runner on one batch: the best of `runs` after a warm-up run."""
-    runner(batch)
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
+def speeds(
+    runners: Mapping[Setting, Runner], batch: Features, runs: int = SPEED_RUNS
+) -> dict[Setting, float]:
+    """Images/s of each runner on one batch: the median of `runs` timings, after a warm-up
+    run of each. The settings take turns, round by round, so a slow spell of the machine
+    falls on all of them alike."""
+    for runner in runners.values():
         runner(batch)
-        best = min(best, time.perf_counter() - start)
-    return len(batch) / best
+    timings: dict[Setting, list[float]] = {setting: [] for setting in runners}
+    for _ in range(runs):
+        for setting, runner in runners.items():
+            start = time.perf_counter()
+            runner(batch)
+            timings[setting].append(time.perf_counter() - start)
+    return {s: len(batch) / float(np.median(t)) for s, t in timings.items()}
+
+
+def int8_pays(total: int, speeds: Mapping[Setting, float], cost_s: float) -> bool:
+    """Whether int8's one-time cost pays back on a job of `total` photos: the time it saves
+    against the fastest setting that needs no calibration is more than the cost."""
+    int8 = [v for s, v in speeds.items() if s.precision == "int8"]
+    other = [v for s, v in speeds.items() if s.precision != "int8"]
+    if not int8 or not other:
+        return True  # nothing to weigh it against: as asked
+    saved = total * (1.0 / max(other) - 1.0 / max(int8))
+    return saved > cost_s
 
 
 def cpu_model() -> str:
@@ -111,9 +129,10 @@ def cpu_model() -> str:
 
 
 def machine() -> str:
-    """What the speeds depend on: the CPU, its threads, the runtimes' versions."""
+    """What the speeds depend on: the CPU, its threads, the runtimes' versions, and how they
+    are measured."""
     versions = " ".join(f"{k} {v}" for k, v in describe_runtime_packages().items())
-    return f"{cpu_model()} [{_cpu_flags()}] · {threads()} threads · {versions}"
+    return f"{cpu_model()} [{_cpu_flags()}] · {threads()} threads · {versions} · {METHOD}"
 
 
 def _cpu_flags() -> str:
@@ -183,6 +202,20 @@ class Measurements:
             return None if found is None else Verdict(**found)
         except (AttributeError, TypeError, ValueError):  # not what this version writes
             return None
+
+    def int8_cost(self, key: str) -> float:
+        """The seconds int8's calibration and quantisation took on this machine (an estimate
+        until measured)."""
+        try:
+            return float(self._read().get("int8_cost", {}).get(key, INT8_COST_S))
+        except (AttributeError, TypeError, ValueError):
+            return INT8_COST_S
+
+    def save_int8_cost(self, key: str, seconds: float) -> None:
+        """Record what int8's one-time work took on this machine."""
+        data = self._read()
+        data.setdefault("int8_cost", {})[key] = round(seconds, 1)
+        self._write(data)
 
     def save_guard(self, setting: Setting, tag: str, result: Verdict) -> None:
         """Record a setting's guard on a calibration sample."""

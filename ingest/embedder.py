@@ -3,6 +3,7 @@ inference."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +20,15 @@ from engine.schema import AVG, Pooling
 from ingest.autotune import (
     CALIBRATION_SIZE,
     GUARD_MIN,
-    INT8_MIN_ITEMS,
     SPEED_BATCH,
     Measurements,
     Verdict,
     fastest,
     guard,
+    int8_pays,
     machine,
     shown,
-    speed,
+    speeds,
     unit,
 )
 from ingest.networks import architecture, embedding, remove_head
@@ -257,9 +258,11 @@ class Embedder:
             if s.precision == "int8" and self.speeds[s] > self.speeds[self.setting]
         ]
         if int8:
+            cost = self.measurements.int8_cost(machine())
             head = (
                 f"{self.options[0]} if it keeps the neighbours on {CALIBRATION_SIZE} photos of "
-                f"this catalog (jobs of {INT8_MIN_ITEMS}+ photos), else {self.setting}"
+                f"this catalog and its one-time cost (~{cost:.0f} s here) pays back, else "
+                f"{self.setting}"
             )
         else:
             head = str(self.setting)
@@ -289,10 +292,10 @@ class Embedder:
         images = torch.randint(0, 256, (SPEED_BATCH, 3, 224, 224), generator=generator)
         batch = self.inputs(images.to(torch.uint8))
         synthetic = (batch, sample_tag(batch))
-        for setting in options:
-            if setting not in known:
-                runner = self._open(setting, synthetic)
-                known[setting] = speed(runner, batch)
+        # every setting in the same run, taking turns: no setting is timed in a quieter
+        # spell than another (and none measured before is mixed in)
+        runners = {setting: self._open(setting, synthetic) for setting in options}
+        known = speeds(runners, batch)
         self.measurements.save_speeds(key, known)
         return {s: known[s] for s in options}
 
@@ -303,9 +306,11 @@ class Embedder:
         """Settle the setting for a job of `total` photos: walk the options fastest first;
         fp32 is taken as it is, another only if it keeps the neighbours on a sample of the
         job's photos (int8: calibrated on that sample; asked for explicitly, it is taken
-        with a warning when it does not). Auto considers int8 from INT8_MIN_ITEMS photos
-        on, or when the store's int8 model is cached, and a setting other than fp32 only
-        for a job of GUARD_MIN photos or more (fewer would judge nothing)."""
+        with a warning when it does not). Auto considers int8 when its one-time cost pays
+        back on the job (int8_pays: the time saved against the fastest setting that needs no
+        calibration, at the speeds measured here), or when the store's int8 model is
+        cached; and a setting other than fp32 only for a job of GUARD_MIN photos or more
+        (fewer would judge nothing)."""
         if len(self.options) == 1 and self.setting.precision != "int8":
             return
         asked_int8 = all(s.precision == "int8" for s in self.options)
@@ -313,7 +318,8 @@ class Embedder:
             if setting.precision == "fp32":
                 self._use(setting)
                 return
-            small = total < INT8_MIN_ITEMS and not self._cached_int8(setting, self.reuse)
+            pays = int8_pays(total, self.speeds, self.measurements.int8_cost(machine()))
+            small = not pays and not self._cached_int8(setting, self.reuse)
             if setting.precision == "int8" and small and not asked_int8:
                 continue
             if total < GUARD_MIN and not asked_int8:
@@ -348,12 +354,15 @@ class Embedder:
     def _judged(self, setting: Setting, sample: Sampler) -> tuple[Verdict, Runner, str | None]:
         """A setting against fp32 on a sample of the job (int8: calibrated on it, or the
         store's cached model), its runner and its calibration tag."""
+        started = time.perf_counter()
         images, labels = sample(CALIBRATION_SIZE)
         x = self.inputs(images)
         own = sample_tag(x)  # hashing the sample: once
         tag: str | None = None
+        calibrating = False
         if setting.precision == "int8":
             tag = self.reuse if self._cached_int8(setting, self.reuse) else own
+            calibrating = not self._cached_int8(setting, tag)
             done = "reusing the store's calibration" if tag == self.reuse else "calibrating"
             self.on_note(f"{setting}: {done} {tag}, judged on {len(x)} photos of the catalog")
         runner = self._open(setting, None if tag is None else (x, tag))
@@ -364,6 +373,8 @@ class Embedder:
             reference = run_batches(self._open(exact[0] if exact else Setting("torch", "fp32")), x)
             result = guard(reference, run_batches(runner, x), labels)
             self.measurements.save_guard(setting, judged_on, result)
+        if calibrating:  # what int8's one-time work costs here: its payback is weighed on it
+            self.measurements.save_int8_cost(machine(), time.perf_counter() - started)
         return result, runner, tag
 
     def ready_for_queries(self) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import urllib.error
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -169,3 +171,46 @@ def test_a_job_too_small_to_judge_keeps_to_fp32() -> None:
     assert notes == [
         "torch bf16 left out: 3 photo(s) are too few to judge its neighbours (64 needed)"
     ]
+
+
+def test_settings_are_timed_in_turns_and_the_median_counts() -> None:
+    """Every setting's timings interleave (a slow spell falls on all alike) and one slow
+    run does not decide."""
+    from ingest.autotune import speeds
+    from ingest.runtimes import Setting
+
+    calls: list[str] = []
+    slow = iter([False, False, True, False, False, False])  # the warm-up, then 5 runs
+
+    def runner(name: str, seconds: float) -> Any:
+        def run(batch: np.ndarray) -> np.ndarray:
+            calls.append(name)
+            if name == "b" and next(slow):
+                time.sleep(0.2)  # one slow spell
+            time.sleep(seconds)
+            return batch
+
+        return run
+
+    a, b = Setting("torch", "fp32"), Setting("torch", "bf16")
+    batch = np.zeros((4, 3, 2, 2), dtype=np.float32)
+    measured = speeds({a: runner("a", 0.02), b: runner("b", 0.01)}, batch, runs=5)
+    assert calls == ["a", "b"] + ["a", "b"] * 5
+    assert measured[b] > measured[a]  # the median, not the one slow run
+    assert 4 / 0.03 < measured[b] < 4 / 0.008
+
+
+def test_int8_is_considered_where_its_one_time_cost_pays_back() -> None:
+    from ingest.autotune import int8_pays
+    from ingest.runtimes import Setting
+
+    measured = {
+        Setting("openvino", "int8"): 250.0,
+        Setting("openvino", "fp32"): 40.0,
+        Setting("torch", "fp32"): 25.0,
+    }
+    # 1/40 − 1/250 = 0.021 s saved a photo: 45 s pay back from about 2,143 photos
+    assert not int8_pays(800, measured, 45.0)
+    assert int8_pays(3000, measured, 45.0)
+    assert int8_pays(800, measured, 10.0)
+    assert int8_pays(5, {Setting("openvino", "int8"): 250.0}, 45.0)  # asked for alone
