@@ -214,3 +214,18 @@ def test_int8_is_considered_where_its_one_time_cost_pays_back() -> None:
     assert int8_pays(3000, measured, 45.0)
     assert int8_pays(800, measured, 10.0)
     assert int8_pays(5, {Setting("openvino", "int8"): 250.0}, 45.0)  # asked for alone
+
+
+def test_a_setting_measured_slower_than_the_fastest_fp32_is_never_taken() -> None:
+    """The options are walked fastest first and the first fp32 ends the walk: a bf16 that
+    measured slower than an fp32 is not even judged."""
+    from ingest.runtimes import Setting
+
+    embedder = Embedder("mobilenet_v2", "random", device="cpu", precision="fp32", runtime="torch")
+    embedder.options = [Setting("torch", "fp32"), Setting("torch", "bf16")]  # fp32 measured faster
+
+    def sample(n: int) -> tuple[torch.Tensor, list[str]]:
+        raise AssertionError("nothing is judged: fp32 came first")
+
+    embedder.prepare(5000, sample)
+    assert embedder.setting == Setting("torch", "fp32")
