@@ -40,3 +40,8 @@ def choice(literal: Any, value: str, what: str) -> str:
     if value not in allowed:
         raise ConfigError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+def number_or_nan(value: object) -> float:
+    """A payload's number as a float; NaN where it holds none (absent, text, …)."""
+    return float(value) if isinstance(value, int | float) else float("nan")

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from engine.catalog.taxonomy import deepfashion
 from engine.errors import ConfigError, NotFoundError, ShopsError
 from engine.geo import DEFAULT_REGION, Region
-from engine.helpers import batched
+from engine.helpers import batched, number_or_nan
 from engine.records import Shop
 from engine.schema import (
     CATEGORY,
@@ -60,6 +60,8 @@ RANK_DRIFT: Final = 0.01  # without the table in memory: how far ranks may drift
 COUNTED_ITEMS: Final = 64  # bought items whose ranks are counted one by one; more: a refresh
 RANK_DRIFT_KEY: Final = "rank_drift"  # log meta: how far the ranks may have drifted
 RANKED: Final = ((POPULARITY, POPULARITY_RANK), (TRENDING, TRENDING_RANK))
+# each popularity, its rank field, and the other popularity that breaks its ties
+RANK_PAIRS: Final = ((POPULARITY, POPULARITY_RANK, TRENDING), (TRENDING, TRENDING_RANK, POPULARITY))
 Column = NDArray[np.float64]
 Ranked = tuple[list[str], dict[str, Column]]
 
@@ -267,20 +269,19 @@ def update_ranks(
         written = sync_ranks(store, table, RANK_TOLERANCE)
         log.put(RANK_DRIFT_KEY, str(RANK_TOLERANCE))
         return written
-    pairs = list(zip(RANKED, RANKED[::-1], strict=True))
     if table is not None:
         every, mine = table.popularity_values(), table.popularity_values(bought)
         for row, item in enumerate(bought):
             ranks = {
                 rank: round(_rank_among(every, mine, row, value_field, other), DIGITS)
-                for (value_field, rank), (other, _) in pairs
+                for value_field, rank, other in RANK_PAIRS
             }
             store.set_payload([point_id(item)], ranks)
     else:
         for record in store.retrieve([point_id(i) for i in bought]):
             ranks = {
                 rank: round(_counted_rank(store, record.payload, value_field, other, n), DIGITS)
-                for (value_field, rank), (other, _) in pairs
+                for value_field, rank, other in RANK_PAIRS
             }
             store.set_payload([record.id], ranks)
     log.put(RANK_DRIFT_KEY, str(moved))
@@ -329,7 +330,7 @@ def sync_ranks(
     """
     ids, columns = _popularity_columns(store) if table is None else table.popularity_columns()
     written = 0
-    for (value_field, rank), (other, _) in zip(RANKED, RANKED[::-1], strict=True):
+    for value_field, rank, other in RANK_PAIRS:
         exact = np.round(percentile_ranks(columns[value_field], columns[other]), DIGITS)
         stale = ~(np.abs(exact - columns[rank]) <= tolerance)  # NaN: none stored
         groups: dict[float, list[str]] = defaultdict(list)
@@ -347,16 +348,12 @@ def _popularity_columns(store: VectorStore) -> Ranked:
     fields = [ITEM_ID, *(f for pair in RANKED for f in pair)]
     records = list(store.scroll(fields))
     columns = {
-        name: np.array([_number(r.payload.get(name)) for r in records], dtype=np.float64)
+        name: np.array([number_or_nan(r.payload.get(name)) for r in records], dtype=np.float64)
         for name in fields[1:]
     }
     for value_field, _ in RANKED:
         columns[value_field] = np.nan_to_num(columns[value_field], nan=0.0)
     return [str(r.payload[ITEM_ID]) for r in records], columns
-
-
-def _number(value: object) -> float:
-    return float(value) if isinstance(value, int | float) else float("nan")
 
 
 def _in_step(log: EventLog) -> bool:

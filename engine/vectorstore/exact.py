@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.geo import Location, coordinates, distances_km
+from engine.helpers import number_or_nan
 from engine.schema import STORE_LOCATION
 from engine.vectorstore.base import Filter, Hit, Payload, Query, VectorStore
 
@@ -55,7 +56,7 @@ class ExactIndex:
         if flt.ids is not None:
             keep &= np.isin(np.array(self.ids), sorted(flt.ids))
         for key, bounds in flt.ranges.items():
-            numbers = np.array([_number(p.get(key)) for p in self.payloads])
+            numbers = np.array([number_or_nan(p.get(key)) for p in self.payloads])
             keep &= ~np.isnan(numbers)  # no value fails every bound
             if bounds.gt is not None:
                 keep &= numbers > bounds.gt
@@ -97,7 +98,3 @@ class ExactIndex:
                 ]
             )
         return results
-
-
-def _number(value: object) -> float:
-    return float(value) if isinstance(value, int | float) else float("nan")
