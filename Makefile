@@ -39,15 +39,16 @@ demo: $(STAMP) weights
 results: demo
 	$(BIN)/python scripts/results.py demo/results/demo README.md
 
-# Every test, spread over the machine's cores; those marked runtimes (OpenVINO, ONNX Runtime)
+# Every test, spread over the machine's cores, with a throwaway PostgreSQL for the event log's
+# second back-end (scripts/with-postgres.sh); those marked runtimes (OpenVINO, ONNX Runtime)
 # in a pytest process of their own.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto
+	scripts/with-postgres.sh $(BIN)/python -m pytest -q -n auto
 	$(BIN)/python -m pytest -q -m runtimes
 
 # The tests a change is first tried against: no full-size CNN, browser, killed or served process.
 quick: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto -m "not slow and not runtimes"
+	scripts/with-postgres.sh $(BIN)/python -m pytest -q -n auto -m "not slow and not runtimes"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -58,9 +58,9 @@ def _home_shops(config: Settings) -> list[Shop]:
     """The home's stores, read without creating an event log where there is none."""
     from engine.shoppers.eventlog import EventLog
 
-    if not config.event_log_path.is_file():
+    if not config.has_event_log:
         return []
-    log = EventLog(config.event_log_path)
+    log = EventLog(config.event_log)
     try:
         return log.shops()
     finally:
@@ -137,18 +137,64 @@ def load_vectors(config: Settings, backbone: str, vectors: Path, payloads: Path)
 
 
 def migrate_command(
-    to: Annotated[str, typer.Option("--to", help="URL of the Qdrant server or cluster.")],
+    to: Annotated[
+        str | None, typer.Option("--to", help="URL of the Qdrant server or cluster.")
+    ] = None,
+    events_to: Annotated[
+        str | None,
+        typer.Option(
+            "--events-to",
+            help="postgresql://… URL: copy the home's event log (SQLite) into this empty "
+            "PostgreSQL database.",
+        ),
+    ] = None,
     collection: Annotated[str, typer.Option(help="Collection on the server.")] = "fashionrec",
     shards: Annotated[int | None, typer.Option(help="Shards (default: one per peer).")] = None,
     replicas: Annotated[int | None, typer.Option(help="Replicas per shard (cluster: 2).")] = None,
     home: HomeOption = None,
 ) -> None:
-    """Copy the embedded store (every vector and payload) into a Qdrant server or cluster."""
+    """Copy the embedded store (every vector and payload) into a Qdrant server or cluster
+    (--to), and/or the event log into PostgreSQL (--events-to)."""
+    if to is None and events_to is None:
+        raise fail("say where to: --to QDRANT_URL (the vectors) and/or --events-to URL (the log)")
+    config = settings(home, None)
+    if events_to is not None:
+        _migrate_events(config, events_to)
+    if to is not None:
+        _migrate_points(config, to, collection, shards, replicas)
+
+
+def _migrate_events(config: Settings, url: str) -> None:
+    from engine.settings import EVENTS_URL_ENV
+    from engine.shoppers.database import is_url, shown_url
+    from engine.shoppers.eventlog import EventLog
+    from engine.shoppers.logcopy import copy_log
+
+    if not is_url(url):
+        raise fail(f"--events-to {url!r}: give a postgresql://user:password@host/database URL")
+    if not config.event_log_path.is_file():
+        raise fail(f"no event log at {config.event_log_path} to migrate")
+    source = EventLog(config.event_log_path)
+    try:
+        target = EventLog(url)
+        try:
+            copied = copy_log(source, target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    summary = ", ".join(f"{table} {count}" for table, count in copied.items())
+    console.print(f"event log copied to {shown_url(url)}: {summary} row(s)", soft_wrap=True)
+    console.print(f"use it with: export {EVENTS_URL_ENV}=<the URL>", soft_wrap=True)
+
+
+def _migrate_points(
+    config: Settings, to: str, collection: str, shards: int | None, replicas: int | None
+) -> None:
     from engine.vectorstore import open_edge
     from engine.vectorstore.server import ServerStore
     from engine.vectorstore.transfer import copy_points
 
-    config = settings(home, None)
     source = open_edge(config.home)
     if not source.exists:
         source.close()

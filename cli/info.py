@@ -55,8 +55,8 @@ def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
             return
         masked = store.facet(MASKED).get("True", 0)
         console.print(f"items: {total} · masked {masked / total:.1%}")
-        if config.event_log_path.is_file():
-            log = EventLog(config.event_log_path)
+        if config.has_event_log:
+            log = EventLog(config.event_log)
             try:
                 console.print(f"popularity: {log.popularity_settings().text()}")
                 console.print(f"purchases: {purchases_text(log)}")

@@ -23,7 +23,7 @@ def show(taxonomy: TaxonomyOption = None, home: HomeOption = None) -> None:
     from engine.shoppers.eventlog import EventLog
 
     config = settings(home, None, taxonomy)
-    log = EventLog(config.event_log_path)
+    log = EventLog(config.event_log)
     try:
         sys.stdout.write(taxonomy_in_force(config, log).to_toml())
     finally:

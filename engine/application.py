@@ -119,7 +119,7 @@ class Application:
         request then says so)."""
         store = open_store(settings)
         try:
-            log = EventLog(settings.event_log_path)
+            log = EventLog(settings.event_log)
         except BaseException:
             store.close()
             raise

@@ -184,10 +184,11 @@ def run(
     report: Path,
     on_stage: Callable[[str, int | None], None] = lambda stage, total: None,
     on_progress: Callable[[int], None] = lambda n: None,
+    *,
+    home: Path,
 ) -> Outcome:
     """Embed what the store lacks, record the taxonomy, place new items in stores,
-    project them into the compact spaces derived from the backbones (their home is the
-    event log's folder), index.
+    project them into the compact spaces derived from the backbones (kept in `home`), index.
 
     Placement comes before indexing: it rewrites the new items' payloads, and every
     write moves points out of the indexed segments (see EdgeStore.optimize).
@@ -212,7 +213,7 @@ def run(
     log.set_taxonomy(checked.taxonomy)
     placed = place_items(store, log)
     sync_ranks(store)  # new items rank among the others
-    summary.vectors.update(update_spaces(store, log.path.parent, checked.job.backbones, on_stage))
+    summary.vectors.update(update_spaces(store, home, checked.job.backbones, on_stage))
     on_stage("indexing", None)
     store.optimize()
     return Outcome(

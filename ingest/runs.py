@@ -39,7 +39,7 @@ def check_job(settings: Settings, job: IngestJob) -> Checked:
     the taxonomy asked for, else the one the home recorded, and the home's shops. It
     creates nothing: the home's event log is read only if it exists (a connection of its
     own, so any thread may check)."""
-    log = EventLog(settings.event_log_path) if settings.event_log_path.is_file() else None
+    log = EventLog(settings.event_log) if settings.has_event_log else None
     try:
         chosen = load(settings.taxonomy) if settings.taxonomy else log and log.taxonomy()
         shops = set() if log is None else {s.id for s in log.shops()}
@@ -150,9 +150,18 @@ class Ingester:
         """Run a checked job (ingest.job.run) with a connection to the event log of its own
         (so any thread may run it); the application then names the catalog by the taxonomy
         the run recorded."""
-        log = EventLog(self.app.settings.event_log_path)
+        log = EventLog(self.app.settings.event_log)
         try:
-            outcome = run(checked, self.app.store, log, embedders, report, on_stage, on_progress)
+            outcome = run(
+                checked,
+                self.app.store,
+                log,
+                embedders,
+                report,
+                on_stage,
+                on_progress,
+                home=self.app.settings.home,
+            )
         finally:
             log.close()
         self.app.ingested(checked.taxonomy)

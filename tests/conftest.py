@@ -1,11 +1,13 @@
 """Shared fixtures: small known-answer catalogs, a random-init embedder, both store back-ends,
-failing Qdrant servers. Builders the tests share live in tests/builders.py."""
+both event log back-ends, failing Qdrant servers. Builders the tests share live in
+tests/builders.py."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -17,6 +19,7 @@ os.environ.pop("COLUMNS", None)
 
 from qdrant_client import QdrantClient
 
+from engine.shoppers.eventlog import EventLog
 from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
@@ -94,6 +97,68 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStor
         backend = ServerStore(QdrantClient(":memory:"))
     yield backend
     backend.close()
+
+
+POSTGRES_ENV: Final = "FASHIONREC_TEST_POSTGRES_URL"  # set by scripts/with-postgres.sh
+OpenLog = Callable[[Path], EventLog]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of the PostgreSQL that `make test` started (scripts/with-postgres.sh); the
+    test skips, saying why, where there is none."""
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        reason = os.environ.get("FASHIONREC_TEST_POSTGRES_SKIP") or (
+            f"{POSTGRES_ENV} is not set: run the tests through `make test` "
+            "(scripts/with-postgres.sh starts one)"
+        )
+        pytest.skip(f"no PostgreSQL server: {reason}")
+    return url
+
+
+def fresh_schema(server: str) -> str:
+    """A URL of the server whose tables go to a schema of their own, new and empty."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server, autocommit=True) as db:
+        db.execute(f"CREATE SCHEMA {schema}".encode())
+    joiner = "&" if "?" in server else "?"
+    return f"{server}{joiner}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """An empty PostgreSQL database (a schema of its own) for one test."""
+    return fresh_schema(postgres_server)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_log(request: pytest.FixtureRequest) -> Iterator[OpenLog]:
+    """Opens an event log on each back-end: a SQLite file at the path given, or a PostgreSQL
+    schema standing for that path (the same path opens the same schema again)."""
+    opened: list[EventLog] = []
+    schemas: dict[Path, str] = {}
+
+    def at(path: Path) -> EventLog:
+        if request.param == "sqlite":
+            log = EventLog(path)
+        else:
+            server = request.getfixturevalue("postgres_server")
+            log = EventLog(schemas.setdefault(path, fresh_schema(server)))
+        opened.append(log)
+        return log
+
+    yield at
+    for log in opened:
+        log.close()
+
+
+@pytest.fixture
+def log(open_log: OpenLog, tmp_path: Path) -> EventLog:
+    """An empty event log on each back-end."""
+    return open_log(tmp_path / "events.sqlite")
 
 
 @pytest.fixture

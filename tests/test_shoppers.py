@@ -24,11 +24,7 @@ from engine.shoppers.sync import (
 )
 from engine.vectorstore.base import VectorStore
 from tests.builders import catalog_items, store_items
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> EventLog:
-    return EventLog(tmp_path / "events.sqlite")
+from tests.conftest import OpenLog
 
 
 def _payloads(store: VectorStore) -> dict[str, dict[str, object]]:
@@ -214,12 +210,14 @@ def test_bad_logs_import_nothing(
     assert log.purchase_count() == 0 and log.user_ids() == []
 
 
-def test_export_then_import_round_trips(store: VectorStore, log: EventLog, tmp_path: Path) -> None:
+def test_export_then_import_round_trips(
+    store: VectorStore, log: EventLog, open_log: OpenLog, tmp_path: Path
+) -> None:
     store_items(store, catalog_items(1))
     run_simulation(store, log, SimulationConfig(users=5, seed=2))
     exported = tmp_path / "all.csv"
     assert export_purchases(log, exported) == log.purchase_count()
-    fresh = EventLog(tmp_path / "fresh.sqlite")
+    fresh = open_log(tmp_path / "fresh.sqlite")
     fresh.replace_shops(log.shops(), Region.around([s.location for s in log.shops()]), 42)
     import_purchases(store, fresh, exported)
     assert list(fresh.purchases()) == list(log.purchases())
@@ -246,8 +244,6 @@ def test_moved_stores_move_their_items(store: VectorStore, log: EventLog) -> Non
 def test_a_log_that_cannot_write_imports_nothing(
     store: VectorStore, log: EventLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sqlite3
-
     store_items(store, catalog_items(1))
     item = "MEN-Denim-id_00000004-01_1_front"
     body = (
@@ -256,7 +252,7 @@ def test_a_log_that_cannot_write_imports_nothing(
     )
 
     def full(*args: object, **kwargs: object) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
+        raise log.db.errors[0]("database or disk is full")  # as the back-end's driver would
 
     monkeypatch.setattr(EventLog, "add_purchases", full)
     with pytest.raises(FashionrecError, match=r"could not write \(database or disk is full\)"):

@@ -278,7 +278,7 @@ def test_items_ingested_after_the_fit_get_the_compact_vector(
 
     def ingest(path: Path, masks: Path) -> Any:
         checked = check(IngestJob(path, masks=masks).validate(), None, set())
-        return run(checked, store, log, embedders, tmp_path / "report.csv")
+        return run(checked, store, log, embedders, tmp_path / "report.csv", home=home)
 
     try:
         ingest(first.images, first.masks)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,21 +21,14 @@ from engine.shoppers.trending import PopularitySettings, as_of, weight
 from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
 from tests.builders import catalog_items, fashionrec, store_items
+from tests.conftest import OpenLog
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 HOME = Location(48.85, 2.35)
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[EventLog]:
-    """An empty event log."""
-    events = EventLog(tmp_path / "log" / "events.sqlite")
-    yield events
-    events.close()
-
-
-def _log(tmp_path: Path, *users: str) -> EventLog:
-    log = EventLog(tmp_path / "events.sqlite")
+def _log(open_log: OpenLog, folder: Path, *users: str) -> EventLog:
+    log = open_log(folder / "events.sqlite")
     with log.transaction():
         log.add_users([User(u, "WOMEN", 0.5, HOME) for u in users or ("u",)], source="test")
     return log
@@ -50,8 +42,8 @@ def _buy(log: EventLog, item: str, when: datetime, user: str = "u", n: int = 1) 
         )
 
 
-def test_a_score_halves_every_half_life(tmp_path: Path) -> None:
-    log = _log(tmp_path)
+def test_a_score_halves_every_half_life(open_log: OpenLog, tmp_path: Path) -> None:
+    log = _log(open_log, tmp_path)
     log.set_popularity_settings(PopularitySettings("trending", 14.0))
     _buy(log, "a", NOW - timedelta(days=14))
     _buy(log, "a", NOW - timedelta(days=28))
@@ -67,9 +59,9 @@ def test_a_score_halves_every_half_life(tmp_path: Path) -> None:
     assert log.popularity_settings() == PopularitySettings("trending", 14.0)
 
 
-def test_the_order_of_purchases_does_not_matter(tmp_path: Path) -> None:
+def test_the_order_of_purchases_does_not_matter(open_log: OpenLog, tmp_path: Path) -> None:
     """A late import of old sales adds what it would have added in time order."""
-    one, two = _log(tmp_path / "1"), _log(tmp_path / "2")
+    one, two = _log(open_log, tmp_path / "1"), _log(open_log, tmp_path / "2")
     times = [NOW - timedelta(days=d) for d in (3, 40, 1, 90)]
     for t in times:
         _buy(one, "a", t)
@@ -81,9 +73,9 @@ def test_the_order_of_purchases_does_not_matter(tmp_path: Path) -> None:
     )
 
 
-def test_old_best_sellers_lead_all_time_but_not_trending(tmp_path: Path) -> None:
+def test_old_best_sellers_lead_all_time_but_not_trending(open_log: OpenLog, tmp_path: Path) -> None:
     """20 sales 17 months ago against 3 sales last week."""
-    log = _log(tmp_path)
+    log = _log(open_log, tmp_path)
     _buy(log, "old", NOW - timedelta(days=517), n=20)
     _buy(log, "new", NOW - timedelta(days=6), n=3)
     _buy(log, "never", NOW - timedelta(days=900), n=0)
@@ -96,8 +88,8 @@ def test_old_best_sellers_lead_all_time_but_not_trending(tmp_path: Path) -> None
     assert stored["new"] > stored["old"]
 
 
-def test_a_new_half_life_recomputes_every_score(tmp_path: Path) -> None:
-    log = _log(tmp_path)
+def test_a_new_half_life_recomputes_every_score(open_log: OpenLog, tmp_path: Path) -> None:
+    log = _log(open_log, tmp_path)
     _buy(log, "a", NOW - timedelta(days=30))
     log.set_popularity_settings(PopularitySettings("trending", 30.0))
     assert log.trending_as_of(NOW)["a"] == pytest.approx(0.5, rel=1e-6)
@@ -109,9 +101,9 @@ def test_a_new_half_life_recomputes_every_score(tmp_path: Path) -> None:
         log.set_popularity_settings(PopularitySettings("hot", 14.0))  # type: ignore[arg-type]
 
 
-def test_scores_stay_finite_over_many_half_lives(tmp_path: Path) -> None:
+def test_scores_stay_finite_over_many_half_lives(open_log: OpenLog, tmp_path: Path) -> None:
     """A one-day half-life over years would overflow a fixed anchor: it moves instead."""
-    log = _log(tmp_path)
+    log = _log(open_log, tmp_path)
     log.set_popularity_settings(PopularitySettings("trending", 1.0))
     _buy(log, "old", datetime(2021, 1, 1, tzinfo=UTC), n=5)
     _buy(log, "new", NOW - timedelta(days=2))
@@ -132,8 +124,8 @@ def test_weights_and_decay_are_inverse() -> None:
 # --- events counted once -------------------------------------------------------------------
 
 
-def test_an_event_is_recorded_once(tmp_path: Path) -> None:
-    log = _log(tmp_path)
+def test_an_event_is_recorded_once(open_log: OpenLog, tmp_path: Path) -> None:
+    log = _log(open_log, tmp_path)
     bought = Purchase("u", "a", NOW, "S01")
     with log.transaction():
         first = log.add_purchases([bought, bought], source="test")

@@ -8,7 +8,6 @@ log holds once: importing a file twice adds nothing. Each item keeps its trendin
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from engine.errors import EventLogError
 from engine.geo import Location, Region
 from engine.helpers import batched
 from engine.records import Purchase, Shop, User
+from engine.shoppers.database import SqliteDatabase, connect
 from engine.shoppers.trending import (
     DEFAULT_ANCHOR,
     PopularitySettings,
@@ -32,24 +32,6 @@ from engine.shoppers.trending import (
 
 SIMULATED: Final = "simulated"  # the source of what `simulate` writes
 SQL_VARIABLES: Final = 500  # ids per `IN (...)` query, well under SQLite's limit
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS stores (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, lat REAL NOT NULL, lon REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY, gender TEXT NOT NULL,
-    trendiness REAL NOT NULL CHECK (trendiness BETWEEN 0 AND 1),
-    lat REAL NOT NULL, lon REAL NOT NULL, source TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS items (
-    item_id TEXT PRIMARY KEY, initial_popularity INTEGER,  -- NULL: never drawn (counts as 0)
-    trend REAL NOT NULL DEFAULT 0);  -- the trending score, referred to meta trend_anchor
-CREATE TABLE IF NOT EXISTS purchases (
-    id INTEGER PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id),
-    item_id TEXT NOT NULL, timestamp TEXT NOT NULL, store_id TEXT, source TEXT NOT NULL,
-    event_id TEXT);
-CREATE INDEX IF NOT EXISTS purchases_by_user ON purchases (user_id, timestamp);
-CREATE INDEX IF NOT EXISTS purchases_by_item ON purchases (item_id);
-"""
 # Logs written before event ids and trending scores get their columns (and values) on open.
 EVENTS_INDEX: Final = "CREATE UNIQUE INDEX IF NOT EXISTS purchases_by_event ON purchases (event_id)"
 
@@ -78,33 +60,31 @@ def event_id(user_id: str, item_id: str, timestamp: datetime, store_id: str | No
 
 
 class EventLog:
-    """An SQLite database beside the vector store; every write is one transaction."""
+    """The log in a SQLite file (the default) or a PostgreSQL database (a URL), through
+    engine/shoppers/database.py; every write is one transaction, one writer at a time."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, where: Path | str) -> None:
+        self.where = where  # the file or URL it was opened with (a URL may hold a password)
+        self.db = connect(where)
+        self.name = self.db.name
         try:
-            self.db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(SCHEMA)
-            self._upgrade()
-        except sqlite3.DatabaseError as exc:
-            raise EventLogError(f"{path}: cannot open the event log ({exc})") from None
+            if isinstance(self.db, SqliteDatabase) and not self.db.fresh:
+                self._upgrade(self.db)
+            if isinstance(self.db, SqliteDatabase):  # PostgreSQL's table has it built in
+                self.db.execute(EVENTS_INDEX)
+        except self.db.errors as exc:
+            self.db.close()
+            raise EventLogError(f"{self.name}: cannot open the event log ({exc})") from None
 
-    def _upgrade(self) -> None:
+    def _upgrade(self, db: SqliteDatabase) -> None:
         """Give a log of an earlier version its event ids and trending scores."""
-        columns = {
-            table: {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
-            for table in ("items", "purchases")
-        }
-        if "event_id" in columns["purchases"] and "trend" in columns["items"]:
-            self.db.execute(EVENTS_INDEX)
+        items, purchases = db.columns("items"), db.columns("purchases")
+        if "event_id" in purchases and "trend" in items:
             return
         with self.transaction():
-            if "trend" not in columns["items"]:
+            if "trend" not in items:
                 self.db.execute("ALTER TABLE items ADD COLUMN trend REAL NOT NULL DEFAULT 0")
-            if "event_id" not in columns["purchases"]:
+            if "event_id" not in purchases:
                 self.db.execute("ALTER TABLE purchases ADD COLUMN event_id TEXT")
             rows = self.db.execute(
                 "SELECT id, user_id, item_id, timestamp, store_id FROM purchases ORDER BY id"
@@ -121,19 +101,16 @@ class EventLog:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All writes inside happen, or none do; an SQLite failure becomes one line."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise EventLogError(f"{self.path}: the event log is busy ({exc})") from None
+        """All writes inside happen, or none do; a database failure becomes one line."""
+        self.db.begin()
         try:
             yield
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self.db.execute("ROLLBACK")
-            raise EventLogError(f"{self.path}: could not write ({exc}); nothing written") from None
+            self.db.commit()
+        except self.db.errors as exc:
+            self.db.rollback()
+            raise EventLogError(f"{self.name}: could not write ({exc}); nothing written") from None
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.rollback()
             raise
 
     def close(self) -> None:
@@ -148,13 +125,17 @@ class EventLog:
 
     def put(self, key: str, value: str) -> None:
         """Set a metadata value (inside the caller's transaction, if any)."""
-        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     # taxonomy --------------------------------------------------------------
     def taxonomy(self) -> Taxonomy | None:
         """The taxonomy the catalog was ingested with, if one was recorded."""
         text = self.get("taxonomy")
-        return None if text is None else Taxonomy.parse(text, f"{self.path}: the taxonomy")
+        return None if text is None else Taxonomy.parse(text, f"{self.name}: the taxonomy")
 
     def set_taxonomy(self, taxonomy: Taxonomy) -> None:
         """Record the catalog's taxonomy (every later command uses it)."""
@@ -235,10 +216,9 @@ class EventLog:
 
     def next_simulated_user(self) -> int:
         """The number the next simulated user (sim-NNNNN) gets."""
-        row = self.db.execute(
-            "SELECT MAX(CAST(SUBSTR(id, 5) AS INTEGER)) FROM users WHERE id LIKE 'sim-%'"
-        ).fetchone()
-        return int(row[0] or 0) + 1
+        rows = self.db.execute("SELECT id FROM users WHERE id LIKE 'sim-%'")
+        numbers = [int(r[0][4:]) for r in rows if r[0][4:].isdigit()]
+        return max(numbers, default=0) + 1
 
     # purchases -------------------------------------------------------------
     def add_purchases(self, purchases: Iterable[Purchase], source: str) -> list[Purchase]:
@@ -285,6 +265,18 @@ class EventLog:
         ):
             yield Purchase(user, item, datetime.fromisoformat(timestamp), store, key or "")
 
+    def last_sequence(self) -> int:
+        """The number of the newest purchase (0: none): numbers grow as purchases commit."""
+        return int(self.db.execute("SELECT MAX(id) FROM purchases").fetchone()[0] or 0)
+
+    def purchases_since(self, sequence: int) -> list[tuple[int, str, str]]:
+        """(number, item id, event id) of every purchase numbered after `sequence`, in order:
+        what a process following the log has not seen yet."""
+        rows = self.db.execute(
+            "SELECT id, item_id, event_id FROM purchases WHERE id > ? ORDER BY id", (sequence,)
+        )
+        return [(int(n), str(item), str(key)) for n, item, key in rows]
+
     def purchase_count(self) -> int:
         """Number of purchases in the log."""
         return int(self.db.execute("SELECT COUNT(*) FROM purchases").fetchone()[0])
@@ -293,7 +285,8 @@ class EventLog:
     def add_items(self, item_ids: Iterable[str]) -> None:
         """Make sure catalog items are known (new ones without an initial popularity)."""
         self.db.executemany(
-            "INSERT OR IGNORE INTO items (item_id) VALUES (?)", ((i,) for i in item_ids)
+            "INSERT INTO items (item_id) VALUES (?) ON CONFLICT (item_id) DO NOTHING",
+            ((i,) for i in item_ids),
         )
 
     def set_initial_popularity(self, values: Iterable[tuple[str, int]]) -> None:
@@ -350,7 +343,7 @@ class EventLog:
         """Catalog-wide (min, max) of the current popularity; (0, 0) for an empty log."""
         row = self.db.execute(
             "SELECT MIN(v), MAX(v) FROM (SELECT COALESCE(i.initial_popularity, 0) + "
-            "(SELECT COUNT(*) FROM purchases p WHERE p.item_id = i.item_id) AS v FROM items i)"
+            "(SELECT COUNT(*) FROM purchases p WHERE p.item_id = i.item_id) AS v FROM items i) AS c"
         ).fetchone()
         return (int(row[0] or 0), int(row[1] or 0))
 
@@ -449,3 +442,23 @@ class EventLog:
             "UPDATE items SET trend = ? WHERE item_id = ?",
             [(value, item) for item, value in scores.items()],
         )
+
+    # jobs ----------------------------------------------------------------------
+    def save_job(self, job_id: str, kind: str, state: str, document: str) -> None:
+        """Record a job (an ingest the service runs) as it starts, moves and ends: its
+        state and its document (JSON), so a restarted service still knows it."""
+        now = datetime.now(UTC).isoformat()
+        finished = None if state in ("queued", "running") else now
+        self.db.execute(
+            "INSERT INTO jobs (id, kind, state, started, finished, document) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
+            "finished = excluded.finished, document = excluded.document",
+            (job_id, kind, state, now, finished, document),
+        )
+
+    def jobs(self, kind: str) -> list[tuple[str, str, str]]:
+        """(id, state, document) of every job of a kind, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, state, document FROM jobs WHERE kind = ? ORDER BY started, id", (kind,)
+        )
+        return [(str(i), str(state), str(doc)) for i, state, doc in rows]
