@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cli.common import HomeOption, TaxonomyOption, UrlOption, console, errors, fail, settings
+from engine.settings import Settings
 
 
 def listening(host: str, port: int) -> socket.socket:
@@ -32,6 +33,35 @@ def listening(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _serve_workers(
+    config: Settings, sock: socket.socket, host: str, port: int, private: bool, key: str, count: int
+) -> None:
+    """The service in `count` worker processes (serve/workers.py) until Ctrl-C."""
+    import logging
+
+    from engine.vectorstore.holder import remove_holder, write_holder
+    from serve.main import loopback_hosts
+    from serve.workers import Spec, supervise
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    shown = f"[{host}]" if ":" in host else host
+    where = config.qdrant_url or config.home
+    console.print(
+        f"serving {where} on http://{shown}:{port}/ with {count} workers (API docs at "
+        "/docs); Ctrl-C stops",
+        soft_wrap=True,
+    )
+    held = None if config.qdrant_url else config.serve_file
+    if held is not None:
+        write_holder(held, f"http://{shown}:{port}")
+    try:
+        spec = Spec(config, host, port, private, key, loopback_hosts(host))
+        supervise(spec, sock, count)
+    finally:
+        if held is not None:
+            remove_holder(held)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM as Ctrl-C."""
     raise KeyboardInterrupt
@@ -46,6 +76,15 @@ def serve_command(
         bool,
         typer.Option("--private", help="Reads need the API key too ($FASHIONREC_API_KEY)."),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes answering side by side (default: the machine's cores); over the "
+            "embedded store each serves a copy of its own.",
+        ),
+    ] = None,
     taxonomy: TaxonomyOption = None,
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
@@ -53,7 +92,9 @@ def serve_command(
     """Serve the JSON API (docs at /docs) and the web page (/) until Ctrl-C.
 
     The service holds the store and the event log open while it runs. With
-    $FASHIONREC_API_KEY set, every POST needs `Authorization: Bearer <key>`.
+    $FASHIONREC_API_KEY set, every POST needs `Authorization: Bearer <key>`. With several
+    workers over the embedded store, each holds a copy of the store (its disk and memory
+    once per worker: see docs/deploy.md); purchases reach every worker within a second.
     """
     import logging
 
@@ -74,7 +115,16 @@ def serve_command(
             soft_wrap=True,
         )
     config = settings(home, qdrant_url, taxonomy)
+    count = workers or os.cpu_count() or 1
+    if count > 1 and not config.qdrant_url and not config.store_path.is_dir():
+        count = 1  # nothing to copy yet: one worker creates the store as it ingests
     sock = listening(host, port)
+    if count > 1:
+        try:
+            _serve_workers(config, sock, host, port, private, key or "", count)
+        finally:
+            sock.close()
+        return
     try:
         opened = Application.open(config, serving=True)  # in this thread: the event loop's
         try:

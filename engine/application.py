@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from itertools import islice
@@ -71,7 +72,7 @@ from engine.settings import Settings
 from engine.shoppers.eventlog import EventLog
 from engine.shoppers.purchaselog import import_purchases
 from engine.shoppers.purchases import ImportSummary, Recorded, Row, record
-from engine.shoppers.sync import RANK_TOLERANCE, popularity_in_step, sync_ranks
+from engine.shoppers.sync import RANK_TOLERANCE, Marks, popularity_in_step, sync_ranks
 from engine.shoppers.trending import as_of
 from engine.spaces.registry import missing_space, source_weights, space_in_force
 from engine.vectorstore import open_store
@@ -102,36 +103,48 @@ class Application:
         log: EventLog,
         taxonomy: Taxonomy,
         columns: Columns | None = None,
+        marks: Marks | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.log = log
         self.taxonomy = taxonomy
         self.columns = columns
+        self.marks: Marks = log if marks is None else marks  # the store's sync marks
+        # a worker serving a copy of the store: where the catalog's changes go (the home's
+        # store, held alone meanwhile; engine/replicas.py); None: to this store
+        self.home_writer: Callable[[], AbstractContextManager[Application]] | None = None
         self._recommender: Recommender | None = None  # kept while taxonomy and table stay
 
     @classmethod
-    def open(cls, settings: Settings, *, serving: bool = False) -> Application:
-        """Open the configured store and its event log; the taxonomy is the one asked for,
-        else the one recorded at ingest, else DeepFashion's. `serving` (a long-lived
-        process): bring the popularity payloads in step with the log and read the rerank's
-        table now, so that no request pays for either (a failing store is logged, and every
-        request then says so)."""
-        store = open_store(settings)
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        serving: bool = False,
+        store: VectorStore | None = None,
+        marks: Marks | None = None,
+    ) -> Application:
+        """Open the configured store (or take `store`, a worker's copy, with its `marks`)
+        and the event log; the taxonomy is the one asked for, else the one recorded at
+        ingest, else DeepFashion's. `serving` (a long-lived process): bring the popularity
+        payloads in step with the log and read the rerank's table now, so that no request
+        pays for either (a failing store is logged, and every request then says so)."""
+        store = open_store(settings) if store is None else store
         try:
             log = EventLog(settings.event_log)
         except BaseException:
             store.close()
             raise
         try:
-            app = cls(settings, store, log, taxonomy_in_force(settings, log))
+            app = cls(settings, store, log, taxonomy_in_force(settings, log), marks=marks)
         except BaseException:
             log.close()
             store.close()
             raise
         if serving:
             try:
-                if store.vector_dims() and popularity_in_step(store, log):
+                if store.vector_dims() and popularity_in_step(store, log, app.marks):
                     logger.info("popularity payloads brought in step with the event log")
                 app.recommender(table=True)
             except StoreError as exc:
@@ -155,6 +168,28 @@ class Application:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    @contextmanager
+    def writing(self) -> Iterator[Application]:
+        """The application whose store takes the catalog's changes (items ingested, deleted
+        or changed): this one, or for a worker serving a copy one over the home's store,
+        after which every worker's copy is made again."""
+        if self.home_writer is None:
+            yield self
+            return
+        with self.home_writer() as home:
+            yield home
+
+    def adopt(self, other: Application) -> VectorStore:
+        """Serve from another application's store (a fresh copy) from now on, with its table,
+        marks and taxonomy; returns the store given up (the caller closes it). Its log
+        connection is closed: this one's stays."""
+        old = self.store
+        self.store, self.columns, self.marks = other.store, other.columns, other.marks
+        self.taxonomy = other.taxonomy
+        self._recommender = None
+        other.log.close()
+        return old
 
     def ingested(self, taxonomy: Taxonomy) -> None:
         """What an ingest job recorded: the taxonomy with the catalog's new categories."""
@@ -212,15 +247,17 @@ class Application:
         if unknown:
             more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
             raise NotFoundError(f"unknown item {unknown[0]!r}{more}; nothing deleted")
-        self.store.delete([point_id(i) for i in wanted])
-        sync_ranks(self.store, self.columns, RANK_TOLERANCE)  # one fewer to rank among
+        with self.writing() as app:
+            app.store.delete([point_id(i) for i in wanted])
+            sync_ranks(app.store, app.columns, RANK_TOLERANCE)  # one fewer to rank among
         return len(wanted)
 
     def update_item(self, item_id: str, changes: ItemChanges) -> ItemDetail:
         """Mark an item in or out of stock, or give it a price, name or link."""
         payload = changes.payload()
         self.point(item_id)  # NotFoundError when the catalog lacks it
-        self.store.set_payload([point_id(item_id)], payload)
+        with self.writing() as app:
+            app.store.set_payload([point_id(item_id)], payload)
         return self.item(item_id)
 
     def point(self, item_id: str) -> Record:
@@ -434,7 +471,7 @@ class Application:
     def record_purchases(self, rows: list[Row], source: str) -> Recorded:
         """Record purchases, all or nothing, each event once; first-time shoppers are
         created (engine.shoppers.purchases.record)."""
-        return record(self.store, self.log, rows, source, table=self.columns)
+        return record(self.store, self.log, rows, source, table=self.columns, marks=self.marks)
 
     def import_purchases(
         self, path: Path, data: bytes | None = None, zone: tzinfo | None = None

@@ -147,21 +147,23 @@ class Ingester:
         on_stage: Stage = lambda stage, total: None,
         on_progress: Callable[[int], None] = lambda n: None,
     ) -> Outcome:
-        """Run a checked job (ingest.job.run) with a connection to the event log of its own
-        (so any thread may run it); the application then names the catalog by the taxonomy
-        the run recorded."""
+        """Run a checked job (ingest.job.run) on the store that takes the catalog's changes
+        (Application.writing), with a connection to the event log of its own (so any thread
+        may run it); the application then names the catalog by the taxonomy the run
+        recorded."""
         log = EventLog(self.app.settings.event_log)
         try:
-            outcome = run(
-                checked,
-                self.app.store,
-                log,
-                embedders,
-                report,
-                on_stage,
-                on_progress,
-                home=self.app.settings.home,
-            )
+            with self.app.writing() as app:  # a worker's copy: the home's store
+                outcome = run(
+                    checked,
+                    app.store,
+                    log,
+                    embedders,
+                    report,
+                    on_stage,
+                    on_progress,
+                    home=app.settings.home,
+                )
         finally:
             log.close()
         self.app.ingested(checked.taxonomy)

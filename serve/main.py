@@ -4,16 +4,18 @@ One process owns one application (engine/application.py: the store, the event lo
 taxonomy, the rerank's table) for its lifetime. Every endpoint is `async def` and calls the
 (blocking, quick) engine on the event loop's thread, one request at a time as the command
 line's commands are: Qdrant Edge holds the interpreter's lock while it searches, so threads
-would add waiting, not speed. An ingest runs in a thread of its own (ingest/runs.py).
+would add waiting, not speed; processes answer side by side (serve/workers.py). An ingest
+runs in a thread of its own (ingest/runs.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Final
+from typing import Any, Final
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -51,6 +53,7 @@ def create_app(
     api_key: str | None = None,
     application: Application | None = None,
     hosts: Sequence[str] | None = None,
+    background: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> FastAPI:
     """The application serving the home (or server) the settings name.
 
@@ -58,7 +61,8 @@ def create_app(
     it, and with `private` every read but the page, /health and the docs. An `application`
     given is used as it is (its owner closes it); otherwise the home is opened when the
     service starts and closed when it stops, on its event loop. `hosts`: the Host headers
-    answered (None: any; see loopback_hosts).
+    answered (None: any; see loopback_hosts). `background`: a task run on the event loop
+    while the service runs (a worker keeping its copy current: serve/workers.py).
     """
     key = os.environ.get(API_KEY_ENV, "") if api_key is None else api_key
     if private and not key:
@@ -70,9 +74,12 @@ def create_app(
         app.state.application = held
         app.state.ingester = Ingester(held, status_of=errors.status_of)
         app.state.photos = PhotoSearch(held, on_note=lambda text: LOG.info("search: %s", text))
+        task = None if background is None else asyncio.create_task(background())
         try:
             yield
         finally:
+            if task is not None:
+                task.cancel()
             if application is None:
                 held.close()
 

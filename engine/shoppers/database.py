@@ -128,7 +128,11 @@ class SqliteDatabase:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.fresh = not path.exists()
         try:
-            self.db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+            # a connection opened in one thread may be handed to another (a worker opens its
+            # next copy in a thread); SQLite's own lock keeps each call whole
+            self.db = sqlite3.connect(
+                path, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(SQLITE_SCHEMA)

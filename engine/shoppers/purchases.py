@@ -23,7 +23,7 @@ from engine.records import Purchase, User
 from engine.schema import GENDER, ITEM_ID, POPULARITY, STORE_ID, point_id
 from engine.shoppers.eventlog import EventLog, event_id
 from engine.shoppers.simulation import UNISEX
-from engine.shoppers.sync import PopularityTable, sync_popularity
+from engine.shoppers.sync import Marks, PopularityTable, sync_popularity
 from engine.vectorstore.base import VectorStore
 
 FUTURE: Final = timedelta(days=1)  # how far ahead of the clock a purchase may be
@@ -119,6 +119,7 @@ def record(
     source: str,
     problems: Iterable[tuple[int, str]] = (),
     table: PopularityTable | None = None,
+    marks: Marks | None = None,
 ) -> Recorded:
     """Record purchases, all or none (with `problems` already found in the rows, none).
 
@@ -199,7 +200,7 @@ def record(
         for user_id in estimate:
             values = np.array([popularity[r.item_id] for r in by_user[user_id]], dtype=float)
             log.set_trendiness(user_id, round(float(minmax(values, low, high).mean()), 6))
-    sync_popularity(store, log, item_ids, table, purchases=len(added))
+    sync_popularity(store, log, item_ids, table, purchases=len(added), marks=marks)
     store.optimize()  # index the moved points once there are enough of them
     recorded = {p.event_id for p in added}
     already = sorted(set(by_event) - recorded)

@@ -58,12 +58,27 @@ WRITE_BATCH: Final = 10_000  # points per payload write
 RANK_TOLERANCE: Final = 0.002
 RANK_DRIFT: Final = 0.01  # without the table in memory: how far ranks may drift (update_ranks)
 COUNTED_ITEMS: Final = 64  # bought items whose ranks are counted one by one; more: a refresh
-RANK_DRIFT_KEY: Final = "rank_drift"  # log meta: how far the ranks may have drifted
+RANK_DRIFT_KEY: Final = "rank_drift"  # a store's mark: how far its ranks may have drifted
+SYNCED_ANCHOR: Final = "synced_anchor"  # a store's mark: the trend anchor of its last full sync
+SYNCED_SEQUENCE: Final = "synced_sequence"  # a store's mark: the last purchase it was told of
 RANKED: Final = ((POPULARITY, POPULARITY_RANK), (TRENDING, TRENDING_RANK))
 # each popularity, its rank field, and the other popularity that breaks its ties
 RANK_PAIRS: Final = ((POPULARITY, POPULARITY_RANK, TRENDING), (TRENDING, TRENDING_RANK, POPULARITY))
 Column = NDArray[np.float64]
 Ranked = tuple[list[str], dict[str, Column]]
+
+
+class Marks(Protocol):
+    """Where a store's sync marks are kept: the event log for the home's store (its meta),
+    memory for a worker's copy (engine/replicas.py)."""
+
+    def get(self, key: str) -> str | None:
+        """A mark, or None."""
+        ...
+
+    def put(self, key: str, value: str) -> None:
+        """Set a mark."""
+        ...
 
 
 class PopularityTable(Protocol):
@@ -205,6 +220,7 @@ def sync_popularity(
     item_ids: Iterable[str] | None = None,
     table: PopularityTable | None = None,
     purchases: int | None = None,
+    marks: Marks | None = None,
 ) -> int:
     """Write the log's current popularity, all-time and trending, into the items'
     payloads, then their percentile ranks; returns items written.
@@ -215,11 +231,14 @@ def sync_popularity(
     were bought (`purchases` times, default once each) and their ranks follow
     (`update_ranks`). Items with the same values are written in one operation. The
     catalog-wide range is recorded in the log (meta `popularity_range`). `table`: the
-    store's fields held in memory, read instead of the store.
+    store's fields held in memory, read instead of the store; `marks`: where the store's
+    sync marks are kept (default: the log).
     """
+    marks = log if marks is None else marks
     store.ensure_indexes()
-    if not _in_step(log):
+    if not _in_step(log, marks):
         item_ids = None
+    sequence = log.last_sequence()  # a full sync counts every purchase up to here
     if item_ids is None:
         log.add_items(str(r.payload[ITEM_ID]) for r in store.scroll([ITEM_ID]))
         values = log.popularity()
@@ -236,18 +255,33 @@ def sync_popularity(
             store.set_payload(batch, {POPULARITY: float(value), TRENDING: trending})
     low, high = log.popularity_range()
     log.put("popularity_range", f"{low},{high}")
-    log.put("synced_anchor", log.trend_anchor().isoformat())
+    marks.put(SYNCED_ANCHOR, log.trend_anchor().isoformat())
     if item_ids is None:
         sync_ranks(store, table)
-        log.put(RANK_DRIFT_KEY, "0")
+        marks.put(RANK_DRIFT_KEY, "0")
+        marks.put(SYNCED_SEQUENCE, str(sequence))
     else:
-        update_ranks(store, log, sorted(values), purchases or 0, table)
+        update_ranks(store, marks, sorted(values), purchases or 0, table)
     return len(values)
+
+
+def catch_up(store: VectorStore, log: EventLog, table: PopularityTable | None, marks: Marks) -> int:
+    """Sync the items bought since the store was last told (its SYNCED_SEQUENCE mark: every
+    purchase when it has none), whoever recorded them; returns purchases taken in. What a
+    worker serving a copy does a few times a second, and any store before it serves."""
+    since = int(marks.get(SYNCED_SEQUENCE) or 0)
+    new = log.purchases_since(since)
+    if not new:
+        return 0
+    items = sorted({item for _, item, _ in new})
+    sync_popularity(store, log, items, table, purchases=len(new), marks=marks)
+    marks.put(SYNCED_SEQUENCE, str(new[-1][0]))
+    return len(new)
 
 
 def update_ranks(
     store: VectorStore,
-    log: EventLog,
+    marks: Marks,
     bought: Sequence[str],
     purchases: int,
     table: PopularityTable | None = None,
@@ -260,14 +294,14 @@ def update_ranks(
     purchase moves every other item's rank by at most 1/(N − 1): those are left to drift
     until they may be RANK_DRIFT off, when every rank further than RANK_TOLERANCE from
     its exact value is written (one read of the catalog's popularity fields every
-    RANK_DRIFT · N purchases). The drift so far is kept in the log.
+    RANK_DRIFT · N purchases). The drift so far is kept in the store's marks.
     """
     n = store.count() if table is None else len(table)
-    drift = log.get(RANK_DRIFT_KEY)
+    drift = marks.get(RANK_DRIFT_KEY)
     moved = float(drift or 0.0) + purchases / max(n - 1, 1)
     if drift is None or moved > RANK_DRIFT or (table is None and len(bought) > COUNTED_ITEMS):
         written = sync_ranks(store, table, RANK_TOLERANCE)
-        log.put(RANK_DRIFT_KEY, str(RANK_TOLERANCE))
+        marks.put(RANK_DRIFT_KEY, str(RANK_TOLERANCE))
         return written
     if table is not None:
         every, mine = table.popularity_values(), table.popularity_values(bought)
@@ -284,7 +318,7 @@ def update_ranks(
                 for value_field, rank, other in RANK_PAIRS
             }
             store.set_payload([record.id], ranks)
-    log.put(RANK_DRIFT_KEY, str(moved))
+    marks.put(RANK_DRIFT_KEY, str(moved))
     return 2 * len(bought)
 
 
@@ -356,17 +390,22 @@ def _popularity_columns(store: VectorStore) -> Ranked:
     return [str(r.payload[ITEM_ID]) for r in records], columns
 
 
-def _in_step(log: EventLog) -> bool:
+def _in_step(log: EventLog, marks: Marks) -> bool:
     """Whether the payloads' trending scores refer to the log's anchor (the last full sync
     was made after the anchor last moved)."""
-    return log.get("synced_anchor") == log.trend_anchor().isoformat()
+    return marks.get(SYNCED_ANCHOR) == log.trend_anchor().isoformat()
 
 
-def popularity_in_step(store: VectorStore, log: EventLog) -> int:
-    """Sync every item's popularity payloads and ranks when they may lag the log (a store of
-    an earlier version, or trending scores rescaled since): what a long-lived process does
-    once before it serves, so no request pays for it. Returns items written (0: none)."""
-    written = sync_ranks(store) if _in_step(log) else sync_popularity(store, log)
+def popularity_in_step(store: VectorStore, log: EventLog, marks: Marks | None = None) -> int:
+    """Bring every item's popularity payloads and ranks in step with the log when they may
+    lag it (a store of an earlier version, trending scores rescaled since, purchases it was
+    not told of): what a long-lived process does once before it serves, so no request pays
+    for it. Returns items and purchases taken in (0: none)."""
+    marks = log if marks is None else marks
+    if not _in_step(log, marks):
+        written = sync_popularity(store, log, marks=marks)
+    else:
+        written = catch_up(store, log, None, marks) + sync_ranks(store)
     if written:
         store.optimize()
     return written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -14,9 +15,10 @@ router = APIRouter(tags=["service"])
 
 @router.get("/health")
 async def health(app: Held) -> dict[str, Any]:
-    """200 while the store answers (503 when it does not)."""
+    """200 while the store answers (503 when it does not), with the answering process's id
+    (a service with several workers answers from any)."""
     app.store.vector_dims()
-    return {"status": "ok"}
+    return {"status": "ok", "worker": os.getpid()}
 
 
 @router.get("/catalog", dependencies=[Depends(reader)])

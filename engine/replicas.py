@@ -1,0 +1,159 @@
+"""Copies of the embedded store for worker processes (`fashionrec serve --workers N`).
+
+Qdrant Edge opens a shard folder in one process only, so each worker serves from a copy of
+its own under `<home>/replicas/`, made from the home's store while no one writes it (a
+shared lock on the store's own lock file, which a writer holds alone). The home's store
+changes only through `home_writer` (items ingested, deleted or changed): it opens the store,
+brings its popularity in step with the log, lets the change happen, closes it and counts a
+new generation; every worker then copies it again and switches (engine.application.
+Application.adopt). Purchases never change the home's store while workers serve: each
+worker follows the event log into its own copy (engine.shoppers.sync.catch_up), and the
+home's store catches up at its next write or when the service stops.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from engine.application import Application
+from engine.errors import StoreLockedError
+from engine.settings import Settings
+from engine.shoppers.eventlog import EventLog
+from engine.shoppers.sync import (
+    RANK_DRIFT_KEY,
+    SYNCED_ANCHOR,
+    SYNCED_SEQUENCE,
+    popularity_in_step,
+)
+from engine.vectorstore.edge import LOCK_FILE, EdgeStore
+
+REPLICAS_DIR: Final = "replicas"
+GENERATION_FILE: Final = "generation"  # how many times the home's store has changed
+MARKS: Final = (SYNCED_ANCHOR, SYNCED_SEQUENCE, RANK_DRIFT_KEY)
+WRITER_WAIT_S: Final = 30.0  # how long a change waits for copies being made (or an ingest)
+
+
+class CopyMarks:
+    """A copy's sync marks, in memory: the home store's (kept in the log) when copied."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def put(self, key: str, value: str) -> None:
+        self.values[key] = value
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A worker's copy of the home's store: its folder, the generation it was made from,
+    and its sync marks."""
+
+    path: Path
+    generation: int
+    marks: CopyMarks
+
+
+def replicas_dir(home: Path) -> Path:
+    """Where the workers' copies live."""
+    return home / REPLICAS_DIR
+
+
+def generation(home: Path) -> int:
+    """The home store's generation (0: never changed under workers)."""
+    try:
+        return int((replicas_dir(home) / GENERATION_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+
+
+def _next_generation(home: Path) -> None:
+    folder = replicas_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".{GENERATION_FILE}.{os.getpid()}"
+    temporary.write_text(str(generation(home) + 1), encoding="utf-8")
+    os.replace(temporary, folder / GENERATION_FILE)
+
+
+def make_copy(settings: Settings, worker: int, *, wait: bool) -> Copy | None:
+    """Copy the home's store for a worker; None (without `wait`) while a writer holds it."""
+    store = settings.store_path
+    with (store / LOCK_FILE).open("a+b") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return None
+        made = generation(settings.home)
+        target = replicas_dir(settings.home) / f"worker{worker}-g{made}-{uuid.uuid4().hex[:8]}"
+        shutil.copytree(store, target, ignore=shutil.ignore_patterns(LOCK_FILE))
+        log = EventLog(settings.event_log)
+        try:
+            marks = {key: value for key in MARKS if (value := log.get(key)) is not None}
+        finally:
+            log.close()
+    return Copy(target, made, CopyMarks(marks))
+
+
+def open_copy(settings: Settings, worker: int, *, wait: bool) -> tuple[Copy, Application] | None:
+    """A fresh copy and an application serving it (its popularity in step with the log and
+    its table read); None while a writer holds the home's store (without `wait`)."""
+    made = make_copy(settings, worker, wait=wait)
+    if made is None:
+        return None
+    try:
+        app = Application.open(settings, serving=True, store=EdgeStore(made.path), marks=made.marks)
+    except BaseException:
+        shutil.rmtree(made.path, ignore_errors=True)
+        raise
+    return made, app
+
+
+def remove_copies(home: Path, worker: int | None = None) -> None:
+    """Remove a worker's copies (None: every copy and the generation count)."""
+    folder = replicas_dir(home)
+    if worker is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for path in folder.glob(f"worker{worker}-*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def home_writer(settings: Settings) -> Iterator[Application]:
+    """The home's store, held alone (waiting for copies being made, or a running ingest,
+    up to WRITER_WAIT_S) and in step with the log; a new generation once it closes."""
+    try:
+        store = EdgeStore(settings.store_path, wait_s=WRITER_WAIT_S)
+    except StoreLockedError:
+        raise StoreLockedError(
+            f"the store at {settings.store_path} is being changed by another request (an "
+            "ingest?); try again when it finishes"
+        ) from None
+    app = Application.open(settings, store=store)
+    try:
+        if store.vector_dims():
+            popularity_in_step(store, app.log)
+        yield app
+    finally:
+        app.close()
+        _next_generation(settings.home)
+
+
+def bring_home_in_step(settings: Settings) -> int:
+    """Sync the home store's popularity with the log (what workers took into their copies
+    only); returns items and purchases taken in."""
+    app = Application.open(settings, store=EdgeStore(settings.store_path, wait_s=WRITER_WAIT_S))
+    try:
+        return popularity_in_step(app.store, app.log) if app.store.vector_dims() else 0
+    finally:
+        app.close()

@@ -1,0 +1,190 @@
+"""`fashionrec serve --workers N`: N processes answer on one listening socket.
+
+Qdrant Edge holds Python's interpreter lock while it searches, so one process answers one
+request at a time; processes answer side by side. Over the embedded store each worker
+serves a copy of its own (engine/replicas.py) and, a few times a second, takes in the
+purchases any worker recorded (the event log numbers them) and adopts a new copy after a
+change to the catalog. Over a Qdrant server the workers share the server and need neither.
+The supervisor (the command's process) starts them, starts again any that dies, and on
+Ctrl-C or SIGTERM stops them and brings the home's store in step with the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from typing import Final
+
+from engine.application import Application
+from engine.errors import FashionrecError, one_line
+from engine.replicas import (
+    Copy,
+    bring_home_in_step,
+    generation,
+    home_writer,
+    open_copy,
+    remove_copies,
+)
+from engine.settings import Settings
+from engine.shoppers.sync import catch_up
+
+FOLLOW_S: Final = 0.25  # how often a worker takes in new purchases and looks for a new copy
+STOP_S: Final = 15.0  # how long a worker may take to finish its requests when stopped
+LOG = logging.getLogger("fashionrec.serve")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What every worker serves, and how."""
+
+    settings: Settings
+    host: str
+    port: int
+    private: bool
+    api_key: str
+    hosts: Sequence[str] | None
+
+
+class Replica:
+    """A worker's application over its copy of the store, kept current."""
+
+    def __init__(self, settings: Settings, worker: int, copy: Copy, app: Application) -> None:
+        self.settings, self.worker = settings, worker
+        self.copy, self.app = copy, app
+        self.refreshing = False
+        app.home_writer = self.writer
+
+    def follow(self) -> int:
+        """Take in the purchases recorded since this copy last looked (any worker's)."""
+        return catch_up(self.app.store, self.app.log, self.app.columns, self.app.marks)
+
+    def switch(self, copy: Copy, fresh: Application) -> None:
+        """Serve the fresh copy from now on (between two requests), and drop the old one."""
+        catch_up(fresh.store, self.app.log, fresh.columns, fresh.marks)
+        old_store, old_copy = self.app.adopt(fresh), self.copy
+        self.copy = copy
+        old_store.close()
+        shutil.rmtree(old_copy.path, ignore_errors=True)
+        LOG.info("worker %d: serving generation %d", self.worker, copy.generation)
+
+    async def refresh(self) -> None:
+        """Copy the changed store in a thread, then switch on the event loop; requests are
+        answered from the old copy meanwhile."""
+        self.refreshing = True
+        try:
+            made = await asyncio.to_thread(open_copy, self.settings, self.worker, wait=False)
+            if made is not None:  # else a writer holds the store: the next look tries again
+                self.switch(*made)
+        finally:
+            self.refreshing = False
+
+    async def keep_current(self) -> None:
+        """Follow the log and the store's generation until cancelled."""
+        while True:
+            await asyncio.sleep(FOLLOW_S)
+            try:
+                self.follow()
+                if not self.refreshing and generation(self.settings.home) != self.copy.generation:
+                    await self.refresh()
+            except FashionrecError as exc:
+                LOG.warning("worker %d: %s", self.worker, one_line(exc, 300))
+            except Exception:  # the next look tries again; the service goes on meanwhile
+                LOG.exception("worker %d: could not keep its copy current", self.worker)
+
+    @contextmanager
+    def writer(self) -> Iterator[Application]:
+        """The home's store for a change to the catalog; on the event loop's thread the new
+        copy is served before the next request (the writer reads its own change), else
+        (an ingest's thread) at the next look."""
+        with home_writer(self.settings) as home:
+            yield home
+        if threading.current_thread() is threading.main_thread():
+            made = open_copy(self.settings, self.worker, wait=True)
+            if made is not None:
+                self.switch(*made)
+
+
+def _worker(spec: Spec, sock: socket.socket, worker: int) -> None:
+    """One worker process: its application (a copy of its own over the embedded store),
+    then the service on the shared socket until stopped."""
+    import uvicorn
+
+    from serve.main import create_app
+
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s [w{worker}] %(message)s")
+    settings = spec.settings
+    replica: Replica | None = None
+    if settings.qdrant_url:
+        app = Application.open(settings, serving=True)
+    else:
+        remove_copies(settings.home, worker)  # what a worker that died left
+        made = open_copy(settings, worker, wait=True)
+        assert made is not None  # waited for the lock
+        replica = Replica(settings, worker, *made)
+        app = replica.app
+    try:
+        service = create_app(
+            settings,
+            private=spec.private,
+            api_key=spec.api_key,
+            application=app,
+            hosts=spec.hosts,
+            background=None if replica is None else replica.keep_current,
+        )
+        config = uvicorn.Config(service, access_log=False, log_level="warning")
+        config.timeout_graceful_shutdown = int(STOP_S)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        app.close()
+        if replica is not None:
+            shutil.rmtree(replica.copy.path, ignore_errors=True)
+
+
+def supervise(spec: Spec, sock: socket.socket, workers: int) -> None:
+    """Run `workers` processes until Ctrl-C or SIGTERM, starting again any that dies."""
+    settings = spec.settings
+    if not settings.qdrant_url:
+        remove_copies(settings.home)
+        written = bring_home_in_step(settings)
+        if written:
+            LOG.info("popularity payloads brought in step with the event log")
+    context = multiprocessing.get_context("spawn")
+
+    def start(worker: int) -> BaseProcess:
+        process = context.Process(target=_worker, args=(spec, sock, worker), daemon=False)
+        process.start()
+        return process
+
+    stop = threading.Event()  # set by Ctrl-C or SIGTERM (a second one changes nothing)
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda signum, frame: stop.set())
+    processes = [start(n) for n in range(workers)]
+    try:
+        while not stop.wait(0.5):
+            for n, process in enumerate(processes):
+                if not process.is_alive():
+                    LOG.warning("worker %d exited (%s); starting it again", n, process.exitcode)
+                    processes[n] = start(n)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + STOP_S
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+        if not settings.qdrant_url:
+            bring_home_in_step(settings)
+            remove_copies(settings.home)
