@@ -6,16 +6,19 @@ simulation) is built once under bench/.data/serve-<size>/. In one run:
 
     in-process  `Recommender.for_item` / `for_user` (the user and purchases read from the
                 event log), one caller, after warm-up: p50/p99
-    HTTP        `python -m cli.main serve` in a subprocess on 127.0.0.1, driven by 1, 4 and
-                16 client threads with keep-alive connections, each load bounded by a request
-                count and a time limit: item recommendations (GET /items/ID/similar), user
-                recommendations (GET /users/ID/recommendations) and a mix (80% user
-                recommendations, 10% item recommendations, 10% POST /purchases)
+    HTTP        `python -m cli.main serve --workers 1`, then `--workers N`, in a subprocess
+                on 127.0.0.1, each driven by 1, 4 and 16 client threads with keep-alive
+                connections, each load bounded by a request count and a time limit: item
+                recommendations (GET /items/ID/similar), user recommendations
+                (GET /users/ID/recommendations) and a mix (80% user recommendations, 10% item
+                recommendations, 10% POST /purchases)
 
-and prints throughput, p50/p99 latency, errors, and the HTTP overhead over in-process at p50.
-Purchases posted by the mix stay in the home (a rerun starts from them).
+and prints throughput, p50/p99 latency, errors, the HTTP overhead over in-process at p50,
+the throughput of N workers over one at each load, and whether every purchase the service
+said it recorded is in the log once. Purchases posted by the mix stay in the home (a rerun
+starts from them).
 
-    python bench/serve.py [--size 100000] [--requests 300] [--seconds 20]
+    python bench/serve.py [--size 100000] [--requests 300] [--seconds 20] [--workers 2]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,6 +165,7 @@ class Load:
 
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    recorded: int = 0  # purchases the service answered it recorded
     wall_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -192,8 +197,11 @@ def drive(
                 try:
                     connection.request(method, path, body=body, headers=headers)
                     response = connection.getresponse()
-                    response.read()
+                    answer = response.read()
                     ok = response.status < 400
+                    if ok and method == "POST":
+                        with result.lock:
+                            result.recorded += len(json.loads(answer)["recorded"])
                     problem = f"{method} {path.split('?')[0]} {response.status}"
                 except (OSError, http.client.HTTPException) as exc:
                     ok, problem = False, f"{method} {path.split('?')[0]} {exc!r}"
@@ -224,30 +232,42 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(home: Path, port: int) -> subprocess.Popen[str]:
-    """`fashionrec serve` on loopback, once /health answers."""
+def _health(port: int) -> int | None:
+    """The id of the worker that answered /health on a new connection (None: none did)."""
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+        return int(json.loads(body)["worker"]) if response.status == 200 else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def serve(home: Path, port: int, workers: int) -> subprocess.Popen[str]:
+    """`fashionrec serve --workers N` on loopback, once every worker answers /health."""
     env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_API_KEY": ""}
     env.pop("FASHIONREC_QDRANT_URL", None)
+    env.pop("FASHIONREC_EVENTS_URL", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", f"{workers}"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,  # one log line per request: not worth the pipe
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    deadline = time.monotonic() + 120
+    seen: set[int] = set()
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline and server.poll() is None:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/health")
-            if connection.getresponse().status == 200:
-                connection.close()
-                return server
-        except OSError:
-            time.sleep(0.2)
+        with ThreadPoolExecutor(4) as pool:  # side by side: an idle worker takes each
+            seen.update(w for w in pool.map(lambda _: _health(port), range(8)) if w)
+        if len(seen) >= workers:
+            return server
+        time.sleep(0.2)
     server.kill()
-    raise SystemExit("the server did not start")
+    raise SystemExit(f"the server did not start ({len(seen)} of {workers} workers answered)")
 
 
 def main() -> None:
@@ -255,6 +275,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=300, help="per load (and in-process)")
     parser.add_argument("--seconds", type=float, default=20.0, help="time limit per load")
+    parser.add_argument("--workers", type=int, default=2, help="compared with --workers 1")
     args = parser.parse_args()
     home = build(args.size)
     items, users = sample(home, 500)
@@ -286,56 +307,80 @@ def main() -> None:
         }
         return "POST", "/purchases", json.dumps(body).encode()
 
-    port = free_port()
-    server = serve(home, port)
+    log = EventLog(home / EVENT_LOG)
+    before = log.purchase_count()
+    log.close()
     rows = []
-    try:
-        for name, make in (("item", item), ("user", user), ("mix", mix)):
-            drive(port, 1, make, WARMUP, args.seconds)
-            for clients in CLIENTS:
-                done = drive(port, clients, make, args.requests, args.seconds)
-                p50, p99 = percentiles(done.latencies)
-                rows.append((name, clients, done, p50, p99))
-                print(
-                    f"{name:>4} x{clients:<2}: {len(done.latencies) / done.wall_s:7.1f} req/s "
-                    f"p50 {p50:6.1f} ms p99 {p99:6.1f} ms errors {len(done.errors)}"
-                    + (f" ({done.errors[0]})" if done.errors else ""),
-                    flush=True,
-                )
-    finally:
-        server.send_signal(signal.SIGINT)
+    recorded = 0
+    for workers in sorted({1, args.workers}):
+        port = free_port()
+        started = time.perf_counter()
+        server = serve(home, port, workers)
+        print(f"--workers {workers}: answering after {time.perf_counter() - started:.0f} s")
         try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            for name, make in (("item", item), ("user", user), ("mix", mix)):
+                recorded += drive(port, 1, make, WARMUP, args.seconds).recorded
+                for clients in CLIENTS:
+                    done = drive(port, clients, make, args.requests, args.seconds)
+                    recorded += done.recorded
+                    p50, p99 = percentiles(done.latencies)
+                    rows.append((workers, name, clients, done, p50, p99))
+                    print(
+                        f"w{workers} {name:>4} x{clients:<2}: "
+                        f"{len(done.latencies) / done.wall_s:7.1f} req/s "
+                        f"p50 {p50:6.1f} ms p99 {p99:6.1f} ms errors {len(done.errors)}"
+                        + (f" ({done.errors[0]})" if done.errors else ""),
+                        flush=True,
+                    )
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    log = EventLog(home / EVENT_LOG)
+    counted = log.purchase_count() - before
+    log.close()
 
     print()
     print(
-        "| load | clients | requests | req/s | p50 ms | p99 ms | errors | in-process p50 / p99 ms |"
+        "| workers | load | clients | requests | req/s | p50 ms | p99 ms | errors "
+        "| in-process p50 / p99 ms |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
-    for name, clients, done, p50, p99 in rows:
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    for workers, name, clients, done, p50, p99 in rows:
         base = direct.get(name)
         shown = "—"
         if base:
             b50, b99 = percentiles(base)
             shown = f"{b50:.1f} / {b99:.1f}"
         print(
-            f"| {name} | {clients} | {len(done.latencies) + len(done.errors)} | "
+            f"| {workers} | {name} | {clients} | {len(done.latencies) + len(done.errors)} | "
             f"{len(done.latencies) / done.wall_s:.1f} | {p50:.1f} | {p99:.1f} | "
             f"{len(done.errors)} | {shown} |"
         )
     print()
     for name in ("item", "user"):
         b50, _ = percentiles(direct[name])
-        h50 = next(p50 for n, c, _, p50, _ in rows if n == name and c == 1)
+        h50 = next(p50 for w, n, c, _, p50, _ in rows if w == 1 and n == name and c == 1)
         print(
             f"{name}: HTTP p50 at 1 client {h50:.1f} ms vs in-process {b50:.1f} ms: "
             f"overhead {h50 - b50:+.1f} ms ({h50 / b50:.2f}x)"
         )
-    errors = sum(len(done.errors) for _, _, done, _, _ in rows)
-    user4 = next(p99 for n, c, _, _, p99 in rows if n == "user" and c == 4)
-    print(f"errors {errors}; user p99 at 4 clients {user4:.1f} ms")
+    by = {(w, n, c): d for w, n, c, d, _, _ in rows}
+    if args.workers > 1:
+        for name in ("item", "user", "mix"):
+            for clients in CLIENTS:
+                one, many = by[(1, name, clients)], by[(args.workers, name, clients)]
+                ratio = (len(many.latencies) / many.wall_s) / (len(one.latencies) / one.wall_s)
+                print(f"{name} x{clients}: --workers {args.workers} / --workers 1 = {ratio:.2f}x")
+    errors = sum(len(done.errors) for _, _, _, done, _, _ in rows)
+    user4 = next(p99 for w, n, c, _, _, p99 in rows if w == args.workers and n == "user" and c == 4)
+    print(
+        f"errors {errors}; user p99 at 4 clients with --workers {args.workers} {user4:.1f} ms; "
+        f"purchases recorded {recorded}, in the log {counted} "
+        f"({'each once' if recorded == counted else 'MISMATCH'})"
+    )
 
 
 if __name__ == "__main__":

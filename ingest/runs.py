@@ -8,20 +8,24 @@ it goes on serving.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from engine.application import Application
 from engine.catalog.taxonomy import load
 from engine.errors import FashionrecError, one_line
 from engine.settings import Settings
 from engine.shoppers.eventlog import EventLog
+from engine.vectorstore.holder import alive
 from ingest.job import Checked, IngestJob, check, describe, run
 from ingest.options import numerics_for, pooling_for
 from ingest.outcome import Outcome
@@ -30,6 +34,8 @@ if TYPE_CHECKING:
     from ingest.embedder import Embedder
 
 logger = logging.getLogger("fashionrec.ingest")
+JOB_KIND: Final = "ingest"  # how the event log's jobs table names these runs
+PROGRESS_S: Final = 2.0  # a running job's progress is recorded at most this often
 State = Literal["checking", "running", "done", "failed"]
 Stage = Callable[[str, int | None], None]
 
@@ -109,6 +115,7 @@ class Ingester:
         self.runs: dict[str, IngestRun] = {}
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
+        self.saved: dict[str, float] = {}  # when each run's state was last recorded
 
     def embedders(self, job: IngestJob) -> dict[str, Embedder]:
         """The job's networks: pooling, runtime and precision as the store holds them (or as
@@ -184,10 +191,43 @@ class Ingester:
         return started
 
     def get(self, run_id: str) -> IngestRun | None:
-        """A background run by id."""
+        """A background run of this process, by id."""
         return self.runs.get(run_id)
 
+    def report(self, run_id: str) -> dict[str, Any] | None:
+        """A run's state by id: this process's, else as the event log recorded it (a run
+        another worker runs, or one from before a restart: one whose process is gone is
+        reported failed, interrupted); None when no run has that id."""
+        found = self.runs.get(run_id)
+        if found is not None:
+            return found.to_json()
+        for job_id, state, document in self.app.log.jobs(JOB_KIND):
+            if job_id == run_id:
+                return _recorded(state, document)
+        return None
+
+    def _save(self, state: IngestRun, log: EventLog, every_s: float = 0.0) -> None:
+        """Record the run's state in the event log (progress at most every `every_s`)."""
+        now = time.monotonic()
+        if every_s and now - self.saved.get(state.id, 0.0) < every_s:
+            return
+        self.saved[state.id] = now
+        owner = {"pid": os.getpid(), "host": socket.gethostname()}
+        try:
+            log.save_job(state.id, JOB_KIND, state.state, json.dumps({**state.to_json(), **owner}))
+        except FashionrecError as exc:  # the run goes on; its record lags
+            logger.warning("ingest %s: not recorded (%s)", state.id, one_line(exc))
+
     def _work(self, state: IngestRun) -> None:
+        log = EventLog(self.app.settings.event_log)  # this thread's connection
+        try:
+            self._run_recorded(state, log)
+        finally:
+            self._save(state, log)
+            log.close()
+
+    def _run_recorded(self, state: IngestRun, log: EventLog) -> None:
+        self._save(state, log)
         try:
             checked = check_job(self.app.settings, state.job)
             if state.job.weights == "random":
@@ -198,12 +238,15 @@ class Ingester:
             state.header = self.header(checked, embedders)
             state.state = "running"
             logger.info("ingest %s: %s", state.id, state.header)
+            self._save(state, log)
 
             def on_stage(stage: str, total: int | None) -> None:
                 state.stage, state.total, state.done = stage, total, 0
+                self._save(state, log)
 
             def on_progress(n: int) -> None:
                 state.done += n
+                self._save(state, log, every_s=PROGRESS_S)
 
             report = report_path(self.app.settings, f"-{state.id}")
             state.outcome = self.run(checked, embedders, report, on_stage, on_progress)
@@ -217,3 +260,20 @@ class Ingester:
             logger.exception("ingest %s failed", state.id)
             state.error, state.status = "internal error; the server log has the details", 500
             state.state = "failed"
+
+
+def _recorded(state: str, document: str) -> dict[str, Any]:
+    """A recorded run's state as GET /ingest/{id} answers it: a run still marked running
+    whose process on this machine is gone was interrupted."""
+    found: dict[str, Any] = json.loads(document)
+    owner_pid, owner_host = found.pop("pid", 0), found.pop("host", "")
+    here = owner_host == socket.gethostname()
+    gone = not alive(int(owner_pid)) or int(owner_pid) == os.getpid()  # not in memory here
+    if state in ("checking", "running") and here and gone:
+        found.update(
+            state="failed",
+            status=500,
+            error="the service stopped while this ingest ran; run it again (the items "
+            "already stored are skipped)",
+        )
+    return found

@@ -874,6 +874,23 @@ def test_an_ingest_that_cannot_start_says_why(client: TestClient, tmp_path: Path
     assert "unknown ingest 'nope'" in _error(client.get("/ingest/nope"), 404)
 
 
+def test_ingest_jobs_outlive_a_restart(home: Path, tmp_path: Path) -> None:
+    """The event log records each job: a restarted service reports the ones that ended, and
+    one whose process is gone as interrupted."""
+    with TestClient(create_app(Settings(home=home), api_key="")) as first:
+        url = first.post("/ingest", json=_ingest_body(tmp_path / "nowhere")).json()["url"]
+        failed = _follow(first, url)
+    log = _log(home)
+    owner = {"id": "gone", "pid": 0, "host": socket.gethostname()}
+    log.save_job("gone", "ingest", "running", json.dumps(owner))
+    log.close()
+    with TestClient(create_app(Settings(home=home), api_key="")) as restarted:
+        assert restarted.get(url).json() == failed
+        interrupted = restarted.get("/ingest/gone").json()
+    assert interrupted["state"] == "failed"
+    assert "stopped while this ingest ran" in interrupted["error"]
+
+
 def test_one_ingest_at_a_time(
     client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -26,7 +26,7 @@ async def ingest(body: IngestIn, runs: Ingests) -> dict[str, Any]:
 @router.get("/{run_id}", dependencies=[Depends(reader)])
 async def ingest_state(run_id: str, runs: Ingests) -> dict[str, Any]:
     """An ingest's stage, items done of the total, and its outcome or error."""
-    found = runs.get(run_id)
+    found = runs.report(run_id)
     if found is None:
         raise NotFoundError(f"unknown ingest {run_id!r}")
-    return found.to_json()
+    return found
