@@ -1,0 +1,176 @@
+"""Worker processes over the embedded store: each serves a copy of its own that follows the
+event log's purchases and is made again after a change to the catalog; the home's store
+catches up when the service stops."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from engine.errors import NotFoundError
+from engine.geo import DEFAULT_REGION
+from engine.replicas import generation, open_copy, replicas_dir
+from engine.schema import POPULARITY, point_id
+from engine.settings import EVENT_LOG, STORE_DIR, Settings
+from engine.shoppers.eventlog import EventLog
+from engine.shoppers.purchases import Row
+from engine.shoppers.shops import generate_shops
+from engine.shoppers.simulation import SimulationConfig
+from engine.shoppers.sync import run_simulation, set_shops
+from engine.vectorstore.edge import EdgeStore
+from serve.workers import Replica
+from tests.builders import ROOT, catalog_items, store_items
+
+BOUGHT = "WOMEN-Dresses-id_00000001-01_1_front"
+GONE = "MEN-Denim-id_00000007-01_1_front"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A home: 60 items, 3 shops, 4 simulated shoppers."""
+    home = tmp_path / "home"
+    store, log = EdgeStore(home / STORE_DIR), EventLog(home / EVENT_LOG)
+    try:
+        store_items(store, catalog_items(2))
+        set_shops(store, log, generate_shops(3, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
+        run_simulation(store, log, SimulationConfig(users=4, max_purchases=3, seed=7))
+    finally:
+        log.close()
+        store.close()
+    return home
+
+
+def _replica(settings: Settings, worker: int) -> Replica:
+    made = open_copy(settings, worker, wait=True)
+    assert made is not None
+    return Replica(settings, worker, *made)
+
+
+def _popularity(replica: Replica, item: str) -> float:
+    return float(replica.app.point(item).payload[POPULARITY])
+
+
+def test_copies_follow_purchases_and_changes(home: Path) -> None:
+    settings = Settings(home=home)
+    one, two = _replica(settings, 0), _replica(settings, 1)
+    try:
+        assert one.copy.path != two.copy.path and one.copy.path.parent == replicas_dir(home)
+        before = _popularity(two, BOUGHT)
+        moment = datetime(2026, 11, 1, 10, tzinfo=UTC)
+        one.app.record_purchases([Row(1, "purchase 1", "sim-00001", BOUGHT, moment)], "api")
+        assert _popularity(one, BOUGHT) == before + 1  # the recording worker, at once
+        assert two.follow() == 1  # the other, at its next look
+        assert _popularity(two, BOUGHT) == before + 1
+        assert two.follow() == 0
+        recs = two.app.recommender(table=True)  # the rerank's table moved with the payload
+        assert recs.columns is not None
+
+        old = two.copy.path
+        assert one.app.delete_items([GONE]) == 1  # through the home's store
+        assert generation(home) == 1
+        with pytest.raises(NotFoundError):
+            one.app.point(GONE)  # the writer serves the new copy at once
+        assert two.app.point(GONE)  # the other still serves its old copy ...
+        asyncio.run(two.refresh())  # ... until its next look
+        with pytest.raises(NotFoundError):
+            two.app.point(GONE)
+        assert _popularity(two, BOUGHT) == before + 1  # the purchase is in the new copy
+        assert not old.exists() and two.copy.generation == 1
+    finally:
+        for replica in (one, two):
+            replica.app.close()
+    home_store = EdgeStore(home / STORE_DIR)
+    try:  # the change reached the home's store, and so did the purchase before it
+        assert home_store.retrieve([point_id(GONE)]) == []
+        bought = home_store.retrieve([point_id(BOUGHT)])[0].payload[POPULARITY]
+        assert bought == before + 1
+    finally:
+        home_store.close()
+
+
+def _get(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def _wait_for_workers(port: int, server: subprocess.Popen[str], workers: int) -> None:
+    seen: set[object] = set()
+    deadline = time.monotonic() + 120
+    while len(seen) < workers:
+        assert time.monotonic() < deadline and server.poll() is None, "workers did not start"
+        with ThreadPoolExecutor(4) as pool:
+            try:
+                found = list(pool.map(lambda _: _get(f"http://127.0.0.1:{port}/health"), range(8)))
+            except OSError:
+                time.sleep(0.3)
+                continue
+        seen.update(body["worker"] for _, body in found)
+
+
+@pytest.mark.slow
+def test_serve_with_two_workers(home: Path) -> None:
+    """Two worker processes: a purchase posted to either is in every worker's payloads
+    within a second; a deleted item is gone from both; on SIGTERM the copies go and the
+    home's store holds the purchase."""
+    from tests.test_serve import _free_port
+
+    port = _free_port()
+    env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_API_KEY": ""}
+    env.pop("FASHIONREC_QDRANT_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_workers(port, server, 2)
+        before = _get(f"{base}/items/{BOUGHT}")[1]["popularity"]
+        body = {"user_id": "sim-00001", "item_id": BOUGHT, "timestamp": "2026-11-01T10:00:00Z"}
+        request = urllib.request.Request(
+            f"{base}/purchases",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201
+        time.sleep(1.0)
+        with ThreadPoolExecutor(4) as pool:
+            seen = list(pool.map(lambda _: _get(f"{base}/items/{BOUGHT}")[1], range(24)))
+        assert {item["payload"][POPULARITY] for item in seen} == {before + 1}  # type: ignore[index]
+        delete = urllib.request.Request(f"{base}/items/{GONE}", method="DELETE")
+        with urllib.request.urlopen(delete, timeout=60) as response:
+            assert json.load(response) == {"deleted": 1}
+        time.sleep(1.5)
+        with ThreadPoolExecutor(4) as pool:
+            statuses = set(pool.map(lambda _: _get(f"{base}/items/{GONE}")[0], range(24)))
+        assert statuses == {404}
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, output
+    assert "with 2 workers" in output
+    assert not replicas_dir(home).exists() and not (home / "serve.json").exists()
+    store = EdgeStore(home / STORE_DIR)
+    try:
+        assert store.retrieve([point_id(BOUGHT)])[0].payload[POPULARITY] == before + 1
+    finally:
+        store.close()
