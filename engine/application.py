@@ -72,7 +72,13 @@ from engine.settings import Settings
 from engine.shoppers.eventlog import EventLog
 from engine.shoppers.purchaselog import import_purchases
 from engine.shoppers.purchases import ImportSummary, Recorded, Row, record
-from engine.shoppers.sync import RANK_TOLERANCE, Marks, popularity_in_step, sync_ranks
+from engine.shoppers.sync import (
+    RANK_TOLERANCE,
+    Marks,
+    catch_up,
+    popularity_in_step,
+    sync_ranks,
+)
 from engine.shoppers.trending import as_of
 from engine.spaces.registry import missing_space, source_weights, space_in_force
 from engine.vectorstore import open_store
@@ -471,14 +477,25 @@ class Application:
     def record_purchases(self, rows: list[Row], source: str) -> Recorded:
         """Record purchases, all or nothing, each event once; first-time shoppers are
         created (engine.shoppers.purchases.record)."""
-        return record(self.store, self.log, rows, source, table=self.columns, marks=self.marks)
+        if self.home_writer is None:
+            return record(self.store, self.log, rows, source, table=self.columns, marks=self.marks)
+        # a worker's copy follows the log: take these and any other worker's in one go
+        done = record(self.store, self.log, rows, source, sync=False)
+        catch_up(self.store, self.log, self.columns, self.marks)
+        return done
 
     def import_purchases(
         self, path: Path, data: bytes | None = None, zone: tzinfo | None = None
     ) -> ImportSummary:
         """Import a purchase log CSV (the file, or `data` read from a file so named), all
         rows or none, through the same recording path as record_purchases."""
-        return import_purchases(self.store, self.log, path, data, zone)
+        if self.home_writer is None:
+            return import_purchases(
+                self.store, self.log, path, data, zone, table=self.columns, marks=self.marks
+            )
+        done = import_purchases(self.store, self.log, path, data, zone, sync=False)
+        catch_up(self.store, self.log, self.columns, self.marks)
+        return done
 
 
 def taxonomy_in_force(settings: Settings, log: EventLog) -> Taxonomy:

@@ -23,6 +23,7 @@ from engine.shoppers.purchases import (
     raise_problems,
     record,
 )
+from engine.shoppers.sync import Marks, PopularityTable
 from engine.vectorstore.base import VectorStore
 
 REQUIRED: Final = ("user_id", "item_id", "timestamp")
@@ -110,15 +111,21 @@ def import_purchases(
     path: Path,
     data: bytes | None = None,
     zone: tzinfo | None = None,
+    *,
+    table: PopularityTable | None = None,
+    marks: Marks | None = None,
+    sync: bool = True,
 ) -> ImportSummary:
     """Import a purchase log (the file at path, or `data` read from one so named): all rows
-    or none, through the one recording path (engine.shoppers.purchases.record): unknown
-    users are created, each event counts once. Times without a zone are read in `zone`."""
+    or none, through the one recording path (engine.shoppers.purchases.record, which takes
+    `table`, `marks` and `sync`): unknown users are created, each event counts once. Times
+    without a zone are read in `zone`."""
     problems: list[tuple[int, str]] = []
     rows = read_rows(path, data, zone, problems)
     if not rows and not problems:
         raise PurchaseLogError(f"{path}: no purchases, only the header{NOTHING}")
-    return record(store, log, rows, f"import:{path.name}", problems).summary()
+    source = f"import:{path.name}"
+    return record(store, log, rows, source, problems, table, marks, sync).summary()
 
 
 def check_export_path(path: Path) -> None:

@@ -120,6 +120,7 @@ def record(
     problems: Iterable[tuple[int, str]] = (),
     table: PopularityTable | None = None,
     marks: Marks | None = None,
+    sync: bool = True,
 ) -> Recorded:
     """Record purchases, all or none (with `problems` already found in the rows, none).
 
@@ -129,6 +130,7 @@ def record(
     that is not UNISEX, else UNISEX (shown unisex items only); their trendiness is the one
     given, else the mean NormPop (after these purchases) of what they bought; their home is
     the location of the shop of their first purchase (the region's centre without one).
+    The bought items' popularity payloads are then synced, unless `sync` is False.
     """
     found = list(problems)
     keyed = [r if r.event_id else replace(r, event_id=event_id(*_identity(r))) for r in rows]
@@ -200,8 +202,9 @@ def record(
         for user_id in estimate:
             values = np.array([popularity[r.item_id] for r in by_user[user_id]], dtype=float)
             log.set_trendiness(user_id, round(float(minmax(values, low, high).mean()), 6))
-    sync_popularity(store, log, item_ids, table, purchases=len(added), marks=marks)
-    store.optimize()  # index the moved points once there are enough of them
+    if sync:  # else the caller follows the log into the store (engine.shoppers.sync.catch_up)
+        sync_popularity(store, log, item_ids, table, purchases=len(added), marks=marks)
+        store.optimize()  # index the moved points once there are enough of them
     recorded = {p.event_id for p in added}
     already = sorted(set(by_event) - recorded)
     created = [log.user(u.id) or u for u in new_users]  # with their estimated trendiness

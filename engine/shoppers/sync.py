@@ -276,6 +276,7 @@ def catch_up(store: VectorStore, log: EventLog, table: PopularityTable | None, m
     items = sorted({item for _, item, _ in new})
     sync_popularity(store, log, items, table, purchases=len(new), marks=marks)
     marks.put(SYNCED_SEQUENCE, str(new[-1][0]))
+    store.optimize()  # index the moved points again (cheap for a few)
     return len(new)
 
 
