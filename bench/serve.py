@@ -20,6 +20,7 @@ said it recorded is in the log once. Purchases posted by the mix stay in the hom
 starts from them).
 
     python bench/serve.py [--size 100000] [--requests 300] [--seconds 20] [--workers 2]
+                          [--reverse]
 """
 
 from __future__ import annotations
@@ -277,6 +278,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="per load (and in-process)")
     parser.add_argument("--seconds", type=float, default=20.0, help="time limit per load")
     parser.add_argument("--workers", type=int, default=2, help="compared with --workers 1")
+    parser.add_argument(
+        "--reverse", action="store_true", help="run --workers N first, then --workers 1"
+    )
     args = parser.parse_args()
     home = build(args.size)
     items, users = sample(home, 500)
@@ -313,7 +317,8 @@ def main() -> None:
     log.close()
     rows = []
     recorded = 0
-    for workers in sorted({1, args.workers}):
+    order = [args.workers, 1] if args.reverse else [1, args.workers]
+    for workers in dict.fromkeys(order):
         port = free_port()
         started = time.perf_counter()
         server = serve(home, port, workers)

@@ -58,6 +58,7 @@ def info_command(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
         if config.has_event_log:
             log = EventLog(config.event_log)
             try:
+                console.print(f"event log: {log.name}", soft_wrap=True)
                 console.print(f"popularity: {log.popularity_settings().text()}")
                 console.print(f"purchases: {purchases_text(log)}")
             finally:
