@@ -20,7 +20,7 @@ said it recorded is in the log once. Purchases posted by the mix stay in the hom
 starts from them).
 
     python bench/serve.py [--size 100000] [--requests 300] [--seconds 20] [--workers 2]
-                          [--reverse]
+                          [--reverse] [--cache]
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def sample(home: Path, count: int, seed: int = 3) -> tuple[list[str], list[str]]
     """Some item ids (the purchased ones and `count` others) and the simulated users."""
     log, store = EventLog(home / EVENT_LOG), EdgeStore(home / STORE_DIR)
     try:
-        users = log.user_ids()
+        users = [u for u in log.user_ids() if u.startswith("sim-")]  # not the mix's buyers
         items = sorted({p.item_id for u in users for p in log.purchases(u)})
         every = [str(r.payload[ITEM_ID]) for r in store.scroll([ITEM_ID])]
     finally:
@@ -247,6 +247,18 @@ def _health(port: int) -> int | None:
         return None
 
 
+def read_through(folder: Path) -> int:
+    """Read every file under a folder once (the page cache then holds the store, as after a
+    build; this VM hands cold pages back to its host within minutes); returns bytes."""
+    total = 0
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    total += len(chunk)
+    return total
+
+
 def serve(home: Path, port: int, workers: int) -> subprocess.Popen[str]:
     """`fashionrec serve --workers N` on loopback, once every worker answers /health."""
     env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_API_KEY": ""}
@@ -279,6 +291,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="time limit per load")
     parser.add_argument("--workers", type=int, default=2, help="compared with --workers 1")
     parser.add_argument(
+        "--cache", action="store_true", help="read the served stores' files through first"
+    )
+    parser.add_argument(
         "--reverse", action="store_true", help="run --workers N first, then --workers 1"
     )
     args = parser.parse_args()
@@ -305,8 +320,8 @@ def main() -> None:
         if roll < 0.9:
             return item(rng)
         moment = datetime.now(UTC) - timedelta(seconds=rng.randrange(30 * 86_400))
-        body = {
-            "user_id": rng.choice(users),
+        body = {  # a shopper of their own: the measured users' histories stay as built
+            "user_id": f"buyer-{rng.randrange(10**9):09d}",
             "item_id": rng.choice(items),
             "timestamp": moment.isoformat(),  # a new event each time (events count once)
         }
@@ -323,6 +338,9 @@ def main() -> None:
         started = time.perf_counter()
         server = serve(home, port, workers)
         print(f"--workers {workers}: answering after {time.perf_counter() - started:.0f} s")
+        if args.cache:  # the stores the workers serve: the home's, or their copies
+            served = home / ("replicas" if workers > 1 else STORE_DIR)
+            print(f"read through {read_through(served) / 1e9:.1f} GB of {served.name}/")
         try:
             for name, make in (("item", item), ("user", user), ("mix", mix)):
                 # warm every worker: a fresh process's first few hundred queries fault the
