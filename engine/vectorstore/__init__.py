@@ -28,17 +28,17 @@ def open_store(settings: Settings, wait_s: float = 3.0) -> VectorStore:
 
 def open_edge(home: Path, wait_s: float = 0.0) -> EdgeStore:
     """The embedded store of a home (waiting up to wait_s for another process to release
-    it); when a running `fashionrec serve` holds it, the error names the server."""
+    it). While a `fashionrec serve` runs on it, the error names the server: its workers
+    open the store only to write, so the lock alone would not tell."""
+    import os
+
     from engine.vectorstore.edge import EdgeStore
     from engine.vectorstore.holder import read_holder
 
-    try:
-        return EdgeStore(home / STORE_DIR, wait_s=wait_s)
-    except StoreLockedError:
-        holder = read_holder(home / SERVE_FILE)
-        if holder is None:
-            raise
+    holder = read_holder(home / SERVE_FILE)
+    if holder is not None and holder.pid != os.getpid():
         raise StoreLockedError(
             f"the store at {home / STORE_DIR} is held by `fashionrec serve` at "
             f"{holder.url} (pid {holder.pid}); use its API, or stop it"
-        ) from None
+        )
+    return EdgeStore(home / STORE_DIR, wait_s=wait_s)
