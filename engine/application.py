@@ -186,6 +186,12 @@ class Application:
         with self.home_writer() as home:
             yield home
 
+    @property
+    def store_location(self) -> str:
+        """Where the catalog lives, as users name it: the home's store for a worker serving
+        a copy of it."""
+        return self.store.location if self.home_writer is None else str(self.settings.store_path)
+
     def adopt(self, other: Application) -> VectorStore:
         """Serve from another application's store (a fresh copy) from now on, with its table,
         marks and taxonomy; returns the store given up (the caller closes it). Its log
@@ -217,7 +223,7 @@ class Application:
         """Counts, spaces (size, weights), taxonomy, genders, categories, stores, shoppers."""
         dims = self.store.vector_dims()
         return Summary(
-            store=self.store.location,
+            store=self.store_location,
             items=self.store.count() if dims else 0,
             spaces={
                 name: {"dim": dim, "weights": self.store.provenance(name)}

@@ -144,7 +144,7 @@ class Ingester:
 
     def header(self, checked: Checked, embedders: dict[str, Embedder]) -> str:
         """What the run will do: catalog, store, networks, weights, runtimes."""
-        return describe(checked, self.app.store.location, embedders)
+        return describe(checked, self.app.store_location, embedders)
 
     def run(
         self,
@@ -241,7 +241,9 @@ class Ingester:
             self._save(state, log)
 
             def on_stage(stage: str, total: int | None) -> None:
-                state.stage, state.total, state.done = stage, total, 0
+                state.stage = stage
+                if total is not None:  # a stage without a count (indexing) keeps the last one
+                    state.total, state.done = total, 0
                 self._save(state, log)
 
             def on_progress(n: int) -> None:

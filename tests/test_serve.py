@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -970,7 +971,9 @@ def test_the_command_line_writes_through_a_running_service(
         assert ingested.returncode == 0, ingested.stderr
         assert "WARNING: random-init weights" in ingested.stderr
         assert f"Ingesting dfmm catalog {part.images}" in ingested.stdout
+        assert f"into {home / 'store'}:" in ingested.stdout  # the home's, not a worker's copy
         assert "ingested 2 · skipped 0" in ingested.stdout
+        assert re.search(r"indexing\W+2/2", ingested.stdout), ingested.stdout  # the bar's count
         assert "2 new item(s) placed in a store" in ingested.stdout
         again = fashionrec("ingest", part.images, *args, "--api", url, home=tmp_path)
         assert "ingested 0 · skipped 2 (already stored 2" in again.stdout
