@@ -43,8 +43,9 @@ def simulate_command(
         bool,
         typer.Option(
             "--clear",
-            help="Remove what simulate wrote (its shoppers, their purchases and the drawn "
-            "initial popularity) and simulate nothing; real purchases stay.",
+            help="Remove what simulate wrote (its purchases, its shoppers and the drawn "
+            "initial popularity) and simulate nothing; real purchases stay, and so does a "
+            "simulated shopper who has some.",
         ),
     ] = False,
     home: HomeOption = None,
@@ -209,12 +210,13 @@ def users_list(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
 @popularity_app.command("sync")
 def popularity_sync(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
     """Rebuild every item's popularity payload from the event log."""
+    from engine.schema import POPULARITY
     from engine.shoppers.sync import sync_popularity
 
     with home_of(settings(home, qdrant_url)) as app:
         count = sync_popularity(app.store, app.log)
-        low, high = app.log.popularity_range()
-    console.print(f"popularity of {count} item(s) written; catalog range {low}..{high}")
+        low, high = app.store.value_range(POPULARITY) or (0.0, 0.0)
+    console.print(f"popularity of {count} item(s) written; catalog range {low:g}..{high:g}")
 
 
 @popularity_app.command("mode")

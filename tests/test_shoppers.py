@@ -106,6 +106,53 @@ def test_a_seed_simulates_once_and_clearing_keeps_the_real_purchases(
     run_simulation(store, log, SimulationConfig(users=2, seed=4))  # cleared: allowed again
 
 
+def test_a_deleted_item_keeps_its_purchases_and_popularity_skips_it(
+    store: VectorStore, log: EventLog, tmp_path: Path
+) -> None:
+    """The log keeps the purchases of a deleted item (history); every popularity and rank
+    write skips its point, which is gone: a full sync, a new half-life's rescale, a new
+    simulation, an import, a partial sync naming it, and clearing the simulation."""
+    from engine.shoppers.trending import PopularitySettings
+
+    items = catalog_items(1)
+    store_items(store, items)
+    run_simulation(store, log, SimulationConfig(users=4, seed=4))
+    gone, dress = items[1].item_id, items[0].item_id
+    sales = "user_id,item_id,timestamp\n"
+    import_purchases(store, log, _csv(tmp_path / "a.csv", f"{sales}ann,{gone},2025-05-01T10:00Z\n"))
+    store.delete([point_id(gone)])
+    assert sync_popularity(store, log) == len(items) - 1
+    log.set_popularity_settings(PopularitySettings("trending", 7.0))
+    assert sync_popularity(store, log, [gone, dress]) == 1
+    run_simulation(store, log, SimulationConfig(users=2, seed=5))
+    import_purchases(store, log, _csv(tmp_path / "b.csv", f"{sales}ann,{dress},2025-05-02T10:00Z\n"))
+    assert clear_simulation(store, log)[1] > 0
+    assert [p.item_id for p in log.purchases("ann")] == [gone, dress]  # history stays
+    assert log.popularity([gone]) == {gone: 1}
+    payloads = _payloads(store)
+    assert gone not in payloads and len(payloads) == len(items) - 1
+    assert payloads[dress]["popularity"] == 1.0
+
+
+def test_clearing_the_simulation_keeps_a_simulated_shoppers_real_purchase(
+    store: VectorStore, log: EventLog, tmp_path: Path
+) -> None:
+    """A till's sale to a shopper the simulation created stays, and so does the shopper:
+    `simulate --clear` removes only what the simulation wrote."""
+    items = catalog_items(1)
+    store_items(store, items)
+    run_simulation(store, log, SimulationConfig(users=3, seed=4))
+    dress = items[0].item_id
+    sale = _csv(tmp_path / "s.csv", f"user_id,item_id,timestamp\nsim-00002,{dress},2025-06-01T10:00Z\n")
+    import_purchases(store, log, sale)
+    shoppers, simulated = clear_simulation(store, log)
+    assert shoppers == 2 and simulated > 0
+    assert log.purchases_by_source() == {"import:s.csv": 1}
+    assert log.user_ids() == ["sim-00002"]
+    assert [p.item_id for p in log.purchases("sim-00002")] == [dress]
+    assert _payloads(store)[dress]["popularity"] == 1.0
+
+
 def test_popularity_sync_rebuilds_the_payload(store: VectorStore, log: EventLog) -> None:
     items = catalog_items(1)
     store_items(store, items)

@@ -199,16 +199,19 @@ class EventLog:
         return {str(source): int(count) for source, count in rows}
 
     def clear_simulated(self) -> tuple[int, int]:
-        """Remove the simulated shoppers with their purchases, every drawn initial
-        popularity and the record of simulated seeds, and score the trend again from the
-        purchases left; returns (shoppers, purchases) removed."""
+        """Remove the simulated purchases, the simulated shoppers left without any, every
+        drawn initial popularity and the record of simulated seeds, and score the trend
+        again from the purchases left; returns (shoppers, purchases) removed. A simulated
+        shopper with real purchases (a till's, an import's) stays with them."""
         with self.transaction():
             purchases = self.db.execute(
-                "DELETE FROM purchases WHERE source = ? OR user_id IN "
-                "(SELECT id FROM users WHERE source = ?)",
-                (SIMULATED, SIMULATED),
+                "DELETE FROM purchases WHERE source = ?", (SIMULATED,)
             ).rowcount
-            users = self.db.execute("DELETE FROM users WHERE source = ?", (SIMULATED,)).rowcount
+            users = self.db.execute(
+                "DELETE FROM users WHERE source = ? AND NOT EXISTS "
+                "(SELECT 1 FROM purchases p WHERE p.user_id = users.id)",
+                (SIMULATED,),
+            ).rowcount
             self.db.execute("UPDATE items SET initial_popularity = NULL")
             self.db.execute("DELETE FROM meta WHERE key = 'simulated_seeds'")
             self._recompute_trend(self.popularity_settings().half_life_days)

@@ -240,13 +240,14 @@ def sync_popularity(
         item_ids = None
     sequence = log.last_sequence()  # a full sync counts every purchase up to here
     if item_ids is None:
-        log.add_items(str(r.payload[ITEM_ID]) for r in store.scroll([ITEM_ID]))
-        values = log.popularity()
-        trend = log.trend()
+        catalog = [str(r.payload[ITEM_ID]) for r in store.scroll([ITEM_ID])]
+        log.add_items(catalog)
+        values, trend = log.popularity(catalog), log.trend(catalog)
     else:
-        chosen = sorted(set(item_ids))
+        asked = sorted(set(item_ids))
+        purchases = len(asked) if purchases is None else purchases
+        chosen = in_catalog(store, asked)
         values, trend = log.popularity(chosen), log.trend(chosen)
-        purchases = len(chosen) if purchases is None else purchases
     groups: dict[tuple[int, float], list[str]] = defaultdict(list)
     for item, value in values.items():
         groups[(value, trend.get(item, 0.0))].append(point_id(item))
@@ -263,6 +264,17 @@ def sync_popularity(
     else:
         update_ranks(store, marks, sorted(values), purchases or 0, table)
     return len(values)
+
+
+def in_catalog(store: VectorStore, item_ids: Sequence[str]) -> list[str]:
+    """Those of the items the store holds: the log keeps the purchases of deleted items
+    (history), and nothing is written to their points, which are gone."""
+    held = {
+        str(r.id)
+        for batch in batched(item_ids, WRITE_BATCH)
+        for r in store.retrieve([point_id(i) for i in batch])
+    }
+    return [i for i in item_ids if point_id(i) in held]
 
 
 def catch_up(store: VectorStore, log: EventLog, table: PopularityTable | None, marks: Marks) -> int:
