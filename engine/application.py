@@ -79,7 +79,6 @@ from engine.shoppers.sync import (
     popularity_in_step,
     sync_ranks,
 )
-from engine.shoppers.trending import as_of
 from engine.spaces.registry import missing_space, source_weights, space_in_force
 from engine.vectorstore import open_store
 from engine.vectorstore.base import Filter, Record, VectorStore
@@ -285,9 +284,8 @@ class Application:
         payload = self.point(item_id).payload
         counted = self.log.popularity([item_id]).get(item_id)
         popularity = float(payload.get(POPULARITY, 0.0)) if counted is None else float(counted)
-        half_life = self.log.popularity_settings().half_life_days
         stored = self.log.trend([item_id]).get(item_id, 0.0)
-        trending = as_of(stored, datetime.now(UTC), self.log.trend_anchor(), half_life)
+        trending = stored * self.log.trend_scale(datetime.now(UTC))
         return ItemDetail(
             item_id=item_id,
             payload=payload,
@@ -401,20 +399,24 @@ class Application:
         recs = self.recommender().for_vector(vector, params)
         return self._recommended(params, [Ranked("like the photo", recs)], item=PHOTO)
 
-    def _described(self, lists: list[Ranked]) -> list[Ranked]:
+    def _described(self, lists: list[Ranked], ranked_by: str) -> list[Ranked]:
         """The lists with each item's name, price, link and stock from its payload (one
-        read for every listed item)."""
+        read for every listed item), and its popularity as of now: the stored trending
+        score is referred to the log's anchor (it ranks as the decayed one does), and a
+        person reads the decayed purchase count."""
         ids = sorted({r.item_id for ranked in lists for r in ranked.recommendations})
         payloads = {
             str(r.payload.get(ITEM_ID)): r.payload
             for r in self.store.retrieve([point_id(i) for i in ids])
         }
+        scale = self.log.trend_scale(datetime.now(UTC)) if ranked_by == "trending" else 1.0
 
         def described(rec: Recommendation) -> Recommendation:
             payload = payloads.get(rec.item_id, {})
             price = payload.get(PRICE)
             return replace(
                 rec,
+                popularity=rec.popularity * scale,
                 name=payload.get(NAME),
                 price=None if price is None else float(price),
                 url=payload.get(URL),
@@ -436,7 +438,7 @@ class Application:
             vectors,
             params.weights,
             trend,
-            self._described(lists),
+            self._described(lists, params.ranked_by),
             normalise=params.normalise,
             **header,
         )
@@ -461,21 +463,26 @@ class Application:
         purchases = list(self.log.purchases(user_id))
         shops = {s.id: s for s in self.log.shops()}
         ids = sorted({p.item_id for p in purchases})
-        categories = {
-            str(r.payload.get(ITEM_ID)): r.payload.get(CATEGORY)
+        payloads = {
+            str(r.payload.get(ITEM_ID)): r.payload
             for r in self.store.retrieve([point_id(i) for i in ids])
         }
         bought = []
         for p in purchases:
             shop = shops.get(p.store_id or "")
+            payload = payloads.get(p.item_id)
+            price = None if payload is None else payload.get(PRICE)
             bought.append(
                 Bought(
                     p.timestamp,
                     p.item_id,
-                    categories.get(p.item_id),
+                    None if payload is None else payload.get(CATEGORY),
                     p.store_id,
                     shop.name if shop else None,
                     distance_km(user.home, shop.location) if shop else None,
+                    name=None if payload is None else payload.get(NAME),
+                    price=None if price is None else float(price),
+                    in_catalog=payload is not None,
                 )
             )
         return UserDetail(user.id, user.gender, user.trendiness, user.home, bought)

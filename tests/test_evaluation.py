@@ -266,6 +266,8 @@ def test_a_trending_evaluation_ranks_on_trending_scores(tmp_path: Path) -> None:
     scores = trending.popularity.values
     assert {i for i, v in scores.items() if v > 0} == bought
     assert min(scores.values()) == 0.0
+    sold = sum(len(ps) for _, users in trending.chunks(1000) for _, ps in users)
+    assert max(scores.values()) > 0 and sum(scores.values()) <= sold  # decayed sales
     assert all(v == int(v) for v in all_time.popularity.values.values())  # counts
     assert trending.popularity.values != all_time.popularity.values
     metrics = run(
@@ -273,6 +275,8 @@ def test_a_trending_evaluation_ranks_on_trending_scores(tmp_path: Path) -> None:
     )
     store.close()
     assert set(metrics["table1"]) >= {"resnet50"} and bought
+    most = math.log2(sold + len(scores))  # the bits of an item nobody bought
+    assert all(0 < b["novelty"] <= most for b in metrics["beyond"].values())
 
 
 def test_the_search_cache_separates_vector_and_mmr_queries() -> None:

@@ -125,7 +125,8 @@ def test_a_deleted_item_keeps_its_purchases_and_popularity_skips_it(
     log.set_popularity_settings(PopularitySettings("trending", 7.0))
     assert sync_popularity(store, log, [gone, dress]) == 1
     run_simulation(store, log, SimulationConfig(users=2, seed=5))
-    import_purchases(store, log, _csv(tmp_path / "b.csv", f"{sales}ann,{dress},2025-05-02T10:00Z\n"))
+    later = _csv(tmp_path / "b.csv", f"{sales}ann,{dress},2025-05-02T10:00Z\n")
+    import_purchases(store, log, later)
     assert clear_simulation(store, log)[1] > 0
     assert [p.item_id for p in log.purchases("ann")] == [gone, dress]  # history stays
     assert log.popularity([gone]) == {gone: 1}
@@ -143,7 +144,8 @@ def test_clearing_the_simulation_keeps_a_simulated_shoppers_real_purchase(
     store_items(store, items)
     run_simulation(store, log, SimulationConfig(users=3, seed=4))
     dress = items[0].item_id
-    sale = _csv(tmp_path / "s.csv", f"user_id,item_id,timestamp\nsim-00002,{dress},2025-06-01T10:00Z\n")
+    row = f"sim-00002,{dress},2025-06-01T10:00Z"
+    sale = _csv(tmp_path / "s.csv", f"user_id,item_id,timestamp\n{row}\n")
     import_purchases(store, log, sale)
     shoppers, simulated = clear_simulation(store, log)
     assert shoppers == 2 and simulated > 0

@@ -258,6 +258,20 @@ def test_popularity_mode_and_top_from_the_command_line(tmp_path: Path) -> None:
     assert [p["item_id"] for p in trending["items"]] == [new, old]
     assert trending["items"][0]["purchases"] == 3
     assert trending["items"][0]["score"] == pytest.approx(3 * 2 ** (-6 / 7), rel=0.01)
+    # a list shows each item's trending popularity as of now (sales), not the stored score
+    skirt = new.removesuffix("2_side")
+    rows = [f"c,{skirt}{v},{(now - timedelta(days=6)).isoformat()}" for v in ("1_front", "3_back")]
+    sales.write_text("user_id,item_id,timestamp\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert fashionrec("purchases", "import", sales, home=home).returncode == 0
+    tee = "WOMEN-Tees_Tanks-id_00000003-01_1_front"
+    similar = fashionrec("recommend", "--item", tee, "-k", "3", "--json", home=home)
+    listed = {
+        r["item_id"]: r["popularity"]
+        for r in json.loads(similar.stdout)["lists"][0]["recommendations"]
+    }
+    shown = next(i for i in listed if i.startswith(skirt))
+    sold = 3 if shown == new else 1
+    assert listed[shown] == pytest.approx(sold * 2 ** (-6 / 7), rel=0.01)
     before = fashionrec("popularity", "top", "-n", "1", "--as-of", "2024-01-01", home=home)
     assert "sales" in before.stdout and " 0 " in before.stdout  # nothing sold yet then
     table = fashionrec("popularity", "top", "--mode", "all-time", "--gender", "WOMEN", home=home)

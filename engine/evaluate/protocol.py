@@ -7,7 +7,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -153,17 +153,21 @@ class SimulatedCohort(Cohort):
     ) -> None:
         self.simulation = simulation
         self.rows = simulation.active
+        self.half_life_s = half_life_days * DAY_S
         ids = simulation.catalog.item_ids.tolist()
         trending = simulation.trend is not None and mode != "all-time"
         self.mode: PopularityMode = "trending" if trending else "all-time"
         counts = dict(zip(ids, simulation.popularity.astype(float).tolist(), strict=True))
         if simulation.trend is not None:
-            trend = dict(zip(ids, simulation.trend.tolist(), strict=True))
+            # the simulation refers its scores to its start: as of its last purchase they
+            # are decayed purchase counts, which the metrics read (novelty, popularity)
+            last = float(simulation.seconds.max(initial=0.0))
+            now = simulation.trend * 2.0 ** (-last / self.half_life_s)
+            trend = dict(zip(ids, now.tolist(), strict=True))
             ranked, other = (trend, counts) if trending else (counts, trend)
             self.popularity = Popularity.of_values(ranked, normalise, other)
         else:
             self.popularity = Popularity.of_values(counts, normalise)
-        self.half_life_s = half_life_days * DAY_S
         made = np.zeros(len(simulation.items), dtype=bool)
         for u in self.rows.tolist():
             first = int(simulation.offsets[u])
@@ -292,8 +296,9 @@ def logged_cohort(
     user_ids = log.user_ids()
     if not user_ids:
         raise NotFoundError("the event log has no users; run `fashionrec simulate` first")
+    scale = {"all-time": 1.0, "trending": log.trend_scale(datetime.now(UTC))}
     values, other = (
-        {i: float(p.get(popularity_field(m)) or 0.0) for i, p in items.items.items()}
+        {i: float(p.get(popularity_field(m)) or 0.0) * scale[m] for i, p in items.items.items()}
         for m in (mode, "all-time" if mode == "trending" else "trending")
     )
     return LoggedCohort(log, user_ids, Popularity.of_values(values, normalise, other), mode)
