@@ -101,6 +101,11 @@ def error_line(message: str) -> None:
     errors.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
 
 
+def price_text(price: float | None) -> str:
+    """A price as a shop prints it: two decimals, or — where the catalog has none."""
+    return "—" if price is None else f"{price:.2f}"
+
+
 def fail(message: str) -> typer.Exit:
     """Print a one-line error and return the exit to raise."""
     error_line(message)

@@ -21,6 +21,7 @@ from cli.common import (
     errors,
     fail,
     home_of,
+    price_text,
     settings,
 )
 from engine.documents import Recommended, plain
@@ -64,16 +65,44 @@ def decimals(values: list[float], least: int, most: int = 8) -> int:
 
 
 # the order optional columns are dropped in when the terminal is too narrow
-_DROP_ORDER: Final = ("product", "gender", "trend", "store", "km", "cat.", "pop.", "category")
+_DROP_ORDER: Final = (
+    "product",
+    "gender",
+    "trend",
+    "store",
+    "km",
+    "cat.",
+    "pop.",
+    "category",
+    "price",
+)
 
 
 def _columns(recs: list[Recommendation]) -> list[_Column]:
     relevance = decimals([r.relevance for r in recs], 3)
     visual = decimals([r.visual for r in recs if r.visual is not None], 4)
+    named = (
+        [_Column("name", [r.name or "—" for r in recs], fold=12, right=False)]
+        if any(r.name for r in recs)
+        else []
+    )
+    priced = (
+        [_Column("price", [price_text(r.price) for r in recs])]
+        if any(r.price is not None for r in recs)
+        else []
+    )
+    products = [r.product_id for r in recs]
     return [
         _Column("#", [str(r.rank) for r in recs]),
         _Column("item", [r.item_id for r in recs], fold=14, right=False),
-        _Column("product", [r.product_id for r in recs], fold=11, right=False),
+        *named,
+        *priced,
+        # a catalog whose items are its products (one photo each) needs no product column
+        *(
+            [_Column("product", products, fold=11, right=False)]
+            if products != [r.item_id for r in recs]
+            else []
+        ),
         _Column("category", [r.category for r in recs], fold=8, right=False),
         _Column("gender", [r.gender for r in recs], right=False),
         _Column("store", [r.store_id or "—" for r in recs]),
@@ -97,8 +126,9 @@ def _fitting(columns: list[_Column], width: int) -> tuple[list[_Column], list[st
     for header in _DROP_ORDER:
         if needed(kept) <= width:
             break
-        kept = [c for c in kept if c.header != header]
-        dropped.append(header)
+        if any(c.header == header for c in kept):
+            kept = [c for c in kept if c.header != header]
+            dropped.append(header)
     return kept, dropped
 
 
@@ -343,7 +373,27 @@ def _print_tables(found: Recommended, preset: str, params: Params) -> None:
     gone: set[str] = set()
     for ranked in found.lists:
         console.print(Text(ranked.list, style="bold"))
+        if not ranked.recommendations:
+            console.print(f"nothing matches{_narrowed(params)}")
+            continue
         table, dropped = _table(ranked.recommendations, console.width)
         gone.update(dropped)
         console.print(table)
-    console.print(_legend(found, t, preset, gone), style="dim")
+    if any(ranked.recommendations for ranked in found.lists):
+        console.print(_legend(found, t, preset, gone), style="dim")
+
+
+def _narrowed(params: Params) -> str:
+    """What may have left a list empty, as the line that says so ends."""
+    asked = [
+        f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
+        for flag, value in (
+            ("--category", params.category),
+            ("--min-price", params.min_price),
+            ("--max-price", params.max_price),
+            ("--max-km", params.max_km),
+        )
+        if value is not None
+    ]
+    stock = " (in stock only; --any-stock lists the rest)" if params.in_stock else ""
+    return f" {' '.join(asked)}{stock}: widen the filters" if asked else stock

@@ -17,6 +17,7 @@ from cli.common import (
     console,
     home_of,
     interrupted,
+    price_text,
     settings,
 )
 
@@ -182,20 +183,52 @@ def purchases_export(
 @users_app.command("show")
 def users_show(
     user_id: Annotated[str, typer.Argument(help="User id, e.g. sim-00001.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """A user's gender, trendiness, home and purchases (with the distance to each store)."""
+    """A user's gender, trendiness, home and purchases (what, where, and the distance to
+    each store)."""
+    import json
+
+    from engine.documents import plain
+
     with home_of(settings(home, qdrant_url)) as app:
         user = app.user(user_id)
+    if as_json:
+        console.print_json(json.dumps(plain(user)))
+        return
     console.print(
         f"[bold]{escape(user.id)}[/] · {user.gender} · trendiness {user.trendiness:.2f} · "
         f"home {user.home.lat:.5f}, {user.home.lon:.5f}"
     )
-    table = Table("time", "item", "store", "km from home", title="purchases")
+    if not user.purchases:
+        console.print("no purchases")
+        return
+    named = any(p.name for p in user.purchases)
+    priced = any(p.price is not None for p in user.purchases)
+    table = Table(
+        "time",
+        Column("item", overflow="fold"),
+        *([Column("name", overflow="fold")] if named else []),
+        *([Column("price", justify="right")] if priced else []),
+        Column("category", overflow="fold"),
+        "store",
+        "km from home",
+        title="purchases",
+    )
     for p in user.purchases:
         km = "—" if p.distance_km is None else f"{p.distance_km:.1f}"
-        table.add_row(p.timestamp.isoformat(), Text(p.item_id), p.store_id or "—", km)
+        what = p.category if p.in_catalog else "(no longer in the catalog)"
+        table.add_row(
+            p.timestamp.isoformat(timespec="minutes"),
+            Text(p.item_id),
+            *([Text(p.name or "—")] if named else []),
+            *([price_text(p.price)] if priced else []),
+            Text(what or "—"),
+            p.store_id or "—",
+            km,
+        )
     console.print(table)
 
 
@@ -289,9 +322,16 @@ def popularity_top(
         }
         console.print_json(json.dumps(document))
         return
+    if not top:
+        console.print("nothing matches: no item of the catalog has that gender and category")
+        return
+    named = any(p.name for p in top)
+    priced = any(p.price is not None for p in top)
     table = Table(
         "#",
         Column("item", overflow="fold"),  # ids are wrapped whole, never cut
+        *([Column("name", overflow="fold")] if named else []),
+        *([Column("price", justify="right")] if priced else []),
         "gender",
         Column("category", overflow="fold"),
         "store",
@@ -301,8 +341,19 @@ def popularity_top(
     )
     for p in top:
         score = f"{p.score:.0f}" if chosen.mode == "all-time" else _decayed(p.score)
+        described: list[Text | str] = [
+            *([Text(p.name or "—")] if named else []),
+            *([price_text(p.price)] if priced else []),
+        ]
         table.add_row(
-            str(p.rank), p.item_id, p.gender, p.category, p.store_id or "—", score, str(p.purchases)
+            str(p.rank),
+            Text(p.item_id),
+            *described,
+            p.gender,
+            p.category,
+            p.store_id or "—",
+            score,
+            str(p.purchases),
         )
     console.print(table)
     console.print(

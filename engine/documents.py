@@ -117,10 +117,13 @@ class Bought:
 
     timestamp: datetime
     item_id: str
-    category: str | None
+    category: str | None  # None: the item is no longer in the catalog
     store_id: str | None
     store_name: str | None
     distance_km: float | None
+    name: str | None = None  # the shop's own name and price, where the catalog has them
+    price: float | None = None
+    in_catalog: bool = True
 
 
 @dataclass(frozen=True)

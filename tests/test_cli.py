@@ -260,3 +260,48 @@ def test_items_update_and_delete_from_the_command_line(tmp_path: Path) -> None:
     ):
         refused = fashionrec(*args, home=home)
         assert refused.returncode == 1 and said in refused.stderr, args
+
+
+def test_tables_name_items_and_an_empty_result_says_so(tmp_path: Path) -> None:
+    """Where the catalog names and prices its items, recommend, popularity top and users
+    show print them (a deleted purchase says so); filters nothing passes print one line."""
+    from dataclasses import replace
+
+    from engine.settings import STORE_DIR
+    from engine.vectorstore.edge import EdgeStore
+    from tests.builders import catalog_items, store_items
+
+    home = tmp_path / "home"
+    items = [
+        replace(item, name=f"Linen piece {n}", price=10.0 + n)
+        for n, item in enumerate(catalog_items(1))
+    ]
+    store = EdgeStore(home / STORE_DIR)
+    store_items(store, items)
+    store.close()
+    first, second = items[0].item_id, items[3].item_id
+    sales = tmp_path / "sales.csv"
+    sales.write_text(
+        f"user_id,item_id,timestamp\nann,{first},2025-05-01T10:00Z\nann,{second},2025-05-02T10:00Z\n",
+        encoding="utf-8",
+    )
+    assert fashionrec("purchases", "import", sales, home=home).returncode == 0
+    assert fashionrec("items", "delete", first, home=home).returncode == 0
+
+    listed = fashionrec("recommend", "--user", "ann", "-k", "3", home=home)
+    assert listed.returncode == 0, listed.stderr
+    assert "Linen piece" in listed.stdout and "price" in listed.stdout
+    top = fashionrec("popularity", "top", "-n", "3", home=home).stdout
+    assert "Linen piece 3" in top and "13.00" in top
+    shown = fashionrec("users", "show", "ann", home=home).stdout
+    assert "Linen piece 3" in shown and "no longer in the catalog" in shown
+    assert (
+        json.loads(fashionrec("users", "show", "ann", "--json", home=home).stdout)["purchases"][0][
+            "in_catalog"
+        ]
+        is False
+    )
+
+    empty = fashionrec("recommend", "--item", second, "--max-price", "0.5", home=home)
+    assert empty.returncode == 0
+    assert "nothing matches --max-price 0.5" in empty.stdout and "┃" not in empty.stdout

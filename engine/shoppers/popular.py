@@ -7,7 +7,7 @@ import heapq
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.schema import CATEGORY, GENDER, ITEM_ID, STORE_ID
+from engine.schema import CATEGORY, GENDER, ITEM_ID, NAME, PRICE, STORE_ID
 from engine.shoppers.eventlog import EventLog
 from engine.shoppers.trending import PopularitySettings
 from engine.vectorstore.base import Filter, VectorStore
@@ -24,6 +24,8 @@ class Popular:
     store_id: str | None
     score: float  # all-time: initial popularity + purchases; trending: decayed purchases
     purchases: int  # purchases up to the time asked, whatever the mode
+    name: str | None = None  # the shop's own name and price, where the catalog has them
+    price: float | None = None
 
 
 def top_items(
@@ -40,7 +42,9 @@ def top_items(
     equals = {k: v for k, v in ((GENDER, gender), (CATEGORY, category)) if v}
     items = {
         str(r.payload[ITEM_ID]): r.payload
-        for r in store.scroll((ITEM_ID, GENDER, CATEGORY, STORE_ID), Filter(equals=equals))
+        for r in store.scroll(
+            (ITEM_ID, GENDER, CATEGORY, STORE_ID, NAME, PRICE), Filter(equals=equals)
+        )
     }
     counts = log.purchases_as_of(when)
     if settings.mode == "trending":
@@ -58,6 +62,8 @@ def top_items(
             None if items[item].get(STORE_ID) is None else str(items[item][STORE_ID]),
             scores.get(item, 0.0),
             counts.get(item, 0),
+            None if items[item].get(NAME) is None else str(items[item][NAME]),
+            None if items[item].get(PRICE) is None else float(items[item][PRICE]),
         )
         for rank, item in enumerate(best, start=1)
     ]
