@@ -22,6 +22,7 @@ from ingest.job import IngestJob
 from ingest.options import IngestOptions
 
 DEMO_HOME: Final = Path("demo")  # under the current directory
+FALLBACK: Final = "mobilenet_v2"  # the demo's network where none has real weights: the fastest
 MARKER: Final = ".fashionrec-demo"  # in a home the demo made: it may run there again
 ENVIRONMENT: Final = ("FASHIONREC_HOME", "FASHIONREC_QDRANT_URL", "FASHIONREC_TAXONOMY")
 
@@ -68,7 +69,12 @@ def isolated(home: Path) -> Iterator[Settings]:
 
 def demo_command(
     backbone: Annotated[
-        list[str] | None, typer.Option(help="Backbones to embed with (default: all four).")
+        list[str] | None,
+        typer.Option(
+            help="Backbones to embed with (default: those with real ImageNet weights on this "
+            "machine, else mobilenet_v2 with random-init weights); others run random-init.",
+            show_default=False,
+        ),
     ] = None,
     products: Annotated[int, typer.Option(help="Products per gender and category.")] = 2,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
@@ -103,11 +109,22 @@ def _run_demo(config: Settings, backbone: list[str] | None, products: int, worke
         f"(23 gender/category pairs, all 17 categories, {products} products each, 3 views) "
         f"in {catalog.images.parent}"
     )
-    names = parse_backbones(backbone or list(BACKBONES))
-    real = {name: offline_imagenet(name) for name in names}
+    available = {name: offline_imagenet(name) for name in BACKBONES}
+    if backbone:
+        names = parse_backbones(backbone)
+    else:  # random-init networks embed every photo alike: their figures mean nothing
+        names = [n for n, found in available.items() if found] or [FALLBACK]
+    real = {name: available[name] for name in names}
     for name, found in real.items():
         missing = "random-init weights (none on this machine; `make weights` imports some)"
         console.print(f"[bold]{name}[/]: " + (f"ImageNet weights ({found})" if found else missing))
+    others = [n for n in BACKBONES if n not in names]
+    if others and not backbone:
+        console.print(
+            f"[dim]not embedded: {', '.join(others)} ("
+            + ("no real weights here; " if any(not available[n] for n in others) else "")
+            + "--backbone NAME adds one)[/]"
+        )
     for weights in ("imagenet", "random"):
         chosen = [n for n in names if bool(real[n]) == (weights == "imagenet")]
         if chosen:

@@ -54,10 +54,11 @@ def parse_backbones(values: list[str]) -> list[str]:
 
 
 def note(text: str) -> None:
-    """A line from the embedder while it chooses its runtime."""
-    console.print(
-        f"[dim]{text}[/]" if not text.startswith("WARNING") else f"[bold yellow]{text}[/]"
-    )
+    """A line from the embedder while it chooses its runtime (the choice itself plain)."""
+    if text.startswith("WARNING"):
+        console.print(Text(text, style="bold yellow"))
+    else:
+        console.print(Text(text, style="" if text.startswith("runtime:") else "dim"))
 
 
 INCOMPLETE = 3  # exit code: the run finished, but some items of the catalog were not stored

@@ -27,6 +27,9 @@ AT1_TOLERANCE: Final = 0.01
 OVERLAP_MIN: Final = 0.9
 CALIBRATION_SIZE: Final = 256  # photos of the catalog: int8 ranges and the quality guard
 GUARD_MIN: Final = 64  # fewer photos than this judge nothing: auto keeps to fp32
+# a job of fewer photos runs torch fp32 rather than pay for timing the other runtimes (about
+# a minute per network, once per machine): a demo's hundred photos embed in seconds
+MEASURE_MIN: Final = 1000
 INT8_COST_S: Final = 45.0  # int8's one-time cost (calibration and quantisation) until measured
 SPEED_BATCH: Final = 16
 SPEED_RUNS: Final = 5  # timings per setting, the settings taking turns; the median counts

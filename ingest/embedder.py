@@ -20,6 +20,7 @@ from engine.schema import AVG, Pooling
 from ingest.autotune import (
     CALIBRATION_SIZE,
     GUARD_MIN,
+    MEASURE_MIN,
     SPEED_BATCH,
     Measurements,
     Verdict,
@@ -223,13 +224,16 @@ class Embedder:
         ]
         if self.device.type == "cuda" and precision == "auto":
             options = [s for s in options if s.precision == "bf16"]
-        self.speeds: dict[Setting, float] = {}
-        if len(options) > 1:
-            self.speeds = self._measured(options)
-            options = fastest(self.speeds)
         self.options = options
+        self.speeds: dict[Setting, float] = {}
+        if len(options) > 1:  # speeds measured here before: the fastest first, at no cost
+            known = self.measurements.speeds(machine())
+            if all(s in known for s in options):
+                self.speeds = {s: known[s] for s in options}
+                self.options = fastest(self.speeds)
         # what runs unless prepare() finds something faster that keeps the neighbours
-        self.setting = next((s for s in options if s.precision != "int8"), options[0])
+        self.setting = next((s for s in self.options if s.precision != "int8"), options[0])
+        self.reason = "as asked" if len(options) == 1 else "auto"  # why it runs (prepare)
 
     @property
     def dim(self) -> int:
@@ -248,25 +252,8 @@ class Embedder:
 
     @property
     def plan(self) -> str:
-        """What it will run, as the ingest header says it: the setting, how it was chosen,
-        and the speeds measured here."""
-        if not self.speeds:
-            return str(self.setting)
-        int8 = [
-            s
-            for s in self.options
-            if s.precision == "int8" and self.speeds[s] > self.speeds[self.setting]
-        ]
-        if int8:
-            cost = self.measurements.int8_cost(machine())
-            head = (
-                f"{self.options[0]} if it keeps the neighbours on {CALIBRATION_SIZE} photos of "
-                f"this catalog and its one-time cost (~{cost:.0f} s here) pays back, else "
-                f"{self.setting}"
-            )
-        else:
-            head = str(self.setting)
-        return f"{head} (auto; measured here: {shown(self.speeds)})"
+        """What it runs and why, as a run says it once its runtime is settled (prepare)."""
+        return f"{self.setting} ({self.reason})"
 
     def inputs(self, images: torch.Tensor) -> Features:
         """The network's float32 input of a uint8 batch."""
@@ -303,39 +290,93 @@ class Embedder:
         return open_runner(setting, self.model, self.device, self.folder, calibration)
 
     def prepare(self, total: int, sample: Sampler) -> None:
-        """Settle the setting for a job of `total` photos: walk the options fastest first;
-        fp32 is taken as it is, another only if it keeps the neighbours on a sample of the
-        job's photos (int8: calibrated on that sample; asked for explicitly, it is taken
-        with a warning when it does not). Auto considers int8 when its one-time cost pays
-        back on the job (int8_pays: the time saved against the fastest setting that needs no
-        calibration, at the speeds measured here), or when the store's int8 model is
-        cached; and a setting other than fp32 only for a job of GUARD_MIN photos or more
-        (fewer would judge nothing)."""
-        if len(self.options) == 1 and self.setting.precision != "int8":
-            return
+        """Settle the setting for a job of `total` photos and say it once (on_note:
+        `runtime: NAME SETTING (why)`).
+
+        With one setting it runs as asked (int8 judged all the same, with a warning when
+        it does not keep the neighbours). Auto times the settings on this machine (once,
+        cached) when the job is big enough to pay for that (MEASURE_MIN photos) or
+        speeds are cached; else it runs torch fp32. Then it walks the settings fastest
+        first: fp32 is taken as it is, another only if it keeps the neighbours on a sample
+        of the job's photos (int8: calibrated on that sample) and the job has GUARD_MIN
+        photos to judge on. int8 is considered when its one-time cost pays back on the job
+        (int8_pays: the time saved against the fastest setting that needs no calibration,
+        at the speeds measured here), or when its model for the store's or this job's
+        sample is cached: two homes of one catalog get the same arithmetic."""
         asked_int8 = all(s.precision == "int8" for s in self.options)
+        if len(self.options) == 1 and not asked_int8:
+            return self._settled(self.setting, self.reason)
+        if not self.speeds and total < MEASURE_MIN and not asked_int8:
+            plain = Setting("torch", "fp32")
+            chosen = plain if plain in self.options else self.setting
+            return self._settled(
+                chosen,
+                f"auto: a job of {total} photo(s) does not pay for timing the other "
+                "runtimes, about a minute per network once per machine; "
+                f"{MEASURE_MIN:,} photos or more do",
+            )
+        if not self.speeds and len(self.options) > 1:
+            self.speeds = self._measured(self.options)
+            self.options = fastest(self.speeds)
+        passed: list[str] = []  # why faster settings were left out
+
+        def why(kept: Verdict | None = None) -> str:
+            first = f"{'; '.join(passed)}; so the next fastest" if passed else "the fastest"
+            judged = f"; {kept}" if kept else ""
+            how = "as asked" if asked_int8 else "auto"
+            if not self.speeds:  # one setting, asked for
+                return f"{how}{judged}"
+            return f"{how}: {first} of {shown(self.speeds)} measured here{judged}"
+
         for setting in self.options:
             if setting.precision == "fp32":
-                self._use(setting)
-                return
-            pays = int8_pays(total, self.speeds, self.measurements.int8_cost(machine()))
-            small = not pays and not self._cached_int8(setting, self.reuse)
-            if setting.precision == "int8" and small and not asked_int8:
+                return self._settled(setting, why())
+            if (
+                setting.precision == "int8"
+                and not asked_int8
+                and not self._int8_ready(setting, total, sample)
+            ):
+                cost = self.measurements.int8_cost(machine())
+                passed.append(
+                    f"{setting} left out: its one-time calibration (~{cost:.0f} s here) would "
+                    f"not pay back on {total} photo(s)"
+                )
                 continue
             if total < GUARD_MIN and not asked_int8:
-                self.on_note(
-                    f"{setting} left out: {total} photo(s) are too few to judge its neighbours "
-                    f"({GUARD_MIN} needed)"
+                passed.append(
+                    f"{setting} left out: {total} photo(s) are too few to judge its "
+                    f"neighbours ({GUARD_MIN} needed)"
                 )
                 continue
             result, runner, tag = self._judged(setting, sample)
             if result.passes or asked_int8:
                 self._use(setting, runner, result, tag)
-                warning = "" if result.passes else "WARNING: int8 was asked for, but "
-                self.on_note(f"{warning}{setting}: {result}")
-                return
-            self.on_note(f"{setting} left out: {result}")
-        self._use(self.options[-1])
+                if not result.passes:
+                    self.on_note(f"WARNING: int8 was asked for, but {setting}: {result}")
+                return self._settled(setting, why(result))
+            passed.append(f"{setting} left out: {result}")
+        self._settled(self.options[-1], why())
+
+    def _settled(self, setting: Setting, reason: str) -> None:
+        """Run `setting` from now on, and say so once."""
+        if setting != self.setting:
+            self._use(setting)
+        self.reason = reason
+        self.on_note(f"runtime: {self.spec.name} {self.plan}")
+
+    def _int8_ready(self, setting: Setting, total: int, sample: Sampler) -> bool:
+        """Whether int8 may be considered for this job: its cost pays back, or its model is
+        cached, calibrated on the store's sample or on this job's own (drawn only where a
+        model of this runtime is cached at all)."""
+        if int8_pays(total, self.speeds, self.measurements.int8_cost(machine())):
+            return True
+        if self._cached_int8(setting, self.reuse):
+            return True
+        if not any(self.folder.glob(quantized_path(setting.runtime, self.folder, "*").name)):
+            return False
+        images, _ = sample(CALIBRATION_SIZE)
+        own = sample_tag(self.inputs(images))
+        return self._cached_int8(setting, own)
 
     def _use(
         self,
@@ -363,7 +404,13 @@ class Embedder:
         if setting.precision == "int8":
             tag = self.reuse if self._cached_int8(setting, self.reuse) else own
             calibrating = not self._cached_int8(setting, tag)
-            done = "reusing the store's calibration" if tag == self.reuse else "calibrating"
+            done = (
+                "reusing the store's calibration"
+                if tag == self.reuse
+                else "calibrating"
+                if calibrating
+                else "reusing this catalog's calibration, made here before,"
+            )
             self.on_note(f"{setting}: {done} {tag}, judged on {len(x)} photos of the catalog")
         runner = self._open(setting, None if tag is None else (x, tag))
         judged_on = own if tag in (None, own) else f"{tag}/{own}"

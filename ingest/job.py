@@ -166,13 +166,11 @@ def describe(checked: Checked, location: str, embedders: Mapping[str, Embedder])
         for n, e in embedders.items()
     )
     masks = f" (masks: {catalog.masks})" if catalog.masks else ""
-    runtimes = "; ".join(f"{n} {getattr(e, 'plan', e.precision)}" for n, e in embedders.items())
     kept = f"\nattributes kept on the items: {', '.join(checked.attributes)}"
     return (
         f"Ingesting {catalog.kind} catalog {catalog.path}{masks} into {location}: "
         f"{', '.join(embedders)} on {first.device}, weights {weights}, "
-        f"taxonomy {checked.taxonomy.name}\nruntime: {runtimes}"
-        + (kept if checked.attributes else "")
+        f"taxonomy {checked.taxonomy.name}" + (kept if checked.attributes else "")
     )
 
 

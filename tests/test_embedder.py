@@ -161,16 +161,72 @@ def test_a_job_too_small_to_judge_keeps_to_fp32() -> None:
         "mobilenet_v2", "random", device="cpu", precision="fp32", runtime="torch",
         on_note=notes.append,
     )  # fmt: skip
-    embedder.options = [Setting("torch", "bf16"), Setting("torch", "fp32")]  # as auto measured
+    bf16, fp32 = Setting("torch", "bf16"), Setting("torch", "fp32")
+    embedder.options, embedder.speeds = [bf16, fp32], {bf16: 20.0, fp32: 10.0}  # as measured
 
     def sample(n: int) -> tuple[torch.Tensor, list[str]]:
         raise AssertionError("a job this small is never sampled")
 
     embedder.prepare(3, sample)
-    assert embedder.setting == Setting("torch", "fp32") and embedder.guard is None
-    assert notes == [
-        "torch bf16 left out: 3 photo(s) are too few to judge its neighbours (64 needed)"
+    assert embedder.setting == fp32 and embedder.guard is None
+    assert notes == [  # the choice, said once
+        "runtime: mobilenet_v2 torch fp32 (auto: torch bf16 left out: 3 photo(s) are too few "
+        "to judge its neighbours (64 needed); so the next fastest of torch bf16 20, torch fp32 "
+        "10 img/s measured here)"
     ]
+
+
+def test_a_small_job_pays_for_no_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job under MEASURE_MIN photos runs torch fp32 rather than time the runtimes (a
+    minute per network, once); speeds measured before are used at no cost."""
+    from ingest.autotune import MEASURE_MIN
+    from ingest.runtimes import Setting
+
+    notes: list[str] = []
+    embedder = Embedder("mobilenet_v2", "random", device="cpu", on_note=notes.append)
+    fp32, fast = Setting("torch", "fp32"), Setting("onnxruntime", "fp32")
+    embedder.options, embedder.speeds = [fp32, fast], {}  # what a machine never timed offers
+
+    def never(*args: object) -> None:
+        raise AssertionError("nothing is timed or sampled for a small job")
+
+    monkeypatch.setattr(embedder, "_measured", never)
+    embedder.prepare(MEASURE_MIN - 1, never)  # type: ignore[arg-type]
+    assert embedder.setting == fp32 and len(notes) == 1
+    assert notes[0].startswith("runtime: mobilenet_v2 torch fp32 (auto: a job of 999 photo(s)")
+    embedder.options, embedder.speeds = [fast, fp32], {fast: 40.0, fp32: 20.0}  # timed before
+    embedder.prepare(10, never)  # type: ignore[arg-type]
+    assert embedder.setting == fast
+    assert notes[1] == (
+        "runtime: mobilenet_v2 onnxruntime fp32 (auto: the fastest of onnxruntime fp32 40, "
+        "torch fp32 20 img/s measured here)"
+    )
+
+
+def test_int8_made_for_this_catalog_before_is_taken_again() -> None:
+    """Two homes of one catalog on one machine: int8 whose calibration would not pay back
+    is still considered where its model for this job's own sample is cached (or the
+    store's), so the second home gets the first one's arithmetic."""
+    from ingest.autotune import machine
+    from ingest.runtimes import Setting, quantized_path, sample_tag
+
+    embedder = Embedder("mobilenet_v2", "random", device="cpu", precision="fp32", runtime="torch")
+    int8 = Setting("openvino", "int8")
+    embedder.speeds = {int8: 300.0, Setting("openvino", "fp32"): 40.0}
+    embedder.measurements.save_int8_cost(machine(), 10_000.0)  # never pays back
+    images = torch.randint(0, 256, (4, 3, 224, 224), generator=torch.Generator().manual_seed(1))
+    other = torch.zeros((4, 3, 224, 224), dtype=torch.uint8)
+
+    def sample_of(pixels: torch.Tensor) -> Any:
+        return lambda n: (pixels.to(torch.uint8), ["Dresses"] * 4)
+
+    assert not embedder._int8_ready(int8, 500, sample_of(images))  # nothing cached
+    made = quantized_path("openvino", embedder.folder, sample_tag(embedder.inputs(images)))
+    made.parent.mkdir(parents=True, exist_ok=True)
+    made.write_text("<model/>")  # what an earlier home of this catalog calibrated
+    assert embedder._int8_ready(int8, 500, sample_of(images))
+    assert not embedder._int8_ready(int8, 500, sample_of(other))  # another catalog
+    made.unlink()
 
 
 def test_settings_are_timed_in_turns_and_the_median_counts() -> None:
@@ -222,7 +278,8 @@ def test_a_setting_measured_slower_than_the_fastest_fp32_is_never_taken() -> Non
     from ingest.runtimes import Setting
 
     embedder = Embedder("mobilenet_v2", "random", device="cpu", precision="fp32", runtime="torch")
-    embedder.options = [Setting("torch", "fp32"), Setting("torch", "bf16")]  # fp32 measured faster
+    fp32, bf16 = Setting("torch", "fp32"), Setting("torch", "bf16")
+    embedder.options, embedder.speeds = [fp32, bf16], {fp32: 20.0, bf16: 10.0}  # fp32 faster
 
     def sample(n: int) -> tuple[torch.Tensor, list[str]]:
         raise AssertionError("nothing is judged: fp32 came first")
