@@ -36,10 +36,24 @@ def _usage_line(exc: typer.TyperException) -> str:
     return f"{message.rstrip('.')}; see `{context.command_path} --help`"
 
 
+def _flags_take_no_value(command: Any, ctx: Any) -> None:
+    """Show a flag (`--json`, `--version`, `--help`) in the help without a type, as it
+    takes no value: typer labels every option with its type, `<bool>` included."""
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _flags_take_no_value(sub, ctx)
+
+
 class Fashionrec(TyperGroup):
     """The root command group: every command's FashionrecError and every mistake in its
     arguments ends as one line on stderr (exit 1, or click's 2 for arguments); Ctrl-C
     ends as one line and exit 130 (commands that can say more, say it themselves)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # a click Context
+        _flags_take_no_value(self, ctx)
+        return super().parse_args(ctx, args)
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:  # a click Context
         try:
