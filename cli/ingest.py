@@ -105,10 +105,15 @@ def run_ingest(config: Settings, job: IngestJob, report: Path | None = None) -> 
     if empty and outcome.not_stored:
         if created:
             shutil.rmtree(config.home, ignore_errors=True)
+        console.print(f"[bold yellow]{outcome.not_stored} item(s) not stored[/]:")
+        for line, first in zip(outcome.reasons, outcome.examples, strict=False):
+            console.print(Text(f"  {line}, the first: {first}"))
         kept = f"; every row is listed in {report}" if report is not None else ""
         raise fail(
-            f"no item of {job.path} could be stored: {outcome.reasons[0]}; the first: "
-            f"{outcome.example}" + ("; nothing was kept" if created else "") + kept
+            f"no item of {job.path} could be stored ({outcome.not_stored} item(s); the "
+            "reasons are above: fix them and run again)"
+            + ("; nothing was kept" if created else "")
+            + kept
         )
     print_outcome(outcome)
     return outcome.not_stored == 0

@@ -222,4 +222,5 @@ def run(
         failures.reasons(),
         str(failures.path),
         failures.example(),
+        failures.examples(),
     )

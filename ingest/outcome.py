@@ -38,6 +38,7 @@ class Outcome:
     reasons: list[str]  # one line per kind of failure, most frequent first
     report: str  # the failure report (written only when something failed)
     example: str = ""  # the first failure of the commonest kind: where, why, what to do
+    examples: list[str] = field(default_factory=list)  # the first of each kind, as `reasons`
 
     @property
     def not_stored(self) -> int:

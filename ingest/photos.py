@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from engine.application import Application
 from engine.backbones import IMAGENET, RANDOM, is_compact, source_of
 from engine.catalog.framing import Framing
-from engine.catalog.inputs import load_photo
+from engine.catalog.inputs import load_photo, unreadable
 from engine.documents import Recommended
 from engine.errors import ConfigError, NotFoundError
 from engine.recommend.recommender import Params
@@ -56,9 +56,7 @@ class PhotoSearch:
         try:
             pixels = load_photo(photo if isinstance(photo, Path) else io.BytesIO(photo), framing)
         except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"{name}: not an image this can read ({exc}); send a JPEG or PNG"
-            ) from None
+            raise ConfigError(f"{name}: {unreadable(exc)}; send a JPEG or PNG photo") from None
         import torch  # a service starts without it: loaded by its first search
 
         with self.lock:

@@ -55,7 +55,7 @@ from ingest.options import (
     refuse_mixed_precision,
 )
 from ingest.outcome import IngestSummary
-from ingest.reader import Batch, Sample, Sampler, WorkList, collate, item_to_line
+from ingest.reader import UNREADABLE, Batch, Sample, Sampler, WorkList, collate, item_to_line
 from ingest.report import Failure
 
 CHECK_CHUNK: Final = 1024
@@ -279,7 +279,8 @@ def _write_batch(
         summary.failed += 1
         reason = failed.error or "unknown error"
         item = failed.item
-        on_failure(Failure(str(item.image), item.item_id, "image", reason, "unreadable image"))
+        kind = failed.kind or UNREADABLE
+        on_failure(Failure(str(item.image), item.item_id, "image", reason, kind))
     for name, embedder in embedders.items():
         rows = [r for r, sample in enumerate(batch.samples) if name in sample.needs]
         if not rows:

@@ -6,15 +6,18 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from engine.catalog.framing import Framing
-from engine.catalog.inputs import load_input
+from engine.catalog.inputs import load_input, unreadable
 from engine.catalog.items import Item
+
+MISSING: Final = "missing photo"  # the kinds of an item that cannot be read
+UNREADABLE: Final = "unreadable image"
 
 
 def item_to_line(item: Item, needs: Sequence[str]) -> str:
@@ -47,6 +50,7 @@ class Sample:
     pixels: torch.Tensor | None
     masked: bool
     error: str | None
+    kind: str = ""  # of the error: MISSING or UNREADABLE
 
 
 class WorkList(Dataset[Sample]):
@@ -73,9 +77,10 @@ class WorkList(Dataset[Sample]):
             item, needs = item_from_line(handle.readline().decode("utf-8"))
         try:
             pixels, masked = load_input(item, self.framing, self.removed)
+        except FileNotFoundError:
+            return Sample(item, needs, None, False, "no such file", MISSING)
         except Exception as exc:  # any per-item failure is reported, never fatal
-            reason = str(exc).strip() or type(exc).__name__
-            return Sample(item, needs, None, False, f"{type(exc).__name__}: {reason}")
+            return Sample(item, needs, None, False, unreadable(exc), UNREADABLE)
         return Sample(item, needs, torch.from_numpy(pixels), masked, None)
 
 

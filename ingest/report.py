@@ -58,6 +58,11 @@ class FailureReport:
             lines.append(f"{kind} {details.total()}" + (f" ({shown}{more})" if shown else ""))
         return lines
 
+    def examples(self) -> list[str]:
+        """The first failure of each kind (where, and why), in the order of `reasons`."""
+        kinds = sorted(self.tally, key=lambda k: -self.tally[k].total())
+        return [self.first[kind] for kind in kinds]
+
     def example(self) -> str:
         """The first failure of the commonest kind (where, and what to do), or ""."""
         if not self.tally:

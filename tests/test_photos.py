@@ -139,6 +139,11 @@ def test_search_over_http_is_recommend_image(
             "/search", content=b"not a photo", headers={"content-type": "image/png"}
         )
         assert garbage.status_code == 422 and "not an image" in garbage.json()["error"]
+        assert "object at 0x" not in garbage.json()["error"]  # no Python object's name
+        assert garbage.json()["error"] == (
+            "the uploaded photo: not an image this tool can read (JPEG, PNG, WebP, …); send a "
+            "JPEG or PNG photo"
+        )
     missing = fashionrec("recommend", "--image", tmp_path / "none.jpg", home=home)
     assert missing.returncode == 1 and "no such file" in missing.stderr
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from engine.catalog.framing import INPUT_SIZE, Framing, decode_size, frame, pad_colour
 from engine.catalog.items import Item
@@ -37,7 +37,7 @@ def load_input(
                 mask.load()
                 image = apply_mask(image, mask, removed)
         except (OSError, MaskError) as exc:
-            raise OSError(f"mask {item.mask}: {exc}") from None
+            raise OSError(f"mask {item.mask}: {unreadable(exc)}") from None
     pixels = np.asarray(frame(image, framing, out, pad_colour(masked)), dtype=np.uint8)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1)), masked
 
@@ -52,7 +52,23 @@ def load_photo(
 
 
 def _decoded(source: Path | IO[bytes], framing: Framing, out: int) -> Image.Image:
-    """The photo in RGB, decoded at a reduced scale where the framing allows."""
-    with Image.open(source) as raw:
-        raw.draft("RGB", decode_size(raw.size, framing, out))
-        return raw.convert("RGB")
+    """The photo in RGB, decoded at a reduced scale where the framing allows; OSError saying
+    in plain words what is wrong (FileNotFoundError for a missing file)."""
+    try:
+        with Image.open(source) as raw:
+            raw.draft("RGB", decode_size(raw.size, framing, out))
+            return raw.convert("RGB")
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise OSError(unreadable(exc)) from None
+
+
+def unreadable(exc: BaseException) -> str:
+    """Why a photo or mask cannot be read, in plain words (never a Python object's name)."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image this tool can read (JPEG, PNG, WebP, …)"
+    text = str(exc).strip()
+    return text or "cannot be read"
