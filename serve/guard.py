@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("fashionrec.serve")
@@ -121,6 +122,31 @@ class Guard:
         finally:
             elapsed = (time.perf_counter() - started) * 1000
             logger.info("%s %s %s %.1f ms", scope["method"], target, status or "-", elapsed)
+
+
+class TrustedHosts:
+    """Only requests whose Host header names one of `hosts` (Starlette's check), refused as
+    every other refusal is: `{"error": …}`."""
+
+    def __init__(self, app: ASGIApp, hosts: Sequence[str]) -> None:
+        self.app, self.hosts = app, list(hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def allowed(scope: Scope, receive: Receive, _: Send) -> None:
+            await self.app(scope, receive, send)
+
+        async def refused(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                given = bytes(dict(scope["headers"]).get(b"host", b"")).decode("latin-1")
+                await send_error(
+                    send,
+                    400,
+                    f"Host {given or '(none)'} is not answered here; use one of "
+                    f"{', '.join(self.hosts)}",
+                )
+
+        check = TrustedHostMiddleware(allowed, allowed_hosts=self.hosts, www_redirect=False)
+        await check(scope, receive, refused)
 
 
 def replay(body: bytes, receive: Receive) -> Receive:

@@ -19,7 +19,6 @@ from typing import Any, Final
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from engine.application import Application
 from engine.errors import ConfigError
@@ -28,7 +27,7 @@ from ingest.photos import PhotoSearch
 from ingest.runs import Ingester
 from serve import errors
 from serve.dependencies import Access
-from serve.guard import Guard
+from serve.guard import Guard, TrustedHosts
 from serve.routes import ingest, items, page, purchases, search, service, users
 from serve.routes.page import STATIC
 
@@ -92,7 +91,7 @@ def create_app(
     )
     app.state.access = Access(key.encode() if key else None, private)
     if hosts is not None:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts), www_redirect=False)
+        app.add_middleware(TrustedHosts, hosts=list(hosts))
     app.add_middleware(Guard)  # added last, outermost: it logs every request, refused or not
     errors.install(app)
     for routes in (page, service, items, search, users, purchases, ingest):

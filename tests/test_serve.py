@@ -441,6 +441,10 @@ def test_on_loopback_only_loopback_host_names_are_answered(home: Path) -> None:
             assert client.get("/catalog", headers={"Host": host}).status_code == 400, host
             refused = client.post("/purchases", json=_purchase(), headers={"Host": host})
             assert refused.status_code == 400
+            assert refused.json() == {  # worded as every refusal: JSON, one line
+                "error": f"Host {host} is not answered here; use one of 127.0.0.1, localhost, "
+                "[::1]"
+            }
 
 
 def test_health_and_errors_name_no_file_of_the_server(
