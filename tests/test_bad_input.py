@@ -66,9 +66,7 @@ def test_decompression_bomb_is_refused(
     part = copy_catalog(small_catalog, tmp_path / "part", limit=1)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 150×220 photos are now "bombs"
     reasons = _failures(part, store)
-    assert next(iter(reasons.values())).startswith(
-        "Image size (33000 pixels)"
-    )
+    assert next(iter(reasons.values())).startswith("Image size (33000 pixels)")
     assert store.count() == 0
 
 

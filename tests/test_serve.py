@@ -442,8 +442,7 @@ def test_on_loopback_only_loopback_host_names_are_answered(home: Path) -> None:
             refused = client.post("/purchases", json=_purchase(), headers={"Host": host})
             assert refused.status_code == 400
             assert refused.json() == {  # worded as every refusal: JSON, one line
-                "error": f"Host {host} is not answered here; use one of 127.0.0.1, localhost, "
-                "[::1]"
+                "error": f"Host {host} is not answered here; use one of 127.0.0.1, localhost, [::1]"
             }
 
 
