@@ -16,6 +16,8 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +39,9 @@ from engine.vectorstore.edge import LOCK_FILE, EdgeStore
 
 REPLICAS_DIR: Final = "replicas"
 GENERATION_FILE: Final = "generation"  # how many times the home's store has changed
+WORKERS_FILE: Final = "workers"  # how many workers serve copies
+SERVING_SUFFIX: Final = ".serving"  # worker<N>.serving: the generation that worker serves
+SERVED_WAIT_S: Final = 120.0  # how long a change waits for every worker to serve it
 MARKS: Final = (SYNCED_ANCHOR, SYNCED_SEQUENCE, RANK_DRIFT_KEY)
 WRITER_WAIT_S: Final = 30.0  # how long a change waits for copies being made (or an ingest)
 
@@ -80,9 +85,51 @@ def generation(home: Path) -> int:
 def _next_generation(home: Path) -> None:
     folder = replicas_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f".{GENERATION_FILE}.{os.getpid()}"
-    temporary.write_text(str(generation(home) + 1), encoding="utf-8")
-    os.replace(temporary, folder / GENERATION_FILE)
+    _replace_text(folder / GENERATION_FILE, str(generation(home) + 1))
+
+
+def expect_workers(home: Path, workers: int) -> None:
+    """Record how many workers serve copies (the supervisor, before it starts them)."""
+    folder = replicas_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    _replace_text(folder / WORKERS_FILE, str(workers))
+
+
+def mark_serving(home: Path, worker: int, generation: int) -> None:
+    """Record the generation a worker's copy is of, once the worker serves it."""
+    _replace_text(replicas_dir(home) / f"worker{worker}{SERVING_SUFFIX}", str(generation))
+
+
+def served_everywhere(home: Path, wanted: int, timeout_s: float = SERVED_WAIT_S) -> bool:
+    """Wait until every worker serves a copy of generation `wanted` or later (False when
+    `timeout_s` passes first): what a change made from a thread waits for before it says
+    it is done, so that no worker answers without it afterwards."""
+    folder = replicas_dir(home)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            workers = int((folder / WORKERS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return True  # no supervisor recorded workers: nothing to wait for
+        served = []
+        for worker in range(workers):
+            try:
+                text = (folder / f"worker{worker}{SERVING_SUFFIX}").read_text(encoding="utf-8")
+                served.append(int(text))
+            except (OSError, ValueError):
+                served.append(-1)  # starting: not serving yet
+        if min(served, default=wanted) >= wanted:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write a small file whole (a reader sees the old text or the new, never half)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def make_copy(settings: Settings, worker: int, *, wait: bool) -> Copy | None:

@@ -30,10 +30,13 @@ from engine.errors import FashionrecError, one_line
 from engine.replicas import (
     Copy,
     bring_home_in_step,
+    expect_workers,
     generation,
     home_writer,
+    mark_serving,
     open_copy,
     remove_copies,
+    served_everywhere,
 )
 from engine.settings import Settings
 from engine.shoppers.sync import catch_up
@@ -65,6 +68,7 @@ class Replica:
         self.copy, self.app = copy, app
         self.refreshing = False
         app.home_writer = self.writer
+        mark_serving(settings.home, worker, copy.generation)
 
     def follow(self) -> int:
         """Take in the purchases recorded since this copy last looked (any worker's)."""
@@ -77,6 +81,7 @@ class Replica:
         self.copy = copy
         old_store.close()
         shutil.rmtree(old_copy.path, ignore_errors=True)
+        mark_serving(self.settings.home, self.worker, copy.generation)
         LOG.info("worker %d: serving generation %d", self.worker, copy.generation)
 
     async def refresh(self) -> None:
@@ -107,13 +112,16 @@ class Replica:
     def writer(self) -> Iterator[Application]:
         """The home's store for a change to the catalog; on the event loop's thread the new
         copy is served before the next request (the writer reads its own change), else
-        (an ingest's thread) at the next look."""
+        (an ingest's thread) every worker serves it, this one at its next look, before
+        the change is over: the run's summary comes when every worker has its items."""
         with home_writer(self.settings) as home:
             yield home
         if threading.current_thread() is threading.main_thread():
             made = open_copy(self.settings, self.worker, wait=True)
             if made is not None:
                 self.switch(*made)
+        elif not served_everywhere(self.settings.home, generation(self.settings.home)):
+            LOG.warning("worker %d: not every worker serves the change yet", self.worker)
 
 
 def port_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
@@ -182,6 +190,7 @@ def supervise(spec: Spec, sock: socket.socket, workers: int) -> None:
         written = bring_home_in_step(settings)
         if written:
             LOG.info("popularity payloads brought in step with the event log")
+        expect_workers(settings.home, workers)
     shared: socket.socket | None = sock
     held: socket.socket | None = None
     if hasattr(socket, "SO_REUSEPORT"):

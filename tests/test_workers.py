@@ -31,7 +31,10 @@ from engine.shoppers.simulation import SimulationConfig
 from engine.shoppers.sync import run_simulation, set_shops
 from engine.vectorstore.edge import EdgeStore
 from serve.workers import Replica
-from tests.builders import ROOT, catalog_items, store_items
+from ingest.democatalog import DemoCatalog
+from tests.builders import ROOT, catalog_items, copy_catalog, store_items
+
+JSON_BODY = {"Content-Type": "application/json"}
 
 BOUGHT = "WOMEN-Dresses-id_00000001-01_1_front"
 GONE = "MEN-Denim-id_00000007-01_1_front"
@@ -123,11 +126,12 @@ def _wait_for_workers(port: int, server: subprocess.Popen[str], workers: int) ->
 
 
 @pytest.mark.slow
-def test_serve_with_two_workers(home: Path) -> None:
+def test_serve_with_two_workers(home: Path, small_catalog: DemoCatalog, tmp_path: Path) -> None:
     """Two worker processes: a purchase posted to either is in every worker's payloads
-    within a second; a deleted item is gone from both; on SIGTERM the copies go and the
-    home's store holds the purchase."""
-    from tests.test_serve import _free_port
+    within a second; a deleted item is gone from both; an ingest is done only when every
+    worker serves its items; on SIGTERM the copies go and the home's store holds the
+    purchase."""
+    from tests.test_serve import _free_port, _ingest_body
 
     port = _free_port()
     env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_API_KEY": ""}
@@ -163,6 +167,22 @@ def test_serve_with_two_workers(home: Path) -> None:
         with ThreadPoolExecutor(4) as pool:
             statuses = set(pool.map(lambda _: _get(f"{base}/items/{GONE}")[0], range(24)))
         assert statuses == {404}
+        part = copy_catalog(small_catalog, tmp_path / "catalog", limit=2)
+        body = _ingest_body(part.images, masks=str(part.masks))
+        started = urllib.request.Request(
+            f"{base}/ingest", data=json.dumps(body).encode(), headers=JSON_BODY
+        )
+        with urllib.request.urlopen(started, timeout=60) as response:
+            url = json.load(response)["url"]
+        deadline = time.monotonic() + 180
+        while (state := _get(f"{base}{url}")[1])["state"] not in ("done", "failed"):
+            assert time.monotonic() < deadline, state
+            time.sleep(0.05)  # the first answer after "done" must find the items everywhere
+        assert state["state"] == "done", state
+        new = [p.stem for p in part.images.iterdir()]
+        with ThreadPoolExecutor(4) as pool:
+            found = set(pool.map(lambda n: _get(f"{base}/items/{new[n % 2]}")[0], range(24)))
+        assert found == {200}
     finally:
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=60)
