@@ -30,8 +30,8 @@ from engine.shoppers.shops import generate_shops
 from engine.shoppers.simulation import SimulationConfig
 from engine.shoppers.sync import run_simulation, set_shops
 from engine.vectorstore.edge import EdgeStore
-from serve.workers import Replica
 from ingest.democatalog import DemoCatalog
+from serve.workers import Replica
 from tests.builders import ROOT, catalog_items, copy_catalog, store_items
 
 JSON_BODY = {"Content-Type": "application/json"}
