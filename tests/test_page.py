@@ -1,13 +1,17 @@
 """The page in a real browser (Debian's Chromium driven by Playwright) against the real server:
-pick an item, see its photos load, record a purchase and see its popularity change."""
+pick an item, see its photos load, record a purchase and see its popularity change; a user
+and their purchases, one deleted from the catalog; a search by photo; errors that clear the
+results; a phone's width and a desktop's."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +48,10 @@ ITEM: Final = "WOMEN-Dresses-id_00000013-01_2_side"
 BUYER: Final = "sim-00001"
 KEY: Final = "page-test-key"
 TIMEOUT_MS: Final = 30_000
+# the browser logs each request the service refused; the tests that expect one allow it
+REFUSED: Final = re.compile(r"Failed to load resource: the server responded with a status of 4\d\d")
+PHONE: Final = {"width": 420, "height": 900}
+DESKTOP: Final = {"width": 1280, "height": 900}
 
 pytestmark = [
     pytest.mark.slow,  # a real browser
@@ -93,6 +101,8 @@ def serving(home: Path, **options: Any) -> Iterator[str]:
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "the server did not start"
+    # a search by photo embeds it as the store's vectors were made: with the fake network
+    app.state.photos.networks[FAKE] = FakeEmbedder()
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -119,16 +129,26 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh page that fails the test on any script error."""
+def console() -> list[str]:
+    """The errors the page's console shows (a refused request is one)."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Any, console: list[str]) -> Iterator[Any]:
+    """A fresh page that fails the test on any script error or console error other than a
+    request the service refused."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and console.append(message.text))
     yield page
     context.close()
     assert not errors, errors
+    unexplained = [text for text in console if not REFUSED.match(text)]
+    assert not unexplained, unexplained
 
 
 def _open(page: Any, base: str) -> None:
@@ -156,7 +176,32 @@ def _popularity(base: str, item: str) -> float:
         return float(json.load(response)["popularity"])
 
 
-def test_pick_an_item_see_its_photos_and_record_a_purchase(page: Any, url: str) -> None:
+def _patch(base: str, item: str, changes: dict[str, object]) -> None:
+    request = urllib.request.Request(
+        f"{base}/items/{item}",
+        data=json.dumps(changes).encode(),
+        headers={"Content-Type": "application/json"},
+        method="PATCH",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def _user(base: str, user: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{base}/users/{user}", timeout=10) as response:
+        found: dict[str, Any] = json.load(response)
+    return found
+
+
+def _delete(base: str, item: str) -> None:
+    request = urllib.request.Request(f"{base}/items/{item}", method="DELETE")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_pick_an_item_see_its_photos_and_record_a_purchase(
+    page: Any, url: str, console: list[str]
+) -> None:
     expect = sync_api.expect
     _open(page, url)
     expect(page.locator("#summary")).to_contain_text("46 items")
@@ -172,6 +217,12 @@ def test_pick_an_item_see_its_photos_and_record_a_purchase(page: Any, url: str) 
     for term in ("visual", "popularity", "category", "distance"):
         float(first.locator(f".term.{term} .value").inner_text())
     expect(page.locator("#provenance")).to_contain_text("fake vectors: fake 46")
+    # the item's popularity is its sales, the rerank's term a trend match, each named
+    expect(first.locator("dd.popularity")).to_have_text(re.compile(r"^\d+$"))
+    assert first.locator("dd.popularity").evaluate("e => e.previousSibling.textContent") == "sales"
+    expect(first.locator(".term.popularity .key")).to_have_text("trend match")
+    assert "1 − |NormPop" in str(first.locator(".term.popularity").get_attribute("title"))
+    expect(page.locator("#query dt").filter(has_text=re.compile("^sales$"))).to_have_count(1)
 
     page.fill("#buyer", BUYER)
     before = int(page.inner_text("#query-popularity"))
@@ -185,28 +236,64 @@ def test_pick_an_item_see_its_photos_and_record_a_purchase(page: Any, url: str) 
     page.locator(".card").first.locator("button.buy").click()
     expect(page.locator("#status")).to_contain_text(f"bought {shown}; its popularity is now")
     assert _popularity(url, shown) == was + 1
+    assert not console, console
+
+    # trending: the sales decayed as of now, to 2 decimals (<0.01 when tiny)
+    page.select_option("#popularity-mode", "trending")
+    page.click("#apply")
+    expect(page.locator("#provenance")).to_contain_text("popularity trending (half-life")
+    expect(page.locator(".card dt").filter(has_text="recent sales")).to_have_count(8)
+    for text in page.locator(".card dd.popularity").all_inner_texts():
+        assert re.fullmatch(r"<0\.01|\d+\.\d\d", text), text
+    expect(page.locator("#query-trending")).to_have_text(re.compile(r"^(<0\.01|\d+\.\d\d)$"))
+    assert float(page.inner_text("#query-trending")) >= 0.99  # bought a moment ago
 
 
-def test_a_user_their_purchases_and_recommendations(page: Any, url: str) -> None:
+def test_a_user_their_purchases_and_recommendations(
+    page: Any, pristine: Path, tmp_path: Path, console: list[str]
+) -> None:
+    expect = sync_api.expect
+    home = Path(shutil.copytree(pristine, tmp_path / "home"))  # an item is deleted here
+    with serving(home, api_key="") as base:
+        bought = _user(base, BUYER)["purchases"]
+        gone = bought[0]["item_id"]
+        _delete(base, gone)
+        _patch(base, bought[1]["item_id"], {"name": "Grey hoodie", "price": 35})
+        _open(page, base)
+        page.click("#tab-user")
+        page.locator("#user-list button").first.click()
+        expect(page.locator("#query h2")).to_have_text(BUYER)
+        expect(page.locator(".results .list").first.locator("h3")).to_contain_text("merged")
+        assert page.locator("#buyer").input_value() == BUYER
+        merged = page.locator(".results > .list .card")
+        assert merged.count() >= 1
+        widths = _photos_loaded(page, ".bought img, .results > .list .card img")
+        assert len(widths) == len(bought) - 1 + merged.count(), widths
+        assert all(w == 150 for w in widths), widths
+        # the deleted item's purchase stays, as text: no photo to break
+        tiles = page.locator(".bought .tile")
+        expect(tiles).to_have_count(len(bought))
+        deleted = page.locator(f'.bought .tile[data-item="{gone}"]')
+        expect(deleted).to_contain_text("no longer in the catalog")
+        expect(deleted.locator("img")).to_have_count(0)
+        named = page.locator(f'.bought .tile[data-item="{bought[1]["item_id"]}"]')
+        expect(named.locator(".tile-name")).to_have_text("Grey hoodie")
+        expect(named.locator(".price")).to_have_text("35.00")
+        assert not console, console
+
+
+def test_an_unknown_item_is_said_in_one_line_and_clears_the_results(page: Any, url: str) -> None:
     expect = sync_api.expect
     _open(page, url)
-    page.click("#tab-user")
-    page.locator("#user-list button").first.click()
-    expect(page.locator("#query h2")).to_have_text(BUYER)
-    expect(page.locator(".results .list").first.locator("h3")).to_contain_text("merged")
-    assert page.locator("#buyer").input_value() == BUYER
-    merged = page.locator(".results > .list .card")
-    assert merged.count() >= 1
-    widths = _photos_loaded(page, ".bought img, .results > .list .card img")
-    assert len(widths) > merged.count() and all(w == 150 for w in widths), widths
-
-
-def test_an_unknown_item_is_said_in_one_line(page: Any, url: str) -> None:
-    expect = sync_api.expect
-    _open(page, url)
+    page.fill("#item-id", ITEM)
+    page.click("#item-show")
+    expect(page.locator(".card")).to_have_count(8)
     page.fill("#item-id", "no-such-item")
     page.click("#item-show")
     expect(page.locator("#status.error")).to_have_text("unknown item 'no-such-item'")
+    expect(page.locator(".card")).to_have_count(0)
+    expect(page.locator("#query")).to_be_hidden()
+    expect(page.locator("#legend")).to_be_hidden()
 
 
 def test_a_private_service_works_once_the_key_is_given(
@@ -233,17 +320,6 @@ def test_a_private_service_works_once_the_key_is_given(
         expect(page.locator("#query-popularity")).to_have_text(str(before + 1))
 
 
-def _patch(base: str, item: str, changes: dict[str, object]) -> None:
-    request = urllib.request.Request(
-        f"{base}/items/{item}",
-        data=json.dumps(changes).encode(),
-        headers={"Content-Type": "application/json"},
-        method="PATCH",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-
-
 def test_cards_show_the_shops_words_and_leave_out_what_sold_out(page: Any, url: str) -> None:
     expect = sync_api.expect
     _open(page, url)
@@ -265,5 +341,99 @@ def test_cards_show_the_shops_words_and_leave_out_what_sold_out(page: Any, url: 
         page.check("#any-stock")
         page.click("#apply")
         expect(page.locator(f'.card[data-item="{first}"] dd.out')).to_have_text("out of stock")
+        # the searched item shows its own name, price and link as its cards do
+        card.locator("button.quiet").click()
+        expect(page.locator("#query .item-id")).to_have_text(second)
+        expect(page.locator("#query-name")).to_have_text("Red dress")
+        expect(page.locator("#query dd.price")).to_have_text("19.50")
+        link = page.locator("#query a.shop-link")
+        assert link.get_attribute("href") == "https://shop.example/red"
     finally:
         _patch(url, first, {"in_stock": True})  # the module's other tests share this home
+
+
+def _refusal(base: str, path: str, kind: str, body: bytes) -> str:
+    """The service's one-line error for this body."""
+    request = urllib.request.Request(
+        f"{base}{path}", data=body, headers={"Content-Type": kind}, method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    error: str = json.load(refused.value)["error"]
+    return error
+
+
+def test_search_by_photo_and_a_bad_file(page: Any, url: str, pristine: Path) -> None:
+    expect = sync_api.expect
+    photo = pristine.parent / "catalog" / "images" / f"{ITEM}.jpg"
+    page.set_viewport_size(PHONE)
+    _open(page, url)
+    page.click("#tab-photo")
+    page.select_option("#photo-gender", "WOMEN")
+    page.set_input_files("#photo-file", photo)
+    expect(page.locator(".card")).to_have_count(8)
+    expect(page.locator("#query h2")).to_have_text("Your photo")
+    expect(page.locator(".results h3")).to_have_text("Like your photo (8)")
+    genders = page.locator(".card .gender").all_inner_texts()
+    assert set(genders) == {"WOMEN"}, genders
+    widths = _photos_loaded(page, "#query img, .card img")
+    assert len(widths) == 9 and all(w == 150 for w in widths), widths
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # a file that is no photo, and one of a type the service does not read: its own words
+    for name, kind, body in [
+        ("notes.png", "image/png", b"not a photo"),
+        ("a.gif", "image/gif", b"GIF89a"),
+    ]:
+        page.set_input_files("#photo-file", {"name": name, "mimeType": kind, "buffer": body})
+        expect(page.locator("#status.error")).to_have_text(_refusal(url, "/search", kind, body))
+        expect(page.locator(".card")).to_have_count(0)
+        expect(page.locator("#query")).to_be_hidden()
+        page.set_input_files("#photo-file", photo)
+        expect(page.locator(".card")).to_have_count(8)
+
+
+def _fits(page: Any) -> None:
+    """No sideways scroll, and every visible control and card inside the window."""
+    width = page.evaluate("window.innerWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    outside = page.evaluate(
+        """(width) => [...document.querySelectorAll(
+            '.controls input, .controls select, .controls button, .card, #query, .tile')]
+          .filter((e) => e.offsetParent !== null)
+          .filter((e) => {
+            const r = e.getBoundingClientRect();
+            return r.left < 0 || r.right > width;
+          })
+          .map((e) => e.id || e.className)""",
+        width,
+    )
+    assert not outside, outside
+
+
+def test_the_page_fits_a_phone_and_a_desktop(page: Any, url: str) -> None:
+    expect = sync_api.expect
+    page.set_viewport_size(PHONE)
+    page.goto(f"{url}/#item={ITEM}")
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator(".card")).to_have_count(8)
+    _fits(page)
+    tops = page.locator(".card").evaluate_all("els => els.map(e => e.getBoundingClientRect().top)")
+    assert len(set(tops[:2])) == 1, tops  # two cards a row
+    page.locator("#ranking-box summary").click()  # folded on a phone
+    expect(page.locator("#apply")).to_be_visible()
+    _fits(page)
+    page.click("#tab-user")
+    page.locator("#user-list button").first.click()
+    expect(page.locator("#query h2")).to_have_text(BUYER)
+    _fits(page)
+    page.set_viewport_size(DESKTOP)
+    page.click("#tab-item")
+    page.fill("#item-id", ITEM)
+    page.click("#item-show")
+    expect(page.locator("#query h2")).to_have_text("Dresses")
+    expect(page.locator(".card")).to_have_count(8)
+    _fits(page)
+    tops = page.locator(".card").evaluate_all("els => els.map(e => e.getBoundingClientRect().top)")
+    assert tops.count(tops[0]) == 4, tops  # four cards a row beside the controls
+    controls = page.locator(".controls").bounding_box()
+    assert controls["x"] + controls["width"] < page.locator("#results").bounding_box()["x"]

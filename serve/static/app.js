@@ -1,12 +1,14 @@
-// The fashionrec page: pick an item or a user, see the recommendations and the terms of
-// their relevance, record a purchase. It only calls the service's JSON API.
+// The fashionrec page: pick an item or a user, or send a photo, see the recommendations and
+// the terms of their relevance, record a purchase. It only calls the service's JSON API.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const DEFAULTS = { k: 8, "w-visual": 0.6, "w-popularity": 0.2, "w-category": 0.2,
   "w-distance": 0, gamma: 2, trendiness: 0.5, "max-km": "" };
 const TERMS = ["visual", "popularity", "category", "distance"];
-const state = { mode: "item", shown: null, stores: {}, blobs: [], ticket: 0 };
+const TERM_NAMES = { visual: "visual", popularity: "trend match", category: "category", distance: "distance" };
+const NARROW = window.matchMedia("(max-width: 800px)");
+const state = { mode: "item", shown: null, stores: {}, blobs: [], ticket: 0, t: null };
 
 // --- the API -----------------------------------------------------------------------------
 
@@ -70,7 +72,29 @@ function fmt(value, digits = 2) {
 }
 
 function km(value) {
-  return value === null || value === undefined ? "—" : `${Number(value).toFixed(1)} km`;
+  return value === null || value === undefined ? "—" : `${Number(value).toFixed(1)}\u00a0km`;
+}
+
+function money(value) {
+  return value === null || value === undefined ? null : Number(value).toFixed(2);
+}
+
+// Sales as a person reads them: a count (all-time), or the decayed count as of now
+// (trending: each sale counts 2^(−age / half-life)), to 2 decimals.
+function sales(value, trending) {
+  if (value === null || value === undefined) return "—";
+  const number = Number(value);
+  if (!trending) return number.toFixed(0);
+  return number > 0 && number < 0.01 ? "<0.01" : number.toFixed(2);
+}
+
+const SALES_EXPLAINED = {
+  "all-time": "all-time popularity: the item's sales (with its initial popularity)",
+  trending: "trending popularity: the item's sales as of now, each counting 2^(−age / half-life)",
+};
+
+function isTrending(doc) {
+  return String(doc.popularity || "").startsWith("trending");
 }
 
 function storeName(id) {
@@ -84,11 +108,35 @@ function setStatus(text, kind = "") {
   status.className = `status ${kind}`;
 }
 
-function fact(list, name, value, className) {
-  list.append(el("dt", "", name));
+function fact(list, name, value, className, title) {
+  const dt = el("dt", "", name);
+  if (title) dt.title = title;
+  list.append(dt);
   const dd = el("dd", className || "", value);
   list.append(dd);
   return dd;
+}
+
+// The shop's name for an item, a link to its page where it has one (else the item id).
+function shopName(className, name, url, itemId) {
+  const linked = url && /^https?:\/\//.test(url);
+  const node = el(linked ? "a" : "div", linked ? `${className} shop-link` : className, name || itemId);
+  node.title = itemId;
+  if (linked) {
+    node.href = url;  // the shop's product page, in a tab of its own
+    node.target = "_blank";
+    node.rel = "noopener noreferrer";
+  }
+  return node;
+}
+
+// On a narrow screen the results sit below the controls: bring them into view.
+function reveal() {
+  if (!NARROW.matches) return;
+  const status = $("status");
+  if (status.getBoundingClientRect().top > window.innerHeight * 0.6) {
+    status.scrollIntoView({ block: "start" });
+  }
 }
 
 // --- controls ----------------------------------------------------------------------------
@@ -108,6 +156,7 @@ function rankingQuery() {
   q.set("w_category", $("w-category").value);
   q.set("w_distance", $("w-distance").value);
   q.set("gamma", $("gamma").value);
+  if ($("popularity-mode").value) q.set("popularity", $("popularity-mode").value);
   if ($("max-km").value) q.set("max_km", $("max-km").value);
   if ($("rec-category").value.trim()) q.set("category", $("rec-category").value.trim());
   if ($("min-price").value) q.set("min_price", $("min-price").value);
@@ -116,24 +165,15 @@ function rankingQuery() {
   return q;
 }
 
-function currentWeights() {
-  return {
-    visual: Number($("w-visual").value),
-    popularity: Number($("w-popularity").value),
-    category: Number($("w-category").value),
-    distance: Number($("w-distance").value),
-  };
-}
-
 function setMode(mode) {
   state.mode = mode;
-  $("tab-item").classList.toggle("active", mode === "item");
-  $("tab-user").classList.toggle("active", mode === "user");
-  $("tab-item").setAttribute("aria-selected", String(mode === "item"));
-  $("tab-user").setAttribute("aria-selected", String(mode === "user"));
-  $("item-form").hidden = mode !== "item";
-  $("user-form").hidden = mode !== "user";
-  document.querySelectorAll(".item-only").forEach((n) => { n.hidden = mode !== "item"; });
+  for (const name of ["item", "user", "photo"]) {
+    $(`tab-${name}`).classList.toggle("active", mode === name);
+    $(`tab-${name}`).setAttribute("aria-selected", String(mode === name));
+    $(`${name}-form`).hidden = mode !== name;
+  }
+  // a user's own trendiness ranks their recommendations; an item or a photo takes t
+  document.querySelectorAll(".query-t").forEach((n) => { n.hidden = mode === "user"; });
 }
 
 // --- the catalog, the item list and the user list -----------------------------------------
@@ -152,7 +192,11 @@ async function loadCatalog() {
   }));
   const preferred = catalog.default_space || "resnet50";
   if (spaces.includes(preferred)) select.value = preferred;
-  for (const [id, values] of [["gender-filter", catalog.genders], ["category-filter", catalog.categories]]) {
+  const choices = [
+    ["gender-filter", catalog.genders], ["category-filter", catalog.categories],
+    ["photo-gender", catalog.genders],
+  ];
+  for (const [id, values] of choices) {
     const target = $(id);
     const chosen = target.value;
     target.replaceChildren(target.options[0]);
@@ -227,7 +271,7 @@ function termBar(rec, weights) {
   TERMS.forEach((term) => {
     const seg = el("span", `seg ${term}`);
     seg.style.width = `${Math.max(0, (parts[term] / total) * 100)}%`;
-    seg.title = `${term} ${fmt(parts[term], 3)}`;
+    seg.title = `${TERM_NAMES[term]} ${fmt(parts[term], 3)}`;
     bar.append(seg);
   });
   const terms = el("div", "terms");
@@ -237,16 +281,19 @@ function termBar(rec, weights) {
     category: fmt(rec.category_sim, 2),
     distance: rec.distance_km === null || rec.distance_km === undefined ? "—" : km(rec.distance_km),
   };
+  const t = state.t === null ? "t" : `t ${fmt(state.t)}`;
   const explain = {
     visual: "cosine similarity to the query",
-    popularity: `1 − |NormPop ${fmt(rec.norm_popularity)} − t|^γ`,
+    popularity: `1 − |NormPop − t|^γ with NormPop ${fmt(rec.norm_popularity)} (the item's ` +
+      `popularity rank, 0–1), ${t}, γ ${fmt(weights.gamma)}: how well its popularity ` +
+      "matches the trendiness",
     category: "CatSim of the two categories",
     distance: "exp(−km / scale)",
   };
   TERMS.forEach((term) => {
     const row = el("div", `term ${term}`);
-    row.title = `${term}: ${explain[term]}; weighted contribution ${fmt(parts[term], 3)}`;
-    row.append(el("span", `key ${term}`, term), el("span", "raw", raw[term]),
+    row.title = `${TERM_NAMES[term]}: ${explain[term]}; weighted contribution ${fmt(parts[term], 3)}`;
+    row.append(el("span", `key ${term}`, TERM_NAMES[term]), el("span", "raw", raw[term]),
       el("span", "value", fmt(parts[term], 3)));
     terms.append(row);
   });
@@ -254,7 +301,7 @@ function termBar(rec, weights) {
   return wrap;
 }
 
-function card(rec, weights) {
+function card(rec, weights, trending) {
   const article = el("article", "card");
   article.dataset.item = rec.item_id;
   const figure = el("div", "photo");
@@ -265,21 +312,17 @@ function card(rec, weights) {
   figure.append(img, el("span", "rank", `#${rec.rank}`));
   const body = el("div", "card-body");
   const title = el("div", "card-title");
-  title.append(el("span", "cat-name", rec.category), el("span", "gender", rec.gender));
-  const linked = rec.url && /^https?:\/\//.test(rec.url);
-  const id = el(linked ? "a" : "div", linked ? "item-id shop-link" : "item-id", rec.name || rec.item_id);
-  id.title = rec.item_id;
-  if (linked) {
-    id.href = rec.url;  // the shop's product page, in a tab of its own
-    id.target = "_blank";
-    id.rel = "noopener noreferrer";
-  }
+  const category = el("span", "cat-name", rec.category);
+  category.title = rec.category;
+  title.append(category, el("span", "gender", rec.gender));
+  const id = shopName("item-id", rec.name, rec.url, rec.item_id);
   const facts = el("dl", "facts");
-  if (rec.price !== null && rec.price !== undefined) fact(facts, "price", rec.price.toFixed(2), "price");
+  if (money(rec.price) !== null) fact(facts, "price", money(rec.price), "price");
   if (rec.in_stock === false) fact(facts, "stock", "out of stock", "out");
   fact(facts, "store", storeName(rec.store_id));
   fact(facts, "distance", km(rec.distance_km));
-  fact(facts, "popularity", fmt(rec.popularity, 0), "popularity");
+  fact(facts, trending ? "recent sales" : "sales", sales(rec.popularity, trending), "popularity",
+    SALES_EXPLAINED[trending ? "trending" : "all-time"]);
   const actions = el("div", "actions");
   const more = el("button", "quiet", "Similar");
   more.type = "button";
@@ -293,7 +336,7 @@ function card(rec, weights) {
   return article;
 }
 
-function grid(title, recs, weights) {
+function grid(title, recs, doc) {
   const section = el("section", "list");
   section.append(el("h3", "", title));
   if (!recs.length) {
@@ -301,7 +344,8 @@ function grid(title, recs, weights) {
     return section;
   }
   const cards = el("div", "grid");
-  recs.forEach((rec) => cards.append(card(rec, weights)));
+  const trending = isTrending(doc);
+  recs.forEach((rec) => cards.append(card(rec, doc.weights, trending)));
   section.append(cards);
   return section;
 }
@@ -309,12 +353,23 @@ function grid(title, recs, weights) {
 function showProvenance(doc) {
   const weights = Object.entries(doc.vectors.weights)
     .map(([label, count]) => `${label} ${count}`).join(", ") || "unknown";
-  $("provenance").textContent = `· ${doc.vectors.space} vectors: ${weights} · taxonomy ${doc.vectors.taxonomy}`;
+  const popularity = doc.popularity ? ` · popularity ${doc.popularity}` : "";
+  $("provenance").textContent =
+    `· ${doc.vectors.space} vectors: ${weights} · taxonomy ${doc.vectors.taxonomy}${popularity}`;
   $("legend").hidden = false;
+}
+
+function clearResults() {
+  forgetBlobs();
+  $("query").replaceChildren();
+  $("query").hidden = true;
+  $("legend").hidden = true;
+  $("results").replaceChildren();
 }
 
 function renderItem(item, doc) {
   const query = $("query");
+  const p = item.payload;
   query.replaceChildren();
   const photo = el("div", "photo big");
   const img = el("img");
@@ -322,23 +377,57 @@ function renderItem(item, doc) {
   showImage(img, item.item_id);
   photo.append(img);
   const info = el("div", "query-info");
-  info.append(el("h2", "", item.payload.category || "item"));
+  info.append(el("h2", "", p.category || "item"));
+  const name = shopName("item-name", p.name, p.url, item.item_id);
+  name.id = "query-name";
   const id = el("div", "item-id", item.item_id);
   const facts = el("dl", "facts wide");
-  fact(facts, "gender", item.payload.gender);
-  fact(facts, "product", item.payload.product_id);
+  if (money(p.price) !== null) fact(facts, "price", money(p.price), "price");
+  if (p.in_stock === false) fact(facts, "stock", "out of stock", "out");
+  fact(facts, "gender", p.gender);
+  fact(facts, "product", p.product_id);
   fact(facts, "store", item.store ? (item.store.name || item.store.id) : "—");
-  fact(facts, "popularity", fmt(item.popularity, 0), "popularity").id = "query-popularity";
+  fact(facts, "sales", sales(item.popularity, false), "popularity", SALES_EXPLAINED["all-time"])
+    .id = "query-popularity";
+  if (isTrending(doc)) {
+    fact(facts, "recent sales", sales(item.trending, true), "trending", SALES_EXPLAINED.trending)
+      .id = "query-trending";
+  }
   const buy = el("button", "buy", "Record purchase");
   buy.type = "button";
   buy.id = "query-buy";
   buy.addEventListener("click", () => recordPurchase(item.item_id));
-  info.append(id, facts, buy);
+  info.append(...(p.name || p.url ? [name, id] : [id]), facts, buy);
   query.append(photo, info);
   query.hidden = false;
   showProvenance(doc);
-  const weights = doc.weights;
-  $("results").replaceChildren(...doc.lists.map((l) => grid(`Like this (${l.recommendations.length})`, l.recommendations, weights)));
+  $("results").replaceChildren(...doc.lists.map((l) => grid(`Like this (${l.recommendations.length})`, l.recommendations, doc)));
+}
+
+function boughtTile(p) {
+  const tile = el("figure", "tile");
+  tile.dataset.item = p.item_id;
+  tile.title = `${p.item_id} · ${p.timestamp}`;
+  const caption = el("figcaption");
+  const where = el("span", "hint", `${p.store_name || p.store_id || "—"} · ${km(p.distance_km)}`);
+  const when = el("span", "hint", String(p.timestamp).slice(0, 10));
+  if (p.in_catalog === false) {
+    // the item was deleted from the catalog: its purchase stays, its photo is gone
+    tile.classList.add("gone");
+    tile.append(el("div", "gone-box", "no longer in the catalog"));
+    caption.append(el("span", "item-id", p.item_id), when, where);
+    tile.append(caption);
+    return tile;
+  }
+  const img = el("img");
+  showImage(img, p.item_id);
+  const name = el("span", "tile-name", p.name || p.category || p.item_id);
+  name.title = p.name || p.category || p.item_id;
+  caption.append(name);
+  if (money(p.price) !== null) caption.append(el("span", "price", money(p.price)));
+  caption.append(when, where);
+  tile.append(img, caption);
+  return tile;
 }
 
 function renderUser(user, doc) {
@@ -353,33 +442,56 @@ function renderUser(user, doc) {
   fact(facts, "purchases", user.purchases.length);
   info.append(facts);
   const bought = el("div", "bought");
-  user.purchases.forEach((p) => {
-    const tile = el("figure", "tile");
-    const img = el("img");
-    showImage(img, p.item_id);
-    const caption = el("figcaption");
-    caption.append(el("span", "", p.category || p.item_id), el("span", "hint", `${p.store_name || p.store_id || "—"} · ${km(p.distance_km)}`));
-    tile.title = `${p.item_id} · ${p.timestamp}`;
-    tile.append(img, caption);
-    bought.append(tile);
-  });
+  user.purchases.forEach((p) => bought.append(boughtTile(p)));
   query.append(info, bought);
   query.hidden = false;
   showProvenance(doc);
-  const weights = doc.weights;
   const merged = doc.lists.filter((l) => l.list === "merged");
   const each = doc.lists.filter((l) => l.list !== "merged");
-  const sections = merged.map((l) => grid("For this user (merged)", l.recommendations, weights));
+  const sections = merged.map((l) => grid("For this user (merged)", l.recommendations, doc));
   each.forEach((l) => {
     const details = el("details", "per-purchase");
     details.append(el("summary", "", l.list));
-    details.append(grid(l.list, l.recommendations, weights));
+    details.append(grid(l.list, l.recommendations, doc));
     sections.push(details);
   });
   $("results").replaceChildren(...sections);
 }
 
+function renderPhoto(file, doc) {
+  const query = $("query");
+  query.replaceChildren();
+  const photo = el("div", "photo big");
+  const img = el("img");
+  img.id = "query-photo";
+  img.alt = file.name;
+  const local = URL.createObjectURL(file);
+  state.blobs.push(local);
+  img.src = local;
+  photo.append(img);
+  const info = el("div", "query-info");
+  info.append(el("h2", "", "Your photo"));
+  info.append(el("div", "item-id", file.name));
+  const facts = el("dl", "facts wide");
+  fact(facts, "size", `${Math.max(1, Math.round(file.size / 1024))} KB`);
+  fact(facts, "shown to", $("photo-gender").value || "any gender");
+  fact(facts, "trendiness", fmt($("trendiness").value));
+  info.append(facts);
+  query.append(photo, info);
+  query.hidden = false;
+  showProvenance(doc);
+  $("results").replaceChildren(...doc.lists.map((l) => grid(`Like your photo (${l.recommendations.length})`, l.recommendations, doc)));
+}
+
 // --- actions ------------------------------------------------------------------------------
+
+// A request for results failed: say why, and leave no results of an earlier one on screen.
+function failed(ticket, error) {
+  if (ticket !== state.ticket) return; // a later request shows something else
+  clearResults();
+  setStatus(error.message, "error");
+  reveal();
+}
 
 async function showItem(itemId, quiet = false) {
   itemId = itemId.trim();
@@ -396,10 +508,14 @@ async function showItem(itemId, quiet = false) {
     ]);
     if (ticket !== state.ticket) return; // a later request shows something else
     forgetBlobs();
+    state.t = Number($("trendiness").value);
     renderItem(item, doc);
-    if (!quiet) setStatus("");
+    if (!quiet) {
+      setStatus("");
+      reveal();
+    }
   } catch (error) {
-    if (ticket === state.ticket) setStatus(error.message, "error");
+    failed(ticket, error);
   }
 }
 
@@ -418,17 +534,54 @@ async function showUser(userId, quiet = false) {
       : { lists: [], weights: {}, vectors: { space: $("space").value, weights: {}, taxonomy: "" } };
     if (ticket !== state.ticket) return; // a later request shows something else
     forgetBlobs();
+    state.t = user.trendiness;
     renderUser(user, doc);
-    if (!quiet) setStatus(user.purchases.length ? "" : `${userId} has no purchases yet`);
+    if (!quiet) {
+      setStatus(user.purchases.length ? "" : `${userId} has no purchases yet`);
+      reveal();
+    }
   } catch (error) {
-    if (ticket === state.ticket) setStatus(error.message, "error");
+    failed(ticket, error);
+  }
+}
+
+async function showPhoto(file, quiet = false) {
+  if (!file) {
+    setStatus("choose a photo first (Photo → Search by your photo)", "error");
+    return;
+  }
+  state.shown = { kind: "photo", file };
+  history.replaceState(null, "", location.pathname + location.search);
+  if (!quiet) setStatus("searching…", "busy");
+  const q = rankingQuery();
+  q.set("trendiness", $("trendiness").value);
+  if ($("photo-gender").value) q.set("gender", $("photo-gender").value);
+  const ticket = ++state.ticket;
+  try {
+    const doc = await api(`/search?${q}`, {
+      method: "POST",
+      // the photo's own media type; a file the browser cannot name is refused by the service
+      headers: { "Content-Type": file.type || "application/octet-stream" },
+      body: file,
+    });
+    if (ticket !== state.ticket) return; // a later request shows something else
+    forgetBlobs();
+    state.t = Number($("trendiness").value);
+    renderPhoto(file, doc);
+    if (!quiet) {
+      setStatus("");
+      reveal();
+    }
+  } catch (error) {
+    failed(ticket, error);
   }
 }
 
 async function refresh(quiet = false) {
   if (!state.shown) return;
   if (state.shown.kind === "item") await showItem(state.shown.id, quiet);
-  else await showUser(state.shown.id, quiet);
+  else if (state.shown.kind === "user") await showUser(state.shown.id, quiet);
+  else await showPhoto(state.shown.file, quiet);
 }
 
 async function recordPurchase(itemId) {
@@ -448,7 +601,7 @@ async function recordPurchase(itemId) {
     const now = result.popularity[itemId];
     setStatus(`recorded: ${buyer} bought ${itemId}; its popularity is now ${fmt(now, 0)}`, "ok");
   } catch (error) {
-    setStatus(error.message, "error");
+    setStatus(error.message, "error");  // the results shown are still the service's answer
   }
 }
 
@@ -456,7 +609,7 @@ async function recordPurchase(itemId) {
 
 function resetControls() {
   Object.entries(DEFAULTS).forEach(([id, value]) => { $(id).value = value; });
-  ["rec-category", "min-price", "max-price"].forEach((id) => { $(id).value = ""; });
+  ["rec-category", "min-price", "max-price", "popularity-mode"].forEach((id) => { $(id).value = ""; });
   $("any-stock").checked = false;
   syncOutputs();
 }
@@ -467,6 +620,7 @@ async function load() {
     await Promise.all([loadItems(), loadUsers()]);
   } catch (error) {
     $("summary").textContent = "";
+    clearResults();
     setStatus(error.message, "error");
     return false;
   }
@@ -481,8 +635,14 @@ async function start() {
   });
   $("tab-item").addEventListener("click", () => setMode("item"));
   $("tab-user").addEventListener("click", () => setMode("user"));
+  $("tab-photo").addEventListener("click", () => setMode("photo"));
   $("item-form").addEventListener("submit", (e) => { e.preventDefault(); showItem($("item-id").value); });
   $("user-form").addEventListener("submit", (e) => { e.preventDefault(); showUser($("user-id").value); });
+  $("photo-form").addEventListener("submit", (e) => { e.preventDefault(); showPhoto($("photo-file").files[0]); });
+  $("photo-file").addEventListener("change", () => showPhoto($("photo-file").files[0]));
+  $("photo-gender").addEventListener("change", () => {
+    if ($("photo-file").files[0]) showPhoto($("photo-file").files[0]);
+  });
   $("ranking").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
   $("purchase-form").addEventListener("submit", (e) => e.preventDefault());
   $("ranking").addEventListener("input", syncOutputs);
@@ -490,6 +650,7 @@ async function start() {
   const reloadItems = () => loadItems().catch((e) => setStatus(e.message, "error"));
   $("gender-filter").addEventListener("change", reloadItems);
   $("category-filter").addEventListener("change", reloadItems);
+  if (NARROW.matches) $("ranking-box").open = false;  // on a phone the controls fold away
   resetControls();
   setMode("item");
   if (await load()) {
@@ -502,7 +663,7 @@ async function start() {
       $("user-id").value = hash.get("user");
       await showUser(hash.get("user"));
     } else {
-      setStatus("pick an item or a user to see recommendations");
+      setStatus("pick an item or a user, or send a photo, to see recommendations");
     }
   }
   document.body.dataset.ready = "true";
