@@ -21,11 +21,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from engine.settings import Settings
+from engine.settings import SERVE_FILE, Settings
 from engine.vectorstore import VectorStore, open_store
 
 if TYPE_CHECKING:
     from engine.application import Application
+    from engine.vectorstore.holder import Holder
 
 FILE_WIDTH: Final = 1000  # columns when the output is a file or a pipe (COLUMNS overrides)
 
@@ -126,6 +127,15 @@ def warn_random_weights() -> None:
         "only. Use --weights imagenet or --weights PATH for real recommendations.[/]",
         soft_wrap=True,
     )
+
+
+def serving(home: Path) -> Holder | None:
+    """The running `fashionrec serve` that holds this home's embedded store, if any (not
+    this process): read-only commands ask it rather than open the store."""
+    from engine.vectorstore.holder import read_holder
+
+    holder = read_holder(home / SERVE_FILE)
+    return holder if holder is not None and holder.pid != os.getpid() else None
 
 
 def home_of(config: Settings) -> Application:

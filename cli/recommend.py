@@ -22,14 +22,16 @@ from cli.common import (
     fail,
     home_of,
     price_text,
+    serving,
     settings,
 )
-from engine.documents import Recommended, plain
+from engine.documents import Recommended, plain, recommended_from
 from engine.geo import Location
 from engine.recommend.recommender import Params
 from engine.recommend.rerank import Recommendation
 from engine.recommend.scoring import preset_normalise, preset_weights
 from engine.schema import provenance_text
+from engine.settings import Settings
 
 # every field of a Recommendation, in order: the CSV carries each term the JSON does
 COLUMNS: Final = tuple(f.name for f in fields(Recommendation))
@@ -325,16 +327,22 @@ def recommend_command(
         max_price=max_price,
         in_stock=in_stock,
     ).validate()
-    with home_of(settings(home, qdrant_url, taxonomy)) as app:
-        if image is not None:
-            from ingest.photos import PhotoSearch
+    config = settings(home, qdrant_url, taxonomy)
+    server = None if config.qdrant_url else serving(config.home)
+    if server is not None:  # it holds the embedded store: it answers, as it would anyone
+        from cli.remote import remote_recommend
 
-            search = PhotoSearch(app, on_note=lambda text: errors.print(text, style="dim"))
-            found = search(image, params, str(image))
-        elif user is not None:
-            found = app.for_user(user, params)
-        else:
-            found = app.similar(item or "", params)
+        if taxonomy is not None:
+            raise fail(
+                f"--taxonomy: the service at {server.url} holds this home and names "
+                "the catalog by its own taxonomy; drop --taxonomy"
+            )
+        errors.print(f"asked the service at {server.url}, which holds this home", style="dim")
+        found = recommended_from(
+            remote_recommend(server.url, params, item=item, user=user, image=image)
+        )
+    else:
+        found = _recommended(config, params, item=item, user=user, image=image)
     if as_json:
         json.dump(plain(found), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -346,6 +354,21 @@ def recommend_command(
                 writer.writerow((ranked.list, *(getattr(r, c) for c in COLUMNS)))
     else:
         _print_tables(found, preset, params)
+
+
+def _recommended(
+    config: Settings, params: Params, *, item: str | None, user: str | None, image: Path | None
+) -> Recommended:
+    """The recommendations, from this home opened here."""
+    with home_of(config) as app:
+        if image is not None:
+            from ingest.photos import PhotoSearch
+
+            search = PhotoSearch(app, on_note=lambda text: errors.print(text, style="dim"))
+            return search(image, params, str(image))
+        if user is not None:
+            return app.for_user(user, params)
+        return app.similar(item or "", params)
 
 
 def _print_tables(found: Recommended, preset: str, params: Params) -> None:

@@ -12,15 +12,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 from urllib.error import HTTPError, URLError
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 from urllib.request import Request, urlopen
 
 from cli.common import fail
+from engine.recommend.recommender import Params
 from engine.settings import API_KEY_ENV
 from ingest.job import IngestJob
 
 POLL_S: Final = 0.5  # between two looks at a running ingest
 TIMEOUT_S: Final = 600.0  # for one request (a large purchase log is imported in one)
+IMAGE_TYPES: Final = {".png": "image/png", ".webp": "image/webp"}  # else image/jpeg
 
 
 class Remote:
@@ -101,3 +103,73 @@ def remote_import(url: str, path: Path, timezone: str | None = None) -> dict[str
     if timezone is not None:
         target += f"&timezone={quote(timezone)}"
     return Remote(url).call("POST", target, data, kind="text/csv")
+
+
+def remote_delete(url: str, item_ids: list[str]) -> int:
+    """Delete items through the service, one request each (every id checked first: all or
+    none); how many it removed."""
+    remote = Remote(url)
+    for item_id in item_ids:  # an unknown id stops the command before anything is removed
+        remote.call("GET", f"/items/{quote(item_id, safe='')}")
+    return sum(
+        int(remote.call("DELETE", f"/items/{quote(item_id, safe='')}")["deleted"])
+        for item_id in dict.fromkeys(item_ids)
+    )
+
+
+def remote_update(url: str, item_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Change an item through the service; the item as it answers it."""
+    body = json.dumps(changes).encode()
+    return Remote(url).call("PATCH", f"/items/{quote(item_id, safe='')}", body)
+
+
+def params_query(params: Params, kind: str) -> dict[str, str]:
+    """A ranking as the service's query parameters (serve/dependencies.ranking reads them
+    back); an item's or a photo's query also carries t, the gender and where it stands."""
+    w = params.weights
+    asked: dict[str, object] = {
+        "space": params.space,
+        "k": params.k,
+        "candidates": params.candidates,
+        "w_visual": w.visual,
+        "w_popularity": w.popularity,
+        "w_category": w.category,
+        "gamma": w.gamma,
+        "w_distance": w.distance,
+        "distance_scale_km": w.distance_scale_km,
+        "max_km": params.max_km,
+        "rerank": params.rerank,
+        "diversity": params.diversity,
+        "popularity": params.popularity,
+        "normalise": params.normalise,
+        "category": params.category,
+        "min_price": params.min_price,
+        "max_price": params.max_price,
+        "in_stock": "true" if params.in_stock else "false",
+    }
+    if kind != "user":
+        asked |= {"trendiness": params.trendiness, "gender": params.gender}
+        if params.at is not None:
+            asked |= {"lat": params.at.lat, "lon": params.at.lon}
+    return {k: str(v) for k, v in asked.items() if v is not None}
+
+
+def remote_recommend(
+    url: str, params: Params, *, item: str | None, user: str | None, image: Path | None
+) -> dict[str, Any]:
+    """Recommendations from the service (`recommend` while it holds the store): the same
+    document the command line makes, as JSON."""
+    remote = Remote(url)
+    if image is not None:
+        query = urlencode(params_query(params, "photo"))
+        kind = IMAGE_TYPES.get(image.suffix.lower(), "image/jpeg")
+        try:
+            photo = image.read_bytes()
+        except OSError as exc:
+            raise fail(f"--image {image}: cannot read ({exc.strerror or exc})") from None
+        return remote.call("POST", f"/search?{query}", photo, kind=kind)
+    if user is not None:
+        query = urlencode(params_query(params, "user"))
+        return remote.call("GET", f"/users/{quote(user, safe='')}/recommendations?{query}")
+    query = urlencode(params_query(params, "item"))
+    return remote.call("GET", f"/items/{quote(item or '', safe='')}/similar?{query}")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.geo import Location
 from engine.recommend.rerank import Recommendation
 from engine.recommend.scoring import Weights
 from engine.records import Shop, User
@@ -80,6 +81,27 @@ class Recommended:
     item: str | None = None
     user: User | None = None
     normalise: str = "rank"  # how NormPop was made: percentile rank, or min–max
+
+
+def recommended_from(document: Mapping[str, Any]) -> Recommended:
+    """A Recommended read back from its JSON document (`plain`'s inverse): what a client
+    of the service renders as the command line renders its own."""
+    vectors = document["vectors"]
+    user = document.get("user")
+    return Recommended(
+        Vectors(vectors["space"], dict(vectors["weights"]), vectors["taxonomy"], vectors["source"]),
+        Weights(**document["weights"]),
+        str(document["popularity"]),
+        [
+            Ranked(ranked["list"], [Recommendation(**r) for r in ranked["recommendations"]])
+            for ranked in document["lists"]
+        ],
+        item=document.get("item"),
+        user=None
+        if user is None
+        else User(user["id"], user["gender"], user["trendiness"], Location(**user["home"])),
+        normalise=str(document.get("normalise", "rank")),
+    )
 
 
 @dataclass(frozen=True)

@@ -770,7 +770,8 @@ def test_a_served_store_names_its_server(home: Path) -> None:
         assert len(lines) == 1, held.stderr
         assert lines[0] == (
             f"error: the store at {home / STORE_DIR} is held by `fashionrec serve` at {url} "
-            f"(pid {server.pid}); use its API, or stop it"
+            f"(pid {server.pid}); use its API (ingest, items and purchases take --api {url}), "
+            "or stop it"
         )
         for command in (
             ("snapshot", "create", home.parent / "copy.tar.gz"),

@@ -32,7 +32,7 @@ from engine.shoppers.sync import run_simulation, set_shops
 from engine.vectorstore.edge import EdgeStore
 from ingest.democatalog import DemoCatalog
 from serve.workers import Replica
-from tests.builders import ROOT, catalog_items, copy_catalog, store_items
+from tests.builders import ROOT, catalog_items, copy_catalog, fashionrec, store_items
 
 JSON_BODY = {"Content-Type": "application/json"}
 
@@ -167,6 +167,15 @@ def test_serve_with_two_workers(home: Path, small_catalog: DemoCatalog, tmp_path
         with ThreadPoolExecutor(4) as pool:
             statuses = set(pool.map(lambda _: _get(f"{base}/items/{GONE}")[0], range(24)))
         assert statuses == {404}
+        # the command line while the service holds the home: reads ask it, writes go by --api
+        listed = fashionrec("recommend", "--item", BOUGHT, "-k", "2", "--json", home=home)
+        assert listed.returncode == 0, listed.stderr
+        assert f"asked the service at {base}" in listed.stderr
+        assert len(json.loads(listed.stdout)["lists"][0]["recommendations"]) == 2
+        changed = fashionrec("items", "update", BOUGHT, "--price", "9.5", "--api", base, home=home)
+        assert changed.returncode == 0 and '"price": 9.5' in changed.stdout, changed.stderr
+        refused = fashionrec("items", "update", BOUGHT, "--price", "9.5", home=home)
+        assert refused.returncode == 1 and "use its API" in refused.stderr
         part = copy_catalog(small_catalog, tmp_path / "catalog", limit=2)
         body = _ingest_body(part.images, masks=str(part.masks))
         started = urllib.request.Request(

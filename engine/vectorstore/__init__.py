@@ -39,6 +39,7 @@ def open_edge(home: Path, wait_s: float = 0.0) -> EdgeStore:
     if holder is not None and holder.pid != os.getpid():
         raise StoreLockedError(
             f"the store at {home / STORE_DIR} is held by `fashionrec serve` at "
-            f"{holder.url} (pid {holder.pid}); use its API, or stop it"
+            f"{holder.url} (pid {holder.pid}); use its API (ingest, items and purchases take "
+            f"--api {holder.url}), or stop it"
         )
     return EdgeStore(home / STORE_DIR, wait_s=wait_s)
