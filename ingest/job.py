@@ -17,7 +17,7 @@ from engine.errors import CatalogError, ConfigError
 from engine.helpers import choice
 from engine.schema import AVG
 from engine.shoppers.eventlog import EventLog
-from engine.shoppers.sync import place_items, sync_ranks
+from engine.shoppers.sync import place_items, restore_history, sync_ranks
 from engine.spaces.build import update_spaces
 from engine.vectorstore.base import VectorStore
 from ingest.options import (
@@ -209,6 +209,7 @@ def run(
     finally:
         failures.close()
     log.set_taxonomy(checked.taxonomy)
+    restore_history(store, log)  # items that come back carry their sales again
     placed = place_items(store, log)
     sync_ranks(store)  # new items rank among the others
     summary.vectors.update(update_spaces(store, home, checked.job.backbones, on_stage))

@@ -135,6 +135,26 @@ def test_a_deleted_item_keeps_its_purchases_and_popularity_skips_it(
     assert payloads[dress]["popularity"] == 1.0
 
 
+def test_an_item_that_comes_back_carries_its_history(
+    store: VectorStore, log: EventLog, tmp_path: Path
+) -> None:
+    """Deleted, then ingested again (written with popularity 0): its payload gets the
+    popularity and trending score the log holds for it."""
+    from engine.shoppers.sync import restore_history
+
+    items = catalog_items(1)
+    store_items(store, items)
+    run_simulation(store, log, SimulationConfig(users=4, seed=4))
+    back = items[0].item_id
+    expected = _payloads(store)[back]["popularity"]
+    assert expected and restore_history(store, log) == 0  # nothing lacks it
+    store.delete([point_id(back)])
+    store_items(store, items[:1])  # as ingest writes a point: popularity 0
+    assert _payloads(store)[back]["popularity"] == 0.0
+    assert restore_history(store, log) == 1
+    assert _payloads(store)[back]["popularity"] == expected
+
+
 def test_clearing_the_simulation_keeps_a_simulated_shoppers_real_purchase(
     store: VectorStore, log: EventLog, tmp_path: Path
 ) -> None:

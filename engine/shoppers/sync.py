@@ -277,6 +277,27 @@ def in_catalog(store: VectorStore, item_ids: Sequence[str]) -> list[str]:
     return [i for i in item_ids if point_id(i) in held]
 
 
+def restore_history(store: VectorStore, log: EventLog) -> int:
+    """Give items that come back (ingested again after a delete) the popularity their
+    history in the log holds: points are written with none, and only those still at 0
+    can lack it. Returns items written; ranks are left to the caller (sync_ranks)."""
+    if log.popularity_range()[1] <= 0:
+        return 0  # nothing sold nor given a popularity: nothing to restore
+    unsold = [
+        str(r.payload[ITEM_ID])
+        for r in store.scroll([ITEM_ID], Filter(ranges={POPULARITY: Range(lte=0.0)}))
+    ]
+    held = {item: value for item, value in log.popularity(unsold).items() if value > 0}
+    if not held:
+        return 0
+    trend = log.trend(sorted(held))
+    for item, value in held.items():
+        store.set_payload(
+            [point_id(item)], {POPULARITY: float(value), TRENDING: trend.get(item, 0.0)}
+        )
+    return len(held)
+
+
 def catch_up(store: VectorStore, log: EventLog, table: PopularityTable | None, marks: Marks) -> int:
     """Sync the items bought since the store was last told (its SYNCED_SEQUENCE mark: every
     purchase when it has none), whoever recorded them; returns purchases taken in. What a
