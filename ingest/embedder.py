@@ -405,13 +405,13 @@ class Embedder:
             tag = self.reuse if self._cached_int8(setting, self.reuse) else own
             calibrating = not self._cached_int8(setting, tag)
             done = (
-                "reusing the store's calibration"
+                f"reusing the store's calibration {tag}"
                 if tag == self.reuse
-                else "calibrating"
+                else f"calibrating {tag}"
                 if calibrating
-                else "reusing this catalog's calibration, made here before,"
+                else f"reusing calibration {tag}, made here before for this catalog"
             )
-            self.on_note(f"{setting}: {done} {tag}, judged on {len(x)} photos of the catalog")
+            self.on_note(f"{setting}: {done}; judged on {len(x)} photos of the catalog")
         runner = self._open(setting, None if tag is None else (x, tag))
         judged_on = own if tag in (None, own) else f"{tag}/{own}"
         result = self.measurements.guard(setting, judged_on)
