@@ -46,10 +46,10 @@ from engine.catalog.items import Item
 from engine.catalog.taxonomy import Taxonomy, built_in
 from engine.recommend.recommender import Params, Recommender
 from engine.recommend.scoring import Weights
-from engine.schema import AVG, GEM, point_id
 from engine.spaces.projection import Projection, fit
 from engine.vectorstore.base import PointBatch
 from engine.vectorstore.edge import EdgeStore
+from engine.vocabulary.schema import AVG, GEM, point_id
 from ingest.embedder import IMAGENET_MEAN, IMAGENET_STD, Embedder
 from ingest.networks import gem
 from ingest.pipeline import item_payload

@@ -37,11 +37,11 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)
 
-from engine.backbones import BACKBONES  # noqa: E402
-from engine.schema import point_id  # noqa: E402
 from engine.settings import STORE_DIR  # noqa: E402
 from engine.vectorstore.base import PointBatch  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
+from engine.vocabulary.backbones import BACKBONES  # noqa: E402
+from engine.vocabulary.schema import point_id  # noqa: E402
 
 DATA = Path(__file__).parent / ".data"
 

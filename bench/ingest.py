@@ -38,8 +38,8 @@ from bench.quality import DEFAULT_DATA, write_manifest  # noqa: E402
 from engine.catalog.items import Entry, Item, open_catalog  # noqa: E402
 from engine.catalog.masks import DEFAULT_REMOVED, LEGEND  # noqa: E402
 from engine.catalog.taxonomy import built_in  # noqa: E402
-from engine.schema import GEM  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
+from engine.vocabulary.schema import GEM  # noqa: E402
 from ingest.autotune import machine  # noqa: E402
 from ingest.democatalog import write_demo_catalog  # noqa: E402
 from ingest.embedder import (  # noqa: E402

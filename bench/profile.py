@@ -49,15 +49,15 @@ import numpy as np  # noqa: E402
 import qdrant_edge as qe  # noqa: E402
 
 from bench.scale import DATA, stream_top  # noqa: E402
-from engine.geo import Location  # noqa: E402
 from engine.recommend.columns import Columns  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
-from engine.records import Purchase, User  # noqa: E402
-from engine.schema import GENDER, PRODUCT_ID, point_id  # noqa: E402
 from engine.spaces.registry import load_space  # noqa: E402
 from engine.vectorstore import edge  # noqa: E402
 from engine.vectorstore.base import Hit, Query  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
+from engine.vocabulary.geo import Location  # noqa: E402
+from engine.vocabulary.records import Purchase, User  # noqa: E402
+from engine.vocabulary.schema import GENDER, PRODUCT_ID, point_id  # noqa: E402
 
 WARMUP = 20
 Phases = dict[str, float]

@@ -69,8 +69,8 @@ from engine.catalog.masks import DEFAULT_REMOVED, apply_mask  # noqa: E402
 from engine.catalog.taxonomy import Taxonomy, built_in  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
 from engine.recommend.scoring import Weights  # noqa: E402
-from engine.schema import ITEM_ID, point_id  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
+from engine.vocabulary.schema import ITEM_ID, point_id  # noqa: E402
 from ingest.embedder import Embedder  # noqa: E402
 from ingest.options import IngestOptions  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402

@@ -24,12 +24,12 @@ import numpy as np
 
 sys.path[0] = str(Path(__file__).resolve().parents[1])  # the project, not bench/
 
+from engine.events.eventlog import EventLog  # noqa: E402
+from engine.popularity.upkeep import RANK_DRIFT_KEY, sync_ranks, update_ranks  # noqa: E402
 from engine.recommend.columns import Columns  # noqa: E402
-from engine.schema import POPULARITY, TRENDING, point_id  # noqa: E402
-from engine.shoppers.eventlog import EventLog  # noqa: E402
-from engine.shoppers.sync import RANK_DRIFT_KEY, sync_ranks, update_ranks  # noqa: E402
 from engine.vectorstore.base import PointBatch  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
+from engine.vocabulary.schema import POPULARITY, TRENDING, point_id  # noqa: E402
 
 BATCH = 10_000
 

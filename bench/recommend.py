@@ -33,15 +33,15 @@ import numpy as np  # noqa: E402
 
 from engine.catalog.categories import CATEGORIES_BY_GENDER  # noqa: E402
 from engine.catalog.taxonomy import deepfashion  # noqa: E402
-from engine.geo import DEFAULT_REGION, Location  # noqa: E402
 from engine.recommend.columns import Columns  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
-from engine.records import Purchase, User  # noqa: E402
-from engine.schema import HIT_FIELDS, point_id  # noqa: E402
-from engine.shoppers.shops import generate_shops  # noqa: E402
+from engine.shops.shops import generate_shops  # noqa: E402
 from engine.vectorstore.base import PointBatch  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
 from engine.vectorstore.exact import ExactIndex  # noqa: E402
+from engine.vocabulary.geo import DEFAULT_REGION, Location  # noqa: E402
+from engine.vocabulary.records import Purchase, User  # noqa: E402
+from engine.vocabulary.schema import HIT_FIELDS, point_id  # noqa: E402
 
 DIM = 2048
 VIEWS = ("1_front", "2_side", "3_back")

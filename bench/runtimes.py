@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 from bench.quality import DEFAULT_DATA, catalog_items  # noqa: E402
 from engine.catalog.inputs import load_input  # noqa: E402
-from engine.schema import GEM  # noqa: E402
+from engine.vocabulary.schema import GEM  # noqa: E402
 from ingest.autotune import CALIBRATION_SIZE, GUARD_K, machine, nearest, unit  # noqa: E402
 from ingest.embedder import Embedder, cpu_supports_bf16  # noqa: E402
 from ingest.runtimes import Setting, candidates, open_runner, run_batches, sample_tag  # noqa: E402

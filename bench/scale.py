@@ -34,13 +34,13 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import numpy as np  # noqa: E402
 
-from engine.geo import Location  # noqa: E402
 from engine.recommend.columns import Columns  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
-from engine.records import Purchase, User  # noqa: E402
-from engine.schema import point_id  # noqa: E402
 from engine.vectorstore.base import Filter, Layout, PointBatch, Query  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
+from engine.vocabulary.geo import Location  # noqa: E402
+from engine.vocabulary.records import Purchase, User  # noqa: E402
+from engine.vocabulary.schema import point_id  # noqa: E402
 
 DATA = Path(__file__).parent / ".data"
 LAYOUTS = {

@@ -32,11 +32,11 @@ from engine.evaluate.protocol import (  # noqa: E402
     shopper_styles,
     simulated_cohort,
 )
-from engine.geo import DEFAULT_REGION  # noqa: E402
+from engine.events.trending import PopularityMode, PopularitySettings  # noqa: E402
+from engine.popularity.normpop import Normalise  # noqa: E402
 from engine.settings import Settings  # noqa: E402
-from engine.shoppers.normpop import Normalise  # noqa: E402
-from engine.shoppers.trending import PopularityMode, PopularitySettings  # noqa: E402
 from engine.spaces.registry import space_in_force  # noqa: E402
+from engine.vocabulary.geo import DEFAULT_REGION  # noqa: E402
 
 NORMALISATIONS: tuple[Normalise, ...] = ("rank", "minmax", "saturation")
 MODES: tuple[PopularityMode, ...] = ("all-time", "trending")

@@ -26,9 +26,9 @@ import numpy as np  # noqa: E402
 import qdrant_edge as qe  # noqa: E402
 
 from bench.scale import DATA, exact_top  # noqa: E402
-from engine.geo import Location, distance_km  # noqa: E402
-from engine.schema import point_id  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
+from engine.vocabulary.geo import Location, distance_km  # noqa: E402
+from engine.vocabulary.schema import point_id  # noqa: E402
 
 
 def request(

@@ -17,9 +17,9 @@ from cli.common import (
     store_for,
 )
 from engine.errors import ShopsError
-from engine.records import Shop
-from engine.schema import CATEGORY
 from engine.settings import Settings
+from engine.vocabulary.records import Shop
+from engine.vocabulary.schema import CATEGORY
 
 
 def export_command(
@@ -32,7 +32,7 @@ def export_command(
 ) -> None:
     """Export one backbone's vectors and payloads, and the stores, to load elsewhere with
     `ingest --vectors` (which restores the stores from stores.csv beside the payloads)."""
-    from engine.shoppers.shops import write_shops
+    from engine.shops.shops import write_shops
     from engine.vectorstore.transfer import PAYLOADS, STORES, VECTORS, export_points
 
     config = settings(home, qdrant_url)
@@ -56,7 +56,7 @@ def export_command(
 
 def _home_shops(config: Settings) -> list[Shop]:
     """The home's stores, read without creating an event log where there is none."""
-    from engine.shoppers.eventlog import EventLog
+    from engine.events.eventlog import EventLog
 
     if not config.has_event_log:
         return []
@@ -70,7 +70,7 @@ def _home_shops(config: Settings) -> list[Shop]:
 def _stores_to_add(config: Settings, payloads: Path) -> tuple[list[Shop], Path]:
     """The stores a load must add for its payloads' store ids: from stores.csv beside the
     payloads. Raises ShopsError, before anything is written, naming what is missing."""
-    from engine.shoppers.shops import read_shops
+    from engine.shops.shops import read_shops
     from engine.vectorstore.transfer import STORES, store_ids
 
     stores = payloads.parent / STORES
@@ -104,10 +104,10 @@ def load_vectors(config: Settings, backbone: str, vectors: Path, payloads: Path)
     writes anything. Loaded items without a store are placed in the home's stores, and
     projected into the home's compact spaces derived from the backbone."""
     from engine.catalog.items import Naming
-    from engine.geo import Region
-    from engine.shoppers.sync import place_items
+    from engine.shops.placement import place_items
     from engine.spaces.build import update_spaces
     from engine.vectorstore.transfer import load_points
+    from engine.vocabulary.geo import Region
 
     added, source = _stores_to_add(config, payloads)
     with home_of(config) as app:
@@ -165,10 +165,10 @@ def migrate_command(
 
 
 def _migrate_events(config: Settings, url: str) -> None:
+    from engine.events.database import is_url, shown_url
+    from engine.events.eventlog import EventLog
+    from engine.events.logcopy import copy_log
     from engine.settings import EVENTS_URL_ENV
-    from engine.shoppers.database import is_url, shown_url
-    from engine.shoppers.eventlog import EventLog
-    from engine.shoppers.logcopy import copy_log
 
     if not is_url(url):
         raise fail(f"--events-to {url!r}: give a postgresql://user:password@host/database URL")

@@ -19,11 +19,11 @@ from cli.common import (
     settings,
     store_for,
 )
-from engine.backbones import BACKBONES, is_compact
-from engine.schema import weights_field
 from engine.spaces.build import DEFAULT_SAMPLE
 from engine.spaces.registry import DEFAULT_BACKBONE
 from engine.vectorstore.base import Filter, VectorStore
+from engine.vocabulary.backbones import BACKBONES, is_compact
+from engine.vocabulary.schema import weights_field
 
 app = typer.Typer(
     help="Compact spaces: a backbone's vectors projected by a PCA learned on the store.",

@@ -16,8 +16,8 @@ from cli.info import info_command
 from cli.ingest import parse_backbones, run_ingest
 from cli.recommend import recommend_command
 from cli.shoppers import users_show
-from engine.backbones import BACKBONES
 from engine.settings import EVENT_LOG, STORE_DIR, Settings
+from engine.vocabulary.backbones import BACKBONES
 from ingest.job import IngestJob
 from ingest.options import IngestOptions
 
@@ -138,10 +138,11 @@ def _run_demo(config: Settings, backbone: list[str] | None, products: int, worke
             run_ingest(config, job)
     info_command(home=config.home, qdrant_url=None)
 
-    from engine.geo import DEFAULT_REGION
-    from engine.shoppers.shops import generate_shops
     from engine.shoppers.simulation import SimulationConfig
-    from engine.shoppers.sync import run_simulation, set_shops
+    from engine.shoppers.simulations import run_simulation
+    from engine.shops.placement import set_shops
+    from engine.shops.shops import generate_shops
+    from engine.vocabulary.geo import DEFAULT_REGION
 
     with home_of(config) as app:
         store, log = app.store, app.log

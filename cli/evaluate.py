@@ -29,10 +29,10 @@ from cli.common import (
     home_of,
     settings,
 )
-from engine.backbones import BACKBONES, is_compact, unknown_backbone
 from engine.recommend.scoring import preset_normalise, preset_weights
 from engine.spaces.registry import missing_space, space_in_force, weights_text
 from engine.vectorstore import VectorStore
+from engine.vocabulary.backbones import BACKBONES, is_compact, unknown_backbone
 
 
 class UsersRate(ProgressColumn):
@@ -144,8 +144,8 @@ def evaluate_command(
         simulated_cohort,
     )
     from engine.evaluate.report import run
-    from engine.geo import DEFAULT_REGION
     from engine.recommend.recommender import Params
+    from engine.vocabulary.geo import DEFAULT_REGION
 
     weights = preset_weights(
         preset, visual=w_visual, popularity=w_popularity, category=w_category, gamma=gamma

@@ -6,10 +6,10 @@ from rich.table import Table
 
 from cli.common import HomeOption, UrlOption, console, settings, store_for
 from cli.compact import print_spaces
-from engine.backbones import source_of
-from engine.schema import CATEGORY, GENDER, MASKED, provenance_text, runtime_field
-from engine.shoppers.eventlog import SIMULATED, EventLog
+from engine.events.eventlog import SIMULATED, EventLog
 from engine.vectorstore.base import Filter, VectorStore
+from engine.vocabulary.backbones import source_of
+from engine.vocabulary.schema import CATEGORY, GENDER, MASKED, provenance_text, runtime_field
 from ingest.options import stored_poolings, stored_precisions
 
 

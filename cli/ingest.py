@@ -27,9 +27,9 @@ from cli.common import (
     settings,
     warn_random_weights,
 )
-from engine.backbones import BACKBONES
 from engine.catalog.masks import DEFAULT_REMOVED, removed_labels
 from engine.settings import Settings
+from engine.vocabulary.backbones import BACKBONES
 from ingest.job import IngestJob
 from ingest.options import IngestOptions
 from ingest.outcome import Outcome

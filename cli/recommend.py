@@ -26,12 +26,12 @@ from cli.common import (
     settings,
 )
 from engine.documents import Recommended, plain, recommended_from
-from engine.geo import Location
 from engine.recommend.recommender import Params
 from engine.recommend.rerank import Recommendation
 from engine.recommend.scoring import preset_normalise, preset_weights
-from engine.schema import provenance_text
 from engine.settings import Settings
+from engine.vocabulary.geo import Location
+from engine.vocabulary.schema import provenance_text
 
 # every field of a Recommendation, in order: the CSV carries each term the JSON does
 COLUMNS: Final = tuple(f.name for f in fields(Recommendation))

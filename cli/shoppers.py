@@ -55,7 +55,7 @@ def simulate_command(
     """Simulate trend-aware shoppers and their purchases; popularity moves with each one.
     Each seed once per home (--clear removes every simulation)."""
     from engine.shoppers.simulation import SimulationConfig, parse_day
-    from engine.shoppers.sync import clear_simulation, run_simulation
+    from engine.shoppers.simulations import clear_simulation, run_simulation
 
     if clear:
         with home_of(settings(home, qdrant_url)) as app:
@@ -243,8 +243,8 @@ def users_list(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
 @popularity_app.command("sync")
 def popularity_sync(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
     """Rebuild every item's popularity payload from the event log."""
-    from engine.schema import POPULARITY
-    from engine.shoppers.sync import sync_popularity
+    from engine.popularity.upkeep import sync_popularity
+    from engine.vocabulary.schema import POPULARITY
 
     with home_of(settings(home, qdrant_url)) as app:
         count = sync_popularity(app.store, app.log)
@@ -265,7 +265,7 @@ def popularity_mode(
 ) -> None:
     """Show or set the popularity that ranks: all-time (initial popularity + purchases)
     or trending (purchases halving every half-life); recommend, evaluate and serve use it."""
-    from engine.shoppers.sync import sync_popularity
+    from engine.popularity.upkeep import sync_popularity
 
     with home_of(settings(home, qdrant_url)) as app:
         current = app.log.popularity_settings()
@@ -302,9 +302,9 @@ def popularity_top(
     import json
     from dataclasses import asdict
 
-    from engine.schema import CATEGORY, GENDER
-    from engine.shoppers.popular import top_items
-    from engine.shoppers.trending import parse_as_of
+    from engine.events.trending import parse_as_of
+    from engine.popularity.popular import top_items
+    from engine.vocabulary.schema import CATEGORY, GENDER
 
     when = parse_as_of(as_of)
     with home_of(settings(home, qdrant_url)) as app:

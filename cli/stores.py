@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 
 from cli.common import HomeOption, UrlOption, console, home_of, settings
-from engine.geo import DEFAULT_REGION, Region
-from engine.records import Shop
-from engine.shoppers.shops import generate_shops, read_shops
+from engine.shops.shops import generate_shops, read_shops
+from engine.vocabulary.geo import DEFAULT_REGION, Region
+from engine.vocabulary.records import Shop
 
 app = typer.Typer(
     help="Stores that sell the catalog, with their coordinates.", no_args_is_help=True
@@ -50,7 +50,7 @@ def generate(
     Stores that items are in are replaced only with --replace (those items move)."""
     area = Region.parse(region)
     shops = generate_shops(count, area, seed)
-    from engine.shoppers.sync import set_shops
+    from engine.shops.placement import set_shops
 
     with home_of(settings(home, qdrant_url)) as app:
         placed = set_shops(app.store, app.log, shops, area, seed, replace=replace)
@@ -70,7 +70,7 @@ def import_(
 
     Stores that items are in are replaced only with --replace (those items move)."""
     shops = read_shops(path)
-    from engine.shoppers.sync import set_shops
+    from engine.shops.placement import set_shops
 
     with home_of(settings(home, qdrant_url)) as app:
         area = Region.around([s.location for s in shops])

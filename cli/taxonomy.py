@@ -20,7 +20,7 @@ app = typer.Typer(
 def show(taxonomy: TaxonomyOption = None, home: HomeOption = None) -> None:
     """Print the taxonomy in force as TOML (the one recorded at ingest, unless told)."""
     from engine.application import taxonomy_in_force
-    from engine.shoppers.eventlog import EventLog
+    from engine.events.eventlog import EventLog
 
     config = settings(home, None, taxonomy)
     log = EventLog(config.event_log)

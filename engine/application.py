@@ -44,12 +44,20 @@ from engine.documents import (
     Vectors,
 )
 from engine.errors import ConfigError, NotFoundError, StoreError, one_line
-from engine.geo import distance_km
+from engine.events.eventlog import EventLog
+from engine.popularity.upkeep import RANK_TOLERANCE, Marks, catch_up, popularity_in_step, sync_ranks
 from engine.recommend.columns import Columns
 from engine.recommend.recommender import PHOTO, Params, Recommender
 from engine.recommend.rerank import Recommendation
-from engine.records import Shop, User
-from engine.schema import (
+from engine.settings import Settings
+from engine.shoppers.purchaselog import import_purchases
+from engine.shoppers.purchases import ImportSummary, Recorded, Row, record
+from engine.spaces.registry import missing_space, source_weights, space_in_force
+from engine.vectorstore import open_store
+from engine.vectorstore.base import Filter, Record, VectorStore
+from engine.vocabulary.geo import distance_km
+from engine.vocabulary.records import Shop, User
+from engine.vocabulary.schema import (
     CATEGORY,
     FRAMING,
     GENDER,
@@ -68,20 +76,6 @@ from engine.schema import (
     URL,
     point_id,
 )
-from engine.settings import Settings
-from engine.shoppers.eventlog import EventLog
-from engine.shoppers.purchaselog import import_purchases
-from engine.shoppers.purchases import ImportSummary, Recorded, Row, record
-from engine.shoppers.sync import (
-    RANK_TOLERANCE,
-    Marks,
-    catch_up,
-    popularity_in_step,
-    sync_ranks,
-)
-from engine.spaces.registry import missing_space, source_weights, space_in_force
-from engine.vectorstore import open_store
-from engine.vectorstore.base import Filter, Record, VectorStore
 
 logger = logging.getLogger("fashionrec")
 LIST_FIELDS: Final = (
@@ -117,7 +111,7 @@ class Application:
         self.columns = columns
         self.marks: Marks = log if marks is None else marks  # the store's sync marks
         # a worker serving a copy of the store: where the catalog's changes go (the home's
-        # store, held alone meanwhile; engine/replicas.py); None: to this store
+        # store, held alone meanwhile; serve/copies.py); None: to this store
         self.home_writer: Callable[[], AbstractContextManager[Application]] | None = None
         self._recommender: Recommender | None = None  # kept while taxonomy and table stay
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.geo import Location
 from engine.recommend.rerank import Recommendation
 from engine.recommend.scoring import Weights
-from engine.records import Shop, User
+from engine.vocabulary.geo import Location
+from engine.vocabulary.records import Shop, User
 
 
 def plain(value: Any) -> Any:

@@ -14,9 +14,9 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from engine.backbones import IMAGENET, RANDOM, BackboneSpec, spec
 from engine.errors import ConfigError, WeightsError, one_line
-from engine.schema import AVG, Pooling
+from engine.vocabulary.backbones import IMAGENET, RANDOM, BackboneSpec, spec
+from engine.vocabulary.schema import AVG, Pooling
 from ingest.autotune import (
     CALIBRATION_SIZE,
     GUARD_MIN,

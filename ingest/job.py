@@ -10,16 +10,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.backbones import BACKBONES, did_you_mean
 from engine.catalog.items import Catalog, Naming, UnknownCategory, open_catalog, survey
 from engine.catalog.taxonomy import Taxonomy
 from engine.errors import CatalogError, ConfigError
+from engine.events.eventlog import EventLog
 from engine.helpers import choice
-from engine.schema import AVG
-from engine.shoppers.eventlog import EventLog
-from engine.shoppers.sync import place_items, restore_history, sync_ranks
+from engine.popularity.upkeep import restore_history, sync_ranks
+from engine.shops.placement import place_items
 from engine.spaces.build import update_spaces
 from engine.vectorstore.base import VectorStore
+from engine.vocabulary.backbones import BACKBONES, did_you_mean
+from engine.vocabulary.schema import AVG
 from ingest.options import (
     AUTO,
     IngestOptions,

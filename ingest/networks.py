@@ -8,8 +8,8 @@ from typing import Final, Literal
 import torch
 from torch import nn
 
-from engine.backbones import spec
-from engine.schema import AVG, Pooling
+from engine.vocabulary.backbones import spec
+from engine.vocabulary.schema import AVG, Pooling
 from ingest.options import check_pooling
 from ingest.torchcompat import import_torchvision
 

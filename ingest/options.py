@@ -10,7 +10,8 @@ from engine.catalog.framing import Framing
 from engine.catalog.masks import DEFAULT_REMOVED, MissingMask, removed_labels
 from engine.errors import ConfigError
 from engine.helpers import choice
-from engine.schema import (
+from engine.vectorstore.base import Filter, VectorStore
+from engine.vocabulary.schema import (
     AVG,
     GEM,
     Pooling,
@@ -19,7 +20,6 @@ from engine.schema import (
     precision_field,
     runtime_field,
 )
-from engine.vectorstore.base import Filter, VectorStore
 
 # spawn: workers started from a process with threads of its own (the service)
 StartMethod = Literal["fork", "spawn", "forkserver"]

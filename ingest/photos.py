@@ -15,15 +15,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.application import Application
-from engine.backbones import IMAGENET, RANDOM, is_compact, source_of
 from engine.catalog.framing import Framing
 from engine.catalog.inputs import load_photo, unreadable
 from engine.documents import Recommended
 from engine.errors import ConfigError, NotFoundError
 from engine.recommend.recommender import Params
-from engine.schema import FRAMING
 from engine.spaces.registry import load_space
 from engine.vectorstore.base import Filter
+from engine.vocabulary.backbones import IMAGENET, RANDOM, is_compact, source_of
+from engine.vocabulary.schema import FRAMING
 from ingest.options import AUTO, numerics_for, pooling_for
 
 if TYPE_CHECKING:

@@ -20,7 +20,8 @@ from engine.catalog.masks import DEFAULT_REMOVED
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import MaskMissingError
 from engine.helpers import batched
-from engine.schema import (
+from engine.vectorstore.base import Filter, Payload, PointBatch, VectorStore
+from engine.vocabulary.schema import (
     ATTRIBUTES,
     CATEGORY,
     CATEGORY_GROUP,
@@ -47,7 +48,6 @@ from engine.schema import (
     stock_fields,
     weights_field,
 )
-from engine.vectorstore.base import Filter, Payload, PointBatch, VectorStore
 from ingest.options import (
     IngestOptions,
     pooling_of,

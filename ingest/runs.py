@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from engine.application import Application
 from engine.catalog.taxonomy import load
 from engine.errors import FashionrecError, one_line
+from engine.events.eventlog import EventLog
+from engine.events.jobs import Jobs
 from engine.settings import Settings
-from engine.shoppers.eventlog import EventLog
 from engine.vectorstore.holder import alive
 from ingest.job import Checked, IngestJob, check, describe, run
 from ingest.options import numerics_for, pooling_for
@@ -201,7 +202,7 @@ class Ingester:
         found = self.runs.get(run_id)
         if found is not None:
             return found.to_json()
-        for job_id, state, document in self.app.log.jobs(JOB_KIND):
+        for job_id, state, document in Jobs(self.app.log).of_kind(JOB_KIND):
             if job_id == run_id:
                 return _recorded(state, document)
         return None
@@ -214,7 +215,9 @@ class Ingester:
         self.saved[state.id] = now
         owner = {"pid": os.getpid(), "host": socket.gethostname()}
         try:
-            log.save_job(state.id, JOB_KIND, state.state, json.dumps({**state.to_json(), **owner}))
+            Jobs(log).save(
+                state.id, JOB_KIND, state.state, json.dumps({**state.to_json(), **owner})
+            )
         except FashionrecError as exc:  # the run goes on; its record lags
             logger.warning("ingest %s: not recorded (%s)", state.id, one_line(exc))
 

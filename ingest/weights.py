@@ -20,8 +20,8 @@ from typing import Any, Final, Literal
 
 import torch
 
-from engine.backbones import spec
 from engine.errors import WeightsError
+from engine.vocabulary.backbones import spec
 from ingest.networks import Variant, architecture
 from ingest.tfjs import convert_resnet, read_weights, stage_depths
 from ingest.torchcompat import import_torchvision

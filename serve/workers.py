@@ -2,7 +2,7 @@
 
 Qdrant Edge holds Python's interpreter lock while it searches, so one process answers one
 request at a time; processes answer side by side. Over the embedded store each worker
-serves a copy of its own (engine/replicas.py) and, a few times a second, takes in the
+serves a copy of its own (serve/copies.py) and, a few times a second, takes in the
 purchases any worker recorded (the event log numbers them) and adopts a new copy after a
 change to the catalog. Over a Qdrant server the workers share the server and need neither.
 The supervisor (the command's process) starts them, starts again any that dies, and on
@@ -27,7 +27,9 @@ from typing import Any, Final
 
 from engine.application import Application
 from engine.errors import FashionrecError, one_line
-from engine.replicas import (
+from engine.popularity.upkeep import catch_up
+from engine.settings import Settings
+from serve.copies import (
     Copy,
     bring_home_in_step,
     expect_workers,
@@ -38,8 +40,6 @@ from engine.replicas import (
     remove_copies,
     served_everywhere,
 )
-from engine.settings import Settings
-from engine.shoppers.sync import catch_up
 
 FOLLOW_S: Final = 0.25  # how often a worker takes in new purchases and looks for a new copy
 STOP_S: Final = 15.0  # how long a worker may take to finish its requests when stopped

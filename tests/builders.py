@@ -26,14 +26,14 @@ from typer.testing import CliRunner
 from cli.main import app
 from engine.catalog.categories import CATEGORIES_BY_GENDER
 from engine.catalog.items import Item
-from engine.geo import Location
+from engine.popularity.upkeep import sync_ranks
 from engine.recommend.rerank import Recommendation
-from engine.records import Purchase, User
-from engine.schema import point_id
 from engine.settings import STORE_DIR
-from engine.shoppers.sync import sync_ranks
 from engine.vectorstore.base import Hit, Payload, PointBatch, VectorStore
 from engine.vectorstore.edge import EdgeStore
+from engine.vocabulary.geo import Location
+from engine.vocabulary.records import Purchase, User
+from engine.vocabulary.schema import point_id
 from ingest.democatalog import DemoCatalog
 from ingest.pipeline import item_payload
 

@@ -19,7 +19,7 @@ os.environ.pop("COLUMNS", None)
 
 from qdrant_client import QdrantClient
 
-from engine.shoppers.eventlog import EventLog
+from engine.events.eventlog import EventLog
 from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore

@@ -10,11 +10,11 @@ import pytest
 from qdrant_client import QdrantClient
 
 from engine.errors import FashionrecError
-from engine.schema import point_id
 from engine.vectorstore.base import Filter, PointBatch, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
 from engine.vectorstore.transfer import PAYLOADS, VECTORS, copy_points, export_points, load_points
+from engine.vocabulary.schema import point_id
 from tests.builders import build_catalog
 
 

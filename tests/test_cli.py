@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.shoppers.eventlog import EventLog
+from engine.events.eventlog import EventLog
 from ingest.democatalog import DemoCatalog
 from tests.builders import copy_catalog, fashionrec, fashionrec_subprocess, home_with_items
 

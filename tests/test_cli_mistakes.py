@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import engine.shoppers.purchaselog as purchaselog_module
-import engine.shoppers.sync as sync_module
+import engine.shoppers.simulations as simulations_module
 import ingest.runs as runs_module
 from cli.main import app
 from cli.recommend import COLUMNS, decimals
@@ -222,13 +222,13 @@ def test_ctrl_c_during_simulate(home: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
         return run
 
-    monkeypatch.setattr(sync_module, "run_simulation", stop_at("simulating purchases"))
+    monkeypatch.setattr(simulations_module, "run_simulation", stop_at("simulating purchases"))
     early = fashionrec("simulate", "--users", "2", home=home)
     assert early.returncode == 130
     assert early.stderr.strip() == (
         "interrupted; no user or purchase was logged; run the same command again"
     )
-    monkeypatch.setattr(sync_module, "run_simulation", stop_at("syncing popularity"))
+    monkeypatch.setattr(simulations_module, "run_simulation", stop_at("syncing popularity"))
     late = fashionrec("simulate", "--users", "2", home=home)
     assert late.returncode == 130
     assert "run `fashionrec popularity sync`" in one_line(late)

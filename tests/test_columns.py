@@ -12,9 +12,9 @@ from engine.recommend.columns import Columns
 from engine.recommend.recommender import Params, Recommender
 from engine.recommend.rerank import Popularity, Recommendation
 from engine.recommend.scoring import Weights
-from engine.schema import HIT_FIELDS, POPULARITY, TRENDING, point_id
 from engine.vectorstore.base import PointBatch, VectorStore
 from engine.vectorstore.exact import ExactIndex
+from engine.vocabulary.schema import HIT_FIELDS, POPULARITY, TRENDING, point_id
 from tests.builders import HOME, build_catalog, buy, shopper
 
 WEIGHTS = (

@@ -15,11 +15,11 @@ from engine.recommend.diversity import intra_list_diversity, mmr
 from engine.recommend.recommender import Params, Recommender, Rerank
 from engine.recommend.rerank import Recommendation, best_per_product, diversify
 from engine.recommend.scoring import Weights
-from engine.schema import HIT_FIELDS, point_id
 from engine.vectorstore.base import Hit, PointBatch, Query, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.exact import ExactIndex
 from engine.vectorstore.server import ServerStore
+from engine.vocabulary.schema import HIT_FIELDS, point_id
 from tests.builders import build_catalog, buy, shopper
 
 VISUAL = Weights(visual=1.0, popularity=0.0, category=0.0)

@@ -26,12 +26,12 @@ from engine.evaluate.metrics import (
 )
 from engine.evaluate.protocol import DIVERSITY_SWEEP, Protocol, StoredItems, simulated_cohort
 from engine.evaluate.report import run
-from engine.geo import DEFAULT_REGION, Location
+from engine.events.trending import PopularitySettings
 from engine.recommend.rerank import Recommendation
-from engine.records import Purchase, User
-from engine.shoppers.trending import PopularitySettings
 from engine.vectorstore.base import Filter, Hit, Mmr, Query
 from engine.vectorstore.edge import EdgeStore
+from engine.vocabulary.geo import DEFAULT_REGION, Location
+from engine.vocabulary.records import Purchase, User
 from tests.builders import build_catalog, fashionrec, home_with_items
 
 

@@ -28,13 +28,10 @@ from engine.evaluate.protocol import (
     sweep_weights,
 )
 from engine.evaluate.report import run
-from engine.geo import DEFAULT_REGION
+from engine.events.eventlog import EventLog
 from engine.recommend.recommender import Params, Recommender
 from engine.recommend.rerank import Popularity, Recommendation
 from engine.recommend.scoring import Weights
-from engine.records import Purchase, User
-from engine.schema import CATEGORY, GENDER, ITEM_ID, PRODUCT_ID, point_id
-from engine.shoppers.eventlog import EventLog
 from engine.shoppers.simulation import (
     SimulationConfig,
     initial_popularity,
@@ -42,6 +39,9 @@ from engine.shoppers.simulation import (
 )
 from engine.vectorstore.base import PointBatch, Query
 from engine.vectorstore.edge import EdgeStore
+from engine.vocabulary.geo import DEFAULT_REGION
+from engine.vocabulary.records import Purchase, User
+from engine.vocabulary.schema import CATEGORY, GENDER, ITEM_ID, PRODUCT_ID, point_id
 from tests.builders import CATALOG_DIM, build_catalog, fashionrec, home_with_items
 
 # --- the simulation, held as arrays ---------------------------------------------------------

@@ -15,15 +15,16 @@ from qdrant_client import QdrantClient
 from engine.application import Application
 from engine.catalog.taxonomy import deepfashion
 from engine.errors import EventLogError
-from engine.geo import DEFAULT_REGION, Location
-from engine.records import Purchase, User
+from engine.events.database import shown_url
+from engine.events.eventlog import SIMULATED, EventLog
+from engine.events.jobs import Jobs
+from engine.events.logcopy import copy_log
+from engine.events.trending import weight
 from engine.settings import Settings
-from engine.shoppers.database import shown_url
-from engine.shoppers.eventlog import SIMULATED, EventLog
-from engine.shoppers.logcopy import copy_log
-from engine.shoppers.shops import generate_shops
-from engine.shoppers.trending import weight
+from engine.shops.shops import generate_shops
 from engine.vectorstore.server import ServerStore
+from engine.vocabulary.geo import DEFAULT_REGION, Location
+from engine.vocabulary.records import Purchase, User
 from tests.builders import catalog_items, fashionrec, store_items
 
 with warnings.catch_warnings():  # starlette would rather have httpx2; httpx works the same
@@ -92,14 +93,14 @@ def test_simulated_shoppers_go_and_the_rest_stays(log: EventLog) -> None:
 
 
 def test_jobs_are_kept_with_their_state(log: EventLog) -> None:
-    log.save_job("j1", "ingest", "running", '{"id": "j1"}')
-    log.save_job("j2", "ingest", "done", '{"id": "j2"}')
-    log.save_job("j1", "ingest", "failed", '{"id": "j1", "error": "x"}')
-    assert log.jobs("ingest") == [
+    Jobs(log).save("j1", "ingest", "running", '{"id": "j1"}')
+    Jobs(log).save("j2", "ingest", "done", '{"id": "j2"}')
+    Jobs(log).save("j1", "ingest", "failed", '{"id": "j1", "error": "x"}')
+    assert Jobs(log).of_kind("ingest") == [
         ("j1", "failed", '{"id": "j1", "error": "x"}'),
         ("j2", "done", '{"id": "j2"}'),
     ]
-    assert log.jobs("other") == []
+    assert Jobs(log).of_kind("other") == []
 
 
 def _post(where: str, writer: int) -> None:
@@ -150,7 +151,7 @@ def test_a_sqlite_log_copies_into_postgresql(tmp_path: Path, postgres_url: str) 
         source.add_purchases(
             [Purchase("u", "a", NOW - timedelta(days=i), None) for i in range(5)], "t"
         )
-    source.save_job("j", "ingest", "done", "{}")
+    Jobs(source).save("j", "ingest", "done", "{}")
     target = EventLog(postgres_url)
     copied = copy_log(source, target)
     assert copied["purchases"] == 5 and copied["users"] == 2 and copied["jobs"] == 1

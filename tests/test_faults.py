@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from engine.catalog.items import Item, open_catalog
-from engine.schema import point_id, precision_field, runtime_field
 from engine.vectorstore.base import Filter
 from engine.vectorstore.edge import EdgeStore
+from engine.vocabulary.schema import point_id, precision_field, runtime_field
 from ingest.democatalog import write_demo_catalog
 from tests.builders import ROOT, catalog_items, home_with_items
 
@@ -110,7 +110,7 @@ def test_ingest_killed_mid_batch_then_rerun_stores_each_item_once(tmp_path: Path
 
 @pytest.mark.slow
 def test_purchase_import_killed_midway_is_all_or_nothing(tmp_path: Path) -> None:
-    from engine.shoppers.eventlog import EventLog
+    from engine.events.eventlog import EventLog
 
     home = tmp_path / "home"
     home_with_items(home)

@@ -24,14 +24,14 @@ from engine.evaluate.holdout import (
 )
 from engine.evaluate.protocol import Protocol, StoredItems, shopper_styles, simulated_cohort
 from engine.evaluate.report import run
-from engine.geo import DEFAULT_REGION
-from engine.records import Purchase
-from engine.schema import ATTRIBUTES, point_id
+from engine.events.trending import PopularitySettings
 from engine.shoppers.simulation import CatalogView, SimulationConfig
 from engine.shoppers.taste import Styles, colour_family, simulate_taste, style_attributes
-from engine.shoppers.trending import PopularitySettings
 from engine.vectorstore.base import PointBatch
 from engine.vectorstore.edge import EdgeStore
+from engine.vocabulary.geo import DEFAULT_REGION
+from engine.vocabulary.records import Purchase
+from engine.vocabulary.schema import ATTRIBUTES, point_id
 from tests.builders import CATALOG_DIM, build_catalog
 
 COLOURS = ("Navy Blue", "Black", "Off White", "Maroon")

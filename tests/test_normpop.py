@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.events.eventlog import EventLog
+from engine.popularity.normpop import normalised, percentile_ranks, pivot, saturation
+from engine.popularity.upkeep import RANK_DRIFT_KEY, sync_ranks, update_ranks
 from engine.recommend.columns import Columns
 from engine.recommend.recommender import Params, Recommender
 from engine.recommend.scoring import Weights, preset_normalise
-from engine.schema import POPULARITY, POPULARITY_RANK, TRENDING, TRENDING_RANK, point_id
-from engine.shoppers.eventlog import EventLog
-from engine.shoppers.normpop import normalised, percentile_ranks, pivot, saturation
-from engine.shoppers.sync import RANK_DRIFT_KEY, sync_ranks, update_ranks
 from engine.vectorstore.base import Filter, Range, VectorStore
+from engine.vocabulary.schema import POPULARITY, POPULARITY_RANK, TRENDING, TRENDING_RANK, point_id
 from tests.builders import build_catalog, buy, shopper
 
 FIELDS = ["item_id", POPULARITY, TRENDING, POPULARITY_RANK, TRENDING_RANK]

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ShopsError
-from engine.geo import DEFAULT_REGION, Location
-from engine.records import Shop
+from engine.events.eventlog import EventLog
 from engine.settings import EVENT_LOG, STORE_DIR
-from engine.shoppers.eventlog import EventLog
-from engine.shoppers.shops import generate_shops
-from engine.shoppers.sync import set_shops, stranded_items
+from engine.shops.placement import set_shops, stranded_items
+from engine.shops.shops import generate_shops
 from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
+from engine.vocabulary.geo import DEFAULT_REGION, Location
+from engine.vocabulary.records import Shop
 from tests.builders import ROOT, catalog_items, fashionrec, home_with_items, store_items
 
 STORES_CSV = "id,lat,lon,name\nP01,48.85,2.35,Louvre\nP02,48.80,2.13,Versailles\n"

@@ -21,13 +21,14 @@ from typing import Any, Final
 import pytest
 
 from engine.catalog.items import open_catalog
-from engine.geo import DEFAULT_REGION
+from engine.events.eventlog import EventLog
 from engine.settings import Settings
-from engine.shoppers.eventlog import EventLog
-from engine.shoppers.shops import generate_shops
 from engine.shoppers.simulation import SimulationConfig
-from engine.shoppers.sync import run_simulation, set_shops
+from engine.shoppers.simulations import run_simulation
+from engine.shops.placement import set_shops
+from engine.shops.shops import generate_shops
 from engine.vectorstore import open_store
+from engine.vocabulary.geo import DEFAULT_REGION
 from ingest.democatalog import write_demo_catalog
 from ingest.options import IngestOptions
 from ingest.pipeline import ingest

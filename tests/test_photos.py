@@ -17,8 +17,8 @@ from PIL import Image
 from engine.application import Application
 from engine.errors import FashionrecError, WeightsError
 from engine.recommend.recommender import Params
-from engine.schema import point_id
 from engine.settings import Settings
+from engine.vocabulary.schema import point_id
 from ingest.job import IngestJob
 from ingest.options import IngestOptions
 from ingest.photos import PhotoSearch

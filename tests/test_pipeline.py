@@ -14,10 +14,10 @@ import torch
 from engine.catalog.inputs import load_input
 from engine.catalog.items import Item, open_catalog
 from engine.errors import MaskMissingError
-from engine.schema import point_id
 from engine.vectorstore.base import Filter, Record, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
+from engine.vocabulary.schema import point_id
 from ingest.democatalog import DemoCatalog
 from ingest.embedder import Embedder
 from ingest.options import IngestOptions

@@ -11,8 +11,8 @@ import torch
 
 from engine.catalog.items import open_catalog
 from engine.errors import ConfigError
-from engine.schema import point_id, pooling_field
 from engine.vectorstore.base import Filter, VectorStore
+from engine.vocabulary.schema import point_id, pooling_field
 from ingest.democatalog import DemoCatalog
 from ingest.embedder import Embedder, load_network
 from ingest.job import IngestJob

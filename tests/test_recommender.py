@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 
 from engine.errors import FashionrecError
-from engine.geo import distance_km
+from engine.popularity.upkeep import sync_ranks
 from engine.recommend.recommender import Params, Recommender, Rerank
 from engine.recommend.rerank import Popularity
 from engine.recommend.scoring import Weights
-from engine.schema import HIT_FIELDS, point_id
-from engine.shoppers.sync import sync_ranks
 from engine.vectorstore.base import Hit, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.exact import ExactIndex
 from engine.vectorstore.server import ServerStore
+from engine.vocabulary.geo import distance_km
+from engine.vocabulary.schema import HIT_FIELDS, point_id
 from tests.builders import HOME, SHOPS, as_hits, assert_congruent, build_catalog, buy, shopper
 
 

@@ -17,13 +17,13 @@ from engine.catalog.items import Item, Naming, Problem, open_catalog, read_manif
 from engine.catalog.taxonomy import Taxonomy, built_in, load
 from engine.errors import CatalogError
 from engine.evaluate.metrics import Pair, accuracy
-from engine.geo import DEFAULT_REGION
 from engine.recommend.recommender import Params, Recommender
 from engine.recommend.scoring import Weights
-from engine.schema import CATEGORY, CATEGORY_GROUP, GENDER
 from engine.shoppers.simulation import CatalogView, SimulationConfig, simulate
 from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
+from engine.vocabulary.geo import DEFAULT_REGION
+from engine.vocabulary.schema import CATEGORY, CATEGORY_GROUP, GENDER
 from ingest.options import IngestOptions
 from ingest.pipeline import ingest
 from tests.builders import FAKE, FakeEmbedder, build_catalog, buy, fashionrec, shopper

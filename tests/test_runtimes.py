@@ -14,8 +14,8 @@ from torch import nn
 
 import ingest.runtimes as runtimes
 from engine.errors import ConfigError
-from engine.schema import calibration_field, point_id, precision_field, runtime_field
 from engine.vectorstore.base import PointBatch, VectorStore
+from engine.vocabulary.schema import calibration_field, point_id, precision_field, runtime_field
 from ingest.autotune import Measurements, Verdict, fastest, guard, nearest, unit
 from ingest.democatalog import DemoCatalog
 from ingest.job import IngestJob

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from engine.errors import FashionrecError
-from engine.geo import Location, distance_km
 from engine.helpers import minmax
+from engine.popularity.normpop import Stored
 from engine.recommend.scoring import PAPER, Weights, terms
-from engine.schema import CATEGORY, POPULARITY, POPULARITY_RANK, STORE_LOCATION, point_id
-from engine.shoppers.normpop import Stored
 from engine.vectorstore.base import Filter, FormulaQuery, PointBatch, Query, VectorStore
 from engine.vectorstore.formula import Frame, Var, evaluate
+from engine.vocabulary.geo import Location, distance_km
+from engine.vocabulary.schema import CATEGORY, POPULARITY, POPULARITY_RANK, STORE_LOCATION, point_id
 
 ORIGIN = (48.85, 2.35)
 SHOP = Location(48.90, 2.40)

@@ -34,15 +34,17 @@ from engine.catalog.inputs import load_input
 from engine.catalog.items import Item, open_catalog
 from engine.catalog.masks import DEFAULT_REMOVED
 from engine.errors import CatalogError, StoreError
-from engine.geo import DEFAULT_REGION
+from engine.events.eventlog import EventLog
+from engine.events.jobs import Jobs
 from engine.recommend.rerank import Recommendation
-from engine.schema import point_id
 from engine.settings import EVENT_LOG, SERVE_FILE, STORE_DIR, Settings
-from engine.shoppers.eventlog import EventLog
-from engine.shoppers.shops import generate_shops
 from engine.shoppers.simulation import SimulationConfig
-from engine.shoppers.sync import run_simulation, set_shops
+from engine.shoppers.simulations import run_simulation
+from engine.shops.placement import set_shops
+from engine.shops.shops import generate_shops
 from engine.vectorstore.edge import EdgeStore
+from engine.vocabulary.geo import DEFAULT_REGION
+from engine.vocabulary.schema import point_id
 from ingest.democatalog import DemoCatalog
 from ingest.options import IngestOptions
 from ingest.pipeline import ingest
@@ -887,7 +889,7 @@ def test_ingest_jobs_outlive_a_restart(home: Path, tmp_path: Path) -> None:
         failed = _follow(first, url)
     log = _log(home)
     owner = {"id": "gone", "pid": 0, "host": socket.gethostname()}
-    log.save_job("gone", "ingest", "running", json.dumps(owner))
+    Jobs(log).save("gone", "ingest", "running", json.dumps(owner))
     log.close()
     with TestClient(create_app(Settings(home=home), api_key="")) as restarted:
         assert restarted.get(url).json() == failed

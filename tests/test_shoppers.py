@@ -8,21 +8,17 @@ from pathlib import Path
 import pytest
 
 from engine.errors import FashionrecError
-from engine.geo import DEFAULT_REGION, Region
-from engine.schema import point_id
-from engine.shoppers.eventlog import EventLog
-from engine.shoppers.normpop import percentile_ranks
+from engine.events.eventlog import EventLog
+from engine.popularity.normpop import percentile_ranks
+from engine.popularity.upkeep import sync_popularity
 from engine.shoppers.purchaselog import export_purchases, import_purchases
-from engine.shoppers.shops import generate_shops
 from engine.shoppers.simulation import SimulationConfig
-from engine.shoppers.sync import (
-    clear_simulation,
-    place_items,
-    run_simulation,
-    set_shops,
-    sync_popularity,
-)
+from engine.shoppers.simulations import clear_simulation, run_simulation
+from engine.shops.placement import place_items, set_shops
+from engine.shops.shops import generate_shops
 from engine.vectorstore.base import VectorStore
+from engine.vocabulary.geo import DEFAULT_REGION, Region
+from engine.vocabulary.schema import point_id
 from tests.builders import catalog_items, store_items
 from tests.conftest import OpenLog
 
@@ -112,7 +108,7 @@ def test_a_deleted_item_keeps_its_purchases_and_popularity_skips_it(
     """The log keeps the purchases of a deleted item (history); every popularity and rank
     write skips its point, which is gone: a full sync, a new half-life's rescale, a new
     simulation, an import, a partial sync naming it, and clearing the simulation."""
-    from engine.shoppers.trending import PopularitySettings
+    from engine.events.trending import PopularitySettings
 
     items = catalog_items(1)
     store_items(store, items)
@@ -140,7 +136,7 @@ def test_an_item_that_comes_back_carries_its_history(
 ) -> None:
     """Deleted, then ingested again (written with popularity 0): its payload gets the
     popularity and trending score the log holds for it."""
-    from engine.shoppers.sync import restore_history
+    from engine.popularity.upkeep import restore_history
 
     items = catalog_items(1)
     store_items(store, items)
@@ -223,7 +219,7 @@ def test_an_import_costs_its_rows_not_the_catalog(
     catalog (it once scrolled every item into the log on every import): its ranks are
     counted in the store, exactly, and the others' are left to drift (as long as a shop's
     catalog is large beside the sales of one import; here the drift allowed is raised)."""
-    monkeypatch.setattr("engine.shoppers.sync.RANK_DRIFT", 0.5)
+    monkeypatch.setattr("engine.popularity.upkeep.RANK_DRIFT", 0.5)
     store_items(store, catalog_items(4))  # 60 items
     dress = "WOMEN-Dresses-id_00000001-01_1_front"
     header = "user_id,item_id,timestamp\n"

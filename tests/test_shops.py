@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from engine.errors import FashionrecError
-from engine.geo import DEFAULT_REGION, Location, Region, distance_km
-from engine.shoppers.shops import assign_shops, generate_shops
+from engine.shops.shops import assign_shops, generate_shops
+from engine.vocabulary.geo import DEFAULT_REGION, Location, Region, distance_km
 
 
 def test_great_circle_distance_known_answers() -> None:
@@ -65,7 +65,7 @@ def test_vectorised_distances_agree_with_geopy() -> None:
     import numpy as np
     from geopy.distance import great_circle
 
-    from engine.geo import distances_km
+    from engine.vocabulary.geo import distances_km
 
     origin = Location(48.8566, 2.3522)
     lats = np.array([51.5074, 48.80, 49.05, np.nan])

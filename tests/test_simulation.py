@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from engine.catalog.taxonomy import deepfashion
-from engine.geo import DEFAULT_REGION
 from engine.shoppers.simulation import (
     CatalogView,
     Simulation,
@@ -21,6 +20,7 @@ from engine.shoppers.simulation import (
     simulate,
     simulate_compact,
 )
+from engine.vocabulary.geo import DEFAULT_REGION
 
 
 def _catalog(products: int = 200, views: int = 2, seed: int = 0) -> CatalogView:

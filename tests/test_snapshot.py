@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from engine.errors import FashionrecError, StoreLockedError
-from engine.shoppers.eventlog import EventLog
+from engine.events.eventlog import EventLog
 from engine.shoppers.simulation import SimulationConfig
-from engine.shoppers.sync import run_simulation
+from engine.shoppers.simulations import run_simulation
 from engine.snapshot import create, restore
 from engine.vectorstore.base import Filter
 from engine.vectorstore.edge import EdgeStore

@@ -13,12 +13,10 @@ from typing import Any, Final
 import numpy as np
 import pytest
 
-from engine.backbones import is_compact, source_of, space_name
 from engine.errors import ConfigError
+from engine.events.eventlog import EventLog
 from engine.recommend.recommender import Params, Recommender
-from engine.schema import HIT_FIELDS, ITEM_ID, point_id, weights_field
 from engine.settings import EVENT_LOG, STORE_DIR, Settings
-from engine.shoppers.eventlog import EventLog
 from engine.snapshot import create, restore
 from engine.spaces import build
 from engine.spaces.build import fill, make_space, pending, plan_fit
@@ -34,6 +32,8 @@ from engine.spaces.registry import (
 from engine.vectorstore.base import Filter, PointBatch, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.exact import ExactIndex
+from engine.vocabulary.backbones import is_compact, source_of, space_name
+from engine.vocabulary.schema import HIT_FIELDS, ITEM_ID, point_id, weights_field
 from ingest.democatalog import DemoCatalog
 from ingest.job import IngestJob, check, run
 from ingest.pipeline import item_payload

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from engine.errors import StoreError
-from engine.schema import point_id
 from engine.vectorstore.base import Filter, FormulaQuery, PointBatch, Query, VectorStore
 from engine.vectorstore.edge import CONFIG_FILE, EdgeStore
 from engine.vectorstore.formula import Var
 from engine.vectorstore.server import ServerStore
+from engine.vocabulary.schema import point_id
 from tests.builders import FailingCollection, FailingQdrant, catalog_items, serving, store_items
 
 ITEM: Final = "WOMEN-Dresses-id_00000001-01_1_front"  # one of catalog_items(1)

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError, PurchaseLogError
-from engine.geo import Location
-from engine.records import Purchase, User
+from engine.events.eventlog import EventLog, event_id
+from engine.events.trending import PopularitySettings, as_of, weight
 from engine.settings import STORE_DIR
-from engine.shoppers.eventlog import EventLog, event_id
 from engine.shoppers.purchaselog import import_purchases
 from engine.shoppers.purchases import time_zone
-from engine.shoppers.trending import PopularitySettings, as_of, weight
 from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
+from engine.vocabulary.geo import Location
+from engine.vocabulary.records import Purchase, User
 from tests.builders import catalog_items, fashionrec, store_items
 from tests.conftest import OpenLog
 

@@ -12,11 +12,11 @@ import qdrant_edge as qe
 from qdrant_client import QdrantClient, models
 
 from engine.errors import StoreError, StoreLockedError
-from engine.geo import distance_km
-from engine.schema import HIT_FIELDS, SEARCH_FILTER_FIELDS, point_id
 from engine.vectorstore.base import Filter, Hit, Near, PointBatch, Query, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
+from engine.vocabulary.geo import distance_km
+from engine.vocabulary.schema import HIT_FIELDS, SEARCH_FILTER_FIELDS, point_id
 from tests.builders import HOME, SHOPS, assert_congruent, assert_same_ranking, build_catalog
 
 

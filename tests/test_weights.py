@@ -289,7 +289,7 @@ def test_the_real_resnets_top1_sees_sunglasses_and_watches(
 
 
 def test_a_store_mixing_weights_says_so() -> None:
-    from engine.schema import provenance_text
+    from engine.vocabulary.schema import provenance_text
 
     assert provenance_text({"imagenet-keras": 138}) == "imagenet-keras"
     assert provenance_text({"imagenet-keras": 100, "random": 38}) == (

@@ -20,17 +20,18 @@ from pathlib import Path
 import pytest
 
 from engine.errors import NotFoundError
-from engine.geo import DEFAULT_REGION
-from engine.replicas import generation, open_copy, replicas_dir
-from engine.schema import POPULARITY, point_id
+from engine.events.eventlog import EventLog
 from engine.settings import EVENT_LOG, STORE_DIR, Settings
-from engine.shoppers.eventlog import EventLog
 from engine.shoppers.purchases import Row
-from engine.shoppers.shops import generate_shops
 from engine.shoppers.simulation import SimulationConfig
-from engine.shoppers.sync import run_simulation, set_shops
+from engine.shoppers.simulations import run_simulation
+from engine.shops.placement import set_shops
+from engine.shops.shops import generate_shops
 from engine.vectorstore.edge import EdgeStore
+from engine.vocabulary.geo import DEFAULT_REGION
+from engine.vocabulary.schema import POPULARITY, point_id
 from ingest.democatalog import DemoCatalog
+from serve.copies import generation, open_copy, replicas_dir
 from serve.workers import Replica
 from tests.builders import ROOT, catalog_items, copy_catalog, fashionrec, store_items
 

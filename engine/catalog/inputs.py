@@ -1,6 +1,7 @@
 """The network input of a photo: decoded, masked (the removed labels blacked out), framed to
 the square the CNN sees. Ingest embeds it; the service shows it (`/items/ID/image?masked=1`)
-from the recipe each item's payload records (engine/schema.py: mask, framing, removed)."""
+from the recipe each item's payload records (engine/vocabulary/schema.py: mask, framing,
+removed)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from engine.catalog.taxonomy import Taxonomy, built_in, deepfashion, key
 from engine.csvrows import Row, csv_rows
 from engine.errors import CatalogError, ConfigError
 from engine.helpers import choice
-from engine.schema import stock_fields
+from engine.vocabulary.schema import stock_fields
 
 IMAGE_SUFFIXES: Final = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 MASK_SUFFIX: Final = "_segm.png"

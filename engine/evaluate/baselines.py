@@ -9,8 +9,8 @@ from typing import Any, Literal
 import numpy as np
 
 from engine.recommend.rerank import Popularity, Recommendation
-from engine.records import Purchase
-from engine.schema import CATEGORY, GENDER, PRODUCT_ID, STORE_ID
+from engine.vocabulary.records import Purchase
+from engine.vocabulary.schema import CATEGORY, GENDER, PRODUCT_ID, STORE_ID
 
 Baseline = Literal["random", "popular"]
 

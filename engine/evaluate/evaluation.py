@@ -53,9 +53,9 @@ from engine.recommend.columns import Columns
 from engine.recommend.recommender import Params, Recommender, Searcher
 from engine.recommend.rerank import Popularity, Recommendation
 from engine.recommend.scoring import Weights
-from engine.records import Purchase, User
-from engine.schema import CATEGORY, GENDER, ITEM_ID, PRODUCT_ID, point_id
 from engine.vectorstore.base import Filter, Hit, Query, VectorStore
+from engine.vocabulary.records import Purchase, User
+from engine.vocabulary.schema import CATEGORY, GENDER, ITEM_ID, PRODUCT_ID, point_id
 
 BASELINES: Final[tuple[tuple[Baseline, str], ...]] = (
     ("random", "random (same gender)"),

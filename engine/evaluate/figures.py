@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 
 from engine.errors import ConfigError
 from engine.recommend.rerank import Recommendation
-from engine.schema import CATEGORY, IMAGE
+from engine.vocabulary.schema import CATEGORY, IMAGE
 
 THUMB = (150, 220)
 

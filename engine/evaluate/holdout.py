@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from engine.catalog.taxonomy import Taxonomy
 from engine.recommend.rerank import Popularity
 from engine.recommend.scoring import Weights
-from engine.records import Purchase
+from engine.vocabulary.records import Purchase
 
 RESAMPLES: Final = 1000
 LEVEL: Final = 0.95

@@ -14,24 +14,18 @@ import numpy as np
 
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import ConfigError, NotFoundError
-from engine.geo import Region
+from engine.events.eventlog import EventLog
+from engine.events.trending import (
+    DAY_S,
+    DEFAULT_HALF_LIFE_DAYS,
+    PopularityMode,
+    PopularitySettings,
+)
 from engine.helpers import choice
+from engine.popularity.normpop import Normalise
 from engine.recommend.diversity import check_diversity
 from engine.recommend.rerank import Popularity
 from engine.recommend.scoring import Weights
-from engine.records import Purchase, User
-from engine.schema import (
-    ATTRIBUTES,
-    EVALUATION_FIELDS,
-    GENDER,
-    ITEM_ID,
-    PRODUCT_ID,
-    STORE_ID,
-    point_id,
-    popularity_field,
-)
-from engine.shoppers.eventlog import EventLog
-from engine.shoppers.normpop import Normalise
 from engine.shoppers.simulation import (
     CatalogView,
     CompactSimulation,
@@ -41,13 +35,19 @@ from engine.shoppers.simulation import (
     simulate_compact,
 )
 from engine.shoppers.taste import Styles, simulate_taste, style_attributes, vector_clusters
-from engine.shoppers.trending import (
-    DAY_S,
-    DEFAULT_HALF_LIFE_DAYS,
-    PopularityMode,
-    PopularitySettings,
-)
 from engine.vectorstore.base import VectorStore
+from engine.vocabulary.geo import Region
+from engine.vocabulary.records import Purchase, User
+from engine.vocabulary.schema import (
+    ATTRIBUTES,
+    EVALUATION_FIELDS,
+    GENDER,
+    ITEM_ID,
+    PRODUCT_ID,
+    STORE_ID,
+    point_id,
+    popularity_field,
+)
 
 Shoppers = Literal["paper", "taste"]
 EVALUATED: Final = "eval"  # the ids of an evaluation's simulated shoppers: eval-00001, …

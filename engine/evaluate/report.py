@@ -16,8 +16,8 @@ from engine.evaluate.evaluation import Evaluation
 from engine.evaluate.figures import recommendation_grid, sweep_plot
 from engine.evaluate.holdout import ABLATIONS, FULL, METRICS, HoldoutSum
 from engine.evaluate.metrics import Accuracy, markdown
-from engine.records import Purchase, User
-from engine.schema import IMAGE, provenance_text
+from engine.vocabulary.records import Purchase, User
+from engine.vocabulary.schema import IMAGE, provenance_text
 
 Progress = Callable[[str], None]
 ACCURACY_HEADER: Final = (

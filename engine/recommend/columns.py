@@ -20,10 +20,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.errors import StoreError
-from engine.geo import coordinates
 from engine.helpers import batched
 from engine.recommend.rerank import Candidates
-from engine.schema import (
+from engine.vectorstore.base import Record, Scored, VectorStore, key_id, point_keys
+from engine.vocabulary.geo import coordinates
+from engine.vocabulary.schema import (
     CATEGORY,
     GENDER,
     HIT_FIELDS,
@@ -39,7 +40,6 @@ from engine.schema import (
     popularity_field,
     rank_field,
 )
-from engine.vectorstore.base import Record, Scored, VectorStore, key_id, point_keys
 
 BYTES: Final = (ITEM_ID, PRODUCT_ID)  # one value per item or product: UTF-8 bytes
 CODED: Final = (CATEGORY, GENDER, STORE_ID)  # few distinct values: codes into a vocabulary
@@ -224,7 +224,7 @@ class Columns:
 
     def popularity_columns(self) -> tuple[list[str], dict[str, NDArray[np.float64]]]:
         """Every item's id, and its popularities and their stored ranks by payload field (what
-        engine.shoppers.sync.sync_ranks reads; a rank not stored reads 0)."""
+        engine.popularity.upkeep.sync_ranks reads; a rank not stored reads 0)."""
         with self._lock:
             if self._dirty:
                 self._refresh()

@@ -11,11 +11,11 @@ from typing import Final, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.backbones import BACKBONES, unknown_backbone
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.errors import ConfigError, NotFoundError
-from engine.geo import Location
+from engine.events.trending import PopularityMode
 from engine.helpers import choice
+from engine.popularity.normpop import DEFAULT_NORMALISE, Stored
 from engine.recommend.columns import Columns
 from engine.recommend.diversity import check_diversity
 from engine.recommend.rerank import (
@@ -28,22 +28,6 @@ from engine.recommend.rerank import (
     rerank,
 )
 from engine.recommend.scoring import Terms, Weights, terms
-from engine.records import Purchase, User
-from engine.schema import (
-    CATEGORY,
-    GENDER,
-    ITEM_ID,
-    OUT,
-    PRICE,
-    PRODUCT_ID,
-    STOCK,
-    STORE_LOCATION,
-    hit_fields,
-    point_id,
-    popularity_field,
-)
-from engine.shoppers.normpop import DEFAULT_NORMALISE, Stored
-from engine.shoppers.trending import PopularityMode
 from engine.spaces.registry import DEFAULT_BACKBONE
 from engine.vectorstore.base import (
     Filter,
@@ -56,6 +40,22 @@ from engine.vectorstore.base import (
     Record,
     Scored,
     VectorStore,
+)
+from engine.vocabulary.backbones import BACKBONES, unknown_backbone
+from engine.vocabulary.geo import Location
+from engine.vocabulary.records import Purchase, User
+from engine.vocabulary.schema import (
+    CATEGORY,
+    GENDER,
+    ITEM_ID,
+    OUT,
+    PRICE,
+    PRODUCT_ID,
+    STOCK,
+    STORE_LOCATION,
+    hit_fields,
+    point_id,
+    popularity_field,
 )
 
 PHOTO: Final = "photo"  # the query item of a search by photo

@@ -10,10 +10,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.geo import Location, coordinates, distances_km
+from engine.popularity.normpop import Normalise, normalised
 from engine.recommend.diversity import mmr
 from engine.recommend.scoring import Terms, Weights
-from engine.schema import (
+from engine.vectorstore.base import Hit
+from engine.vectorstore.formula import Expr, Frame, evaluate
+from engine.vocabulary.geo import Location, coordinates, distances_km
+from engine.vocabulary.schema import (
     CATEGORY,
     GENDER,
     ITEM_ID,
@@ -23,9 +26,6 @@ from engine.schema import (
     popularity_field,
     rank_field,
 )
-from engine.shoppers.normpop import Normalise, normalised
-from engine.vectorstore.base import Hit
-from engine.vectorstore.formula import Expr, Frame, evaluate
 
 
 @dataclass(frozen=True)

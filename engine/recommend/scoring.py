@@ -7,8 +7,7 @@ from dataclasses import dataclass, replace
 
 from engine.errors import ConfigError
 from engine.helpers import choice
-from engine.schema import CATEGORY, STORE_LOCATION, popularity_field, rank_field
-from engine.shoppers.normpop import DEFAULT_NORMALISE, Stored
+from engine.popularity.normpop import DEFAULT_NORMALISE, Stored
 from engine.vectorstore.formula import (
     SCORE,
     Abs,
@@ -25,6 +24,7 @@ from engine.vectorstore.formula import (
     Var,
     clipped,
 )
+from engine.vocabulary.schema import CATEGORY, STORE_LOCATION, popularity_field, rank_field
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,2 @@
-"""The shopper world: shops, users, purchases and popularity, logged and synced to the store."""
+"""Shoppers: simulated (the paper's, and shoppers with taste) or real, and their purchases
+recorded, imported and exported."""

@@ -11,8 +11,8 @@ from typing import Final
 
 from engine.csvrows import csv_rows
 from engine.errors import PurchaseLogError
-from engine.records import User
-from engine.shoppers.eventlog import EventLog
+from engine.events.eventlog import EventLog
+from engine.popularity.upkeep import Marks, PopularityTable
 from engine.shoppers.purchases import (
     FUTURE,
     NOTHING,
@@ -23,8 +23,8 @@ from engine.shoppers.purchases import (
     raise_problems,
     record,
 )
-from engine.shoppers.sync import Marks, PopularityTable
 from engine.vectorstore.base import VectorStore
+from engine.vocabulary.records import User
 
 REQUIRED: Final = ("user_id", "item_id", "timestamp")
 OPTIONAL: Final = ("store_id", "gender", "trendiness", "event_id")

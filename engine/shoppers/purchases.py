@@ -17,14 +17,14 @@ import numpy as np
 
 from engine.catalog.taxonomy import deepfashion
 from engine.errors import ConfigError, PurchaseLogError
-from engine.geo import DEFAULT_REGION, Location
+from engine.events.eventlog import EventLog, event_id
 from engine.helpers import batched, minmax
-from engine.records import Purchase, User
-from engine.schema import GENDER, ITEM_ID, POPULARITY, STORE_ID, point_id
-from engine.shoppers.eventlog import EventLog, event_id
+from engine.popularity.upkeep import Marks, PopularityTable, sync_popularity
 from engine.shoppers.simulation import UNISEX
-from engine.shoppers.sync import Marks, PopularityTable, sync_popularity
 from engine.vectorstore.base import VectorStore
+from engine.vocabulary.geo import DEFAULT_REGION, Location
+from engine.vocabulary.records import Purchase, User
+from engine.vocabulary.schema import GENDER, ITEM_ID, POPULARITY, STORE_ID, point_id
 
 FUTURE: Final = timedelta(days=1)  # how far ahead of the clock a purchase may be
 SHOWN_PROBLEMS: Final = 20  # row problems named in one error; the rest are counted
@@ -202,7 +202,7 @@ def record(
         for user_id in estimate:
             values = np.array([popularity[r.item_id] for r in by_user[user_id]], dtype=float)
             log.set_trendiness(user_id, round(float(minmax(values, low, high).mean()), 6))
-    if sync:  # else the caller follows the log into the store (engine.shoppers.sync.catch_up)
+    if sync:  # else the caller follows the log into the store (engine.popularity.upkeep.catch_up)
         sync_popularity(store, log, item_ids, table, purchases=len(added), marks=marks)
         store.optimize()  # index the moved points once there are enough of them
     recorded = {p.event_id for p in added}

@@ -14,9 +14,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.errors import ConfigError
-from engine.geo import Location, Region
-from engine.records import Purchase, User
-from engine.shoppers.trending import DAY_S, MAX_EXPONENT
+from engine.events.trending import DAY_S, MAX_EXPONENT
+from engine.vocabulary.geo import Location, Region
+from engine.vocabulary.records import Purchase, User
 
 UNISEX: Final = "UNISEX"  # an item gender, never a shopper's
 

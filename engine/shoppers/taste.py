@@ -25,14 +25,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.errors import ConfigError
-from engine.geo import Region
+from engine.events.trending import DAY_S, DEFAULT_HALF_LIFE_DAYS
 from engine.shoppers.simulation import (
     UNISEX,
     CatalogView,
     CompactSimulation,
     SimulationConfig,
 )
-from engine.shoppers.trending import DAY_S, DEFAULT_HALF_LIFE_DAYS
+from engine.vocabulary.geo import Region
 
 # attribute columns a style is made of, by the names manifests give them (lower case)
 STYLE_COLUMNS: Final = {

@@ -18,14 +18,14 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.backbones import BACKBONES, unknown_backbone
-from engine.backbones import space_name as name_of
 from engine.errors import ConfigError, NotFoundError
 from engine.helpers import batched
-from engine.schema import ITEM_ID, weights_field
 from engine.spaces.projection import fit
 from engine.spaces.registry import FitRequest, Space, derived_from, load_space, save_space
 from engine.vectorstore.base import Filter, PointBatch, VectorStore
+from engine.vocabulary.backbones import BACKBONES, unknown_backbone
+from engine.vocabulary.backbones import space_name as name_of
+from engine.vocabulary.schema import ITEM_ID, weights_field
 
 DEFAULT_SAMPLE: Final = 20_000  # source vectors a projection is learned on, at most
 PAGE: Final = 500  # items read, projected and written at a time

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from engine.backbones import COMPACT_NAME, is_compact, source_of, space_name
 from engine.errors import ConfigError
 from engine.spaces.projection import Projection
+from engine.vocabulary.backbones import COMPACT_NAME, is_compact, source_of, space_name
 
 if TYPE_CHECKING:
     from engine.vectorstore.base import VectorStore
@@ -222,7 +222,7 @@ def weights_text(store: VectorStore, name: str) -> str:
     """Which weights made a space's vectors, for people: the backbone's provenance
     (`imagenet-keras`), or for a compact space its projection and the source's
     (`pca:1a2b3c4d of resnet50 imagenet-keras`)."""
-    from engine.schema import provenance_text
+    from engine.vocabulary.schema import provenance_text
 
     own = provenance_text(store.provenance(name))
     if not is_compact(name):

@@ -12,7 +12,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.errors import StoreError
-from engine.schema import (
+from engine.vectorstore.formula import Default, Expr
+from engine.vocabulary.schema import (
     PAYLOAD_INDEXES,
     POPULARITY,
     SEARCH_FILTER_FIELDS,
@@ -21,7 +22,6 @@ from engine.schema import (
     vector_fields,
     weights_field,
 )
-from engine.vectorstore.formula import Default, Expr
 
 COLLECTION: Final = "fashionrec"
 HNSW_M: Final = 16  # graph links per point

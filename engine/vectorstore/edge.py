@@ -14,7 +14,6 @@ from typing import IO, Any, Final, TypeVar
 import qdrant_edge as qe
 
 from engine.errors import StoreError, StoreLockedError, one_line
-from engine.schema import IndexKind
 from engine.vectorstore.base import (
     EF_CONSTRUCT,
     FULL_SCAN_KB,
@@ -47,6 +46,7 @@ from engine.vectorstore.formula import (
     Sum,
     Var,
 )
+from engine.vocabulary.schema import IndexKind
 
 CONFIG_FILE: Final = "edge_config.json"
 LOCK_FILE: Final = ".lock"  # flock-ed by the EdgeStore that has the shard open

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.geo import Location, coordinates, distances_km
 from engine.helpers import number_or_nan
-from engine.schema import STORE_LOCATION
 from engine.vectorstore.base import Filter, Hit, Payload, Query, VectorStore
+from engine.vocabulary.geo import Location, coordinates, distances_km
+from engine.vocabulary.schema import STORE_LOCATION
 
 
 class ExactIndex:

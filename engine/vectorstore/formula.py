@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.geo import Location, distances_km
+from engine.vocabulary.geo import Location, distances_km
 
 SCORE = "$score"
 FloatArray = NDArray[np.float64]

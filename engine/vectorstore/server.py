@@ -13,7 +13,6 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from engine.errors import StoreError, one_line
-from engine.schema import IndexKind
 from engine.vectorstore.base import (
     COLLECTION,
     EF_CONSTRUCT,
@@ -46,6 +45,7 @@ from engine.vectorstore.formula import (
     Sum,
     Var,
 )
+from engine.vocabulary.schema import IndexKind
 
 
 def _translate(flt: Filter | None) -> models.Filter | None:

@@ -16,11 +16,12 @@ from typing import Any, Final
 
 import numpy as np
 
-from engine.backbones import is_compact, spec
 from engine.catalog.items import Naming, Rejected
 from engine.errors import TransferError
 from engine.helpers import batched
-from engine.schema import (
+from engine.vectorstore.base import Filter, PointBatch, VectorStore
+from engine.vocabulary.backbones import is_compact, spec
+from engine.vocabulary.schema import (
     CATEGORY,
     CATEGORY_GROUP,
     GENDER,
@@ -30,7 +31,6 @@ from engine.schema import (
     point_id,
     weights_field,
 )
-from engine.vectorstore.base import Filter, PointBatch, VectorStore
 
 VECTORS: Final = "vectors.npy"
 PAYLOADS: Final = "payloads.jsonl"

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, Response
 
 from engine.documents import plain
 from engine.errors import ConfigError
-from engine.geo import Location
+from engine.vocabulary.geo import Location
 from serve.dependencies import Held, Ranking, reader, writer
 from serve.models import ItemChangesIn
 

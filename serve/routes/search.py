@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.documents import plain
 from engine.errors import ConfigError
-from engine.geo import Location
+from engine.vocabulary.geo import Location
 from serve.dependencies import Photos, Ranking, reader
 
 router = APIRouter(tags=["search"])

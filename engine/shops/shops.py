@@ -12,8 +12,8 @@ import numpy as np
 
 from engine.csvrows import csv_rows
 from engine.errors import ShopsError
-from engine.geo import Location, Region
-from engine.records import Shop
+from engine.vocabulary.geo import Location, Region
+from engine.vocabulary.records import Shop
 
 CSV_REQUIRED: Final = ("id", "lat", "lon")
 CSV_OPTIONAL: Final = ("name",)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Final
 
 from engine.errors import EventLogError
+from engine.events.eventlog import EventLog
 from engine.helpers import batched
-from engine.shoppers.eventlog import EventLog
 
 # every table and its columns, parents before the rows that refer to them
 TABLES: Final = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.geo import Location
+from engine.vocabulary.geo import Location
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ STORE_ID: Final = "store_id"
 STORE_ORIGIN: Final = "store_origin"  # MANIFEST or ROUND_ROBIN
 STORE_LOCATION: Final = "store_location"  # {"lat": .., "lon": ..}
 POPULARITY: Final = "popularity"  # all-time: initial popularity + purchases
-TRENDING: Final = "trending"  # purchases halving every half-life (engine/shoppers/trending.py)
-# each popularity's percentile rank over the catalog, on [0, 1] (engine/shoppers/normpop.py)
+TRENDING: Final = "trending"  # purchases halving every half-life (engine/events/trending.py)
+# each popularity's percentile rank over the catalog, on [0, 1] (engine/popularity/normpop.py)
 POPULARITY_RANK: Final = "popularity_rank"
 TRENDING_RANK: Final = "trending_rank"
 

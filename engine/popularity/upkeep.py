@@ -1,56 +1,31 @@
-"""Keeps the event log and the vector store's payloads in step.
-
-Shops and items: every item gets a shop (the manifest's, or a seeded per-category
-round-robin of its product). Popularity: the payload carries initial popularity plus
-purchases from the log, synced in batches after every command that adds purchases.
+"""The popularity payloads kept in step with the event log: every item's all-time and
+trending popularity and their percentile ranks (NormPop), synced in batches after every
+command that adds purchases, followed by a copy of the store, and repaired in full.
+Items the store no longer holds are skipped: the log keeps their purchases as history.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
 from typing import Final, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.catalog.taxonomy import deepfashion
-from engine.errors import ConfigError, NotFoundError, ShopsError
-from engine.geo import DEFAULT_REGION, Region
+from engine.events.eventlog import EventLog
 from engine.helpers import batched, number_or_nan
-from engine.records import Shop
-from engine.schema import (
-    CATEGORY,
-    GENDER,
+from engine.popularity.normpop import DIGITS, percentile_ranks
+from engine.vectorstore.base import Filter, Payload, Range, VectorStore
+from engine.vocabulary.schema import (
     ITEM_ID,
-    MANIFEST,
-    PLACEMENT_FIELDS,
     POPULARITY,
     POPULARITY_RANK,
-    PRODUCT_ID,
-    ROUND_ROBIN,
-    STORE_ID,
-    STORE_LOCATION,
-    STORE_ORIGIN,
     TRENDING,
     TRENDING_RANK,
     point_id,
 )
-from engine.shoppers.eventlog import SIMULATED, EventLog
-from engine.shoppers.normpop import DIGITS, percentile_ranks
-from engine.shoppers.shops import assign_shops, generate_shops
-from engine.shoppers.simulation import (
-    CatalogView,
-    Simulation,
-    SimulationConfig,
-    Trending,
-    initial_popularity,
-    simulate,
-)
-from engine.vectorstore.base import Filter, Payload, Range, Record, VectorStore
 
-DEFAULT_SHOPS: Final = 5
 WRITE_BATCH: Final = 10_000  # points per payload write
 # a stored rank is written again once it is this far from the exact one: a purchase moves
 # every rank between the bought item's old and new place by 1/N, too little to be worth
@@ -70,7 +45,7 @@ Ranked = tuple[list[str], dict[str, Column]]
 
 class Marks(Protocol):
     """Where a store's sync marks are kept: the event log for the home's store (its meta),
-    memory for a worker's copy (engine/replicas.py)."""
+    memory for a worker's copy (serve/copies.py)."""
 
     def get(self, key: str) -> str | None:
         """A mark, or None."""
@@ -95,123 +70,6 @@ class PopularityTable(Protocol):
     def popularity_values(self, item_ids: Sequence[str] | None = None) -> dict[str, Column]:
         """By payload field, the values of these items (in this order), or of every item."""
         ...
-
-
-def catalog_records(store: VectorStore) -> list[Record]:
-    """Every item's identity and shop fields (no vectors)."""
-    records = list(store.scroll(PLACEMENT_FIELDS))
-    if not records:
-        raise NotFoundError("the vector store is empty; run `fashionrec ingest PATH` first")
-    return records
-
-
-def place_items(store: VectorStore, log: EventLog) -> int:
-    """Give every item its shop's id and location; returns how many items were (re)written.
-
-    Items with a manifest shop keep it while it exists. All views of a product share a
-    shop: a product keeps its shop while that shop exists; the others (and manifest
-    items whose shop is gone: `stores generate --replace`) join, in a seeded order, the
-    least-loaded shop of their category (a round-robin from empty). Only items whose
-    shop or shop location changes are written; no item is left naming a shop that does
-    not exist.
-    """
-    shops = {s.id: s for s in log.shops()}
-    if not shops:
-        return 0
-    records = list(store.scroll(PLACEMENT_FIELDS))
-
-    def fixed(r: Record) -> bool:  # a manifest shop that exists
-        return r.payload.get(STORE_ORIGIN) == MANIFEST and str(r.payload.get(STORE_ID)) in shops
-
-    by_product: dict[str, list[Record]] = defaultdict(list)
-    for r in records:
-        if not fixed(r):
-            by_product[str(r.payload[PRODUCT_ID])].append(r)
-    chosen: dict[str, str] = {}
-    loads: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    waiting: dict[str, list[str]] = defaultdict(list)
-    for product, views in by_product.items():
-        category = str(views[0].payload[CATEGORY])
-        current = {str(v.payload.get(STORE_ID)) for v in views}
-        if len(current) == 1 and (kept := current.pop()) in shops:
-            chosen[product] = kept
-            loads[category][kept] += 1
-        else:
-            waiting[category].append(product)
-    chosen |= assign_shops(waiting, list(shops), int(log.get("assign_seed") or 42), loads)
-
-    changes: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for r in records:
-        manifest = fixed(r)
-        shop_id = str(r.payload[STORE_ID]) if manifest else chosen[str(r.payload[PRODUCT_ID])]
-        shop = shops[shop_id]
-        if (r.payload.get(STORE_ID), r.payload.get(STORE_LOCATION)) == (
-            shop_id,
-            shop.location.payload(),
-        ):
-            continue
-        changes[(shop_id, MANIFEST if manifest else ROUND_ROBIN)].append(r.id)
-    for (shop_id, origin), ids in changes.items():
-        payload = {
-            STORE_ID: shop_id,
-            STORE_LOCATION: shops[shop_id].location.payload(),
-            STORE_ORIGIN: origin,
-        }
-        for batch in batched(ids, WRITE_BATCH):
-            store.set_payload(batch, payload)
-    return sum(len(ids) for ids in changes.values())
-
-
-def stranded_items(store: VectorStore, keep: Iterable[str]) -> dict[str, int]:
-    """Items per shop id for the items whose shop is not among `keep`: those a change of
-    shops would leave naming a shop that does not exist."""
-    kept = set(keep)
-    counts: dict[str, int] = defaultdict(int)
-    for r in store.scroll([STORE_ID]):
-        shop_id = r.payload.get(STORE_ID)
-        if shop_id is not None and str(shop_id) not in kept:
-            counts[str(shop_id)] += 1
-    return dict(sorted(counts.items()))
-
-
-def set_shops(
-    store: VectorStore,
-    log: EventLog,
-    shops: Sequence[Shop],
-    region: Region,
-    seed: int,
-    replace: bool = False,
-) -> int:
-    """Replace the log's shops and re-place the items; returns items (re)written.
-
-    Refused once purchases name shops that would go; refused, unless replace, when items
-    are in shops that would go (with replace they join the new shops' round-robin).
-    """
-    new_ids = {s.id for s in shops}
-    gone = sorted({s.id for s in log.shops()} - new_ids)
-    if log.purchase_count() and gone:
-        raise ShopsError(
-            f"purchases refer to the stores {', '.join(gone)}; keep their ids when replacing "
-            "stores (--replace moves items, never purchases)"
-        )
-    stranded = stranded_items(store, new_ids)
-    if stranded and not replace:
-        shown = ", ".join(list(stranded)[:5]) + (", …" if len(stranded) > 5 else "")
-        raise ShopsError(
-            f"{sum(stranded.values())} item(s) are in store(s) {shown} that the new stores "
-            "lack; run again with --replace to re-place those items in the new stores, or "
-            "keep those store ids"
-        )
-    log.replace_shops(shops, region, seed)
-    return place_items(store, log)
-
-
-def ensure_shops(store: VectorStore, log: EventLog, seed: int = 42) -> list[Shop]:
-    """The log's shops, generating the default ones (and placing items) if there are none."""
-    if not log.shops():
-        shops = generate_shops(DEFAULT_SHOPS, DEFAULT_REGION, seed)
-        set_shops(store, log, shops, DEFAULT_REGION, seed)
-    return log.shops()
 
 
 def sync_popularity(
@@ -360,7 +218,7 @@ def _rank_among(
     every: dict[str, Column], mine: dict[str, Column], row: int, value_field: str, other: str
 ) -> float:
     """One item's percentile rank by `value_field` (ties broken by `other`) among every
-    item's values: as engine.shoppers.normpop.percentile_ranks ranks it."""
+    item's values: as engine.popularity.normpop.percentile_ranks ranks it."""
     values, seconds = every[value_field], every[other]
     n = len(values)
     if n <= 1:
@@ -376,7 +234,7 @@ def _counted_rank(
     store: VectorStore, payload: Payload, value_field: str, other: str, n: int
 ) -> float:
     """An item's percentile rank by `value_field` (ties broken by `other`), counted in the
-    store: as engine.shoppers.normpop.percentile_ranks ranks it among every item."""
+    store: as engine.popularity.normpop.percentile_ranks ranks it among every item."""
     if n <= 1:
         return 0.5
     value, second = float(payload.get(value_field) or 0.0), float(payload.get(other) or 0.0)
@@ -390,7 +248,7 @@ def _counted_rank(
 def sync_ranks(
     store: VectorStore, table: PopularityTable | None = None, tolerance: float = 0.0
 ) -> int:
-    """Write each item's percentile rank of each popularity (engine.shoppers.normpop: ties
+    """Write each item's percentile rank of each popularity (engine.popularity.normpop: ties
     broken by the other popularity) where the stored one is missing or further than
     `tolerance` from it; returns ranks written.
 
@@ -445,75 +303,3 @@ def popularity_in_step(store: VectorStore, log: EventLog, marks: Marks | None = 
     if written:
         store.optimize()
     return written
-
-
-def clear_simulation(store: VectorStore, log: EventLog) -> tuple[int, int]:
-    """Remove what `simulate` wrote (shoppers, purchases, initial popularity) and bring
-    every item's popularity payloads and ranks in step; returns (shoppers, purchases)
-    removed."""
-    removed = log.clear_simulated()
-    if store.vector_dims():
-        sync_popularity(store, log)
-        store.optimize()
-    return removed
-
-
-def run_simulation(
-    store: VectorStore,
-    log: EventLog,
-    config: SimulationConfig,
-    on_stage: Callable[[str], None] = lambda stage: None,
-) -> Simulation:
-    """Draw missing initial popularity, simulate users and purchases, log them, sync.
-    ConfigError for a seed this log was simulated with already (the same shoppers again,
-    under other ids, would count their purchases twice)."""
-    if config.seed in log.simulated_seeds():
-        raise ConfigError(
-            f"this home was simulated with seed {config.seed} already; give another --seed, "
-            "or remove what was simulated first: `fashionrec simulate --clear`"
-        )
-    records = catalog_records(store)
-    ensure_shops(store, log, config.seed)
-    if any(r.payload.get(STORE_ID) is None for r in records):
-        records = catalog_records(store)  # shops were just placed
-    region = log.region() or DEFAULT_REGION
-    view = CatalogView.build(
-        [str(r.payload[ITEM_ID]) for r in records],
-        [str(r.payload[PRODUCT_ID]) for r in records],
-        [str(r.payload[GENDER]) for r in records],
-        [str(r.payload.get(STORE_ID) or "") for r in records],
-    )
-    on_stage("drawing initial popularity")
-    with log.transaction():
-        log.add_items(view.item_ids.tolist())
-        missing = log.items_without_initial_popularity()
-        log.set_initial_popularity(
-            (item, initial_popularity(item, config.p_max, config.seed)) for item in missing
-        )
-    current = log.popularity()
-    popularity = np.array([current[i] for i in view.item_ids.tolist()], dtype=np.int64)
-    on_stage("simulating purchases")
-    shown = (log.taxonomy() or deepfashion()).genders
-    first = log.next_simulated_user()
-    trending = None
-    chosen = log.popularity_settings()
-    if chosen.mode == "trending":
-        start = datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
-        scores = log.trending_as_of(start)
-        trending = Trending(
-            np.array([scores.get(i, 0.0) for i in view.item_ids.tolist()]),
-            chosen.half_life_days,
-        )
-    result = simulate(
-        view, popularity, region, config, first_user=first, shown=shown, trending=trending
-    )
-    with log.transaction():
-        log.add_users(result.users, source=SIMULATED)
-        log.add_purchases(result.purchases, source=SIMULATED)
-        log.add_simulated_seed(config.seed)
-    on_stage("syncing popularity")
-    bought = None if missing else [p.item_id for p in result.purchases]
-    sync_popularity(store, log, bought, purchases=len(result.purchases))
-    on_stage("indexing")
-    store.optimize()  # the payload writes moved points out of the indexed segments
-    return result

@@ -1,14 +1,15 @@
-"""The event log in SQLite, the source of truth: shops, users, purchases, popularity.
+"""The event log (SQLite, or PostgreSQL through engine/events/database.py), the source of
+truth: shops, users, purchases, initial popularity, trending scores.
 
 Every purchase has an event id (given, else a hash of user, item, time and store) that the
 log holds once: importing a file twice adds nothing. Each item keeps its trending score
-(engine/shoppers/trending.py), moved by every purchase as it is written.
+(engine/events/trending.py), moved by every purchase as it is written.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -18,38 +19,24 @@ from typing import Final
 
 from engine.catalog.taxonomy import Taxonomy
 from engine.errors import EventLogError
-from engine.geo import Location, Region
-from engine.helpers import batched
-from engine.records import Purchase, Shop, User
-from engine.shoppers.database import SqliteDatabase, connect
-from engine.shoppers.trending import (
+from engine.events.database import SqliteDatabase, connect
+from engine.events.trending import (
     DEFAULT_ANCHOR,
     PopularitySettings,
     as_of,
+    midnight,
     needs_new_anchor,
+    trend_sums,
     weight,
 )
+from engine.helpers import batched
+from engine.vocabulary.geo import Location, Region
+from engine.vocabulary.records import Purchase, Shop, User
 
 SIMULATED: Final = "simulated"  # the source of what `simulate` writes
 SQL_VARIABLES: Final = 500  # ids per `IN (...)` query, well under SQLite's limit
 # Logs written before event ids and trending scores get their columns (and values) on open.
 EVENTS_INDEX: Final = "CREATE UNIQUE INDEX IF NOT EXISTS purchases_by_event ON purchases (event_id)"
-
-
-def _trend_sums(
-    purchases: Sequence[Purchase], anchor: datetime, half_life_days: float
-) -> dict[str, float]:
-    """What the purchases add to each item's trending score referred to the anchor."""
-    sums: defaultdict[str, float] = defaultdict(float)
-    for p in purchases:
-        sums[p.item_id] += weight(p.timestamp, anchor, half_life_days)
-    return sums
-
-
-def _midnight(moment: datetime) -> str:
-    """The start of a time's day (UTC), as the log writes times."""
-    day = moment.astimezone(UTC)
-    return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
 
 
 def event_id(user_id: str, item_id: str, timestamp: datetime, store_id: str | None) -> str:
@@ -61,7 +48,7 @@ def event_id(user_id: str, item_id: str, timestamp: datetime, store_id: str | No
 
 class EventLog:
     """The log in a SQLite file (the default) or a PostgreSQL database (a URL), through
-    engine/shoppers/database.py; every write is one transaction, one writer at a time."""
+    engine/events/database.py; every write is one transaction, one writer at a time."""
 
     def __init__(self, where: Path | str) -> None:
         self.where = where  # the file or URL it was opened with (a URL may hold a password)
@@ -417,13 +404,13 @@ class EventLog:
             return
         half_life = self.popularity_settings().half_life_days
         if self.get("trend_anchor") is None:  # the first purchases: scores start near 1
-            self.put("trend_anchor", _midnight(min(p.timestamp for p in purchases)))
+            self.put("trend_anchor", midnight(min(p.timestamp for p in purchases)))
         latest = max(p.timestamp for p in purchases)
         if needs_new_anchor(latest, self.trend_anchor(), half_life):
             factor = weight(self.trend_anchor(), latest, half_life)
             self.db.execute("UPDATE items SET trend = trend * ?", (factor,))
             self.put("trend_anchor", latest.astimezone(UTC).isoformat())
-        added = _trend_sums(purchases, self.trend_anchor(), half_life)
+        added = trend_sums(purchases, self.trend_anchor(), half_life)
         self.add_items(added)
         self.db.executemany(
             "UPDATE items SET trend = trend + ? WHERE item_id = ?",
@@ -440,34 +427,14 @@ class EventLog:
             )
         ]
         first = min((p.timestamp for p in purchases), default=DEFAULT_ANCHOR)
-        self.put("trend_anchor", _midnight(first))
+        self.put("trend_anchor", midnight(first))
         if purchases:
             latest = max(p.timestamp for p in purchases)
             if needs_new_anchor(latest, self.trend_anchor(), half_life_days):
                 self.put("trend_anchor", latest.astimezone(UTC).isoformat())
-        scores = _trend_sums(purchases, self.trend_anchor(), half_life_days)
+        scores = trend_sums(purchases, self.trend_anchor(), half_life_days)
         self.add_items(scores)
         self.db.executemany(
             "UPDATE items SET trend = ? WHERE item_id = ?",
             [(value, item) for item, value in scores.items()],
         )
-
-    # jobs ----------------------------------------------------------------------
-    def save_job(self, job_id: str, kind: str, state: str, document: str) -> None:
-        """Record a job (an ingest the service runs) as it starts, moves and ends: its
-        state and its document (JSON), so a restarted service still knows it."""
-        now = datetime.now(UTC).isoformat()
-        finished = None if state in ("queued", "running") else now
-        self.db.execute(
-            "INSERT INTO jobs (id, kind, state, started, finished, document) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
-            "finished = excluded.finished, document = excluded.document",
-            (job_id, kind, state, now, finished, document),
-        )
-
-    def jobs(self, kind: str) -> list[tuple[str, str, str]]:
-        """(id, state, document) of every job of a kind, oldest first."""
-        rows = self.db.execute(
-            "SELECT id, state, document FROM jobs WHERE kind = ? ORDER BY started, id", (kind,)
-        )
-        return [(str(i), str(state), str(doc)) for i, state, doc in rows]

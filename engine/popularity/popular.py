@@ -7,10 +7,10 @@ import heapq
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.schema import CATEGORY, GENDER, ITEM_ID, NAME, PRICE, STORE_ID
-from engine.shoppers.eventlog import EventLog
-from engine.shoppers.trending import PopularitySettings
+from engine.events.eventlog import EventLog
+from engine.events.trending import PopularitySettings
 from engine.vectorstore.base import Filter, VectorStore
+from engine.vocabulary.schema import CATEGORY, GENDER, ITEM_ID, NAME, PRICE, STORE_ID
 
 
 @dataclass(frozen=True)

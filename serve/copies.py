@@ -7,7 +7,7 @@ changes only through `home_writer` (items ingested, deleted or changed): it open
 brings its popularity in step with the log, lets the change happen, closes it and counts a
 new generation; every worker then copies it again and switches (engine.application.
 Application.adopt). Purchases never change the home's store while workers serve: each
-worker follows the event log into its own copy (engine.shoppers.sync.catch_up), and the
+worker follows the event log into its own copy (engine.popularity.upkeep.catch_up), and the
 home's store catches up at its next write or when the service stops.
 """
 
@@ -27,14 +27,14 @@ from typing import Final
 
 from engine.application import Application
 from engine.errors import StoreLockedError
-from engine.settings import Settings
-from engine.shoppers.eventlog import EventLog
-from engine.shoppers.sync import (
+from engine.events.eventlog import EventLog
+from engine.popularity.upkeep import (
     RANK_DRIFT_KEY,
     SYNCED_ANCHOR,
     SYNCED_SEQUENCE,
     popularity_in_step,
 )
+from engine.settings import Settings
 from engine.vectorstore.edge import LOCK_FILE, EdgeStore
 
 REPLICAS_DIR: Final = "replicas"

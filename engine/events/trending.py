@@ -11,12 +11,15 @@ any time after the last purchase: the stored values rank as the decayed ones do.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Final, Literal
 
 from engine.errors import ConfigError
 from engine.helpers import choice
+from engine.vocabulary.records import Purchase
 
 PopularityMode = Literal["all-time", "trending"]
 DEFAULT_HALF_LIFE_DAYS: Final = 14.0
@@ -69,6 +72,22 @@ def weight(t: datetime, anchor: datetime, half_life_days: float) -> float:
 def as_of(score: float, when: datetime, anchor: datetime, half_life_days: float) -> float:
     """A score referred to the anchor, as of a time: the decayed purchase count then."""
     return float(score * 2.0 ** -exponent(when, anchor, half_life_days))
+
+
+def trend_sums(
+    purchases: Sequence[Purchase], anchor: datetime, half_life_days: float
+) -> dict[str, float]:
+    """What the purchases add to each item's trending score referred to the anchor."""
+    sums: defaultdict[str, float] = defaultdict(float)
+    for p in purchases:
+        sums[p.item_id] += weight(p.timestamp, anchor, half_life_days)
+    return sums
+
+
+def midnight(moment: datetime) -> str:
+    """The start of a time's day (UTC), as the log writes times: the first anchor."""
+    day = moment.astimezone(UTC)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
 
 
 def needs_new_anchor(t: datetime, anchor: datetime, half_life_days: float) -> bool:

@@ -1,0 +1,1 @@
+"""Shops: generated or imported, and items placed in them."""
