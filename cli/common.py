@@ -25,7 +25,7 @@ from engine.settings import SERVE_FILE, Settings
 from engine.vectorstore import VectorStore, open_store
 
 if TYPE_CHECKING:
-    from engine.application import Application
+    from engine.application import Application, PhotoNetworks
     from engine.vectorstore.holder import Holder
 
 FILE_WIDTH: Final = 1000  # columns when the output is a file or a pipe (COLUMNS overrides)
@@ -138,11 +138,12 @@ def serving(home: Path) -> Holder | None:
     return holder if holder is not None and holder.pid != os.getpid() else None
 
 
-def home_of(config: Settings) -> Application:
-    """The application over the configured home (store and event log), to use in a `with`."""
+def home_of(config: Settings, networks: PhotoNetworks | None = None) -> Application:
+    """The application over the configured home (store and event log), to use in a `with`;
+    `networks` embed photos to search by."""
     from engine.application import Application
 
-    return Application.open(config)
+    return Application.open(config, networks=networks)
 
 
 def bulk_progress(*rates: ProgressColumn) -> Progress:

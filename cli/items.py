@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from cli.common import ApiOption, HomeOption, UrlOption, console, home_of, settings
+from engine.application.documents import plain
 from engine.catalog.items import ItemChanges
-from engine.documents import plain
 
 app = typer.Typer(help="Change or remove catalog items.", no_args_is_help=True)
 

@@ -25,7 +25,7 @@ from cli.common import (
     serving,
     settings,
 )
-from engine.documents import Recommended, plain, recommended_from
+from engine.application.documents import Recommended, plain, recommended_from
 from engine.recommend.recommender import Params
 from engine.recommend.rerank import Recommendation
 from engine.recommend.scoring import preset_normalise, preset_weights
@@ -360,12 +360,12 @@ def _recommended(
     config: Settings, params: Params, *, item: str | None, user: str | None, image: Path | None
 ) -> Recommended:
     """The recommendations, from this home opened here."""
-    with home_of(config) as app:
-        if image is not None:
-            from ingest.photos import PhotoSearch
+    from ingest.photos import PhotoNetworks
 
-            search = PhotoSearch(app, on_note=lambda text: errors.print(text, style="dim"))
-            return search(image, params, str(image))
+    note = PhotoNetworks(on_note=lambda text: errors.print(text, style="dim"))
+    with home_of(config, networks=note if image is not None else None) as app:
+        if image is not None:
+            return app.search_photo(image, params, str(image))
         if user is not None:
             return app.for_user(user, params)
         return app.similar(item or "", params)

@@ -191,7 +191,7 @@ def users_show(
     each store)."""
     import json
 
-    from engine.documents import plain
+    from engine.application.documents import plain
 
     with home_of(settings(home, qdrant_url)) as app:
         user = app.user(user_id)

@@ -15,7 +15,6 @@ from starlette.exceptions import HTTPException
 from engine.application import Application
 from engine.recommend.recommender import Params
 from engine.recommend.scoring import preset_normalise, preset_weights
-from ingest.photos import PhotoSearch
 from ingest.runs import Ingester
 
 
@@ -39,15 +38,8 @@ async def ingester_of(request: Request) -> Ingester:
     return held
 
 
-async def photos_of(request: Request) -> PhotoSearch:
-    """The service's search by photo (its networks load with the first search)."""
-    held: PhotoSearch = request.app.state.photos
-    return held
-
-
 Held = Annotated[Application, Depends(application_of)]
 Ingests = Annotated[Ingester, Depends(ingester_of)]
-Photos = Annotated[PhotoSearch, Depends(photos_of)]
 
 bearer = HTTPBearer(
     auto_error=False,

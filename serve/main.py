@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from engine.application import Application
 from engine.errors import ConfigError
 from engine.settings import API_KEY_ENV, Settings
-from ingest.photos import PhotoSearch
+from ingest.photos import PhotoNetworks
 from ingest.runs import Ingester
 from serve import errors
 from serve.dependencies import Access
@@ -72,7 +72,8 @@ def create_app(
         held = application or Application.open(settings, serving=True)
         app.state.application = held
         app.state.ingester = Ingester(held, status_of=errors.status_of)
-        app.state.photos = PhotoSearch(held, on_note=lambda text: LOG.info("search: %s", text))
+        if held.networks is None:  # loaded by the first search by photo
+            held.networks = PhotoNetworks(on_note=lambda text: LOG.info("search: %s", text))
         task = None if background is None else asyncio.create_task(background())
         try:
             yield

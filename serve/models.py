@@ -1,5 +1,5 @@
 """The service's request bodies (pydantic): what a client may send, read into
-the engine's own rows; responses are the engine's documents (engine/documents.py)."""
+the engine's own rows; responses are the engine's documents (engine/application/documents.py)."""
 
 from __future__ import annotations
 

@@ -108,6 +108,14 @@ def build_catalog(
     return payloads
 
 
+def fake_networks(
+    store: VectorStore, backbone: str, pixels: NDArray[np.uint8]
+) -> NDArray[np.float32]:
+    """FakeEmbedder as the network of every backbone: a search by photo over a store of
+    fake vectors (engine.application.PhotoNetworks)."""
+    return FakeEmbedder()(torch.from_numpy(np.ascontiguousarray(pixels)))
+
+
 def shopper(gender: str, trendiness: float = 0.5) -> User:
     """User "u1" of this gender and trendiness, living at HOME."""
     return User("u1", gender, trendiness, HOME)

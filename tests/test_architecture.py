@@ -59,7 +59,7 @@ def test_the_import_contracts_hold() -> None:
             "engine.vocabulary is not allowed to import engine.catalog",
         ),
         (
-            "engine/application.py",
+            "engine/application/home.py",
             "import serve.copies",
             "engine is not allowed to import serve",
         ),

@@ -33,7 +33,7 @@ from ingest.democatalog import write_demo_catalog
 from ingest.options import IngestOptions
 from ingest.pipeline import ingest
 from serve.main import create_app
-from tests.builders import FAKE, FakeEmbedder
+from tests.builders import FAKE, FakeEmbedder, fake_networks
 
 CHROMIUM: Final = Path("/usr/bin/chromium")
 ARGS: Final = [
@@ -103,7 +103,7 @@ def serving(home: Path, **options: Any) -> Iterator[str]:
         time.sleep(0.05)
     assert server.started, "the server did not start"
     # a search by photo embeds it as the store's vectors were made: with the fake network
-    app.state.photos.networks[FAKE] = FakeEmbedder()
+    app.state.application.networks = fake_networks
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -21,7 +21,7 @@ from engine.settings import Settings
 from engine.vocabulary.schema import point_id
 from ingest.job import IngestJob
 from ingest.options import IngestOptions
-from ingest.photos import PhotoSearch
+from ingest.photos import PhotoNetworks
 from ingest.runs import Ingester, check_job
 from serve.main import create_app
 from tests.builders import fashionrec
@@ -103,15 +103,15 @@ def test_a_catalog_photo_finds_its_item_and_a_copy_the_top_5(
     real: tuple[Path, list[dict[str, str]]],
 ) -> None:
     home, rows = real
-    with Application.open(Settings(home=home)) as app:
-        search = PhotoSearch(app)
+    with Application.open(Settings(home=home), networks=PhotoNetworks()) as app:
         for row in rows[::4]:
             photo = SHARED / "images" / row["filename"]
-            found = search(photo, Params(k=5)).lists[0].recommendations
+            found = app.search_photo(photo, Params(k=5), "the photo").lists[0].recommendations
             first = found[0]
             assert first.item_id == row["id"] or first.visual == pytest.approx(1.0), row["id"]
             for name, copy in _copies(photo).items():
-                listed = [r.item_id for r in search(copy, Params(k=5)).lists[0].recommendations]
+                lists = app.search_photo(copy, Params(k=5), name).lists
+                listed = [r.item_id for r in lists[0].recommendations]
                 assert row["id"] in listed, (row["id"], name)
 
 
@@ -152,14 +152,13 @@ def test_a_photo_is_embedded_as_its_item_was(tmp_path: Path) -> None:
     """The recipe on random-init weights (no ImageNet needed): a catalog photo's query
     vector is its stored vector (same network, pooling, runtime, precision, framing)."""
     home, rows = _home(tmp_path, "random")
-    with Application.open(Settings(home=home)) as app:
-        search = PhotoSearch(app)
+    with Application.open(Settings(home=home), networks=PhotoNetworks()) as app:
         photo = SHARED / "images" / rows[0]["filename"]
-        vector = search.embed(photo, "mobilenet_v2")
+        vector = app.photo_vector(photo, "mobilenet_v2", "the photo")
         stored = app.store.retrieve([point_id(rows[0]["id"])], vector="mobilenet_v2")[0].vector
         with pytest.raises(FashionrecError, match="not an image"):
-            search(b"nothing", Params())
+            app.search_photo(b"nothing", Params(), "the upload")
         with pytest.raises(FashionrecError, match="no resnet50 vectors"):
-            search.embed(photo, "resnet50")
+            app.photo_vector(photo, "resnet50", "the photo")
     assert stored is not None
     assert float(np.dot(vector, stored)) == pytest.approx(1.0, abs=1e-5)

@@ -5,6 +5,7 @@ removed)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -73,3 +74,20 @@ def unreadable(exc: BaseException) -> str:
         return "not an image this tool can read (JPEG, PNG, WebP, …)"
     text = str(exc).strip()
     return text or "cannot be read"
+
+
+def media_type(path: Path) -> str:
+    """A photo file's media type, read from the file itself (OSError when it is not one)."""
+    try:
+        with Image.open(path) as image:
+            kind = Image.MIME.get(image.format or "")
+    except UnidentifiedImageError:
+        raise OSError(unreadable(UnidentifiedImageError())) from None
+    return kind or "application/octet-stream"
+
+
+def png(pixels: np.ndarray[Any, np.dtype[np.uint8]]) -> bytes:
+    """A network input (3×H×W uint8) as PNG bytes: the picture the CNN saw."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.transpose(1, 2, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, Response
 
-from engine.documents import plain
+from engine.application.documents import plain
 from engine.errors import ConfigError
 from engine.vocabulary.geo import Location
 from serve.dependencies import Held, Ranking, reader, writer

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from engine.documents import plain
+from engine.application.documents import plain
 from engine.errors import ConfigError
 from engine.shoppers.purchases import time_zone
 from serve.dependencies import Held, writer

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from engine.documents import plain
+from engine.application.documents import plain
 from engine.errors import ConfigError
 from engine.vocabulary.geo import Location
-from serve.dependencies import Photos, Ranking, reader
+from serve.dependencies import Held, Ranking, reader
 
 router = APIRouter(tags=["search"])
 
@@ -20,7 +20,7 @@ router = APIRouter(tags=["search"])
 @router.post("/search", dependencies=[Depends(reader)])
 async def search(
     request: Request,
-    photos: Photos,
+    app: Held,
     params: Ranking,
     trendiness: Annotated[float, Query(description="t of the query.")] = 0.5,
     gender: Annotated[str | None, Query(description="Only items shown to this gender.")] = None,
@@ -35,9 +35,8 @@ async def search(
     if (lat is None) != (lon is None):
         raise ConfigError("give both lat and lon, or neither")
     at = None if lat is None else Location.parse(f"{lat},{lon}", "lat,lon")
-    asked = photos.app.ranking(replace(params, trendiness=trendiness, gender=gender, at=at))
-    # the network runs off the event loop (other requests go on meanwhile); the event
-    # log, an SQLite connection of this thread, is read here only
-    vector = await run_in_threadpool(photos.embed, photo, asked.searched, "the uploaded photo")
-    document: dict[str, Any] = plain(photos.app.by_photo(vector, asked))
+    asked = replace(params, trendiness=trendiness, gender=gender, at=at)
+    # the network runs off the event loop: other requests go on meanwhile
+    found = await run_in_threadpool(app.search_photo, photo, asked, "the uploaded photo")
+    document: dict[str, Any] = plain(found)
     return document

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from engine.documents import plain
+from engine.application.documents import plain
 from serve.dependencies import Held, reader
 
 router = APIRouter(tags=["service"])

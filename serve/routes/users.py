@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from engine.documents import plain
+from engine.application.documents import plain
 from serve.dependencies import Held, Ranking, reader
 
 router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(reader)])

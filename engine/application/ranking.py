@@ -1,0 +1,143 @@
+"""The recommendation use-cases: the ranking asked for with the home's defaults, items
+like an item, a user's lists, items like a photo; each list described for a person (name,
+price, link, stock, popularity as of now)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.application.base import Home
+from engine.application.documents import Ranked, Recommended, Vectors
+from engine.catalog.framing import Framing
+from engine.catalog.inputs import load_photo, unreadable
+from engine.errors import ConfigError, NotFoundError
+from engine.recommend.recommender import PHOTO, Params
+from engine.recommend.rerank import Recommendation
+from engine.spaces.registry import load_space, missing_space, source_weights, space_in_force
+from engine.vectorstore.base import Filter
+from engine.vocabulary.backbones import is_compact, source_of
+from engine.vocabulary.schema import FRAMING, IN_STOCK, ITEM_ID, NAME, PRICE, URL, point_id
+
+
+class RankingUses(Home):
+    """The recommendation use-cases over a home."""
+
+    def ranking(self, params: Params) -> Params:
+        """The ranking asked for, with this home's default space and popularity mode where
+        none was given and the gender in the taxonomy's words; NotFoundError for a compact
+        space the store lacks."""
+        dims = self.store.vector_dims()
+        space = space_in_force(self.settings.home, params.space, dims)
+        missing = missing_space(space, dims)
+        if missing:
+            raise NotFoundError(missing)
+        mode = params.popularity or self.log.popularity_settings().mode
+        gender = None if params.gender is None else self.gender(params.gender)
+        category = None if not params.category else self.category(params.category)
+        asked = replace(params, space=space, popularity=mode, gender=gender, category=category)
+        return asked.validate()
+
+    def similar(self, item_id: str, params: Params) -> Recommended:
+        """Items like this one, every term of each (`recommend --item`)."""
+        params = self.ranking(params)
+        recs = self.recommender().for_item(item_id, params)
+        return self._recommended(params, [Ranked(f"like {item_id}", recs)], item=item_id)
+
+    def for_user(self, user_id: str, params: Params) -> Recommended:
+        """Top-k after each of a user's purchases, and one merged list (`recommend --user`)."""
+        params = self.ranking(params)
+        user = self.shopper(user_id)
+        result = self.recommender().for_user(user, list(self.log.purchases(user.id)), params)
+        lists = [Ranked(f"after {p.item_id}", recs) for p, recs in result.per_purchase]
+        return self._recommended(params, [*lists, Ranked("merged", result.merged)], user=user)
+
+    def search_photo(self, photo: Path | bytes, params: Params, name: str) -> Recommended:
+        """Items like a photo (a file, or an upload's bytes; `name` says which in errors),
+        embedded as the store's vectors of the searched space were made: of the gender
+        asked for, else any; t as given (0.5 by default). `recommend --image` and
+        `POST /search`."""
+        asked = self.ranking(params)
+        recs = self.recommender().for_vector(self.photo_vector(photo, asked.searched, name), asked)
+        return self._recommended(asked, [Ranked("like the photo", recs)], item=PHOTO)
+
+    def photo_vector(self, photo: Path | bytes, space: str, name: str) -> NDArray[np.float32]:
+        """A photo's vector in a space of the store (unit length): framed as the store's
+        photos were, through the backbone's network (self.networks), then a compact
+        space's projection."""
+        if self.networks is None:
+            raise ConfigError("search by photo needs the networks, which this process lacks")
+        if space not in self.store.vector_dims():
+            raise NotFoundError(f"the store has no {space} vectors to search")
+        backbone = source_of(space)
+        try:
+            pixels = load_photo(
+                photo if isinstance(photo, Path) else io.BytesIO(photo), self._framing(backbone)
+            )
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{name}: {unreadable(exc)}; send a JPEG or PNG photo") from None
+        vector = self.networks(self.store, backbone, pixels[None])[0]
+        if is_compact(space):
+            compact = load_space(self.settings.home, space)
+            if compact is None:
+                raise NotFoundError(f"compact space {space} has no projection in this home")
+            vector = compact.projection(vector[None])[0]
+        return np.asarray(vector, dtype=np.float32)
+
+    def _framing(self, backbone: str) -> Framing:
+        """How the store framed its photos for this backbone (an item's recorded framing;
+        items ingested before it was recorded: letterbox)."""
+        held = self.store.scroll([FRAMING], Filter(has_vector=backbone), page=1)
+        first = next(iter(held), None)
+        found = None if first is None else first.payload.get(FRAMING)
+        return "center-crop" if found == "center-crop" else "letterbox"
+
+    def _described(self, lists: list[Ranked], ranked_by: str) -> list[Ranked]:
+        """The lists with each item's name, price, link and stock from its payload (one
+        read for every listed item), and its popularity as of now: the stored trending
+        score is referred to the log's anchor (it ranks as the decayed one does), and a
+        person reads the decayed purchase count."""
+        ids = sorted({r.item_id for ranked in lists for r in ranked.recommendations})
+        payloads = {
+            str(r.payload.get(ITEM_ID)): r.payload
+            for r in self.store.retrieve([point_id(i) for i in ids])
+        }
+        scale = self.log.trend_scale(datetime.now(UTC)) if ranked_by == "trending" else 1.0
+
+        def described(rec: Recommendation) -> Recommendation:
+            payload = payloads.get(rec.item_id, {})
+            price = payload.get(PRICE)
+            return replace(
+                rec,
+                popularity=rec.popularity * scale,
+                name=payload.get(NAME),
+                price=None if price is None else float(price),
+                url=payload.get(URL),
+                in_stock=payload.get(IN_STOCK),
+            )
+
+        return [Ranked(r.list, [described(rec) for rec in r.recommendations]) for r in lists]
+
+    def _recommended(self, params: Params, lists: list[Ranked], **header: Any) -> Recommended:
+        space = params.searched
+        vectors = Vectors(
+            space,
+            self.store.provenance(space),
+            self.taxonomy.name,
+            source_weights(self.store, space).get("source"),
+        )
+        trend = replace(self.log.popularity_settings(), mode=params.ranked_by).text()
+        return Recommended(
+            vectors,
+            params.weights,
+            trend,
+            self._described(lists, params.ranked_by),
+            normalise=params.normalise,
+            **header,
+        )
