@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 from rich.progress import (
@@ -29,10 +29,16 @@ from cli.common import (
     home_of,
     settings,
 )
-from engine.recommend.scoring import preset_normalise, preset_weights
+from cli.ranking import DEFAULT, ranking_options
+from engine.popularity.normpop import normalise_named
+from engine.recommend.query import RankingQuery
+from engine.recommend.scoring import preset_normalise
 from engine.spaces.registry import missing_space, space_in_force, weights_text
 from engine.vectorstore import VectorStore
 from engine.vocabulary.backbones import BACKBONES, is_compact, unknown_backbone
+
+# the ranking options an evaluation takes (the rest are its own, or each system's)
+EVALUATED: Final = ("k", "candidates", "preset", "w_visual", "w_popularity", "w_category", "gamma")
 
 
 class UsersRate(ProgressColumn):
@@ -68,10 +74,10 @@ def _weights_note(store: VectorStore, backbones: list[str]) -> str:
     return note
 
 
+@ranking_options(EVALUATED)
 def evaluate_command(
     users: Annotated[int, typer.Option(help="Simulated users.")] = 50,
     max_purchases: Annotated[int, typer.Option(help="Purchases per user: 1..this.")] = 5,
-    k: Annotated[int, typer.Option("-k", "--k", help="Recommendations per purchase.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the simulation and baselines.")] = 42,
     backbones: Annotated[
         str | None,
@@ -80,12 +86,7 @@ def evaluate_command(
             "store, its default first)."
         ),
     ] = None,
-    preset: Annotated[str, typer.Option(help="default or paper.")] = "default",
-    w_visual: Annotated[float | None, typer.Option(help="w_v.")] = None,
-    w_popularity: Annotated[float | None, typer.Option(help="w_p.")] = None,
-    w_category: Annotated[float | None, typer.Option(help="w_c.")] = None,
-    gamma: Annotated[float | None, typer.Option(help="γ.")] = None,
-    candidates: Annotated[int, typer.Option(help="ANN candidates before the rerank.")] = 100,
+    query: RankingQuery = DEFAULT,
     use_log: Annotated[
         bool, typer.Option("--use-log", help="Evaluate the log's users instead of simulating.")
     ] = False,
@@ -141,19 +142,18 @@ def evaluate_command(
         StoredItems,
         logged_cohort,
         shopper_styles,
+        shoppers_named,
         simulated_cohort,
     )
     from engine.evaluate.report import run
     from engine.recommend.recommender import Params
     from engine.vocabulary.geo import DEFAULT_REGION
 
-    weights = preset_weights(
-        preset, visual=w_visual, popularity=w_popularity, category=w_category, gamma=gamma
-    )
+    weights = query.weights()
     names = [b.strip() for b in (backbones or "").split(",") if b.strip()]
-    Params(k=k, candidates=candidates, weights=weights).validate()
+    Params(k=query.k, candidates=query.candidates, weights=weights).validate()
     lambdas = DIVERSITY_SWEEP if diversity_sweep else ()
-    how = normalise or preset_normalise(preset)
+    how = normalise_named(normalise or preset_normalise(query.preset))
     if use_log and shoppers != "paper":
         raise fail("--shoppers simulates; with --use-log the log's shoppers are evaluated")
     run_dir = out / (name or time.strftime("%Y%m%d-%H%M%S"))
@@ -168,15 +168,15 @@ def evaluate_command(
         protocol = Protocol(
             users,
             max_purchases,
-            k,
+            query.k,
             seed,
             tuple(names),
             weights,
-            candidates,
+            query.candidates,
             use_log,
             lambdas,
-            how,  # type: ignore[arg-type]  # validated next
-            shoppers,  # type: ignore[arg-type]
+            how,
+            shoppers_named(shoppers),
             holdout,
             holdout_k,
         ).validate()
@@ -234,10 +234,10 @@ def evaluate_command(
                     "vector_weights": {b: weights_text(store, b) for b in names},
                     "users": cohort.total,
                     "max_purchases": max_purchases,
-                    "k": k,
+                    "k": query.k,
                     "seed": seed,
                     "backbones": names,
-                    "candidates": candidates,
+                    "candidates": query.candidates,
                     "use_log": use_log,
                     "diversity_sweep": list(lambdas),
                     "weights": {

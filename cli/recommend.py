@@ -25,12 +25,12 @@ from cli.common import (
     serving,
     settings,
 )
+from cli.ranking import DEFAULT, flag, ranking_options
 from engine.application.documents import Recommended, plain, recommended_from
+from engine.recommend.query import RankingQuery
 from engine.recommend.recommender import Params
 from engine.recommend.rerank import Recommendation
-from engine.recommend.scoring import preset_normalise, preset_weights
 from engine.settings import Settings
-from engine.vocabulary.geo import Location
 from engine.vocabulary.schema import provenance_text
 
 # every field of a Recommendation, in order: the CSV carries each term the JSON does
@@ -205,6 +205,7 @@ def _legend(found: Recommended, trendiness: str, preset: str, gone: set[str]) ->
     return "\n".join(lines)
 
 
+@ranking_options()
 def recommend_command(
     item: Annotated[str | None, typer.Option(help="Recommend items like this item id.")] = None,
     user: Annotated[str | None, typer.Option(help="Recommend for this user id.")] = None,
@@ -212,74 +213,8 @@ def recommend_command(
         Path | None,
         typer.Option(help="Recommend items like this photo (a shopper's own, any gender)."),
     ] = None,
-    k: Annotated[int, typer.Option("-k", "--k", help="Recommendations per list.")] = 5,
-    space: Annotated[
-        str | None,
-        typer.Option(
-            "--space",
-            "--backbone",
-            help="Vector space to search: a backbone's or a compact space (default: the "
-            "store's, `fashionrec compact default`, else resnet50).",
-            show_default=False,
-        ),
-    ] = None,
-    candidates: Annotated[int, typer.Option(help="ANN candidates before the rerank.")] = 100,
-    preset: Annotated[
-        str, typer.Option(help="default (0.6/0.2/0.2) or paper (0.7/0.3/0).")
-    ] = "default",
-    w_visual: Annotated[float | None, typer.Option(help="w_v, visual similarity.")] = None,
-    w_popularity: Annotated[
-        float | None, typer.Option(help="w_p, trend-matched popularity.")
-    ] = None,
-    w_category: Annotated[float | None, typer.Option(help="w_c, category similarity.")] = None,
-    gamma: Annotated[float | None, typer.Option(help="γ of 1 − |NormPop − t|^γ.")] = None,
-    w_distance: Annotated[float, typer.Option(help="w_d of w_d·exp(−d/scale).")] = 0.0,
-    distance_scale_km: Annotated[float, typer.Option(help="scale of the distance term.")] = 5.0,
-    max_km: Annotated[float | None, typer.Option(help="Only stores within this many km.")] = None,
-    trendiness: Annotated[
-        float | None,
-        typer.Option(
-            help="Item queries: t, the shopper's trendiness (default 0.5).", show_default=False
-        ),
-    ] = None,
-    gender: Annotated[
-        str | None, typer.Option(help="Item queries: a gender of the taxonomy (MEN, WOMEN, …).")
-    ] = None,
-    at: Annotated[str | None, typer.Option(help="Item queries: LAT,LON for distances.")] = None,
+    query: RankingQuery = DEFAULT,
     taxonomy: TaxonomyOption = None,
-    rerank: Annotated[
-        str, typer.Option(help="client (numpy) or server (the formula inside Qdrant).")
-    ] = "client",
-    diversity: Annotated[
-        float,
-        typer.Option(
-            help="λ of maximal marginal relevance: 0 ranks by relevance (off), 1 by "
-            "unlikeness to what is already listed."
-        ),
-    ] = 0.0,
-    popularity: Annotated[
-        str | None,
-        typer.Option(help="all-time or trending (default: the store's, `popularity mode`)."),
-    ] = None,
-    category: Annotated[
-        str | None, typer.Option(help="Only items of this category (the shop's words).")
-    ] = None,
-    min_price: Annotated[float | None, typer.Option(help="Only items priced at least.")] = None,
-    max_price: Annotated[float | None, typer.Option(help="Only items priced at most this.")] = None,
-    in_stock: Annotated[
-        bool,
-        typer.Option(
-            "--in-stock/--any-stock",
-            help="Leave out items marked out of stock (default), or list them too.",
-        ),
-    ] = True,
-    normalise: Annotated[
-        str | None,
-        typer.Option(
-            help="NormPop: rank (percentile of the popularity) or minmax (the paper's; "
-            "default with --preset paper)."
-        ),
-    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     home: HomeOption = None,
@@ -293,40 +228,7 @@ def recommend_command(
         raise fail(f"--image {image}: no such file")
     if as_json and as_csv:
         raise fail("--json and --csv both given; choose one")
-    item_only = {"--trendiness": trendiness, "--gender": gender, "--at": at}
-    given = [flag for flag, value in item_only.items() if value is not None]
-    if user is not None and given:
-        raise fail(
-            f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --item queries; "
-            f"--user uses the user's own trendiness, gender and home: drop {', '.join(given)}"
-        )
-    weights = preset_weights(
-        preset,
-        visual=w_visual,
-        popularity=w_popularity,
-        category=w_category,
-        gamma=gamma,
-        distance=w_distance,
-        distance_scale_km=distance_scale_km,
-    )
-    params = Params(
-        space=space,
-        k=k,
-        candidates=candidates,
-        weights=weights,
-        trendiness=0.5 if trendiness is None else trendiness,
-        gender=gender,
-        max_km=max_km,
-        at=None if at is None else Location.parse(at, "--at"),
-        rerank=rerank,  # type: ignore[arg-type]  # validated by the engine
-        diversity=diversity,
-        popularity=popularity,  # type: ignore[arg-type]  # validated by the engine
-        normalise=preset_normalise(preset, normalise),
-        category=category,
-        min_price=min_price,
-        max_price=max_price,
-        in_stock=in_stock,
-    ).validate()
+    params = query.params() if user is None else query.for_user(named=flag)
     config = settings(home, qdrant_url, taxonomy)
     server = None if config.qdrant_url else serving(config.home)
     if server is not None:  # it holds the embedded store: it answers, as it would anyone
@@ -339,7 +241,7 @@ def recommend_command(
             )
         errors.print(f"asked the service at {server.url}, which holds this home", style="dim")
         found = recommended_from(
-            remote_recommend(server.url, params, item=item, user=user, image=image)
+            remote_recommend(server.url, query, item=item, user=user, image=image)
         )
     else:
         found = _recommended(config, params, item=item, user=user, image=image)
@@ -353,7 +255,7 @@ def recommend_command(
             for r in ranked.recommendations:
                 writer.writerow((ranked.list, *(getattr(r, c) for c in COLUMNS)))
     else:
-        _print_tables(found, preset, params)
+        _print_tables(found, query.preset, params)
 
 
 def _recommended(

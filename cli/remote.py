@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from urllib.request import Request, urlopen
 
 from cli.common import fail
-from engine.recommend.recommender import Params
+from engine.recommend.query import RankingQuery
 from engine.settings import API_KEY_ENV
 from ingest.job import IngestJob
 
@@ -123,53 +123,28 @@ def remote_update(url: str, item_id: str, changes: dict[str, Any]) -> dict[str, 
     return Remote(url).call("PATCH", f"/items/{quote(item_id, safe='')}", body)
 
 
-def params_query(params: Params, kind: str) -> dict[str, str]:
-    """A ranking as the service's query parameters (serve/dependencies.ranking reads them
-    back); an item's or a photo's query also carries t, the gender and where it stands."""
-    w = params.weights
-    asked: dict[str, object] = {
-        "space": params.space,
-        "k": params.k,
-        "candidates": params.candidates,
-        "w_visual": w.visual,
-        "w_popularity": w.popularity,
-        "w_category": w.category,
-        "gamma": w.gamma,
-        "w_distance": w.distance,
-        "distance_scale_km": w.distance_scale_km,
-        "max_km": params.max_km,
-        "rerank": params.rerank,
-        "diversity": params.diversity,
-        "popularity": params.popularity,
-        "normalise": params.normalise,
-        "category": params.category,
-        "min_price": params.min_price,
-        "max_price": params.max_price,
-        "in_stock": "true" if params.in_stock else "false",
-    }
-    if kind != "user":
-        asked |= {"trendiness": params.trendiness, "gender": params.gender}
-        if params.at is not None:
-            asked |= {"lat": params.at.lat, "lon": params.at.lon}
-    return {k: str(v) for k, v in asked.items() if v is not None}
+def query_string(query: RankingQuery) -> str:
+    """The ranking query as the service's query parameters (the fields given)."""
+    given = query.model_dump(exclude_defaults=True, exclude_none=True)
+    return urlencode(
+        {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in given.items()}
+    )
 
 
 def remote_recommend(
-    url: str, params: Params, *, item: str | None, user: str | None, image: Path | None
+    url: str, query: RankingQuery, *, item: str | None, user: str | None, image: Path | None
 ) -> dict[str, Any]:
     """Recommendations from the service (`recommend` while it holds the store): the same
     document the command line makes, as JSON."""
     remote = Remote(url)
+    asked = query_string(query)
     if image is not None:
-        query = urlencode(params_query(params, "photo"))
         kind = IMAGE_TYPES.get(image.suffix.lower(), "image/jpeg")
         try:
             photo = image.read_bytes()
         except OSError as exc:
             raise fail(f"--image {image}: cannot read ({exc.strerror or exc})") from None
-        return remote.call("POST", f"/search?{query}", photo, kind=kind)
+        return remote.call("POST", f"/search?{asked}", photo, kind=kind)
     if user is not None:
-        query = urlencode(params_query(params, "user"))
-        return remote.call("GET", f"/users/{quote(user, safe='')}/recommendations?{query}")
-    query = urlencode(params_query(params, "item"))
-    return remote.call("GET", f"/items/{quote(item or '', safe='')}/similar?{query}")
+        return remote.call("GET", f"/users/{quote(user, safe='')}/recommendations?{asked}")
+    return remote.call("GET", f"/items/{quote(item or '', safe='')}/similar?{asked}")

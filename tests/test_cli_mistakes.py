@@ -113,13 +113,13 @@ def test_item_flags_with_a_user_are_refused(home: Path) -> None:
         fashionrec("recommend", "--user", "sim-00001", "--trendiness", "0.9", home=home)
     )
     assert line == (
-        "error: --trendiness is for --item queries; --user uses the user's own trendiness, "
-        "gender and home: drop --trendiness"
+        "error: --trendiness is for item and photo queries; a user's recommendations use "
+        "their own trendiness, gender and home: drop --trendiness"
     )
     both = fashionrec(
         "recommend", "--user", "sim-00001", "--at", "48,2", "--gender", "MEN", home=home
     )
-    assert "--gender, --at are for --item queries" in one_line(both)
+    assert "--gender, --at are for item and photo queries" in one_line(both)
 
 
 def test_a_taxonomy_with_a_misspelt_key(home: Path, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ Qdrant's (Qdrant Edge, and qdrant-client's local mode)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -314,10 +313,12 @@ def test_diversity_spreads_the_lists(store: VectorStore) -> None:
     assert spread_of(diverse.merged) > spread_of(plain.merged)
 
 
-def test_the_service_takes_diversity_as_a_query_parameter() -> None:
-    from serve.dependencies import ranking
+def test_the_ranking_query_takes_diversity() -> None:
+    """One query for every face (engine/recommend/query.py): diversity is one of its fields,
+    checked where the engine's Params are made."""
+    from engine.recommend.query import RankingQuery
 
-    assert asyncio.run(ranking(diversity=0.5)).diversity == 0.5
-    assert asyncio.run(ranking()).diversity == 0.0
+    assert RankingQuery(diversity=0.5).params().diversity == 0.5
+    assert RankingQuery().params().diversity == 0.0
     with pytest.raises(ConfigError, match="diversity must be in"):
-        asyncio.run(ranking(diversity=1.5))
+        RankingQuery(diversity=1.5).params().validate()

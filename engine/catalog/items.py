@@ -229,6 +229,8 @@ def _inside(folder: Path, relative: str, root: Path | None) -> Path:
     """The file a manifest names: inside its folder (or under `root`), symlinks followed."""
     if not relative:
         raise Rejected("bad path", "empty path")
+    if "\0" in relative:
+        raise Rejected("bad path", f"path {relative!r} holds a NUL character")
     absolute = PurePosixPath(relative).is_absolute() or os.path.isabs(relative)
     path = Path(os.path.normpath(Path(relative) if absolute else folder.absolute() / relative))
     allowed = [folder, *([root] if root else [])]

@@ -50,9 +50,16 @@ from engine.vocabulary.schema import (
 )
 
 Shoppers = Literal["paper", "taste"]
+SHOPPERS: Final[dict[str, Shoppers]] = {"paper": "paper", "taste": "taste"}
 EVALUATED: Final = "eval"  # the ids of an evaluation's simulated shoppers: eval-00001, …
 SWEEP: Final = tuple(round(0.1 * i, 1) for i in range(11))
 DIVERSITY_SWEEP: Final = (0.0, 0.25, 0.5, 0.75, 1.0)  # MMR λ, for the first backbone
+
+
+def shoppers_named(text: str) -> Shoppers:
+    """Which shoppers, by name; ConfigError listing the names otherwise."""
+    choice(Shoppers, text, "--shoppers")
+    return SHOPPERS[text]
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,23 @@ from typing import Final, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from engine.helpers import minmax
+from engine.helpers import choice, minmax
 
 Normalise = Literal["rank", "minmax", "saturation"]
 Stored = Literal["rank", "minmax"]  # what a recommendation may rank with
+NORMALISES: Final[dict[str, Normalise]] = {
+    "rank": "rank",
+    "minmax": "minmax",
+    "saturation": "saturation",
+}
 DEFAULT_NORMALISE: Final[Stored] = "rank"
 DIGITS: Final = 6  # stored ranks are rounded: equal ranks share one payload write
+
+
+def normalise_named(text: str, what: str = "--normalise") -> Normalise:
+    """How to normalise, by its name; ConfigError listing the names otherwise."""
+    choice(Normalise, text, what)
+    return NORMALISES[text]
 
 
 def percentile_ranks(values: ArrayLike, tiebreak: ArrayLike | None = None) -> NDArray[np.float64]:

@@ -32,8 +32,13 @@ class Location:
             lat, lon = (float(v) for v in text.split(","))
         except ValueError:
             raise ConfigError(f"{what} {text!r} is not LAT,LON") from None
+        return cls.of(lat, lon, f"{what} {text!r}")
+
+    @classmethod
+    def of(cls, lat: float, lon: float, what: str = "location") -> Location:
+        """A point from its degrees; ConfigError when they are off the Earth."""
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise ConfigError(f"{what} {text!r}: need -90 <= LAT <= 90 and -180 <= LON <= 180")
+            raise ConfigError(f"{what}: need -90 <= LAT <= 90 and -180 <= LON <= 180")
         return cls(lat, lon)
 
 

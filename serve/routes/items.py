@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, Response
 
 from engine.application.documents import plain
-from engine.errors import ConfigError
-from engine.vocabulary.geo import Location
 from serve.dependencies import Held, Ranking, reader, writer
 from serve.models import ItemChangesIn
 
@@ -44,22 +41,10 @@ async def update(item_id: str, body: ItemChangesIn, app: Held) -> dict[str, Any]
 
 
 @router.get("/{item_id:path}/similar")
-async def similar(
-    item_id: str,
-    app: Held,
-    params: Ranking,
-    trendiness: Annotated[float, Query(description="t of the query.")] = 0.5,
-    lat: Annotated[float | None, Query(description="Where distances start.")] = None,
-    lon: Annotated[float | None, Query(description="(with lat)")] = None,
-    gender: Annotated[str | None, Query(description="Override the item's gender.")] = None,
-) -> dict[str, Any]:
+async def similar(item_id: str, app: Held, query: Ranking) -> dict[str, Any]:
     """`recommend --item`: lists of recommendations with every term, the weights used,
     the vectors' provenance and the taxonomy."""
-    if (lat is None) != (lon is None):
-        raise ConfigError("give both lat and lon, or neither")
-    at = None if lat is None else Location.parse(f"{lat},{lon}", "lat,lon")
-    asked = replace(params, trendiness=trendiness, at=at, gender=gender).validate()
-    document: dict[str, Any] = plain(app.similar(item_id, asked))
+    document: dict[str, Any] = plain(app.similar(item_id, query.params()))
     return document
 
 

@@ -20,9 +20,9 @@ async def users(app: Held, limit: Annotated[int, Query(ge=1, le=5000)] = 200) ->
 
 
 @router.get("/{user_id:path}/recommendations")
-async def recommendations(user_id: str, app: Held, params: Ranking) -> dict[str, Any]:
+async def recommendations(user_id: str, app: Held, query: Ranking) -> dict[str, Any]:
     """`recommend --user`: top-k after each purchase and one merged list."""
-    document: dict[str, Any] = plain(app.for_user(user_id, params))
+    document: dict[str, Any] = plain(app.for_user(user_id, query.for_user()))
     return document
 
 
