@@ -151,7 +151,7 @@ def evaluate_command(
 
     weights = query.weights()
     names = [b.strip() for b in (backbones or "").split(",") if b.strip()]
-    Params(k=query.k, candidates=query.candidates, weights=weights).validate()
+    Params(k=query.k, candidates=query.candidates, weights=weights)  # checked as it is made
     lambdas = DIVERSITY_SWEEP if diversity_sweep else ()
     how = normalise_named(normalise or preset_normalise(query.preset))
     if use_log and shoppers != "paper":

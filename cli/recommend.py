@@ -285,7 +285,7 @@ def _print_tables(found: Recommended, preset: str, params: Params) -> None:
     warning = "" if vectors.meaningful else " — visual similarity is not meaningful"
     console.print(
         f"{vectors.space} vectors: {provenance_text(vectors.weights)}{made}{warning} · taxonomy "
-        f"{vectors.taxonomy} · popularity {found.popularity}"
+        f"{vectors.taxonomy} · popularity {found.popularity} · strategy {found.strategy}"
     )
     if found.user is not None:
         u = found.user

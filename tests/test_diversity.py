@@ -124,8 +124,8 @@ def test_intra_list_diversity() -> None:
 def test_diversity_is_validated() -> None:
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(ConfigError, match="diversity"):
-            Params(diversity=bad).validate()
-    Params(diversity=1.0).validate()
+            Params(diversity=bad)
+    Params(diversity=1.0)
 
 
 # --- the recommender: the client's MMR and Qdrant's on a tiny set with known answers --------
@@ -321,4 +321,4 @@ def test_the_ranking_query_takes_diversity() -> None:
     assert RankingQuery(diversity=0.5).params().diversity == 0.5
     assert RankingQuery().params().diversity == 0.0
     with pytest.raises(ConfigError, match="diversity must be in"):
-        RankingQuery(diversity=1.5).params().validate()
+        RankingQuery(diversity=1.5).params()

@@ -222,4 +222,4 @@ def test_the_trending_mode_ranks_on_the_trending_score(store: VectorStore) -> No
     )
     assert [r.item_id for r in server.merged] == [r.item_id for r in trending.merged]
     with pytest.raises(FashionrecError, match="popularity must be one of"):
-        Params(popularity="hot").validate()  # type: ignore[arg-type]
+        Params(popularity="hot")  # type: ignore[arg-type]

@@ -72,7 +72,7 @@ class Ranked:
 @dataclass(frozen=True)
 class Recommended:
     """Recommendations for an item (`item`) or a user (`user`): every term of each, the
-    weights, the popularity in force and the vectors' provenance."""
+    weights, the popularity in force, the vectors' provenance and the search strategy."""
 
     vectors: Vectors
     weights: Weights
@@ -81,6 +81,7 @@ class Recommended:
     item: str | None = None
     user: User | None = None
     normalise: str = "rank"  # how NormPop was made: percentile rank, or min–max
+    strategy: str = "client"  # the search strategy that ran (engine/recommend/strategies.py)
 
 
 def recommended_from(document: Mapping[str, Any]) -> Recommended:
@@ -101,6 +102,7 @@ def recommended_from(document: Mapping[str, Any]) -> Recommended:
         if user is None
         else User(user["id"], user["gender"], user["trendiness"], Location(**user["home"])),
         normalise=str(document.get("normalise", "rank")),
+        strategy=str(document.get("strategy", "client")),
     )
 
 

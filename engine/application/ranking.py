@@ -18,8 +18,10 @@ from engine.application.documents import Ranked, Recommended, Vectors
 from engine.catalog.framing import Framing
 from engine.catalog.inputs import load_photo, unreadable
 from engine.errors import ConfigError, NotFoundError
+from engine.events.trending import PopularitySettings
 from engine.recommend.recommender import PHOTO, Params
 from engine.recommend.rerank import Recommendation
+from engine.recommend.strategies import strategy_for
 from engine.spaces.registry import load_space, missing_space, source_weights, space_in_force
 from engine.vectorstore.base import Filter
 from engine.vocabulary.backbones import is_compact, source_of
@@ -29,43 +31,47 @@ from engine.vocabulary.schema import FRAMING, IN_STOCK, ITEM_ID, NAME, PRICE, UR
 class RankingUses(Home):
     """The recommendation use-cases over a home."""
 
-    def ranking(self, params: Params) -> Params:
+    def ranking(self, params: Params) -> tuple[Params, PopularitySettings]:
         """The ranking asked for, with this home's default space and popularity mode where
-        none was given and the gender in the taxonomy's words; NotFoundError for a compact
-        space the store lacks."""
+        none was given and the gender and category in the taxonomy's words (checked once,
+        as the Params are made); NotFoundError for a compact space the store lacks. With the
+        popularity settings it ranks by (read once)."""
         dims = self.store.vector_dims()
         space = space_in_force(self.settings.home, params.space, dims)
         missing = missing_space(space, dims)
         if missing:
             raise NotFoundError(missing)
-        mode = params.popularity or self.log.popularity_settings().mode
+        settings = self.log.popularity_settings()
+        mode = params.popularity or settings.mode
         gender = None if params.gender is None else self.gender(params.gender)
         category = None if not params.category else self.category(params.category)
         asked = replace(params, space=space, popularity=mode, gender=gender, category=category)
-        return asked.validate()
+        return asked, replace(settings, mode=mode)
 
     def similar(self, item_id: str, params: Params) -> Recommended:
         """Items like this one, every term of each (`recommend --item`)."""
-        params = self.ranking(params)
-        recs = self.recommender().for_item(item_id, params)
-        return self._recommended(params, [Ranked(f"like {item_id}", recs)], item=item_id)
+        asked, settings = self.ranking(params)
+        recs = self.recommender().for_item(item_id, asked)
+        return self._recommended(asked, settings, [Ranked(f"like {item_id}", recs)], item=item_id)
 
     def for_user(self, user_id: str, params: Params) -> Recommended:
         """Top-k after each of a user's purchases, and one merged list (`recommend --user`)."""
-        params = self.ranking(params)
+        asked, settings = self.ranking(params)
         user = self.shopper(user_id)
-        result = self.recommender().for_user(user, list(self.log.purchases(user.id)), params)
+        result = self.recommender().for_user(user, list(self.log.purchases(user.id)), asked)
         lists = [Ranked(f"after {p.item_id}", recs) for p, recs in result.per_purchase]
-        return self._recommended(params, [*lists, Ranked("merged", result.merged)], user=user)
+        merged = [*lists, Ranked("merged", result.merged)]
+        return self._recommended(asked, settings, merged, user=user)
 
     def search_photo(self, photo: Path | bytes, params: Params, name: str) -> Recommended:
         """Items like a photo (a file, or an upload's bytes; `name` says which in errors),
         embedded as the store's vectors of the searched space were made: of the gender
         asked for, else any; t as given (0.5 by default). `recommend --image` and
         `POST /search`."""
-        asked = self.ranking(params)
-        recs = self.recommender().for_vector(self.photo_vector(photo, asked.searched, name), asked)
-        return self._recommended(asked, [Ranked("like the photo", recs)], item=PHOTO)
+        asked, settings = self.ranking(params)
+        vector = self.photo_vector(photo, asked.searched, name)
+        recs = self.recommender().for_vector(vector, asked)
+        return self._recommended(asked, settings, [Ranked("like the photo", recs)], item=PHOTO)
 
     def photo_vector(self, photo: Path | bytes, space: str, name: str) -> NDArray[np.float32]:
         """A photo's vector in a space of the store (unit length): framed as the store's
@@ -98,7 +104,7 @@ class RankingUses(Home):
         found = None if first is None else first.payload.get(FRAMING)
         return "center-crop" if found == "center-crop" else "letterbox"
 
-    def _described(self, lists: list[Ranked], ranked_by: str) -> list[Ranked]:
+    def _described(self, lists: list[Ranked], settings: PopularitySettings) -> list[Ranked]:
         """The lists with each item's name, price, link and stock from its payload (one
         read for every listed item), and its popularity as of now: the stored trending
         score is referred to the log's anchor (it ranks as the decayed one does), and a
@@ -108,7 +114,9 @@ class RankingUses(Home):
             str(r.payload.get(ITEM_ID)): r.payload
             for r in self.store.retrieve([point_id(i) for i in ids])
         }
-        scale = self.log.trend_scale(datetime.now(UTC)) if ranked_by == "trending" else 1.0
+        scale = 1.0
+        if settings.mode == "trending":
+            scale = self.log.trend_scale(datetime.now(UTC), settings.half_life_days)
 
         def described(rec: Recommendation) -> Recommendation:
             payload = payloads.get(rec.item_id, {})
@@ -124,7 +132,9 @@ class RankingUses(Home):
 
         return [Ranked(r.list, [described(rec) for rec in r.recommendations]) for r in lists]
 
-    def _recommended(self, params: Params, lists: list[Ranked], **header: Any) -> Recommended:
+    def _recommended(
+        self, params: Params, settings: PopularitySettings, lists: list[Ranked], **header: Any
+    ) -> Recommended:
         space = params.searched
         vectors = Vectors(
             space,
@@ -132,12 +142,12 @@ class RankingUses(Home):
             self.taxonomy.name,
             source_weights(self.store, space).get("source"),
         )
-        trend = replace(self.log.popularity_settings(), mode=params.ranked_by).text()
         return Recommended(
             vectors,
             params.weights,
-            trend,
-            self._described(lists, params.ranked_by),
+            settings.text(),
+            self._described(lists, settings),
             normalise=params.normalise,
+            strategy=strategy_for(params).name,
             **header,
         )

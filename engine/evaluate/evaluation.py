@@ -50,9 +50,10 @@ from engine.evaluate.protocol import (
     sweep_weights,
 )
 from engine.recommend.columns import Columns
-from engine.recommend.recommender import Params, Recommender, Searcher
+from engine.recommend.recommender import Params, Recommender
 from engine.recommend.rerank import Popularity, Recommendation
 from engine.recommend.scoring import Weights
+from engine.recommend.strategies import Searcher
 from engine.vectorstore.base import Filter, Hit, Query, VectorStore
 from engine.vocabulary.records import Purchase, User
 from engine.vocabulary.schema import CATEGORY, GENDER, ITEM_ID, PRODUCT_ID, point_id

@@ -361,11 +361,13 @@ class EventLog:
         text = self.get("trend_anchor")
         return DEFAULT_ANCHOR if text is None else datetime.fromisoformat(text)
 
-    def trend_scale(self, when: datetime) -> float:
+    def trend_scale(self, when: datetime, half_life_days: float | None = None) -> float:
         """What turns a stored trending score into the decayed purchase count as of a time
-        (after the last purchase): the score a person reads."""
-        half_life = self.popularity_settings().half_life_days
-        return as_of(1.0, when, self.trend_anchor(), half_life)
+        (after the last purchase): the score a person reads. The half-life is the log's
+        unless given (as the log's settings, read already)."""
+        if half_life_days is None:
+            half_life_days = self.popularity_settings().half_life_days
+        return as_of(1.0, when, self.trend_anchor(), half_life_days)
 
     def trend(self, item_ids: Sequence[str] | None = None) -> dict[str, float]:
         """Stored trending scores (referred to the anchor: they rank as the decayed ones

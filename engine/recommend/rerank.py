@@ -1,5 +1,6 @@
-"""The rerank (pure): search hits → every term of the relevance → the best view per product,
-or a diverse list by maximal marginal relevance (engine.recommend.diversity)."""
+"""The rerank (pure): search hits → every term of the relevance (a Listing) → the best view
+per product by relevance, in the order Qdrant chose, or a diverse list by maximal marginal
+relevance (engine.recommend.diversity)."""
 
 from __future__ import annotations
 
@@ -193,92 +194,120 @@ def diversify(
     return [replace(pool[i], rank=rank) for rank, i in enumerate(picked, start=1)]
 
 
-def rerank(
-    candidates: Candidates,
-    context: Context,
-    terms: Terms,
-    weights: Weights,
-    k: int,
-    popularity: Popularity | None = None,
-    scored: bool = False,
-    diversity: float = 0.0,
-    ordered: bool = False,
-) -> list[Recommendation]:
-    """Every term of every candidate, the best view of each product, the top k.
+class Listing:
+    """One query's candidates with every term of the relevance evaluated: the query's
+    expression tree (engine.recommend.scoring.terms) over their columns, as Qdrant evaluates
+    it. `popularity`, when given, replaces the candidates' own (ranks by its NormPop), by
+    item id. The strategies (engine.recommend.strategies) say what the scores are and pick
+    the listed rows; only those become Recommendations."""
 
-    The terms are the query's expression tree (engine.recommend.scoring.terms), evaluated
-    here over the candidates' columns as Qdrant evaluates it; popularity, when given,
-    replaces the candidates' (their ranks by its NormPop) by item id. With `scored`, the
-    scores are already the relevance (computed in Qdrant) and the visual term is recovered
-    from it (unknown when its weight is 0); otherwise they are the cosine. With diversity
-    λ > 0 the k are chosen by maximal marginal relevance over the candidates' vectors,
-    which every one must carry; `ordered` candidates are already in their final order
-    (Qdrant's MMR chose it) and the first view of each of the first k products is kept.
-    Only the listed rows become Recommendations.
-    """
-    n = len(candidates)
-    if not n:
-        return []
-    if popularity is not None:
-        values, ranks = popularity.of(candidates.item_id)
-    else:
-        values, ranks = candidates.popularity, candidates.ranks
-    frame = candidates.frame(terms, values, ranks)
-    memo: dict[int, NDArray[np.float64] | float] = {}  # the terms, evaluated once each
+    def __init__(
+        self,
+        candidates: Candidates,
+        context: Context,
+        terms: Terms,
+        popularity: Popularity | None = None,
+    ) -> None:
+        self.candidates, self.context, self.terms = candidates, context, terms
+        if popularity is not None:
+            self.values, ranks = popularity.of(candidates.item_id)
+        else:
+            self.values, ranks = candidates.popularity, candidates.ranks
+        self._frame = candidates.frame(terms, self.values, ranks)
+        self._memo: dict[int, NDArray[np.float64] | float] = {}  # each term evaluated once
+        self.norm = self.value(terms.norm_popularity)
+        self.popularity_term = self.value(terms.popularity)
+        self.category = self.value(terms.category)
+        if context.origin is None:
+            self.distances = np.full(len(candidates), np.nan)
+        else:
+            self.distances = distances_km(context.origin, candidates.lat, candidates.lon)
 
-    def value(expr: Expr) -> NDArray[np.float64]:
-        return evaluate(expr, frame, terms.defaults, memo)
+    def __len__(self) -> int:
+        return len(self.candidates)
 
-    norm, pop_term, category = (
-        value(terms.norm_popularity),
-        value(terms.popularity),
-        value(terms.category),
-    )
-    if context.origin is None:
-        distances = np.full(n, np.nan)
-    else:
-        distances = distances_km(context.origin, candidates.lat, candidates.lon)
-    if scored:
-        score = candidates.scores
-        rest = value(terms.relevance(replace(weights, visual=0.0)))
-        visual = (score - rest) / weights.visual if weights.visual else np.full(n, np.nan)
-    else:
-        visual = candidates.scores
-        score = value(terms.relevance(weights))
+    def value(self, expr: Expr) -> NDArray[np.float64]:
+        """An expression over every candidate."""
+        return evaluate(expr, self._frame, self.terms.defaults, self._memo)
 
-    def recommendation(i: int, rank: int = 0) -> Recommendation:
-        distance, cosine = float(distances[i]), float(visual[i])
-        store = candidates.store_id[i]
+    def from_cosine(self, weights: Weights) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(visual, relevance) where the scores are the cosine to the query."""
+        return self.candidates.scores, self.value(self.terms.relevance(weights))
+
+    def from_relevance(self, weights: Weights) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(visual, relevance) where the scores are the relevance Qdrant computed: the
+        visual term recovered from it (unknown, NaN, when its weight is 0)."""
+        score = self.candidates.scores
+        n = len(score)
+        if not weights.visual:
+            return np.full(n, np.nan), score
+        rest = self.value(self.terms.relevance(replace(weights, visual=0.0)))
+        return (score - rest) / weights.visual, score
+
+    def recommendation(
+        self, i: int, visual: NDArray[np.float64], score: NDArray[np.float64], rank: int = 0
+    ) -> Recommendation:
+        """Row i as a Recommendation with every term."""
+        c = self.candidates
+        distance, cosine = float(self.distances[i]), float(visual[i])
+        store = c.store_id[i]
         return Recommendation(
             rank=rank,
-            item_id=str(candidates.item_id[i]),
-            product_id=str(candidates.product_id[i]),
-            category=str(candidates.category[i]),
-            gender=str(candidates.gender[i]),
+            item_id=str(c.item_id[i]),
+            product_id=str(c.product_id[i]),
+            category=str(c.category[i]),
+            gender=str(c.gender[i]),
             store_id=None if store is None else str(store),
             distance_km=None if math.isnan(distance) else distance,
             visual=None if math.isnan(cosine) else cosine,
-            popularity=float(values[i]),
-            norm_popularity=float(norm[i]),
-            popularity_term=float(pop_term[i]),
-            category_sim=float(category[i]),
+            popularity=float(self.values[i]),
+            norm_popularity=float(self.norm[i]),
+            popularity_term=float(self.popularity_term[i]),
+            category_sim=float(self.category[i]),
             relevance=float(score[i]),
-            query_item=context.query_item,
+            query_item=self.context.query_item,
         )
 
-    if ordered:
-        rows = _first_rows(range(n), candidates.product_id, k)
-    elif diversity > 0:
-        every = [recommendation(i) for i in range(n)]
-        held = candidates.vectors or []
-        vectors = {r.item_id: v for r, v in zip(every, held, strict=False) if v is not None}
-        if len(vectors) < len({r.item_id for r in every}):
-            raise ValueError("a diverse rerank needs every candidate's vector")
-        return diversify(every, vectors, diversity, k)
-    else:  # by relevance, ties to the smaller item id, as best_per_product
-        order = np.lexsort((candidates.item_id, -score))
-        rows = _first_rows(order, candidates.product_id, k)
-    return [recommendation(int(i), rank) for rank, i in enumerate(rows, start=1)]
+    def rows(
+        self, rows: Iterable[int], visual: NDArray[np.float64], score: NDArray[np.float64]
+    ) -> list[Recommendation]:
+        """These rows as Recommendations ranked 1..n."""
+        return [self.recommendation(i, visual, score, rank) for rank, i in enumerate(rows, 1)]
+
+
+def by_relevance(
+    listing: Listing, visual: NDArray[np.float64], score: NDArray[np.float64], k: int
+) -> list[Recommendation]:
+    """The best view of each of the k most relevant products (ties to the smaller item
+    id, as best_per_product)."""
+    order = np.lexsort((listing.candidates.item_id, -score))
+    return listing.rows(_first_rows(order, listing.candidates.product_id, k), visual, score)
+
+
+def in_order(
+    listing: Listing, visual: NDArray[np.float64], score: NDArray[np.float64], k: int
+) -> list[Recommendation]:
+    """The first view of each of the first k products, in the order they came (Qdrant's
+    MMR chose it)."""
+    rows = _first_rows(range(len(listing)), listing.candidates.product_id, k)
+    return listing.rows(rows, visual, score)
+
+
+def by_mmr(
+    listing: Listing,
+    visual: NDArray[np.float64],
+    score: NDArray[np.float64],
+    k: int,
+    diversity: float,
+) -> list[Recommendation]:
+    """k products by maximal marginal relevance with diversity λ over the candidates'
+    relevance and vectors (which every candidate must carry)."""
+    every = [listing.recommendation(i, visual, score) for i in range(len(listing))]
+    held = listing.candidates.vectors or []
+    vectors = {r.item_id: v for r, v in zip(every, held, strict=False) if v is not None}
+    if len(vectors) < len({r.item_id for r in every}):
+        raise ValueError("a diverse rerank needs every candidate's vector")
+    return diversify(every, vectors, diversity, k)
 
 
 def _first_rows(order: Iterable[int], products: NDArray[np.object_], k: int) -> list[int]:
