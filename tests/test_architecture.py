@@ -64,7 +64,7 @@ def test_the_import_contracts_hold() -> None:
             "engine is not allowed to import serve",
         ),
         (
-            "engine/vectorstore/edge.py",
+            "engine/vectorstore/edge/store.py",
             "import engine.vectorstore.server",
             "engine.vectorstore.edge is not allowed to import engine.vectorstore.server",
         ),

@@ -1,24 +1,20 @@
-"""Qdrant Edge back-end: Qdrant's engine in-process, one shard on local disk."""
+"""The Qdrant Edge store: Qdrant's engine in-process, one shard on local disk."""
 
 from __future__ import annotations
 
-import fcntl
-import functools
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Final, TypeVar
+from typing import IO, Final
 
 import qdrant_edge as qe
 
-from engine.errors import StoreError, StoreLockedError, one_line
+from engine.errors import StoreError, StoreLockedError
 from engine.vectorstore.base import (
     EF_CONSTRUCT,
     FULL_SCAN_KB,
     HNSW_M,
-    OVERSAMPLING,
     Filter,
     FormulaQuery,
     Hit,
@@ -31,25 +27,12 @@ from engine.vectorstore.base import (
     VectorStore,
     make_hit,
     make_record,
-    search_ef,
 )
-from engine.vectorstore.formula import (
-    Abs,
-    Const,
-    Exp,
-    Expr,
-    GeoMetres,
-    InSet,
-    Missing,
-    Mult,
-    Pow,
-    Sum,
-    Var,
-)
+from engine.vectorstore.edge.lock import guard, guarded, locked, open_error, take_lock
+from engine.vectorstore.edge.translate import expression, nearest, search_params, translate
 from engine.vocabulary.schema import IndexKind
 
 CONFIG_FILE: Final = "edge_config.json"
-LOCK_FILE: Final = ".lock"  # flock-ed by the EdgeStore that has the shard open
 INDEX_PARAMS: Final = {
     "keyword": qe.KeywordIndexParams,
     "bool": qe.BoolIndexParams,
@@ -63,134 +46,6 @@ HNSW: Final = qe.HnswIndexConfig(
 INT8: Final = qe.ScalarQuantizationConfig(
     qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Cached
 )
-
-
-def _translate(flt: Filter | None) -> qe.Filter | None:
-    if flt is None:
-        return None
-    must: list[Any] = [qe.FieldCondition(k, match=qe.MatchValue(v)) for k, v in flt.equals.items()]
-    must += [qe.FieldCondition(k, match=qe.MatchAny(sorted(vs))) for k, vs in flt.within.items()]
-    if flt.has_vector is not None:
-        must.append(qe.HasVectorCondition(flt.has_vector))
-    if flt.ids is not None:
-        must.append(qe.HasIdCondition(set(flt.ids)))
-    if flt.near is not None:
-        centre = qe.GeoPoint(lon=flt.near.lon, lat=flt.near.lat)
-        radius = qe.GeoRadius(center=centre, radius=flt.near.km * 1000.0)
-        must.append(qe.FieldCondition(flt.near.field, geo_radius=radius))
-    must += [
-        qe.FieldCondition(k, range=qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt))
-        for k, r in flt.ranges.items()
-    ]
-    must_not: list[Any] = [
-        qe.FieldCondition(k, match=qe.MatchAny(sorted(values)))
-        for k, values in flt.exclude.items()
-        if values
-    ]
-    if not must and not must_not:
-        return None
-    return qe.Filter(must=must or None, must_not=must_not or None)
-
-
-def _params(limit: int) -> qe.SearchParams:
-    rescore = qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
-    return qe.SearchParams(hnsw_ef=search_ef(limit), quantization=rescore)
-
-
-def _nearest(q: Query) -> qe.Query | qe.Mmr:
-    """The nearest points, or Qdrant's MMR over the nearest `mmr.candidates` (Edge's
-    lambda_ weighs relevance: 1 − diversity)."""
-    if q.mmr is None:
-        return qe.Query.Nearest(q.vector.tolist(), using=q.using)
-    return qe.Mmr(q.vector.tolist(), 1.0 - q.mmr.diversity, q.mmr.candidates, using=q.using)
-
-
-def _expression(e: Expr) -> qe.Expression:
-    match e:
-        case Const(value):
-            return qe.Expression.Constant(value)
-        case Var(name):
-            return qe.Expression.Variable(name)
-        case Sum(terms):
-            return qe.Expression.Sum([_expression(t) for t in terms])
-        case Mult(factors):
-            return qe.Expression.Mult([_expression(f) for f in factors])
-        case Pow(base, exponent):
-            return qe.Expression.Pow(_expression(base), qe.Expression.Constant(exponent))
-        case Abs(inner):
-            return qe.Expression.Abs(_expression(inner))
-        case Exp(inner):
-            return qe.Expression.Exp(_expression(inner))
-        case InSet(field, values):
-            condition = qe.FieldCondition(field, match=qe.MatchAny(list(values)))
-            return qe.Expression.Condition(condition)
-        case Missing(field):
-            return qe.Expression.Condition(qe.IsEmptyCondition(field))
-        case GeoMetres(lat, lon, field):
-            return qe.Expression.GeoDistance(qe.GeoPoint(lon=lon, lat=lat), field)
-    raise TypeError(f"not a formula node: {e!r}")
-
-
-T = TypeVar("T")
-
-
-@contextmanager
-def _guard(path: Path, writing: bool = False) -> Iterator[None]:
-    """Turn any failure of the engine (or of reading its files) into a one-line StoreError."""
-    try:
-        yield
-    except StoreError:
-        raise
-    except Exception as exc:
-        if writing:
-            raise StoreError(
-                f"the store at {path} could not write ({one_line(exc)}); what was written "
-                "before stays, and the same command resumes once the cause is fixed"
-            ) from None
-        raise StoreError(
-            f"the store at {path} could not be read ({one_line(exc)}); check the folder, "
-            "or restore a snapshot (`fashionrec snapshot restore`)"
-        ) from None
-
-
-def guarded(method: Callable[..., T]) -> Callable[..., T]:
-    """Run a read of the store under _guard."""
-
-    @functools.wraps(method)
-    def wrapper(self: EdgeStore, *args: Any, **kwargs: Any) -> T:
-        with _guard(self.path):
-            return method(self, *args, **kwargs)
-
-    return wrapper
-
-
-def _locked(path: Path) -> StoreLockedError:
-    return StoreLockedError(
-        f"the store at {path} is held by another fashionrec process (an ingest?); "
-        "wait for it to finish, or point FASHIONREC_HOME at another folder"
-    )
-
-
-def _open_error(path: Path, exc: Exception) -> StoreError:
-    if "WouldBlock" in str(exc):
-        return _locked(path)
-    return StoreError(f"cannot open the store at {path}: {one_line(exc)}")
-
-
-def _lock(path: Path) -> IO[bytes] | None:
-    """The store's lock, taken; None while another EdgeStore (in any process) holds it.
-
-    Taken before Qdrant Edge touches the shard: its load opens the segments' files before it
-    finds the write-ahead log locked, and such a refused open once broke the holder's next
-    flush (a service that failed as it stopped, after `fashionrec info` was refused).
-    """
-    handle = (path / LOCK_FILE).open("a+b")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    return handle
 
 
 class EdgeStore(VectorStore):
@@ -208,18 +63,18 @@ class EdgeStore(VectorStore):
         self._written = False  # since the last optimize: points may sit in unindexed segments
         deadline = time.monotonic() + wait_s
         while (path / CONFIG_FILE).is_file():
-            self._lock = _lock(path)
+            self._lock = take_lock(path)
             if self._lock is not None:
                 try:
                     self._shard = qe.EdgeShard.load(str(path))
                     return
                 except Exception as exc:
                     self._release()
-                    error = _open_error(path, exc)
+                    error = open_error(path, exc)
                     if not isinstance(error, StoreLockedError):
                         raise error from None
             if time.monotonic() >= deadline:
-                raise _locked(path)
+                raise locked(path)
             time.sleep(0.2)
 
     def _release(self) -> None:
@@ -230,7 +85,7 @@ class EdgeStore(VectorStore):
 
     def _update(self, operation: qe.UpdateOperation) -> None:
         """Apply one write; a failure (e.g. a full disk) becomes a one-line StoreError."""
-        with _guard(self.path, writing=True):
+        with guard(self.path, writing=True):
             self.shard.update(operation)
         self._written = True
 
@@ -258,9 +113,9 @@ class EdgeStore(VectorStore):
         params = qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, memory=memory)
         if self._shard is None:
             self.path.mkdir(parents=True, exist_ok=True)
-            self._lock = self._lock or _lock(self.path)
+            self._lock = self._lock or take_lock(self.path)
             if self._lock is None:
-                raise _locked(self.path)
+                raise locked(self.path)
             config = qe.EdgeConfig(
                 vectors={name: params},
                 hnsw_config=HNSW,
@@ -271,7 +126,7 @@ class EdgeStore(VectorStore):
                 self._shard = qe.EdgeShard.create(str(self.path), config)
             except Exception as exc:
                 self._release()
-                raise _open_error(self.path, exc) from None
+                raise open_error(self.path, exc) from None
             self._create_indexes()
         else:
             self._update(qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine))
@@ -289,7 +144,7 @@ class EdgeStore(VectorStore):
         if self._shard is None:
             return set()
         records, _ = self.shard.scroll(
-            qe.ScrollRequest(limit=limit, filter=_translate(flt), with_payload=False)
+            qe.ScrollRequest(limit=limit, filter=translate(flt), with_payload=False)
         )
         return {str(r.id) for r in records}
 
@@ -320,7 +175,7 @@ class EdgeStore(VectorStore):
     ) -> Iterator[Record]:
         if self._shard is None:
             return
-        with _guard(self.path):
+        with guard(self.path):
             yield from self._pages(fields, flt, page, vector)
 
     def _pages(
@@ -332,7 +187,7 @@ class EdgeStore(VectorStore):
                 qe.ScrollRequest(
                     offset=offset,
                     limit=page,
-                    filter=_translate(flt),
+                    filter=translate(flt),
                     with_payload=True if fields is None else list(fields),
                     with_vector=[vector] if vector else False,
                 )
@@ -358,11 +213,11 @@ class EdgeStore(VectorStore):
         return [
             qe.QueryRequest(
                 limit=q.limit,
-                query=_nearest(q),
-                filter=_translate(q.filter),
+                query=nearest(q),
+                filter=translate(q.filter),
                 with_payload=list(fields) or False,
                 with_vector=[q.using] if q.with_vector else False,
-                params=_params(q.limit if q.mmr is None else q.mmr.candidates),
+                params=search_params(q.limit if q.mmr is None else q.mmr.candidates),
             )
             for q in queries
         ]
@@ -386,11 +241,11 @@ class EdgeStore(VectorStore):
                         query=qe.Query.Nearest(
                             fq.prefetch.vector.tolist(), using=fq.prefetch.using
                         ),
-                        filter=_translate(fq.prefetch.filter),
-                        params=_params(fq.prefetch.limit),
+                        filter=translate(fq.prefetch.filter),
+                        params=search_params(fq.prefetch.limit),
                     )
                 ],
-                query=qe.Formula(_expression(fq.formula), defaults=fq.defaults),
+                query=qe.Formula(expression(fq.formula), defaults=fq.defaults),
                 with_payload=list(fields) or False,
                 with_vector=[fq.prefetch.using] if fq.prefetch.with_vector else False,
             )
@@ -440,14 +295,14 @@ class EdgeStore(VectorStore):
     def count(self, flt: Filter | None = None) -> int:
         if self._shard is None:
             return 0
-        return self.shard.count(qe.CountRequest(exact=True, filter=_translate(flt)))
+        return self.shard.count(qe.CountRequest(exact=True, filter=translate(flt)))
 
     @guarded
     def facet(self, key: str, flt: Filter | None = None) -> dict[str, int]:
         if self._shard is None:
             return {}
         response = self.shard.facet(
-            qe.FacetRequest(key, limit=1000, exact=True, filter=_translate(flt))
+            qe.FacetRequest(key, limit=1000, exact=True, filter=translate(flt))
         )
         return {str(hit.value): hit.count for hit in response.hits}
 
@@ -466,13 +321,13 @@ class EdgeStore(VectorStore):
         every search scans, until the optimizers index them again. Cheap when they find
         little to do (well under 1 ms after a few points moved)."""
         if self._shard is not None:
-            with _guard(self.path, writing=True):
+            with guard(self.path, writing=True):
                 self._shard.optimize()
             self._written = False
 
     def flush(self) -> None:
         if self._shard is not None:
-            with _guard(self.path, writing=True):
+            with guard(self.path, writing=True):
                 self._shard.flush()
 
     def close(self) -> None:
@@ -486,7 +341,7 @@ class EdgeStore(VectorStore):
         finally:
             shard, self._shard = self._shard, None
             try:
-                with _guard(self.path, writing=True):
+                with guard(self.path, writing=True):
                     shard.flush()
                     shard.close()
             finally:

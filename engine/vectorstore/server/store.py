@@ -1,24 +1,18 @@
-"""Qdrant server back-end through qdrant-client (a server, a cluster, or `:memory:` in tests)."""
+"""The Qdrant server store, through qdrant-client (a server, a cluster, or `:memory:` in
+tests)."""
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-from pydantic import ValidationError
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from engine.errors import StoreError, one_line
 from engine.vectorstore.base import (
     COLLECTION,
     EF_CONSTRUCT,
     FULL_SCAN_KB,
     HNSW_M,
-    OVERSAMPLING,
     Filter,
     FormulaQuery,
     Hit,
@@ -28,160 +22,22 @@ from engine.vectorstore.base import (
     Query,
     Record,
     VectorStore,
-    make_hit,
     make_record,
-    search_ef,
 )
-from engine.vectorstore.formula import (
-    Abs,
-    Const,
-    Exp,
-    Expr,
-    GeoMetres,
-    InSet,
-    Missing,
-    Mult,
-    Pow,
-    Sum,
-    Var,
+from engine.vectorstore.server.failures import guard, guarded
+from engine.vectorstore.server.translate import (
+    expression,
+    hits,
+    index_params,
+    nearest,
+    search_params,
+    translate,
 )
 from engine.vocabulary.schema import IndexKind
 
-
-def _translate(flt: Filter | None) -> models.Filter | None:
-    if flt is None:
-        return None
-    must: list[Any] = [
-        models.FieldCondition(key=k, match=models.MatchValue(value=v))
-        for k, v in flt.equals.items()
-    ]
-    must += [
-        models.FieldCondition(key=k, match=models.MatchAny(any=sorted(vs)))
-        for k, vs in flt.within.items()
-    ]
-    if flt.has_vector is not None:
-        must.append(models.HasVectorCondition(has_vector=flt.has_vector))
-    if flt.ids is not None:
-        must.append(models.HasIdCondition(has_id=sorted(flt.ids)))
-    if flt.near is not None:
-        centre = models.GeoPoint(lon=flt.near.lon, lat=flt.near.lat)
-        radius = models.GeoRadius(center=centre, radius=flt.near.km * 1000.0)
-        must.append(models.FieldCondition(key=flt.near.field, geo_radius=radius))
-    must += [
-        models.FieldCondition(key=k, range=models.Range(gt=r.gt, gte=r.gte, lt=r.lt, lte=r.lte))
-        for k, r in flt.ranges.items()
-    ]
-    must_not: list[Any] = [
-        models.FieldCondition(key=k, match=models.MatchAny(any=sorted(values)))
-        for k, values in flt.exclude.items()
-        if values
-    ]
-    if not must and not must_not:
-        return None
-    return models.Filter(must=must or None, must_not=must_not or None)
-
-
-T = TypeVar("T")
 UPLOAD_BATCH = 256  # points per request
 UPLOAD_PARALLEL = 2  # concurrent upload workers against a remote server
 UPLOAD_RETRIES = 3  # per request, with the client's backoff
-
-
-def _index_params(kind: IndexKind, hnsw: bool) -> models.PayloadSchemaParams:
-    match kind:
-        case "keyword":
-            return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, enable_hnsw=hnsw)
-        case "bool":
-            return models.BoolIndexParams(type=models.BoolIndexType.BOOL, enable_hnsw=hnsw)
-        case "float":
-            return models.FloatIndexParams(type=models.FloatIndexType.FLOAT, enable_hnsw=hnsw)
-        case "geo":
-            return models.GeoIndexParams(type=models.GeoIndexType.GEO, enable_hnsw=hnsw)
-
-
-def _params(limit: int) -> models.SearchParams:
-    rescore = models.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
-    return models.SearchParams(hnsw_ef=search_ef(limit), quantization=rescore)
-
-
-def _expression(e: Expr) -> Any:
-    match e:
-        case Const(value):
-            return value
-        case Var(name):
-            return name
-        case Sum(terms):
-            return models.SumExpression(sum=[_expression(t) for t in terms])
-        case Mult(factors):
-            return models.MultExpression(mult=[_expression(f) for f in factors])
-        case Pow(base, exponent):
-            return models.PowExpression(
-                pow=models.PowParams(base=_expression(base), exponent=exponent)
-            )
-        case Abs(inner):
-            return models.AbsExpression(abs=_expression(inner))
-        case Exp(inner):
-            return models.ExpExpression(exp=_expression(inner))
-        case InSet(field, values):
-            return models.FieldCondition(key=field, match=models.MatchAny(any=list(values)))
-        case Missing(field):
-            return models.IsEmptyCondition(is_empty=models.PayloadField(key=field))
-        case GeoMetres(lat, lon, field):
-            origin = models.GeoPoint(lon=lon, lat=lat)
-            return models.GeoDistance(
-                geo_distance=models.GeoDistanceParams(origin=origin, to=field)
-            )
-    raise TypeError(f"not a formula node: {e!r}")
-
-
-@contextmanager
-def _guard(location: str) -> Iterator[None]:
-    """Turn transport and server errors into one-line StoreErrors."""
-    try:
-        yield
-    except UnexpectedResponse as exc:
-        detail = one_line(exc.content.decode(errors="replace")) if exc.content else ""
-        raise StoreError(
-            f"the Qdrant server at {location} answered {exc.status_code}: {detail}"
-        ) from None
-    except (json.JSONDecodeError, ValidationError) as exc:
-        raise StoreError(
-            f"the server for {location} did not answer as Qdrant does ({one_line(exc)}); "
-            "check that the URL points at a Qdrant server"
-        ) from None
-    except (ResponseHandlingException, OSError, TimeoutError) as exc:
-        reason = one_line(getattr(exc, "source", None) or exc)
-        raise StoreError(
-            f"cannot reach the Qdrant server for {location} ({reason}); "
-            "check the URL and that the server runs"
-        ) from None
-
-
-def guarded(method: Callable[..., T]) -> Callable[..., T]:
-    """Run a store method under _guard."""
-
-    @functools.wraps(method)
-    def wrapper(self: ServerStore, *args: Any, **kwargs: Any) -> T:
-        with _guard(self.location):
-            return method(self, *args, **kwargs)
-
-    return wrapper
-
-
-def _hits(responses: list[models.QueryResponse], vectors: Sequence[str | None]) -> list[list[Hit]]:
-    return [
-        [make_hit(p.id, p.score, p.payload, p.vector, name) for p in response.points]
-        for response, name in zip(responses, vectors, strict=True)
-    ]
-
-
-def _nearest(q: Query) -> Any:
-    """The nearest points, or Qdrant's MMR (server 1.15 or later) over the nearest
-    `mmr.candidates`."""
-    if q.mmr is None:
-        return q.vector.tolist()
-    mmr = models.Mmr(diversity=q.mmr.diversity, candidates_limit=q.mmr.candidates)
-    return models.NearestQuery(nearest=q.vector.tolist(), mmr=mmr)
 
 
 class ServerStore(VectorStore):
@@ -199,7 +55,7 @@ class ServerStore(VectorStore):
         self.collection = collection
         self.layout, self.shards, self.replicas = layout, shards, replicas
         self.location = f"{collection} on {client.init_options.get('url') or 'a local client'}"
-        with _guard(self.location):
+        with guard(self.location):
             self._exists = client.collection_exists(collection)
 
     @classmethod
@@ -273,8 +129,8 @@ class ServerStore(VectorStore):
 
     @guarded
     def _index(self, key: str, kind: IndexKind, linked: bool) -> None:
-        params = _index_params(kind, linked)
-        self.client.create_payload_index(self.collection, key, params)
+        schema = index_params(kind, linked)
+        self.client.create_payload_index(self.collection, key, schema)
 
     @guarded
     def ids_matching(self, flt: Filter, limit: int) -> set[str]:
@@ -282,7 +138,7 @@ class ServerStore(VectorStore):
             return set()
         records, _ = self.client.scroll(
             self.collection,
-            scroll_filter=_translate(flt),
+            scroll_filter=translate(flt),
             limit=limit,
             with_payload=False,
             with_vectors=False,
@@ -334,7 +190,7 @@ class ServerStore(VectorStore):
     ) -> Iterator[Record]:
         if not self._exists:
             return
-        with _guard(self.location):
+        with guard(self.location):
             yield from self._pages(fields, flt, page, vector)
 
     def _pages(
@@ -344,7 +200,7 @@ class ServerStore(VectorStore):
         while True:
             records, offset = self.client.scroll(
                 self.collection,
-                scroll_filter=_translate(flt),
+                scroll_filter=translate(flt),
                 limit=page,
                 offset=offset,
                 with_payload=True if fields is None else list(fields),
@@ -360,18 +216,18 @@ class ServerStore(VectorStore):
             return []
         requests = [
             models.QueryRequest(
-                query=_nearest(q),
+                query=nearest(q),
                 using=q.using,
-                filter=_translate(q.filter),
+                filter=translate(q.filter),
                 limit=q.limit,
                 with_payload=list(fields) or False,
                 with_vector=[q.using] if q.with_vector else False,
-                params=_params(q.limit if q.mmr is None else q.mmr.candidates),
+                params=search_params(q.limit if q.mmr is None else q.mmr.candidates),
             )
             for q in queries
         ]
         responses = self.client.query_batch_points(self.collection, requests)
-        return _hits(responses, [q.using if q.with_vector else None for q in queries])
+        return hits(responses, [q.using if q.with_vector else None for q in queries])
 
     @guarded
     def formula_search(
@@ -384,11 +240,11 @@ class ServerStore(VectorStore):
                 prefetch=models.Prefetch(
                     query=fq.prefetch.vector.tolist(),
                     using=fq.prefetch.using,
-                    filter=_translate(fq.prefetch.filter),
+                    filter=translate(fq.prefetch.filter),
                     limit=fq.prefetch.limit,
-                    params=_params(fq.prefetch.limit),
+                    params=search_params(fq.prefetch.limit),
                 ),
-                query=models.FormulaQuery(formula=_expression(fq.formula), defaults=fq.defaults),
+                query=models.FormulaQuery(formula=expression(fq.formula), defaults=fq.defaults),
                 limit=fq.limit,
                 with_payload=list(fields) or False,
                 with_vector=[fq.prefetch.using] if fq.prefetch.with_vector else False,
@@ -397,7 +253,7 @@ class ServerStore(VectorStore):
         ]
         responses = self.client.query_batch_points(self.collection, requests)
         named = [fq.prefetch.using if fq.prefetch.with_vector else None for fq in queries]
-        return _hits(responses, named)
+        return hits(responses, named)
 
     @guarded
     def value_range(self, key: str) -> tuple[float, float] | None:
@@ -433,7 +289,7 @@ class ServerStore(VectorStore):
     def count(self, flt: Filter | None = None) -> int:
         if not self._exists:
             return 0
-        result = self.client.count(self.collection, count_filter=_translate(flt), exact=True)
+        result = self.client.count(self.collection, count_filter=translate(flt), exact=True)
         return result.count
 
     @guarded
@@ -441,7 +297,7 @@ class ServerStore(VectorStore):
         if not self._exists:
             return {}
         response = self.client.facet(
-            self.collection, key, facet_filter=_translate(flt), limit=1000, exact=True
+            self.collection, key, facet_filter=translate(flt), limit=1000, exact=True
         )
         return {str(hit.value): hit.count for hit in response.hits}
 
