@@ -35,8 +35,9 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench.quality import DEFAULT_DATA, write_manifest  # noqa: E402
-from engine.catalog.items import Entry, Item, open_catalog  # noqa: E402
+from engine.catalog.items import Entry, Item  # noqa: E402
 from engine.catalog.masks import DEFAULT_REMOVED, LEGEND  # noqa: E402
+from engine.catalog.sources import open_catalog  # noqa: E402
 from engine.catalog.taxonomy import built_in  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
 from engine.vocabulary.schema import GEM  # noqa: E402

@@ -64,8 +64,9 @@ from bench.retrieval import (  # noqa: E402
 )
 from engine.catalog.framing import decode_size  # noqa: E402
 from engine.catalog.inputs import load_input  # noqa: E402
-from engine.catalog.items import Catalog, Item, open_catalog  # noqa: E402
+from engine.catalog.items import Item  # noqa: E402
 from engine.catalog.masks import DEFAULT_REMOVED, apply_mask  # noqa: E402
+from engine.catalog.sources import Catalog, open_catalog  # noqa: E402
 from engine.catalog.taxonomy import Taxonomy, built_in  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
 from engine.recommend.scoring import Weights  # noqa: E402

@@ -38,7 +38,7 @@ def init(
     """Write a starting taxonomy for a catalog to standard output: the base one (the
     catalog kind's default unless --taxonomy), with the catalog's categories it does not
     know each in a group of its own, to be placed by hand."""
-    from engine.catalog.items import open_catalog, survey
+    from engine.catalog.sources import open_catalog, survey
     from engine.catalog.taxonomy import load
 
     found_catalog = open_catalog(catalog, taxonomy=load(taxonomy) if taxonomy else None)

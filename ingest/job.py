@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.catalog.items import Catalog, Naming, UnknownCategory, open_catalog, survey
+from engine.catalog.items import Naming, UnknownCategory
+from engine.catalog.sources import Catalog, open_catalog, survey
 from engine.catalog.taxonomy import Taxonomy
 from engine.errors import CatalogError, ConfigError
 from engine.events.eventlog import EventLog

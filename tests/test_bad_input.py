@@ -11,14 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from engine.catalog.items import (
-    Item,
-    Problem,
-    inshop_item_id,
-    open_catalog,
-    parse_dfmm_stem,
-    read_manifest,
-)
+from engine.catalog.deepfashion import inshop_item_id, parse_dfmm_stem
+from engine.catalog.items import Item, Problem
+from engine.catalog.manifest import read_manifest
+from engine.catalog.sources import open_catalog
 from engine.errors import CatalogError, FashionrecError
 from engine.shoppers.purchaselog import read_rows
 from engine.shoppers.purchases import parse_timestamp

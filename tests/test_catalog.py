@@ -6,15 +6,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from engine.catalog.items import (
-    Item,
-    Naming,
-    Problem,
-    inshop_item_id,
-    open_catalog,
-    parse_dfmm_stem,
-    read_manifest,
-)
+from engine.catalog.deepfashion import inshop_item_id, parse_dfmm_stem
+from engine.catalog.items import Item, Naming, Problem
+from engine.catalog.manifest import read_manifest
+from engine.catalog.sources import open_catalog
 from engine.catalog.taxonomy import built_in
 from engine.errors import CatalogError
 
@@ -179,7 +174,7 @@ def test_a_manifests_other_columns_are_kept_as_attributes(tmp_path: Path) -> Non
         "usage": "Casual",
     }
     assert "attributes" not in item_payload(Item("c", "P3", "MEN", "Denim", "", tmp_path), False)
-    from engine.catalog.items import Catalog, survey
+    from engine.catalog.sources import Catalog, survey
 
     found = survey(Catalog("manifest", manifest, naming=Naming(built_in("retail"), "accept")))
     assert found.attributes == {"baseColour": 1, "season": 1, "usage": 2}  # listed at ingest

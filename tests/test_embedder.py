@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from engine.catalog.inputs import load_input
-from engine.catalog.items import Item, open_catalog
+from engine.catalog.items import Item
+from engine.catalog.sources import open_catalog
 from engine.errors import WeightsError
 from ingest.autotune import unit
 from ingest.democatalog import DemoCatalog
-from ingest.embedder import Embedder, build_model
+from ingest.embedder import Embedder
+from ingest.loading import build_model
 from ingest.torchcompat import import_torchvision, needs_op_schemas
 
 

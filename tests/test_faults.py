@@ -14,7 +14,8 @@ from typing import Final
 import numpy as np
 import pytest
 
-from engine.catalog.items import Item, open_catalog
+from engine.catalog.items import Item
+from engine.catalog.sources import open_catalog
 from engine.vectorstore.base import Filter
 from engine.vectorstore.edge import EdgeStore
 from engine.vocabulary.schema import point_id, precision_field, runtime_field

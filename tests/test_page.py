@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import pytest
 
-from engine.catalog.items import open_catalog
+from engine.catalog.sources import open_catalog
 from engine.events.eventlog import EventLog
 from engine.settings import Settings
 from engine.shoppers.simulation import SimulationConfig

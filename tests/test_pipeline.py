@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from engine.catalog.inputs import load_input
-from engine.catalog.items import Item, open_catalog
+from engine.catalog.items import Item
+from engine.catalog.sources import open_catalog
 from engine.errors import MaskMissingError
 from engine.vectorstore.base import Filter, Record, VectorStore
 from engine.vectorstore.edge import EdgeStore

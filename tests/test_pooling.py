@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from engine.catalog.items import open_catalog
+from engine.catalog.sources import open_catalog
 from engine.errors import ConfigError
 from engine.vectorstore.base import Filter, VectorStore
 from engine.vocabulary.schema import point_id, pooling_field
 from ingest.democatalog import DemoCatalog
-from ingest.embedder import Embedder, load_network
+from ingest.embedder import Embedder
 from ingest.job import IngestJob
+from ingest.loading import load_network
 from ingest.networks import Pooled, embedding, gem, trunk
 from ingest.options import IngestOptions, pooling_for, stored_poolings
 from ingest.pipeline import ingest

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.catalog.items import Item, Naming, Problem, open_catalog, read_manifest
+from engine.catalog.items import Item, Naming, Problem
+from engine.catalog.manifest import read_manifest
+from engine.catalog.sources import open_catalog
 from engine.catalog.taxonomy import Taxonomy, built_in, load
 from engine.errors import CatalogError
 from engine.evaluate.metrics import Pair, accuracy

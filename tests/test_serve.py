@@ -31,8 +31,9 @@ from fastapi.routing import APIRoute
 from PIL import Image
 
 from engine.catalog.inputs import load_input
-from engine.catalog.items import Item, open_catalog
+from engine.catalog.items import Item
 from engine.catalog.masks import DEFAULT_REMOVED
+from engine.catalog.sources import open_catalog
 from engine.errors import CatalogError, StoreError
 from engine.events.eventlog import EventLog
 from engine.events.jobs import Jobs

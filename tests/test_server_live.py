@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.catalog.items import open_catalog
+from engine.catalog.sources import open_catalog
 from engine.vectorstore.base import Filter
 from engine.vectorstore.server import ServerStore
 from ingest.democatalog import DemoCatalog

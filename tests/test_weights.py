@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from engine.errors import WeightsError
-from ingest.embedder import Embedder, load_network
+from ingest.embedder import Embedder
+from ingest.loading import load_network
 from ingest.networks import architecture, move_strides
 from ingest.tfjs import CAFFE_MEAN_BGR, caffe_input, convert_resnet, read_weights
 from ingest.torchcompat import import_torchvision
