@@ -44,7 +44,7 @@ class _Console(Console):
 
     @size.setter
     def size(self, new_size: tuple[int, int]) -> None:
-        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+        vars(Console)["size"].fset(self, new_size)  # rich's own setter
 
 
 console = _Console(highlight=False)

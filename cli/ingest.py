@@ -27,7 +27,10 @@ from cli.common import (
     settings,
     warn_random_weights,
 )
-from engine.catalog.masks import DEFAULT_REMOVED, removed_labels
+from engine.catalog.framing import Framing
+from engine.catalog.items import UnknownCategory
+from engine.catalog.masks import DEFAULT_REMOVED, MissingMask, removed_labels
+from engine.helpers import one_of
 from engine.settings import Settings
 from engine.vocabulary.backbones import BACKBONES
 from ingest.job import IngestJob
@@ -284,12 +287,12 @@ def ingest_command(
         options=IngestOptions(
             batch_size=batch_size,
             workers=workers,
-            framing=framing,  # type: ignore[arg-type]  # validated by the job
-            missing_mask=missing_mask,  # type: ignore[arg-type]  # validated by the job
+            framing=one_of(Framing, framing, "--framing"),
+            missing_mask=one_of(MissingMask, missing_mask, "--missing-mask"),
             removed=removed_labels(remove.split(",")),
             limit=limit,
         ),
-        unknown_category=unknown_category,  # type: ignore[arg-type]  # validated by the job
+        unknown_category=one_of(UnknownCategory, unknown_category, "--unknown-category"),
         root=root,
         pooling=pooling,
         runtime=runtime,

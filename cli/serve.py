@@ -92,9 +92,10 @@ def serve_command(
     """Serve the JSON API (docs at /docs) and the web page (/) until Ctrl-C.
 
     The service holds the store and the event log open while it runs. With
-    $FASHIONREC_API_KEY set, every POST needs `Authorization: Bearer <key>`. With several
-    workers over the embedded store, each holds a copy of the store (its disk and memory
-    once per worker: see docs/deploy.md); purchases reach every worker within a second.
+    $FASHIONREC_API_KEY set, every write (POST, PATCH, DELETE) needs `Authorization: Bearer
+    <key>` (and with --private every read but the page). With several workers over the
+    embedded store, each holds a copy of the store (its disk and memory once per worker: see
+    docs/deploy.md); purchases reach every worker within a second.
     """
     import logging
 

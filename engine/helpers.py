@@ -42,6 +42,12 @@ def choice(literal: Any, value: str, what: str) -> str:
     return value
 
 
+def one_of(literal: Any, value: str, what: str) -> Any:
+    """`value` as the `Literal[...]` type it is one of, checked (ConfigError listing the
+    values otherwise): a face's text made the engine's typed choice."""
+    return choice(literal, value, what)
+
+
 def number_or_nan(value: object) -> float:
     """A payload's number as a float; NaN where it holds none (absent, text, …)."""
     return float(value) if isinstance(value, int | float) else float("nan")

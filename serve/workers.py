@@ -1,4 +1,4 @@
-"""`fashionrec serve --workers N`: N processes answer on one listening socket.
+"""`fashionrec serve --workers N`: N processes answer on one port, each on a socket of its own.
 
 Qdrant Edge holds Python's interpreter lock while it searches, so one process answers one
 request at a time; processes answer side by side. Over the embedded store each worker
