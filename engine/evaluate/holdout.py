@@ -21,6 +21,7 @@ from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import stats
 
 from engine.catalog.taxonomy import Taxonomy
 from engine.recommend.rerank import Popularity
@@ -82,29 +83,41 @@ def bootstrap(
     seed: int = 0,
     level: float = LEVEL,
 ) -> tuple[dict[str, Interval], dict[str, Interval]]:
-    """Each system's mean over shoppers with its percentile interval, and (against
-    `reference`) the paired difference system − reference with its interval; every system is
-    resampled with the same shoppers."""
-    if not values:
-        return {}, {}
-    n = len(next(iter(values.values())))
-    rng = np.random.default_rng([seed, 11])
-    picks = rng.integers(0, n, size=(resamples, n)) if n else np.zeros((resamples, 0), int)
-    tail = (1.0 - level) / 2.0
+    """Each system's mean over shoppers with its bias-corrected and accelerated (BCa)
+    bootstrap interval, and (against `reference`) the paired difference system − reference
+    with its interval (scipy.stats.bootstrap, paired): every system is resampled with the
+    same shoppers (one seed, the same draws)."""
 
-    def interval(x: NDArray[np.float64]) -> Interval:
-        if not n:
-            return Interval(math.nan, math.nan, math.nan)
-        means = x[picks].mean(axis=1)
-        low, high = np.quantile(means, [tail, 1.0 - tail])
-        return Interval(float(x.mean()), float(low), float(high))
+    def interval(*samples: NDArray[np.float64]) -> Interval:
+        x = samples[0] - samples[1] if len(samples) == 2 else samples[0]
+        mean = float(x.mean()) if len(x) else math.nan
+        if len(x) < 2 or float(np.ptp(x)) == 0.0:  # nothing to resample: the mean itself
+            return Interval(mean, mean, mean)
+        found = stats.bootstrap(
+            samples,
+            _mean_difference if len(samples) == 2 else np.mean,
+            paired=True,
+            vectorized=True,
+            n_resamples=resamples,
+            confidence_level=level,
+            method="BCa",
+            rng=np.random.default_rng([seed, 11]),
+        ).confidence_interval
+        return Interval(mean, float(found.low), float(found.high))
 
     means = {name: interval(x) for name, x in values.items()}
     deltas: dict[str, Interval] = {}
     if reference is not None and reference in values:
         base = values[reference]
-        deltas = {name: interval(x - base) for name, x in values.items() if name != reference}
+        deltas = {name: interval(x, base) for name, x in values.items() if name != reference}
     return means, deltas
+
+
+def _mean_difference(
+    x: NDArray[np.float64], y: NDArray[np.float64], axis: int = -1
+) -> NDArray[np.float64]:
+    """The mean of paired differences (vectorised along `axis`)."""
+    return np.asarray(np.mean(x - y, axis=axis))
 
 
 @dataclass

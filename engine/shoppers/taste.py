@@ -91,7 +91,8 @@ def style_attributes(attributes: Sequence[Mapping[str, str]]) -> NDArray[np.str_
 
 def vector_clusters(vectors: NDArray[np.float32], seed: int, k: int = CLUSTERS) -> NDArray[np.str_]:
     """Each item's cluster among k (seeded spherical k-means, 20 rounds), as one style
-    column: a hidden style where a catalog has no style columns."""
+    column: a hidden style where a catalog has no style columns. (Kept here on purpose:
+    scikit-learn's KMeans is Euclidean, not spherical, and these twelve lines are all.)"""
     x = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     rng = np.random.default_rng([seed, 5])
     k = max(1, min(k, len(x)))

@@ -122,7 +122,8 @@ def fit(
 ) -> Projection:
     """Learn the projection of `source` vectors (rows) onto their `dim` leading axes.
 
-    Deterministic: each axis' sign makes its largest coordinate positive.
+    Deterministic: each axis' sign makes its largest coordinate positive. (One eigh of the
+    covariance, kept here on purpose: scikit-learn's PCA whitens without shrinkage.)
     """
     x = np.asarray(vectors, dtype=np.float64)
     n, size = x.shape if x.ndim == 2 else (0, 0)
