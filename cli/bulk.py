@@ -30,8 +30,8 @@ def export_command(
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """Export one backbone's vectors and payloads, and the stores, to load elsewhere with
-    `ingest --vectors` (which restores the stores from stores.csv beside the payloads)."""
+    """Export one backbone's vectors and payloads, and the shops, to load elsewhere with
+    `ingest --vectors` (which restores the shops from stores.csv beside the payloads)."""
     from engine.shops.shops import write_shops
     from engine.vectorstore.transfer import PAYLOADS, STORES, VECTORS, export_points
 
@@ -45,17 +45,17 @@ def export_command(
     stores = out / STORES
     if shops:
         write_shops(shops, stores)
-        carried = f"; {len(shops)} store(s) to {stores}"
+        carried = f"; {len(shops)} shop(s) to {stores}"
     else:
-        stores.unlink(missing_ok=True)  # an earlier export's stores are not these
-        carried = "; this home has no stores, so none were exported"
+        stores.unlink(missing_ok=True)  # an earlier export's shops are not these
+        carried = "; this home has no shops, so none were exported"
     console.print(
         f"{count} {backbone} vector(s) written to {out / VECTORS} and {out / PAYLOADS}{carried}"
     )
 
 
 def _home_shops(config: Settings) -> list[Shop]:
-    """The home's stores, read without creating an event log where there is none."""
+    """The home's shops, read without creating an event log where there is none."""
     from engine.events.eventlog import EventLog
 
     if not config.has_event_log:
@@ -68,7 +68,7 @@ def _home_shops(config: Settings) -> list[Shop]:
 
 
 def _stores_to_add(config: Settings, payloads: Path) -> tuple[list[Shop], Path]:
-    """The stores a load must add for its payloads' store ids: from stores.csv beside the
+    """The shops a load must add for its payloads' shop ids: from stores.csv beside the
     payloads. Raises ShopsError, before anything is written, naming what is missing."""
     from engine.shops.shops import read_shops
     from engine.vectorstore.transfer import STORES, store_ids
@@ -81,15 +81,15 @@ def _stores_to_add(config: Settings, payloads: Path) -> tuple[list[Shop], Path]:
     shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
     if not stores.is_file():
         raise ShopsError(
-            f"{payloads} names store(s) {shown} that {config.home} does not know and there "
-            f"is no {stores} beside it; import them first (`fashionrec stores import FILE`) "
+            f"{payloads} names shop(s) {shown} that {config.home} does not know and there "
+            f"is no {stores} beside it; import them first (`fashionrec shops import FILE`) "
             "or put the export's stores.csv beside the payloads"
         )
     offered = read_shops(stores)
     lacking = sorted(set(missing) - {s.id for s in offered})
     if lacking:
         raise ShopsError(
-            f"{payloads} names store(s) {', '.join(lacking[:5])} that neither "
+            f"{payloads} names shop(s) {', '.join(lacking[:5])} that neither "
             f"{config.home} nor {stores} knows; add them to {stores} and load again"
         )
     return [s for s in offered if s.id not in known], stores
@@ -99,8 +99,8 @@ def load_vectors(config: Settings, backbone: str, vectors: Path, payloads: Path)
     """`ingest --vectors --payloads`: precomputed embeddings into the store, named by the
     taxonomy asked for or recorded (DeepFashion's by default), which is then recorded.
 
-    The stores the payloads name come from stores.csv beside them (what `export`
-    writes) when the home lacks them; a store named nowhere stops the load before it
+    The shops the payloads name come from stores.csv beside them (what `export`
+    writes) when the home lacks them; a shop named nowhere stops the load before it
     writes anything. Loaded items without a store are placed in the home's stores, and
     projected into the home's compact spaces derived from the backbone."""
     from engine.catalog.items import Naming
@@ -131,9 +131,9 @@ def load_vectors(config: Settings, backbone: str, vectors: Path, payloads: Path)
         console.print(f"{count} item(s) projected into {space}")
     if added:
         ids = ", ".join(s.id for s in added)
-        console.print(f"{len(added)} store(s) added from {source}: {ids}")
+        console.print(f"{len(added)} shop(s) added from {source}: {ids}")
     if placed:
-        console.print(f"{placed} item(s) placed in a store")
+        console.print(f"{placed} item(s) placed in a shop")
 
 
 def migrate_command(

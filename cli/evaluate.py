@@ -291,7 +291,7 @@ def show_command(
     config = settings(home, qdrant_url, taxonomy)
     with home_of(config) as app:
         store, log = app.store, app.log
-        app.shopper(user)  # NotFoundError when the log lacks them
+        app.known_user(user)  # NotFoundError when the log lacks them
         items = StoredItems.load(store)
         cohort = logged_cohort(items, log, log.popularity_settings().mode)
         protocol = Protocol(k=k, backbones=tuple(sorted(store.vector_dims())))

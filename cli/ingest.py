@@ -150,7 +150,7 @@ def print_outcome(outcome: Outcome) -> None:
             console.print(f"  {line}")
         console.print(f"every one is listed in {outcome.report}")
     if outcome.placed:
-        console.print(f"{outcome.placed} new item(s) placed in a store")
+        console.print(f"{outcome.placed} new item(s) placed in a shop")
 
 
 def remote_ingest(url: str, job: IngestJob, report: Path | None) -> bool:

@@ -19,8 +19,8 @@ from cli.items import app as items_app
 from cli.recommend import recommend_command
 from cli.serve import serve_command
 from cli.shoppers import popularity_app, purchases_app, simulate_command, users_app
+from cli.shops import app as shops_app
 from cli.snapshot import app as snapshot_app
-from cli.stores import app as stores_app
 from cli.taxonomy import app as taxonomy_app
 from cli.weights import app as weights_app
 from engine.errors import FashionrecError
@@ -110,7 +110,8 @@ def _root(
 app.command("ingest")(ingest_command)
 app.command("info")(info_command)
 app.command("demo")(demo_command)
-app.add_typer(stores_app, name="stores")
+app.add_typer(shops_app, name="shops")
+app.add_typer(shops_app, name="stores", hidden=True)  # the former name
 app.command("simulate")(simulate_command)
 app.command("recommend")(recommend_command)
 app.command("serve")(serve_command)

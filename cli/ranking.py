@@ -96,7 +96,8 @@ def ranking_options(
 
         @functools.wraps(command)
         def wrapper(**given: Any) -> None:
-            values = {name: given.pop(name) for name in names}
+            # a caller in Python (the demo) may give only some: the rest are the defaults
+            values = {name: given.pop(name) for name in names if name in given}
             command(**given, query=ranking_query(values))
 
         made: Any = wrapper  # typer reads the options from the signature given here

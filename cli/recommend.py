@@ -70,8 +70,8 @@ def decimals(values: list[float], least: int, most: int = 8) -> int:
 _DROP_ORDER: Final = (
     "product",
     "gender",
-    "trend",
-    "store",
+    "match",
+    "shop",
     "km",
     "cat.",
     "pop.",
@@ -107,11 +107,11 @@ def _columns(recs: list[Recommendation]) -> list[_Column]:
         ),
         _Column("category", [r.category for r in recs], fold=8, right=False),
         _Column("gender", [r.gender for r in recs], right=False),
-        _Column("store", [r.store_id or "—" for r in recs]),
+        _Column("shop", [r.store_id or "—" for r in recs]),
         _Column("km", ["—" if r.distance_km is None else f"{r.distance_km:.1f}" for r in recs]),
         _Column("visual", ["—" if r.visual is None else f"{r.visual:.{visual}f}" for r in recs]),
         _Column("pop.", [f"{r.norm_popularity:.2f}" for r in recs]),
-        _Column("trend", [f"{r.popularity_term:.3f}" for r in recs]),
+        _Column("match", [f"{r.popularity_term:.3f}" for r in recs]),
         _Column("cat.", [f"{r.category_sim:.2g}" for r in recs]),
         _Column("relev.", [f"{r.relevance:.{relevance}f}" for r in recs]),
     ]
@@ -182,7 +182,7 @@ def _legend(found: Recommended, trendiness: str, preset: str, gone: set[str]) ->
         else "popularity scaled to 0..1 over the catalog (min–max)"
     )
     formula = (
-        f"relev. = {weights.visual:g}·visual + {weights.popularity:g}·trend + "
+        f"relev. = {weights.visual:g}·visual + {weights.popularity:g}·match + "
         f"{weights.category:g}·cat."
     )
     if weights.distance:
@@ -190,8 +190,8 @@ def _legend(found: Recommended, trendiness: str, preset: str, gone: set[str]) ->
     lines = [
         f"visual: cosine similarity of the {space} embeddings to the query item's · "
         f"pop.: {scaled} · "
-        f"trend: 1 − |pop. − t|^{weights.gamma:g}, t = {trendiness} · "
-        "cat.: category similarity (taxonomy) · km: distance to the item's store",
+        f"match: the trend match 1 − |pop. − t|^{weights.gamma:g}, t = {trendiness} · "
+        "cat.: category similarity (taxonomy) · km: distance to the item's shop",
         f"{formula} (weights: preset {preset}, w_v {weights.visual:g}, w_p "
         f"{weights.popularity:g}, w_c {weights.category:g}, γ {weights.gamma:g}"
         + (f", w_d {weights.distance:g}" if weights.distance else "")

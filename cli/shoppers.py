@@ -24,7 +24,9 @@ from cli.common import (
 purchases_app = typer.Typer(
     help="Purchase logs: import real ones, export all.", no_args_is_help=True
 )
-users_app = typer.Typer(help="Shoppers: gender, trendiness, home, purchases.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Shoppers: gender, trendiness, residence, purchases.", no_args_is_help=True
+)
 popularity_app = typer.Typer(help="Item popularity in the vector store.", no_args_is_help=True)
 
 
@@ -187,7 +189,7 @@ def users_show(
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """A user's gender, trendiness, home and purchases (what, where, and the distance to
+    """A user's gender, trendiness, residence and purchases (what, where, and the distance to
     each store)."""
     import json
 
@@ -200,7 +202,7 @@ def users_show(
         return
     console.print(
         f"[bold]{escape(user.id)}[/] · {user.gender} · trendiness {user.trendiness:.2f} · "
-        f"home {user.home.lat:.5f}, {user.home.lon:.5f}"
+        f"lives at {user.residence.lat:.5f}, {user.residence.lon:.5f}"
     )
     if not user.purchases:
         console.print("no purchases")
@@ -213,8 +215,8 @@ def users_show(
         *([Column("name", overflow="fold")] if named else []),
         *([Column("price", justify="right")] if priced else []),
         Column("category", overflow="fold"),
-        "store",
-        "km from home",
+        "shop",
+        "km away",
         title="purchases",
     )
     for p in user.purchases:
@@ -334,7 +336,7 @@ def popularity_top(
         *([Column("price", justify="right")] if priced else []),
         "gender",
         Column("category", overflow="fold"),
-        "store",
+        "shop",
         "score",
         "sales",
         title=f"most popular, {chosen.text()}, as of {when.isoformat(timespec='seconds')}",

@@ -1,5 +1,5 @@
 """An ingest job: what to ingest and how, the checks that need no CNN, then embedding,
-placement in stores and indexing (ingest/runs.py runs it for both faces). No torch is loaded
+placement in shops and indexing (ingest/runs.py runs it for both faces). No torch is loaded
 until a job runs."""
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class Checked:
 
 def check(job: IngestJob, taxonomy: Taxonomy | None, shops: set[str]) -> Checked:
     """Everything that can be checked without a CNN: options, columns, names, categories
-    under --unknown-category fail, paths, store ids (each must name one of `shops`).
+    under --unknown-category fail, paths, shop ids (each must name one of `shops`).
 
     taxonomy: the one to name the catalog by (else its kind's default). A bad catalog
     stops here, in a moment, before any store is written.
@@ -152,8 +152,8 @@ def check(job: IngestJob, taxonomy: Taxonomy | None, shops: set[str]) -> Checked
     unknown_shops = sorted(found.store_ids - shops)
     if unknown_shops:
         raise CatalogError(
-            f"{job.path}: store id(s) {', '.join(unknown_shops[:10])} name no known store; "
-            "import the stores first (`fashionrec stores import STORES.csv`), then ingest"
+            f"{job.path}: shop id(s) {', '.join(unknown_shops[:10])} name no known shop; "
+            "import the shops first (`fashionrec shops import STORES.csv`), then ingest"
         )
     used = catalog.naming.taxonomy.with_categories(found.new_categories)
     return Checked(job, catalog, used, found.new_categories, tuple(sorted(found.attributes)))
@@ -187,7 +187,7 @@ def run(
     *,
     home: Path,
 ) -> Outcome:
-    """Embed what the store lacks, record the taxonomy, place new items in stores,
+    """Embed what the store lacks, record the taxonomy, place new items in shops,
     project them into the compact spaces derived from the backbones (kept in `home`), index.
 
     Placement comes before indexing: it rewrites the new items' payloads, and every

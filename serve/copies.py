@@ -1,7 +1,7 @@
 """Copies of the embedded store for worker processes (`fashionrec serve --workers N`).
 
 Qdrant Edge opens a shard folder in one process only, so each worker serves from a copy of
-its own under `<home>/replicas/`, made from the home's store while no one writes it (a
+its own under `<home>/copies/`, made from the home's store while no one writes it (a
 shared lock on the store's own lock file, which a writer holds alone). The home's store
 changes only through `home_writer` (items ingested, deleted or changed): it opens the store,
 brings its popularity in step with the log, lets the change happen, closes it and counts a
@@ -37,7 +37,7 @@ from engine.popularity.upkeep import (
 from engine.settings import Settings
 from engine.vectorstore.edge import LOCK_FILE, EdgeStore
 
-REPLICAS_DIR: Final = "replicas"
+COPIES_DIR: Final = "copies"
 GENERATION_FILE: Final = "generation"  # how many times the home's store has changed
 WORKERS_FILE: Final = "workers"  # how many workers serve copies
 SERVING_SUFFIX: Final = ".serving"  # worker<N>.serving: the generation that worker serves
@@ -69,42 +69,42 @@ class Copy:
     marks: CopyMarks
 
 
-def replicas_dir(home: Path) -> Path:
+def copies_dir(home: Path) -> Path:
     """Where the workers' copies live."""
-    return home / REPLICAS_DIR
+    return home / COPIES_DIR
 
 
 def generation(home: Path) -> int:
     """The home store's generation (0: never changed under workers)."""
     try:
-        return int((replicas_dir(home) / GENERATION_FILE).read_text(encoding="utf-8"))
+        return int((copies_dir(home) / GENERATION_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return 0
 
 
 def _next_generation(home: Path) -> None:
-    folder = replicas_dir(home)
+    folder = copies_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
     _replace_text(folder / GENERATION_FILE, str(generation(home) + 1))
 
 
 def expect_workers(home: Path, workers: int) -> None:
     """Record how many workers serve copies (the supervisor, before it starts them)."""
-    folder = replicas_dir(home)
+    folder = copies_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
     _replace_text(folder / WORKERS_FILE, str(workers))
 
 
 def mark_serving(home: Path, worker: int, generation: int) -> None:
     """Record the generation a worker's copy is of, once the worker serves it."""
-    _replace_text(replicas_dir(home) / f"worker{worker}{SERVING_SUFFIX}", str(generation))
+    _replace_text(copies_dir(home) / f"worker{worker}{SERVING_SUFFIX}", str(generation))
 
 
 def served_everywhere(home: Path, wanted: int, timeout_s: float = SERVED_WAIT_S) -> bool:
     """Wait until every worker serves a copy of generation `wanted` or later (False when
     `timeout_s` passes first): what a change made from a thread waits for before it says
     it is done, so that no worker answers without it afterwards."""
-    folder = replicas_dir(home)
+    folder = copies_dir(home)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -141,7 +141,7 @@ def make_copy(settings: Settings, worker: int, *, wait: bool) -> Copy | None:
         except BlockingIOError:
             return None
         made = generation(settings.home)
-        target = replicas_dir(settings.home) / f"worker{worker}-g{made}-{uuid.uuid4().hex[:8]}"
+        target = copies_dir(settings.home) / f"worker{worker}-g{made}-{uuid.uuid4().hex[:8]}"
         shutil.copytree(store, target, ignore=shutil.ignore_patterns(LOCK_FILE))
         log = EventLog(settings.event_log)
         try:
@@ -167,7 +167,7 @@ def open_copy(settings: Settings, worker: int, *, wait: bool) -> tuple[Copy, App
 
 def remove_copies(home: Path, worker: int | None = None) -> None:
     """Remove a worker's copies (None: every copy and the generation count)."""
-    folder = replicas_dir(home)
+    folder = copies_dir(home)
     if worker is None:
         shutil.rmtree(folder, ignore_errors=True)
         return

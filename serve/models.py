@@ -69,7 +69,7 @@ class PurchaseIn(BaseModel):
     @field_validator("store_id", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
-        """An empty store id means the item's store, as in an import."""
+        """An empty shop id (store_id) means the item's shop, as in an import."""
         return None if isinstance(value, str) and not value.strip() else value
 
 

@@ -60,7 +60,7 @@ class Spec:
     address: tuple[Any, ...] = ()  # the bound address (host, port, …)
 
 
-class Replica:
+class Follower:
     """A worker's application over its copy of the store, kept current."""
 
     def __init__(self, settings: Settings, worker: int, copy: Copy, app: Application) -> None:
@@ -148,15 +148,15 @@ def _worker(spec: Spec, sock: socket.socket | None, worker: int) -> None:
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s [w{worker}] %(message)s")
     settings = spec.settings
-    replica: Replica | None = None
+    follower: Follower | None = None
     if settings.qdrant_url:
         app = Application.open(settings, serving=True)
     else:
         remove_copies(settings.home, worker)  # what a worker that died left
         made = open_copy(settings, worker, wait=True)
         assert made is not None  # waited for the lock
-        replica = Replica(settings, worker, *made)
-        app = replica.app
+        follower = Follower(settings, worker, *made)
+        app = follower.app
     try:
         service = create_app(
             settings,
@@ -164,7 +164,7 @@ def _worker(spec: Spec, sock: socket.socket | None, worker: int) -> None:
             api_key=spec.api_key,
             application=app,
             hosts=spec.hosts,
-            background=None if replica is None else replica.keep_current,
+            background=None if follower is None else follower.keep_current,
         )
         config = uvicorn.Config(service, access_log=False, log_level="warning")
         config.timeout_graceful_shutdown = int(STOP_S)
@@ -175,8 +175,8 @@ def _worker(spec: Spec, sock: socket.socket | None, worker: int) -> None:
             own.close()
     finally:
         app.close()
-        if replica is not None:
-            shutil.rmtree(replica.copy.path, ignore_errors=True)
+        if follower is not None:
+            shutil.rmtree(follower.copy.path, ignore_errors=True)
 
 
 def supervise(spec: Spec, sock: socket.socket, workers: int) -> None:

@@ -105,9 +105,9 @@ def test_help_does_not_import_torch(tmp_path: Path) -> None:
 def test_stores_simulate_users_purchases(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home_with_items(home)
-    made = fashionrec("stores", "generate", "--count", "3", "--seed", "1", home=home)
+    made = fashionrec("stores", "generate", "--count", "3", "--seed", "1", home=home)  # once
     assert made.returncode == 0, made.stderr
-    assert "30 item(s) placed in a store" in made.stdout
+    assert "30 item(s) placed in a shop" in made.stdout
     sim = fashionrec("simulate", "--users", "4", "--max-purchases", "2", home=home)
     assert sim.returncode == 0, sim.stderr
     assert "4 users" in sim.stdout
@@ -117,7 +117,7 @@ def test_stores_simulate_users_purchases(tmp_path: Path) -> None:
         "simulated (seed 42; `fashionrec simulate --clear`" in fashionrec("info", home=home).stdout
     )
     shown = fashionrec("users", "show", "sim-00001", home=home)
-    assert shown.returncode == 0 and "trendiness" in shown.stdout and "km from home" in shown.stdout
+    assert shown.returncode == 0 and "trendiness" in shown.stdout and "km away" in shown.stdout
     out = tmp_path / "export.csv"
     exported = fashionrec("purchases", "export", out, home=home)
     assert exported.returncode == 0 and out.read_text().startswith("user_id,item_id,timestamp")
@@ -134,7 +134,7 @@ def test_stores_simulate_users_purchases(tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "unknown user 'nobody'" in unknown.stderr
     synced = fashionrec("popularity", "sync", home=home)
     assert synced.returncode == 0 and "popularity of 30 item(s) written" in synced.stdout
-    region = fashionrec("stores", "generate", "--region", "1,2,3", home=home)
+    region = fashionrec("shops", "generate", "--region", "1,2,3", home=home)
     assert region.returncode == 1 and "LAT_MIN,LAT_MAX,LON_MIN,LON_MAX" in region.stderr
 
 
@@ -219,12 +219,12 @@ def test_stores_import(tmp_path: Path) -> None:
     home_with_items(home)
     good = tmp_path / "stores.csv"
     good.write_text("id,lat,lon,name\nA,48.85,2.35,Louvre\nB,48.80,2.13\n", encoding="utf-8")
-    result = fashionrec("stores", "import", good, home=home)
+    result = fashionrec("shops", "import", good, home=home)
     assert result.returncode == 0, result.stderr
     assert "30 item(s) placed" in result.stdout
     bad = tmp_path / "bad.csv"
     bad.write_text("id,lat,lon\nA,48.85,east\n", encoding="utf-8")
-    refused = fashionrec("stores", "import", bad, home=home)
+    refused = fashionrec("shops", "import", bad, home=home)
     assert refused.returncode == 1
     assert refused.stderr.strip() == f"error: {bad}:2: lat/lon are not numbers"
 

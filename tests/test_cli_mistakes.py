@@ -38,7 +38,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     built once: the tests here only read it, or fail before they write."""
     home = tmp_path_factory.mktemp("mistakes") / "home"
     home_with_items(home)
-    assert fashionrec("stores", "generate", "--count", "3", home=home).returncode == 0
+    assert fashionrec("shops", "generate", "--count", "3", home=home).returncode == 0
     assert fashionrec("simulate", "--users", "4", home=home).returncode == 0
     return home
 
@@ -114,7 +114,7 @@ def test_item_flags_with_a_user_are_refused(home: Path) -> None:
     )
     assert line == (
         "error: --trendiness is for item and photo queries; a user's recommendations use "
-        "their own trendiness, gender and home: drop --trendiness"
+        "their own trendiness, gender and residence: drop --trendiness"
     )
     both = fashionrec(
         "recommend", "--user", "sim-00001", "--at", "48,2", "--gender", "MEN", home=home
@@ -296,7 +296,7 @@ def test_tables_fit_the_terminal(home: Path, width: int) -> None:
     for line in out.splitlines():
         if line.startswith(("┏", "┃", "│", "└")):
             assert line.rstrip()[-1] in "┓┃│┘", line  # the right edge is drawn
-    assert "relev. = 0.6·visual + 0.2·trend + 0.2·cat." in " ".join(out.split())
+    assert "relev. = 0.6·visual + 0.2·match + 0.2·cat." in " ".join(out.split())
     assert "(weights: preset default, w_v 0.6, w_p 0.2, w_c 0.2, γ 2)" in " ".join(out.split())
     if width < 140:
         assert "not shown for want of width:" in out
@@ -305,11 +305,11 @@ def test_tables_fit_the_terminal(home: Path, width: int) -> None:
 def test_every_column_is_shown_when_there_is_room(home: Path) -> None:
     out = _recommend(home, 200, "--item", ITEM, "-k", "3", "--preset", "paper")
     header = next(line for line in out.splitlines() if line.startswith("┃"))
-    for name in ("item", "product", "category", "gender", "store", "km", "visual", "pop.",
-                 "trend", "cat.", "relev."):  # fmt: skip
+    for name in ("item", "product", "category", "gender", "shop", "km", "visual", "pop.",
+                 "match", "cat.", "relev."):  # fmt: skip
         assert f" {name} " in header
     assert "not shown" not in out
-    assert "relev. = 0.7·visual + 0.3·trend + 0·cat. (weights: preset paper" in out
+    assert "relev. = 0.7·visual + 0.3·match + 0·cat. (weights: preset paper" in out
 
 
 def test_relevance_ties_are_not_invented() -> None:
@@ -361,7 +361,7 @@ def _bad_choice() -> st.SearchStrategy[list[str]]:
             ["popularity", "top", "--as-of"],
             ["popularity", "top", "--mode"],
             ["evaluate", "--backbones"],
-            ["stores", "generate", "--region"],
+            ["shops", "generate", "--region"],
             ["purchases", "import", "--timezone"],
             ["simulate", "--start"],
         ]
@@ -384,7 +384,7 @@ file_body = st.one_of(
 )
 FILE_COMMANDS = (
     ("purchases", "import"),
-    ("stores", "import"),
+    ("shops", "import"),
     ("recommend", "--item", ITEM, "--taxonomy"),
     ("ingest", "--weights", "random", "--workers", "0"),
     ("weights", "import"),

@@ -49,26 +49,26 @@ def _one_line(stderr: str) -> str:
 
 
 def test_generating_stores_over_imported_ones_needs_replace(tmp_path: Path) -> None:
-    """`stores generate` after `stores import` left every item naming a store that no
+    """`shops generate` after `shops import` left every item naming a store that no
     longer existed; now it is refused unless --replace, which moves those items."""
     home = tmp_path / "home"
     home_with_items(home)
     shops = tmp_path / "shops.csv"
     shops.write_text(STORES_CSV, encoding="utf-8")
-    assert fashionrec("stores", "import", shops, home=home).returncode == 0
+    assert fashionrec("shops", "import", shops, home=home).returncode == 0
     before = _placements(home)
     assert {s for s, _ in before.values()} == {"P01", "P02"}
 
-    refused = fashionrec("stores", "generate", "--count", "3", home=home)
+    refused = fashionrec("shops", "generate", "--count", "3", home=home)
     assert refused.returncode == 1
     line = _one_line(refused.stderr)
-    assert "30 item(s) are in store(s) P01, P02 that the new stores lack" in line
+    assert "30 item(s) are in shop(s) P01, P02 that the new shops lack" in line
     assert "--replace" in line
     assert _placements(home) == before  # nothing moved
-    listed = fashionrec("stores", "list", home=home)
+    listed = fashionrec("shops", "list", home=home)
     assert "P01" in listed.stdout and "S01" not in listed.stdout  # the old stores stay
 
-    replaced = fashionrec("stores", "generate", "--count", "3", "--replace", home=home)
+    replaced = fashionrec("shops", "generate", "--count", "3", "--replace", home=home)
     assert replaced.returncode == 0, replaced.stderr
     assert "30 item(s) placed" in replaced.stdout
     after = _placements(home)
@@ -81,7 +81,7 @@ def test_generating_stores_over_imported_ones_needs_replace(tmp_path: Path) -> N
     # keeping the ids (new coordinates) needs no --replace: nothing is stranded
     moved = tmp_path / "moved.csv"
     moved.write_text("id,lat,lon\nS01,48.9,2.3\nS02,48.7,2.2\nS03,48.8,2.4\n", encoding="utf-8")
-    assert fashionrec("stores", "import", moved, home=home).returncode == 0
+    assert fashionrec("shops", "import", moved, home=home).returncode == 0
 
 
 def test_replace_moves_manifest_items_too(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_replace_moves_manifest_items_too(tmp_path: Path) -> None:
         store_items(store, catalog_items(1, store_id="P01"))  # a manifest's store
         set_shops(store, log, [Shop("P01", "Louvre", Location(48.85, 2.35))], DEFAULT_REGION, 1)
         new = generate_shops(2, DEFAULT_REGION, seed=1)
-        with pytest.raises(ShopsError, match=r"15 item\(s\) are in store\(s\) P01"):
+        with pytest.raises(ShopsError, match=r"15 item\(s\) are in shop\(s\) P01"):
             set_shops(store, log, new, DEFAULT_REGION, seed=1)
         assert [s.id for s in log.shops()] == ["P01"]
         assert set_shops(store, log, new, DEFAULT_REGION, seed=1, replace=True) == 15
@@ -107,12 +107,12 @@ def test_purchases_that_name_a_store_keep_it_even_with_replace(tmp_path: Path) -
     home = tmp_path / "home"
     home_with_items(home)
     assert fashionrec("simulate", "--users", "2", home=home).returncode == 0
-    moved = fashionrec("stores", "generate", "--count", "5", "--seed", "7", home=home)
+    moved = fashionrec("shops", "generate", "--count", "5", "--seed", "7", home=home)
     assert moved.returncode == 0, moved.stderr  # the same ids S01…S05 elsewhere: allowed
-    shrink = fashionrec("stores", "generate", "--count", "3", "--replace", home=home)
+    shrink = fashionrec("shops", "generate", "--count", "3", "--replace", home=home)
     assert shrink.returncode == 1
     line = _one_line(shrink.stderr)
-    assert "purchases refer to the stores S04, S05; keep their ids" in line
+    assert "purchases refer to the shops S04, S05; keep their ids" in line
 
 
 # --- a purchase log or manifest naming no store ---------------------------------------------
@@ -121,7 +121,7 @@ def test_purchases_that_name_a_store_keep_it_even_with_replace(tmp_path: Path) -
 def test_a_purchase_log_naming_no_store_is_refused(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home_with_items(home)
-    assert fashionrec("stores", "generate", "--count", "2", home=home).returncode == 0
+    assert fashionrec("shops", "generate", "--count", "2", home=home).returncode == 0
     item = "MEN-Denim-id_00000001-01_1_front"
     sales = tmp_path / "sales.csv"
     sales.write_text(
@@ -130,7 +130,7 @@ def test_a_purchase_log_naming_no_store_is_refused(tmp_path: Path) -> None:
     )
     refused = fashionrec("purchases", "import", sales, home=home)
     assert refused.returncode == 1
-    assert "sales.csv:2: unknown store 'S09'" in _one_line(refused.stderr)
+    assert "sales.csv:2: unknown shop 'S09'" in _one_line(refused.stderr)
     log = EventLog(home / EVENT_LOG)
     assert log.purchase_count() == 0 and log.user_ids() == []
     log.close()
@@ -172,12 +172,12 @@ def test_export_carries_the_stores_and_the_load_restores_them(tmp_path: Path) ->
     home_with_items(source)
     shops = tmp_path / "shops.csv"
     shops.write_text(STORES_CSV, encoding="utf-8")
-    assert fashionrec("stores", "import", shops, home=source).returncode == 0
+    assert fashionrec("shops", "import", shops, home=source).returncode == 0
     said = _export(source, out)
-    assert f"2 store(s) to {out / 'stores.csv'}" in said.replace("\n", "")
+    assert f"2 shop(s) to {out / 'stores.csv'}" in said.replace("\n", "")
     code, stdout, stderr = _load(out, target)
     assert code == 0, stderr
-    assert "2 store(s) added from" in stdout and "P01, P02" in stdout
+    assert "2 shop(s) added from" in stdout and "P01, P02" in stdout
     log = EventLog(target / EVENT_LOG)
     assert [(s.id, s.name) for s in log.shops()] == [("P01", "Louvre"), ("P02", "Versailles")]
     log.close()
@@ -187,21 +187,21 @@ def test_export_carries_the_stores_and_the_load_restores_them(tmp_path: Path) ->
 def test_a_load_whose_stores_are_missing_says_so_and_writes_nothing(tmp_path: Path) -> None:
     source, target, out = tmp_path / "source", tmp_path / "target", tmp_path / "export"
     home_with_items(source)
-    assert fashionrec("stores", "generate", "--count", "2", home=source).returncode == 0
+    assert fashionrec("shops", "generate", "--count", "2", home=source).returncode == 0
     _export(source, out)
     (out / "stores.csv").unlink()  # an export of an earlier version: no stores.csv
     code, _, stderr = _load(out, target)
     assert code == 1
     line = _one_line(stderr)
-    assert "names store(s) S01, S02 that" in line and "stores import" in line
+    assert "names shop(s) S01, S02 that" in line and "shops import" in line
     assert not target.exists()  # no store, no event log: nothing at all
     (out / "stores.csv").write_text("id,lat,lon\nS01,48.8,2.3\n", encoding="utf-8")
     code, _, stderr = _load(out, target)
-    assert code == 1 and "names store(s) S02 that neither" in _one_line(stderr)
+    assert code == 1 and "names shop(s) S02 that neither" in _one_line(stderr)
     # a home without stores exports none, and says so
     bare, elsewhere = tmp_path / "bare", tmp_path / "elsewhere"
     home_with_items(bare)
-    assert "this home has no stores" in _export(bare, elsewhere).replace("\n", " ")
+    assert "this home has no shops" in _export(bare, elsewhere).replace("\n", " ")
     assert not (elsewhere / "stores.csv").exists()
 
 

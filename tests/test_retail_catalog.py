@@ -113,7 +113,7 @@ def test_unknown_store_ids_and_categories_stop_before_anything_is_written(tmp_pa
     home = tmp_path / "home"
     stores = fashionrec("ingest", manifest, "--weights", "random", home=home)
     assert stores.returncode == 1
-    assert "store id(s) P09 name no known store; import the stores first" in stores.stderr
+    assert "shop id(s) P09 name no known shop; import the shops first" in stores.stderr
     assert not (home / "store").exists()
     manifest.write_text(f"{HEADER}\nimages/0.jpg,Men,Shirts,P0\nimages/1.jpg,Men,Robes,P1\n")
     failed = fashionrec(

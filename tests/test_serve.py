@@ -140,7 +140,7 @@ def test_health_and_catalog(client: TestClient) -> None:
     assert catalog["items"] == 30 and catalog["spaces"]["resnet50"]["dim"] == 4
     assert catalog["taxonomy"] == "deepfashion"
     assert catalog["genders"] == {"WOMEN": 18, "MEN": 12}
-    assert [s["id"] for s in catalog["stores"]] == ["S01", "S02", "S03"]
+    assert [s["id"] for s in catalog["shops"]] == ["S01", "S02", "S03"]
     assert catalog["users"] == 4 and catalog["purchases"] > 0
 
 
@@ -161,8 +161,8 @@ def test_items_are_listed_and_filtered(client: TestClient) -> None:
 def test_an_item_has_its_payload_popularity_and_store(client: TestClient, home: Path) -> None:
     body = client.get(f"/items/{FIRST}").json()
     assert body["item_id"] == FIRST and body["payload"]["category"] == "Dresses"
-    shop = next(s for s in generate_shops(3, DEFAULT_REGION, seed=1) if s.id == body["store"]["id"])
-    assert body["store"] == {
+    shop = next(s for s in generate_shops(3, DEFAULT_REGION, seed=1) if s.id == body["shop"]["id"])
+    assert body["shop"] == {
         "id": shop.id,
         "name": shop.name,
         "location": {"lat": shop.location.lat, "lon": shop.location.lon},
@@ -326,10 +326,10 @@ def test_a_user_has_gender_trendiness_home_and_purchases(client: TestClient, hom
     body = client.get("/users/sim-00001").json()
     assert body["id"] == "sim-00001"
     assert (body["gender"], body["trendiness"]) == (user.gender, user.trendiness)
-    assert body["home"] == {"lat": user.home.lat, "lon": user.home.lon}
+    assert body["residence"] == {"lat": user.residence.lat, "lon": user.residence.lon}
     assert [p["item_id"] for p in body["purchases"]] == [p.item_id for p in bought]
     first = body["purchases"][0]
-    assert first["store_id"] and first["store_name"].startswith("Store ")
+    assert first["store_id"] and first["shop_name"].startswith("Shop ")
     assert first["distance_km"] > 0 and first["category"]
     listed = client.get("/users").json()
     assert listed["count"] == 4 and listed["users"][0] == "sim-00001"
@@ -372,7 +372,7 @@ def test_a_purchase_moves_popularity_and_the_next_recommendation_sees_it(
     assert recorded["recorded"][0]["item_id"] == target
     assert recorded["recorded"][0]["timestamp"] == "2025-06-01T10:00:00+00:00"
     now = client.get(f"/items/{target}").json()
-    assert recorded["recorded"][0]["store_id"] == now["store"]["id"]
+    assert recorded["recorded"][0]["store_id"] == now["shop"]["id"]
     assert recorded["popularity"] == {target: was + 1}
     assert now["popularity"] == was + 1
     after = client.get(f"/items/{FIRST}/similar", params=visual_only).json()
@@ -404,8 +404,8 @@ def test_a_first_time_shopper_is_created_as_an_import_creates_them(
         0.0 <= first["trendiness"] <= 1.0
         and first["trendiness"] == created["walk-in-1"]["trendiness"]
     )
-    shop = client.get(f"/items/{FIRST}").json()["store"]["location"]
-    assert first["home"] == shop
+    shop = client.get(f"/items/{FIRST}").json()["shop"]["location"]
+    assert first["residence"] == shop
     log = tmp_path / "sales.csv"  # the same sale imported elsewhere makes the same shopper
     log.write_text(f"user_id,item_id,timestamp\nwalk-in-3,{FIRST},{ISO}\n", encoding="utf-8")
     imported = client.post(
@@ -413,7 +413,7 @@ def test_a_first_time_shopper_is_created_as_an_import_creates_them(
     )
     assert imported.status_code == 201, imported.text
     third = client.get("/users/walk-in-3").json()
-    assert (third["gender"], third["home"]) == (first["gender"], first["home"])
+    assert (third["gender"], third["residence"]) == (first["gender"], first["residence"])
     assert third["trendiness"] == pytest.approx(
         client.get("/users/walk-in-1").json()["trendiness"], abs=0.05
     )
@@ -485,7 +485,7 @@ def test_a_purchase_needs_a_time_zone_and_a_past(client: TestClient) -> None:
 
 
 def test_a_list_of_purchases_is_one_transaction(client: TestClient, home: Path) -> None:
-    store_id = client.get("/catalog").json()["stores"][2]["id"]
+    store_id = client.get("/catalog").json()["shops"][2]["id"]
     rows = [
         _purchase(item=FIRST),
         _purchase(
@@ -506,7 +506,7 @@ def test_a_list_of_purchases_is_one_transaction(client: TestClient, home: Path) 
     ("bad", "status", "message"),
     [
         (_purchase(item="nope"), 400, "purchase 2: unknown item 'nope'; nothing recorded"),
-        (_purchase(store_id="S99"), 400, "purchase 2: unknown store 'S99'; nothing recorded"),
+        (_purchase(store_id="S99"), 400, "purchase 2: unknown shop 'S99'; nothing recorded"),
         (
             _purchase(user="nobody", gender="ALIENS"),
             400,
@@ -863,7 +863,7 @@ def test_the_service_ingests_a_catalog_while_it_serves(
     assert catalog["items"] == before + 3
     assert catalog["spaces"]["mobilenet_v2"] == {"dim": 1280, "weights": {"random": 3}}
     new = sorted(p.stem for p in part.images.iterdir())[0]
-    assert client.get(f"/items/{new}").json()["store"]["id"] is not None
+    assert client.get(f"/items/{new}").json()["shop"]["id"] is not None
     similar = client.get(f"/items/{new}/similar", params={"backbone": "mobilenet_v2", "k": 1})
     assert similar.status_code == 200, similar.text
 
@@ -981,7 +981,7 @@ def test_the_command_line_writes_through_a_running_service(
         assert f"into {home / 'store'}:" in ingested.stdout  # the home's, not a worker's copy
         assert "ingested 2 · skipped 0" in ingested.stdout
         assert re.search(r"indexing\W+2/2", ingested.stdout), ingested.stdout  # the bar's count
-        assert "2 new item(s) placed in a store" in ingested.stdout
+        assert "2 new item(s) placed in a shop" in ingested.stdout
         again = fashionrec("ingest", part.images, *args, "--api", url, home=tmp_path)
         assert "ingested 0 · skipped 2 (already stored 2" in again.stdout
         wrong = fashionrec("ingest", tmp_path / "nowhere", *args, "--api", url, home=tmp_path)

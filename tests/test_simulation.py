@@ -88,7 +88,7 @@ def test_purchases_follow_the_protocol() -> None:
         assert times[-1] < datetime(2026, 1, 1, tzinfo=UTC)
     for u in result.users:
         assert 0 <= u.trendiness <= 1
-        assert DEFAULT_REGION.lat_min <= u.home.lat <= DEFAULT_REGION.lat_max
+        assert DEFAULT_REGION.lat_min <= u.residence.lat <= DEFAULT_REGION.lat_max
     # popularity rises by exactly one per purchase
     assert int((result.popularity - before).sum()) == len(result.purchases)
     # global time order: every purchase was made against the popularity of its moment
@@ -160,7 +160,7 @@ def _mixed(n: int = 90) -> CatalogView:
 def _digest(result: Simulation) -> str:
     h = hashlib.sha256()
     for u in result.users:
-        h.update(repr((u.id, u.gender, u.trendiness, u.home.lat, u.home.lon)).encode())
+        h.update(repr((u.id, u.gender, u.trendiness, u.residence.lat, u.residence.lon)).encode())
     for p in result.purchases:
         h.update(repr((p.user_id, p.item_id, p.timestamp.isoformat(), p.store_id)).encode())
     h.update(repr(result.popularity.tolist()).encode())

@@ -31,8 +31,8 @@ from engine.vectorstore.edge import EdgeStore
 from engine.vocabulary.geo import DEFAULT_REGION
 from engine.vocabulary.schema import POPULARITY, point_id
 from ingest.democatalog import DemoCatalog
-from serve.copies import generation, open_copy, replicas_dir
-from serve.workers import Replica
+from serve.copies import copies_dir, generation, open_copy
+from serve.workers import Follower
 from tests.builders import ROOT, catalog_items, copy_catalog, fashionrec, store_items
 
 JSON_BODY = {"Content-Type": "application/json"}
@@ -56,21 +56,21 @@ def home(tmp_path: Path) -> Path:
     return home
 
 
-def _replica(settings: Settings, worker: int) -> Replica:
+def _follower(settings: Settings, worker: int) -> Follower:
     made = open_copy(settings, worker, wait=True)
     assert made is not None
-    return Replica(settings, worker, *made)
+    return Follower(settings, worker, *made)
 
 
-def _popularity(replica: Replica, item: str) -> float:
-    return float(replica.app.point(item).payload[POPULARITY])
+def _popularity(follower: Follower, item: str) -> float:
+    return float(follower.app.point(item).payload[POPULARITY])
 
 
 def test_copies_follow_purchases_and_changes(home: Path) -> None:
     settings = Settings(home=home)
-    one, two = _replica(settings, 0), _replica(settings, 1)
+    one, two = _follower(settings, 0), _follower(settings, 1)
     try:
-        assert one.copy.path != two.copy.path and one.copy.path.parent == replicas_dir(home)
+        assert one.copy.path != two.copy.path and one.copy.path.parent == copies_dir(home)
         before = _popularity(two, BOUGHT)
         moment = datetime(2026, 11, 1, 10, tzinfo=UTC)
         one.app.record_purchases([Row(1, "purchase 1", "sim-00001", BOUGHT, moment)], "api")
@@ -93,8 +93,8 @@ def test_copies_follow_purchases_and_changes(home: Path) -> None:
         assert _popularity(two, BOUGHT) == before + 1  # the purchase is in the new copy
         assert not old.exists() and two.copy.generation == 1
     finally:
-        for replica in (one, two):
-            replica.app.close()
+        for follower in (one, two):
+            follower.app.close()
     home_store = EdgeStore(home / STORE_DIR)
     try:  # the change reached the home's store, and so did the purchase before it
         assert home_store.retrieve([point_id(GONE)]) == []
@@ -198,7 +198,7 @@ def test_serve_with_two_workers(home: Path, small_catalog: DemoCatalog, tmp_path
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output
     assert "with 2 workers" in output
-    assert not replicas_dir(home).exists() and not (home / "serve.json").exists()
+    assert not copies_dir(home).exists() and not (home / "serve.json").exists()
     store = EdgeStore(home / STORE_DIR)
     try:
         assert store.retrieve([point_id(BOUGHT)])[0].payload[POPULARITY] == before + 1

@@ -83,7 +83,7 @@ class Home:
             held = self._recommender = Recommender(self.store, self.taxonomy, columns=self.columns)
         return held
 
-    def shopper(self, user_id: str) -> User:
+    def known_user(self, user_id: str) -> User:
         """A user; NotFoundError when the log lacks them."""
         user = self.log.user(user_id)
         if user is None:

@@ -75,7 +75,7 @@ class CatalogUses(Home):
         """Counts, spaces (size, weights), taxonomy, genders, categories, stores, shoppers."""
         dims = self.store.vector_dims()
         return Summary(
-            store=self.store_location,
+            vector_store=self.store_location,
             items=self.store.count() if dims else 0,
             spaces={
                 name: {"dim": dim, "weights": self.store.provenance(name)}
@@ -85,7 +85,7 @@ class CatalogUses(Home):
             taxonomy=self.taxonomy.name,
             genders=self.store.facet(GENDER) if dims else {},
             categories=self.store.facet(CATEGORY) if dims else {},
-            stores=self.log.shops(),
+            shops=self.log.shops(),
             users=len(self.log.user_ids()),
             purchases=self.log.purchase_count(),
         )
@@ -144,7 +144,7 @@ class CatalogUses(Home):
             payload=payload,
             popularity=popularity,
             trending=trending,
-            store=_shop_place(payload, {s.id: s for s in self.log.shops()}),
+            shop=_shop_place(payload, {s.id: s for s in self.log.shops()}),
             image_url=f"/items/{quote(item_id, safe='')}/image",
         )
 

@@ -100,7 +100,7 @@ def recommended_from(document: Mapping[str, Any]) -> Recommended:
         item=document.get("item"),
         user=None
         if user is None
-        else User(user["id"], user["gender"], user["trendiness"], Location(**user["home"])),
+        else User(user["id"], user["gender"], user["trendiness"], Location(**user["residence"])),
         normalise=str(document.get("normalise", "rank")),
         strategy=str(document.get("strategy", "client")),
     )
@@ -123,7 +123,7 @@ class ItemDetail:
     payload: dict[str, Any]
     popularity: float
     trending: float
-    store: ShopPlace | None
+    shop: ShopPlace | None
     image_url: str
 
 
@@ -143,7 +143,7 @@ class Bought:
     item_id: str
     category: str | None  # None: the item is no longer in the catalog
     store_id: str | None
-    store_name: str | None
+    shop_name: str | None
     distance_km: float | None
     name: str | None = None  # the shop's own name and price, where the catalog has them
     price: float | None = None
@@ -152,12 +152,12 @@ class Bought:
 
 @dataclass(frozen=True)
 class UserDetail:
-    """A user: gender, trendiness, home, and their purchases."""
+    """A user: gender, trendiness, where they live, and their purchases."""
 
     id: str
     gender: str
     trendiness: float
-    home: Any
+    residence: Any
     purchases: list[Bought]
 
 
@@ -188,15 +188,15 @@ class NetworkInput:
 @dataclass(frozen=True)
 class Summary:
     """What a home holds: counts, the vector spaces (size, weights), taxonomy, genders,
-    categories, stores, shoppers and purchases (what the page needs to start)."""
+    categories, shops, shoppers and purchases (what the page needs to start)."""
 
-    store: str
+    vector_store: str  # where the catalog's vectors are
     items: int
     spaces: dict[str, dict[str, Any]]
     default_space: str
     taxonomy: str
     genders: dict[str, int]
     categories: dict[str, int]
-    stores: list[Shop]
+    shops: list[Shop]
     users: int
     purchases: int

@@ -31,7 +31,7 @@ from engine.vocabulary.schema import FRAMING, IN_STOCK, ITEM_ID, NAME, PRICE, UR
 class RankingUses(Home):
     """The recommendation use-cases over a home."""
 
-    def ranking(self, params: Params) -> tuple[Params, PopularitySettings]:
+    def in_force(self, params: Params) -> tuple[Params, PopularitySettings]:
         """The ranking asked for, with this home's default space and popularity mode where
         none was given and the gender and category in the taxonomy's words (checked once,
         as the Params are made); NotFoundError for a compact space the store lacks. With the
@@ -50,14 +50,14 @@ class RankingUses(Home):
 
     def similar(self, item_id: str, params: Params) -> Recommended:
         """Items like this one, every term of each (`recommend --item`)."""
-        asked, settings = self.ranking(params)
+        asked, settings = self.in_force(params)
         recs = self.recommender().for_item(item_id, asked)
         return self._recommended(asked, settings, [Ranked(f"like {item_id}", recs)], item=item_id)
 
     def for_user(self, user_id: str, params: Params) -> Recommended:
         """Top-k after each of a user's purchases, and one merged list (`recommend --user`)."""
-        asked, settings = self.ranking(params)
-        user = self.shopper(user_id)
+        asked, settings = self.in_force(params)
+        user = self.known_user(user_id)
         result = self.recommender().for_user(user, list(self.log.purchases(user.id)), asked)
         lists = [Ranked(f"after {p.item_id}", recs) for p, recs in result.per_purchase]
         merged = [*lists, Ranked("merged", result.merged)]
@@ -68,7 +68,7 @@ class RankingUses(Home):
         embedded as the store's vectors of the searched space were made: of the gender
         asked for, else any; t as given (0.5 by default). `recommend --image` and
         `POST /search`."""
-        asked, settings = self.ranking(params)
+        asked, settings = self.in_force(params)
         vector = self.photo_vector(photo, asked.searched, name)
         recs = self.recommender().for_vector(vector, asked)
         return self._recommended(asked, settings, [Ranked("like the photo", recs)], item=PHOTO)

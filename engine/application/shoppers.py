@@ -26,7 +26,7 @@ class ShopperUses(Home):
     def user(self, user_id: str) -> UserDetail:
         """A user's gender, trendiness and home, and their purchases with the category, the
         shop and its distance from home (`users show`)."""
-        user = self.shopper(user_id)
+        user = self.known_user(user_id)
         purchases = list(self.log.purchases(user_id))
         shops = {s.id: s for s in self.log.shops()}
         ids = sorted({p.item_id for p in purchases})
@@ -46,13 +46,13 @@ class ShopperUses(Home):
                     None if payload is None else payload.get(CATEGORY),
                     p.store_id,
                     shop.name if shop else None,
-                    distance_km(user.home, shop.location) if shop else None,
+                    distance_km(user.residence, shop.location) if shop else None,
                     name=None if payload is None else payload.get(NAME),
                     price=None if price is None else float(price),
                     in_catalog=payload is not None,
                 )
             )
-        return UserDetail(user.id, user.gender, user.trendiness, user.home, bought)
+        return UserDetail(user.id, user.gender, user.trendiness, user.residence, bought)
 
     def record_purchases(self, rows: list[Row], source: str) -> Recorded:
         """Record purchases, all or nothing, each event once; first-time shoppers are

@@ -157,7 +157,10 @@ class EventLog:
         self.db.executemany(
             "INSERT INTO users (id, gender, trendiness, lat, lon, source) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            [(u.id, u.gender, u.trendiness, u.home.lat, u.home.lon, source) for u in users],
+            [
+                (u.id, u.gender, u.trendiness, u.residence.lat, u.residence.lon, source)
+                for u in users
+            ],
         )
 
     def user(self, user_id: str) -> User | None:

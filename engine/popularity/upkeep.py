@@ -40,7 +40,7 @@ RANKED: Final = ((POPULARITY, POPULARITY_RANK), (TRENDING, TRENDING_RANK))
 # each popularity, its rank field, and the other popularity that breaks its ties
 RANK_PAIRS: Final = ((POPULARITY, POPULARITY_RANK, TRENDING), (TRENDING, TRENDING_RANK, POPULARITY))
 Column = NDArray[np.float64]
-Ranked = tuple[list[str], dict[str, Column]]
+PopularityColumns = tuple[list[str], dict[str, Column]]
 
 
 class Marks(Protocol):
@@ -63,7 +63,7 @@ class PopularityTable(Protocol):
         """How many items it holds."""
         ...
 
-    def popularity_columns(self) -> Ranked:
+    def popularity_columns(self) -> PopularityColumns:
         """Item ids, and by payload field their values (NaN where a rank is not stored)."""
         ...
 
@@ -269,7 +269,7 @@ def sync_ranks(
     return written
 
 
-def _popularity_columns(store: VectorStore) -> Ranked:
+def _popularity_columns(store: VectorStore) -> PopularityColumns:
     """Every item's popularities and stored ranks, read from the store."""
     fields = [ITEM_ID, *(f for pair in RANKED for f in pair)]
     records = list(store.scroll(fields))

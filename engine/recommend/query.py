@@ -18,7 +18,7 @@ from engine.recommend.recommender import Params, Rerank
 from engine.recommend.scoring import Weights, preset_normalise, preset_weights
 from engine.vocabulary.geo import Location
 
-# what only a query that is not a user's takes: a user has their own t, gender and home
+# what only a query that is not a user's takes: a user has their own t, gender and residence
 QUERY_ONLY: Final = ("trendiness", "gender", "lat", "lon")
 DEFAULT_TRENDINESS: Final = 0.5
 
@@ -109,14 +109,15 @@ class RankingQuery(BaseModel):
 
     def for_user(self, named: Callable[[str], str] = str) -> Params:
         """The Params of a user's query; ConfigError for options only an item's or a
-        photo's query takes (a user has their own t, gender and home), named as the face
+        photo's query takes (a user has their own t, gender and residence), named as the face
         names them."""
         given = list(dict.fromkeys(named(n) for n in QUERY_ONLY if getattr(self, n) is not None))
         if given:
             shown = ", ".join(given)
             raise ConfigError(
                 f"{shown} {'is' if len(given) == 1 else 'are'} for item and photo queries; a "
-                f"user's recommendations use their own trendiness, gender and home: drop {shown}"
+                "user's recommendations use their own trendiness, gender and residence: drop "
+                f"{shown}"
             )
         return self.params()
 

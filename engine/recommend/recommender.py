@@ -45,7 +45,7 @@ from engine.vocabulary.schema import (
 __all__ = ["PHOTO", "Params", "Recommender", "Rerank", "UserRecommendations"]
 
 PHOTO: Final = "photo"  # the query item of a search by photo
-Vectors = dict[str, NDArray[np.float32]]
+VectorsByItem = dict[str, NDArray[np.float32]]
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ class Recommender:
             )
         bought = frozenset(str(items[p.item_id].payload[PRODUCT_ID]) for p in purchases)
         specs = [
-            _Spec(items[p.item_id], user.gender, user.trendiness, bought, user.home)
+            _Spec(items[p.item_id], user.gender, user.trendiness, bought, user.residence)
             for p in purchases
         ]
         lists, vectors = self._rank(specs, params, merging=True)
@@ -180,7 +180,7 @@ class Recommender:
 
     def _rank(
         self, specs: Sequence[_Spec], params: Params, merging: bool
-    ) -> tuple[list[list[Recommendation]], Vectors]:
+    ) -> tuple[list[list[Recommendation]], VectorsByItem]:
         """Each spec's list by the strategy the parameters call for, and (when a merge or
         a list diversifies here) the candidates' vectors by item id."""
         if params.max_km is not None and any(s.origin is None for s in specs):
@@ -201,7 +201,7 @@ class Recommender:
         formulas = [self._terms(spec, params, span) for spec in specs]
         source = Source(self.store, self.searcher, self.columns)
         results = strategy.candidates(source, queries, formulas, params)
-        vectors: Vectors = {}
+        vectors: VectorsByItem = {}
         if fetch:
             vectors = {
                 str(item): vector

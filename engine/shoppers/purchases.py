@@ -128,7 +128,7 @@ def record(
     repeating an earlier row (both reported). Every item, store and shopper's gender must
     be known. A first-time shopper's gender is the one given, else that of their first item
     that is not UNISEX, else UNISEX (shown unisex items only); their trendiness is the one
-    given, else the mean NormPop (after these purchases) of what they bought; their home is
+    given, else the mean NormPop (after these purchases) of what they bought; their residence is
     the location of the shop of their first purchase (the region's centre without one).
     The bought items' popularity payloads are then synced, unless `sync` is False.
     """
@@ -151,7 +151,7 @@ def record(
         if r.item_id not in payloads:
             found.append((r.number, f"{r.where}: unknown item {r.item_id!r}"))
         if r.store_id is not None and r.store_id not in shops:
-            found.append((r.number, f"{r.where}: unknown store {r.store_id!r}"))
+            found.append((r.number, f"{r.where}: unknown shop {r.store_id!r}"))
         if r.gender is not None:
             gender = taxonomy.gender(r.gender)
             if gender is None:
@@ -175,12 +175,12 @@ def record(
             continue
         first = bought[0]
         shop_id = first.store_id or payloads[first.item_id].get(STORE_ID)
-        home = shops[str(shop_id)].location if shop_id in shops else centre
+        residence = shops[str(shop_id)].location if shop_id in shops else centre
         items = [str(payloads[r.item_id][GENDER]) for r in bought]
         personal = next((g for g in items if g != UNISEX), items[0])
         gender = next((genders[r.where] for r in bought if r.where in genders), personal)
         given = next((r.trendiness for r in bought if r.trendiness is not None), None)
-        new_users.append(User(user_id, gender, 0.5 if given is None else given, home))
+        new_users.append(User(user_id, gender, 0.5 if given is None else given, residence))
         if given is None:
             estimate.append(user_id)
     purchases = [

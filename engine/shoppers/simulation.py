@@ -180,8 +180,8 @@ class CompactSimulation:
                 strict=True,
             )
         ]
-        home = Location(float(self.lat[u]), float(self.lon[u]))
-        user = User(user_id, self.genders[self.gender[u]], float(self.trendiness[u]), home)
+        residence = Location(float(self.lat[u]), float(self.lon[u]))
+        user = User(user_id, self.genders[self.gender[u]], float(self.trendiness[u]), residence)
         return user, purchases
 
     def users(self, rows: NDArray[np.intp] | None = None) -> Iterator[tuple[User, list[Purchase]]]:

@@ -43,7 +43,7 @@ def place_items(store: VectorStore, log: EventLog) -> int:
 
     Items with a manifest shop keep it while it exists. All views of a product share a
     shop: a product keeps its shop while that shop exists; the others (and manifest
-    items whose shop is gone: `stores generate --replace`) join, in a seeded order, the
+    items whose shop is gone: `shops generate --replace`) join, in a seeded order, the
     least-loaded shop of their category (a round-robin from empty). Only items whose
     shop or shop location changes are written; no item is left naming a shop that does
     not exist.
@@ -124,16 +124,16 @@ def set_shops(
     gone = sorted({s.id for s in log.shops()} - new_ids)
     if log.purchase_count() and gone:
         raise ShopsError(
-            f"purchases refer to the stores {', '.join(gone)}; keep their ids when replacing "
-            "stores (--replace moves items, never purchases)"
+            f"purchases refer to the shops {', '.join(gone)}; keep their ids when replacing "
+            "shops (--replace moves items, never purchases)"
         )
     stranded = stranded_items(store, new_ids)
     if stranded and not replace:
         shown = ", ".join(list(stranded)[:5]) + (", …" if len(stranded) > 5 else "")
         raise ShopsError(
-            f"{sum(stranded.values())} item(s) are in store(s) {shown} that the new stores "
-            "lack; run again with --replace to re-place those items in the new stores, or "
-            "keep those store ids"
+            f"{sum(stranded.values())} item(s) are in shop(s) {shown} that the new shops "
+            "lack; run again with --replace to re-place those items in the new shops, or "
+            "keep those shop ids"
         )
     log.replace_shops(shops, region, seed)
     return place_items(store, log)

@@ -28,7 +28,7 @@ def generate_shops(count: int, region: Region, seed: int = 42) -> list[Shop]:
     lats = rng.uniform(region.lat_min, region.lat_max, count)
     lons = rng.uniform(region.lon_min, region.lon_max, count)
     return [
-        Shop(f"S{i + 1:02d}", f"Store {i + 1}", Location(round(lat, 6), round(lon, 6)))
+        Shop(f"S{i + 1:02d}", f"Shop {i + 1}", Location(round(lat, 6), round(lon, 6)))
         for i, (lat, lon) in enumerate(zip(lats, lons, strict=True))
     ]
 
@@ -49,11 +49,11 @@ def read_shops(path: Path) -> list[Shop]:
             raise ShopsError(f"{path}:{number}: lat/lon out of range")
         shop_id = row["id"].strip()
         if not shop_id or any(s.id == shop_id for s in shops):
-            raise ShopsError(f"{path}:{number}: empty or duplicate store id {shop_id!r}")
+            raise ShopsError(f"{path}:{number}: empty or duplicate shop id {shop_id!r}")
         name = (row.get("name") or "").strip() or shop_id
         shops.append(Shop(shop_id, name, Location(lat, lon)))
     if not shops:
-        raise ShopsError(f"{path}: no stores")
+        raise ShopsError(f"{path}: no shops")
     return shops
 
 
@@ -69,7 +69,7 @@ def write_shops(shops: Sequence[Shop], path: Path) -> None:
         partial.replace(path)
     except OSError as exc:
         partial.unlink(missing_ok=True)
-        raise ShopsError(f"{path}: cannot write the stores ({exc.strerror or exc})") from None
+        raise ShopsError(f"{path}: cannot write the shops ({exc.strerror or exc})") from None
 
 
 def _order_key(seed: int, product_id: str) -> bytes:

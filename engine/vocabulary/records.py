@@ -19,12 +19,12 @@ class Shop:
 
 @dataclass(frozen=True)
 class User:
-    """A shopper: gender, trendiness t in [0, 1] and a home location."""
+    """A shopper: gender, trendiness t in [0, 1] and where they live (their residence)."""
 
     id: str
     gender: str
     trendiness: float
-    home: Location
+    residence: Location
 
 
 @dataclass(frozen=True)

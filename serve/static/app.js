@@ -8,7 +8,7 @@ const DEFAULTS = { k: 8, "w-visual": 0.6, "w-popularity": 0.2, "w-category": 0.2
 const TERMS = ["visual", "popularity", "category", "distance"];
 const TERM_NAMES = { visual: "visual", popularity: "trend match", category: "category", distance: "distance" };
 const NARROW = window.matchMedia("(max-width: 800px)");
-const state = { mode: "item", shown: null, stores: {}, blobs: [], ticket: 0, t: null };
+const state = { mode: "item", shown: null, shops: {}, blobs: [], ticket: 0, t: null };
 
 // --- the API -----------------------------------------------------------------------------
 
@@ -97,9 +97,9 @@ function isTrending(doc) {
   return String(doc.popularity || "").startsWith("trending");
 }
 
-function storeName(id) {
+function shopName(id) {
   if (!id) return "—";
-  return state.stores[id] ? state.stores[id].name : id;
+  return state.shops[id] ? state.shops[id].name : id;
 }
 
 function setStatus(text, kind = "") {
@@ -118,7 +118,7 @@ function fact(list, name, value, className, title) {
 }
 
 // The shop's name for an item, a link to its page where it has one (else the item id).
-function shopName(className, name, url, itemId) {
+function itemName(className, name, url, itemId) {
   const linked = url && /^https?:\/\//.test(url);
   const node = el(linked ? "a" : "div", linked ? `${className} shop-link` : className, name || itemId);
   node.title = itemId;
@@ -180,7 +180,7 @@ function setMode(mode) {
 
 async function loadCatalog() {
   const catalog = await api("/catalog");
-  state.stores = Object.fromEntries(catalog.stores.map((s) => [s.id, s]));
+  state.shops = Object.fromEntries(catalog.shops.map((s) => [s.id, s]));
   const spaces = Object.keys(catalog.spaces);
   const select = $("space");
   select.replaceChildren(...spaces.map((name) => {
@@ -208,7 +208,7 @@ async function loadCatalog() {
     target.value = chosen in values ? chosen : "";
   }
   $("summary").textContent = `${catalog.items} items · ${spaces.length} vector space(s) · ` +
-    `${catalog.stores.length} stores · ${catalog.users} users · ${catalog.purchases} purchases · ` +
+    `${catalog.shops.length} shops · ${catalog.users} users · ${catalog.purchases} purchases · ` +
     `taxonomy ${catalog.taxonomy}`;
 }
 
@@ -315,11 +315,11 @@ function card(rec, weights, trending) {
   const category = el("span", "cat-name", rec.category);
   category.title = rec.category;
   title.append(category, el("span", "gender", rec.gender));
-  const id = shopName("item-id", rec.name, rec.url, rec.item_id);
+  const id = itemName("item-id", rec.name, rec.url, rec.item_id);
   const facts = el("dl", "facts");
   if (money(rec.price) !== null) fact(facts, "price", money(rec.price), "price");
   if (rec.in_stock === false) fact(facts, "stock", "out of stock", "out");
-  fact(facts, "store", storeName(rec.store_id));
+  fact(facts, "shop", shopName(rec.store_id));
   fact(facts, "distance", km(rec.distance_km));
   fact(facts, trending ? "recent sales" : "sales", sales(rec.popularity, trending), "popularity",
     SALES_EXPLAINED[trending ? "trending" : "all-time"]);
@@ -378,7 +378,7 @@ function renderItem(item, doc) {
   photo.append(img);
   const info = el("div", "query-info");
   info.append(el("h2", "", p.category || "item"));
-  const name = shopName("item-name", p.name, p.url, item.item_id);
+  const name = itemName("item-name", p.name, p.url, item.item_id);
   name.id = "query-name";
   const id = el("div", "item-id", item.item_id);
   const facts = el("dl", "facts wide");
@@ -386,7 +386,7 @@ function renderItem(item, doc) {
   if (p.in_stock === false) fact(facts, "stock", "out of stock", "out");
   fact(facts, "gender", p.gender);
   fact(facts, "product", p.product_id);
-  fact(facts, "store", item.store ? (item.store.name || item.store.id) : "—");
+  fact(facts, "shop", item.shop ? (item.shop.name || item.shop.id) : "—");
   fact(facts, "sales", sales(item.popularity, false), "popularity", SALES_EXPLAINED["all-time"])
     .id = "query-popularity";
   if (isTrending(doc)) {
@@ -409,7 +409,7 @@ function boughtTile(p) {
   tile.dataset.item = p.item_id;
   tile.title = `${p.item_id} · ${p.timestamp}`;
   const caption = el("figcaption");
-  const where = el("span", "hint", `${p.store_name || p.store_id || "—"} · ${km(p.distance_km)}`);
+  const where = el("span", "hint", `${p.shop_name || p.store_id || "—"} · ${km(p.distance_km)}`);
   const when = el("span", "hint", String(p.timestamp).slice(0, 10));
   if (p.in_catalog === false) {
     // the item was deleted from the catalog: its purchase stays, its photo is gone
@@ -438,7 +438,7 @@ function renderUser(user, doc) {
   const facts = el("dl", "facts wide");
   fact(facts, "gender", user.gender);
   fact(facts, "trendiness", fmt(user.trendiness));
-  fact(facts, "home", `${fmt(user.home.lat, 4)}, ${fmt(user.home.lon, 4)}`);
+  fact(facts, "lives at", `${fmt(user.residence.lat, 4)}, ${fmt(user.residence.lon, 4)}`);
   fact(facts, "purchases", user.purchases.length);
   info.append(facts);
   const bought = el("div", "bought");

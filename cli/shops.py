@@ -1,4 +1,5 @@
-"""`fashionrec stores`: generate or import the stores, and list them."""
+"""`fashionrec shops` (once `stores`, still accepted): generate or import the shops, and list
+them."""
 
 from __future__ import annotations
 
@@ -13,22 +14,20 @@ from engine.shops.shops import generate_shops, read_shops
 from engine.vocabulary.geo import DEFAULT_REGION, Region
 from engine.vocabulary.records import Shop
 
-app = typer.Typer(
-    help="Stores that sell the catalog, with their coordinates.", no_args_is_help=True
-)
+app = typer.Typer(help="Shops that sell the catalog, with their coordinates.", no_args_is_help=True)
 
 ReplaceOption = Annotated[
     bool,
     typer.Option(
         "--replace",
-        help="Replace stores that items are in: those items move to the new stores "
-        "(refused without it; never allowed when purchases name the stores).",
+        help="Replace shops that items are in: those items move to the new shops "
+        "(refused without it; never allowed when purchases name the shops).",
     ),
 ]
 
 
 def _print(shops: list[Shop]) -> None:
-    table = Table("id", "name", "lat", "lon", title="stores")
+    table = Table("id", "name", "lat", "lon", title="shops")
     for s in shops:
         table.add_row(s.id, s.name, f"{s.location.lat:.5f}", f"{s.location.lon:.5f}")
     console.print(table)
@@ -36,7 +35,7 @@ def _print(shops: list[Shop]) -> None:
 
 @app.command("generate")
 def generate(
-    count: Annotated[int, typer.Option(help="How many stores.")] = 5,
+    count: Annotated[int, typer.Option(help="How many shops.")] = 5,
     region: Annotated[
         str, typer.Option(help="LAT_MIN,LAT_MAX,LON_MIN,LON_MAX (default: Greater Paris).")
     ] = DEFAULT_REGION.text(),
@@ -45,9 +44,9 @@ def generate(
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """Generate stores at seeded positions in a region and give every item a store.
+    """Generate shops at seeded positions in a region and give every item a shop.
 
-    Stores that items are in are replaced only with --replace (those items move)."""
+    Shops that items are in are replaced only with --replace (those items move)."""
     area = Region.parse(region)
     shops = generate_shops(count, area, seed)
     from engine.shops.placement import set_shops
@@ -55,7 +54,7 @@ def generate(
     with home_of(settings(home, qdrant_url)) as app:
         placed = set_shops(app.store, app.log, shops, area, seed, replace=replace)
     _print(shops)
-    console.print(f"{placed} item(s) placed in a store (per-category round-robin, seed {seed})")
+    console.print(f"{placed} item(s) placed in a shop (per-category round-robin, seed {seed})")
 
 
 @app.command("import")
@@ -66,9 +65,9 @@ def import_(
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
 ) -> None:
-    """Import stores from a CSV and give every item a store.
+    """Import shops from a CSV and give every item a shop.
 
-    Stores that items are in are replaced only with --replace (those items move)."""
+    Shops that items are in are replaced only with --replace (those items move)."""
     shops = read_shops(path)
     from engine.shops.placement import set_shops
 
@@ -76,15 +75,15 @@ def import_(
         area = Region.around([s.location for s in shops])
         placed = set_shops(app.store, app.log, shops, area, seed, replace=replace)
     _print(shops)
-    console.print(f"{placed} item(s) placed in a store")
+    console.print(f"{placed} item(s) placed in a shop")
 
 
 @app.command("list")
 def list_(home: HomeOption = None, qdrant_url: UrlOption = None) -> None:
-    """List the stores."""
+    """List the shops."""
     with home_of(settings(home, qdrant_url)) as app:
         shops = app.log.shops()
     if not shops:
-        console.print("no stores: run `fashionrec stores generate`")
+        console.print("no shops: run `fashionrec shops generate`")
         return
     _print(shops)
