@@ -3,6 +3,7 @@ together, as one archive."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sqlite3
@@ -12,13 +13,14 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 from engine.errors import FashionrecError, SnapshotError
 from engine.settings import EVENT_LOG, STORE_DIR
 from engine.spaces.registry import SPACES_DIR, list_spaces
 from engine.vectorstore import open_edge
 from engine.vectorstore.edge import EdgeStore
+from engine.vectorstore.edge.files import copy_tree, extents
 
 MANIFEST: Final = "manifest.json"
 
@@ -56,7 +58,7 @@ def create(home: Path, archive: Path) -> dict[str, Any]:
         staging = Path(tmp)
         try:
             store.flush()
-            shutil.copytree(home / STORE_DIR, staging / STORE_DIR)
+            copy_tree(home / STORE_DIR, staging / STORE_DIR)
             if (home / EVENT_LOG).is_file():
                 with (
                     sqlite3.connect(home / EVENT_LOG) as source,
@@ -73,15 +75,65 @@ def create(home: Path, archive: Path) -> dict[str, Any]:
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         partial = archive.with_name(archive.name + ".part")
         try:
-            with tarfile.open(partial, "w:gz") as tar:
+            with tarfile.open(partial, "w:gz", format=tarfile.PAX_FORMAT) as tar:
                 for name in (MANIFEST, STORE_DIR, EVENT_LOG, SPACES_DIR):
                     if (staging / name).exists():
-                        tar.add(staging / name, arcname=name)
+                        tar.add(staging / name, arcname=name, recursive=False)
+                        for path in sorted((staging / name).rglob("*")):
+                            _add(tar, path, path.relative_to(staging).as_posix())
             partial.replace(archive)
         except OSError as exc:
             partial.unlink(missing_ok=True)
             raise SnapshotError(f"{archive}: cannot write the snapshot ({exc})") from None
     return manifest
+
+
+def _add(tar: tarfile.TarFile, path: Path, name: str) -> None:
+    """Add one file or folder; a file with holes (the store preallocates files it fills
+    slowly) as a GNU sparse member (pax 0.1): its runs of data only, which Python's tarfile
+    and GNU tar extract with the holes put back."""
+    info = tar.gettarinfo(path, arcname=name)
+    if not info.isfile():
+        tar.addfile(info)
+        return
+    runs = list(extents(path))
+    if runs == [(0, info.size)]:
+        with path.open("rb") as handle:
+            tar.addfile(info, handle)
+        return
+    chunks = [(start, end - start) for start, end in runs] + [(info.size, 0)]  # as GNU tar
+    info.pax_headers = {
+        "GNU.sparse.size": str(info.size),
+        "GNU.sparse.numblocks": str(len(chunks)),
+        "GNU.sparse.name": name,
+        "GNU.sparse.map": ",".join(f"{offset},{size}" for offset, size in chunks),
+    }
+    info.size = sum(size for _, size in chunks)
+    with path.open("rb") as handle:
+        tar.addfile(info, _Runs(handle, runs))
+
+
+class _Runs(io.RawIOBase):
+    """A file's runs of data, read one after another."""
+
+    def __init__(self, handle: BinaryIO, runs: list[tuple[int, int]]) -> None:
+        self.handle, self.runs = handle, list(reversed(runs))
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while self.runs:
+            start, end = self.runs[-1]
+            if start >= end:
+                self.runs.pop()
+                continue
+            self.handle.seek(start)
+            taken = end - start if size < 0 else min(size, end - start)
+            chunk = self.handle.read(taken)
+            self.runs[-1] = (start + len(chunk), end)
+            return chunk
+        return b""
 
 
 def holdings(home: Path) -> dict[str, int]:
@@ -142,7 +194,7 @@ def restore(archive: Path, home: Path, force: bool = False) -> Restored:
         staging = Path(tmp)
         try:
             with tarfile.open(archive, "r:gz") as tar:
-                tar.extractall(staging, filter="data")
+                tar.extractall(staging, filter="data")  # sparse members: holes again
             manifest: dict[str, Any] = json.loads((staging / MANIFEST).read_text())
             if not isinstance(manifest, dict):
                 raise KeyError("its manifest is not a JSON object")

@@ -36,6 +36,7 @@ from engine.popularity.upkeep import (
 )
 from engine.settings import Settings
 from engine.vectorstore.edge import LOCK_FILE, EdgeStore
+from engine.vectorstore.edge.files import copy_tree
 
 COPIES_DIR: Final = "copies"
 GENERATION_FILE: Final = "generation"  # how many times the home's store has changed
@@ -142,7 +143,7 @@ def make_copy(settings: Settings, worker: int, *, wait: bool) -> Copy | None:
             return None
         made = generation(settings.home)
         target = copies_dir(settings.home) / f"worker{worker}-g{made}-{uuid.uuid4().hex[:8]}"
-        shutil.copytree(store, target, ignore=shutil.ignore_patterns(LOCK_FILE))
+        copy_tree(store, target, ignore=shutil.ignore_patterns(LOCK_FILE))  # holes kept
         log = EventLog(settings.event_log)
         try:
             marks = {key: value for key in MARKS if (value := log.get(key)) is not None}

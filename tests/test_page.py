@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import threading
 import time
@@ -28,6 +27,7 @@ from engine.shoppers.simulations import run_simulation
 from engine.shops.placement import set_shops
 from engine.shops.shops import generate_shops
 from engine.vectorstore import open_store
+from engine.vectorstore.edge.files import copy_tree
 from engine.vocabulary.geo import DEFAULT_REGION
 from ingest.democatalog import write_demo_catalog
 from ingest.options import IngestOptions
@@ -115,7 +115,7 @@ def serving(home: Path, **options: Any) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def url(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The server, without an API key, over a copy of the home."""
-    home = Path(shutil.copytree(pristine, tmp_path_factory.mktemp("open") / "home"))
+    home = copy_tree(pristine, tmp_path_factory.mktemp("open") / "home")
     with serving(home, api_key="") as base:
         yield base
 
@@ -254,7 +254,7 @@ def test_a_user_their_purchases_and_recommendations(
     page: Any, pristine: Path, tmp_path: Path, console: list[str]
 ) -> None:
     expect = sync_api.expect
-    home = Path(shutil.copytree(pristine, tmp_path / "home"))  # an item is deleted here
+    home = copy_tree(pristine, tmp_path / "home")  # an item is deleted here
     with serving(home, api_key="") as base:
         bought = _user(base, BUYER)["purchases"]
         gone = bought[0]["item_id"]
@@ -301,7 +301,7 @@ def test_a_private_service_works_once_the_key_is_given(
     page: Any, pristine: Path, tmp_path: Path
 ) -> None:
     expect = sync_api.expect
-    home = Path(shutil.copytree(pristine, tmp_path / "home"))
+    home = copy_tree(pristine, tmp_path / "home")
     with serving(home, api_key=KEY, private=True) as base:
         page.goto(f"{base}/")
         page.wait_for_selector("body[data-ready=true]")

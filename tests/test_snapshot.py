@@ -181,3 +181,40 @@ def test_a_restore_that_fails_half_way_leaves_the_previous_home(
     assert _same(_state(home), before)
     assert not [p.name for p in home.iterdir() if p.name.startswith(".")]  # nothing staged left
     assert len(list((home / "snapshots").glob("before-restore-*"))) == 1  # --force's own
+
+
+def _on_disk(folder: Path) -> tuple[int, int]:
+    """Bytes a folder's files take on disk, and their sizes."""
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return sum(p.stat().st_blocks * 512 for p in files), sum(p.stat().st_size for p in files)
+
+
+def test_the_stores_holes_stay_holes(tmp_path: Path) -> None:
+    """Qdrant Edge preallocates files it fills slowly: a snapshot carries their data only
+    (as sparse members GNU tar reads too) and a restore, like a worker's copy, keeps the
+    holes, so a small store stays small on disk."""
+    import shutil
+    import subprocess
+
+    from engine.vectorstore.edge.files import copy_tree
+
+    home = tmp_path / "home"
+    store = EdgeStore(home / "store")
+    store_items(store, catalog_items(1))
+    store.close()
+    used, size = _on_disk(home / "store")
+    assert used * 20 < size  # mostly holes
+    archive = tmp_path / "backup.tar.gz"
+    create(home, archive)
+    assert archive.stat().st_size < used
+    restore(archive, tmp_path / "restored")
+    assert _on_disk(tmp_path / "restored" / "store")[0] * 20 < size
+    assert EdgeStore(tmp_path / "restored" / "store").count() == 15
+    before = _on_disk(home / "store")[1]
+    copied = copy_tree(home / "store", tmp_path / "copy")
+    assert _on_disk(copied)[1] == before and _on_disk(copied)[0] * 20 < before
+    if shutil.which("tar"):  # GNU tar reads the sparse members as well
+        (tmp_path / "by-tar").mkdir()
+        subprocess.run(["tar", "xzf", archive, "-C", tmp_path / "by-tar"], check=True)
+        assert _on_disk(tmp_path / "by-tar" / "store")[0] * 20 < size
+        assert EdgeStore(tmp_path / "by-tar" / "store").count() == 15
