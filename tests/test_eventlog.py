@@ -26,6 +26,7 @@ from engine.vectorstore.server import ServerStore
 from engine.vocabulary.geo import DEFAULT_REGION, Location
 from engine.vocabulary.records import Purchase, User
 from tests.builders import catalog_items, fashionrec, store_items
+from tests.writers import post
 
 with warnings.catch_warnings():  # starlette would rather have httpx2; httpx works the same
     warnings.simplefilter("ignore")
@@ -103,25 +104,13 @@ def test_jobs_are_kept_with_their_state(log: EventLog) -> None:
     assert Jobs(log).of_kind("other") == []
 
 
-def _post(where: str, writer: int) -> None:
-    """One of several processes: each purchase its own transaction, some events shared."""
-    log = EventLog(where)
-    try:
-        for n in range(OWN + SHARED):
-            shared = n >= OWN
-            key = f"shared-{n}" if shared else f"w{writer}-{n}"
-            when = NOW - timedelta(hours=n)
-            with log.transaction():
-                log.add_purchases([Purchase("u", f"item-{n % 5}", when, None, key)], "api")
-    finally:
-        log.close()
-
-
 def test_processes_writing_at_once_count_every_event_once(log: EventLog) -> None:
     _users(log, "u")
     where = log.where
     context = multiprocessing.get_context("spawn")
-    writers = [context.Process(target=_post, args=(where, w)) for w in range(WRITERS)]
+    writers = [
+        context.Process(target=post, args=(where, w, NOW, OWN, SHARED)) for w in range(WRITERS)
+    ]
     for process in writers:
         process.start()
     for process in writers:

@@ -20,7 +20,7 @@ from engine.vectorstore.base import Filter
 from engine.vectorstore.edge import EdgeStore
 from engine.vocabulary.schema import point_id, precision_field, runtime_field
 from ingest.democatalog import write_demo_catalog
-from tests.builders import ROOT, catalog_items, home_with_items
+from tests.builders import ROOT, catalog_items, fashionrec, home_with_items
 
 UPSERT: Final = b"upsert_points"  # how Qdrant Edge's write-ahead log names a batch of points
 
@@ -89,8 +89,11 @@ def test_ingest_killed_mid_batch_then_rerun_stores_each_item_once(tmp_path: Path
     runtime, precision = chosen.split()[2:4]  # `runtime: mobilenet_v2 torch fp32 (auto: …`
     assert (runtime, precision) == ("torch", "fp32")  # a job this small times nothing
     assert "(auto: a job of " in chosen, chosen
-    clean = _ingest(clean_home, catalog.images)
-    assert clean.communicate(timeout=300) and clean.returncode == 0
+    # the reference, made in this process with the setting auto chose there
+    flags = ("--weights", "random", "--backbone", "mobilenet_v2", "--device", "cpu")
+    options = ("--workers", "0", "--batch-size", "2", "--runtime", "torch")
+    clean = fashionrec("ingest", catalog.images, *flags, *options, home=clean_home)
+    assert clean.returncode == 0, clean.stderr
 
     store, reference = EdgeStore(killed_home / "store"), EdgeStore(clean_home / "store")
     assert store.count() == store.count(Filter(has_vector="mobilenet_v2")) == len(ids)

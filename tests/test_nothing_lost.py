@@ -7,12 +7,12 @@ nothing written) and the explicit way through."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from cli.main import app
 from engine.errors import ShopsError
 from engine.events.eventlog import EventLog
 from engine.settings import EVENT_LOG, STORE_DIR
@@ -22,7 +22,7 @@ from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vocabulary.geo import DEFAULT_REGION, Location
 from engine.vocabulary.records import Shop
-from tests.builders import ROOT, catalog_items, fashionrec, home_with_items, store_items
+from tests.builders import catalog_items, fashionrec, home_with_items, store_items
 
 STORES_CSV = "id,lat,lon,name\nP01,48.85,2.35,Louvre\nP02,48.80,2.13,Versailles\n"
 
@@ -209,37 +209,27 @@ def test_a_load_whose_stores_are_missing_says_so_and_writes_nothing(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_the_demo_never_touches_the_configured_home(tmp_path: Path) -> None:
+def test_the_demo_never_touches_the_configured_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`fashionrec demo` with FASHIONREC_HOME at a real shop added 138 synthetic items to
     it; now it runs in ./demo and says so, whatever FASHIONREC_HOME, FASHIONREC_QDRANT_URL
-    and FASHIONREC_TAXONOMY say. It runs as a user runs it: a process of its own, the
-    runtime chosen by `auto` (measured once per machine and network)."""
+    and FASHIONREC_TAXONOMY say, the runtime chosen by `auto`."""
     from cli.demo import demo_home as chosen
 
     real = tmp_path / "real"
     home_with_items(real)
     before = _placements(real)
     configured = {
-        **os.environ,
         "FASHIONREC_HOME": str(real),
         "FASHIONREC_QDRANT_URL": "http://127.0.0.1:9",  # a server nobody should write to
         "FASHIONREC_TAXONOMY": "retail",
         "COLUMNS": "200",
     }
+    monkeypatch.chdir(tmp_path)
     args = ["demo", "--backbone", "mobilenet_v2", "--products", "1", "--workers", "0"]
-
-    def demo() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cli.main", *args],
-            cwd=tmp_path,
-            env={**configured, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
-    result = demo()
-    assert result.returncode == 0, result.stderr
+    result = CliRunner().invoke(app, args, env=configured, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
     demo_home = tmp_path / "demo"
     assert f"Demo home: {demo_home}" in result.stdout
     assert "runtime: mobilenet_v2 " in result.stdout  # what auto chose, and why

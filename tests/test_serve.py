@@ -60,7 +60,6 @@ from tests.builders import (
     catalog_items,
     copy_catalog,
     fashionrec,
-    fashionrec_subprocess,
     store_items,
 )
 
@@ -768,7 +767,7 @@ def test_a_served_store_names_its_server(home: Path) -> None:
     server = _serve(home, port)
     try:
         assert json.loads((home / SERVE_FILE).read_text()) == {"url": url, "pid": server.pid}
-        held = fashionrec_subprocess("info", home=home)
+        held = fashionrec("info", home=home)
         assert held.returncode == 1
         lines = held.stderr.strip().splitlines()
         assert len(lines) == 1, held.stderr
@@ -781,7 +780,7 @@ def test_a_served_store_names_its_server(home: Path) -> None:
             ("snapshot", "create", home.parent / "copy.tar.gz"),
             ("migrate", "--to", "http://127.0.0.1:1"),
         ):
-            refused = fashionrec_subprocess(*command, home=home)
+            refused = fashionrec(*command, home=home)
             assert refused.returncode == 1, refused
             assert refused.stderr.strip().splitlines() == lines, command
     finally:
@@ -789,7 +788,7 @@ def test_a_served_store_names_its_server(home: Path) -> None:
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output
     assert not (home / SERVE_FILE).exists()
-    again = fashionrec_subprocess("info", home=home)
+    again = fashionrec("info", home=home)
     assert again.returncode == 0, again.stderr
 
 
