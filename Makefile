@@ -48,12 +48,12 @@ results: demo
 # second back-end (scripts/with-postgres.sh); those marked runtimes (OpenVINO, ONNX Runtime)
 # in a pytest process of their own.
 test: $(STAMP)
-	scripts/with-postgres.sh $(BIN)/python -m pytest -q -n auto
+	scripts/with-postgres.sh $(BIN)/python -m pytest -q -n auto --dist worksteal
 	$(BIN)/python -m pytest -q -m runtimes
 
 # The tests a change is first tried against: no full-size CNN, browser, killed or served process.
 quick: $(STAMP)
-	scripts/with-postgres.sh $(BIN)/python -m pytest -q -n auto -m "not slow and not runtimes"
+	scripts/with-postgres.sh $(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow and not runtimes"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

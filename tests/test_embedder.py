@@ -79,23 +79,23 @@ def test_bf16_keeps_each_photos_features_apart(small_catalog: DemoCatalog) -> No
 
 
 def _write_weights(path: Path, seed: int) -> torch.nn.Module:
-    """A full torchvision ResNet-50 (with its fc) saved as a state dict."""
+    """A full torchvision MobileNetV2 (with its classifier) saved as a state dict: the
+    loading path is every backbone's, the small network keeps the test quick."""
     torch.manual_seed(seed)
-    model = import_torchvision().models.resnet50()
+    model = import_torchvision().models.mobilenet_v2()
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
     return model
 
 
-@pytest.mark.slow
-def test_weights_file_is_loaded(tmp_path: Path, resnet: Embedder) -> None:
-    path = tmp_path / "resnet50.pth"
+def test_weights_file_is_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "mobilenet_v2.pth"
     reference = _write_weights(path, seed=123)
-    loaded = Embedder("resnet50", path, device="cpu", precision="fp32", runtime="torch")
+    loaded = Embedder("mobilenet_v2", path, device="cpu", precision="fp32", runtime="torch")
     assert not loaded.random_init
     batch = _batch()
     with torch.inference_mode():
-        reference.fc = torch.nn.Identity()  # type: ignore[assignment]
+        reference.classifier = torch.nn.Identity()  # type: ignore[assignment]
         expected = torch.nn.functional.normalize(
             reference.eval()(
                 (batch.float() / 255 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
@@ -104,18 +104,18 @@ def test_weights_file_is_loaded(tmp_path: Path, resnet: Embedder) -> None:
             dim=1,
         )
     np.testing.assert_allclose(loaded(batch), expected.numpy(), rtol=1e-4, atol=1e-5)
-    assert not np.allclose(loaded(batch), resnet(batch))  # not the random-init model
+    random = Embedder("mobilenet_v2", "random", device="cpu", precision="fp32", runtime="torch")
+    assert not np.allclose(loaded(batch), random(batch))  # not the random-init model
 
 
-@pytest.mark.slow
 def test_imagenet_weights_come_from_the_torch_home_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    cached = tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
+    cached = tmp_path / "hub" / "checkpoints" / "mobilenet_v2-b0353104.pth"
     _write_weights(cached, seed=7)
-    from_cache = Embedder("resnet50", "imagenet", device="cpu", precision="fp32", runtime="torch")
-    from_file = Embedder("resnet50", cached, device="cpu", precision="fp32", runtime="torch")
+    from_cache = Embedder("mobilenet_v2", "imagenet", "cpu", "fp32", runtime="torch")
+    from_file = Embedder("mobilenet_v2", cached, "cpu", "fp32", runtime="torch")
     np.testing.assert_allclose(from_cache(_batch()), from_file(_batch()), rtol=1e-5, atol=1e-6)
 
 
