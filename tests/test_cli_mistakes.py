@@ -393,7 +393,7 @@ FILE_COMMANDS = (
 
 
 @settings(
-    max_examples=40,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -406,7 +406,7 @@ def test_generated_bad_arguments_end_in_one_line(home: Path, args: list[str]) ->
 
 
 @settings(
-    max_examples=30,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

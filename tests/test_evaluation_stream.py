@@ -202,7 +202,7 @@ def two_backbones(tmp_path_factory: pytest.TempPathFactory) -> Any:
     store.close()
 
 
-PROTOCOL = Protocol(users=25, max_purchases=4, k=4, seed=11, backbones=("resnet50", "vgg16"))
+PROTOCOL = Protocol(users=12, max_purchases=4, k=4, seed=11, backbones=("resnet50", "vgg16"))
 
 
 @pytest.mark.slow

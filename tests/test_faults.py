@@ -81,18 +81,20 @@ def test_ingest_killed_mid_batch_then_rerun_stores_each_item_once(tmp_path: Path
     partial.close()
     assert 0 <= before < len(ids)  # killed part-way
 
-    rerun = _ingest(killed_home, catalog.images)
-    out, err = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, err
+    flags = ("--weights", "random", "--backbone", "mobilenet_v2", "--device", "cpu")
+    options = ("--workers", "0", "--batch-size", "2")
+    rerun = fashionrec("ingest", catalog.images, *flags, *options, home=killed_home)  # auto
+    out = rerun.stdout
+    assert rerun.returncode == 0, rerun.stderr
     assert f"ingested {len(ids) - before} · skipped {before} (already stored {before}" in out
     chosen = next(line for line in out.splitlines() if line.startswith("runtime: "))
     runtime, precision = chosen.split()[2:4]  # `runtime: mobilenet_v2 torch fp32 (auto: …`
     assert (runtime, precision) == ("torch", "fp32")  # a job this small times nothing
     assert "(auto: a job of " in chosen, chosen
-    # the reference, made in this process with the setting auto chose there
-    flags = ("--weights", "random", "--backbone", "mobilenet_v2", "--device", "cpu")
-    options = ("--workers", "0", "--batch-size", "2", "--runtime", "torch")
-    clean = fashionrec("ingest", catalog.images, *flags, *options, home=clean_home)
+    # the reference: a run never killed, with the setting auto chose
+    clean = fashionrec(
+        "ingest", catalog.images, *flags, *options, "--runtime", runtime, home=clean_home
+    )
     assert clean.returncode == 0, clean.stderr
 
     store, reference = EdgeStore(killed_home / "store"), EdgeStore(clean_home / "store")

@@ -229,7 +229,7 @@ def test_the_real_catalog_is_stored_whole_and_recommends_within_genders(tmp_path
     assert catalog.naming == Naming(built_in("retail"), "accept")
     store = EdgeStore(tmp_path / "store")
     try:
-        options = IngestOptions(batch_size=64, workers=2)
+        options = IngestOptions(batch_size=64, workers=2)  # small photos: decoded here
         summary = ingest(
             catalog, store, {FAKE: FakeEmbedder()}, options, taxonomy=built_in("retail")
         )

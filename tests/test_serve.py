@@ -113,6 +113,15 @@ def client(home: Path) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def reader(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One service for the tests that only read, or whose writes must be refused (each
+    checks that nothing changed): started once, over a copy of the pristine home."""
+    home = copy_tree(pristine, tmp_path_factory.mktemp("reader") / "home")
+    with TestClient(create_app(Settings(home=home), api_key="")) as client:
+        yield client
+
+
 def _error(response: Any, status: int) -> str:
     """The one-line error of a response that must have this status."""
     assert response.status_code == status, response.text
@@ -133,10 +142,10 @@ def _log(home: Path) -> EventLog:
 # --- reads ---------------------------------------------------------------------------------
 
 
-def test_health_and_catalog(client: TestClient) -> None:
-    health = client.get("/health")
+def test_health_and_catalog(reader: TestClient) -> None:
+    health = reader.get("/health")
     assert health.status_code == 200 and health.json()["status"] == "ok"
-    catalog = client.get("/catalog").json()
+    catalog = reader.get("/catalog").json()
     assert catalog["items"] == 30 and catalog["spaces"]["resnet50"]["dim"] == 4
     assert catalog["taxonomy"] == "deepfashion"
     assert catalog["genders"] == {"WOMEN": 18, "MEN": 12}
@@ -144,18 +153,18 @@ def test_health_and_catalog(client: TestClient) -> None:
     assert catalog["users"] == 4 and catalog["purchases"] > 0
 
 
-def test_items_are_listed_and_filtered(client: TestClient) -> None:
-    some = client.get("/items", params={"limit": 5}).json()
+def test_items_are_listed_and_filtered(reader: TestClient) -> None:
+    some = reader.get("/items", params={"limit": 5}).json()
     assert some["count"] == 30 and len(some["items"]) == 5
-    dresses = client.get("/items", params={"category": "Dresses", "gender": "WOMEN"}).json()
+    dresses = reader.get("/items", params={"category": "Dresses", "gender": "WOMEN"}).json()
     assert dresses["count"] == 6 and {i["category"] for i in dresses["items"]} == {"Dresses"}
     # the shop's own words: any case, the taxonomy's aliases
-    assert client.get("/items", params={"category": "dresses", "gender": "women"}).json() == dresses
-    _error(client.get("/items", params={"limit": 0}), 422)
+    assert reader.get("/items", params={"category": "dresses", "gender": "women"}).json() == dresses
+    _error(reader.get("/items", params={"limit": 0}), 422)
     assert "unknown category 'Spacesuits'" in _error(
-        client.get("/items", params={"category": "Spacesuits"}), 422
+        reader.get("/items", params={"category": "Spacesuits"}), 422
     )
-    assert "gender must be one of" in _error(client.get("/items", params={"gender": "Kids"}), 422)
+    assert "gender must be one of" in _error(reader.get("/items", params={"gender": "Kids"}), 422)
 
 
 def test_an_item_has_its_payload_popularity_and_store(client: TestClient, home: Path) -> None:
@@ -246,9 +255,9 @@ def test_the_masked_image_is_what_the_network_saw(
         assert "x-masked" not in unmasked.headers
 
 
-def test_the_masked_image_of_an_item_without_a_photo_is_404(client: TestClient) -> None:
-    assert "has no photo" in _error(client.get(f"/items/{NO_PHOTO}/image?masked=1"), 404)
-    framed = client.get(f"/items/{FIRST}/image?masked=1")  # no recipe recorded: framed only
+def test_the_masked_image_of_an_item_without_a_photo_is_404(reader: TestClient) -> None:
+    assert "has no photo" in _error(reader.get(f"/items/{NO_PHOTO}/image?masked=1"), 404)
+    framed = reader.get(f"/items/{FIRST}/image?masked=1")  # no recipe recorded: framed only
     assert framed.status_code == 200 and framed.headers["x-masked"] == "false"
 
 
@@ -298,21 +307,21 @@ def test_similar_is_recommend_item_json(home: Path) -> None:
     ],
 )
 def test_similar_refuses_bad_parameters(
-    client: TestClient, query: dict[str, object], status: int, message: str
+    reader: TestClient, query: dict[str, object], status: int, message: str
 ) -> None:
-    assert message in _error(client.get(f"/items/{FIRST}/similar", params=query), status)
+    assert message in _error(reader.get(f"/items/{FIRST}/similar", params=query), status)
 
 
-def test_similar_of_an_unknown_item_is_404(client: TestClient) -> None:
-    assert _error(client.get("/items/nope/similar"), 404) == "unknown item 'nope'"
+def test_similar_of_an_unknown_item_is_404(reader: TestClient) -> None:
+    assert _error(reader.get("/items/nope/similar"), 404) == "unknown item 'nope'"
 
 
-def test_similar_with_the_formula_in_qdrant_and_filters(client: TestClient) -> None:
+def test_similar_with_the_formula_in_qdrant_and_filters(reader: TestClient) -> None:
     query = {"rerank": "server", "w_visual": 0, "k": 3, "lat": 48.86, "lon": 2.35, "max_km": 500}
-    body = client.get(f"/items/{FIRST}/similar", params=query).json()
+    body = reader.get(f"/items/{FIRST}/similar", params=query).json()
     recs = body["lists"][0]["recommendations"]
     assert len(recs) == 3 and all(r["visual"] is None for r in recs)  # NaN travels as null
-    men = client.get(f"/items/{FIRST}/similar", params={"gender": "men", "k": 3}).json()
+    men = reader.get(f"/items/{FIRST}/similar", params={"gender": "men", "k": 3}).json()
     assert {r["gender"] for r in men["lists"][0]["recommendations"]} == {"MEN"}
 
 
@@ -419,17 +428,17 @@ def test_a_first_time_shopper_is_created_as_an_import_creates_them(
     )
 
 
-def test_a_post_from_a_web_page_is_refused(client: TestClient) -> None:
+def test_a_post_from_a_web_page_is_refused(reader: TestClient) -> None:
     """A page elsewhere can post a form (text/plain, urlencoded, multipart) without asking:
     writes take their own media type only, so such a post records nothing."""
-    count = client.get("/catalog").json()["purchases"]
+    count = reader.get("/catalog").json()["purchases"]
     body = json.dumps(_purchase()).encode()
     for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; b=x"):
-        refused = client.post("/purchases", content=body, headers={"Content-Type": kind})
+        refused = reader.post("/purchases", content=body, headers={"Content-Type": kind})
         assert "send the body as Content-Type: application/json" in _error(refused, 415)
-    assert client.get("/catalog").json()["purchases"] == count
+    assert reader.get("/catalog").json()["purchases"] == count
     with_charset = {"Content-Type": "application/json; charset=utf-8"}
-    assert client.post("/purchases", content=body, headers=with_charset).status_code == 201
+    assert reader.post("/purchases", content=body, headers=with_charset).status_code == 201
 
 
 def test_on_loopback_only_loopback_host_names_are_answered(home: Path) -> None:
@@ -477,10 +486,10 @@ def test_a_purchase_posted_twice_is_recorded_once(client: TestClient) -> None:
     assert client.get(f"/items/{FIRST}").json()["popularity"] == was + 2
 
 
-def test_a_purchase_needs_a_time_zone_and_a_past(client: TestClient) -> None:
-    naive = client.post("/purchases", json=_purchase(timestamp="2025-06-01T10:00:00"))
+def test_a_purchase_needs_a_time_zone_and_a_past(reader: TestClient) -> None:
+    naive = reader.post("/purchases", json=_purchase(timestamp="2025-06-01T10:00:00"))
     assert "has no time zone; add one" in _error(naive, 422)
-    ahead = client.post("/purchases", json=_purchase(timestamp="2099-01-01T00:00:00Z"))
+    ahead = reader.post("/purchases", json=_purchase(timestamp="2099-01-01T00:00:00Z"))
     assert "is in the future" in _error(ahead, 422)
 
 
@@ -520,13 +529,13 @@ def test_a_list_of_purchases_is_one_transaction(client: TestClient, home: Path) 
     ],
 )
 def test_a_bad_purchase_in_a_list_records_nothing(
-    client: TestClient, home: Path, bad: dict[str, object], status: int, message: str
+    reader: TestClient, home: Path, bad: dict[str, object], status: int, message: str
 ) -> None:
-    was = client.get(f"/items/{FIRST}").json()["popularity"]
-    count = client.get("/catalog").json()["purchases"]
-    assert message in _error(client.post("/purchases", json=[_purchase(), bad]), status)
-    assert client.get(f"/items/{FIRST}").json()["popularity"] == was
-    assert client.get("/catalog").json()["purchases"] == count
+    was = reader.get(f"/items/{FIRST}").json()["popularity"]
+    count = reader.get("/catalog").json()["purchases"]
+    assert message in _error(reader.post("/purchases", json=[_purchase(), bad]), status)
+    assert reader.get(f"/items/{FIRST}").json()["popularity"] == was
+    assert reader.get("/catalog").json()["purchases"] == count
 
 
 @pytest.mark.parametrize(
@@ -538,19 +547,19 @@ def test_a_bad_purchase_in_a_list_records_nothing(
     ],
 )
 def test_a_body_that_is_not_purchases_is_422(
-    client: TestClient, content: bytes, message: str
+    reader: TestClient, content: bytes, message: str
 ) -> None:
-    response = client.post("/purchases", content=content, headers=JSON)
+    response = reader.post("/purchases", content=content, headers=JSON)
     assert message in _error(response, 422)
 
 
-def test_bodies_over_a_megabyte_are_refused(client: TestClient) -> None:
+def test_bodies_over_a_megabyte_are_refused(reader: TestClient) -> None:
     big = json.dumps([_purchase()] * (MAX_BODY // 60)).encode()
     assert len(big) > MAX_BODY
-    assert "over" in _error(client.post("/purchases", content=big, headers=JSON), 413)
+    assert "over" in _error(reader.post("/purchases", content=big, headers=JSON), 413)
     chunks = iter([b"[" + b" " * 600_000, b" " * 600_000 + b"]"])  # no Content-Length
-    _error(client.post("/purchases", content=chunks, headers=JSON), 413)
-    assert client.get("/catalog").status_code == 200  # the service goes on
+    _error(reader.post("/purchases", content=chunks, headers=JSON), 413)
+    assert reader.get("/catalog").status_code == 200  # the service goes on
 
 
 # --- the API key ---------------------------------------------------------------------------------
@@ -597,9 +606,9 @@ def test_private_without_a_key_does_not_start(home: Path, monkeypatch: pytest.Mo
 # --- errors, the log, the page --------------------------------------------------------------------
 
 
-def test_unknown_paths_and_methods_answer_json(client: TestClient) -> None:
-    assert _error(client.get("/nowhere"), 404) == "no such path /nowhere"
-    assert _error(client.delete("/health"), 405) == "DELETE is not allowed on /health"
+def test_unknown_paths_and_methods_answer_json(reader: TestClient) -> None:
+    assert _error(reader.get("/nowhere"), 404) == "no such path /nowhere"
+    assert _error(reader.delete("/health"), 405) == "DELETE is not allowed on /health"
 
 
 def test_an_unexpected_failure_is_a_one_line_500(
@@ -635,16 +644,16 @@ def test_one_log_line_per_request(client: TestClient, caplog: pytest.LogCaptureF
     assert lines[2].startswith("POST /purchases 422 ")
 
 
-def test_the_page_and_its_files(client: TestClient) -> None:
-    page = client.get("/")
+def test_the_page_and_its_files(reader: TestClient) -> None:
+    page = reader.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert "/static/app.js" in page.text and "/static/style.css" in page.text
     for name, kind in (("app.js", "javascript"), ("style.css", "text/css")):
-        response = client.get(f"/static/{name}")
+        response = reader.get(f"/static/{name}")
         assert response.status_code == 200 and kind in response.headers["content-type"]
-    assert "access-control-allow-origin" not in client.get("/health").headers  # no CORS
-    paths = client.get("/openapi.json").json()["paths"]
+    assert "access-control-allow-origin" not in reader.get("/health").headers  # no CORS
+    paths = reader.get("/openapi.json").json()["paths"]
     assert {"/items/{item_id}/similar", "/users/{user_id}", "/purchases"} <= set(paths)
 
 
