@@ -87,6 +87,13 @@ def resnet() -> Embedder:
     return Embedder("resnet50", "random", device="cpu", precision="fp32", runtime="torch")
 
 
+@pytest.fixture(scope="session")
+def mobilenet() -> Embedder:
+    """A seeded random-init MobileNetV2 in torch on the CPU in fp32: a real network, small
+    enough that ingesting through it costs little."""
+    return Embedder("mobilenet_v2", "random", device="cpu", precision="fp32", runtime="torch")
+
+
 @pytest.fixture(params=["edge", "memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
     """An empty store on each back-end: Qdrant Edge, and qdrant-client's local mode."""

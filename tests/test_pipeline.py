@@ -38,13 +38,15 @@ def _all(store: VectorStore, catalog: DemoCatalog, vector: str | None = None) ->
 
 @pytest.mark.slow
 def test_same_points_on_edge_and_memory(
-    small_catalog: DemoCatalog, resnet: Embedder, edge_and_memory: tuple[EdgeStore, ServerStore]
+    small_catalog: DemoCatalog, mobilenet: Embedder, edge_and_memory: tuple[EdgeStore, ServerStore]
 ) -> None:
     edge, memory = edge_and_memory
     for store in (edge, memory):
-        summary = ingest(open_catalog(small_catalog.images), store, {"resnet50": resnet}, OPTIONS)
+        summary = ingest(
+            open_catalog(small_catalog.images), store, {"mobilenet_v2": mobilenet}, OPTIONS
+        )
         assert (summary.ingested, summary.failed, summary.unmasked) == (23, 0, 0)
-    a, b = _all(edge, small_catalog, "resnet50"), _all(memory, small_catalog, "resnet50")
+    a, b = _all(edge, small_catalog, "mobilenet_v2"), _all(memory, small_catalog, "mobilenet_v2")
     assert a.keys() == b.keys() and len(a) == 23
     for pid, record in a.items():
         other = b[pid]
@@ -65,22 +67,22 @@ def test_same_points_on_edge_and_memory(
         "removed": ["background", "hair", "face", "skin"],
         "popularity": 0.0,
         "trending": 0.0,
-        "weights_resnet50": "random",
-        "pooling_resnet50": "avg",
-        "runtime_resnet50": resnet.runtime,  # the fastest fp32 measured here
-        "precision_resnet50": "fp32",
+        "weights_mobilenet_v2": "random",
+        "pooling_mobilenet_v2": "avg",
+        "runtime_mobilenet_v2": mobilenet.runtime,  # the fastest fp32 measured here
+        "precision_mobilenet_v2": "fp32",
     }
 
 
 @pytest.mark.slow
 def test_stored_vector_is_the_embedding_of_the_masked_image(
-    small_catalog: DemoCatalog, resnet: Embedder, store: VectorStore
+    small_catalog: DemoCatalog, mobilenet: Embedder, store: VectorStore
 ) -> None:
-    ingest(open_catalog(small_catalog.images), store, {"resnet50": resnet}, OPTIONS)
+    ingest(open_catalog(small_catalog.images), store, {"mobilenet_v2": mobilenet}, OPTIONS)
     item = next(e for e in open_catalog(small_catalog.images) if isinstance(e, Item))
     pixels, masked = load_input(item)
-    expected = resnet(torch.from_numpy(pixels)[None])[0]
-    stored = store.retrieve([point_id(item.item_id)], vector="resnet50")[0].vector
+    expected = mobilenet(torch.from_numpy(pixels)[None])[0]
+    stored = store.retrieve([point_id(item.item_id)], vector="mobilenet_v2")[0].vector
     assert masked and stored is not None
     assert float(stored @ expected) > 0.9999
 
