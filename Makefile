@@ -49,7 +49,7 @@ results: demo
 # in a pytest process of their own.
 test: $(STAMP)
 	scripts/with-postgres.sh $(BIN)/python -m pytest -q -n auto --dist worksteal
-	$(BIN)/python -m pytest -q -m runtimes
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m runtimes
 
 # The tests a change is first tried against: no full-size CNN, browser, killed or served process.
 quick: $(STAMP)

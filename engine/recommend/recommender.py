@@ -24,7 +24,7 @@ from engine.recommend.rerank import (
     diversify,
 )
 from engine.recommend.scoring import Terms, terms
-from engine.recommend.strategies import Searcher, Source, strategy_for
+from engine.recommend.strategies import Plan, Searcher, Source
 from engine.vectorstore.base import Filter, Near, Query, Range, Record, VectorStore
 from engine.vocabulary.backbones import BACKBONES, unknown_backbone
 from engine.vocabulary.geo import Location
@@ -135,7 +135,7 @@ class Recommender:
             frozenset({str(item.payload[PRODUCT_ID])}),
             params.at,
         )
-        return self._rank([spec], params, merging=False)[0][0]
+        return self._rank([spec], params, Plan.of_lists(params))[0][0]
 
     def for_vector(self, vector: NDArray[np.float32], params: Params) -> list[Recommendation]:
         """Items like a photo's vector (of the searched space): of the gender asked for,
@@ -148,7 +148,7 @@ class Recommender:
         category = str(nearest[0].payload.get(CATEGORY)) if nearest else ""
         photo = Record(PHOTO, {ITEM_ID: PHOTO, CATEGORY: category}, vector)
         spec = _Spec(photo, params.gender, params.trendiness, frozenset(), params.at)
-        return self._rank([spec], params, merging=False)[0][0]
+        return self._rank([spec], params, Plan.of_lists(params))[0][0]
 
     def for_user(
         self, user: User, purchases: Sequence[Purchase], params: Params
@@ -170,7 +170,7 @@ class Recommender:
             _Spec(items[p.item_id], user.gender, user.trendiness, bought, user.residence)
             for p in purchases
         ]
-        lists, vectors = self._rank(specs, params, merging=True)
+        lists, vectors = self._rank(specs, params, Plan.of_merge(params))
         every = [rec for recs in lists for rec in recs]
         if params.diversity > 0:
             merged = diversify(every, vectors, params.diversity, params.k)
@@ -179,7 +179,7 @@ class Recommender:
         return UserRecommendations(user, list(zip(purchases, lists, strict=True)), merged)
 
     def _rank(
-        self, specs: Sequence[_Spec], params: Params, merging: bool
+        self, specs: Sequence[_Spec], params: Params, plan: Plan
     ) -> tuple[list[list[Recommendation]], VectorsByItem]:
         """Each spec's list by the strategy the parameters call for, and (when a merge or
         a list diversifies here) the candidates' vectors by item id."""
@@ -190,8 +190,7 @@ class Recommender:
                 "the rerank inside Qdrant ranks on the stored popularity; it cannot use a "
                 "popularity held in memory (use the client rerank)"
             )
-        strategy = strategy_for(params)
-        fetch = strategy.vectors(merging and params.diversity > 0)
+        strategy, fetch = plan.strategy, plan.vectors
         queries = [self._query(spec, params, fetch) for spec in specs]
         span = (0.0, 0.0)  # the catalog's range: min–max only
         if self.popularity is None and params.normalise == "minmax":

@@ -217,6 +217,26 @@ class QdrantMmr:
         return in_order(listing, visual, score, params.k)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A query's strategy, and whether its candidates' vectors travel: chosen once."""
+
+    strategy: Strategy
+    vectors: bool
+
+    @classmethod
+    def of_lists(cls, params: Params) -> Plan:
+        """An item's or a photo's query: its own list."""
+        strategy = strategy_for(params)
+        return cls(strategy, strategy.vectors(merging=False))
+
+    @classmethod
+    def of_merge(cls, params: Params) -> Plan:
+        """A user's queries, whose lists are then merged (diversified when λ > 0)."""
+        strategy = strategy_for(params)
+        return cls(strategy, strategy.vectors(merging=params.diversity > 0))
+
+
 def strategy_for(params: Params) -> Strategy:
     """The strategy a query's parameters call for (see the module)."""
     diverse = params.diversity > 0
