@@ -12,7 +12,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -93,7 +93,10 @@ def guard(reference: Features, candidate: Features, labels: Sequence[str]) -> Ve
 
 
 def speeds(
-    runners: Mapping[Setting, Runner], batch: Features, runs: int = SPEED_RUNS
+    runners: Mapping[Setting, Runner],
+    batch: Features,
+    runs: int = SPEED_RUNS,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[Setting, float]:
     """Images/s of each runner on one batch: the median of `runs` timings, after a warm-up
     run of each. The settings take turns, round by round, so a slow spell of the machine
@@ -103,9 +106,9 @@ def speeds(
     timings: dict[Setting, list[float]] = {setting: [] for setting in runners}
     for _ in range(runs):
         for setting, runner in runners.items():
-            start = time.perf_counter()
+            start = clock()
             runner(batch)
-            timings[setting].append(time.perf_counter() - start)
+            timings[setting].append(clock() - start)
     return {s: len(batch) / float(np.median(t)) for s, t in timings.items()}
 
 

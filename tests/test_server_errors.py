@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,10 +44,9 @@ def test_unreachable(tmp_path: Path) -> None:
 
 
 def test_too_slow(silent_server: str) -> None:
-    start = time.monotonic()
-    with pytest.raises(StoreError, match="cannot reach the Qdrant server"):
+    """A server that never answers ends in the client's timeout, said as such."""
+    with pytest.raises(StoreError, match=r"cannot reach the Qdrant server.*\(timed out\)"):
         ServerStore.connect(silent_server, timeout=1)
-    assert time.monotonic() - start < 10
 
 
 def test_server_error(failing_server: str, tmp_path: Path) -> None:
