@@ -37,7 +37,9 @@ def test_every_field_is_a_query_parameter_of_the_service(tmp_path: Path) -> None
 
 
 def test_the_page_asks_only_for_fields_of_the_query() -> None:
-    script = (ROOT / "serve" / "static" / "app.js").read_text(encoding="utf-8")
+    script = "".join(
+        p.read_text(encoding="utf-8") for p in (ROOT / "serve" / "static").glob("*.js")
+    )
     asked = set(re.findall(r'q\.set\("([a-z_]+)"', script))
     assert asked and asked <= set(FIELDS), asked - set(FIELDS)
 

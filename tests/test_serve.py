@@ -649,7 +649,10 @@ def test_the_page_and_its_files(reader: TestClient) -> None:
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert "/static/app.js" in page.text and "/static/style.css" in page.text
-    for name, kind in (("app.js", "javascript"), ("style.css", "text/css")):
+    files = [("style.css", "text/css")] + [
+        (n, "javascript") for n in ("app.js", "api.js", "render.js")
+    ]
+    for name, kind in files:
         response = reader.get(f"/static/{name}")
         assert response.status_code == 200 and kind in response.headers["content-type"]
     assert "access-control-allow-origin" not in reader.get("/health").headers  # no CORS
