@@ -4,6 +4,7 @@ and the congruence check of the two store back-ends."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -20,6 +21,7 @@ from typing import ClassVar, Final
 
 import numpy as np
 import torch
+import typer.testing
 from numpy.typing import NDArray
 from typer.testing import CliRunner
 
@@ -251,6 +253,11 @@ class CliResult:
 def _environment(home: Path) -> dict[str, str | None]:
     """FASHIONREC_HOME set, no server URL, wide lines."""
     return {"FASHIONREC_HOME": str(home), "FASHIONREC_QDRANT_URL": None, "COLUMNS": "200"}
+
+
+# typer's CliRunner builds the whole command tree from the app (≈70 ms) on every invoke: the
+# tests build it once (click commands keep no state between invocations).
+typer.testing._get_command = functools.cache(typer.testing._get_command)
 
 
 def fashionrec(*args: str | Path, home: Path) -> CliResult:
