@@ -44,16 +44,24 @@ demo: $(STAMP) weights
 results: demo
 	$(BIN)/python scripts/results.py demo/results/demo README.md
 
-# Every test, spread over the machine's cores, with a throwaway PostgreSQL for the event log's
-# second back-end (scripts/with-postgres.sh); those marked runtimes (OpenVINO, ONNX Runtime)
-# in a pytest process of their own.
+# How the suite runs: one pytest process per core (xdist, stealing work so none idles at the
+# end), each with torch and BLAS on one thread so that the processes do not fight over the
+# cores; under eatmydata where it is installed (.ci/run installs it), so that fsync and msync
+# return at once: no test cuts the power, and a killed process's writes are in the kernel's
+# page cache either way, so what the fault tests prove holds without the wait on the disk.
+SUITE := OMP_NUM_THREADS=1 $(shell command -v eatmydata 2>/dev/null) scripts/with-postgres.sh \
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
+
+# Every test, with a throwaway PostgreSQL for the event log's second back-end
+# (scripts/with-postgres.sh); those marked runtimes (OpenVINO, ONNX Runtime) in a pytest
+# process of their own.
 test: $(STAMP)
-	scripts/with-postgres.sh $(BIN)/python -m pytest -q -n auto --dist worksteal
+	$(SUITE)
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m runtimes
 
 # The tests a change is first tried against: no full-size CNN, browser, killed or served process.
 quick: $(STAMP)
-	scripts/with-postgres.sh $(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow and not runtimes"
+	$(SUITE) -m "not slow and not runtimes"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
