@@ -17,6 +17,9 @@ from engine.evaluate.holdout import (
     ABLATIONS,
     BASELINES,
     FULL,
+    PRESET_ROWS,
+    RERANK,
+    SOURCE_ABLATIONS,
     Interval,
     bootstrap,
     ranked_by,
@@ -159,7 +162,14 @@ def test_the_leave_last_out_tables(tmp_path: Path) -> None:
     store.close()
     holdout = metrics["holdout"]
     assert holdout["k"] == 5 and holdout["shoppers"] > 20
-    assert set(holdout["systems"]) == {FULL, *ABLATIONS, *BASELINES}
+    assert set(holdout["systems"]) == {
+        FULL,
+        RERANK,
+        *ABLATIONS,
+        *SOURCE_ABLATIONS.values(),
+        *PRESET_ROWS.values(),
+        *BASELINES,
+    }
     for name, measured in holdout["systems"].items():
         for metric in ("hit_rate", "ndcg", "recall"):
             got = measured[metric]
@@ -168,6 +178,7 @@ def test_the_leave_last_out_tables(tmp_path: Path) -> None:
     tables = (tmp_path / "run" / "tables.md").read_text()
     assert "## Leave-last-out" in tables and "## Ablation, leave-last-out" in tables
     assert "| trending now |" in tables and "| no visual |" in tables
+    assert "| no copurchase source |" in tables
 
 
 def test_ranked_baselines_never_list_a_bought_product() -> None:

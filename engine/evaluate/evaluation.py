@@ -20,15 +20,16 @@ import numpy as np
 
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.evaluate.baselines import Baseline, baseline_list
+from engine.evaluate.blended import Blended
 from engine.evaluate.holdout import (
     FULL,
     LABELS,
     POPULAR,
     RANDOM,
+    RERANK,
     TRENDING,
     VISUAL,
     HoldoutSum,
-    ablated,
     labels_only,
     ranked_by,
 )
@@ -53,6 +54,7 @@ from engine.recommend.columns import Columns
 from engine.recommend.recommender import Params, Recommender
 from engine.recommend.rerank import Popularity, Recommendation
 from engine.recommend.scoring import Weights
+from engine.recommend.shelf import Shelf
 from engine.recommend.strategies import Searcher
 from engine.vectorstore.base import Filter, Hit, Query, VectorStore
 from engine.vocabulary.records import Purchase, User
@@ -208,6 +210,28 @@ class Evaluation:
         self._categories = {i: str(p[CATEGORY]) for i, p in items.items.items()}
         self.holdout_engine = self.recommender()  # ranks on the popularity of each moment
         self.holdout_rng = np.random.default_rng([protocol.seed, 13])  # its baselines' own
+        self._blended: Blended | None = None
+
+    def blended(self) -> Blended:
+        """Leave-last-out's blended systems, fitted on the cohort once (walks it whole)."""
+        if self._blended is None:
+            users: list[User] = []
+            purchases: list[Purchase] = []
+            for _, chunk in self.cohort.chunks(CHUNK):
+                for user, bought in chunk:
+                    users.append(user)
+                    purchases += bought
+            space = self.protocol.backbones[0]
+            shelf = Shelf.of_store(self.store, space, self.taxonomy)
+            self._blended = Blended(
+                shelf,
+                users,
+                purchases,
+                self.taxonomy,
+                self.cohort.half_life_s,
+                self.protocol.holdout,
+            )
+        return self._blended
 
     def recommender(self) -> Recommender:
         """The engine over the store, ranking on the cohort's popularity."""
@@ -365,15 +389,14 @@ class Evaluation:
         engine = self.holdout_engine
         engine.popularity = popularity
         first, k = protocol.backbones[0], protocol.holdout_k
-        systems = {
-            FULL: protocol.weights,
-            **ablated(protocol.weights),
-            VISUAL: Weights(1.0, 0.0, 0.0, protocol.weights.gamma),
-        }
-        for name, weights in systems.items():
+        reranks = {RERANK: protocol.weights, VISUAL: Weights(1.0, 0.0, 0.0, protocol.weights.gamma)}
+        for name, weights in reranks.items():
             params = Params(first, k, max(k, protocol.candidates), weights)
             merged = engine.for_user(user, earlier, params).merged
             totals.add(name, [r.product_id for r in merged], held)
+        blended = self.blended().lists(user, earlier, later[0].timestamp, k, FULL)
+        for name, listed in blended.items():
+            totals.add(name, listed, held)
         pool = self._pool(user.gender)
         products = self._products
         listed = labels_only(

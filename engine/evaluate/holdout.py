@@ -6,8 +6,10 @@ purchase (nothing of the future). Hit rate@k, nDCG@k and recall@k per shopper; t
 with bootstrap confidence intervals over shoppers, and paired differences against the full
 model (the same resampled shoppers for every system).
 
-Systems: the full model; the ablations (each term's weight set to 0 in the rerank of the
-same ANN candidates); visual kNN (w_v = 1, the cosine alone); labels only (category and
+Systems: the full model (candidates from every source, weights fitted on the cohort's
+earlier purchases: engine.evaluate.blended), without each source, with each term switched
+off, and with the hand-set presets' weights; the visual rerank of today's single source with
+the protocol's weights; visual kNN (w_v = 1, the cosine alone); labels only (category and
 popularity over every item the shopper is shown, no vision at all); random; most popular
 (all-time); trending now (decayed purchases, the half-life in force).
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -24,30 +26,25 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from engine.catalog.taxonomy import Taxonomy
+from engine.recommend.pool import SOURCES
 from engine.recommend.rerank import Popularity
-from engine.recommend.scoring import Weights
+from engine.recommend.scoring import PRESETS, Weights
 from engine.vocabulary.records import Purchase
 
 RESAMPLES: Final = 1000
 LEVEL: Final = 0.95
 FULL: Final = "full model"
+RERANK: Final = "visual rerank (protocol weights)"
 VISUAL: Final = "visual kNN (w_v = 1)"
 LABELS: Final = "labels only (category + popularity)"
 RANDOM: Final = "random"
 POPULAR: Final = "most popular (all-time)"
 TRENDING: Final = "trending now"
 BASELINES: Final = (VISUAL, LABELS, RANDOM, POPULAR, TRENDING)
-ABLATIONS: Final = ("no popularity", "no visual", "no category")
+ABLATIONS: Final = ("no popularity", "no visual", "no category")  # the full model's terms
+SOURCE_ABLATIONS: Final = {source: f"no {source} source" for source in SOURCES}
+PRESET_ROWS: Final = {name: f"every source, {name} weights" for name in PRESETS}
 METRICS: Final = ("hit_rate", "ndcg", "recall")
-
-
-def ablated(weights: Weights) -> dict[str, Weights]:
-    """The full model's weights with each term switched off."""
-    return {
-        "no popularity": replace(weights, popularity=0.0),
-        "no visual": replace(weights, visual=0.0),
-        "no category": replace(weights, category=0.0),
-    }
 
 
 def scores(listed: Sequence[str], held: set[str], k: int) -> tuple[float, float, float]:

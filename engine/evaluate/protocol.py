@@ -127,6 +127,7 @@ class Cohort(ABC):
 
     popularity: Popularity
     mode: PopularityMode  # which popularity the systems rank on
+    half_life_s: float  # trending's half-life
 
     @property
     @abstractmethod
@@ -228,6 +229,7 @@ class LoggedCohort(Cohort):
         mode: PopularityMode = "all-time",
     ) -> None:
         self.log, self.user_ids, self.popularity, self.mode = log, user_ids, popularity, mode
+        self.half_life_s = log.popularity_settings().half_life_days * DAY_S
 
     @property
     def total(self) -> int:

@@ -14,7 +14,7 @@ from typing import Any, Final
 from engine.errors import FashionrecError, NotFoundError
 from engine.evaluate.evaluation import Evaluation
 from engine.evaluate.figures import recommendation_grid, sweep_plot
-from engine.evaluate.holdout import ABLATIONS, FULL, METRICS, HoldoutSum
+from engine.evaluate.holdout import ABLATIONS, FULL, METRICS, SOURCE_ABLATIONS, HoldoutSum
 from engine.evaluate.metrics import Accuracy, markdown
 from engine.vocabulary.records import Purchase, User
 from engine.vocabulary.schema import IMAGE, provenance_text
@@ -151,11 +151,13 @@ def run(
             f"## Leave-last-out ({first}; {totals.holdout.shoppers} shoppers, the last "
             f"{protocol.holdout} purchase(s) held out, k {k})\n\n"
             "Means over shoppers with 95 % bootstrap intervals; Δ: the paired difference "
-            "from the full model.\n\n" + markdown(_holdout_header(k, ("system",)), rows_holdout)
+            "from the full model (candidates from every source, weights fitted on the "
+            "shoppers' earlier purchases, never a held-out one).\n\n"
+            + markdown(_holdout_header(k, ("system",)), rows_holdout)
         )
         sections.append(
-            f"## Ablation, leave-last-out ({first}; each term's weight set to 0)\n\n"
-            + markdown(_holdout_header(k, ("removed",)), rows_ablation)
+            f"## Ablation, leave-last-out ({first}; each source left out, each term's "
+            "weights set to 0)\n\n" + markdown(_holdout_header(k, ("removed",)), rows_ablation)
         )
     if rows_diversity:
         sections.append(
@@ -207,7 +209,8 @@ def _holdout(
             *(measured[m].text() for m in METRICS),
             "—" if delta is None else delta.text(),
         ]
-        (ablations if name in ABLATIONS else rows).append(row)
+        removed = name in ABLATIONS or name in SOURCE_ABLATIONS.values()
+        (ablations if removed else rows).append(row)
     full = next(r for r in rows if r[0] == FULL)
     return as_json, rows, [full, *ablations]
 
