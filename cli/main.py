@@ -22,6 +22,7 @@ from cli.shoppers import popularity_app, purchases_app, simulate_command, users_
 from cli.shops import app as shops_app
 from cli.snapshot import app as snapshot_app
 from cli.taxonomy import app as taxonomy_app
+from cli.tune import tune_command
 from cli.weights import app as weights_app
 from engine.errors import FashionrecError
 
@@ -116,6 +117,7 @@ app.command("simulate")(simulate_command)
 app.command("recommend")(recommend_command)
 app.command("serve")(serve_command)
 app.command("evaluate")(evaluate_command)
+app.command("tune")(tune_command)
 app.command("show")(show_command)
 app.command("export")(export_command)
 app.command("migrate")(migrate_command)

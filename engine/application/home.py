@@ -12,6 +12,7 @@ from engine.application.base import PhotoNetworks
 from engine.application.catalog import CatalogUses
 from engine.application.ranking import RankingUses
 from engine.application.shoppers import ShopperUses
+from engine.application.tuning import TuningUses
 from engine.catalog.taxonomy import Taxonomy, deepfashion, load
 from engine.errors import StoreError, one_line
 from engine.events.eventlog import EventLog
@@ -23,7 +24,7 @@ from engine.vectorstore.base import VectorStore
 logger = logging.getLogger("fashionrec")
 
 
-class Application(CatalogUses, RankingUses, ShopperUses):
+class Application(CatalogUses, RankingUses, ShopperUses, TuningUses):
     """One home, held open: the use-cases over its store and event log."""
 
     @classmethod

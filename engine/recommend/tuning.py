@@ -171,7 +171,7 @@ def fit(
     return {f: round(float(w), 6) for f, w in zip(FEATURES, weights, strict=True)}
 
 
-def tune(shelf: Shelf, log: Log, start: datetime) -> Profile:
+def tune(shelf: Shelf, log: Log, start: datetime, space: str) -> Profile:
     """Fit on the purchases before the split, validate on each shopper's later ones (the
     latest VALIDATION share of the log); ConfigError when the log is too small."""
     counts = np.bincount(log.shoppers, minlength=len(log.trendiness))
@@ -203,6 +203,7 @@ def tune(shelf: Shelf, log: Log, start: datetime) -> Profile:
             "fitted_purchases": len(fitted_on),
             "validated_purchases": len(validated_on),
             "shoppers": enough,
+            "space": space,
             "k": K,
         },
     )

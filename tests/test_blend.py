@@ -1,0 +1,171 @@
+"""Candidates from several sources and weights learned from the log: the pool (what each
+source brings, the features every candidate has), ranking profiles, and tuning on a time
+split (its refusal, its repeatability, what it learns)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.catalog.taxonomy import deepfashion
+from engine.errors import ConfigError
+from engine.recommend.pool import FEATURES, Moment, pool
+from engine.recommend.profile import PRESET_PROFILES, Profile, ranked
+from engine.recommend.shelf import Shelf
+from engine.recommend.tuning import MIN_SHOPPERS, Log, fit, hit_rate, listed_by, tune
+from engine.vectorstore.edge import EdgeStore
+from engine.vocabulary.geo import Location
+from engine.vocabulary.records import Purchase, User
+from tests.builders import build_catalog, fashionrec, home_with_items
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def shelf_of(vectors: list[list[float]], genders: list[str], categories: list[str]) -> Shelf:
+    """A shelf of one item per product, items i0, i1, …"""
+    taxonomy = deepfashion()
+    names = sorted(set(categories) | set(taxonomy.categories))
+    matrix = np.asarray(vectors, dtype=np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    n = len(vectors)
+    return Shelf(
+        [f"i{i}" for i in range(n)],
+        np.arange(n, dtype=np.int64),
+        [f"p{i}" for i in range(n)],
+        np.array(genders),
+        np.array([names.index(c) for c in categories], dtype=np.int64),
+        names,
+        np.array([[taxonomy(a, b) for b in names] for a in names]),
+        matrix,
+    )
+
+
+def test_each_source_brings_its_candidates_and_every_candidate_has_every_feature() -> None:
+    shelf = shelf_of(
+        [[1, 0], [0.9, 0.1], [0, 1], [0.1, 1], [0.5, 0.5], [1, 0.05]],
+        ["WOMEN", "WOMEN", "WOMEN", "WOMEN", "MEN", "WOMEN"],
+        ["Dresses", "Dresses", "Skirts", "Dresses", "Denim", "Skirts"],
+    )
+    sales = np.array([0.0, 0.0, 5.0, 1.0, 9.0, 0.0])
+    # shopper 1 bought i0 then i3; shopper 0 (the one asking) bought i0
+    moment = Moment.of(sales, np.array([1, 1, 0]), np.array([0, 3, 0]))
+    found = pool(shelf, moment, [0], 1.0, frozenset({"WOMEN"}), 0, per_source=1)
+    brought = dict(zip(found.rows.tolist(), found.sources, strict=True))
+    assert brought[5] == ("visual",)  # the nearest other product
+    assert brought[2] == ("trending",)  # the best seller she is shown (i4 is MEN's)
+    assert brought[3] == ("category", "copurchase")  # Dresses' best seller; bought with i0
+    assert 0 not in brought and 4 not in brought  # bought; another gender
+    assert found.features.shape == (3, len(FEATURES))
+    features = dict(zip(FEATURES, found.features[list(brought).index(2)], strict=True))
+    assert features["visual_best"] == pytest.approx(0.0, abs=1e-6)  # its cosine, computed
+    assert features["popularity"] == pytest.approx(0.8)  # 2nd of 6 by sales (rank 4 / 5)
+    assert features["sales"] == pytest.approx(np.log1p(5.0))
+    assert features["match"] == pytest.approx(1 - 0.2**2)
+    assert features["untrendy_visual"] == 0.0  # t = 1
+
+
+def test_copurchases_count_other_shoppers_weighted_by_shared_items() -> None:
+    moment = Moment.of(np.zeros(4), np.array([0, 0, 1, 1, 1, 2]), np.array([0, 1, 0, 1, 2, 3]))
+    counts = moment.copurchases([0, 1], shopper=0)
+    assert counts.tolist() == [2.0, 2.0, 2.0, 0.0]  # shopper 1 shares two items; 2 none
+
+
+def test_a_profile_is_kept_in_the_home_and_a_damaged_one_is_named(tmp_path: Path) -> None:
+    profile = Profile("tuned", {"sales": 1.5, "visual_mean": 2.0}, {"tuned": 0.2}, {"k": 10})
+    profile.save(tmp_path)
+    assert Profile.load(tmp_path) == profile
+    (tmp_path / "profile.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="profile.json: not a ranking profile"):
+        Profile.load(tmp_path)
+    with pytest.raises(ConfigError, match="unknown features colour"):
+        Profile("x", {"colour": 1.0})
+    assert Profile.load(tmp_path / "none") is None
+
+
+def test_ranked_lists_distinct_products_by_relevance() -> None:
+    shelf = shelf_of([[1, 0], [0, 1], [1, 1]], ["WOMEN"] * 3, ["Dresses"] * 3)
+    shelf.products[:] = [0, 0, 1]  # i0 and i1: one product
+    found = pool(
+        shelf, Moment.of(np.zeros(3), np.zeros(0, np.int64), np.zeros(0, np.int64)), [2], 0.5, None
+    )
+    assert ranked(found, np.array([0.1, 0.9]), shelf.products, 5) == [1]
+
+
+def trend_log(shelf: Shelf, shoppers: int, seed: int) -> tuple[list[User], list[Purchase]]:
+    """Shoppers who each buy, over days, an item among the five best sellers so far."""
+    rng = np.random.default_rng(seed)
+    users = [User(f"u{n}", "WOMEN", 0.8, Location(48.8, 2.3)) for n in range(shoppers)]
+    sold = np.zeros(len(shelf))
+    women = np.flatnonzero(shelf.shown(frozenset({"WOMEN", "UNISEX"})))
+    purchases = []
+    for day in range(60):
+        for user in rng.choice(users, size=shoppers // 10, replace=False):
+            top = women[np.argsort(-sold[women] - rng.random(len(women)) * 0.5)[:5]]
+            item = int(rng.choice(top))
+            sold[item] += 1
+            when = START + timedelta(days=day, minutes=int(rng.integers(0, 1000)))
+            purchases.append(Purchase(user.id, shelf.item_ids[item], when, None))
+    return users, sorted(purchases, key=lambda p: p.timestamp)
+
+
+def test_tuning_learns_from_the_log_what_sells_and_is_repeatable(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "store")
+    build_catalog(store, products_per_category=2)
+    taxonomy = deepfashion()
+    shelf = Shelf.of_store(store, "resnet50", taxonomy)
+    store.close()
+    users, purchases = trend_log(shelf, 80, seed=1)
+    log = Log.of(users, purchases, shelf, taxonomy, 7 * 86400.0, START)
+    profile = tune(shelf, log, START, "resnet50")
+    assert profile.weights["sales"] + profile.weights["popularity"] > 0
+    assert profile.validation["tuned"] > profile.validation["default"]
+    assert profile.fitted["validated_purchases"] > 0 and profile.fitted["space"] == "resnet50"
+    assert tune(shelf, log, START, "resnet50") == profile  # the same log, the same profile
+    # a time split: nothing at or after a purchase is in the sales it is predicted from
+    example = log.examples(np.ones(len(log.items), dtype=bool))[-1]
+    moment = log.moment(example.second)
+    assert moment.sales.sum() < len(log.items) and len(moment.bought) == int(
+        (log.seconds < example.second).sum()
+    )
+    scored = hit_rate(shelf, [example], listed_by(shelf, log, profile))
+    assert scored.shape == (1,)
+    assert set(fit(shelf, log, log.examples(log.seconds < example.second))) == set(FEATURES)
+
+
+def test_tuning_refuses_a_log_too_small_and_says_how_many_it_needs(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "store")
+    build_catalog(store, products_per_category=1)
+    taxonomy = deepfashion()
+    shelf = Shelf.of_store(store, "resnet50", taxonomy)
+    store.close()
+    users, purchases = trend_log(shelf, 20, seed=2)
+    log = Log.of(users, purchases, shelf, taxonomy, 7 * 86400.0, START)
+    with pytest.raises(ConfigError, match=f"needs at least {MIN_SHOPPERS}"):
+        tune(shelf, log, START, "resnet50")
+    assert set(PRESET_PROFILES) == {"default", "paper"}
+
+
+def test_the_tune_command(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home_with_items(home)
+    refused = fashionrec("tune", home=home)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"error: the log has 0 shoppers with 2 or more purchases; tuning needs at least "
+        f"{MIN_SHOPPERS} (the hand-set weights stay in use)"
+    ]
+    assert not (home / "profile.json").exists()
+    assert (
+        fashionrec("simulate", "--users", "90", "--max-purchases", "5", home=home).returncode == 0
+    )
+    tuned = fashionrec("tune", home=home)
+    assert tuned.returncode == 0, tuned.stderr
+    assert "validation: hit rate@10" in tuned.stdout and "saved to" in tuned.stdout
+    saved = json.loads((home / "profile.json").read_text())
+    assert set(saved["validation"]) == {"tuned", "default", "paper"}
+    assert fashionrec("tune", home=home).returncode == 0
+    assert json.loads((home / "profile.json").read_text()) == saved  # twice: the same
