@@ -153,7 +153,7 @@ def evaluate_command(
     names = [b.strip() for b in (backbones or "").split(",") if b.strip()]
     Params(k=query.k, candidates=query.candidates, weights=weights)  # checked as it is made
     lambdas = DIVERSITY_SWEEP if diversity_sweep else ()
-    how = normalise_named(normalise or preset_normalise(query.preset))
+    how = normalise_named(normalise or preset_normalise(query.hand_set))
     if use_log and shoppers != "paper":
         raise fail("--shoppers simulates; with --use-log the log's shoppers are evaluated")
     run_dir = out / (name or time.strftime("%Y%m%d-%H%M%S"))

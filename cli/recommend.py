@@ -68,6 +68,7 @@ def decimals(values: list[float], least: int, most: int = 8) -> int:
 
 # the order optional columns are dropped in when the terminal is too narrow
 _DROP_ORDER: Final = (
+    "sources",
     "product",
     "gender",
     "match",
@@ -114,6 +115,11 @@ def _columns(recs: list[Recommendation]) -> list[_Column]:
         _Column("match", [f"{r.popularity_term:.3f}" for r in recs]),
         _Column("cat.", [f"{r.category_sim:.2g}" for r in recs]),
         _Column("relev.", [f"{r.relevance:.{relevance}f}" for r in recs]),
+        *(
+            [_Column("sources", [" ".join(r.sources) for r in recs], fold=8, right=False)]
+            if any(r.sources for r in recs)
+            else []
+        ),
     ]
 
 
@@ -181,6 +187,8 @@ def _legend(found: Recommended, trendiness: str, preset: str, gone: set[str]) ->
         if found.normalise == "rank"
         else "popularity scaled to 0..1 over the catalog (min–max)"
     )
+    if found.profile is not None:
+        return _blended_legend(found, trendiness, gone)
     formula = (
         f"relev. = {weights.visual:g}·visual + {weights.popularity:g}·match + "
         f"{weights.category:g}·cat."
@@ -202,6 +210,29 @@ def _legend(found: Recommended, trendiness: str, preset: str, gone: set[str]) ->
             f"not shown for want of width: {', '.join(sorted(gone))} (a wider terminal, "
             "--json or --csv shows every term)"
         )
+    return "\n".join(lines)
+
+
+def _blended_legend(found: Recommended, trendiness: str, gone: set[str]) -> str:
+    """The legend of a blended list: the sources, the columns and the fitted weights."""
+    profile = found.profile
+    assert profile is not None
+    scores = ", ".join(f"{name} {value:.3f}" for name, value in profile.validation.items())
+    strongest = sorted(profile.weights.items(), key=lambda kv: -abs(kv[1]))[:5]
+    lines = [
+        "sources: visual (neighbours of the purchases), trending (selling now), category "
+        "(best sellers of the categories bought), copurchase (bought by the same shoppers)",
+        f"visual: the best cosine of the {found.vectors.space} embeddings to a purchase · "
+        "pop.: percentile rank of the sales now · "
+        f"match: 1 − |pop. − t|^γ, t = {trendiness} · cat.: category similarity · "
+        "km: distance to the item's shop",
+        "relev. = the fitted profile's weighted sum of every feature (`fashionrec tune`; "
+        f"validation hit rate@{profile.fitted.get('k', 10)}: {scores}); the strongest: "
+        + ", ".join(f"{name} {weight:+.2f}" for name, weight in strongest)
+        + " (--preset default ranks by the hand-set weights)",
+    ]
+    if gone:
+        lines.append(f"not shown for want of width: {', '.join(sorted(gone))}")
     return "\n".join(lines)
 
 
@@ -255,7 +286,7 @@ def recommend_command(
             for r in ranked.recommendations:
                 writer.writerow((ranked.list, *(getattr(r, c) for c in COLUMNS)))
     else:
-        _print_tables(found, query.preset, params)
+        _print_tables(found, query.hand_set if found.profile is None else "tuned", params)
 
 
 def _recommended(

@@ -16,7 +16,9 @@ from engine.catalog.taxonomy import key as category_key
 from engine.errors import ConfigError, NotFoundError
 from engine.events.eventlog import EventLog
 from engine.popularity.upkeep import Marks
+from engine.recommend.blended import Blender
 from engine.recommend.columns import Columns
+from engine.recommend.profile import Profile
 from engine.recommend.recommender import Recommender
 from engine.settings import Settings
 from engine.vectorstore.base import VectorStore
@@ -60,6 +62,7 @@ class Home:
         # store, held alone meanwhile; serve/copies.py); None: to this store
         self.home_writer: Callable[[], AbstractContextManager[Home]] | None = None
         self._recommender: Recommender | None = None  # kept while taxonomy and table stay
+        self._blender: Blender | None = None
 
     @contextmanager
     def writing(self) -> Iterator[Home]:
@@ -71,6 +74,16 @@ class Home:
             return
         with self.home_writer() as home:
             yield home
+
+    def blender(self) -> Blender:
+        """The blended ranking over this home's store and log (made on first use)."""
+        if self._blender is None or self._blender.taxonomy is not self.taxonomy:
+            self._blender = Blender(self.store, self.log, self.taxonomy)
+        return self._blender
+
+    def profile(self) -> Profile | None:
+        """The home's fitted ranking profile, if it has one (`fashionrec tune`)."""
+        return Profile.load(self.settings.home)
 
     def recommender(self, table: bool = False) -> Recommender:
         """The recommender; with `table` (a process that answers many queries) it reads the

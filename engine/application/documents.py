@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.recommend.profile import Profile
 from engine.recommend.rerank import Recommendation
 from engine.recommend.scoring import Weights
 from engine.vocabulary.geo import Location
@@ -82,6 +83,7 @@ class Recommended:
     user: User | None = None
     normalise: str = "rank"  # how NormPop was made: percentile rank, or min–max
     strategy: str = "client"  # the search strategy that ran (engine/recommend/strategies.py)
+    profile: Profile | None = None  # the fitted profile that ranked (strategy "blended")
 
 
 def recommended_from(document: Mapping[str, Any]) -> Recommended:
@@ -94,7 +96,13 @@ def recommended_from(document: Mapping[str, Any]) -> Recommended:
         Weights(**document["weights"]),
         str(document["popularity"]),
         [
-            Ranked(ranked["list"], [Recommendation(**r) for r in ranked["recommendations"]])
+            Ranked(
+                ranked["list"],
+                [
+                    Recommendation(**{**r, "sources": tuple(r.get("sources", ()))})
+                    for r in ranked["recommendations"]
+                ],
+            )
             for ranked in document["lists"]
         ],
         item=document.get("item"),
@@ -103,6 +111,7 @@ def recommended_from(document: Mapping[str, Any]) -> Recommended:
         else User(user["id"], user["gender"], user["trendiness"], Location(**user["residence"])),
         normalise=str(document.get("normalise", "rank")),
         strategy=str(document.get("strategy", "client")),
+        profile=None if not document.get("profile") else Profile(**document["profile"]),
     )
 
 

@@ -19,6 +19,8 @@ from engine.catalog.framing import Framing
 from engine.catalog.inputs import load_photo, unreadable
 from engine.errors import ConfigError, NotFoundError
 from engine.events.trending import PopularitySettings
+from engine.recommend.blended import BLENDED
+from engine.recommend.profile import Profile
 from engine.recommend.recommender import PHOTO, Params
 from engine.recommend.rerank import Recommendation
 from engine.recommend.strategies import strategy_for
@@ -46,19 +48,47 @@ class RankingUses(Home):
         gender = None if params.gender is None else self.gender(params.gender)
         category = None if not params.category else self.category(params.category)
         asked = replace(params, space=space, popularity=mode, gender=gender, category=category)
-        return asked, replace(settings, mode=mode)
+        return replace(asked, profile=self._profile_for(asked)), replace(settings, mode=mode)
+
+    def _profile_for(self, params: Params) -> Profile | None:
+        """The home's fitted profile when it ranks this query: asked for (`--preset tuned`,
+        ConfigError without one), or by default when no weights were given, the rerank is
+        the client's and nothing diversifies."""
+        if params.tuned == "never":
+            return None
+        profile = self.profile()
+        if params.tuned == "always":
+            if profile is None:
+                raise ConfigError("--preset tuned: no fitted profile; run `fashionrec tune`")
+            return profile
+        plain = params.rerank == "client" and params.diversity == 0
+        if profile is None or not plain or profile.fitted.get("space") != params.space:
+            return None
+        return profile
 
     def similar(self, item_id: str, params: Params) -> Recommended:
-        """Items like this one, every term of each (`recommend --item`)."""
+        """Items like this one, every term of each (`recommend --item`): blended by the
+        home's fitted profile when it ranks, else reranked."""
         asked, settings = self.in_force(params)
-        recs = self.recommender().for_item(item_id, asked)
+        if asked.profile is not None:
+            days = settings.half_life_days
+            recs = self.blender().for_item(item_id, asked, asked.profile, days)
+        else:
+            recs = self.recommender().for_item(item_id, asked)
         return self._recommended(asked, settings, [Ranked(f"like {item_id}", recs)], item=item_id)
 
     def for_user(self, user_id: str, params: Params) -> Recommended:
         """Top-k after each of a user's purchases, and one merged list (`recommend --user`)."""
         asked, settings = self.in_force(params)
         user = self.known_user(user_id)
-        result = self.recommender().for_user(user, list(self.log.purchases(user.id)), asked)
+        purchases = list(self.log.purchases(user.id))
+        if asked.profile is not None:
+            if not purchases:
+                raise NotFoundError(f"user {user.id!r} has no purchases to recommend from")
+            days = settings.half_life_days
+            recs = self.blender().for_user(user, purchases, asked, asked.profile, days)
+            return self._recommended(asked, settings, [Ranked("merged", recs)], user=user)
+        result = self.recommender().for_user(user, purchases, asked)
         lists = [Ranked(f"after {p.item_id}", recs) for p, recs in result.per_purchase]
         merged = [*lists, Ranked("merged", result.merged)]
         return self._recommended(asked, settings, merged, user=user)
@@ -68,7 +98,7 @@ class RankingUses(Home):
         embedded as the store's vectors of the searched space were made: of the gender
         asked for, else any; t as given (0.5 by default). `recommend --image` and
         `POST /search`."""
-        asked, settings = self.in_force(params)
+        asked, settings = self.in_force(replace(params, tuned="never"))  # not yet blended
         vector = self.photo_vector(photo, asked.searched, name)
         recs = self.recommender().for_vector(vector, asked)
         return self._recommended(asked, settings, [Ranked("like the photo", recs)], item=PHOTO)
@@ -148,6 +178,7 @@ class RankingUses(Home):
             settings.text(),
             self._described(lists, settings),
             normalise=params.normalise,
-            strategy=strategy_for(params).name,
+            strategy=BLENDED if params.profile is not None else strategy_for(params).name,
+            profile=params.profile,
             **header,
         )

@@ -28,7 +28,3 @@ class TuningUses(Home):
         profile = tune(shelf, log, start, space)
         profile.save(self.settings.home)
         return profile
-
-    def profile(self) -> Profile | None:
-        """The home's fitted profile, if any."""
-        return Profile.load(self.settings.home)

@@ -12,6 +12,7 @@ from typing import Final
 import numpy as np
 
 from engine.catalog.taxonomy import Taxonomy
+from engine.errors import ConfigError
 from engine.evaluate.holdout import PRESET_ROWS, SOURCE_ABLATIONS
 from engine.recommend.pool import SOURCES, Pool, pool
 from engine.recommend.profile import PRESET_PROFILES, Profile, ranked
@@ -46,7 +47,11 @@ class Blended:
         kept = np.ones(len(self.log.items), dtype=bool)
         for shopper in np.unique(self.log.shoppers):
             kept[np.flatnonzero(self.log.shoppers == shopper)[-holdout:]] = False
-        self.profile = Profile("tuned", fit(shelf, self.log, self.log.examples(kept), kept))
+        try:
+            weights = fit(shelf, self.log, self.log.examples(kept), kept)
+            self.profile = Profile("tuned", weights)
+        except ConfigError:  # too few earlier purchases: the hand-set weights rank
+            self.profile = replace(PRESET_PROFILES["default"], name="default (too few to fit)")
 
     @staticmethod
     def names(full: str) -> list[str]:
@@ -70,7 +75,8 @@ class Blended:
         moment = log.moment((when - self.start).total_seconds())
         shopper = self.code.get(user.id)
         shown = None if shopper is None else log.shown[shopper]
-        found = pool(shelf, moment, history, user.trendiness, shown, shopper)
+        allowed = shelf.allowed(history, shown)
+        found = pool(shelf, shelf, moment, history, user.trendiness, allowed, shopper)
         tuned = self.profile.scores(found)
 
         def products(p: Pool, relevance: np.ndarray) -> list[str]:
@@ -94,4 +100,5 @@ def _subset(found: Pool, keep: np.ndarray) -> Pool:
         found.rows[keep],
         [s for s, kept in zip(found.sources, keep, strict=True) if kept],
         found.features[keep],
+        found.closest[keep],
     )

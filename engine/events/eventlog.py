@@ -170,6 +170,11 @@ class EventLog:
         ).fetchone()
         return None if row is None else User(row[0], row[1], row[2], Location(row[3], row[4]))
 
+    def users(self) -> list[User]:
+        """Every user, by id."""
+        rows = self.db.execute("SELECT id, gender, trendiness, lat, lon FROM users ORDER BY id")
+        return [User(r[0], r[1], r[2], Location(r[3], r[4])) for r in rows]
+
     def user_ids(self) -> list[str]:
         """Every user id, sorted."""
         return [r[0] for r in self.db.execute("SELECT id FROM users ORDER BY id")]

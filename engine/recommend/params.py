@@ -12,11 +12,13 @@ from engine.events.trending import PopularityMode
 from engine.helpers import choice
 from engine.popularity.normpop import DEFAULT_NORMALISE, Stored
 from engine.recommend.diversity import check_diversity
+from engine.recommend.profile import Profile
 from engine.recommend.scoring import Weights
 from engine.spaces.registry import DEFAULT_BACKBONE
 from engine.vocabulary.geo import Location
 
 Rerank = Literal["client", "server"]
+Tuned = Literal["auto", "always", "never"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class Params:
     min_price: float | None = None  # only items with a price in this range
     max_price: float | None = None
     in_stock: bool = True  # leave out items marked out of stock
+    tuned: Tuned = "auto"  # the home's fitted profile: when it has one, always (or fail), never
+    profile: Profile | None = None  # the blended ranking's profile in force (the application's)
 
     @property
     def searched(self) -> str:

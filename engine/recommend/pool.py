@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from engine.popularity.normpop import normalised
-from engine.recommend.shelf import Shelf
+from engine.recommend.shelf import Shelf, best_rows
 
 SOURCES: Final = ("visual", "trending", "category", "copurchase")
 FEATURES: Final = (
@@ -88,56 +88,72 @@ class Pool:
     rows: NDArray[np.int64]
     sources: list[tuple[str, ...]]
     features: NDArray[np.float64]  # rows × FEATURES
+    closest: NDArray[np.int64]  # the position in the history of each one's nearest item
+
+
+class Looks(Protocol):
+    """How items look to the pool: a shelf's own vectors (engine.recommend.shelf), or the
+    vector store's search (engine.recommend.blended)."""
+
+    def neighbours(
+        self, history: NDArray[np.int64], allowed: NDArray[np.bool_], n: int
+    ) -> NDArray[np.int64]:
+        """The n allowed rows with the best cosine to any of the history's rows."""
+        ...
+
+    def similarity(
+        self, history: NDArray[np.int64], rows: NDArray[np.int64]
+    ) -> NDArray[np.float64]:
+        """The cosine of each history row (one a line) to each of the rows."""
+        ...
 
 
 def pool(
     shelf: Shelf,
+    looks: Looks,
     moment: Moment,
     history: Sequence[int],
     trendiness: float,
-    genders: frozenset[str] | None,
+    allowed: NDArray[np.bool_],
     shopper: int | None = None,
     sources: Sequence[str] = SOURCES,
     gamma: float = 2.0,
     per_source: int = PER_SOURCE,
 ) -> Pool:
-    """The candidates of a shopper who bought `history` (item rows, oldest first)."""
+    """The candidates, among the allowed rows, of a shopper who bought `history` (item rows,
+    oldest first; `shopper` their code in the moment's purchases, if they have one)."""
     hist = np.asarray(history, dtype=np.int64)
-    allowed = shelf.shown(genders) & ~np.isin(shelf.products, shelf.products[hist])
-    similarity = shelf.vectors[hist] @ shelf.vectors.T
-    best = similarity.max(axis=0)
     copurchase = moment.copurchases(hist, shopper)
     by_source: dict[str, NDArray[np.int64]] = {}
     if "visual" in sources:
-        by_source["visual"] = _best(best, allowed, per_source)
+        by_source["visual"] = looks.neighbours(hist, allowed, per_source)
+    selling = allowed & (moment.sales > 0)
     if "trending" in sources:
-        by_source["trending"] = _best(moment.sales, allowed & (moment.sales > 0), per_source)
+        by_source["trending"] = best_rows(moment.sales, selling, per_source)
     if "category" in sources:
-        bought = np.unique(shelf.categories[hist])
-        selling = allowed & (moment.sales > 0)
         found = [
-            _best(moment.sales, selling & (shelf.categories == c), PER_CATEGORY) for c in bought
+            best_rows(moment.sales, selling & (shelf.categories == c), PER_CATEGORY)
+            for c in np.unique(shelf.categories[hist])
         ]
         by_source["category"] = np.concatenate(found) if found else np.zeros(0, np.int64)
     if "copurchase" in sources:
-        by_source["copurchase"] = _best(copurchase, allowed & (copurchase > 0), per_source)
+        by_source["copurchase"] = best_rows(copurchase, allowed & (copurchase > 0), per_source)
     rows = np.unique(np.concatenate([*by_source.values(), np.zeros(0, np.int64)]))
     brought = [tuple(s for s, found in by_source.items() if row in found) for row in rows]
-    counts = np.bincount(shelf.categories[hist], minlength=len(shelf.category_names))
-    share = counts / len(hist)
-    norm, sales = moment.norm[rows], np.log1p(moment.sales[rows])
-    mean, cop = similarity[:, rows].mean(axis=0), np.log1p(copurchase[rows])
+    similarity = looks.similarity(hist, rows).reshape(len(hist), len(rows))
+    share = np.bincount(shelf.categories[hist], minlength=len(shelf.category_names)) / len(hist)
+    catsim = shelf.catsim[np.unique(shelf.categories[hist])][:, shelf.categories[rows]]
+    norm, cop = moment.norm[rows], np.log1p(copurchase[rows])
+    mean = similarity.mean(axis=0)
     features = np.column_stack(
         [
-            best[rows],
+            similarity.max(axis=0, initial=-1.0),
             mean,
-            similarity[-1, rows],
+            similarity[-1],
             norm,
             1.0 - np.abs(norm - trendiness) ** gamma,
-            sales,
-            shelf.catsim[np.unique(shelf.categories[hist])][:, shelf.categories[rows]].max(axis=0)
-            if len(rows)
-            else np.zeros(0),
+            np.log1p(moment.sales[rows]),
+            catsim.max(axis=0, initial=0.0),
             share[shelf.categories[rows]],
             cop,
             trendiness * norm,
@@ -145,12 +161,5 @@ def pool(
             (1.0 - trendiness) * cop,
         ]
     )
-    return Pool(rows, brought, features.reshape(len(rows), len(FEATURES)))
-
-
-def _best(score: NDArray[np.float64], allowed: NDArray[np.bool_], n: int) -> NDArray[np.int64]:
-    """The rows of the n highest scores among the allowed (ties by row)."""
-    rows = np.flatnonzero(allowed)
-    if len(rows) > n:
-        rows = rows[np.lexsort((rows, -score[rows]))[:n]]
-    return rows.astype(np.int64)
+    closest = similarity.argmax(axis=0) if len(rows) else np.zeros(0, np.int64)
+    return Pool(rows, brought, features.reshape(len(rows), len(FEATURES)), closest)

@@ -14,6 +14,7 @@ from engine.errors import ConfigError
 from engine.events.trending import PopularityMode
 from engine.helpers import choice
 from engine.popularity.normpop import Stored
+from engine.recommend.params import Tuned
 from engine.recommend.recommender import Params, Rerank
 from engine.recommend.scoring import Weights, preset_normalise, preset_weights
 from engine.vocabulary.geo import Location
@@ -21,6 +22,7 @@ from engine.vocabulary.geo import Location
 # what only a query that is not a user's takes: a user has their own t, gender and residence
 QUERY_ONLY: Final = ("trendiness", "gender", "lat", "lon")
 DEFAULT_TRENDINESS: Final = 0.5
+TUNED: Final = "tuned"  # the preset of the home's fitted profile
 
 
 class RankingQuery(BaseModel):
@@ -38,7 +40,11 @@ class RankingQuery(BaseModel):
         None, description="The former name of space.", json_schema_extra={"deprecated": True}
     )
     candidates: int = Field(100, le=1000, description="ANN candidates before the rerank.")
-    preset: str = Field("default", description="default (0.6/0.2/0.2) or paper (0.7/0.3/0).")
+    preset: str | None = Field(
+        None,
+        description="tuned (the weights `fashionrec tune` fitted to the shop's sales: the "
+        "default once they exist), default (hand-set, 0.6/0.2/0.2) or paper (0.7/0.3/0).",
+    )
     w_visual: float | None = Field(None, description="w_v, visual similarity.")
     w_popularity: float | None = Field(None, description="w_p, trend-matched popularity.")
     w_category: float | None = Field(None, description="w_c, category similarity.")
@@ -89,7 +95,7 @@ class RankingQuery(BaseModel):
         """The preset's weights with the ones given (ConfigError: an unknown preset, or
         every weight 0)."""
         return preset_weights(
-            self.preset,
+            self.hand_set,
             visual=self.w_visual,
             popularity=self.w_popularity,
             category=self.w_category,
@@ -97,6 +103,20 @@ class RankingQuery(BaseModel):
             distance=self.w_distance,
             distance_scale_km=self.distance_scale_km,
         )
+
+    @property
+    def hand_set(self) -> str:
+        """The hand-set preset the weights start from (tuned and none start from default)."""
+        return "default" if self.preset in (None, TUNED) else self.preset
+
+    @property
+    def tuned(self) -> Tuned:
+        """When the home's fitted profile ranks: always with `--preset tuned`, never with a
+        hand-set preset or a weight given, else when the home has one."""
+        given = (self.w_visual, self.w_popularity, self.w_category, self.gamma)
+        if any(w is not None for w in given) or self.preset not in (None, TUNED):
+            return "never"
+        return "always" if self.preset == TUNED else "auto"
 
     @property
     def location(self) -> Location | None:
@@ -136,9 +156,10 @@ class RankingQuery(BaseModel):
             rerank=self.rerank,
             diversity=self.diversity,
             popularity=self.popularity,
-            normalise=preset_normalise(self.preset, self.normalise),
+            normalise=preset_normalise(self.hand_set, self.normalise),
             category=self.category,
             min_price=self.min_price,
             max_price=self.max_price,
             in_stock=self.in_stock,
+            tuned=self.tuned,
         )

@@ -53,6 +53,7 @@ class Recommendation:
     price: float | None = None
     url: str | None = None
     in_stock: bool | None = None
+    sources: tuple[str, ...] = ()  # the candidate sources that brought it (a blended list)
 
 
 @dataclass(frozen=True)

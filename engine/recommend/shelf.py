@@ -3,15 +3,39 @@ and unit vectors of one space, as arrays, read from the vector store once."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
 
 from engine.catalog.taxonomy import Taxonomy
 from engine.errors import NotFoundError
-from engine.vectorstore.base import VectorStore
-from engine.vocabulary.schema import CATEGORY, GENDER, ITEM_ID, PRODUCT_ID
+from engine.vectorstore.base import Filter, VectorStore
+from engine.vocabulary.geo import coordinates
+from engine.vocabulary.schema import (
+    CATEGORY,
+    GENDER,
+    ITEM_ID,
+    OUT,
+    PRICE,
+    PRODUCT_ID,
+    STOCK,
+    STORE_ID,
+    STORE_LOCATION,
+)
+
+SHELF_FIELDS: Final = (
+    ITEM_ID,
+    PRODUCT_ID,
+    GENDER,
+    CATEGORY,
+    STORE_ID,
+    STORE_LOCATION,
+    STOCK,
+    PRICE,
+)
 
 
 @dataclass
@@ -25,7 +49,12 @@ class Shelf:
     categories: NDArray[np.int64]  # codes into `category_names`
     category_names: list[str]
     catsim: NDArray[np.float64]  # CatSim between category codes
-    vectors: NDArray[np.float32]  # unit rows of the searched space
+    vectors: NDArray[np.float32] | None  # unit rows of the searched space, if held here
+    shops: list[str | None] = field(default_factory=list)  # each item's shop, if any
+    out_of_stock: NDArray[np.bool_] | None = None  # the filters' fields (None: not read)
+    prices: NDArray[np.float64] | None = None  # NaN: no price
+    lat: NDArray[np.float64] | None = None  # the shop's, NaN: no shop
+    lon: NDArray[np.float64] | None = None
     index: dict[str, int] = field(default_factory=dict)
     _shown: dict[frozenset[str], NDArray[np.bool_]] = field(default_factory=dict)
 
@@ -34,6 +63,29 @@ class Shelf:
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+    def allowed(self, history: Sequence[int], genders: frozenset[str] | None) -> NDArray[np.bool_]:
+        """The items a shopper shown these genders may be offered: no product of history."""
+        return self.shown(genders) & ~np.isin(self.products, self.products[list(history)])
+
+    def neighbours(
+        self, history: NDArray[np.int64], allowed: NDArray[np.bool_], n: int
+    ) -> NDArray[np.int64]:
+        """The n allowed rows with the best cosine to any history row (exact)."""
+        best = (self._vectors()[history] @ self._vectors().T).max(axis=0)
+        return best_rows(best.astype(np.float64), allowed, n)
+
+    def similarity(
+        self, history: NDArray[np.int64], rows: NDArray[np.int64]
+    ) -> NDArray[np.float64]:
+        """The cosine of each history row to each of the rows."""
+        vectors = self._vectors()
+        return (vectors[history] @ vectors[rows].T).astype(np.float64)
+
+    def _vectors(self) -> NDArray[np.float32]:
+        if self.vectors is None:
+            raise ValueError("this shelf holds no vectors; the store's search finds neighbours")
+        return self.vectors
 
     def shown(self, genders: frozenset[str] | None) -> NDArray[np.bool_]:
         """Which items a shopper shown these genders sees (every item for None)."""
@@ -44,31 +96,53 @@ class Shelf:
         return self._shown[genders]
 
     @classmethod
-    def of_store(cls, store: VectorStore, space: str, taxonomy: Taxonomy) -> Shelf:
-        """Every item of the store with a vector of `space`, by item id."""
+    def of_store(
+        cls, store: VectorStore, space: str, taxonomy: Taxonomy, vectors: bool = True
+    ) -> Shelf:
+        """Every item of the store with a vector of `space`, by item id; its vectors only
+        with `vectors` (the store's search finds neighbours otherwise)."""
         records = [
             r
-            for r in store.scroll((ITEM_ID, PRODUCT_ID, GENDER, CATEGORY), vector=space)
-            if r.vector is not None
+            for r in store.scroll(SHELF_FIELDS, Filter(has_vector=space), vector=space)
+            if r.vector is not None or not vectors
         ]
         if not records:
             raise NotFoundError(f"the vector store has no {space} vectors; ingest first")
         records.sort(key=lambda r: str(r.payload[ITEM_ID]))
-        products = [str(r.payload[PRODUCT_ID]) for r in records]
+        payloads = [r.payload for r in records]
+        products = [str(p[PRODUCT_ID]) for p in payloads]
         product_ids = sorted(set(products))
         codes = {p: n for n, p in enumerate(product_ids)}
-        categories = [str(r.payload[CATEGORY]) for r in records]
+        categories = [str(p[CATEGORY]) for p in payloads]
         names = sorted(set(categories) | set(taxonomy.categories))
         position = {c: n for n, c in enumerate(names)}
-        vectors = np.stack([np.asarray(r.vector, dtype=np.float32) for r in records])
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        matrix = None
+        if vectors:
+            matrix = np.stack([np.asarray(r.vector, dtype=np.float32) for r in records])
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            matrix = (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+        lat, lon = coordinates(p.get(STORE_LOCATION) for p in payloads)
+        prices = [p.get(PRICE) for p in payloads]
         return cls(
-            [str(r.payload[ITEM_ID]) for r in records],
+            [str(p[ITEM_ID]) for p in payloads],
             np.array([codes[p] for p in products], dtype=np.int64),
             product_ids,
-            np.array([str(r.payload[GENDER]) for r in records]),
+            np.array([str(p[GENDER]) for p in payloads]),
             np.array([position[c] for c in categories], dtype=np.int64),
             names,
             np.array([[taxonomy(a, b) for b in names] for a in names], dtype=np.float64),
-            (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32),
+            matrix,
+            [None if p.get(STORE_ID) is None else str(p[STORE_ID]) for p in payloads],
+            np.array([p.get(STOCK) == OUT for p in payloads], dtype=bool),
+            np.array([np.nan if v is None else float(v) for v in prices], dtype=np.float64),
+            lat,
+            lon,
         )
+
+
+def best_rows(score: NDArray[np.float64], allowed: NDArray[np.bool_], n: int) -> NDArray[np.int64]:
+    """The rows of the n highest scores among the allowed (ties by row)."""
+    rows = np.flatnonzero(allowed)
+    if len(rows) > n:
+        rows = rows[np.lexsort((rows, -score[rows]))[:n]]
+    return rows.astype(np.int64)

@@ -161,9 +161,13 @@ def fit(
         if y.any():
             rows.append(found.features)
             labels.append(y)
-    if not rows:
-        raise ConfigError("no purchase in the log was among its candidates; nothing to fit")
-    x, y = np.vstack(rows), np.concatenate(labels)
+    x = np.vstack(rows) if rows else np.zeros((0, len(FEATURES)))
+    y = np.concatenate(labels) if labels else np.zeros(0, dtype=bool)
+    if not y.any() or y.all():  # none bought, or every one: nothing tells them apart
+        raise ConfigError(
+            f"{len(rows)} of {len(examples)} purchases were among their candidates, with "
+            "nothing to tell them apart; too few to fit"
+        )
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
     model = LogisticRegression(C=1.0, max_iter=2000).fit((x - mean) / scale, y)
@@ -219,10 +223,11 @@ def _pool(
     moment = log.moment(example.second, kept)
     return pool(
         shelf,
+        shelf,
         moment,
         example.history,
         float(log.trendiness[example.shopper]),
-        log.shown[example.shopper],
+        shelf.allowed(example.history, log.shown[example.shopper]),
         example.shopper,
         sources,
     )

@@ -1,0 +1,299 @@
+"""The blended ranking, live: candidates from every source (engine.recommend.pool) for a
+user or an item, over the vector store (the visual neighbours by its filtered search, each
+candidate's cosines from its stored vector) and the event log (what sells now, what was
+bought together), scored by a ranking profile (engine.recommend.profile).
+
+The evaluation and `tune` rank the same pools over a shelf that holds every vector
+(exact); with an exact search the two give the same lists (tested).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.catalog.taxonomy import Taxonomy
+from engine.errors import NotFoundError
+from engine.events.eventlog import EventLog
+from engine.events.trending import DAY_S
+from engine.recommend.params import Params
+from engine.recommend.pool import Moment, Pool, pool
+from engine.recommend.profile import Profile, ranked
+from engine.recommend.rerank import Recommendation
+from engine.recommend.shelf import Shelf, best_rows
+from engine.recommend.tuning import Log
+from engine.vectorstore.base import Filter, Near, Query, Range, VectorStore
+from engine.vocabulary.geo import Location, distances_km
+from engine.vocabulary.records import Purchase, User
+from engine.vocabulary.schema import (
+    CATEGORY,
+    GENDER,
+    ITEM_ID,
+    OUT,
+    PRICE,
+    PRODUCT_ID,
+    STOCK,
+    STORE_LOCATION,
+    point_id,
+)
+
+EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)  # the live log's seconds count from here
+BLENDED: Final = "blended"  # the strategy's name in answers
+
+
+class StoreLooks:
+    """How items look, from the vector store: neighbours by its filtered search (one
+    query per history item), cosines from the stored vectors."""
+
+    def __init__(
+        self,
+        store: VectorStore,
+        shelf: Shelf,
+        space: str,
+        history: NDArray[np.float32],
+        flt: Filter,
+    ) -> None:
+        self.store, self.shelf, self.space, self.flt = store, shelf, space, flt
+        self.history = _unit(history)
+
+    def neighbours(
+        self, history: NDArray[np.int64], allowed: NDArray[np.bool_], n: int
+    ) -> NDArray[np.int64]:
+        queries = [Query(v, self.space, limit=n, filter=self.flt) for v in self.history]
+        best = np.full(len(self.shelf), -np.inf)
+        for hits in self.store.search(queries, (ITEM_ID,)):
+            for hit in hits:
+                row = self.shelf.index.get(str(hit.payload.get(ITEM_ID)))
+                if row is not None:
+                    best[row] = max(best[row], hit.score)
+        return best_rows(best, allowed & np.isfinite(best), n)
+
+    def similarity(
+        self, history: NDArray[np.int64], rows: NDArray[np.int64]
+    ) -> NDArray[np.float64]:
+        ids = [self.shelf.item_ids[r] for r in rows.tolist()]
+        found = {
+            str(r.payload.get(ITEM_ID)): r.vector
+            for r in self.store.retrieve([point_id(i) for i in ids], vector=self.space)
+        }
+        dim = self.history.shape[1]
+        zero = np.zeros(dim, np.float32)
+        matrix = np.array(
+            [zero if found.get(i) is None else np.asarray(found[i], np.float32) for i in ids],
+            dtype=np.float32,
+        ).reshape(len(ids), dim)
+        return (self.history @ _unit(matrix).T).astype(np.float64)
+
+
+class Blender:
+    """The blended ranking over one store and event log: the shelf read once (again after
+    the store changes), the log's purchases read again after each new one."""
+
+    def __init__(self, store: VectorStore, log: EventLog, taxonomy: Taxonomy) -> None:
+        self.store, self.log, self.taxonomy = store, log, taxonomy
+        self._lock = threading.Lock()
+        self._shelves: dict[str, Shelf] = {}
+        self._sales: tuple[tuple[int, str, float], Log, dict[str, int]] | None = None
+        store.watch(self._changed)
+
+    def _changed(self, ids: Sequence[str]) -> None:
+        with self._lock:
+            self._shelves.clear()
+            self._sales = None
+
+    def shelf(self, space: str) -> Shelf:
+        """The catalog's fields (no vectors) of the items with a vector of `space`."""
+        with self._lock:
+            if space not in self._shelves:
+                self._shelves[space] = Shelf.of_store(
+                    self.store, space, self.taxonomy, vectors=False
+                )
+            return self._shelves[space]
+
+    def _log(self, shelf: Shelf, space: str, half_life_days: float) -> tuple[Log, dict[str, int]]:
+        """The event log's purchases over the shelf, and each user's code in it."""
+        key = (self.log.last_sequence(), space, half_life_days)
+        with self._lock:
+            if self._sales is None or self._sales[0] != key:
+                users = self.log.users()
+                log = Log.of(
+                    users,
+                    self.log.purchases(),
+                    shelf,
+                    self.taxonomy,
+                    half_life_days * DAY_S,
+                    EPOCH,
+                )
+                self._sales = (key, log, {u.id: n for n, u in enumerate(users)})
+            return self._sales[1], self._sales[2]
+
+    def for_user(
+        self,
+        user: User,
+        purchases: Sequence[Purchase],
+        params: Params,
+        profile: Profile,
+        half_life_days: float,
+    ) -> list[Recommendation]:
+        """A user's list: the pool of their purchases (oldest first) scored by the profile."""
+        shelf = self.shelf(params.searched)
+        history = [shelf.index[p.item_id] for p in purchases if p.item_id in shelf.index]
+        if not history:
+            raise NotFoundError(
+                f"user {user.id!r} bought only items no longer in the catalog; nothing to "
+                "recommend from"
+            )
+        log, codes = self._log(shelf, params.searched, half_life_days)
+        genders = self.taxonomy.shown_to(user.gender)
+        return self._ranked(
+            shelf,
+            log,
+            history,
+            user.trendiness,
+            genders,
+            codes.get(user.id),
+            user.residence,
+            params,
+            profile,
+        )
+
+    def for_item(
+        self, item_id: str, params: Params, profile: Profile, half_life_days: float
+    ) -> list[Recommendation]:
+        """An item's list: the pool around it, for a shopper of its gender (or the one
+        asked for) and the trendiness asked for."""
+        shelf = self.shelf(params.searched)
+        row = shelf.index.get(item_id)
+        if row is None:
+            raise NotFoundError(f"unknown item {item_id!r}")
+        log, _ = self._log(shelf, params.searched, half_life_days)
+        gender = params.gender or str(shelf.genders[row])
+        genders = self.taxonomy.shown_to(gender)
+        return self._ranked(
+            shelf, log, [row], params.trendiness, genders, None, params.at, params, profile
+        )
+
+    def _ranked(
+        self,
+        shelf: Shelf,
+        log: Log,
+        history: list[int],
+        trendiness: float,
+        genders: frozenset[str],
+        shopper: int | None,
+        origin: Location | None,
+        params: Params,
+        profile: Profile,
+    ) -> list[Recommendation]:
+        moment = log.moment((datetime.now(UTC) - EPOCH).total_seconds())
+        allowed = shelf.allowed(history, genders) & _filtered(shelf, params, origin)
+        records = self.store.retrieve(
+            [point_id(shelf.item_ids[r]) for r in history], vector=params.searched
+        )
+        vectors = {str(r.payload.get(ITEM_ID)): r.vector for r in records}
+        stored = np.stack([np.asarray(vectors[shelf.item_ids[r]], np.float32) for r in history])
+        flt = _filter(shelf, history, genders, params, origin)
+        looks = StoreLooks(self.store, shelf, params.searched, stored, flt)
+        found = pool(
+            shelf, looks, moment, history, trendiness, allowed, shopper, gamma=params.weights.gamma
+        )
+        relevance = profile.scores(found)
+        chosen = ranked(found, relevance, shelf.products, params.k)
+        return _recommendations(shelf, moment, found, relevance, chosen, history, origin)
+
+
+def _filter(
+    shelf: Shelf,
+    history: list[int],
+    genders: frozenset[str],
+    params: Params,
+    origin: Location | None,
+) -> Filter:
+    """The visual source's search filter: what `_filtered` allows, in the store's terms."""
+    near = None
+    if params.max_km is not None and origin is not None:
+        near = Near(STORE_LOCATION, origin.lat, origin.lon, params.max_km)
+    ranges = {}
+    if params.min_price is not None or params.max_price is not None:
+        ranges = {PRICE: Range(gte=params.min_price, lte=params.max_price)}
+    bought = frozenset(shelf.product_ids[shelf.products[r]] for r in history)
+    return Filter(
+        within={GENDER: genders},
+        exclude={PRODUCT_ID: bought, **({STOCK: frozenset({OUT})} if params.in_stock else {})},
+        equals={CATEGORY: params.category} if params.category else {},
+        ranges=ranges,
+        near=near,
+    )
+
+
+def _filtered(shelf: Shelf, params: Params, origin: Location | None) -> NDArray[np.bool_]:
+    """The items the parameters' filters let through (stock, category, price, distance)."""
+    allowed = np.ones(len(shelf), dtype=bool)
+    if params.in_stock and shelf.out_of_stock is not None:
+        allowed &= ~shelf.out_of_stock
+    if params.category:
+        names = shelf.category_names
+        code = names.index(params.category) if params.category in names else -1
+        allowed &= shelf.categories == code
+    if (params.min_price is not None or params.max_price is not None) and shelf.prices is not None:
+        with np.errstate(invalid="ignore"):
+            low = -np.inf if params.min_price is None else params.min_price
+            high = np.inf if params.max_price is None else params.max_price
+            allowed &= (shelf.prices >= low) & (shelf.prices <= high)
+    if params.max_km is not None and origin is not None and shelf.lat is not None:
+        assert shelf.lon is not None
+        with np.errstate(invalid="ignore"):
+            allowed &= distances_km(origin, shelf.lat, shelf.lon) <= params.max_km
+    return allowed
+
+
+def _recommendations(
+    shelf: Shelf,
+    moment: Moment,
+    found: Pool,
+    relevance: NDArray[np.float64],
+    chosen: list[int],
+    history: list[int],
+    origin: Location | None,
+) -> list[Recommendation]:
+    """The chosen rows as recommendations, with their terms and the sources that brought
+    them."""
+    position = {row: n for n, row in enumerate(found.rows.tolist())}
+    features = found.features
+    out = []
+    for rank, row in enumerate(chosen, start=1):
+        n = position[row]
+        km = None
+        if origin is not None and shelf.lat is not None and shelf.lon is not None:
+            d = float(distances_km(origin, shelf.lat[row : row + 1], shelf.lon[row : row + 1])[0])
+            km = None if np.isnan(d) else d
+        out.append(
+            Recommendation(
+                rank=rank,
+                item_id=shelf.item_ids[row],
+                product_id=shelf.product_ids[shelf.products[row]],
+                category=shelf.category_names[shelf.categories[row]],
+                gender=str(shelf.genders[row]),
+                store_id=shelf.shops[row] if shelf.shops else None,
+                distance_km=km,
+                visual=float(features[n, 0]),
+                popularity=float(moment.sales[row]),
+                norm_popularity=float(moment.norm[row]),
+                popularity_term=float(features[n, 4]),
+                category_sim=float(features[n, 6]),
+                relevance=float(relevance[n]),
+                query_item=shelf.item_ids[history[int(found.closest[n])]],
+                sources=found.sources[n],
+            )
+        )
+    return out
+
+
+def _unit(matrix: NDArray[np.float32]) -> NDArray[np.float32]:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
