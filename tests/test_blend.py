@@ -13,10 +13,14 @@ import pytest
 
 from engine.catalog.taxonomy import deepfashion
 from engine.errors import ConfigError
+from engine.events.eventlog import EventLog
+from engine.recommend.blended import EPOCH, Blender
+from engine.recommend.params import Params
 from engine.recommend.pool import FEATURES, Moment, pool
 from engine.recommend.profile import PRESET_PROFILES, Profile, ranked
 from engine.recommend.shelf import Shelf
 from engine.recommend.tuning import MIN_SHOPPERS, Log, fit, hit_rate, listed_by, tune
+from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vocabulary.geo import Location
 from engine.vocabulary.records import Purchase, User
@@ -169,3 +173,53 @@ def test_the_tune_command(tmp_path: Path) -> None:
     assert set(saved["validation"]) == {"tuned", "default", "paper"}
     assert fashionrec("tune", home=home).returncode == 0
     assert json.loads((home / "profile.json").read_text()) == saved  # twice: the same
+
+
+def test_the_live_blend_lists_what_the_evaluation_ranks_on_each_back_end(
+    store: VectorStore, tmp_path: Path
+) -> None:
+    """The service's path (the store's search for neighbours, stored vectors for cosines,
+    the event log's sales) and the evaluation's (a shelf holding every vector, exact) give
+    the same lists, for a user and for an item, with the filters applied to every source."""
+    payloads = build_catalog(store, products_per_category=2)
+    taxonomy = deepfashion()
+    log = EventLog(tmp_path / "events.sqlite")
+    rng = np.random.default_rng(4)
+    women = [str(p["item_id"]) for p in payloads if p["gender"] == "WOMEN"]
+    users = [User(f"u{n}", "WOMEN", float(rng.random()), Location(48.85, 2.35)) for n in range(12)]
+    purchases = [
+        Purchase(u.id, str(rng.choice(women)), START + timedelta(days=int(d), hours=n), None)
+        for n, u in enumerate(users)
+        for d in rng.integers(0, 30, size=3)
+    ]
+    with log.transaction():
+        log.add_users(users, "test")
+        log.add_purchases(purchases, "test")
+    profile = Profile("tuned", dict(zip(FEATURES, rng.normal(size=len(FEATURES)), strict=True)))
+    when = START + timedelta(days=40)
+    blender = Blender(store, log, taxonomy)
+    shelf = Shelf.of_store(store, "resnet50", taxonomy)
+    kept = sorted(log.purchases(), key=lambda p: p.timestamp)
+    evaluation_log = Log.of(log.users(), kept, shelf, taxonomy, 7 * 86400.0, EPOCH)
+    moment = evaluation_log.moment((when - EPOCH).total_seconds())
+    codes = {u.id: n for n, u in enumerate(log.users())}
+    for params in (Params(k=6), Params(k=4, category="Dresses"), Params(k=5, max_price=None)):
+        for user in users[:4]:
+            bought = list(log.purchases(user.id))
+            live = blender.for_user(user, bought, params, profile, 7.0, when)
+            history = [shelf.index[p.item_id] for p in bought]
+            allowed = shelf.allowed(history, taxonomy.shown_to("WOMEN"))
+            if params.category:
+                allowed &= shelf.categories == shelf.category_names.index(params.category)
+            found = pool(shelf, shelf, moment, history, user.trendiness, allowed, codes[user.id])
+            exact = ranked(found, profile.scores(found), shelf.products, params.k)
+            assert [r.item_id for r in live] == [shelf.item_ids[r] for r in exact]
+            assert all(r.sources for r in live)
+            assert all(r.category == params.category for r in live if params.category)
+    item = women[0]
+    live_item = blender.for_item(item, Params(k=5, trendiness=0.3), profile, 7.0, when)
+    row = shelf.index[item]
+    found = pool(shelf, shelf, moment, [row], 0.3, shelf.allowed([row], taxonomy.shown_to("WOMEN")))
+    exact = ranked(found, profile.scores(found), shelf.products, 5)
+    assert [r.item_id for r in live_item] == [shelf.item_ids[r] for r in exact]
+    log.close()

@@ -139,8 +139,10 @@ class Blender:
         params: Params,
         profile: Profile,
         half_life_days: float,
+        when: datetime | None = None,
     ) -> list[Recommendation]:
-        """A user's list: the pool of their purchases (oldest first) scored by the profile."""
+        """A user's list: the pool of their purchases (oldest first) scored by the profile,
+        with the sales as of `when` (now)."""
         shelf = self.shelf(params.searched)
         history = [shelf.index[p.item_id] for p in purchases if p.item_id in shelf.index]
         if not history:
@@ -160,10 +162,16 @@ class Blender:
             user.residence,
             params,
             profile,
+            when,
         )
 
     def for_item(
-        self, item_id: str, params: Params, profile: Profile, half_life_days: float
+        self,
+        item_id: str,
+        params: Params,
+        profile: Profile,
+        half_life_days: float,
+        when: datetime | None = None,
     ) -> list[Recommendation]:
         """An item's list: the pool around it, for a shopper of its gender (or the one
         asked for) and the trendiness asked for."""
@@ -175,7 +183,7 @@ class Blender:
         gender = params.gender or str(shelf.genders[row])
         genders = self.taxonomy.shown_to(gender)
         return self._ranked(
-            shelf, log, [row], params.trendiness, genders, None, params.at, params, profile
+            shelf, log, [row], params.trendiness, genders, None, params.at, params, profile, when
         )
 
     def _ranked(
@@ -189,8 +197,9 @@ class Blender:
         origin: Location | None,
         params: Params,
         profile: Profile,
+        when: datetime | None,
     ) -> list[Recommendation]:
-        moment = log.moment((datetime.now(UTC) - EPOCH).total_seconds())
+        moment = log.moment(((when or datetime.now(UTC)) - EPOCH).total_seconds())
         allowed = shelf.allowed(history, genders) & _filtered(shelf, params, origin)
         records = self.store.retrieve(
             [point_id(shelf.item_ids[r]) for r in history], vector=params.searched
