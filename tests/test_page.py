@@ -21,6 +21,7 @@ import pytest
 
 from engine.catalog.sources import open_catalog
 from engine.events.eventlog import EventLog
+from engine.recommend.profile import Profile
 from engine.settings import Settings
 from engine.shoppers.simulation import SimulationConfig
 from engine.shoppers.simulations import run_simulation
@@ -281,6 +282,34 @@ def test_a_user_their_purchases_and_recommendations(
         expect(named.locator(".tile-name")).to_have_text("Grey hoodie")
         expect(named.locator(".price")).to_have_text("35.00")
         assert not console, console
+
+
+def test_fitted_weights_rank_until_the_hand_set_ones_are_chosen(
+    page: Any, pristine: Path, tmp_path: Path, console: list[str]
+) -> None:
+    """With a fitted profile the page ranks by it (each card names its sources, the sliders
+    rest); choosing the hand-set weights brings the sliders and the weighted bars back."""
+    expect = sync_api.expect
+    home = copy_tree(pristine, tmp_path / "home")
+    weights = {"visual_mean": 1.0, "sales": 0.5, "category": 0.2}
+    validation = {"tuned": 0.2, "default": 0.1, "paper": 0.1}
+    Profile("tuned", weights, validation, {"space": FAKE, "k": 10}).save(home)
+    with serving(home, api_key="") as base:
+        _open(page, base)
+        expect(page.locator("#fitted-option")).to_contain_text("hit rate 0.200 vs 0.100")
+        expect(page.locator("#w-visual")).to_be_disabled()
+        page.click("#tab-user")
+        page.locator("#user-list button").first.click()
+        cards = page.locator(".results > .list .card")
+        expect(cards.first.locator("dt", has_text="sources")).to_have_count(1)
+        expect(page.locator("#fitted-legend")).to_be_visible()
+        expect(cards.first.locator(".bar")).to_have_count(0)
+        page.select_option("#weights-mode", "default")
+        expect(page.locator("#w-visual")).to_be_enabled()
+        expect(page.locator("#hand-set-legend")).to_be_visible()
+        expect(cards.first.locator(".bar")).to_have_count(1)
+        expect(cards.first.locator("dt", has_text="sources")).to_have_count(0)
+    assert not console, console
 
 
 def test_an_unknown_item_is_said_in_one_line_and_clears_the_results(page: Any, url: str) -> None:

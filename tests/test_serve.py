@@ -358,6 +358,32 @@ def test_user_recommendations_are_recommend_user_json(home: Path) -> None:
     assert body["user"]["id"] == "sim-00002"
 
 
+def test_tune_on_demand_ranks_by_the_fitted_profile_without_a_restart(home: Path) -> None:
+    """POST /tune needs the key and enough purchases; once fitted, the next recommendations
+    are blended (each item with the sources that brought it), in the same process."""
+    with TestClient(create_app(Settings(home=home), api_key="k")) as client:
+        auth = {"Authorization": "Bearer k"}
+        _error(client.post("/tune"), 401)
+        assert "tuning needs at least" in _error(client.post("/tune", headers=auth), 422)
+    store, log = EdgeStore(home / STORE_DIR), EventLog(home / EVENT_LOG)
+    try:
+        run_simulation(store, log, SimulationConfig(users=90, max_purchases=5, seed=8))
+    finally:
+        log.close()
+        store.close()
+    with TestClient(create_app(Settings(home=home), api_key="k")) as client:
+        before = client.get("/users/sim-00002/recommendations", params={"k": 3}).json()
+        assert before["strategy"] == "client" and before["profile"] is None
+        fitted = client.post("/tune", headers={"Authorization": "Bearer k"}).json()
+        assert set(fitted["validation"]) == {"tuned", "default", "paper"}
+        after = client.get("/users/sim-00002/recommendations", params={"k": 3}).json()
+        assert after["strategy"] == "blended" and after["profile"]["weights"] == fitted["weights"]
+        (merged,) = after["lists"]
+        assert all(r["sources"] for r in merged["recommendations"])
+        hand = client.get("/users/sim-00002/recommendations", params={"preset": "default"})
+        assert hand.json()["strategy"] == "client"
+
+
 # --- purchases ---------------------------------------------------------------------------------
 
 

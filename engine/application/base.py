@@ -18,6 +18,7 @@ from engine.events.eventlog import EventLog
 from engine.popularity.upkeep import Marks
 from engine.recommend.blended import Blender
 from engine.recommend.columns import Columns
+from engine.recommend.profile import FILE as PROFILE_FILE
 from engine.recommend.profile import Profile
 from engine.recommend.recommender import Recommender
 from engine.settings import Settings
@@ -63,6 +64,7 @@ class Home:
         self.home_writer: Callable[[], AbstractContextManager[Home]] | None = None
         self._recommender: Recommender | None = None  # kept while taxonomy and table stay
         self._blender: Blender | None = None
+        self._profile: tuple[int, Profile] | None = None  # the file's mtime, and it
 
     @contextmanager
     def writing(self) -> Iterator[Home]:
@@ -82,8 +84,17 @@ class Home:
         return self._blender
 
     def profile(self) -> Profile | None:
-        """The home's fitted ranking profile, if it has one (`fashionrec tune`)."""
-        return Profile.load(self.settings.home)
+        """The home's fitted ranking profile, if it has one (`fashionrec tune`): read again
+        when its file changes (another process tuned)."""
+        path = self.settings.home / PROFILE_FILE
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        if self._profile is None or self._profile[0] != stamp:
+            found = Profile.load(self.settings.home)
+            self._profile = None if found is None else (stamp, found)
+        return None if self._profile is None else self._profile[1]
 
     def recommender(self, table: bool = False) -> Recommender:
         """The recommender; with `table` (a process that answers many queries) it reads the

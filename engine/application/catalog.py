@@ -88,6 +88,7 @@ class CatalogUses(Home):
             shops=self.log.shops(),
             users=len(self.log.user_ids()),
             purchases=self.log.purchase_count(),
+            profile=self.profile(),
         )
 
     def items(self, gender: str | None, category: str | None, limit: int) -> ItemList:

@@ -209,3 +209,4 @@ class Summary:
     shops: list[Shop]
     users: int
     purchases: int
+    profile: Profile | None = None  # the ranking's weights fitted to the sales, if tuned

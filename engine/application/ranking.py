@@ -27,7 +27,16 @@ from engine.recommend.strategies import strategy_for
 from engine.spaces.registry import load_space, missing_space, source_weights, space_in_force
 from engine.vectorstore.base import Filter
 from engine.vocabulary.backbones import is_compact, source_of
-from engine.vocabulary.schema import FRAMING, IN_STOCK, ITEM_ID, NAME, PRICE, URL, point_id
+from engine.vocabulary.schema import (
+    FRAMING,
+    IN_STOCK,
+    ITEM_ID,
+    NAME,
+    POPULARITY,
+    PRICE,
+    URL,
+    point_id,
+)
 
 
 class RankingUses(Home):
@@ -134,26 +143,32 @@ class RankingUses(Home):
         found = None if first is None else first.payload.get(FRAMING)
         return "center-crop" if found == "center-crop" else "letterbox"
 
-    def _described(self, lists: list[Ranked], settings: PopularitySettings) -> list[Ranked]:
+    def _described(
+        self, lists: list[Ranked], settings: PopularitySettings, blended: bool
+    ) -> list[Ranked]:
         """The lists with each item's name, price, link and stock from its payload (one
         read for every listed item), and its popularity as of now: the stored trending
         score is referred to the log's anchor (it ranks as the decayed one does), and a
-        person reads the decayed purchase count."""
+        person reads the decayed purchase count (a blended list carries it already); in
+        all-time mode, the all-time popularity."""
         ids = sorted({r.item_id for ranked in lists for r in ranked.recommendations})
         payloads = {
             str(r.payload.get(ITEM_ID)): r.payload
             for r in self.store.retrieve([point_id(i) for i in ids])
         }
         scale = 1.0
-        if settings.mode == "trending":
+        if settings.mode == "trending" and not blended:
             scale = self.log.trend_scale(datetime.now(UTC), settings.half_life_days)
 
         def described(rec: Recommendation) -> Recommendation:
             payload = payloads.get(rec.item_id, {})
             price = payload.get(PRICE)
+            popularity = rec.popularity * scale
+            if blended and settings.mode == "all-time":
+                popularity = float(payload.get(POPULARITY) or 0.0)
             return replace(
                 rec,
-                popularity=rec.popularity * scale,
+                popularity=popularity,
                 name=payload.get(NAME),
                 price=None if price is None else float(price),
                 url=payload.get(URL),
@@ -176,7 +191,7 @@ class RankingUses(Home):
             vectors,
             params.weights,
             settings.text(),
-            self._described(lists, settings),
+            self._described(lists, settings, params.profile is not None),
             normalise=params.normalise,
             strategy=BLENDED if params.profile is not None else strategy_for(params).name,
             profile=params.profile,

@@ -6,9 +6,10 @@ import os
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
 
 from engine.application.documents import plain
-from serve.dependencies import Held, reader
+from serve.dependencies import Held, reader, writer
 
 router = APIRouter(tags=["service"])
 
@@ -26,3 +27,11 @@ async def catalog(app: Held) -> dict[str, Any]:
     """Counts, vector spaces (size, weights), taxonomy, genders, categories, stores."""
     summary: dict[str, Any] = plain(app.summary())
     return summary
+
+
+@router.post("/tune", dependencies=[Depends(writer)])
+async def tune(app: Held, space: str | None = None) -> dict[str, Any]:
+    """`fashionrec tune`: fit the ranking's weights on the purchase log now and rank by them
+    from the next request on, in every worker (422 when the log is too small to fit)."""
+    profile: dict[str, Any] = plain(await run_in_threadpool(app.tune, space))
+    return profile

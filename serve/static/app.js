@@ -21,11 +21,16 @@ function rankingQuery() {
   const q = new URLSearchParams();
   q.set("k", $("k").value || "8");
   if ($("space").value) q.set("space", $("space").value);
-  q.set("w_visual", $("w-visual").value);
-  q.set("w_popularity", $("w-popularity").value);
-  q.set("w_category", $("w-category").value);
-  q.set("w_distance", $("w-distance").value);
-  q.set("gamma", $("gamma").value);
+  const weights = $("weights-mode").value;
+  if (weights === "default") {  // the sliders; fitted ("") and the paper's send none
+    q.set("w_visual", $("w-visual").value);
+    q.set("w_popularity", $("w-popularity").value);
+    q.set("w_category", $("w-category").value);
+    q.set("w_distance", $("w-distance").value);
+    q.set("gamma", $("gamma").value);
+  } else if (weights) {
+    q.set("preset", weights);
+  }
   if ($("popularity-mode").value) q.set("popularity", $("popularity-mode").value);
   if ($("max-km").value) q.set("max_km", $("max-km").value);
   if ($("rec-category").value.trim()) q.set("category", $("rec-category").value.trim());
@@ -48,8 +53,20 @@ function setMode(mode) {
 
 // --- the catalog, the item list and the user list ------------------------------------
 
+function syncWeights() {
+  $("hand-set").disabled = $("weights-mode").value !== "default";
+}
+
 async function loadCatalog() {
   const catalog = await api("/catalog");
+  const fitted = $("fitted-option");
+  if (catalog.profile) {
+    const v = catalog.profile.validation;
+    fitted.textContent = `fitted to the shop's sales (hit rate ${fmt(v.tuned, 3)} vs ` +
+      `${fmt(v.default, 3)} hand-set)`;
+  } else {
+    fitted.textContent = "fitted (not tuned yet: hand-set weights rank)";
+  }
   state.shops = Object.fromEntries(catalog.shops.map((s) => [s.id, s]));
   const spaces = Object.keys(catalog.spaces);
   const select = $("space");
@@ -250,7 +267,9 @@ async function recordPurchase(itemId) {
 
 function resetControls() {
   Object.entries(DEFAULTS).forEach(([id, value]) => { $(id).value = value; });
-  ["rec-category", "min-price", "max-price", "popularity-mode"].forEach((id) => { $(id).value = ""; });
+  ["rec-category", "min-price", "max-price", "popularity-mode", "weights-mode"]
+    .forEach((id) => { $(id).value = ""; });
+  syncWeights();
   $("any-stock").checked = false;
   syncOutputs();
 }
@@ -289,6 +308,7 @@ async function start() {
   $("ranking").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
   $("purchase-form").addEventListener("submit", (e) => e.preventDefault());
   $("ranking").addEventListener("input", syncOutputs);
+  $("weights-mode").addEventListener("change", () => { syncWeights(); refresh(); });
   $("reset").addEventListener("click", () => { resetControls(); refresh(); });
   const reloadItems = () => loadItems().catch((e) => setStatus(e.message, "error"));
   $("gender-filter").addEventListener("change", reloadItems);

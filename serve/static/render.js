@@ -73,6 +73,26 @@ export function itemName(className, name, url, itemId) {
   return node;
 }
 
+// a blended list (ranked by the profile `fashionrec tune` fitted) shows each term as it
+// is, with no weighted bar: its weights are many and signed
+function fittedTerms(rec, profile) {
+  const wrap = el("div", "relevance");
+  const head = el("div", "relevance-head");
+  head.append(el("span", "", "relevance (fitted)"), el("strong", "score", fmt(rec.relevance, 3)));
+  head.title = "the weighted sum of every feature, by the weights fitted to this shop's sales " +
+    `(validation hit rate@10: ${Object.entries(profile.validation)
+      .map(([name, value]) => `${name} ${fmt(value, 3)}`).join(", ")})`;
+  const terms = el("div", "terms");
+  [["visual", fmt(rec.visual, 3)], ["popularity", fmt(rec.popularity_term, 3)],
+    ["category", fmt(rec.category_sim, 2)]].forEach(([term, raw]) => {
+    const row = el("div", `term ${term}`);
+    row.append(el("span", `key ${term}`, TERM_NAMES[term]), el("span", "raw", raw));
+    terms.append(row);
+  });
+  wrap.append(head, terms);
+  return wrap;
+}
+
 export function termBar(rec, weights) {
   const parts = {
     visual: weights.visual * (rec.visual ?? 0),
@@ -118,7 +138,11 @@ export function termBar(rec, weights) {
   return wrap;
 }
 
-export function card(rec, weights, trending) {
+const SOURCES_EXPLAINED = "where this candidate came from: visual (like a purchase), trending " +
+  "(selling now), category (a best seller of a category bought), copurchase (bought by the " +
+  "same shoppers)";
+
+export function card(rec, weights, trending, profile = null) {
   const article = el("article", "card");
   article.dataset.item = rec.item_id;
   const figure = el("div", "photo");
@@ -140,6 +164,9 @@ export function card(rec, weights, trending) {
   fact(facts, "distance", km(rec.distance_km));
   fact(facts, trending ? "recent sales" : "sales", sales(rec.popularity, trending), "popularity",
     SALES_EXPLAINED[trending ? "trending" : "all-time"]);
+  if (rec.sources && rec.sources.length) {
+    fact(facts, "sources", rec.sources.join(" + "), "sources", SOURCES_EXPLAINED);
+  }
   const actions = el("div", "actions");
   const more = el("button", "quiet", "Similar");
   more.type = "button";
@@ -148,7 +175,8 @@ export function card(rec, weights, trending) {
   buy.type = "button";
   buy.addEventListener("click", () => onCard.buy(rec.item_id));
   actions.append(more, buy);
-  body.append(title, id, facts, termBar(rec, weights), actions);
+  const terms = profile ? fittedTerms(rec, profile) : termBar(rec, weights);
+  body.append(title, id, facts, terms, actions);
   article.append(figure, body);
   return article;
 }
@@ -162,7 +190,7 @@ export function grid(title, recs, doc) {
   }
   const cards = el("div", "grid");
   const trending = isTrending(doc);
-  recs.forEach((rec) => cards.append(card(rec, doc.weights, trending)));
+  recs.forEach((rec) => cards.append(card(rec, doc.weights, trending, doc.profile)));
   section.append(cards);
   return section;
 }
@@ -173,6 +201,8 @@ export function showProvenance(doc) {
   const popularity = doc.popularity ? ` · popularity ${doc.popularity}` : "";
   $("provenance").textContent =
     `· ${doc.vectors.space} vectors: ${weights} · taxonomy ${doc.vectors.taxonomy}${popularity}`;
+  $("hand-set-legend").hidden = Boolean(doc.profile);
+  $("fitted-legend").hidden = !doc.profile;
   $("legend").hidden = false;
 }
 
