@@ -5,6 +5,7 @@ split (its refusal, its repeatability, what it learns)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,13 +14,25 @@ import pytest
 
 from engine.catalog.taxonomy import deepfashion
 from engine.errors import ConfigError
+from engine.evaluate.blended import LeaveLastOut
+from engine.evaluate.holdout import (
+    ABLATIONS,
+    BASELINES,
+    FULL,
+    PRESET_ROWS,
+    RERANK,
+    SOURCE_ABLATIONS,
+    VISUAL,
+    HoldoutSum,
+)
 from engine.events.eventlog import EventLog
 from engine.recommend.blended import EPOCH, Blender
 from engine.recommend.params import Params
 from engine.recommend.pool import FEATURES, Moment, pool
 from engine.recommend.profile import PRESET_PROFILES, Profile, ranked
+from engine.recommend.scoring import Weights
 from engine.recommend.shelf import Shelf
-from engine.recommend.tuning import MIN_SHOPPERS, Log, fit, hit_rate, listed_by, tune
+from engine.recommend.tuning import MIN_SHOPPERS, Log, fit, hit_rates, tune
 from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vocabulary.geo import Location
@@ -59,7 +72,7 @@ def test_each_source_brings_its_candidates_and_every_candidate_has_every_feature
     moment = Moment.of(sales, np.array([1, 1, 0]), np.array([0, 3, 0]))
     allowed = shelf.allowed([0], frozenset({"WOMEN"}))
     found = pool(shelf, shelf, moment, [0], 1.0, allowed, 0, per_source=1)
-    brought = dict(zip(found.rows.tolist(), found.sources, strict=True))
+    brought = {row: found.named(n) for n, row in enumerate(found.rows.tolist())}
     assert brought[5] == ("visual",)  # the nearest other product
     assert brought[2] == ("trending",)  # the best seller she is shown (i4 is MEN's)
     assert brought[3] == ("category", "copurchase")  # Dresses' best seller; bought with i0
@@ -135,8 +148,8 @@ def test_tuning_learns_from_the_log_what_sells_and_is_repeatable(tmp_path: Path)
     assert moment.sales.sum() < len(log.items) and len(moment.bought) == int(
         (log.seconds < example.second).sum()
     )
-    scored = hit_rate(shelf, [example], listed_by(shelf, log, profile))
-    assert scored.shape == (1,)
+    scored = hit_rates(shelf, log, [example], [profile, PRESET_PROFILES["paper"]])
+    assert scored["tuned"].shape == scored["paper"].shape == (1,)
     assert set(fit(shelf, log, log.examples(log.seconds < example.second))) == set(FEATURES)
 
 
@@ -223,3 +236,41 @@ def test_the_live_blend_lists_what_the_evaluation_ranks_on_each_back_end(
     exact = ranked(found, profile.scores(found), shelf.products, 5)
     assert [r.item_id for r in live_item] == [shelf.item_ids[r] for r in exact]
     log.close()
+
+
+def test_leave_last_out_lists_k_new_products_for_every_system(tmp_path: Path) -> None:
+    """Every system's list (the fitted full model and its ablations, the presets, the
+    rerank, the cosine, the baselines) holds at most k distinct products, none bought."""
+    store = EdgeStore(tmp_path / "store")
+    build_catalog(store, products_per_category=2)
+    taxonomy = deepfashion()
+    shelf = Shelf.of_store(store, "resnet50", taxonomy)
+    store.close()
+    users, purchases = trend_log(shelf, 60, seed=3)
+    shoppers = [(u, [p for p in purchases if p.user_id == u.id]) for u in users]
+    shoppers = [(u, bought) for u, bought in shoppers if bought]
+    lastout = LeaveLastOut(shelf, shoppers, taxonomy, 7 * 86400.0, {}, 1, seed=0)
+    assert lastout.profile.name == "tuned"
+    listed: dict[str, list[list[str]]] = {}
+
+    class Capture(HoldoutSum):
+        def add(self, system: str, products: Sequence[str], held: set[str]) -> None:
+            listed.setdefault(system, []).append(list(products))
+
+    lastout.add(Capture(5), shoppers, Weights(), 20)
+    assert set(listed) == {
+        FULL, RERANK, VISUAL, *ABLATIONS, *SOURCE_ABLATIONS.values(), *PRESET_ROWS.values(),
+        *BASELINES,
+    }  # fmt: skip
+    counts = {len(lists) for lists in listed.values()}
+    assert len(counts) == 1 and counts.pop() > 10  # every system, every shopper
+
+    def product(p: Purchase) -> str:
+        return shelf.product_ids[shelf.products[shelf.index[p.item_id]]]
+
+    measured = [b for _, b in shoppers if len(b) > 1 and product(b[-1]) not in map(product, b[:-1])]
+    for system, lists in listed.items():
+        assert len(lists) == len(measured)
+        for bought, products in zip(measured, lists, strict=True):
+            assert len(products) == len(set(products)) <= 5, system
+            assert not set(map(product, bought[:-1])) & set(products), system

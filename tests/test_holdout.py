@@ -4,7 +4,7 @@ popularity as it stood before a held-out purchase, and the evaluation's tables."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,6 @@ from engine.evaluate.holdout import (
     SOURCE_ABLATIONS,
     Interval,
     bootstrap,
-    ranked_by,
     scores,
 )
 from engine.evaluate.protocol import Protocol, StoredItems, shopper_styles, simulated_cohort
@@ -33,7 +32,6 @@ from engine.shoppers.taste import Styles, colour_family, simulate_taste, style_a
 from engine.vectorstore.base import PointBatch
 from engine.vectorstore.edge import EdgeStore
 from engine.vocabulary.geo import DEFAULT_REGION
-from engine.vocabulary.records import Purchase
 from engine.vocabulary.schema import ATTRIBUTES, point_id
 from tests.builders import CATALOG_DIM, build_catalog
 
@@ -179,16 +177,6 @@ def test_the_leave_last_out_tables(tmp_path: Path) -> None:
     assert "## Leave-last-out" in tables and "## Ablation, leave-last-out" in tables
     assert "| trending now |" in tables and "| no visual |" in tables
     assert "| no copurchase source |" in tables
-
-
-def test_ranked_baselines_never_list_a_bought_product() -> None:
-    products = {f"i{n}": f"p{n // 2}" for n in range(10)}  # two views per product
-    bought = [Purchase("u", "i9", datetime(2025, 1, 1, tzinfo=UTC), None)]
-    values = {f"i{n}": float(n) for n in range(10)}
-    top = ranked_by(values, bought, sorted(products), products, 3)
-    assert top == ["p3", "p2", "p1"]  # p4 (i8, i9) was bought
-    shuffled = ranked_by({}, bought, sorted(products), products, 3, np.random.default_rng(0))
-    assert len(set(shuffled)) == 3 and "p4" not in shuffled
 
 
 def test_small_photos_fill_the_grid_cells(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ class TuningUses(Home):
         purchases = list(self.log.purchases())
         half_life_s = self.log.popularity_settings().half_life_days * DAY_S
         start = min((p.timestamp for p in purchases), default=self.log.trend_anchor())
-        log = Log.of(users, purchases, shelf, self.taxonomy, half_life_s, start)
+        initial = {i: float(v) for i, v in self.log.initial_popularity().items()}
+        log = Log.of(users, purchases, shelf, self.taxonomy, half_life_s, start, initial)
         profile = tune(shelf, log, start, space)
         profile.save(self.settings.home)
         return profile

@@ -1,48 +1,74 @@
-"""Leave-last-out's blended systems: candidates from every source scored by weights fitted
-on the cohort's own earlier purchases (engine.recommend.tuning), never on a held-out one;
-the same pool with a source left out, a term switched off, or the hand-set presets."""
+"""Leave-last-out over a shelf that holds every vector (exact, a chunk of shoppers per
+matrix product): the full model (candidates from every source, weights fitted on the
+cohort's earlier purchases, never on a held-out one), without each source, with each term
+switched off, with the hand-set presets; the rerank's formula and the cosine alone over the
+visual neighbours; and the baselines. Every list is of products; nothing is written."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Final
 
 import numpy as np
+from numpy.typing import NDArray
 
 from engine.catalog.taxonomy import Taxonomy
 from engine.errors import ConfigError
-from engine.evaluate.holdout import PRESET_ROWS, SOURCE_ABLATIONS
-from engine.recommend.pool import SOURCES, Pool, pool
+from engine.evaluate.holdout import (
+    FULL,
+    LABELS,
+    POPULAR,
+    PRESET_ROWS,
+    RANDOM,
+    RERANK,
+    SOURCE_ABLATIONS,
+    TRENDING,
+    VISUAL,
+    HoldoutSum,
+)
+from engine.recommend.pool import SOURCES, Moment, Pool, pool
 from engine.recommend.profile import PRESET_PROFILES, Profile, ranked
-from engine.recommend.shelf import Shelf
+from engine.recommend.scoring import Weights
+from engine.recommend.shelf import Cosines, Shelf
 from engine.recommend.tuning import Log, fit
 from engine.vocabulary.records import Purchase, User
 
 TERMS: Final = {  # the features of each term (ABLATIONS) its ablation switches off
-    "no popularity": ("popularity", "match", "sales", "trendy_popularity"),
+    "no popularity": (
+        "popularity",
+        "match",
+        "sales",
+        "trendy_popularity",
+        "all_time",
+        "trendy_all_time",
+    ),
     "no visual": ("visual_best", "visual_mean", "visual_last", "untrendy_visual"),
     "no category": ("category", "category_share"),
 }
+Shopper = tuple[User, Sequence[Purchase]]
 
 
-class Blended:
-    """The cohort's purchases as a log over the shelf, and the profile fitted on them with
-    each shopper's last `holdout` purchases left out."""
+class LeaveLastOut:
+    """The cohort's purchases as a log over the shelf, the profile fitted on them with each
+    shopper's last `holdout` purchases left out, and every system's lists."""
 
     def __init__(
         self,
         shelf: Shelf,
-        users: Sequence[User],
-        purchases: Sequence[Purchase],
+        shoppers: Sequence[Shopper],
         taxonomy: Taxonomy,
         half_life_s: float,
+        initial: Mapping[str, float],
         holdout: int,
+        seed: int,
     ) -> None:
-        self.shelf = shelf
+        self.shelf, self.taxonomy, self.holdout = shelf, taxonomy, holdout
+        users = [user for user, _ in shoppers]
+        purchases = [p for _, bought in shoppers for p in bought]
         self.start = min((p.timestamp for p in purchases), default=datetime.now())
-        self.log = Log.of(users, purchases, shelf, taxonomy, half_life_s, self.start)
+        self.log = Log.of(users, purchases, shelf, taxonomy, half_life_s, self.start, initial)
         self.code = {u.id: n for n, u in enumerate(users)}
         kept = np.ones(len(self.log.items), dtype=bool)
         for shopper in np.unique(self.log.shoppers):
@@ -52,53 +78,114 @@ class Blended:
             self.profile = Profile("tuned", weights)
         except ConfigError:  # too few earlier purchases: the hand-set weights rank
             self.profile = replace(PRESET_PROFILES["default"], name="default (too few to fit)")
+        self.rng = np.random.default_rng([seed, 13])
 
-    @staticmethod
-    def names(full: str) -> list[str]:
-        """The systems' names, the full model's first."""
-        return [
-            full,
-            *SOURCE_ABLATIONS.values(),
-            *TERMS,
-            *PRESET_ROWS.values(),
-        ]
+    def add(
+        self, totals: HoldoutSum, shoppers: Sequence[Shopper], weights: Weights, candidates: int
+    ) -> None:
+        """Every system's list for each of these shoppers who has a held-out product new to
+        them, measured into the totals; the rerank's `weights` over `candidates` visual
+        neighbours."""
+        shelf, k = self.shelf, totals.k
+        asked: list[tuple[User, list[int], set[str], datetime]] = []
+        for user, bought in shoppers:
+            earlier, later = bought[: -self.holdout], bought[-self.holdout :]
+            history = [shelf.index[p.item_id] for p in earlier if p.item_id in shelf.index]
+            later_products = {self._product(p) for p in later}
+            new = {p for p in later_products - {self._product(p) for p in earlier} if p}
+            if len(bought) > self.holdout and history and new:
+                asked.append((user, history, new, later[0].timestamp))
+        if not asked:
+            return
+        cosines = Cosines(shelf, (row for _, history, _, _ in asked for row in history))
+        rerank = Profile.of_weights(RERANK, weights)
+        for user, history, held, when in asked:
+            code = self.code.get(user.id)
+            moment = self.log.moment((when - self.start).total_seconds())
+            shown = frozenset(self.taxonomy.shown_to(user.gender))
+            allowed = shelf.allowed(history, shown)
+            looks = cosines.looks(history)
+            found = pool(shelf, looks, moment, history, user.trendiness, allowed, code)
+            visual = pool(
+                shelf,
+                looks,
+                moment,
+                history,
+                user.trendiness,
+                allowed,
+                code,
+                ("visual",),
+                weights.gamma,
+                max(k, candidates),
+            )
+            for name, listed in self._lists(found, visual, rerank, k).items():
+                totals.add(name, listed, held)
+            for name, listed in self._baselines(moment, history, allowed, user, weights, k):
+                totals.add(name, listed, held)
+            totals.shoppers += 1
 
-    def lists(
-        self, user: User, earlier: Sequence[Purchase], when: datetime, k: int, full: str
-    ) -> dict[str, list[str]]:
-        """Every blended system's top-k products for a shopper who bought `earlier`, with
-        the sales just before `when`."""
-        shelf, log = self.shelf, self.log
-        history = [shelf.index[p.item_id] for p in earlier if p.item_id in shelf.index]
-        if not history:
-            return {name: [] for name in self.names(full)}
-        moment = log.moment((when - self.start).total_seconds())
-        shopper = self.code.get(user.id)
-        shown = None if shopper is None else log.shown[shopper]
-        allowed = shelf.allowed(history, shown)
-        found = pool(shelf, shelf, moment, history, user.trendiness, allowed, shopper)
+    def _lists(self, found: Pool, visual: Pool, rerank: Profile, k: int) -> dict[str, list[str]]:
+        """The systems that rank a pool: the full model and its ablations, the presets, the
+        rerank and the cosine over the visual neighbours."""
         tuned = self.profile.scores(found)
-
-        def products(p: Pool, relevance: np.ndarray) -> list[str]:
-            rows = ranked(p, relevance, shelf.products, k)
-            return [shelf.product_ids[shelf.products[r]] for r in rows]
-
-        out = {full: products(found, tuned)}
+        out = {FULL: self._products(found, tuned, k)}
         for source in SOURCES:
-            keep = np.array([s != (source,) for s in found.sources], dtype=bool)
-            out[SOURCE_ABLATIONS[source]] = products(_subset(found, keep), tuned[keep])
+            keep = found.without(source)
+            out[SOURCE_ABLATIONS[source]] = self._products(found.subset(keep), tuned[keep], k)
         for name, features in TERMS.items():
             weights = {f: w for f, w in self.profile.weights.items() if f not in features}
-            out[name] = products(found, replace(self.profile, weights=weights).scores(found))
+            out[name] = self._products(
+                found, replace(self.profile, weights=weights).scores(found), k
+            )
         for name, preset in PRESET_PROFILES.items():
-            out[PRESET_ROWS[name]] = products(found, preset.scores(found))
+            out[PRESET_ROWS[name]] = self._products(found, preset.scores(found), k)
+        out[RERANK] = self._products(visual, rerank.scores(visual), k)
+        out[VISUAL] = self._products(visual, visual.features[:, 0], k)
         return out
 
+    def _baselines(
+        self,
+        moment: Moment,
+        history: list[int],
+        allowed: NDArray[np.bool_],
+        user: User,
+        weights: Weights,
+        k: int,
+    ) -> list[tuple[str, list[str]]]:
+        """Over every item the shopper is shown (no product they bought): labels only
+        (w_c·CatSim + w_p·match, no vision), random, most popular, trending now; ties in a
+        seeded random order."""
+        shelf = self.shelf
+        catsim = shelf.catsim[np.unique(shelf.categories[history])].max(axis=0)
+        match = 1.0 - np.abs(moment.norm - user.trendiness) ** weights.gamma
+        labels = weights.category * catsim[shelf.categories] + weights.popularity * match
+        scores = {
+            LABELS: labels,
+            RANDOM: np.zeros(len(shelf)),
+            POPULAR: moment.all_time,
+            TRENDING: moment.sales,
+        }
+        rows = np.flatnonzero(allowed)
+        ties = self.rng.permutation(len(rows))
+        out = []
+        for name, score in scores.items():
+            order = rows[np.lexsort((ties, -score[rows]))]
+            out.append((name, self._distinct(order, k)))
+        return out
 
-def _subset(found: Pool, keep: np.ndarray) -> Pool:
-    return Pool(
-        found.rows[keep],
-        [s for s, kept in zip(found.sources, keep, strict=True) if kept],
-        found.features[keep],
-        found.closest[keep],
-    )
+    def _products(self, found: Pool, relevance: NDArray[np.float64], k: int) -> list[str]:
+        rows = ranked(found, relevance, self.shelf.products, k)
+        return [self.shelf.product_ids[self.shelf.products[r]] for r in rows]
+
+    def _distinct(self, order: NDArray[np.int64], k: int) -> list[str]:
+        """The first k distinct products of the rows in order."""
+        seen: dict[int, None] = {}
+        for row in order.tolist():
+            seen.setdefault(int(self.shelf.products[row]), None)
+            if len(seen) == k:
+                break
+        return [self.shelf.product_ids[p] for p in seen]
+
+    def _product(self, purchase: Purchase) -> str | None:
+        row = self.shelf.index.get(purchase.item_id)
+        return None if row is None else self.shelf.product_ids[self.shelf.products[row]]

@@ -20,18 +20,9 @@ import numpy as np
 
 from engine.catalog.taxonomy import Taxonomy, deepfashion
 from engine.evaluate.baselines import Baseline, baseline_list
-from engine.evaluate.blended import Blended
+from engine.evaluate.blended import LeaveLastOut
 from engine.evaluate.holdout import (
-    FULL,
-    LABELS,
-    POPULAR,
-    RANDOM,
-    RERANK,
-    TRENDING,
-    VISUAL,
     HoldoutSum,
-    labels_only,
-    ranked_by,
 )
 from engine.evaluate.metrics import (
     TREND_GROUPS,
@@ -52,7 +43,7 @@ from engine.evaluate.protocol import (
 )
 from engine.recommend.columns import Columns
 from engine.recommend.recommender import Params, Recommender
-from engine.recommend.rerank import Popularity, Recommendation
+from engine.recommend.rerank import Recommendation
 from engine.recommend.scoring import Weights
 from engine.recommend.shelf import Shelf
 from engine.recommend.strategies import Searcher
@@ -208,30 +199,23 @@ class Evaluation:
         self._pools: dict[str, list[str]] = {}
         self._products = {i: str(p[PRODUCT_ID]) for i, p in items.items.items()}
         self._categories = {i: str(p[CATEGORY]) for i, p in items.items.items()}
-        self.holdout_engine = self.recommender()  # ranks on the popularity of each moment
-        self.holdout_rng = np.random.default_rng([protocol.seed, 13])  # its baselines' own
-        self._blended: Blended | None = None
+        self._lastout: LeaveLastOut | None = None
 
-    def blended(self) -> Blended:
-        """Leave-last-out's blended systems, fitted on the cohort once (walks it whole)."""
-        if self._blended is None:
-            users: list[User] = []
-            purchases: list[Purchase] = []
-            for _, chunk in self.cohort.chunks(CHUNK):
-                for user, bought in chunk:
-                    users.append(user)
-                    purchases += bought
+    def lastout(self) -> LeaveLastOut:
+        """Leave-last-out's systems, fitted on the cohort once (walks it whole)."""
+        if self._lastout is None:
+            shoppers = [found for _, chunk in self.cohort.chunks(CHUNK) for found in chunk]
             space = self.protocol.backbones[0]
-            shelf = Shelf.of_store(self.store, space, self.taxonomy)
-            self._blended = Blended(
-                shelf,
-                users,
-                purchases,
+            self._lastout = LeaveLastOut(
+                Shelf.of_store(self.store, space, self.taxonomy),
+                shoppers,
                 self.taxonomy,
                 self.cohort.half_life_s,
+                self.cohort.initial_popularity(),
                 self.protocol.holdout,
+                self.protocol.seed,
             )
-        return self._blended
+        return self._lastout
 
     def recommender(self) -> Recommender:
         """The engine over the store, ranking on the cohort's popularity."""
@@ -327,6 +311,10 @@ class Evaluation:
             for user, bought in users:
                 self.add_user(totals, user, bought)
                 advance(1)
+            if self.protocol.holdout:
+                self.lastout().add(
+                    totals.holdout, users, self.protocol.weights, self.protocol.candidates
+                )
             self._measure_diversity(totals)
             if walked > len(users):
                 advance(walked - len(users))
@@ -370,54 +358,6 @@ class Evaluation:
         for diversity, point in totals.mmr.items():
             point.accuracy.add(pairs_for(first, protocol.weights, diversity))
             self._add_lists(point.lists, ranked[first, protocol.weights, diversity][0])
-        if protocol.holdout and len(bought) > protocol.holdout:
-            self.leave_last_out(totals.holdout, user, bought)
-
-    def leave_last_out(self, totals: HoldoutSum, user: User, bought: Sequence[Purchase]) -> None:
-        """Every system's list from a shopper's purchases before the held-out ones, with the
-        popularity just before the first held-out purchase (engine.evaluate.holdout)."""
-        protocol = self.protocol
-        earlier, later = bought[: -protocol.holdout], bought[-protocol.holdout :]
-        held = {self._product(p) for p in later} - {self._product(p) for p in earlier}
-        if not held:
-            return
-        all_time, trending = self.cohort.as_of(later[0].timestamp)
-        ranked, other = (
-            (trending, all_time) if self.cohort.mode == "trending" else (all_time, trending)
-        )
-        popularity = Popularity.of_values(ranked, protocol.normalise, other)
-        engine = self.holdout_engine
-        engine.popularity = popularity
-        first, k = protocol.backbones[0], protocol.holdout_k
-        reranks = {RERANK: protocol.weights, VISUAL: Weights(1.0, 0.0, 0.0, protocol.weights.gamma)}
-        for name, weights in reranks.items():
-            params = Params(first, k, max(k, protocol.candidates), weights)
-            merged = engine.for_user(user, earlier, params).merged
-            totals.add(name, [r.product_id for r in merged], held)
-        blended = self.blended().lists(user, earlier, later[0].timestamp, k, FULL)
-        for name, listed in blended.items():
-            totals.add(name, listed, held)
-        pool = self._pool(user.gender)
-        products = self._products
-        listed = labels_only(
-            earlier,
-            pool,
-            self._categories,
-            products,
-            popularity,
-            user.trendiness,
-            protocol.weights,
-            self.taxonomy,
-            k,
-            self.holdout_rng,
-        )
-        totals.add(LABELS, listed, held)
-        totals.add(RANDOM, ranked_by({}, earlier, pool, products, k, self.holdout_rng), held)
-        totals.add(POPULAR, ranked_by(all_time, earlier, pool, products, k, self.holdout_rng), held)
-        totals.add(
-            TRENDING, ranked_by(trending, earlier, pool, products, k, self.holdout_rng), held
-        )
-        totals.shoppers += 1
 
     def _add_lists(self, beyond: BeyondSum, result: SystemResult) -> None:
         """Add a system's lists to its beyond-accuracy sums (the lists wait for their

@@ -25,11 +25,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from engine.catalog.taxonomy import Taxonomy
 from engine.recommend.pool import SOURCES
-from engine.recommend.rerank import Popularity
-from engine.recommend.scoring import PRESETS, Weights
-from engine.vocabulary.records import Purchase
+from engine.recommend.scoring import PRESETS
 
 RESAMPLES: Final = 1000
 LEVEL: Final = 0.95
@@ -144,65 +141,3 @@ class HoldoutSum:
                 if name in deltas:
                     out[name][f"{metric}_vs_full"] = deltas[name]
         return out
-
-
-def labels_only(
-    bought: Sequence[Purchase],
-    pool: Sequence[str],
-    categories: Mapping[str, str],
-    products: Mapping[str, str],
-    popularity: Popularity,
-    trendiness: float,
-    weights: Weights,
-    taxonomy: Taxonomy,
-    k: int,
-    rng: np.random.Generator,
-) -> list[str]:
-    """The k products ranked by w_c·CatSim + w_p·(1 − |NormPop − t|^γ) alone, over every
-    item of the pool (never a bought product), each item scored against its best query;
-    ties in a seeded random order."""
-    excluded = {products[p.item_id] for p in bought}
-    candidates = [i for i in pool if products[i] not in excluded]
-    if not candidates:
-        return []
-    _, norm = popularity.of(candidates)
-    fit = 1.0 - np.abs(norm - trendiness) ** weights.gamma
-    queries = sorted({categories[p.item_id] for p in bought})
-    category = np.array(
-        [max(taxonomy(q, categories[i]) for q in queries) for i in candidates], dtype=np.float64
-    )
-    score = weights.category * category + weights.popularity * fit
-    order = np.lexsort((rng.permutation(len(candidates)), -score))
-    return _products([candidates[i] for i in order], products, k)
-
-
-def ranked_by(
-    values: Mapping[str, float],
-    bought: Sequence[Purchase],
-    pool: Sequence[str],
-    products: Mapping[str, str],
-    k: int,
-    rng: np.random.Generator | None = None,
-) -> list[str]:
-    """The k products of the pool with the highest values (none bought; ties in a seeded
-    random order), or k at random when there are no values (`rng` only)."""
-    excluded = {products[p.item_id] for p in bought}
-    candidates = [i for i in pool if products[i] not in excluded]
-    shuffle = (rng or np.random.default_rng(0)).permutation(len(candidates))
-    if not values:
-        return _products([candidates[i] for i in shuffle], products, k)
-    score = np.array([values.get(i, 0.0) for i in candidates], dtype=np.float64)
-    order = np.lexsort((shuffle, -score))
-    return _products([candidates[i] for i in order], products, k)
-
-
-def _products(items: Sequence[str], products: Mapping[str, str], k: int) -> list[str]:
-    """The first k distinct products of items in order."""
-    seen: list[str] = []
-    for item in items:
-        product = products[item]
-        if product not in seen:
-            seen.append(product)
-            if len(seen) == k:
-                break
-    return seen

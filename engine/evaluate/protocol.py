@@ -144,6 +144,10 @@ class Cohort(ABC):
         """One user with purchases, or None."""
 
     @abstractmethod
+    def initial_popularity(self) -> dict[str, float]:
+        """Each item's popularity before any purchase (drawn, or given), by item id."""
+
+    @abstractmethod
     def as_of(self, when: datetime) -> tuple[dict[str, float], dict[str, float]]:
         """Every item's all-time and trending popularity from the purchases before `when`."""
 
@@ -203,6 +207,10 @@ class SimulatedCohort(Cohort):
         found = self.simulation.user(u)
         return found if found[1] else None
 
+    def initial_popularity(self) -> dict[str, float]:
+        ids = self.simulation.catalog.item_ids.tolist()
+        return dict(zip(ids, self.initial.astype(float).tolist(), strict=True))
+
     def as_of(self, when: datetime) -> tuple[dict[str, float], dict[str, float]]:
         second = (when - self.simulation.start).total_seconds()
         before = self.seconds < second
@@ -246,6 +254,9 @@ class LoggedCohort(Cohort):
             return None
         purchases = list(self.log.purchases(user_id))
         return (user, purchases) if purchases else None
+
+    def initial_popularity(self) -> dict[str, float]:
+        return {i: float(v) for i, v in self.log.initial_popularity().items()}
 
     def as_of(self, when: datetime) -> tuple[dict[str, float], dict[str, float]]:
         just_before = when - timedelta(microseconds=1)

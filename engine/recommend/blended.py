@@ -128,6 +128,7 @@ class Blender:
                     self.taxonomy,
                     half_life_days * DAY_S,
                     EPOCH,
+                    {i: float(v) for i, v in self.log.initial_popularity().items()},
                 )
                 self._sales = (key, log, {u.id: n for n, u in enumerate(users)})
             return self._sales[1], self._sales[2]
@@ -297,7 +298,7 @@ def _recommendations(
                 category_sim=float(features[n, 6]),
                 relevance=float(relevance[n]),
                 query_item=shelf.item_ids[history[int(found.closest[n])]],
-                sources=found.sources[n],
+                sources=found.named(n),
             )
         )
     return out

@@ -38,6 +38,8 @@ FEATURES: Final = (
     "trendy_popularity",  # t · NormPop
     "untrendy_visual",  # (1 − t) · visual_mean
     "untrendy_copurchase",  # (1 − t) · copurchase
+    "all_time",  # NormPop of the all-time popularity
+    "trendy_all_time",  # t · all_time
 )
 PER_SOURCE: Final = 50  # candidates each source brings
 PER_CATEGORY: Final = 10  # best sellers of each category bought
@@ -45,11 +47,14 @@ PER_CATEGORY: Final = 10  # best sellers of each category bought
 
 @dataclass(frozen=True)
 class Moment:
-    """The sales as of one moment: each item's decayed purchase count and its NormPop,
-    and the purchases before it by shopper code (for co-purchases)."""
+    """The sales as of one moment: each item's decayed purchase count (trending) and its
+    all-time popularity (any initial popularity and every purchase so far), each with its
+    NormPop, and the purchases before it by shopper code (for co-purchases)."""
 
     sales: NDArray[np.float64]
     norm: NDArray[np.float64]
+    all_time: NDArray[np.float64]
+    all_time_norm: NDArray[np.float64]
     buyers: NDArray[np.int64]  # one entry per purchase before the moment
     bought: NDArray[np.int64]  # the item row of each
 
@@ -59,10 +64,21 @@ class Moment:
         sales: NDArray[np.float64],
         buyers: NDArray[np.int64],
         bought: NDArray[np.int64],
-        tiebreak: NDArray[np.float64] | None = None,
+        initial: NDArray[np.float64] | None = None,
     ) -> Moment:
-        """The moment of these sales (NormPop: percentile ranks, ties by `tiebreak`)."""
-        return cls(sales, normalised(sales, "rank", tiebreak), buyers, bought)
+        """The moment of these sales and purchases, over any initial popularity (NormPop:
+        percentile ranks, each popularity breaking the other's ties)."""
+        all_time = np.bincount(bought, minlength=len(sales)).astype(np.float64)
+        if initial is not None:
+            all_time += initial
+        return cls(
+            sales,
+            normalised(sales, "rank", all_time),
+            all_time,
+            normalised(all_time, "rank", sales),
+            buyers,
+            bought,
+        )
 
     def copurchases(
         self, history: Sequence[int] | NDArray[np.int64], shopper: int | None
@@ -86,9 +102,22 @@ class Pool:
     """One query's candidates: their rows, which sources brought each, their features."""
 
     rows: NDArray[np.int64]
-    sources: list[tuple[str, ...]]
+    sources: NDArray[np.uint8]  # bit i set: SOURCES[i] brought it
     features: NDArray[np.float64]  # rows × FEATURES
     closest: NDArray[np.int64]  # the position in the history of each one's nearest item
+
+    def named(self, n: int) -> tuple[str, ...]:
+        """The sources that brought candidate n."""
+        return tuple(s for bit, s in enumerate(SOURCES) if self.sources[n] >> bit & 1)
+
+    def subset(self, keep: NDArray[np.bool_]) -> Pool:
+        """The candidates kept."""
+        return Pool(self.rows[keep], self.sources[keep], self.features[keep], self.closest[keep])
+
+    def without(self, source: str) -> NDArray[np.bool_]:
+        """Which candidates another source brought too (all but those only `source` did)."""
+        kept: NDArray[np.bool_] = self.sources != np.uint8(1 << SOURCES.index(source))
+        return kept
 
 
 class Looks(Protocol):
@@ -131,15 +160,17 @@ def pool(
     if "trending" in sources:
         by_source["trending"] = best_rows(moment.sales, selling, per_source)
     if "category" in sources:
-        found = [
+        best = [
             best_rows(moment.sales, selling & (shelf.categories == c), PER_CATEGORY)
             for c in np.unique(shelf.categories[hist])
         ]
-        by_source["category"] = np.concatenate(found) if found else np.zeros(0, np.int64)
+        by_source["category"] = np.concatenate(best) if best else np.zeros(0, np.int64)
     if "copurchase" in sources:
         by_source["copurchase"] = best_rows(copurchase, allowed & (copurchase > 0), per_source)
     rows = np.unique(np.concatenate([*by_source.values(), np.zeros(0, np.int64)]))
-    brought = [tuple(s for s, found in by_source.items() if row in found) for row in rows]
+    brought = np.zeros(len(rows), dtype=np.uint8)
+    for source, found in by_source.items():
+        brought |= np.isin(rows, found).astype(np.uint8) << SOURCES.index(source)
     similarity = looks.similarity(hist, rows).reshape(len(hist), len(rows))
     share = np.bincount(shelf.categories[hist], minlength=len(shelf.category_names)) / len(hist)
     catsim = shelf.catsim[np.unique(shelf.categories[hist])][:, shelf.categories[rows]]
@@ -159,6 +190,8 @@ def pool(
             trendiness * norm,
             (1.0 - trendiness) * mean,
             (1.0 - trendiness) * cop,
+            moment.all_time_norm[rows],
+            trendiness * moment.all_time_norm[rows],
         ]
     )
     closest = similarity.argmax(axis=0) if len(rows) else np.zeros(0, np.int64)

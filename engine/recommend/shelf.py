@@ -3,7 +3,7 @@ and unit vectors of one space, as arrays, read from the vector store once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -72,20 +72,13 @@ class Shelf:
         self, history: NDArray[np.int64], allowed: NDArray[np.bool_], n: int
     ) -> NDArray[np.int64]:
         """The n allowed rows with the best cosine to any history row (exact)."""
-        best = (self._vectors()[history] @ self._vectors().T).max(axis=0)
-        return best_rows(best.astype(np.float64), allowed, n)
+        return Cosines(self, history).looks(history).neighbours(history, allowed, n)
 
     def similarity(
         self, history: NDArray[np.int64], rows: NDArray[np.int64]
     ) -> NDArray[np.float64]:
         """The cosine of each history row to each of the rows."""
-        vectors = self._vectors()
-        return (vectors[history] @ vectors[rows].T).astype(np.float64)
-
-    def _vectors(self) -> NDArray[np.float32]:
-        if self.vectors is None:
-            raise ValueError("this shelf holds no vectors; the store's search finds neighbours")
-        return self.vectors
+        return Cosines(self, history).looks(history).similarity(history, rows)
 
     def shown(self, genders: frozenset[str] | None) -> NDArray[np.bool_]:
         """Which items a shopper shown these genders sees (every item for None)."""
@@ -146,3 +139,37 @@ def best_rows(score: NDArray[np.float64], allowed: NDArray[np.bool_], n: int) ->
     if len(rows) > n:
         rows = rows[np.lexsort((rows, -score[rows]))[:n]]
     return rows.astype(np.int64)
+
+
+class Cosines:
+    """The cosines of some rows of a shelf holding vectors to every item, in one matrix
+    product (a batch of shoppers' purchases at once)."""
+
+    def __init__(self, shelf: Shelf, rows: Iterable[int]) -> None:
+        if shelf.vectors is None:
+            raise ValueError("this shelf holds no vectors; the store's search finds neighbours")
+        self.rows = sorted({int(r) for r in rows})
+        self.at = {row: n for n, row in enumerate(self.rows)}
+        self.matrix = shelf.vectors[self.rows] @ shelf.vectors.T
+
+    def looks(self, history: Sequence[int] | NDArray[np.int64]) -> Looked:
+        """How items look to one history (rows among those computed)."""
+        return Looked(self.matrix[[self.at[int(r)] for r in history]])
+
+
+class Looked:
+    """The cosines of one history's rows to every item (engine.recommend.pool.Looks)."""
+
+    def __init__(self, matrix: NDArray[np.float32]) -> None:
+        self.matrix = matrix
+
+    def neighbours(
+        self, history: NDArray[np.int64], allowed: NDArray[np.bool_], n: int
+    ) -> NDArray[np.int64]:
+        best = self.matrix.max(axis=0).astype(np.float64)
+        return best_rows(best, allowed, n)
+
+    def similarity(
+        self, history: NDArray[np.int64], rows: NDArray[np.int64]
+    ) -> NDArray[np.float64]:
+        return self.matrix[:, rows].astype(np.float64)

@@ -9,7 +9,7 @@ co-purchases before it, and the validation's purchases are each shopper's later 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -22,7 +22,7 @@ from engine.catalog.taxonomy import Taxonomy
 from engine.errors import ConfigError
 from engine.recommend.pool import FEATURES, SOURCES, Moment, Pool, pool
 from engine.recommend.profile import PRESET_PROFILES, Profile, ranked
-from engine.recommend.shelf import Shelf
+from engine.recommend.shelf import Cosines, Shelf
 from engine.vocabulary.records import Purchase, User
 
 MIN_SHOPPERS: Final = 30  # shoppers with ≥ 2 purchases a fit needs
@@ -53,6 +53,7 @@ class Log:
     shown: list[frozenset[str]]
     half_life_s: float
     size: int  # the shelf's rows
+    initial: NDArray[np.float64] | None = None  # each row's initial popularity, if any
 
     @classmethod
     def of(
@@ -63,8 +64,10 @@ class Log:
         taxonomy: Taxonomy,
         half_life_s: float,
         start: datetime,
+        initial: Mapping[str, float] | None = None,
     ) -> Log:
-        """The purchases of these users of items on the shelf (others left out)."""
+        """The purchases of these users of items on the shelf (others left out), over the
+        items' initial popularity (by item id) if they have one."""
         code = {u.id: n for n, u in enumerate(users)}
         rows = [
             (code[p.user_id], shelf.index[p.item_id], (p.timestamp - start).total_seconds())
@@ -81,6 +84,9 @@ class Log:
             [frozenset(taxonomy.shown_to(u.gender)) for u in users],
             half_life_s,
             len(shelf),
+            None
+            if initial is None
+            else np.array([float(initial.get(i, 0.0)) for i in shelf.item_ids], np.float64),
         )
 
     def moment(self, second: float, kept: NDArray[np.bool_] | None = None) -> Moment:
@@ -95,7 +101,7 @@ class Log:
             np.bincount(items, weights=decayed, minlength=n).astype(np.float64),
             self.shoppers[before],
             items,
-            np.bincount(items, minlength=n).astype(np.float64),
+            self.initial,
         )
 
     def examples(self, kept: NDArray[np.bool_], after: float = -np.inf) -> list[Example]:
@@ -120,34 +126,48 @@ class Log:
         return int(self.items[i]) not in set(self.items[earlier].tolist())
 
 
-Lister = Callable[[Example], list[int]]
+BATCH: Final = 256  # examples whose purchases' cosines are computed in one product
 
 
-def listed_by(
+def pools(
     shelf: Shelf,
     log: Log,
-    profile: Profile,
+    examples: Sequence[Example],
     kept: NDArray[np.bool_] | None = None,
     sources: Sequence[str] = SOURCES,
-    k: int = K,
-) -> Lister:
-    """A profile's top-k rows for an example (the sales as of its purchase)."""
+) -> Iterator[tuple[Example, Pool]]:
+    """Each example's candidate pool, with the sales and co-purchases (of the kept
+    purchases) just before it; the cosines a batch of examples at a time."""
+    for start in range(0, len(examples), BATCH):
+        batch = examples[start : start + BATCH]
+        cosines = Cosines(shelf, (row for e in batch for row in e.history))
+        for example in batch:
+            moment = log.moment(example.second, kept)
+            shown = log.shown[example.shopper]
+            found = pool(
+                shelf,
+                cosines.looks(example.history),
+                moment,
+                example.history,
+                float(log.trendiness[example.shopper]),
+                shelf.allowed(example.history, shown),
+                example.shopper,
+                sources,
+            )
+            yield example, found
 
-    def listed(example: Example) -> list[int]:
-        found = _pool(shelf, log, example, kept, sources)
-        return ranked(found, profile.scores(found), shelf.products, k)
 
-    return listed
-
-
-def hit_rate(shelf: Shelf, examples: Sequence[Example], lister: Lister) -> NDArray[np.float64]:
-    """Per example: 1 when its target's product is listed."""
-    return np.array(
-        [
-            float(shelf.products[e.target] in set(shelf.products[lister(e)].tolist()))
-            for e in examples
-        ]
-    )
+def hit_rates(
+    shelf: Shelf, log: Log, examples: Sequence[Example], profiles: Sequence[Profile], k: int = K
+) -> dict[str, NDArray[np.float64]]:
+    """Per profile and example: 1 when the example's target product is in its top k."""
+    hits: dict[str, list[float]] = {p.name: [] for p in profiles}
+    for example, found in pools(shelf, log, examples):
+        target = shelf.products[example.target]
+        for profile in profiles:
+            listed = ranked(found, profile.scores(found), shelf.products, k)
+            hits[profile.name].append(float(target in shelf.products[listed]))
+    return {name: np.array(values) for name, values in hits.items()}
 
 
 def fit(
@@ -155,8 +175,7 @@ def fit(
 ) -> dict[str, float]:
     """The linear weights that best tell each example's target among its pool."""
     rows, labels = [], []
-    for example in examples:
-        found = _pool(shelf, log, example, kept, SOURCES)
+    for example, found in pools(shelf, log, examples, kept):
         y = shelf.products[found.rows] == shelf.products[example.target]
         if y.any():
             rows.append(found.features)
@@ -193,10 +212,8 @@ def tune(shelf: Shelf, log: Log, start: datetime, space: str) -> Profile:
         raise ConfigError("no shopper bought again after the split; nothing to validate on")
     weights = fit(shelf, log, fitted_on)
     tuned = Profile("tuned", weights)
-    scores = {
-        p.name: float(hit_rate(shelf, validated_on, listed_by(shelf, log, p)).mean())
-        for p in (tuned, *PRESET_PROFILES.values())
-    }
+    found = hit_rates(shelf, log, validated_on, (tuned, *PRESET_PROFILES.values()))
+    scores = {name: float(values.mean()) for name, values in found.items()}
     when = start.timestamp() + split
     return Profile(
         "tuned",
@@ -210,24 +227,4 @@ def tune(shelf: Shelf, log: Log, start: datetime, space: str) -> Profile:
             "space": space,
             "k": K,
         },
-    )
-
-
-def _pool(
-    shelf: Shelf,
-    log: Log,
-    example: Example,
-    kept: NDArray[np.bool_] | None,
-    sources: Sequence[str],
-) -> Pool:
-    moment = log.moment(example.second, kept)
-    return pool(
-        shelf,
-        shelf,
-        moment,
-        example.history,
-        float(log.trendiness[example.shopper]),
-        shelf.allowed(example.history, log.shown[example.shopper]),
-        example.shopper,
-        sources,
     )
