@@ -28,8 +28,10 @@ from engine.evaluate.evaluation import Evaluation  # noqa: E402
 from engine.evaluate.holdout import FULL  # noqa: E402
 from engine.evaluate.protocol import (  # noqa: E402
     Protocol,
+    Shoppers,
     StoredItems,
     shopper_styles,
+    shoppers_named,
     simulated_cohort,
 )
 from engine.events.trending import PopularityMode, PopularitySettings  # noqa: E402
@@ -90,11 +92,17 @@ def normpop_study(app: Application, space: str, users: int, seeds: list[int]) ->
 
 
 def taste_study(
-    app: Application, space: str, users: int, seeds: list[int], mode: PopularityMode, k: int
+    app: Application,
+    space: str,
+    users: int,
+    seeds: list[int],
+    mode: PopularityMode,
+    k: int,
+    shoppers: Shoppers = "taste",
 ) -> str:
-    """Leave-last-out hit rate@k per system and seed, taste shoppers."""
+    """Leave-last-out hit rate@k per system and seed, taste (or the paper's) shoppers."""
     items = StoredItems.load(app.store)
-    styles = shopper_styles(app.store, items, space, seeds[0])
+    styles = shopper_styles(app.store, items, space, seeds[0]) if shoppers == "taste" else None
     rows: dict[str, list[str]] = {}
     deltas: dict[str, list[str]] = {}
     for seed in seeds:
@@ -103,7 +111,7 @@ def taste_study(
             seed=seed,
             backbones=(space,),
             diversity_sweep=(),
-            shoppers="taste",
+            shoppers=shoppers,
             holdout_k=k,
         )
         cohort = simulated_cohort(
@@ -120,8 +128,9 @@ def taste_study(
             delta = measured.get("hit_rate_vs_full")
             deltas.setdefault(name, []).append("—" if delta is None else delta.text())
     header = " | ".join(f"seed {s}: hit rate@{k} | Δ" for s in seeds)
+    who = f"Taste shoppers ({styles.source})" if styles else "The paper's shoppers"
     lines = [
-        f"Taste shoppers ({styles.source}), {users} per seed, {mode} popularity, "
+        f"{who}, {users} per seed, {mode} popularity, "
         f"leave-last-out, k {k}; 95 % bootstrap intervals over shoppers; Δ: paired "
         f"difference from the {FULL}",
         "",
@@ -151,6 +160,9 @@ def main() -> int:
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--skip-normpop", action="store_true")
     parser.add_argument("--skip-taste", action="store_true")
+    parser.add_argument(
+        "--holdout-shoppers", default="taste", help="taste, paper or both (comma-separated)"
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     started = time.perf_counter()
@@ -161,7 +173,10 @@ def main() -> int:
             print(normpop_study(app, space, args.users, seeds) + "\n")
         if not args.skip_taste:
             mode = cast(PopularityMode, args.taste_mode)
-            print(taste_study(app, space, args.taste_users, seeds, mode, args.k))
+            for who in args.holdout_shoppers.split(","):
+                shoppers = shoppers_named(who.strip())
+                print(taste_study(app, space, args.taste_users, seeds, mode, args.k, shoppers))
+                print()
     print(f"\n({time.perf_counter() - started:.0f} s)")
     return 0
 

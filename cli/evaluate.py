@@ -62,6 +62,25 @@ def progress_bar() -> Progress:
     )
 
 
+class _Told:
+    """Progress on stderr where it is no terminal (a log file, a pipe, CI), which shows no
+    bar: a line every 10 s at most, and at the end."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if errors.is_terminal:
+            return
+        now = time.monotonic()
+        if now - self.last >= 10.0 or self.done >= self.total:
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-9)
+            errors.print(f"evaluated {self.done:,} of {self.total:,} users ({rate:.1f} users/s)")
+
+
 def _weights_note(store: VectorStore, backbones: list[str]) -> str:
     """Which weights embedded each backbone's vectors, and a warning for random ones."""
     parts = [f"{b}: {weights_text(store, b)} weights" for b in backbones]
@@ -249,12 +268,18 @@ def evaluate_command(
                     "catalog_items": len(items.items),
                 }
                 evaluation = Evaluation(store, cohort, items, protocol, named)
+                told = _Told(cohort.total)
+
+                def advance(n: int) -> None:
+                    bar.advance(task, n)
+                    told(n)
+
                 metrics = run(
                     evaluation,
                     run_dir,
                     setting,
                     progress=lambda s: bar.update(task, description=s),
-                    advance=lambda n: bar.advance(task, n),
+                    advance=advance,
                 )
         except KeyboardInterrupt:
             state = bar.tasks[0]

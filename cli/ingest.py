@@ -137,6 +137,7 @@ def print_outcome(outcome: Outcome) -> None:
         f"(already stored {summary.already}, no mask {summary.no_mask_skipped}) · "
         f"failed {summary.failed} · unparsed {summary.unparsed} · "
         f"unmasked {summary.unmasked} · vectors written: {vectors}"
+        + (f" · colours added to {summary.recoloured} stored item(s)" if summary.recoloured else "")
     )
     if outcome.new_categories:
         listed = ", ".join(f"{c} {n}" for c, n in outcome.new_categories.items())

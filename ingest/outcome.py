@@ -18,6 +18,7 @@ class IngestSummary:
     unparsed: int = 0
     no_mask_skipped: int = 0
     unmasked: int = 0
+    recoloured: int = 0  # items stored before colours were, given their colours
     vectors: dict[str, int] = field(default_factory=dict)
     runtimes: dict[str, str] = field(default_factory=dict)  # backbone → "openvino int8", …
 

@@ -25,6 +25,7 @@ from engine.vocabulary.schema import (
     ATTRIBUTES,
     CATEGORY,
     CATEGORY_GROUP,
+    COLOUR,
     FRAMING,
     GENDER,
     IMAGE,
@@ -48,6 +49,7 @@ from engine.vocabulary.schema import (
     stock_fields,
     weights_field,
 )
+from ingest.colour import colour_histograms
 from ingest.options import (
     IngestOptions,
     pooling_of,
@@ -173,6 +175,7 @@ class Plan:
 
     path: Path
     offsets: np.ndarray
+    embeds: int = 0  # lines that need a network (the others only their colours)
 
 
 FailureSink = Callable[[Failure], None]
@@ -205,7 +208,7 @@ def plan(
     """Stream the catalog, ask the store which items lack which backbone, write the work list."""
     path = workdir / "worklist.jsonl"
     offsets: list[int] = []
-    position = 0
+    position, embeds = 0, 0
     with path.open("wb") as out:
         for chunk in batched(_items(entries, summary, on_failure, options.limit), CHECK_CHUNK):
             ids = frozenset(point_id(item.item_id) for item in chunk)
@@ -213,9 +216,12 @@ def plan(
                 b: store.ids_matching(Filter(ids=ids, has_vector=b), limit=len(ids))
                 for b in backbones
             }
+            colourless = store.ids_matching(Filter(ids=ids, empty=COLOUR), limit=len(ids))
             for item in chunk:
                 pid = point_id(item.item_id)
                 needs = [b for b in backbones if pid not in have[b]]
+                if not needs and pid in colourless:
+                    needs = [COLOUR]  # stored before colours were: its colours only
                 if not needs:
                     summary.already += 1
                     continue
@@ -233,11 +239,12 @@ def plan(
                         on_failure(failure)
                         continue
                     item = replace(item, mask=None)
+                embeds += needs != [COLOUR]
                 line = item_to_line(item, needs).encode("utf-8")
                 out.write(line)
                 offsets.append(position)
                 position += len(line)
-    return Plan(path, np.asarray(offsets, dtype=np.int64))
+    return Plan(path, np.asarray(offsets, dtype=np.int64), embeds)
 
 
 def embed(
@@ -281,6 +288,15 @@ def _write_batch(
         item = failed.item
         kind = failed.kind or UNREADABLE
         on_failure(Failure(str(item.image), item.item_id, "image", reason, kind))
+    masked = np.array([s.masked for s in batch.samples], dtype=bool)
+    colours = [
+        [round(float(v), 4) for v in row] for row in colour_histograms(batch.pixels.numpy(), masked)
+    ]
+    recoloured = 0
+    for r, sample in enumerate(batch.samples):
+        if sample.needs == [COLOUR]:  # its vectors are stored: its colours only
+            store.set_payload([point_id(sample.item.item_id)], {COLOUR: colours[r]})
+            recoloured += 1
     for name, embedder in embedders.items():
         rows = [r for r, sample in enumerate(batch.samples) if name in sample.needs]
         if not rows:
@@ -295,15 +311,18 @@ def _write_batch(
                             s.item, s.masked, taxonomy, options.framing, options.removed
                         ),
                         **numerics(name, embedder),
+                        COLOUR: colours[r],
                     }
-                    for s in samples
+                    for r, s in zip(rows, samples, strict=True)
                 ],
                 vector_name=name,
                 vectors=embedder(batch.pixels[rows]),
             )
         )
         summary.vectors[name] = summary.vectors.get(name, 0) + len(rows)
-    summary.ingested += len(batch.samples)
+    summary.already += recoloured
+    summary.recoloured += recoloured
+    summary.ingested += len(batch.samples) - recoloured
     summary.unmasked += sum(not s.masked for s in batch.samples)
 
 
@@ -352,8 +371,8 @@ def ingest(
     summary = IngestSummary()
     with tempfile.TemporaryDirectory(prefix="fashionrec-ingest-") as tmp:
         work = plan(entries, store, list(embedders), options, Path(tmp), summary, on_failure)
-        if len(work.offsets):
-            settle(embedders, store, len(work.offsets), sampler(work, options), on_stage)
+        if work.embeds:  # a run that only adds colours runs no network
+            settle(embedders, store, work.embeds, sampler(work, options), on_stage)
             summary.runtimes = {
                 n: f"{getattr(e, 'runtime', 'torch')} {e.precision}" for n, e in embedders.items()
             }

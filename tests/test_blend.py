@@ -37,6 +37,8 @@ from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vocabulary.geo import Location
 from engine.vocabulary.records import Purchase, User
+from engine.vocabulary.schema import COLOUR, point_id
+from ingest.colour import BINS
 from tests.builders import build_catalog, fashionrec, home_with_items
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -198,6 +200,9 @@ def test_the_live_blend_lists_what_the_evaluation_ranks_on_each_back_end(
     taxonomy = deepfashion()
     log = EventLog(tmp_path / "events.sqlite")
     rng = np.random.default_rng(4)
+    for payload in payloads:  # colours, as ingest makes them: unit rows of square roots
+        shares = rng.dirichlet(np.ones(BINS) * 0.3)
+        store.set_payload([point_id(str(payload["item_id"]))], {COLOUR: np.sqrt(shares).tolist()})
     women = [str(p["item_id"]) for p in payloads if p["gender"] == "WOMEN"]
     users = [User(f"u{n}", "WOMEN", float(rng.random()), Location(48.85, 2.35)) for n in range(12)]
     purchases = [
@@ -228,6 +233,7 @@ def test_the_live_blend_lists_what_the_evaluation_ranks_on_each_back_end(
             exact = ranked(found, profile.scores(found), shelf.products, params.k)
             assert [r.item_id for r in live] == [shelf.item_ids[r] for r in exact]
             assert all(r.sources for r in live)
+            assert shelf.colours is not None and found.features[:, -3:].any()
             assert all(r.category == params.category for r in live if params.category)
     item = women[0]
     live_item = blender.for_item(item, Params(k=5, trendiness=0.3), profile, 7.0, when)

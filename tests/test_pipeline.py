@@ -18,7 +18,8 @@ from engine.errors import MaskMissingError
 from engine.vectorstore.base import Filter, Record, VectorStore
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
-from engine.vocabulary.schema import point_id
+from engine.vocabulary.schema import COLOUR, point_id
+from ingest.colour import BINS
 from ingest.democatalog import DemoCatalog
 from ingest.embedder import Embedder
 from ingest.options import IngestOptions
@@ -225,3 +226,24 @@ def test_a_store_that_cannot_write_stops_clearly_and_resumes(
     assert (resumed.already, resumed.ingested) == (written, 23 - written)
     assert store.count(Filter(has_vector=FAKE)) == 23
     store.close()
+
+
+def test_every_item_gets_its_colours_and_an_older_store_gets_them_on_the_next_run(
+    small_catalog: DemoCatalog, store: VectorStore
+) -> None:
+    catalog = open_catalog(small_catalog.images)
+    ingest(catalog, store, EMBEDDERS, OPTIONS)
+    records = _all(store, small_catalog)
+    colours = {pid: r.payload[COLOUR] for pid, r in records.items()}
+    assert all(len(c) == BINS and abs(sum(v * v for v in c) - 1) < 1e-3 for c in colours.values())
+    older = sorted(colours)[:5]  # stored before colours were
+    for pid in older:
+        store.set_payload([pid], {COLOUR: []})
+    assert len(store.ids_matching(Filter(empty=COLOUR), limit=50)) == 5
+    again = ingest(catalog, store, EMBEDDERS, OPTIONS)
+    assert (again.ingested, again.recoloured, again.vectors) == (0, 5, {})
+    restored = _all(store, small_catalog)
+    assert {pid: restored[pid].payload[COLOUR] for pid in older} == {
+        pid: colours[pid] for pid in older
+    }
+    assert not store.ids_matching(Filter(empty=COLOUR), limit=50)

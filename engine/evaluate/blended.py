@@ -46,6 +46,7 @@ TERMS: Final = {  # the features of each term (ABLATIONS) its ablation switches 
     ),
     "no visual": ("visual_best", "visual_mean", "visual_last", "untrendy_visual"),
     "no category": ("category", "category_share"),
+    "no colour": ("colour_best", "colour_mean", "untrendy_colour"),
 }
 Shopper = tuple[User, Sequence[Purchase]]
 

@@ -38,7 +38,12 @@ RANDOM: Final = "random"
 POPULAR: Final = "most popular (all-time)"
 TRENDING: Final = "trending now"
 BASELINES: Final = (VISUAL, LABELS, RANDOM, POPULAR, TRENDING)
-ABLATIONS: Final = ("no popularity", "no visual", "no category")  # the full model's terms
+ABLATIONS: Final = (
+    "no popularity",
+    "no visual",
+    "no category",
+    "no colour",
+)  # the full model's terms
 SOURCE_ABLATIONS: Final = {source: f"no {source} source" for source in SOURCES}
 PRESET_ROWS: Final = {name: f"every source, {name} weights" for name in PRESETS}
 METRICS: Final = ("hit_rate", "ndcg", "recall")

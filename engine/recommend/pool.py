@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from engine.popularity.normpop import normalised
 from engine.recommend.shelf import Shelf, best_rows
 
-SOURCES: Final = ("visual", "trending", "category", "copurchase")
+SOURCES: Final = ("visual", "trending", "category", "copurchase", "colour")
 FEATURES: Final = (
     "visual_best",  # the best cosine to a purchase
     "visual_mean",  # the mean cosine to the purchases
@@ -40,6 +40,9 @@ FEATURES: Final = (
     "untrendy_copurchase",  # (1 − t) · copurchase
     "all_time",  # NormPop of the all-time popularity
     "trendy_all_time",  # t · all_time
+    "colour_best",  # the best likeness of colours to a purchase (ingest/colour.py)
+    "colour_mean",  # the mean likeness of colours to the purchases
+    "untrendy_colour",  # (1 − t) · colour_mean
 )
 PER_SOURCE: Final = 50  # candidates each source brings
 PER_CATEGORY: Final = 10  # best sellers of each category bought
@@ -167,6 +170,9 @@ def pool(
         by_source["category"] = np.concatenate(best) if best else np.zeros(0, np.int64)
     if "copurchase" in sources:
         by_source["copurchase"] = best_rows(copurchase, allowed & (copurchase > 0), per_source)
+    colours = None if shelf.colours is None else shelf.colours[hist] @ shelf.colours.T
+    if "colour" in sources and colours is not None:
+        by_source["colour"] = best_rows(colours.max(axis=0).astype(np.float64), allowed, per_source)
     rows = np.unique(np.concatenate([*by_source.values(), np.zeros(0, np.int64)]))
     brought = np.zeros(len(rows), dtype=np.uint8)
     for source, found in by_source.items():
@@ -176,6 +182,7 @@ def pool(
     catsim = shelf.catsim[np.unique(shelf.categories[hist])][:, shelf.categories[rows]]
     norm, cop = moment.norm[rows], np.log1p(copurchase[rows])
     mean = similarity.mean(axis=0)
+    colour = np.zeros((len(hist), len(rows))) if colours is None else colours[:, rows]
     features = np.column_stack(
         [
             similarity.max(axis=0, initial=-1.0),
@@ -192,6 +199,9 @@ def pool(
             (1.0 - trendiness) * cop,
             moment.all_time_norm[rows],
             trendiness * moment.all_time_norm[rows],
+            colour.max(axis=0, initial=0.0),
+            colour.mean(axis=0),
+            (1.0 - trendiness) * colour.mean(axis=0),
         ]
     )
     closest = similarity.argmax(axis=0) if len(rows) else np.zeros(0, np.int64)

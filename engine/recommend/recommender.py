@@ -45,6 +45,7 @@ from engine.vocabulary.schema import (
 __all__ = ["PHOTO", "Params", "Recommender", "Rerank", "UserRecommendations"]
 
 PHOTO: Final = "photo"  # the query item of a search by photo
+SOFT: Final = 10  # the nearest items whose categories make a photo's (engine/recommend)
 VectorsByItem = dict[str, NDArray[np.float32]]
 
 
@@ -66,6 +67,7 @@ class _Spec:
     trendiness: float
     exclude_products: frozenset[str]
     origin: Location | None
+    categories: dict[str, float] | None = None  # a photo's: its neighbours' categories, weighted
 
     def context(self) -> Context:
         payload = self.item.payload
@@ -139,15 +141,23 @@ class Recommender:
 
     def for_vector(self, vector: NDArray[np.float32], params: Params) -> list[Recommendation]:
         """Items like a photo's vector (of the searched space): of the gender asked for,
-        else any; its category for CatSim is its nearest item's."""
+        else any. A photo has no category of its own: its CatSim to an item is the mean
+        CatSim of its SOFT nearest items' categories to the item's, each weighted by its
+        cosine (one wrong neighbour no longer turns the whole list)."""
         self._check_space(params.searched)
         shown = {} if params.gender is None else {GENDER: self.taxonomy.shown_to(params.gender)}
         nearest = self.store.search(
-            [Query(vector, params.searched, limit=1, filter=Filter(within=shown))], (CATEGORY,)
+            [Query(vector, params.searched, limit=SOFT, filter=Filter(within=shown))],
+            (CATEGORY,),
         )[0]
-        category = str(nearest[0].payload.get(CATEGORY)) if nearest else ""
+        shares: dict[str, float] = defaultdict(float)
+        for hit in nearest:
+            shares[str(hit.payload.get(CATEGORY))] += max(hit.score, 1e-6)
+        category = max(sorted(shares), key=shares.__getitem__) if shares else ""
         photo = Record(PHOTO, {ITEM_ID: PHOTO, CATEGORY: category}, vector)
-        spec = _Spec(photo, params.gender, params.trendiness, frozenset(), params.at)
+        total = sum(shares.values())
+        soft = {c: w / total for c, w in shares.items()} if total else None
+        spec = _Spec(photo, params.gender, params.trendiness, frozenset(), params.at, soft)
         return self._rank([spec], params, Plan.of_lists(params))[0][0]
 
     def for_user(
@@ -243,12 +253,24 @@ class Recommender:
     def _terms(self, spec: _Spec, params: Params, span: tuple[float, float]) -> Terms:
         """The relevance's terms for one query, as both reranks evaluate them."""
         origin = None if spec.origin is None else (spec.origin.lat, spec.origin.lon)
-        similar = self._category_values(str(spec.item.payload[CATEGORY]))
+        if spec.categories:
+            similar = self._soft_values(spec.categories)
+        else:
+            similar = self._category_values(str(spec.item.payload[CATEGORY]))
         # a popularity held in memory brings its NormPop, read where a stored rank is
         normalise = "rank" if self.popularity is not None else params.normalise
         return terms(
             params.weights, spec.trendiness, span, similar, origin, params.ranked_by, normalise
         )
+
+    def _soft_values(self, shares: dict[str, float]) -> dict[float, tuple[str, ...]]:
+        """Each soft CatSim value (the shares' weighted mean) and the categories that have
+        it."""
+        values: dict[float, list[str]] = defaultdict(list)
+        for category in sorted({*self.taxonomy.categories, *shares}):
+            value = sum(w * self.taxonomy(q, category) for q, w in shares.items())
+            values[round(value, 9)].append(category)
+        return {v: tuple(cs) for v, cs in values.items()}
 
     def _category_values(self, query: str) -> dict[float, tuple[str, ...]]:
         """Each CatSim value against the query's category, and the categories that have it."""

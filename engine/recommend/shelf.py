@@ -16,6 +16,7 @@ from engine.vectorstore.base import Filter, VectorStore
 from engine.vocabulary.geo import coordinates
 from engine.vocabulary.schema import (
     CATEGORY,
+    COLOUR,
     GENDER,
     ITEM_ID,
     OUT,
@@ -27,6 +28,7 @@ from engine.vocabulary.schema import (
 )
 
 SHELF_FIELDS: Final = (
+    COLOUR,
     ITEM_ID,
     PRODUCT_ID,
     GENDER,
@@ -55,6 +57,7 @@ class Shelf:
     prices: NDArray[np.float64] | None = None  # NaN: no price
     lat: NDArray[np.float64] | None = None  # the shop's, NaN: no shop
     lon: NDArray[np.float64] | None = None
+    colours: NDArray[np.float32] | None = None  # each item's colour histogram (ingest/colour.py)
     index: dict[str, int] = field(default_factory=dict)
     _shown: dict[frozenset[str], NDArray[np.bool_]] = field(default_factory=dict)
 
@@ -115,6 +118,13 @@ class Shelf:
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
             matrix = (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
         lat, lon = coordinates(p.get(STORE_LOCATION) for p in payloads)
+        colours = None
+        sizes = {len(p[COLOUR]) for p in payloads if p.get(COLOUR)}
+        if len(sizes) == 1:  # items stored before colours were have none: zeros
+            (size,) = sizes
+            colours = np.array(
+                [p.get(COLOUR) or [0.0] * size for p in payloads], dtype=np.float32
+            ).reshape(len(payloads), size)
         prices = [p.get(PRICE) for p in payloads]
         return cls(
             [str(p[ITEM_ID]) for p in payloads],
@@ -130,6 +140,7 @@ class Shelf:
             np.array([np.nan if v is None else float(v) for v in prices], dtype=np.float64),
             lat,
             lon,
+            colours,
         )
 
 

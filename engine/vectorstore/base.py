@@ -86,6 +86,7 @@ class Filter:
     exclude: Mapping[str, frozenset[str]] = field(default_factory=dict)  # keyword not in set
     near: Near | None = None
     ranges: Mapping[str, Range] = field(default_factory=dict)  # numeric fields only
+    empty: str | None = None  # a payload field the point lacks (or holds empty)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ CATEGORY: Final = "category"
 CATEGORY_GROUP: Final = "category_group"
 VIEW: Final = "view"
 IMAGE: Final = "image"
+COLOUR: Final = "colour"  # the garment's colour histogram, made at ingest (ingest/colour.py)
 MASKED: Final = "masked"
 # how the network input was made (engine/catalog/inputs.py): framing; the mask applied, if any,
 # and the labels it removed

@@ -31,6 +31,8 @@ def translate(flt: Filter | None) -> qe.Filter | None:
         must.append(qe.HasVectorCondition(flt.has_vector))
     if flt.ids is not None:
         must.append(qe.HasIdCondition(set(flt.ids)))
+    if flt.empty is not None:
+        must.append(qe.IsEmptyCondition(flt.empty))
     if flt.near is not None:
         centre = qe.GeoPoint(lon=flt.near.lon, lat=flt.near.lat)
         radius = qe.GeoRadius(center=centre, radius=flt.near.km * 1000.0)

@@ -40,6 +40,8 @@ def translate(flt: Filter | None) -> models.Filter | None:
         must.append(models.HasVectorCondition(has_vector=flt.has_vector))
     if flt.ids is not None:
         must.append(models.HasIdCondition(has_id=sorted(flt.ids)))
+    if flt.empty is not None:
+        must.append(models.IsEmptyCondition(is_empty=models.PayloadField(key=flt.empty)))
     if flt.near is not None:
         centre = models.GeoPoint(lon=flt.near.lon, lat=flt.near.lat)
         radius = models.GeoRadius(center=centre, radius=flt.near.km * 1000.0)

@@ -1,0 +1,43 @@
+"""An item's colours: a small histogram of the garment's pixels in HSV, computed from the
+network's input at ingest and kept in the payload (`colour`), which the blended ranking
+compares (engine/recommend/pool.py). The background is left out: the pixels masking
+blacked out, and a product photo's white studio."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+HUES: Final = 8  # hue bins of the coloured pixels, each split by saturation and value
+GREYS: Final = 4  # value bins of the pixels with little saturation
+BINS: Final = HUES * 4 + GREYS  # 36
+GREY_BELOW: Final = 0.2  # saturation under which a pixel is a grey
+WHITE_FROM: Final = 235  # a pixel whose every channel is this bright is studio background
+
+
+def colour_histograms(pixels: NDArray[np.uint8], masked: NDArray[np.bool_]) -> NDArray[np.float32]:
+    """Each image's histogram (N×3×H×W uint8 in; N×BINS out): the square roots of the
+    garment pixels' shares, so that a dot product is the Bhattacharyya coefficient (1 for
+    the same colours, 0 for none shared); zeros for an image with no garment pixel."""
+    out = np.zeros((len(pixels), BINS), dtype=np.float32)
+    for n, image in enumerate(pixels):
+        rgb = np.ascontiguousarray(image.transpose(1, 2, 0))
+        flat = rgb.reshape(-1, 3)
+        background = flat.max(axis=1) == 0 if masked[n] else flat.min(axis=1) >= WHITE_FROM
+        if background.all():
+            continue
+        hsv = np.asarray(Image.fromarray(rgb, "RGB").convert("HSV")).reshape(-1, 3)[~background]
+        h, s, v = (hsv[:, c].astype(np.float64) / 256.0 for c in range(3))
+        grey = s < GREY_BELOW
+        colour_bin = (
+            np.minimum((h * HUES).astype(int), HUES - 1) * 4
+            + (s >= 0.6).astype(int) * 2
+            + (v >= 0.6).astype(int)
+        )
+        grey_bin = HUES * 4 + np.minimum((v * GREYS).astype(int), GREYS - 1)
+        counts = np.bincount(np.where(grey, grey_bin, colour_bin), minlength=BINS)
+        out[n] = np.sqrt(counts / counts.sum())
+    return out
