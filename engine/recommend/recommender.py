@@ -3,6 +3,7 @@ rerank, by the search strategy the query calls for (engine/recommend/strategies.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ __all__ = ["PHOTO", "Params", "Recommender", "Rerank", "UserRecommendations"]
 
 PHOTO: Final = "photo"  # the query item of a search by photo
 SOFT: Final = 10  # the nearest items whose categories make a photo's (engine/recommend)
+SHARPNESS: Final = 0.02  # their weights: exp(cosine / SHARPNESS), normalised (bench/photos.py)
 VectorsByItem = dict[str, NDArray[np.float32]]
 
 
@@ -151,8 +153,9 @@ class Recommender:
             (CATEGORY,),
         )[0]
         shares: dict[str, float] = defaultdict(float)
-        for hit in nearest:
-            shares[str(hit.payload.get(CATEGORY))] += max(hit.score, 1e-6)
+        best = max((hit.score for hit in nearest), default=0.0)
+        for hit in nearest:  # softmax of the cosines: a clear nearest item all but decides
+            shares[str(hit.payload.get(CATEGORY))] += math.exp((hit.score - best) / SHARPNESS)
         category = max(sorted(shares), key=shares.__getitem__) if shares else ""
         photo = Record(PHOTO, {ITEM_ID: PHOTO, CATEGORY: category}, vector)
         total = sum(shares.values())
