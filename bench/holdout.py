@@ -5,7 +5,7 @@ Taste shoppers are simulated in memory over an ingested home (trending popularit
   held-out purchase, and `Recommender.for_user` through the vector store for the full
   model, its three term ablations and visual kNN), on the first --sample shoppers;
 - the shelf's path (engine/evaluate/blended.py: every vector in memory, one matrix product
-  per chunk of shoppers, 16 systems each), on every shopper, once with the profile's fit
+  per chunk of shoppers, 18 systems each), on every shopper, once with the profile's fit
   counted and once without.
 Prints shoppers per second of each and their ratio; nothing is written to the home.
 
@@ -107,7 +107,7 @@ def main() -> int:
         whole = totals.shoppers / (done - started)
         print(
             f"shelf's path: shelf read {loaded - started:.1f} s, profile fitted "
-            f"{fitted - loaded:.1f} s, {totals.shoppers} shoppers listed (16 systems each) "
+            f"{fitted - loaded:.1f} s, {totals.shoppers} shoppers listed (18 systems each) "
             f"in {done - fitted:.1f} s"
         )
         print(

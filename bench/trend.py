@@ -99,6 +99,7 @@ def taste_study(
     mode: PopularityMode,
     k: int,
     shoppers: Shoppers = "taste",
+    split: str | None = None,
 ) -> str:
     """Leave-last-out hit rate@k per system and seed, taste (or the paper's) shoppers."""
     items = StoredItems.load(app.store)
@@ -113,6 +114,7 @@ def taste_study(
             diversity_sweep=(),
             shoppers=shoppers,
             holdout_k=k,
+            split=split,
         )
         cohort = simulated_cohort(
             items,
@@ -129,10 +131,10 @@ def taste_study(
             deltas.setdefault(name, []).append("—" if delta is None else delta.text())
     header = " | ".join(f"seed {s}: hit rate@{k} | Δ" for s in seeds)
     who = f"Taste shoppers ({styles.source})" if styles else "The paper's shoppers"
+    scored = "leave-last-out" if split is None else f"time split ({split}, 14 days of targets)"
     lines = [
-        f"{who}, {users} per seed, {mode} popularity, "
-        f"leave-last-out, k {k}; 95 % bootstrap intervals over shoppers; Δ: paired "
-        f"difference from the {FULL}",
+        f"{who}, {users} per seed, {mode} popularity, {scored}, k {k}; 95 % bootstrap "
+        f"intervals over shoppers; Δ: paired difference from the {FULL}",
         "",
         f"| system | {header} |",
         "|---|" + "---|---|" * len(seeds),
@@ -163,6 +165,7 @@ def main() -> int:
     parser.add_argument(
         "--holdout-shoppers", default="taste", help="taste, paper or both (comma-separated)"
     )
+    parser.add_argument("--split-date", default=None, help="a time split: auto or YYYY-MM-DD")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     started = time.perf_counter()
@@ -175,7 +178,10 @@ def main() -> int:
             mode = cast(PopularityMode, args.taste_mode)
             for who in args.holdout_shoppers.split(","):
                 shoppers = shoppers_named(who.strip())
-                print(taste_study(app, space, args.taste_users, seeds, mode, args.k, shoppers))
+                study = taste_study(
+                    app, space, args.taste_users, seeds, mode, args.k, shoppers, args.split_date
+                )
+                print(study)
                 print()
     print(f"\n({time.perf_counter() - started:.0f} s)")
     return 0

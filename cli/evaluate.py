@@ -145,6 +145,14 @@ def evaluate_command(
     holdout_k: Annotated[
         int, typer.Option(help="Leave-last-out: list length of hit rate, nDCG, recall.")
     ] = 10,
+    split_date: Annotated[
+        str | None,
+        typer.Option(
+            help="A time split instead of leave-last-out, as retailers score: purchases "
+            "before this date (YYYY-MM-DD, or auto: two weeks before the last purchase) are "
+            "the history, each shopper's in the two weeks after it the targets."
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder of result runs.")] = Path("results"),
     name: Annotated[str | None, typer.Option(help="Run name (default: the time).")] = None,
     taxonomy: TaxonomyOption = None,
@@ -198,6 +206,7 @@ def evaluate_command(
             shoppers_named(shoppers),
             holdout,
             holdout_k,
+            split_date,
         ).validate()
         stored = log.popularity_settings()
         ranking = stored.overridden(popularity, half_life)
@@ -250,6 +259,7 @@ def evaluate_command(
                     "shoppers": shoppers,
                     "holdout": holdout,
                     "holdout_k": holdout_k,
+                    "split_date": split_date,
                     "vector_weights": {b: weights_text(store, b) for b in names},
                     "users": cohort.total,
                     "max_purchases": max_purchases,

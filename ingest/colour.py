@@ -14,7 +14,8 @@ from PIL import Image
 HUES: Final = 8  # hue bins of the coloured pixels, each split by saturation and value
 GREYS: Final = 4  # value bins of the pixels with little saturation
 BINS: Final = HUES * 4 + GREYS  # 36
-GREY_BELOW: Final = 0.2  # saturation under which a pixel is a grey
+GREY: Final = 51  # saturation (of 255) under which a pixel is a grey: 0.2
+BRIGHT: Final = 153  # saturation or value (of 255) from which it is vivid or light: 0.6
 WHITE_FROM: Final = 235  # a pixel whose every channel is this bright is studio background
 
 
@@ -30,14 +31,9 @@ def colour_histograms(pixels: NDArray[np.uint8], masked: NDArray[np.bool_]) -> N
         if background.all():
             continue
         hsv = np.asarray(Image.fromarray(rgb, "RGB").convert("HSV")).reshape(-1, 3)[~background]
-        h, s, v = (hsv[:, c].astype(np.float64) / 256.0 for c in range(3))
-        grey = s < GREY_BELOW
-        colour_bin = (
-            np.minimum((h * HUES).astype(int), HUES - 1) * 4
-            + (s >= 0.6).astype(int) * 2
-            + (v >= 0.6).astype(int)
-        )
-        grey_bin = HUES * 4 + np.minimum((v * GREYS).astype(int), GREYS - 1)
-        counts = np.bincount(np.where(grey, grey_bin, colour_bin), minlength=BINS)
+        h, s, v = (hsv[:, c].astype(np.int32) for c in range(3))  # each 0..255
+        colour_bin = (h * HUES >> 8) * 4 + (s >= BRIGHT) * 2 + (v >= BRIGHT)
+        grey_bin = HUES * 4 + (v * GREYS >> 8)
+        counts = np.bincount(np.where(s < GREY, grey_bin, colour_bin), minlength=BINS)
         out[n] = np.sqrt(counts / counts.sum())
     return out

@@ -192,3 +192,29 @@ def test_small_photos_fill_the_grid_cells(tmp_path: Path) -> None:
     height = red[:, 0].max() - red[:, 0].min() + 1
     width = red[:, 1].max() - red[:, 1].min() + 1
     assert width == THUMB[0] or height == THUMB[1]  # grown to the cell, not left at 60×80
+
+
+def test_a_time_split_scores_the_weeks_after_a_date(tmp_path: Path) -> None:
+    """`--split-date auto`: every purchase before two weeks from the end is history, each
+    shopper's purchases in those two weeks the targets; a bad date is one line."""
+    store = EdgeStore(tmp_path / "store")
+    build_catalog(store, products_per_category=4)
+    items = StoredItems.load(store)
+    protocol = Protocol(
+        users=120, max_purchases=5, k=3, backbones=("resnet50",), diversity_sweep=(), split="auto"
+    )
+    cohort = simulated_cohort(
+        items, protocol, DEFAULT_REGION, popularity=PopularitySettings("trending")
+    )
+    evaluation = Evaluation(store, cohort, items, protocol)
+    metrics = run(evaluation, tmp_path / "run", {"description": ""})
+    store.close()
+    split = evaluation.lastout().split
+    assert split is not None
+    last = max(p.timestamp for _, users in cohort.chunks(1000) for _, ps in users for p in ps)
+    assert last - split == timedelta(days=14)
+    assert metrics["holdout"]["split"] == split.isoformat() and metrics["holdout"]["shoppers"] > 0
+    tables = (tmp_path / "run" / "tables.md").read_text()
+    assert "## Time split (resnet50;" in tables and "the 14 days after it the targets" in tables
+    with pytest.raises(ConfigError, match="--split-date must be auto or a date"):
+        Protocol(split="last tuesday").validate()

@@ -54,6 +54,8 @@ def test_same_points_on_edge_and_memory(
         assert record.payload == other.payload
         np.testing.assert_allclose(record.vector, other.vector, atol=1e-5)
     payload = a[point_id("WOMEN-Dresses-id_00000013-01_1_front")].payload
+    colours = payload.pop("colour")  # the garment's colours (ingest/colour.py)
+    assert len(colours) == BINS and sum(c * c for c in colours) == pytest.approx(1, abs=1e-3)
     assert payload == {
         "item_id": "WOMEN-Dresses-id_00000013-01_1_front",
         "product_id": "id_00000013-01",

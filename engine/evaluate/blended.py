@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Final
 
 import numpy as np
@@ -28,6 +28,7 @@ from engine.evaluate.holdout import (
     VISUAL,
     HoldoutSum,
 )
+from engine.evaluate.protocol import AUTO
 from engine.recommend.pool import SOURCES, Moment, Pool, pool
 from engine.recommend.profile import PRESET_PROFILES, Profile, ranked
 from engine.recommend.scoring import Weights
@@ -52,8 +53,11 @@ Shopper = tuple[User, Sequence[Purchase]]
 
 
 class LeaveLastOut:
-    """The cohort's purchases as a log over the shelf, the profile fitted on them with each
-    shopper's last `holdout` purchases left out, and every system's lists."""
+    """The cohort's purchases as a log over the shelf, the profile fitted on them without
+    the targets, and every system's lists. The targets: each shopper's last `holdout`
+    purchases (leave-last-out), or with `split` (a date, or AUTO: `window` before the last
+    purchase) each shopper's purchases in the `window` after it, every purchase before it
+    their history (a time split, as retailers score)."""
 
     def __init__(
         self,
@@ -64,16 +68,24 @@ class LeaveLastOut:
         initial: Mapping[str, float],
         holdout: int,
         seed: int,
+        split: str | None = None,
+        window: timedelta = timedelta(days=14),
     ) -> None:
-        self.shelf, self.taxonomy, self.holdout = shelf, taxonomy, holdout
+        self.shelf, self.taxonomy, self.holdout, self.window = shelf, taxonomy, holdout, window
         users = [user for user, _ in shoppers]
         purchases = [p for _, bought in shoppers for p in bought]
-        self.start = min((p.timestamp for p in purchases), default=datetime.now())
+        self.start = min((p.timestamp for p in purchases), default=datetime.now(UTC))
         self.log = Log.of(users, purchases, shelf, taxonomy, half_life_s, self.start, initial)
         self.code = {u.id: n for n, u in enumerate(users)}
-        kept = np.ones(len(self.log.items), dtype=bool)
-        for shopper in np.unique(self.log.shoppers):
-            kept[np.flatnonzero(self.log.shoppers == shopper)[-holdout:]] = False
+        self.split: datetime | None = None
+        if split is not None:
+            last = max((p.timestamp for p in purchases), default=self.start)
+            self.split = last - window if split == AUTO else _date(split, last.tzinfo)
+            kept = self.log.seconds < (self.split - self.start).total_seconds()
+        else:
+            kept = np.ones(len(self.log.items), dtype=bool)
+            for shopper in np.unique(self.log.shoppers):
+                kept[np.flatnonzero(self.log.shoppers == shopper)[-holdout:]] = False
         try:
             weights = fit(shelf, self.log, self.log.examples(kept), kept)
             self.profile = Profile("tuned", weights)
@@ -90,12 +102,13 @@ class LeaveLastOut:
         shelf, k = self.shelf, totals.k
         asked: list[tuple[User, list[int], set[str], datetime]] = []
         for user, bought in shoppers:
-            earlier, later = bought[: -self.holdout], bought[-self.holdout :]
+            earlier, later = self._parts(bought)
             history = [shelf.index[p.item_id] for p in earlier if p.item_id in shelf.index]
             later_products = {self._product(p) for p in later}
             new = {p for p in later_products - {self._product(p) for p in earlier} if p}
-            if len(bought) > self.holdout and history and new:
-                asked.append((user, history, new, later[0].timestamp))
+            if history and new:
+                when = later[0].timestamp if self.split is None else self.split
+                asked.append((user, history, new, when))
         if not asked:
             return
         cosines = Cosines(shelf, (row for _, history, _, _ in asked for row in history))
@@ -124,6 +137,18 @@ class LeaveLastOut:
             for name, listed in self._baselines(moment, history, allowed, user, weights, k):
                 totals.add(name, listed, held)
             totals.shoppers += 1
+
+    def _parts(self, bought: Sequence[Purchase]) -> tuple[list[Purchase], list[Purchase]]:
+        """A shopper's history and targets."""
+        if self.split is None:
+            if len(bought) <= self.holdout:
+                return list(bought), []
+            return list(bought[: -self.holdout]), list(bought[-self.holdout :])
+        end = self.split + self.window
+        return (
+            [p for p in bought if p.timestamp < self.split],
+            [p for p in bought if self.split <= p.timestamp < end],
+        )
 
     def _lists(self, found: Pool, visual: Pool, rerank: Profile, k: int) -> dict[str, list[str]]:
         """The systems that rank a pool: the full model and its ablations, the presets, the
@@ -190,3 +215,9 @@ class LeaveLastOut:
     def _product(self, purchase: Purchase) -> str | None:
         row = self.shelf.index.get(purchase.item_id)
         return None if row is None else self.shelf.product_ids[self.shelf.products[row]]
+
+
+def _date(text: str, zone: tzinfo | None) -> datetime:
+    """A split date (YYYY-MM-DD, or a time) in the purchases' time zone."""
+    found = datetime.fromisoformat(text)
+    return found if found.tzinfo is not None else found.replace(tzinfo=zone or UTC)

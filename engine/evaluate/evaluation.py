@@ -14,6 +14,7 @@ import hashlib
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Final
 
 import numpy as np
@@ -214,6 +215,8 @@ class Evaluation:
                 self.cohort.initial_popularity(),
                 self.protocol.holdout,
                 self.protocol.seed,
+                self.protocol.split,
+                timedelta(days=self.protocol.window_days),
             )
         return self._lastout
 
@@ -311,7 +314,7 @@ class Evaluation:
             for user, bought in users:
                 self.add_user(totals, user, bought)
                 advance(1)
-            if self.protocol.holdout:
+            if self.protocol.holdout or self.protocol.split:
                 self.lastout().add(
                     totals.holdout, users, self.protocol.weights, self.protocol.candidates
                 )

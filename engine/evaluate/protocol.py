@@ -51,6 +51,7 @@ from engine.vocabulary.schema import (
 
 Shoppers = Literal["paper", "taste"]
 SHOPPERS: Final[dict[str, Shoppers]] = {"paper": "paper", "taste": "taste"}
+AUTO: Final = "auto"  # the time split's date: the window before the last purchase
 EVALUATED: Final = "eval"  # the ids of an evaluation's simulated shoppers: eval-00001, …
 SWEEP: Final = tuple(round(0.1 * i, 1) for i in range(11))
 DIVERSITY_SWEEP: Final = (0.0, 0.25, 0.5, 0.75, 1.0)  # MMR λ, for the first backbone
@@ -79,6 +80,8 @@ class Protocol:
     shoppers: Shoppers = "paper"  # the paper's simulation, or shoppers with taste
     holdout: int = 1  # leave-last-out: purchases held out per shopper; 0 skips it
     holdout_k: int = 10  # its list length (hit rate@k, nDCG@k, recall@k)
+    split: str | None = None  # a time split instead: "auto" or YYYY-MM-DD (see blended.py)
+    window_days: float = 14.0  # its targets: each shopper's purchases this long after it
 
     def validate(self) -> Protocol:
         """Raise ConfigError naming the values out of range."""
@@ -90,6 +93,13 @@ class Protocol:
         choice(Shoppers, self.shoppers, "--shoppers")
         if self.holdout < 0 or self.holdout_k <= 0:
             raise ConfigError("--holdout must be 0 or more and --holdout-k positive")
+        if self.split not in (None, AUTO):
+            try:
+                datetime.fromisoformat(self.split)
+            except ValueError:
+                raise ConfigError(
+                    f"--split-date must be auto or a date (YYYY-MM-DD), got {self.split!r}"
+                ) from None
         return self
 
 

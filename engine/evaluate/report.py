@@ -147,16 +147,28 @@ def run(
         holdout, rows_holdout, rows_ablation = _holdout(totals.holdout, protocol.seed)
         metrics["holdout"] = holdout
         k = protocol.holdout_k
+        split = evaluation.lastout().split
+        title = (
+            f"Leave-last-out ({first}; {totals.holdout.shoppers} shoppers, the last "
+            f"{protocol.holdout} purchase(s) held out, k {k})"
+        )
+        if split is not None:
+            holdout["split"] = split.isoformat()
+            title = (
+                f"Time split ({first}; {totals.holdout.shoppers} shoppers: purchases before "
+                f"{split:%Y-%m-%d %H:%M} are the history, each shopper's in the "
+                f"{protocol.window_days:g} days after it the targets, k {k})"
+            )
         sections.append(
-            f"## Leave-last-out ({first}; {totals.holdout.shoppers} shoppers, the last "
-            f"{protocol.holdout} purchase(s) held out, k {k})\n\n"
+            f"## {title}\n\n"
             "Means over shoppers with 95 % bootstrap intervals; Δ: the paired difference "
             "from the full model (candidates from every source, weights fitted on the "
-            "shoppers' earlier purchases, never a held-out one).\n\n"
+            "shoppers' earlier purchases, never a target).\n\n"
             + markdown(_holdout_header(k, ("system",)), rows_holdout)
         )
         sections.append(
-            f"## Ablation, leave-last-out ({first}; each source left out, each term's "
+            f"## Ablation, {'time split' if split else 'leave-last-out'} ({first}; each "
+            "source left out, each term's "
             "weights set to 0)\n\n" + markdown(_holdout_header(k, ("removed",)), rows_ablation)
         )
     if rows_diversity:
