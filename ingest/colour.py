@@ -16,6 +16,7 @@ GREYS: Final = 4  # value bins of the pixels with little saturation
 BINS: Final = HUES * 4 + GREYS  # 36
 GREY: Final = 51  # saturation (of 255) under which a pixel is a grey: 0.2
 BRIGHT: Final = 153  # saturation or value (of 255) from which it is vivid or light: 0.6
+STRIDE: Final = 4  # 224×224 network inputs: 56×56 pixels counted
 WHITE_FROM: Final = 235  # a pixel whose every channel is this bright is studio background
 
 
@@ -24,8 +25,8 @@ def colour_histograms(pixels: NDArray[np.uint8], masked: NDArray[np.bool_]) -> N
     garment pixels' shares, so that a dot product is the Bhattacharyya coefficient (1 for
     the same colours, 0 for none shared); zeros for an image with no garment pixel."""
     out = np.zeros((len(pixels), BINS), dtype=np.float32)
-    for n, image in enumerate(pixels):
-        rgb = np.ascontiguousarray(image.transpose(1, 2, 0))
+    for n, image in enumerate(pixels):  # every STRIDE-th pixel each way: enough for 36 bins
+        rgb = np.ascontiguousarray(image[:, ::STRIDE, ::STRIDE].transpose(1, 2, 0))
         flat = rgb.reshape(-1, 3)
         background = flat.max(axis=1) == 0 if masked[n] else flat.min(axis=1) >= WHITE_FROM
         if background.all():
