@@ -22,8 +22,9 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Final
 
 # Run as a script, this folder would come first on sys.path (and bench/ingest.py would
 # shadow the `ingest` package): put the project root there instead.
@@ -33,7 +34,10 @@ import numpy as np  # noqa: E402
 
 from engine.catalog.categories import CATEGORIES_BY_GENDER  # noqa: E402
 from engine.catalog.taxonomy import deepfashion  # noqa: E402
+from engine.events.eventlog import EventLog  # noqa: E402
+from engine.recommend.blended import Blender  # noqa: E402
 from engine.recommend.columns import Columns  # noqa: E402
+from engine.recommend.profile import Profile  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
 from engine.shops.shops import generate_shops  # noqa: E402
 from engine.vectorstore.base import PointBatch  # noqa: E402
@@ -97,9 +101,10 @@ def load(store: EdgeStore, vectors: np.ndarray, payloads: list[dict[str, object]
     return time.perf_counter() - start
 
 
-def users(
-    payloads: list[dict[str, object]], count: int, seed: int = 1
-) -> list[tuple[User, list[Purchase]]]:
+Shopper = tuple[User, list[Purchase]]
+
+
+def users(payloads: list[dict[str, object]], count: int, seed: int = 1) -> list[Shopper]:
     """Random users with 5 purchases of their gender."""
     rng = np.random.default_rng(seed)
     by_gender: dict[str, list[str]] = {}
@@ -141,6 +146,43 @@ def public_method(
         _ = scored[:5]
 
 
+# a profile as `fashionrec tune` fitted it on the real catalog's taste shoppers (rounded)
+PROFILE: Final = Profile(
+    "tuned",
+    {
+        "untrendy_colour": 4.1,
+        "trendy_popularity": 2.5,
+        "untrendy_visual": 1.7,
+        "untrendy_copurchase": 1.7,
+        "sales": 1.6,
+        "colour_mean": -1.3,
+        "match": 1.3,
+        "popularity": 0.5,
+        "all_time": -0.4,
+        "visual_last": 0.3,
+        "visual_mean": 0.3,
+    },
+)
+
+
+def sales(log: EventLog, payloads: list[dict[str, object]], queries: list[Shopper]) -> int:
+    """The queried users and their purchases in the log, and a month of purchases by as
+    many other shoppers as there are items / 10, five each (what sells, co-purchases)."""
+    rng = np.random.default_rng(2)
+    items = [str(p["item_id"]) for p in payloads]
+    others = [User(f"o{n}", "WOMEN", 0.5, Location(48.86, 2.35)) for n in range(len(items) // 10)]
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    bought = [
+        Purchase(u.id, str(i), start + timedelta(hours=int(h)), None)
+        for u in others
+        for i, h in zip(rng.choice(items, 5), rng.integers(0, 720, 5), strict=True)
+    ]
+    with log.transaction():
+        log.add_users([u for u, _ in queries] + others, "bench")
+        log.add_purchases([p for _, ps in queries for p in ps] + bought, "bench")
+    return log.purchase_count()
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     """p50 and p99 in milliseconds."""
     ms = np.array(samples) * 1000
@@ -170,9 +212,13 @@ def main() -> None:
                 store, searcher=ExactIndex.load(store, "resnet50", HIT_FIELDS).search
             )
             tabled = Recommender(store, columns=Columns(store))
+            log = EventLog(Path(tmp) / "events.sqlite")
+            sold = sales(log, payloads, queries)
+            blender = Blender(store, log, deepfashion())
             for user, bought in queries[:5]:  # warm-up
                 engine.for_user(user, bought, params)
                 tabled.for_user(user, bought, params)
+                blender.for_user(user, bought, params, PROFILE, 7.0)
             timings, table_timings, exact_timings, recalls = [], [], [], []
             got = []
             for user, bought in queries:  # the engine alone, then exact search alone
@@ -183,6 +229,12 @@ def main() -> None:
                 start = time.perf_counter()
                 tabled.for_user(user, bought, params)
                 table_timings.append(time.perf_counter() - start)
+            blended_timings = []
+            for user, bought in queries:  # every source, the fitted profile's scorer
+                start = time.perf_counter()
+                blender.for_user(user, bought, params, PROFILE, 7.0)
+                blended_timings.append(time.perf_counter() - start)
+            log.close()
             for (user, bought), mine in zip(queries, got, strict=True):
                 start = time.perf_counter()
                 want = exact.for_user(user, bought, params)
@@ -198,6 +250,12 @@ def main() -> None:
             f"{size:>7} points: load+index {seconds:6.1f} s | engine p50 {p50:6.1f} ms "
             f"p99 {p99:6.1f} ms | with the table p50 {t50:6.1f} ms p99 {t99:6.1f} ms | "
             f"exact numpy p50 {e50:7.1f} ms ({e50 / t50:5.1f}x) | recall@5 {np.mean(recalls):.4f}"
+        )
+        b50, b99 = percentiles(blended_timings)
+        print(
+            f"{size:>7} points: blended (every source, {sold:,} purchases in the log) p50 "
+            f"{b50:6.1f} ms p99 {b99:6.1f} ms | against the table's rerank: p50 "
+            f"{b50 / t50:4.2f}x, p99 {b99 / t99:4.2f}x"
         )
         if size == min(sizes):
             start = time.perf_counter()
