@@ -10,7 +10,7 @@ The evaluation and `tune` rank the same pools over a shelf that holds every vect
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
@@ -27,7 +27,7 @@ from engine.recommend.profile import Profile, ranked
 from engine.recommend.rerank import Recommendation
 from engine.recommend.shelf import Shelf, best_rows
 from engine.recommend.tuning import Log
-from engine.vectorstore.base import Filter, Near, Query, Range, VectorStore
+from engine.vectorstore.base import Filter, Near, Query, Range, Scored, VectorStore, point_keys
 from engine.vocabulary.geo import Location, distances_km
 from engine.vocabulary.records import Purchase, User
 from engine.vocabulary.schema import (
@@ -48,8 +48,9 @@ MINUTE: Final = 60.0
 
 
 class StoreLooks:
-    """How items look, from the vector store: neighbours by its filtered search (one
-    query per history item), cosines from the stored vectors."""
+    """How items look, from the vector store, ids and scores only: neighbours by its
+    filtered search (one query per history item), each candidate's cosine to each history
+    item by a search restricted to the candidates (exact over so few)."""
 
     def __init__(
         self,
@@ -58,37 +59,38 @@ class StoreLooks:
         space: str,
         history: NDArray[np.float32],
         flt: Filter,
+        rows_of: Callable[[Scored], NDArray[np.int64]],
     ) -> None:
         self.store, self.shelf, self.space, self.flt = store, shelf, space, flt
-        self.history = _unit(history)
+        self.history, self.rows_of = history, rows_of
 
     def neighbours(
         self, history: NDArray[np.int64], allowed: NDArray[np.bool_], n: int
     ) -> NDArray[np.int64]:
         queries = [Query(v, self.space, limit=n, filter=self.flt) for v in self.history]
         best = np.full(len(self.shelf), -np.inf)
-        for hits in self.store.search(queries, (ITEM_ID,)):
-            for hit in hits:
-                row = self.shelf.index.get(str(hit.payload.get(ITEM_ID)))
-                if row is not None:
-                    best[row] = max(best[row], hit.score)
+        for scored in self.store.search_scored(queries):
+            rows = self.rows_of(scored)
+            known = rows >= 0
+            np.maximum.at(best, rows[known], scored.scores[known])
         return best_rows(best, allowed & np.isfinite(best), n)
 
     def similarity(
         self, history: NDArray[np.int64], rows: NDArray[np.int64]
     ) -> NDArray[np.float64]:
-        ids = [self.shelf.item_ids[r] for r in rows.tolist()]
-        found = {
-            str(r.payload.get(ITEM_ID)): r.vector
-            for r in self.store.retrieve([point_id(i) for i in ids], vector=self.space)
-        }
-        dim = self.history.shape[1]
-        zero = np.zeros(dim, np.float32)
-        matrix = np.array(
-            [zero if found.get(i) is None else np.asarray(found[i], np.float32) for i in ids],
-            dtype=np.float32,
-        ).reshape(len(ids), dim)
-        return (self.history @ _unit(matrix).T).astype(np.float64)
+        ids = frozenset(self.shelf.point_ids()[r] for r in rows.tolist())
+        queries = [
+            Query(v, self.space, limit=max(len(ids), 1), filter=Filter(ids=ids))
+            for v in self.history
+        ]
+        out = np.zeros((len(self.history), len(rows)))
+        position = np.full(len(self.shelf), -1)
+        position[rows] = np.arange(len(rows))
+        for line, scored in enumerate(self.store.search_scored(queries) if ids else []):
+            found = self.rows_of(scored)
+            known = found >= 0
+            out[line, position[found[known]]] = scored.scores[known]
+        return out
 
 
 class Blender:
@@ -101,12 +103,27 @@ class Blender:
         self._shelves: dict[str, Shelf] = {}
         self._sales: tuple[tuple[int, str, float], Log, dict[str, int]] | None = None
         self._now: tuple[Log, float, Moment] | None = None  # a log, a minute, its sales
+        self._keys: tuple[Shelf, dict[tuple[int, int], int]] | None = None  # point key → row
         store.watch(self._changed)
 
     def _changed(self, ids: Sequence[str]) -> None:
         with self._lock:
             self._shelves.clear()
             self._sales = None
+
+    def _rows_of(self, shelf: Shelf) -> Callable[[Scored], NDArray[np.int64]]:
+        """Point keys to the shelf's rows (−1: not on it), the table made once a shelf."""
+        with self._lock:
+            if self._keys is None or self._keys[0] is not shelf:
+                keys = point_keys(shelf.point_ids()).tolist()
+                self._keys = (shelf, {(hi, lo): row for row, (hi, lo) in enumerate(keys)})
+            table = self._keys[1]
+
+        def rows_of(scored: Scored) -> NDArray[np.int64]:
+            found = [table.get((hi, lo), -1) for hi, lo in scored.keys.tolist()]
+            return np.array(found, dtype=np.int64)
+
+        return rows_of
 
     def shelf(self, space: str) -> Shelf:
         """The catalog's fields (no vectors) of the items with a vector of `space`."""
@@ -221,7 +238,7 @@ class Blender:
         vectors = {str(r.payload.get(ITEM_ID)): r.vector for r in records}
         stored = np.stack([np.asarray(vectors[shelf.item_ids[r]], np.float32) for r in history])
         flt = _filter(shelf, history, genders, params, origin)
-        looks = StoreLooks(self.store, shelf, params.searched, stored, flt)
+        looks = StoreLooks(self.store, shelf, params.searched, stored, flt, self._rows_of(shelf))
         found = pool(
             shelf, looks, moment, history, trendiness, allowed, shopper, gamma=params.weights.gamma
         )

@@ -25,6 +25,7 @@ from engine.vocabulary.schema import (
     STOCK,
     STORE_ID,
     STORE_LOCATION,
+    point_id,
 )
 
 SHELF_FIELDS: Final = (
@@ -60,6 +61,7 @@ class Shelf:
     colours: NDArray[np.float32] | None = None  # each item's colour histogram (ingest/colour.py)
     index: dict[str, int] = field(default_factory=dict)
     _shown: dict[frozenset[str], NDArray[np.bool_]] = field(default_factory=dict)
+    _point_ids: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.index = {item: row for row, item in enumerate(self.item_ids)}
@@ -82,6 +84,12 @@ class Shelf:
     ) -> NDArray[np.float64]:
         """The cosine of each history row to each of the rows."""
         return Cosines(self, history).looks(history).similarity(history, rows)
+
+    def point_ids(self) -> list[str]:
+        """Each item's point id in the vector store (computed once)."""
+        if not self._point_ids:
+            self._point_ids.extend(point_id(i) for i in self.item_ids)
+        return self._point_ids
 
     def shown(self, genders: frozenset[str] | None) -> NDArray[np.bool_]:
         """Which items a shopper shown these genders sees (every item for None)."""
