@@ -257,7 +257,7 @@ def main() -> None:
             f"{b50:6.1f} ms p99 {b99:6.1f} ms | against the table's rerank: p50 "
             f"{b50 / t50:4.2f}x, p99 {b99 / t99:4.2f}x"
         )
-        if size == min(sizes):
+        if size == min(sizes) and args.public_queries:
             start = time.perf_counter()
             for user, bought in queries[: args.public_queries]:
                 public_method(vectors, payloads, user, bought)

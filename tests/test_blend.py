@@ -131,14 +131,18 @@ def trend_log(shelf: Shelf, shoppers: int, seed: int) -> tuple[list[User], list[
     return users, sorted(purchases, key=lambda p: p.timestamp)
 
 
-def test_tuning_learns_from_the_log_what_sells_and_is_repeatable(tmp_path: Path) -> None:
-    store = EdgeStore(tmp_path / "store")
-    build_catalog(store, products_per_category=2)
-    taxonomy = deepfashion()
-    shelf = Shelf.of_store(store, "resnet50", taxonomy)
+def trend_shelf(root: Path, per_category: int, shoppers: int, seed: int) -> tuple[Shelf, Log]:
+    """The test catalog's shelf and a log of trend-following shoppers over it."""
+    store = EdgeStore(root / "store")
+    build_catalog(store, products_per_category=per_category)
+    shelf = Shelf.of_store(store, "resnet50", deepfashion())
     store.close()
-    users, purchases = trend_log(shelf, 80, seed=1)
-    log = Log.of(users, purchases, shelf, taxonomy, 7 * 86400.0, START)
+    users, purchases = trend_log(shelf, shoppers, seed)
+    return shelf, Log.of(users, purchases, shelf, deepfashion(), 7 * 86400.0, START)
+
+
+def test_tuning_learns_from_the_log_what_sells_and_is_repeatable(tmp_path: Path) -> None:
+    shelf, log = trend_shelf(tmp_path, 2, shoppers=80, seed=1)
     profile = tune(shelf, log, START, "resnet50")
     assert profile.weights["sales"] + profile.weights["popularity"] > 0
     assert profile.validation["tuned"] > profile.validation["default"]
@@ -156,13 +160,7 @@ def test_tuning_learns_from_the_log_what_sells_and_is_repeatable(tmp_path: Path)
 
 
 def test_tuning_refuses_a_log_too_small_and_says_how_many_it_needs(tmp_path: Path) -> None:
-    store = EdgeStore(tmp_path / "store")
-    build_catalog(store, products_per_category=1)
-    taxonomy = deepfashion()
-    shelf = Shelf.of_store(store, "resnet50", taxonomy)
-    store.close()
-    users, purchases = trend_log(shelf, 20, seed=2)
-    log = Log.of(users, purchases, shelf, taxonomy, 7 * 86400.0, START)
+    shelf, log = trend_shelf(tmp_path, 1, shoppers=20, seed=2)
     with pytest.raises(ConfigError, match=f"needs at least {MIN_SHOPPERS}"):
         tune(shelf, log, START, "resnet50")
     assert set(PRESET_PROFILES) == {"default", "paper"}
