@@ -278,3 +278,46 @@ def test_leave_last_out_lists_k_new_products_for_every_system(tmp_path: Path) ->
         for bought, products in zip(measured, lists, strict=True):
             assert len(products) == len(set(products)) <= 5, system
             assert not set(map(product, bought[:-1])) & set(products), system
+
+
+def test_the_live_blend_follows_new_purchases_as_reading_the_log_again_would(
+    tmp_path: Path,
+) -> None:
+    """A till's purchase (a new shopper's too) is appended to the blend's log, not read
+    again with the whole log; the lists are those of a blend that reads it all."""
+    store = EdgeStore(tmp_path / "store")
+    payloads = build_catalog(store, products_per_category=2)
+    log = EventLog(tmp_path / "events.sqlite")
+    women = [str(p["item_id"]) for p in payloads if p["gender"] == "WOMEN"]
+    users = [User(f"u{n}", "WOMEN", 0.2 + 0.1 * n, Location(48.85, 2.35)) for n in range(6)]
+    with log.transaction():
+        log.add_users(users, "test")
+        log.add_purchases(
+            [Purchase(u.id, women[n * 3 + d], START + timedelta(days=d, hours=n), None)
+             for n, u in enumerate(users) for d in range(3)],
+            "test",
+        )  # fmt: skip
+    blender, params = Blender(store, log, deepfashion()), Params(k=5)
+    profile = Profile("tuned", {"sales": 1.0, "copurchase": 2.0, "visual_mean": 0.5})
+    when = START + timedelta(days=20)
+    mine = list(log.purchases("u0"))
+    blender.for_user(users[0], mine, params, profile, 7.0, when)
+    newcomer = User("new", "WOMEN", 0.9, Location(48.85, 2.35))
+    with log.transaction():
+        log.add_users([newcomer], "till")
+        log.add_purchases(
+            [Purchase("new", women[0], START + timedelta(days=10), None),
+             Purchase("new", women[20], START + timedelta(days=10, hours=1), None),
+             Purchase("u1", women[20], START + timedelta(days=11), None)],
+            "till",
+        )  # fmt: skip
+    read_whole: list[object] = []
+    whole = log.purchases
+    log.purchases = lambda *a: read_whole.append(a) or whole(*a)  # type: ignore[method-assign]
+    followed = blender.for_user(users[0], mine, params, profile, 7.0, when)
+    assert not read_whole  # appended, not read again
+    fresh = Blender(store, log, deepfashion()).for_user(users[0], mine, params, profile, 7.0, when)
+    assert [(r.item_id, r.sources) for r in followed] == [(r.item_id, r.sources) for r in fresh]
+    assert [r.relevance for r in followed] == pytest.approx([r.relevance for r in fresh])
+    log.close()
+    store.close()

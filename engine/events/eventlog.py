@@ -267,6 +267,18 @@ class EventLog:
         """The number of the newest purchase (0: none): numbers grow as purchases commit."""
         return int(self.db.execute("SELECT MAX(id) FROM purchases").fetchone()[0] or 0)
 
+    def purchases_after(self, sequence: int) -> list[Purchase]:
+        """Every purchase numbered after `sequence`, in the order they were numbered."""
+        rows = self.db.execute(
+            "SELECT user_id, item_id, timestamp, store_id, event_id FROM purchases "
+            "WHERE id > ? ORDER BY id",
+            (sequence,),
+        )
+        return [
+            Purchase(user, item, datetime.fromisoformat(when), store, key or "")
+            for user, item, when, store, key in rows
+        ]
+
     def purchases_since(self, sequence: int) -> list[tuple[int, str, str]]:
         """(number, item id, event id) of every purchase numbered after `sequence`, in order:
         what a process following the log has not seen yet."""

@@ -136,21 +136,57 @@ class Blender:
 
     def _log(self, shelf: Shelf, space: str, half_life_days: float) -> tuple[Log, dict[str, int]]:
         """The event log's purchases over the shelf, and each user's code in it."""
-        key = (self.log.last_sequence(), space, half_life_days)
+        sequence = self.log.last_sequence()
         with self._lock:
-            if self._sales is None or self._sales[0] != key:
-                users = self.log.users()
-                log = Log.of(
-                    users,
-                    self.log.purchases(),
-                    shelf,
-                    self.taxonomy,
-                    half_life_days * DAY_S,
-                    EPOCH,
-                    {i: float(v) for i, v in self.log.initial_popularity().items()},
-                )
-                self._sales = (key, log, {u.id: n for n, u in enumerate(users)})
-            return self._sales[1], self._sales[2]
+            held = self._sales
+            if held is not None and held[0][1:] == (space, half_life_days):
+                if held[0][0] == sequence:
+                    return held[1], held[2]
+                followed = self._follow(held[1], held[2], held[0][0], shelf)
+                if followed is not None:
+                    self._sales = ((sequence, space, half_life_days), *followed)
+                    return followed
+            users = self.log.users()
+            log = Log.of(
+                users,
+                self.log.purchases(),
+                shelf,
+                self.taxonomy,
+                half_life_days * DAY_S,
+                EPOCH,
+                {i: float(v) for i, v in self.log.initial_popularity().items()},
+            )
+            codes = {u.id: n for n, u in enumerate(users)}
+            self._sales = ((sequence, space, half_life_days), log, codes)
+            return log, codes
+
+    def _follow(
+        self, log: Log, codes: dict[str, int], sequence: int, shelf: Shelf
+    ) -> tuple[Log, dict[str, int]] | None:
+        """The held log with the purchases numbered after `sequence` (a till's, the
+        service's: later than the rest), or None to read the log again."""
+        fresh = [p for p in self.log.purchases_after(sequence) if p.item_id in shelf.index]
+        known = codes
+        trendiness, shown = log.trendiness, log.shown
+        newcomers = sorted({p.user_id for p in fresh} - set(codes))
+        if newcomers:
+            known = {**codes, **{u: len(codes) + n for n, u in enumerate(newcomers)}}
+            found = [self.log.user(u) for u in newcomers]
+            trendiness = np.concatenate(
+                [trendiness, [0.5 if u is None else u.trendiness for u in found]]
+            )
+            shown = [
+                *shown,
+                *(frozenset(self.taxonomy.shown_to(u.gender if u else "")) for u in found),
+            ]
+        extended = log.extended(
+            np.array([known[p.user_id] for p in fresh], dtype=np.int64),
+            np.array([shelf.index[p.item_id] for p in fresh], dtype=np.int64),
+            np.array([(p.timestamp - EPOCH).total_seconds() for p in fresh], dtype=np.float64),
+            trendiness,
+            shown,
+        )
+        return None if extended is None else (extended, known)
 
     def _moment(self, log: Log, when: datetime | None) -> Moment:
         """The sales as of `when`, or as of now: kept for a minute while the log does not

@@ -89,6 +89,31 @@ class Log:
             else np.array([float(initial.get(i, 0.0)) for i in shelf.item_ids], np.float64),
         )
 
+    def extended(
+        self,
+        shoppers: NDArray[np.int64],
+        items: NDArray[np.int64],
+        seconds: NDArray[np.float64],
+        trendiness: NDArray[np.float64],
+        shown: list[frozenset[str]],
+    ) -> Log | None:
+        """This log with later purchases appended (by shopper code and shelf row; the
+        shoppers' trendiness and genders shown, new ones included), or None when one is
+        earlier than the latest held (an import of old sales: read the log again)."""
+        order = np.lexsort((items, shoppers, seconds))
+        if len(order) and len(self.seconds) and seconds[order[0]] < self.seconds[-1]:
+            return None
+        return Log(
+            np.concatenate([self.shoppers, shoppers[order]]),
+            np.concatenate([self.items, items[order]]),
+            np.concatenate([self.seconds, seconds[order]]),
+            trendiness,
+            shown,
+            self.half_life_s,
+            self.size,
+            self.initial,
+        )
+
     def moment(self, second: float, kept: NDArray[np.bool_] | None = None) -> Moment:
         """The sales before `second` (of the kept purchases only)."""
         before = self.seconds < second
