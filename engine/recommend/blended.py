@@ -10,6 +10,7 @@ The evaluation and `tune` rank the same pools over a shelf that holds every vect
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final
@@ -101,6 +102,7 @@ class Blender:
         self.store, self.log, self.taxonomy = store, log, taxonomy
         self._lock = threading.Lock()
         self._shelves: dict[str, Shelf] = {}
+        self._read: dict[str, float] = {}  # when each shelf was read (time.monotonic)
         self._sales: tuple[tuple[int, str, float], Log, dict[str, int]] | None = None
         self._now: tuple[Log, float, Moment] | None = None  # a log, a minute, its sales
         self._keys: tuple[Shelf, dict[tuple[int, int], int]] | None = None  # point key → row
@@ -126,12 +128,18 @@ class Blender:
         return rows_of
 
     def shelf(self, space: str) -> Shelf:
-        """The catalog's fields (no vectors) of the items with a vector of `space`."""
+        """The catalog's fields (no vectors) of the items with a vector of `space`: read
+        again after the store tells of a write, or (a Qdrant server others write to, which
+        tells nothing) once a minute."""
+        now = time.monotonic()
         with self._lock:
-            if space not in self._shelves:
+            read = self._read.get(space)
+            stale = not self.store.exclusive and read is not None and now - read > MINUTE
+            if space not in self._shelves or stale:
                 self._shelves[space] = Shelf.of_store(
                     self.store, space, self.taxonomy, vectors=False
                 )
+                self._read[space] = now
             return self._shelves[space]
 
     def _log(self, shelf: Shelf, space: str, half_life_days: float) -> tuple[Log, dict[str, int]]:
