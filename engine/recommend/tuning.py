@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 
 from engine.catalog.taxonomy import Taxonomy
 from engine.errors import ConfigError
+from engine.events.trending import DAY_S
 from engine.recommend.pool import FEATURES, SOURCES, Moment, Pool, pool
 from engine.recommend.profile import PRESET_PROFILES, Profile, ranked
 from engine.recommend.shelf import Cosines, Shelf
@@ -151,6 +152,7 @@ class Log:
         return int(self.items[i]) not in set(self.items[earlier].tolist())
 
 
+FIT_PERIOD: Final = DAY_S  # fitted examples see the sales as of the start of their day
 BATCH: Final = 256  # examples whose purchases' cosines are computed in one product
 
 
@@ -160,14 +162,23 @@ def pools(
     examples: Sequence[Example],
     kept: NDArray[np.bool_] | None = None,
     sources: Sequence[str] = SOURCES,
+    granularity: float = 0.0,
 ) -> Iterator[tuple[Example, Pool]]:
     """Each example's candidate pool, with the sales and co-purchases (of the kept
-    purchases) just before it; the cosines a batch of examples at a time."""
+    purchases) just before it — or, with a `granularity` (seconds), as they stood at the
+    start of its period (a day: never later, so never the purchase itself; the examples
+    of one day share one moment); the cosines a batch of examples at a time."""
+    moments: dict[float, Moment] = {}
     for start in range(0, len(examples), BATCH):
         batch = examples[start : start + BATCH]
         cosines = Cosines(shelf, (row for e in batch for row in e.history))
         for example in batch:
-            moment = log.moment(example.second, kept)
+            second = example.second
+            if granularity:
+                second = second // granularity * granularity
+            if second not in moments:
+                moments = {second: log.moment(second, kept)}  # one held: time order shares it
+            moment = moments[second]
             shown = log.shown[example.shopper]
             found = pool(
                 shelf,
@@ -200,7 +211,8 @@ def fit(
 ) -> dict[str, float]:
     """The linear weights that best tell each example's target among its pool."""
     rows, labels = [], []
-    for example, found in pools(shelf, log, examples, kept):
+    in_time = sorted(examples, key=lambda e: e.second)  # a day's examples, one moment
+    for example, found in pools(shelf, log, in_time, kept, granularity=FIT_PERIOD):
         y = shelf.products[found.rows] == shelf.products[example.target]
         if y.any():
             rows.append(found.features)
