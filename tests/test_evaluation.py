@@ -277,6 +277,16 @@ def test_a_trending_evaluation_ranks_on_trending_scores(tmp_path: Path) -> None:
     assert set(metrics["table1"]) >= {"resnet50"} and bought
     most = math.log2(sold + len(scores))  # the bits of an item nobody bought
     assert all(0 < b["novelty"] <= most for b in metrics["beyond"].values())
+    # Table 3 in both modes, one run: the same shoppers ranked on all-time popularity too
+    other = metrics["table3_other"]
+    assert other["popularity"] == "all-time" and set(other["groups"]) == set(metrics["table3"])
+    assert other["groups"] != metrics["table3"]  # another ranking, other lists
+    tables = (tmp_path / "run" / "tables.md").read_text()
+    assert "popularity trending)" in tables
+    assert (
+        "## Table 3 on the other popularity (resnet50; the same shoppers, ranked on all-time"
+        in tables
+    )
 
 
 def test_the_search_cache_separates_vector_and_mmr_queries() -> None:

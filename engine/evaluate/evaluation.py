@@ -163,6 +163,7 @@ class Totals:
     beyond: dict[str, BeyondSum]  # the same systems
     table2: dict[str, AccuracySum]  # the first backbone's ablations ("full" is table 1's)
     table3: dict[str, AccuracySum]  # the first backbone's trendiness groups
+    table3_other: dict[str, AccuracySum]  # the same, ranked on the other popularity mode
     sweep: dict[str, dict[float, AccuracySum]]  # per backbone, per w_p
     mmr: dict[float, MmrSum]  # the first backbone with the protocol's weights, per λ
     holdout: HoldoutSum  # leave-last-out, per shopper and system
@@ -193,6 +194,9 @@ class Evaluation:
         self.columns = Columns(store) if store.exclusive else None
         self.rng = np.random.default_rng([protocol.seed, 3])
         self.engine = self.recommender()
+        # Table 3 on the popularity mode the cohort does not rank on, as of its end
+        self.other_mode, popularity = cohort.other(protocol.normalise, cohort.end)
+        self.other_engine = Recommender(store, self.taxonomy, self.search, popularity, self.columns)
         self.bits = surprisal(cohort.popularity.values)
         self._by_gender: dict[str, list[str]] = defaultdict(list)
         for item_id in sorted(items.items):
@@ -298,6 +302,7 @@ class Evaluation:
             beyond={n: BeyondSum(n if n in backbones else first) for n in names},
             table2={n: AccuracySum() for n in ablation_weights(self.protocol.weights)},
             table3={g: AccuracySum() for g in TREND_GROUPS},
+            table3_other={g: AccuracySum() for g in TREND_GROUPS},
             sweep={b: {w_p: AccuracySum() for w_p in SWEEP} for b in backbones},
             mmr={
                 diversity: MmrSum(AccuracySum(), BeyondSum(first))
@@ -351,6 +356,10 @@ class Evaluation:
             ranked[backbone, protocol.weights, 0.0] = (result, pairs)
             if backbone == first:
                 totals.table3[trend_group(user.trendiness)].add(pairs)
+                params = self.params(first, protocol.weights)
+                other = self.other_engine.for_user(user, bought, params)
+                lists = SystemResult([(user, p, recs) for p, recs in other.per_purchase])
+                totals.table3_other[trend_group(user.trendiness)].add(self.pairs(lists))
         for kind, name in BASELINES:
             system(name, self.baseline(user, bought, kind))
         for name, weights in ablation_weights(protocol.weights).items():

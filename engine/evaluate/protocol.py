@@ -153,6 +153,19 @@ class Cohort(ABC):
     def find(self, user_id: str) -> tuple[User, list[Purchase]] | None:
         """One user with purchases, or None."""
 
+    @property
+    @abstractmethod
+    def end(self) -> datetime:
+        """When the popularity the systems rank on stands: after the last purchase."""
+
+    def other(self, normalise: Normalise, when: datetime) -> tuple[PopularityMode, Popularity]:
+        """The popularity mode the systems do not rank on, as of `when` (Table 3 shows
+        both): its name and its values, the ranked mode's breaking their ties."""
+        all_time, trending = self.as_of(when)
+        if self.mode == "all-time":
+            return "trending", Popularity.of_values(trending, normalise, all_time)
+        return "all-time", Popularity.of_values(all_time, normalise, trending)
+
     @abstractmethod
     def initial_popularity(self) -> dict[str, float]:
         """Each item's popularity before any purchase (drawn, or given), by item id."""
@@ -217,6 +230,11 @@ class SimulatedCohort(Cohort):
         found = self.simulation.user(u)
         return found if found[1] else None
 
+    @property
+    def end(self) -> datetime:
+        last = float(self.seconds.max(initial=0.0))
+        return self.simulation.start + timedelta(seconds=last + 1.0)
+
     def initial_popularity(self) -> dict[str, float]:
         ids = self.simulation.catalog.item_ids.tolist()
         return dict(zip(ids, self.initial.astype(float).tolist(), strict=True))
@@ -264,6 +282,10 @@ class LoggedCohort(Cohort):
             return None
         purchases = list(self.log.purchases(user_id))
         return (user, purchases) if purchases else None
+
+    @property
+    def end(self) -> datetime:
+        return datetime.now(UTC)
 
     def initial_popularity(self) -> dict[str, float]:
         return {i: float(v) for i, v in self.log.initial_popularity().items()}

@@ -106,11 +106,15 @@ def run(
         score = total.result()
         metrics["table2"][name] = _accuracy_json(score)
         rows2.append(_accuracy_row(name, score))
-    rows3 = []
+    rows3, rows3_other = [], []
+    metrics["table3_other"] = {"popularity": evaluation.other_mode, "groups": {}}
     for group, total in totals.table3.items():
         score = total.result()
         metrics["table3"][group] = _accuracy_json(score)
         rows3.append(_accuracy_row(group, score))
+        other = totals.table3_other[group].result()
+        metrics["table3_other"]["groups"][group] = _accuracy_json(other)
+        rows3_other.append(_accuracy_row(group, other))
     for backbone, sweep in totals.sweep.items():
         points = []
         for w_p, total in sweep.items():
@@ -139,8 +143,10 @@ def run(
         f"{protocol.candidates} candidates; seed {protocol.seed}.",
         "## Table 1 — per backbone, with baselines\n\n" + markdown(ACCURACY_HEADER, rows1),
         f"## Table 2 — ablation ({first})\n\n" + markdown(ACCURACY_HEADER, rows2),
-        f"## Table 3 — trendiness groups ({first}; low t < 0.33, high t ≥ 0.66)\n\n"
-        + markdown(ACCURACY_HEADER, rows3),
+        f"## Table 3 — trendiness groups ({first}; low t < 0.33, high t ≥ 0.66; "
+        f"popularity {evaluation.cohort.mode})\n\n" + markdown(ACCURACY_HEADER, rows3),
+        f"## Table 3 on the other popularity ({first}; the same shoppers, ranked on "
+        f"{evaluation.other_mode} popularity)\n\n" + markdown(ACCURACY_HEADER, rows3_other),
         "## Beyond accuracy\n\n" + markdown(BEYOND_HEADER, rows_beyond),
     ]
     if totals.holdout.shoppers:
