@@ -25,21 +25,15 @@ from engine.events.trending import DAY_S
 from engine.recommend.params import Params
 from engine.recommend.pool import Moment, Pool, pool
 from engine.recommend.profile import Profile, ranked
+from engine.recommend.recommender import search_filter
 from engine.recommend.rerank import Recommendation
 from engine.recommend.shelf import Shelf, best_rows
 from engine.recommend.tuning import Log
-from engine.vectorstore.base import Filter, Near, Query, Range, Scored, VectorStore, point_keys
+from engine.vectorstore.base import Filter, Query, Scored, VectorStore, point_keys
 from engine.vocabulary.geo import Location, distances_km
 from engine.vocabulary.records import Purchase, User
 from engine.vocabulary.schema import (
-    CATEGORY,
-    GENDER,
     ITEM_ID,
-    OUT,
-    PRICE,
-    PRODUCT_ID,
-    STOCK,
-    STORE_LOCATION,
     point_id,
 )
 
@@ -281,7 +275,8 @@ class Blender:
         )
         vectors = {str(r.payload.get(ITEM_ID)): r.vector for r in records}
         stored = np.stack([np.asarray(vectors[shelf.item_ids[r]], np.float32) for r in history])
-        flt = _filter(shelf, history, genders, params, origin)
+        bought = frozenset(shelf.product_ids[shelf.products[r]] for r in history)
+        flt = search_filter(params, genders, bought, origin)
         looks = StoreLooks(self.store, shelf, params.searched, stored, flt, self._rows_of(shelf))
         found = pool(
             shelf, looks, moment, history, trendiness, allowed, shopper, gamma=params.weights.gamma
@@ -291,32 +286,9 @@ class Blender:
         return _recommendations(shelf, moment, found, relevance, chosen, history, origin)
 
 
-def _filter(
-    shelf: Shelf,
-    history: list[int],
-    genders: frozenset[str],
-    params: Params,
-    origin: Location | None,
-) -> Filter:
-    """The visual source's search filter: what `_filtered` allows, in the store's terms."""
-    near = None
-    if params.max_km is not None and origin is not None:
-        near = Near(STORE_LOCATION, origin.lat, origin.lon, params.max_km)
-    ranges = {}
-    if params.min_price is not None or params.max_price is not None:
-        ranges = {PRICE: Range(gte=params.min_price, lte=params.max_price)}
-    bought = frozenset(shelf.product_ids[shelf.products[r]] for r in history)
-    return Filter(
-        within={GENDER: genders},
-        exclude={PRODUCT_ID: bought, **({STOCK: frozenset({OUT})} if params.in_stock else {})},
-        equals={CATEGORY: params.category} if params.category else {},
-        ranges=ranges,
-        near=near,
-    )
-
-
 def _filtered(shelf: Shelf, params: Params, origin: Location | None) -> NDArray[np.bool_]:
-    """The items the parameters' filters let through (stock, category, price, distance)."""
+    """The items the parameters' filters let through (stock, category, price, distance):
+    what recommender.search_filter asks of the store, over the shelf's arrays."""
     allowed = np.ones(len(shelf), dtype=bool)
     if params.in_stock and shelf.out_of_stock is not None:
         allowed &= ~shelf.out_of_stock
@@ -376,8 +348,3 @@ def _recommendations(
             )
         )
     return out
-
-
-def _unit(matrix: NDArray[np.float32]) -> NDArray[np.float32]:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)

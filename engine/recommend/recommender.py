@@ -233,23 +233,12 @@ class Recommender:
         vector = spec.item.vector
         if vector is None:
             raise NotFoundError(f"item {spec.item.id!r} has no {params.searched} vector")
-        near = None
-        if params.max_km is not None and spec.origin is not None:
-            near = Near(STORE_LOCATION, spec.origin.lat, spec.origin.lon, params.max_km)
+        genders = None if spec.gender is None else self.taxonomy.shown_to(spec.gender)
         return Query(
             vector=vector,
             using=params.searched,
             limit=params.candidates,
-            filter=Filter(
-                within={} if spec.gender is None else {GENDER: self.taxonomy.shown_to(spec.gender)},
-                exclude={
-                    PRODUCT_ID: spec.exclude_products,
-                    **({STOCK: frozenset({OUT})} if params.in_stock else {}),
-                },
-                equals={CATEGORY: params.category} if params.category else {},
-                ranges=_price_range(params),
-                near=near,
-            ),
+            filter=search_filter(params, genders, spec.exclude_products, spec.origin),
             with_vector=fetch,
         )
 
@@ -285,8 +274,25 @@ class Recommender:
         return self._similar[query]
 
 
-def _price_range(params: Params) -> dict[str, Range]:
-    """The price condition of the parameters (none when no bound is given)."""
-    if params.min_price is None and params.max_price is None:
-        return {}
-    return {PRICE: Range(gte=params.min_price, lte=params.max_price)}
+def search_filter(
+    params: Params,
+    genders: frozenset[str] | None,
+    bought: frozenset[str],
+    origin: Location | None,
+) -> Filter:
+    """A query's filtered ANN search condition: the genders its shopper is shown (None:
+    every gender), no product they bought, in stock, the category, price and distance
+    asked for."""
+    near = None
+    if params.max_km is not None and origin is not None:
+        near = Near(STORE_LOCATION, origin.lat, origin.lon, params.max_km)
+    ranges = {}
+    if params.min_price is not None or params.max_price is not None:
+        ranges = {PRICE: Range(gte=params.min_price, lte=params.max_price)}
+    return Filter(
+        within={} if genders is None else {GENDER: genders},
+        exclude={PRODUCT_ID: bought, **({STOCK: frozenset({OUT})} if params.in_stock else {})},
+        equals={CATEGORY: params.category} if params.category else {},
+        ranges=ranges,
+        near=near,
+    )
