@@ -30,7 +30,7 @@ from engine.evaluate.holdout import (
 )
 from engine.evaluate.protocol import AUTO
 from engine.recommend.pool import SOURCES, Moment, Pool, pool
-from engine.recommend.profile import PRESET_PROFILES, Profile, ranked
+from engine.recommend.profile import PRESET_PROFILES, Profile, first_of_products, ranked
 from engine.recommend.scoring import Weights
 from engine.recommend.shelf import Cosines, Shelf
 from engine.recommend.tuning import Log, fit
@@ -200,17 +200,14 @@ class LeaveLastOut:
         return out
 
     def _products(self, found: Pool, relevance: NDArray[np.float64], k: int) -> list[str]:
-        rows = ranked(found, relevance, self.shelf.products, k)
-        return [self.shelf.product_ids[self.shelf.products[r]] for r in rows]
+        return self._named(ranked(found, relevance, self.shelf.products, k))
 
     def _distinct(self, order: NDArray[np.int64], k: int) -> list[str]:
         """The first k distinct products of the rows in order."""
-        seen: dict[int, None] = {}
-        for row in order.tolist():
-            seen.setdefault(int(self.shelf.products[row]), None)
-            if len(seen) == k:
-                break
-        return [self.shelf.product_ids[p] for p in seen]
+        return self._named(first_of_products(order, self.shelf.products, k))
+
+    def _named(self, rows: list[int]) -> list[str]:
+        return [self.shelf.product_ids[self.shelf.products[r]] for r in rows]
 
     def _product(self, purchase: Purchase) -> str | None:
         row = self.shelf.index.get(purchase.item_id)

@@ -84,7 +84,11 @@ def ranked(
     found: Pool, relevance: NDArray[np.float64], products: NDArray[np.int64], k: int
 ) -> list[int]:
     """The pool's rows of the k most relevant distinct products (ties by row)."""
-    order = found.rows[np.lexsort((found.rows, -relevance))]
+    return first_of_products(found.rows[np.lexsort((found.rows, -relevance))], products, k)
+
+
+def first_of_products(order: NDArray[np.int64], products: NDArray[np.int64], k: int) -> list[int]:
+    """The first row of each product, in order, until k products are listed."""
     chosen: list[int] = []
     seen: set[int] = set()
     for row in order.tolist():
