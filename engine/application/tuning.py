@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from engine.application.base import Home
-from engine.events.trending import DAY_S
+from engine.recommend.blended import EPOCH, read_log
 from engine.recommend.profile import Profile
 from engine.recommend.shelf import Shelf
-from engine.recommend.tuning import Log, tune
+from engine.recommend.tuning import tune
 from engine.spaces.registry import space_in_force
 
 
@@ -20,12 +20,8 @@ class TuningUses(Home):
         the log is too small."""
         space = space_in_force(self.settings.home, space, self.store.vector_dims())
         shelf = Shelf.of_store(self.store, space, self.taxonomy)
-        users = [u for u in map(self.log.user, self.log.user_ids()) if u is not None]
-        purchases = list(self.log.purchases())
-        half_life_s = self.log.popularity_settings().half_life_days * DAY_S
-        start = min((p.timestamp for p in purchases), default=self.log.trend_anchor())
-        initial = {i: float(v) for i, v in self.log.initial_popularity().items()}
-        log = Log.of(users, purchases, shelf, self.taxonomy, half_life_s, start, initial)
-        profile = tune(shelf, log, start, space)
+        half_life_days = self.log.popularity_settings().half_life_days
+        log, _ = read_log(self.log, shelf, self.taxonomy, half_life_days)
+        profile = tune(shelf, log, EPOCH, space)
         profile.save(self.settings.home)
         return profile

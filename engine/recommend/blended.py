@@ -42,6 +42,18 @@ BLENDED: Final = "blended"  # the strategy's name in answers
 MINUTE: Final = 60.0
 
 
+def read_log(
+    events: EventLog, shelf: Shelf, taxonomy: Taxonomy, half_life_days: float
+) -> tuple[Log, dict[str, int]]:
+    """The event log's users and purchases over the shelf (seconds from EPOCH), with the
+    items' initial popularity, and each user's code in it."""
+    users = events.users()
+    initial = {i: float(v) for i, v in events.initial_popularity().items()}
+    purchases = events.purchases()
+    log = Log.of(users, purchases, shelf, taxonomy, half_life_days * DAY_S, EPOCH, initial)
+    return log, {u.id: n for n, u in enumerate(users)}
+
+
 class StoreLooks:
     """How items look, from the vector store, ids and scores only: neighbours by its
     filtered search (one query per history item), each candidate's cosine to each history
@@ -148,17 +160,7 @@ class Blender:
                 if followed is not None:
                     self._sales = ((sequence, space, half_life_days), *followed)
                     return followed
-            users = self.log.users()
-            log = Log.of(
-                users,
-                self.log.purchases(),
-                shelf,
-                self.taxonomy,
-                half_life_days * DAY_S,
-                EPOCH,
-                {i: float(v) for i, v in self.log.initial_popularity().items()},
-            )
-            codes = {u.id: n for n, u in enumerate(users)}
+            log, codes = read_log(self.log, shelf, self.taxonomy, half_life_days)
             self._sales = ((sequence, space, half_life_days), log, codes)
             return log, codes
 
