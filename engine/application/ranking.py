@@ -92,8 +92,6 @@ class RankingUses(Home):
         user = self.known_user(user_id)
         purchases = list(self.log.purchases(user.id))
         if asked.profile is not None:
-            if not purchases:
-                raise NotFoundError(f"user {user.id!r} has no purchases to recommend from")
             days = settings.half_life_days
             recs = self.blender().for_user(user, purchases, asked, asked.profile, days)
             return self._recommended(asked, settings, [Ranked("merged", recs)], user=user)

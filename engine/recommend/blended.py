@@ -213,7 +213,9 @@ class Blender:
         when: datetime | None = None,
     ) -> list[Recommendation]:
         """A user's list: the pool of their purchases (oldest first) scored by the profile,
-        with the sales as of `when` (now)."""
+        with the sales as of `when` (now); NotFoundError without one, as the rerank."""
+        if not purchases:
+            raise NotFoundError(f"user {user.id!r} has no purchases to recommend from")
         shelf = self.shelf(params.searched)
         history = [shelf.index[p.item_id] for p in purchases if p.item_id in shelf.index]
         if not history:
