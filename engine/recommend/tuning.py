@@ -168,7 +168,7 @@ def pools(
     purchases) just before it — or, with a `granularity` (seconds), as they stood at the
     start of its period (a day: never later, so never the purchase itself; the examples
     of one day share one moment); the cosines a batch of examples at a time."""
-    moments: dict[float, Moment] = {}
+    held: tuple[float, Moment] | None = None  # one moment: examples in time order share it
     for start in range(0, len(examples), BATCH):
         batch = examples[start : start + BATCH]
         cosines = Cosines(shelf, (row for e in batch for row in e.history))
@@ -176,9 +176,9 @@ def pools(
             second = example.second
             if granularity:
                 second = second // granularity * granularity
-            if second not in moments:
-                moments = {second: log.moment(second, kept)}  # one held: time order shares it
-            moment = moments[second]
+            if held is None or held[0] != second:
+                held = (second, log.moment(second, kept))
+            moment = held[1]
             shown = log.shown[example.shopper]
             found = pool(
                 shelf,
