@@ -176,6 +176,9 @@ def test_the_tune_command(tmp_path: Path) -> None:
         f"{MIN_SHOPPERS} (the hand-set weights stay in use)"
     ]
     assert not (home / "profile.json").exists()
+    unknown = fashionrec("tune", "--space", "nope", home=home)
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith("error: unknown backbone 'nope'; choose one of")
     assert (
         fashionrec("simulate", "--users", "90", "--max-purchases", "5", home=home).returncode == 0
     )

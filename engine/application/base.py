@@ -22,6 +22,7 @@ from engine.recommend.profile import FILE as PROFILE_FILE
 from engine.recommend.profile import Profile
 from engine.recommend.recommender import Recommender
 from engine.settings import Settings
+from engine.spaces.registry import missing_space, space_in_force
 from engine.vectorstore.base import VectorStore
 from engine.vocabulary.records import User
 from engine.vocabulary.schema import CATEGORY, GENDER
@@ -76,6 +77,16 @@ class Home:
             return
         with self.home_writer() as home:
             yield home
+
+    def space_in_force(self, asked: str | None) -> str:
+        """The space asked for, else the home's default; NotFoundError for a compact space
+        the store lacks."""
+        dims = self.store.vector_dims()
+        space = space_in_force(self.settings.home, asked, dims)
+        missing = missing_space(space, dims)
+        if missing:
+            raise NotFoundError(missing)
+        return space
 
     def blender(self) -> Blender:
         """The blended ranking over this home's store and log (made on first use)."""

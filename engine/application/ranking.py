@@ -24,7 +24,7 @@ from engine.recommend.profile import Profile
 from engine.recommend.recommender import PHOTO, Params
 from engine.recommend.rerank import Recommendation
 from engine.recommend.strategies import strategy_for
-from engine.spaces.registry import load_space, missing_space, source_weights, space_in_force
+from engine.spaces.registry import load_space, source_weights
 from engine.vectorstore.base import Filter
 from engine.vocabulary.backbones import is_compact, source_of
 from engine.vocabulary.schema import (
@@ -47,11 +47,7 @@ class RankingUses(Home):
         none was given and the gender and category in the taxonomy's words (checked once,
         as the Params are made); NotFoundError for a compact space the store lacks. With the
         popularity settings it ranks by (read once)."""
-        dims = self.store.vector_dims()
-        space = space_in_force(self.settings.home, params.space, dims)
-        missing = missing_space(space, dims)
-        if missing:
-            raise NotFoundError(missing)
+        space = self.space_in_force(params.space)
         settings = self.log.popularity_settings()
         mode = params.popularity or settings.mode
         gender = None if params.gender is None else self.gender(params.gender)

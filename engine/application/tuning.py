@@ -6,9 +6,9 @@ from __future__ import annotations
 from engine.application.base import Home
 from engine.recommend.blended import EPOCH, read_log
 from engine.recommend.profile import Profile
+from engine.recommend.recommender import check_space
 from engine.recommend.shelf import Shelf
 from engine.recommend.tuning import tune
-from engine.spaces.registry import space_in_force
 
 
 class TuningUses(Home):
@@ -18,7 +18,8 @@ class TuningUses(Home):
         """Fit the profile on the log (earlier purchases; each shopper's later ones
         validate), save it in the home and return it; ConfigError, with nothing saved, when
         the log is too small."""
-        space = space_in_force(self.settings.home, space, self.store.vector_dims())
+        space = self.space_in_force(space)
+        check_space(self.store, space)  # as a recommendation checks it
         shelf = Shelf.of_store(self.store, space, self.taxonomy)
         half_life_days = self.log.popularity_settings().half_life_days
         log, _ = read_log(self.log, shelf, self.taxonomy, half_life_days)

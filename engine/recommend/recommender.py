@@ -100,17 +100,7 @@ class Recommender:
         self._similar: dict[str, dict[float, tuple[str, ...]]] = {}  # by the query's category
 
     def _check_space(self, backbone: str) -> None:
-        """NotFoundError or ConfigError naming what the store lacks, if it lacks `backbone`."""
-        dims = self.store.vector_dims()
-        if not dims:
-            raise NotFoundError("the vector store is empty; run `fashionrec ingest PATH` first")
-        if backbone not in dims and backbone not in BACKBONES:
-            raise ConfigError(unknown_backbone(backbone, tuple(sorted(dims))))
-        if backbone not in dims:
-            raise NotFoundError(
-                f"backbone {backbone} is not ingested (the store has {', '.join(sorted(dims))}); "
-                f"run `fashionrec ingest PATH --backbone {backbone}`"
-            )
+        check_space(self.store, backbone)
 
     def _query_items(
         self, item_ids: Sequence[str], backbone: str, missing_ok: bool = False
@@ -272,6 +262,20 @@ class Recommender:
                 values[self.taxonomy(query, category)].append(category)
             self._similar[query] = {v: tuple(cs) for v, cs in values.items()}
         return self._similar[query]
+
+
+def check_space(store: VectorStore, backbone: str) -> None:
+    """NotFoundError or ConfigError naming what the store lacks, if it lacks `backbone`."""
+    dims = store.vector_dims()
+    if not dims:
+        raise NotFoundError("the vector store is empty; run `fashionrec ingest PATH` first")
+    if backbone not in dims and backbone not in BACKBONES:
+        raise ConfigError(unknown_backbone(backbone, tuple(sorted(dims))))
+    if backbone not in dims:
+        raise NotFoundError(
+            f"backbone {backbone} is not ingested (the store has {', '.join(sorted(dims))}); "
+            f"run `fashionrec ingest PATH --backbone {backbone}`"
+        )
 
 
 def search_filter(
