@@ -221,7 +221,8 @@ def _blended_legend(found: Recommended, trendiness: str, gone: set[str]) -> str:
     strongest = sorted(profile.weights.items(), key=lambda kv: -abs(kv[1]))[:5]
     lines = [
         "sources: visual (neighbours of the purchases), trending (selling now), category "
-        "(best sellers of the categories bought), copurchase (bought by the same shoppers)",
+        "(best sellers of the categories bought), copurchase (bought by the same shoppers), "
+        "colour (colours like a purchase's)",
         f"visual: the best cosine of the {found.vectors.space} embeddings to a purchase · "
         "pop.: percentile rank of the sales now · "
         f"match: 1 − |pop. − t|^γ, t = {trendiness} · cat.: category similarity · "

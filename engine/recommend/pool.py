@@ -1,11 +1,12 @@
 """Candidates from several sources in one pool, and the features every candidate has.
 
-A user's candidates come from four sources, each the best `n` of the items the shopper is
+A user's candidates come from five sources, each the best `n` of the items the shopper is
 shown (never a product they bought):
 - `visual`: the nearest neighbours of their purchases (the best cosine to any of them);
 - `trending`: what sells now (the decayed purchase counts);
 - `category`: the best sellers now of each category they bought;
-- `copurchase`: what the shoppers who bought their items also bought.
+- `copurchase`: what the shoppers who bought their items also bought;
+- `colour`: the items whose colours are likest a purchase's (where the shelf has colours).
 
 Every candidate then gets the same features, whichever source brought it (FEATURES), for
 one linear scorer (engine.recommend.profile). Pure: the catalog is a `Shelf` of arrays, the

@@ -140,7 +140,7 @@ export function termBar(rec, weights) {
 
 const SOURCES_EXPLAINED = "where this candidate came from: visual (like a purchase), trending " +
   "(selling now), category (a best seller of a category bought), copurchase (bought by the " +
-  "same shoppers)";
+  "same shoppers), colour (colours like a purchase's)";
 
 export function card(rec, weights, trending, profile = null) {
   const article = el("article", "card");
