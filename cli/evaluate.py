@@ -277,7 +277,11 @@ def evaluate_command(
                     },
                     "catalog_items": len(items.items),
                 }
-                evaluation = Evaluation(store, cohort, items, protocol, named)
+                fitted = app.profile()
+                if fitted is not None and fitted.fitted.get("space") != names[0]:
+                    fitted = None  # fitted on another backbone's vectors
+                setting["home_profile"] = fitted is not None
+                evaluation = Evaluation(store, cohort, items, protocol, named, fitted)
                 told = _Told(cohort.total)
 
                 def advance(n: int) -> None:

@@ -19,6 +19,7 @@ from engine.evaluate.holdout import (
     ABLATIONS,
     BASELINES,
     FULL,
+    HOME,
     PRESET_ROWS,
     RERANK,
     SOURCE_ABLATIONS,
@@ -31,7 +32,7 @@ from engine.recommend.params import Params
 from engine.recommend.pool import FEATURES, Moment, pool
 from engine.recommend.profile import PRESET_PROFILES, Profile, ranked
 from engine.recommend.scoring import Weights
-from engine.recommend.shelf import Shelf
+from engine.recommend.shelf import Shelf, best_rows
 from engine.recommend.tuning import MIN_SHOPPERS, Log, fit, hit_rates, tune
 from engine.vectorstore.base import VectorStore
 from engine.vectorstore.edge import EdgeStore
@@ -264,11 +265,13 @@ def test_leave_last_out_lists_k_new_products_for_every_system(tmp_path: Path) ->
         def add(self, system: str, products: Sequence[str], held: set[str]) -> None:
             listed.setdefault(system, []).append(list(products))
 
+    lastout.home = lastout.profile  # as if the home's profile.json were this cohort's fit
     lastout.add(Capture(5), shoppers, Weights(), 20)
     assert set(listed) == {
-        FULL, RERANK, VISUAL, *ABLATIONS, *SOURCE_ABLATIONS.values(), *PRESET_ROWS.values(),
-        *BASELINES,
+        FULL, HOME, RERANK, VISUAL, *ABLATIONS, *SOURCE_ABLATIONS.values(),
+        *PRESET_ROWS.values(), *BASELINES,
     }  # fmt: skip
+    assert listed[HOME] == listed[FULL]
     counts = {len(lists) for lists in listed.values()}
     assert len(counts) == 1 and counts.pop() > 10  # every system, every shopper
 
@@ -324,3 +327,19 @@ def test_the_live_blend_follows_new_purchases_as_reading_the_log_again_would(
     assert [r.relevance for r in followed] == pytest.approx([r.relevance for r in fresh])
     log.close()
     store.close()
+
+
+def test_best_rows_sorts_only_the_top_and_gives_the_full_sorts_answer() -> None:
+    """The n best allowed rows (ties by the tie values, then by row) are those of sorting
+    every allowed row, though only the rows at or above the n-th best are sorted."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        size = int(rng.integers(1, 400))
+        score = rng.integers(0, 6, size).astype(np.float64)  # many ties
+        score[rng.random(size) < 0.1] = -np.inf
+        allowed = rng.random(size) < 0.8
+        ties = rng.permutation(size) if rng.random() < 0.5 else None
+        n = int(rng.integers(0, 60))
+        rows = np.flatnonzero(allowed)
+        keys = (rows, -score[rows]) if ties is None else (rows, ties[rows], -score[rows])
+        assert best_rows(score, allowed, n, ties).tolist() == rows[np.lexsort(keys)][:n].tolist()

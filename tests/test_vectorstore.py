@@ -12,7 +12,15 @@ import qdrant_edge as qe
 from qdrant_client import QdrantClient, models
 
 from engine.errors import StoreError, StoreLockedError
-from engine.vectorstore.base import Filter, Hit, Near, PointBatch, Query, VectorStore
+from engine.vectorstore.base import (
+    Filter,
+    Hit,
+    Near,
+    PointBatch,
+    Query,
+    VectorStore,
+    best_cosine,
+)
 from engine.vectorstore.edge import EdgeStore
 from engine.vectorstore.server import ServerStore
 from engine.vocabulary.geo import distance_km
@@ -224,6 +232,38 @@ def test_filtered_search_is_congruent_on_edge_and_memory(
             assert hit.payload["product_id"] not in query.filter.exclude["product_id"]
             assert hit.payload["store_id"] in {"S01", "S02"}
             assert distance_km(HOME, SHOPS[hit.payload["store_id"]]) <= 20.0
+
+
+def test_a_search_from_several_vectors_scores_each_point_by_its_best_cosine(
+    edge_and_memory: tuple[EdgeStore, ServerStore],
+) -> None:
+    """Several vectors in one query (Qdrant's recommend, best_score): points ranked by
+    their best cosine to any of them, as the best of one search per vector (the cosine read
+    back from Qdrant's scale); the same hits on both back-ends, filters applied."""
+    edge, memory = edge_and_memory
+    payloads = build_catalog(edge)
+    build_catalog(memory)
+    vectors = {r.id: r.vector for r in edge.scroll([], vector="resnet50")}
+    rng = np.random.default_rng(6)
+    women = Filter(equals={"gender": "WOMEN"})
+    queries = []
+    for _ in range(5):
+        rows = rng.choice(len(payloads), 3, replace=False)
+        several = np.stack([vectors[point_id(payloads[i]["item_id"])] for i in rows])
+        several += rng.normal(0.0, 0.05, several.shape)  # no exact ties at the top
+        queries.append(Query(several.astype(np.float32), "resnet50", 20, women))
+    assert assert_congruent(lambda s: s.search(queries, HIT_FIELDS), edge, memory) == 5 * 20
+    for query, hits in zip(queries, memory.search(queries, HIT_FIELDS), strict=True):
+        singles = [Query(v, "resnet50", 20, women) for v in query.vector]
+        best: dict[str, float] = {}
+        for found in memory.search(singles, HIT_FIELDS):
+            for hit in found:
+                best[hit.id] = max(best.get(hit.id, -1.0), hit.score)
+        want = sorted(best.items(), key=lambda pair: -pair[1])[:20]
+        assert [h.id for h in hits] == [i for i, _ in want]
+        scores = best_cosine(np.array([h.score for h in hits]))
+        assert np.allclose(scores, [score for _, score in want], atol=1e-5)
+        assert all(h.payload["gender"] == "WOMEN" for h in hits)
 
 
 def test_the_congruence_check_catches_what_differs() -> None:

@@ -18,6 +18,7 @@ from engine.catalog.taxonomy import Taxonomy
 from engine.errors import ConfigError
 from engine.evaluate.holdout import (
     FULL,
+    HOME,
     LABELS,
     POPULAR,
     PRESET_ROWS,
@@ -32,7 +33,7 @@ from engine.evaluate.protocol import AUTO
 from engine.recommend.pool import SOURCES, Moment, Pool, pool
 from engine.recommend.profile import PRESET_PROFILES, Profile, first_of_products, ranked
 from engine.recommend.scoring import Weights
-from engine.recommend.shelf import Cosines, Shelf
+from engine.recommend.shelf import Cosines, Shelf, best_rows
 from engine.recommend.tuning import Log, fit
 from engine.vocabulary.records import Purchase, User
 
@@ -50,6 +51,7 @@ TERMS: Final = {  # the features of each term (ABLATIONS) its ablation switches 
     "no colour": ("colour_best", "colour_mean", "untrendy_colour"),
 }
 Shopper = tuple[User, Sequence[Purchase]]
+BASELINE_ROWS: Final = 8  # a baseline's best rows per product listed, first looked at
 
 
 class LeaveLastOut:
@@ -57,7 +59,8 @@ class LeaveLastOut:
     the targets, and every system's lists. The targets: each shopper's last `holdout`
     purchases (leave-last-out), or with `split` (a date, or AUTO: `window` before the last
     purchase) each shopper's purchases in the `window` after it, every purchase before it
-    their history (a time split, as retailers score)."""
+    their history (a time split, as retailers score). `home`: the home's fitted profile,
+    ranked as one more system."""
 
     def __init__(
         self,
@@ -70,8 +73,10 @@ class LeaveLastOut:
         seed: int,
         split: str | None = None,
         window: timedelta = timedelta(days=14),
+        home: Profile | None = None,
     ) -> None:
         self.shelf, self.taxonomy, self.holdout, self.window = shelf, taxonomy, holdout, window
+        self.home = home
         users = [user for user, _ in shoppers]
         purchases = [p for _, bought in shoppers for p in bought]
         self.start = min((p.timestamp for p in purchases), default=datetime.now(UTC))
@@ -165,6 +170,8 @@ class LeaveLastOut:
             )
         for name, preset in PRESET_PROFILES.items():
             out[PRESET_ROWS[name]] = self._products(found, preset.scores(found), k)
+        if self.home is not None:
+            out[HOME] = self._products(found, self.home.scores(found), k)
         out[RERANK] = self._products(visual, rerank.scores(visual), k)
         out[VISUAL] = self._products(visual, visual.features[:, 0], k)
         return out
@@ -192,11 +199,16 @@ class LeaveLastOut:
             TRENDING: moment.sales,
         }
         rows = np.flatnonzero(allowed)
-        ties = self.rng.permutation(len(rows))
+        ties = np.zeros(len(shelf), dtype=np.int64)
+        ties[rows] = self.rng.permutation(len(rows))
         out = []
         for name, score in scores.items():
-            order = rows[np.lexsort((ties, -score[rows]))]
-            out.append((name, self._distinct(order, k)))
+            found: list[str] = []
+            for n in (BASELINE_ROWS * k, len(rows)):  # the best rows, or all when too few
+                found = self._distinct(best_rows(score, allowed, n, ties), k)
+                if len(found) == k:
+                    break
+            out.append((name, found))
         return out
 
     def _products(self, found: Pool, relevance: NDArray[np.float64], k: int) -> list[str]:

@@ -43,6 +43,7 @@ from engine.evaluate.protocol import (
     sweep_weights,
 )
 from engine.recommend.columns import Columns
+from engine.recommend.profile import Profile
 from engine.recommend.recommender import Params, Recommender
 from engine.recommend.rerank import Recommendation
 from engine.recommend.scoring import Weights
@@ -185,8 +186,10 @@ class Evaluation:
         items: StoredItems,
         protocol: Protocol,
         taxonomy: Taxonomy | None = None,
+        profile: Profile | None = None,
     ) -> None:
         self.store, self.cohort, self.items, self.protocol = store, cohort, items, protocol
+        self.profile = profile  # the home's fitted one: one more leave-last-out row
         self.taxonomy = taxonomy or deepfashion()
         self.search = CachedSearch(store.search)
         # ids-only searches and the rerank's fields from a table, where this process is
@@ -221,6 +224,7 @@ class Evaluation:
                 self.protocol.seed,
                 self.protocol.split,
                 timedelta(days=self.protocol.window_days),
+                self.profile,
             )
         return self._lastout
 

@@ -8,7 +8,9 @@ model (the same resampled shoppers for every system).
 
 Systems: the full model (candidates from every source, weights fitted on the cohort's
 earlier purchases: engine.evaluate.blended), without each source, with each term switched
-off, and with the hand-set presets' weights; the visual rerank of today's single source with
+off, with the hand-set presets' weights and with the home's own fitted profile, if it has
+one (`fashionrec tune`, fitted on the home's log: on the home's own shoppers it may have
+seen their targets); the visual rerank of today's single source with
 the protocol's weights; visual kNN (w_v = 1, the cosine alone); labels only (category and
 popularity over every item the shopper is shown, no vision at all); random; most popular
 (all-time); trending now (decayed purchases, the half-life in force).
@@ -46,6 +48,7 @@ ABLATIONS: Final = (
 )  # the full model's terms
 SOURCE_ABLATIONS: Final = {source: f"no {source} source" for source in SOURCES}
 PRESET_ROWS: Final = {name: f"every source, {name} weights" for name in PRESETS}
+HOME: Final = "every source, the home's fitted weights"  # its profile.json (`fashionrec tune`)
 METRICS: Final = ("hit_rate", "ndcg", "recall")
 
 

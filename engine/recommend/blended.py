@@ -55,9 +55,10 @@ def read_log(
 
 
 class StoreLooks:
-    """How items look, from the vector store, ids and scores only: neighbours by its
-    filtered search (one query per history item), each candidate's cosine to each history
-    item by a search restricted to the candidates (exact over so few)."""
+    """How items look, from the vector store, ids and scores only: neighbours by one
+    filtered search from every history item (the best cosine to any), each candidate's
+    cosine to each history item by a search restricted to the candidates (exact over so
+    few)."""
 
     def __init__(
         self,
@@ -74,12 +75,10 @@ class StoreLooks:
     def neighbours(
         self, history: NDArray[np.int64], allowed: NDArray[np.bool_], n: int
     ) -> NDArray[np.int64]:
-        queries = [Query(v, self.space, limit=n, filter=self.flt) for v in self.history]
+        (scored,) = self.store.search_scored([Query(self.history, self.space, n, self.flt)])
+        rows = self.rows_of(scored)
         best = np.full(len(self.shelf), -np.inf)
-        for scored in self.store.search_scored(queries):
-            rows = self.rows_of(scored)
-            known = rows >= 0
-            np.maximum.at(best, rows[known], scored.scores[known])
+        best[rows[rows >= 0]] = scored.scores[rows >= 0]  # in the best cosine's order
         return best_rows(best, allowed & np.isfinite(best), n)
 
     def similarity(

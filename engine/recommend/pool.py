@@ -92,7 +92,9 @@ class Moment:
         rows = len(self.sales)
         if not len(self.bought):
             return np.zeros(rows)
-        hits = np.isin(self.bought, np.asarray(history))
+        bought = np.zeros(rows, dtype=bool)
+        bought[np.asarray(history, dtype=np.int64)] = True
+        hits = bought[self.bought]
         weight = np.bincount(self.buyers[hits], minlength=int(self.buyers.max()) + 1)
         if shopper is not None and shopper < len(weight):
             weight[shopper] = 0
@@ -174,10 +176,11 @@ def pool(
     colours = None if shelf.colours is None else shelf.colours[hist] @ shelf.colours.T
     if "colour" in sources and colours is not None:
         by_source["colour"] = best_rows(colours.max(axis=0).astype(np.float64), allowed, per_source)
-    rows = np.unique(np.concatenate([*by_source.values(), np.zeros(0, np.int64)]))
-    brought = np.zeros(len(rows), dtype=np.uint8)
+    marks = np.zeros(len(shelf), dtype=np.uint8)  # per shelf row: the sources' bits
     for source, found in by_source.items():
-        brought |= np.isin(rows, found).astype(np.uint8) << SOURCES.index(source)
+        marks[found] |= np.uint8(1 << SOURCES.index(source))
+    rows = np.flatnonzero(marks).astype(np.int64)
+    brought = marks[rows]
     similarity = looks.similarity(hist, rows).reshape(len(hist), len(rows))
     share = np.bincount(shelf.categories[hist], minlength=len(shelf.category_names)) / len(hist)
     catsim = shelf.catsim[np.unique(shelf.categories[hist])][:, shelf.categories[rows]]

@@ -152,12 +152,23 @@ class Shelf:
         )
 
 
-def best_rows(score: NDArray[np.float64], allowed: NDArray[np.bool_], n: int) -> NDArray[np.int64]:
-    """The rows of the n highest scores among the allowed (ties by row)."""
+def best_rows(
+    score: NDArray[np.float64],
+    allowed: NDArray[np.bool_],
+    n: int,
+    ties: NDArray[np.int64] | None = None,
+) -> NDArray[np.int64]:
+    """The rows of the n highest scores among the allowed, in order (ties by `ties`, a
+    value per row, then by row)."""
     rows = np.flatnonzero(allowed)
-    if len(rows) > n:
-        rows = rows[np.lexsort((rows, -score[rows]))[:n]]
-    return rows.astype(np.int64)
+    values = score[rows]
+    if n > 0 and 4 * n < len(rows):  # only those at or above the n-th best are sorted
+        nth = np.partition(values, len(values) - n)[len(values) - n]
+        if not np.isnan(nth):
+            top = values >= nth
+            rows, values = rows[top], values[top]
+    keys = (rows, -values) if ties is None else (rows, ties[rows], -values)
+    return rows[np.lexsort(keys)[:n]].astype(np.int64)
 
 
 class Cosines:

@@ -102,8 +102,12 @@ class Mmr:
 class Query:
     """One nearest-neighbour search: a vector of a named space, a filter and a size.
 
+    vector: one vector, or several (one a row): points are then ranked by their best cosine
+    to any of them (Qdrant's recommend query, best_score strategy, positives only), on
+    Qdrant's scale for it (`best_cosine` reads it back).
     with_vector: the hits carry their `using` vector. mmr: the `limit` results are chosen
-    by maximal marginal relevance among more candidates, in the order it picks them.
+    by maximal marginal relevance among more candidates, in the order it picks them (one
+    vector only).
     """
 
     vector: NDArray[np.float32]
@@ -112,6 +116,15 @@ class Query:
     filter: Filter | None = None
     with_vector: bool = False
     mmr: Mmr | None = None
+
+
+def best_cosine(scores: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The best cosines behind the scores of a search from several vectors: Qdrant's
+    best_score maps a best cosine x to (1 + x / (1 + |x|)) / 2 (a sigmoid that keeps the
+    order); this is its inverse."""
+    scaled = 2.0 * np.asarray(scores, dtype=np.float64) - 1.0
+    cosines: NDArray[np.float64] = scaled / (1.0 - np.abs(scaled))
+    return cosines
 
 
 @dataclass(frozen=True)

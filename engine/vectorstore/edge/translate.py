@@ -57,8 +57,11 @@ def search_params(limit: int) -> qe.SearchParams:
 
 
 def nearest(q: Query) -> qe.Query | qe.Mmr:
-    """The nearest points, or Qdrant's MMR over the nearest `mmr.candidates` (Edge's
-    lambda_ weighs relevance: 1 − diversity)."""
+    """The nearest points (to the best of several: recommend, best_score), or Qdrant's MMR
+    over the nearest `mmr.candidates` (Edge's lambda_ weighs relevance: 1 − diversity)."""
+    if q.vector.ndim == 2:
+        best = qe.RecommendQuery(positives=q.vector.tolist(), negatives=[])
+        return qe.Query.RecommendBestScore(best, using=q.using)
     if q.mmr is None:
         return qe.Query.Nearest(q.vector.tolist(), using=q.using)
     return qe.Mmr(q.vector.tolist(), 1.0 - q.mmr.diversity, q.mmr.candidates, using=q.using)

@@ -116,7 +116,12 @@ def hits(responses: list[models.QueryResponse], vectors: Sequence[str | None]) -
 
 def nearest(q: Query) -> Any:
     """The nearest points, or Qdrant's MMR (server 1.15 or later) over the nearest
-    `mmr.candidates`."""
+    `mmr.candidates`; to the best of several vectors, recommend with best_score."""
+    if q.vector.ndim == 2:
+        best = models.RecommendInput(
+            positive=q.vector.tolist(), strategy=models.RecommendStrategy.BEST_SCORE
+        )
+        return models.RecommendQuery(recommend=best)
     if q.mmr is None:
         return q.vector.tolist()
     mmr = models.Mmr(diversity=q.mmr.diversity, candidates_limit=q.mmr.candidates)
