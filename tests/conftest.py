@@ -54,6 +54,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=marked)
 
 
+STRICT: Final = "FASHIONREC_STRICT"  # set (CI): a test may not skip for a missing part
+MAY_SKIP: Final = ("FASHIONREC_QDRANT_URL",)  # but for these: no Qdrant server runs here
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under FASHIONREC_STRICT a skipped test fails, naming the part that was missing
+    (PostgreSQL, the browser, the ImageNet weights, ...), unless its reason is in MAY_SKIP."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if os.environ.get(STRICT) and report.skipped and not hasattr(report, "wasxfail"):
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+        if not any(allowed in reason for allowed in MAY_SKIP):
+            report.outcome = "failed"
+            report.longrepr = f"{STRICT} is set and the test skipped: {reason}"
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return "tests marked runtimes run in a process of their own: pytest -m runtimes"
 

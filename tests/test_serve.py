@@ -181,13 +181,13 @@ def test_an_item_has_its_payload_popularity_and_store(client: TestClient, home: 
     assert _error(client.get("/items/nope"), 404) == "unknown item 'nope'"
 
 
-def test_photos_are_served_as_stored(client: TestClient, home: Path) -> None:
+def test_photos_are_served_as_stored(client: TestClient, pristine: Path) -> None:
     png = client.get(f"/items/{FIRST}/image")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     jpeg = client.get(f"/items/{SECOND}/image")
     assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
-    stored = client.get(f"/items/{SECOND}").json()["payload"]["image"]
-    assert jpeg.content == Path(stored).read_bytes()
+    assert "image" not in client.get(f"/items/{SECOND}").json()["payload"]  # a server path
+    assert jpeg.content == (pristine.parent / "photos" / f"{SECOND}.jpg").read_bytes()
     assert "has no photo" in _error(client.get(f"/items/{NO_PHOTO}/image"), 404)
     _error(client.get("/items/nope/image"), 404)
 
@@ -1088,3 +1088,64 @@ def test_items_sell_out_change_and_go(client: TestClient) -> None:
     assert client.delete(f"/items/{first}").json() == {"deleted": 1}
     _error(client.get(f"/items/{first}"), 404)
     assert "nothing deleted" in _error(client.delete(f"/items/{first}"), 404)
+
+
+def test_no_answer_holds_a_path_of_the_server(
+    client: TestClient, home: Path, pristine: Path
+) -> None:
+    """Every JSON answer of every read endpoint (and of a write's answer) is walked: no
+    string holds the home's path or the photos' folder; a photo stays reachable by its
+    URL."""
+    server_paths = (str(home.parent), str(pristine.parent))  # the home, the photos' folder
+    user = client.get("/users", params={"limit": 1}).json()["users"][0]
+    answers = [
+        client.get(path)
+        for path in (
+            "/health",
+            "/catalog",
+            "/items",
+            f"/items/{FIRST}",
+            f"/items/{FIRST}/similar",
+            "/users",
+            f"/users/{user}",
+            f"/users/{user}/recommendations",
+            "/openapi.json",
+        )
+    ]
+    answers.append(client.patch(f"/items/{FIRST}", json={"price": 12.5}))
+    answers.append(client.post("/purchases", json=_purchase()))
+    for answer in answers:
+        assert answer.status_code in (200, 201), answer.url
+
+        def strings(value: object) -> Iterator[str]:
+            if isinstance(value, str):
+                yield value
+            elif isinstance(value, dict):
+                for key, inner in value.items():
+                    yield str(key)
+                    yield from strings(inner)
+            elif isinstance(value, list):
+                for inner in value:
+                    yield from strings(inner)
+
+        leaked = [s for s in strings(answer.json()) if any(p in s for p in server_paths)]
+        assert not leaked, f"{answer.url}: {leaked}"
+    item = client.get(f"/items/{SECOND}").json()
+    assert client.get(item["image_url"]).status_code == 200
+
+
+def test_a_decompression_bomb_or_a_huge_photo_is_refused_in_one_line(reader: TestClient) -> None:
+    """A small file of too many pixels (past Pillow's own limit, or only past the
+    service's) is 422 in one line before anything is decoded; the service goes on."""
+    for size in ((15_000, 15_000), (8_000, 6_000)):  # 225 MP (a bomb), 48 MP
+        buffer = io.BytesIO()
+        Image.new("1", size).save(buffer, "PNG")  # a few hundred kB at most
+        assert len(buffer.getvalue()) < 1_000_000
+        answer = reader.post(
+            "/search", content=buffer.getvalue(), headers={"content-type": "image/png"}
+        )
+        assert answer.status_code == 422, answer.text
+        error = answer.json()["error"]
+        assert error.startswith("the uploaded photo: ") and "megapixel limit" in error
+        assert "\n" not in error
+    assert reader.get("/health").status_code == 200

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from engine.application.base import Home
 from engine.application.documents import Ranked, Recommended, Vectors
 from engine.catalog.framing import Framing
-from engine.catalog.inputs import load_photo, unreadable
+from engine.catalog.inputs import PixelLimitError, load_photo, unreadable
 from engine.errors import ConfigError, NotFoundError
 from engine.events.trending import PopularitySettings
 from engine.recommend.blended import BLENDED
@@ -119,6 +119,8 @@ class RankingUses(Home):
             pixels = load_photo(
                 photo if isinstance(photo, Path) else io.BytesIO(photo), self._framing(backbone)
             )
+        except PixelLimitError as exc:
+            raise ConfigError(f"{name}: {exc}; send a smaller photo") from None
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{name}: {unreadable(exc)}; send a JPEG or PNG photo") from None
         vector = self.networks(self.store, backbone, pixels[None])[0]

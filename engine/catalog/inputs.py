@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -17,6 +17,8 @@ from engine.catalog.framing import INPUT_SIZE, Framing, decode_size, frame, pad_
 from engine.catalog.items import Item
 from engine.catalog.masks import DEFAULT_REMOVED, apply_mask
 from engine.errors import MaskError
+
+MAX_PIXELS: Final = 40_000_000  # a photo or mask larger is refused before it is decoded
 
 
 def load_input(
@@ -36,8 +38,11 @@ def load_input(
     if item.mask is not None:
         try:
             with Image.open(item.mask) as mask:
+                _check_size(mask.size)
                 mask.load()
                 image = apply_mask(image, mask, removed)
+        except Image.DecompressionBombError:
+            raise PixelLimitError(f"mask {item.mask}: too many pixels") from None
         except (OSError, MaskError) as exc:
             raise OSError(f"mask {item.mask}: {unreadable(exc)}") from None
     pixels = np.asarray(frame(image, framing, out, pad_colour(masked)), dtype=np.uint8)
@@ -58,12 +63,29 @@ def _decoded(source: Path | IO[bytes], framing: Framing, out: int) -> Image.Imag
     in plain words what is wrong (FileNotFoundError for a missing file)."""
     try:
         with Image.open(source) as raw:
+            _check_size(raw.size)
             raw.draft("RGB", decode_size(raw.size, framing, out))
             return raw.convert("RGB")
-    except FileNotFoundError:
+    except (FileNotFoundError, PixelLimitError):
         raise
+    except Image.DecompressionBombError:  # past Pillow's own limit, as it opened it
+        raise PixelLimitError(f"over the {MAX_PIXELS // 1_000_000}-megapixel limit") from None
     except OSError as exc:
         raise OSError(unreadable(exc)) from None
+
+
+class PixelLimitError(OSError):
+    """A picture of more pixels than MAX_PIXELS."""
+
+
+def _check_size(size: tuple[int, int]) -> None:
+    """PixelLimitError for a picture of more than MAX_PIXELS pixels (read from its header:
+    nothing is decoded), however small its file (a decompression bomb)."""
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise PixelLimitError(
+            f"{width}×{height} pixels, over the {MAX_PIXELS // 1_000_000}-megapixel limit"
+        )
 
 
 def unreadable(exc: BaseException) -> str:
@@ -81,6 +103,8 @@ def media_type(path: Path) -> str:
     try:
         with Image.open(path) as image:
             kind = Image.MIME.get(image.format or "")
+    except Image.DecompressionBombError:
+        raise PixelLimitError(f"over the {MAX_PIXELS // 1_000_000}-megapixel limit") from None
     except UnidentifiedImageError:
         raise OSError(unreadable(UnidentifiedImageError())) from None
     return kind or "application/octet-stream"

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, Response
 
 from engine.application.documents import plain
+from serve import public
 from serve.dependencies import Held, Ranking, reader, writer
 from serve.models import ItemChangesIn
 
@@ -36,8 +37,7 @@ async def delete(item_id: str, app: Held) -> dict[str, Any]:
 @router.patch("/{item_id:path}", dependencies=[Depends(writer)])
 async def update(item_id: str, body: ItemChangesIn, app: Held) -> dict[str, Any]:
     """`items update ID`: in or out of stock, price, name, link; answers the item."""
-    document: dict[str, Any] = plain(app.update_item(item_id, body.changes()))
-    return document
+    return public.item(app.update_item(item_id, body.changes()))
 
 
 @router.get("/{item_id:path}/similar")
@@ -72,6 +72,6 @@ async def image(
 
 @router.get("/{item_id:path}")
 async def item(item_id: str, app: Held) -> dict[str, Any]:
-    """The item's payload, current popularity and store (id, name, location)."""
-    detail: dict[str, Any] = plain(app.item(item_id))
-    return detail
+    """The item's payload (no path of this machine: `image_url` serves the photo), current
+    popularity and store (id, name, location)."""
+    return public.item(app.item(item_id))

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
 from engine.application.documents import plain
+from serve import public
 from serve.dependencies import Held, reader, writer
 
 router = APIRouter(tags=["service"])
@@ -25,8 +26,7 @@ async def health(app: Held) -> dict[str, Any]:
 @router.get("/catalog", dependencies=[Depends(reader)])
 async def catalog(app: Held) -> dict[str, Any]:
     """Counts, vector spaces (size, weights), taxonomy, genders, categories, stores."""
-    summary: dict[str, Any] = plain(app.summary())
-    return summary
+    return public.summary(app.summary())
 
 
 @router.post("/tune", dependencies=[Depends(writer)])
