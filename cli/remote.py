@@ -40,9 +40,7 @@ class Remote:
     ) -> dict[str, Any]:
         """The JSON answer; a one-line error (exit 1) naming the service when it refuses or
         cannot be reached."""
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = kind
+        headers = {"Accept": "application/json", "Content-Type": kind}  # a write's, even empty
         if self.key:
             headers["Authorization"] = f"Bearer {self.key}"
         request = Request(self.url + path, data=body, headers=headers, method=method)

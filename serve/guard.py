@@ -1,7 +1,7 @@
-"""The guard around every request: a write's body only in the media type its endpoint reads
-(JSON, CSV for a purchase log, an image to search by), so that no web page can post on the
-operator's behalf; bodies over their limit refused while they stream in; one log line; a
-one-line 500 for anything unexpected. The API key is a FastAPI dependency
+"""The guard around every request: a write (an empty one too) only in the media type its
+endpoint reads (JSON, CSV for a purchase log, an image to search by), so that no web page
+can post on the operator's behalf; bodies over their limit refused while they stream in;
+one log line; a one-line 500 for anything unexpected. The API key is a FastAPI dependency
 (serve/dependencies.py)."""
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ class Guard:
                 if body is None:
                     await send_error(sending, 413, f"request body over {limit} bytes")
                     return
-                if body and media_type(scope) not in wanted:
+                if media_type(scope) not in wanted:  # an empty body too: a page's form
+                    # or a no-cors fetch may post nothing, but never declare JSON
                     given = media_type(scope) or "none"
                     await send_error(
                         sending,

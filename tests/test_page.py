@@ -196,7 +196,8 @@ def _user(base: str, user: str) -> dict[str, Any]:
 
 
 def _delete(base: str, item: str) -> None:
-    request = urllib.request.Request(f"{base}/items/{item}", method="DELETE")
+    json_type = {"Content-Type": "application/json"}  # an empty write declares JSON too
+    request = urllib.request.Request(f"{base}/items/{item}", method="DELETE", headers=json_type)
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
 

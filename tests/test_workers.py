@@ -178,7 +178,7 @@ def test_serve_with_two_workers(home: Path, small_catalog: DemoCatalog, tmp_path
 
         seen = _everywhere(f"{base}/items/{BOUGHT}", popularity, {before + 1}, within=1.0)
         assert seen == {before + 1}
-        delete = urllib.request.Request(f"{base}/items/{GONE}", method="DELETE")
+        delete = urllib.request.Request(f"{base}/items/{GONE}", method="DELETE", headers=JSON_BODY)
         with urllib.request.urlopen(delete, timeout=60) as response:
             assert json.load(response) == {"deleted": 1}
         statuses = _everywhere(f"{base}/items/{GONE}", lambda status, _: status, {404}, 1.5)

@@ -41,8 +41,8 @@ def load_input(
                 _check_size(mask.size)
                 mask.load()
                 image = apply_mask(image, mask, removed)
-        except Image.DecompressionBombError:
-            raise PixelLimitError(f"mask {item.mask}: too many pixels") from None
+        except Image.DecompressionBombError as exc:
+            raise PixelLimitError(f"mask {item.mask}: {str(exc).rstrip('.')}") from None
         except (OSError, MaskError) as exc:
             raise OSError(f"mask {item.mask}: {unreadable(exc)}") from None
     pixels = np.asarray(frame(image, framing, out, pad_colour(masked)), dtype=np.uint8)
@@ -68,8 +68,8 @@ def _decoded(source: Path | IO[bytes], framing: Framing, out: int) -> Image.Imag
             return raw.convert("RGB")
     except (FileNotFoundError, PixelLimitError):
         raise
-    except Image.DecompressionBombError:  # past Pillow's own limit, as it opened it
-        raise PixelLimitError(f"over the {MAX_PIXELS // 1_000_000}-megapixel limit") from None
+    except Image.DecompressionBombError as exc:  # past Pillow's own limit, as it opened it
+        raise PixelLimitError(str(exc).rstrip(".")) from None
     except OSError as exc:
         raise OSError(unreadable(exc)) from None
 
@@ -103,8 +103,8 @@ def media_type(path: Path) -> str:
     try:
         with Image.open(path) as image:
             kind = Image.MIME.get(image.format or "")
-    except Image.DecompressionBombError:
-        raise PixelLimitError(f"over the {MAX_PIXELS // 1_000_000}-megapixel limit") from None
+    except Image.DecompressionBombError as exc:
+        raise PixelLimitError(str(exc).rstrip(".")) from None
     except UnidentifiedImageError:
         raise OSError(unreadable(UnidentifiedImageError())) from None
     return kind or "application/octet-stream"
