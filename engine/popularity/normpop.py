@@ -46,19 +46,36 @@ def percentile_ranks(values: ArrayLike, tiebreak: ArrayLike | None = None) -> ND
     """Each item's percentile rank among all, 0 for the lowest and 1 for the highest: by
     value, then (where values tie) by `tiebreak`; items still tied share their average rank.
     A missing value counts as 0, below every score. One item, or all tied: 0.5."""
-    scores = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+    scores = _present(values)
     n = len(scores)
     if n <= 1:
         return np.full(n, 0.5)
-    second = np.zeros(n) if tiebreak is None else np.nan_to_num(np.asarray(tiebreak, np.float64))
-    order = np.lexsort((second, scores))
-    a, b = scores[order], second[order]
-    starts = np.flatnonzero(np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])])
-    ends = np.r_[starts[1:], n]
-    average = (starts + ends - 1) / 2.0  # the mean 0-based rank of each tie group
+    change = np.empty(n, dtype=bool)  # in sorted order: where a new tie group starts
+    change[0] = True
+    if tiebreak is None:
+        order = np.argsort(scores, kind="stable")
+        a = scores[order]
+        np.not_equal(a[1:], a[:-1], out=change[1:])
+    else:
+        second = _present(tiebreak)
+        order = np.lexsort((second, scores))
+        a, b = scores[order], second[order]
+        np.not_equal(a[1:], a[:-1], out=change[1:])
+        change[1:] |= b[1:] != b[:-1]
+    starts = np.flatnonzero(change)
     ranks = np.empty(n)
-    ranks[order] = np.repeat(average, ends - starts)
+    if len(starts) == n:  # no ties
+        ranks[order] = np.arange(n, dtype=np.float64)
+    else:  # the mean 0-based rank of each tie group
+        ends = np.append(starts[1:], n)
+        ranks[order] = ((starts + ends - 1) * 0.5)[np.cumsum(change) - 1]
     return ranks / (n - 1)
+
+
+def _present(values: ArrayLike) -> NDArray[np.float64]:
+    """The values as floats, a missing one (NaN) as 0."""
+    scores = np.asarray(values, dtype=np.float64)
+    return np.nan_to_num(scores, nan=0.0) if np.isnan(scores).any() else scores
 
 
 def pivot(values: ArrayLike) -> float:

@@ -71,7 +71,9 @@ class Shelf:
 
     def allowed(self, history: Sequence[int], genders: frozenset[str] | None) -> NDArray[np.bool_]:
         """The items a shopper shown these genders may be offered: no product of history."""
-        return self.shown(genders) & ~np.isin(self.products, self.products[list(history)])
+        bought = np.zeros(len(self.product_ids), dtype=bool)
+        bought[self.products[list(history)]] = True
+        return self.shown(genders) & ~bought[self.products]
 
     def neighbours(
         self, history: NDArray[np.int64], allowed: NDArray[np.bool_], n: int
