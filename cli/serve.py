@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from typing import Annotated
 
 import typer
@@ -39,7 +39,6 @@ def _serve_workers(
     """The service in `count` worker processes (serve/workers.py) until Ctrl-C."""
     import logging
 
-    from engine.vectorstore.holder import remove_holder, write_holder
     from serve.main import loopback_hosts
     from serve.workers import Spec, supervise
 
@@ -51,15 +50,8 @@ def _serve_workers(
         "/docs); Ctrl-C stops",
         soft_wrap=True,
     )
-    held = None if config.qdrant_url else config.serve_file
-    if held is not None:
-        write_holder(held, f"http://{shown}:{port}")
-    try:
-        spec = Spec(config, host, port, private, key, loopback_hosts(host))
-        supervise(spec, sock, count)
-    finally:
-        if held is not None:
-            remove_holder(held)
+    spec = Spec(config, host, port, private, key, loopback_hosts(host))
+    supervise(spec, sock, count)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -103,7 +95,7 @@ def serve_command(
 
     from engine.application import Application
     from engine.settings import API_KEY_ENV
-    from engine.vectorstore.holder import remove_holder, write_holder
+    from engine.vectorstore.holder import serving
     from serve.main import create_app, loopback_hosts
 
     key = os.environ.get(API_KEY_ENV) or None
@@ -119,46 +111,41 @@ def serve_command(
     count = workers or os.cpu_count() or 1
     if count > 1 and not config.qdrant_url and not config.store_path.is_dir():
         count = 1  # nothing to copy yet: one worker creates the store as it ingests
-    sock = listening(host, port)
-    if count > 1:
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}"
+    # one server a home, whatever its mode: a second would take over the store (or the
+    # workers' copies) of the first; over a Qdrant server, replicas share it by design
+    held = nullcontext() if config.qdrant_url else serving(config.serve_file, url)
+    with held:
+        sock = listening(host, port)
         try:
-            _serve_workers(config, sock, host, port, private, key or "", count)
-        finally:
-            sock.close()
-        return
-    try:
-        opened = Application.open(config, serving=True)  # in this thread: the event loop's
-        try:
-            app = create_app(
-                config,
-                private=private,
-                api_key=key or "",
-                application=opened,
-                hosts=loopback_hosts(host),
-            )
-            where = config.qdrant_url or config.home
-            shown = f"[{host}]" if ":" in host else host
-            console.print(
-                f"serving {where} on http://{shown}:{port}/ (API docs at /docs); Ctrl-C stops",
-                soft_wrap=True,
-            )
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-            server = uvicorn.Server(
-                uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info")
-            )
-            held = None if config.qdrant_url else config.serve_file
-            if held is not None:
-                write_holder(held, f"http://{shown}:{port}")
-            # uvicorn stops on SIGINT or SIGTERM, then raises the signal again: as an
-            # interrupt, both end here, so the holder file goes and the store is closed
-            signal.signal(signal.SIGTERM, _interrupt)
+            if count > 1:
+                _serve_workers(config, sock, host, port, private, key or "", count)
+                return
+            opened = Application.open(config, serving=True)  # this thread: the event loop's
             try:
+                app = create_app(
+                    config,
+                    private=private,
+                    api_key=key or "",
+                    application=opened,
+                    hosts=loopback_hosts(host),
+                )
+                where = config.qdrant_url or config.home
+                console.print(
+                    f"serving {where} on {url}/ (API docs at /docs); Ctrl-C stops",
+                    soft_wrap=True,
+                )
+                logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+                server = uvicorn.Server(
+                    uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info")
+                )
+                # uvicorn stops on SIGINT or SIGTERM, then raises the signal again: as an
+                # interrupt, both end here, so the holder file goes and the store is closed
+                signal.signal(signal.SIGTERM, _interrupt)
                 with suppress(KeyboardInterrupt):
                     server.run(sockets=[sock])
             finally:
-                if held is not None:
-                    remove_holder(held)
+                opened.close()
         finally:
-            opened.close()
-    finally:
-        sock.close()
+            sock.close()

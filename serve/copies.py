@@ -193,8 +193,10 @@ def home_writer(settings: Settings) -> Iterator[Application]:
             popularity_in_step(store, app.log)
         yield app
     finally:
-        app.close()
-        _next_generation(settings.home)
+        try:
+            _next_generation(settings.home)  # under the store's lock: no bump is lost
+        finally:
+            app.close()
 
 
 def bring_home_in_step(settings: Settings) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import shutil
 import signal
 import socket
@@ -23,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any, Final
 
 from engine.application import Application
@@ -32,6 +34,7 @@ from engine.settings import Settings
 from serve.copies import (
     Copy,
     bring_home_in_step,
+    copies_dir,
     expect_workers,
     generation,
     home_writer,
@@ -40,7 +43,10 @@ from serve.copies import (
     remove_copies,
     served_everywhere,
 )
+from serve.restarts import HUNG_S, MAX_FAILURES, Restarts, hung
 
+PARENT_S: Final = 0.5  # how often a worker looks whether its supervisor is still there
+BEAT_S: Final = 1.0  # a worker's heartbeat
 FOLLOW_S: Final = 0.25  # how often a worker takes in new purchases and looks for a new copy
 STOP_S: Final = 15.0  # how long a worker may take to finish its requests when stopped
 LOG = logging.getLogger("fashionrec.serve")
@@ -138,14 +144,39 @@ def port_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
     return sock
 
 
-def _worker(spec: Spec, sock: socket.socket | None, worker: int) -> None:
+def _watch_parent(parent: int) -> None:
+    """Stop this worker once its supervisor is gone (killed, -9 included: the worker is
+    then another process's child), as Ctrl-C would; gone for good after STOP_S."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_S)
+    LOG.warning("the supervisor (pid %d) is gone; this worker stops", parent)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(STOP_S)
+    os._exit(1)
+
+
+async def _heartbeat(path: Path) -> None:
+    """Touch `path` every BEAT_S while the event loop runs: the supervisor replaces a worker
+    whose loop has stopped turning."""
+    while True:
+        path.touch()
+        await asyncio.sleep(BEAT_S)
+
+
+def beat_file(home: Path, worker: int) -> Path:
+    """The file a worker's heartbeat touches."""
+    return copies_dir(home) / f"worker{worker}.beat"
+
+
+def _worker(spec: Spec, sock: socket.socket | None, worker: int, parent: int) -> None:
     """One worker process: its application (a copy of its own over the embedded store),
     then the service on its socket (`sock`, shared, or one of its own on the port) until
-    stopped."""
+    stopped, or until its supervisor (`parent`) is gone."""
     import uvicorn
 
     from serve.main import create_app
 
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s [w{worker}] %(message)s")
     settings = spec.settings
     follower: Follower | None = None
@@ -157,6 +188,15 @@ def _worker(spec: Spec, sock: socket.socket | None, worker: int) -> None:
         assert made is not None  # waited for the lock
         follower = Follower(settings, worker, *made)
         app = follower.app
+    beat = beat_file(settings.home, worker)
+    beat.parent.mkdir(parents=True, exist_ok=True)
+
+    async def background() -> None:
+        if follower is None:
+            await _heartbeat(beat)
+        else:
+            await asyncio.gather(_heartbeat(beat), follower.keep_current())
+
     try:
         service = create_app(
             settings,
@@ -164,7 +204,7 @@ def _worker(spec: Spec, sock: socket.socket | None, worker: int) -> None:
             api_key=spec.api_key,
             application=app,
             hosts=spec.hosts,
-            background=None if follower is None else follower.keep_current,
+            background=background,
         )
         config = uvicorn.Config(service, access_log=False, log_level="warning")
         config.timeout_graceful_shutdown = int(STOP_S)
@@ -179,8 +219,21 @@ def _worker(spec: Spec, sock: socket.socket | None, worker: int) -> None:
             shutil.rmtree(follower.copy.path, ignore_errors=True)
 
 
+class StartError(FashionrecError):
+    """A worker failed at its start too many times in a row: the service stops."""
+
+
+def _beat(home: Path, worker: int) -> float | None:
+    """When the worker's heartbeat last touched its file (None: never)."""
+    try:
+        return beat_file(home, worker).stat().st_mtime
+    except OSError:
+        return None
+
+
 def supervise(spec: Spec, sock: socket.socket, workers: int) -> None:
-    """Run `workers` processes until Ctrl-C or SIGTERM, starting again any that dies. `sock`
+    """Run `workers` processes until Ctrl-C or SIGTERM, starting again any that dies or
+    hangs (serve/restarts.py: StartError after repeated failures at start). `sock`
     (bound, not listening) proves the port free; where SO_REUSEPORT exists it is traded
     for one with that option, which holds the port while each worker listens on a socket
     of its own, else the workers share it."""
@@ -198,28 +251,56 @@ def supervise(spec: Spec, sock: socket.socket, workers: int) -> None:
         sock.close()
         held, shared = port_socket(spec.family, spec.address), None
     context = multiprocessing.get_context("spawn")
+    restarts = Restarts()
+    started: dict[int, float] = {}  # when each worker was started (time.time())
 
     def start(worker: int) -> BaseProcess:
-        process = context.Process(target=_worker, args=(spec, shared, worker), daemon=False)
+        args = (spec, shared, worker, os.getpid())
+        process = context.Process(target=_worker, args=args, daemon=False)
+        started[worker] = time.time()
         process.start()
         return process
 
     stop = threading.Event()  # set by Ctrl-C or SIGTERM (a second one changes nothing)
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda signum, frame: stop.set())
-    processes = [start(n) for n in range(workers)]
+    processes: list[BaseProcess | None] = [start(n) for n in range(workers)]
+    due: dict[int, float] = {}  # a dead worker's time to start again
     try:
         while not stop.wait(0.5):
+            now = time.time()
             for n, process in enumerate(processes):
-                if not process.is_alive():
-                    LOG.warning("worker %d exited (%s); starting it again", n, process.exitcode)
-                    processes[n] = start(n)
+                if process is None:
+                    if now >= due[n]:
+                        processes[n] = start(n)
+                    continue
+                if process.is_alive() and hung(started[n], _beat(spec.settings.home, n), now):
+                    LOG.warning("worker %d answers nothing for %.0f s; replacing it", n, HUNG_S)
+                    process.kill()
+                    process.join()
+                    continue  # died: started again on the next look
+                if process.is_alive():
+                    continue
+                delay = restarts.died(n, now - started[n])
+                if delay is None:
+                    raise StartError(
+                        f"worker {n} failed at its start {MAX_FAILURES} times in a row (last "
+                        f"exit code {process.exitcode}); the service stops: see the log above"
+                    )
+                LOG.warning(
+                    "worker %d exited (%s); starting it again in %.1f s",
+                    n,
+                    process.exitcode,
+                    delay,
+                )
+                processes[n], due[n] = None, now + delay
     finally:
-        for process in processes:
+        running = [p for p in processes if p is not None]
+        for process in running:
             if process.is_alive():
                 process.terminate()
         deadline = time.monotonic() + STOP_S
-        for process in processes:
+        for process in running:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()

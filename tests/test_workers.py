@@ -34,6 +34,7 @@ from engine.vocabulary.geo import DEFAULT_REGION
 from engine.vocabulary.schema import POPULARITY, point_id
 from ingest.democatalog import DemoCatalog
 from serve.copies import copies_dir, generation, open_copy
+from serve.restarts import BOOT_S, HUNG_S, Restarts, hung
 from serve.workers import Follower
 from tests.builders import ROOT, catalog_items, copy_catalog, fashionrec, store_items
 
@@ -163,6 +164,14 @@ def test_serve_with_two_workers(home: Path, small_catalog: DemoCatalog, tmp_path
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for_workers(port, server, 2)
+        for mode in ([], ["--workers", "2"]):  # a second server on the home: refused, any mode
+            second = fashionrec("serve", "--port", str(_free_port()), *mode, home=home)
+            assert second.returncode == 1, second.stderr
+            assert f"is already served by the server at {base} (pid {server.pid})" in (
+                second.stderr
+            )
+            assert len(second.stderr.strip().splitlines()) == 1 and "Traceback" not in second.stderr
+        assert _get(f"{base}/health")[0] == 200 and len(list(copies_dir(home).glob("worker*"))) >= 2
         before = _get(f"{base}/items/{BOUGHT}")[1]["popularity"]
         body = {"user_id": "sim-00001", "item_id": BOUGHT, "timestamp": "2026-11-01T10:00:00Z"}
         request = urllib.request.Request(
@@ -219,3 +228,70 @@ def test_serve_with_two_workers(home: Path, small_catalog: DemoCatalog, tmp_path
         assert store.retrieve([point_id(BOUGHT)])[0].payload[POPULARITY] == before + 1
     finally:
         store.close()
+
+
+def _running(pid: int) -> bool:
+    """Whether the process runs (a zombie nobody reaped does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_workers_die_with_their_supervisor_and_a_new_serve_starts_clean(home: Path) -> None:
+    """kill -9 of the supervisor: its workers stop within seconds (no orphan keeps a copy
+    or the port), and a new serve on the home starts and answers."""
+    from tests.test_serve import _free_port
+
+    env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_API_KEY": ""}
+    env.pop("FASHIONREC_QDRANT_URL", None)
+
+    def serve(port: int) -> subprocess.Popen[str]:
+        command = [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2"]
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    port = _free_port()
+    first = serve(port)
+    try:
+        _wait_for_workers(port, first, 2)
+        with ThreadPoolExecutor(4) as pool:
+            answers = pool.map(lambda _: _get(f"http://127.0.0.1:{port}/health"), range(16))
+            workers = {int(str(body["worker"])) for _, body in answers}
+        first.kill()
+        first.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_running(pid) for pid in workers):
+            assert time.monotonic() < deadline, "the workers outlived their supervisor"
+            time.sleep(0.1)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate(timeout=10)
+    again = serve(port)
+    try:
+        _wait_for_workers(port, again, 2)
+        assert _get(f"http://127.0.0.1:{port}/items/{BOUGHT}")[0] == 200
+    finally:
+        again.send_signal(signal.SIGTERM)
+        output, _ = again.communicate(timeout=60)
+    assert again.returncode == 0, output
+    assert not copies_dir(home).exists()
+
+
+def test_a_worker_failing_at_start_is_started_again_later_then_the_service_stops() -> None:
+    """At once after it served a while; after 0.5, 1, 2, 4 s failing at its start; a fifth
+    failure in a row stops the service; each worker counted apart. A worker is hung once
+    its heartbeat has been silent HUNG_S, never while it starts."""
+    restarts = Restarts()
+    assert [restarts.died(0, 1.0) for _ in range(4)] == [0.5, 1.0, 2.0, 4.0]
+    assert restarts.died(1, 2.0) == 0.5  # another worker: its own count
+    assert restarts.died(0, 1.0) is None  # the fifth in a row: stop
+    assert restarts.died(1, BOOT_S + 1) == 0.0 and restarts.died(1, 1.0) == 0.5  # served: reset
+    assert not hung(started=100.0, beat=None, now=1000.0)  # still starting
+    assert not hung(started=100.0, beat=90.0, now=1000.0)  # a beat of the worker before it
+    assert not hung(started=100.0, beat=990.0, now=1000.0)
+    assert hung(started=100.0, beat=100.0 + 1, now=101.0 + HUNG_S + 0.1)

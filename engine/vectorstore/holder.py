@@ -1,12 +1,19 @@
 """Who holds the embedded store: the small file a running `fashionrec serve` leaves in its
-home ({"url": ..., "pid": ...}), written atomically and removed when the server stops."""
+home ({"url": ..., "pid": ...}), written atomically and removed when the server stops; and
+the lock beside it that one server holds for its whole life, whatever its mode (one process
+or a supervisor of workers), released by the kernel when it dies."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from engine.errors import StoreLockedError
 
 
 @dataclass(frozen=True)
@@ -62,3 +69,31 @@ def read_holder(path: Path) -> Holder | None:
     """The server path names, when the file is readable and its process is alive."""
     found = _read(path)
     return found if found is not None and alive(found.pid) else None
+
+
+@contextmanager
+def serving(path: Path, url: str) -> Iterator[Holder]:
+    """Hold the home for one server while the block runs: an exclusive lock on `path`'s
+    `.lock` (never waited for), then the holder file; StoreLockedError naming the server
+    that holds it instead (a second server would take over its store and its workers'
+    copies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(f"{path.name}.lock").open("a+b") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            found = _read(path)
+            who = (
+                "another fashionrec serve"
+                if found is None
+                else (f"the server at {found.url} (pid {found.pid})")
+            )
+            raise StoreLockedError(
+                f"{path.parent} is already served by {who}; stop it first, or send the "
+                "work to it (--api URL)"
+            ) from None
+        holder = write_holder(path, url)
+        try:
+            yield holder
+        finally:
+            remove_holder(path)
