@@ -34,7 +34,12 @@ def listening(host: str, port: int) -> socket.socket:
 
 
 def _serve_workers(
-    config: Settings, sock: socket.socket, host: str, port: int, private: bool, key: str, count: int
+    config: Settings,
+    sock: socket.socket,
+    host: str,
+    port: int,
+    access: tuple[bool, bool, str],
+    count: int,
 ) -> None:
     """The service in `count` worker processes (serve/workers.py) until Ctrl-C."""
     import logging
@@ -50,7 +55,8 @@ def _serve_workers(
         "/docs); Ctrl-C stops",
         soft_wrap=True,
     )
-    spec = Spec(config, host, port, private, key, loopback_hosts(host))
+    private, private_search, key = access
+    spec = Spec(config, host, port, private, key, loopback_hosts(host), private_search)
     supervise(spec, sock, count)
 
 
@@ -67,6 +73,13 @@ def serve_command(
     private: Annotated[
         bool,
         typer.Option("--private", help="Reads need the API key too ($FASHIONREC_API_KEY)."),
+    ] = False,
+    private_search: Annotated[
+        bool,
+        typer.Option(
+            "--private-search",
+            help="POST /search needs the API key (a network runs for each photo).",
+        ),
     ] = False,
     workers: Annotated[
         int | None,
@@ -99,8 +112,9 @@ def serve_command(
     from serve.main import create_app, loopback_hosts
 
     key = os.environ.get(API_KEY_ENV) or None
-    if private and key is None:
-        raise fail(f"--private needs an API key: set {API_KEY_ENV}")
+    if (private or private_search) and key is None:
+        flag = "--private" if private else "--private-search"
+        raise fail(f"{flag} needs an API key: set {API_KEY_ENV}")
     if loopback_hosts(host) is None and key is None:
         errors.print(
             f"[bold yellow]warning:[/] listening on {host} without {API_KEY_ENV}: anyone who "
@@ -120,7 +134,8 @@ def serve_command(
         sock = listening(host, port)
         try:
             if count > 1:
-                _serve_workers(config, sock, host, port, private, key or "", count)
+                access = (private, private_search, key or "")
+                _serve_workers(config, sock, host, port, access, count)
                 return
             opened = Application.open(config, serving=True)  # this thread: the event loop's
             try:
@@ -130,6 +145,8 @@ def serve_command(
                     api_key=key or "",
                     application=opened,
                     hosts=loopback_hosts(host),
+                    warm_search=True,
+                    private_search=private_search,
                 )
                 where = config.qdrant_url or config.home
                 console.print(

@@ -11,6 +11,7 @@ Where the extension loads, the first import succeeds and nothing is declared.
 from __future__ import annotations
 
 import sys
+import threading
 from types import ModuleType
 from typing import Final
 
@@ -24,7 +25,17 @@ def needs_op_schemas(error: BaseException) -> bool:
 
 
 def import_torchvision() -> ModuleType:
-    """Import torchvision, declaring its missing op schemas only when the import needs them."""
+    """Import torchvision, declaring its missing op schemas only when the import needs them;
+    one thread at a time (the retry takes torchvision out of sys.modules: a second thread
+    importing meanwhile would find it half made)."""
+    with _IMPORTING:
+        return _import_torchvision()
+
+
+_IMPORTING = threading.Lock()
+
+
+def _import_torchvision() -> ModuleType:
     try:
         import torchvision
 

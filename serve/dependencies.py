@@ -4,7 +4,11 @@ query, read from the query parameters."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -13,16 +17,42 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from engine.application import Application
+from engine.errors import FashionrecError, one_line
 from engine.recommend.query import RankingQuery
 from ingest.runs import Ingester
+
+LOG = logging.getLogger("fashionrec.serve")
 
 
 @dataclass(frozen=True)
 class Access:
-    """Who may do what: the API key (None: anyone may write), and whether reads need it."""
+    """Who may do what: the API key (None: anyone may write), whether reads need it, and
+    whether a search by photo does (a network runs for each)."""
 
     key: bytes | None
     private: bool
+    private_search: bool = False
+
+
+class Searches:
+    """Searches by photo: how many may run or wait at once (None: no bound), and whether
+    the network is loaded (`warm`, in a thread as the service starts)."""
+
+    def __init__(self, slots: asyncio.Semaphore | None) -> None:
+        self.slots = slots
+        self.state = "loaded by the first search"
+
+    def warm(self, app: Application) -> None:
+        """Load the search network now; its state says how that went."""
+        self.state = "loading"
+        try:
+            backbone = app.warm_search()
+            self.state = "ready" if backbone else "no vectors yet"
+        except FashionrecError as exc:
+            self.state = f"unavailable: {one_line(exc)}"
+        except Exception:  # the service goes on; a search says what fails
+            LOG.exception("search: the network did not load")
+            self.state = "unavailable: the server log has the details"
 
 
 async def application_of(request: Request) -> Application:
@@ -73,6 +103,31 @@ async def reader(request: Request, credentials: Credentials) -> None:
     access: Access = request.app.state.access
     if access.private:
         _check(request, credentials)
+
+
+async def searcher(request: Request, credentials: Credentials) -> None:
+    """A search by photo: a read, and the key too where the operator asks for it."""
+    access: Access = request.app.state.access
+    if access.private or access.private_search:
+        _check(request, credentials)
+
+
+@asynccontextmanager
+async def search_slot(request: Request) -> AsyncIterator[None]:
+    """A place among the searches by photo running or waiting; 503 with Retry-After when
+    every place is taken (a network runs for each: the service stays answering)."""
+    searches: Searches = request.app.state.search
+    if searches.slots is None:
+        yield
+        return
+    if searches.slots.locked():
+        raise HTTPException(
+            503,
+            "too many searches by photo at once; try again in a second",
+            headers={"Retry-After": "1"},
+        )
+    async with searches.slots:
+        yield
 
 
 # the ranking query's fields, as query parameters (engine/recommend/query.py)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -26,11 +27,12 @@ from engine.settings import API_KEY_ENV, Settings
 from ingest.photos import PhotoNetworks
 from ingest.runs import Ingester
 from serve import errors
-from serve.dependencies import Access
+from serve.dependencies import Access, Searches
 from serve.guard import Guard, TrustedHosts
 from serve.routes import ingest, items, page, purchases, search, service, users
 from serve.routes.page import STATIC
 
+SEARCH_SLOTS: Final = 4  # photo searches at once: one runs the network, the others wait
 LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")  # addresses `serve --host` may bind
 LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "[::1]")  # as a Host header names them
 
@@ -53,6 +55,9 @@ def create_app(
     application: Application | None = None,
     hosts: Sequence[str] | None = None,
     background: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    warm_search: bool = False,
+    search_slots: int = SEARCH_SLOTS,
+    private_search: bool = False,
 ) -> FastAPI:
     """The application serving the home (or server) the settings name.
 
@@ -62,6 +67,9 @@ def create_app(
     service starts and closed when it stops, on its event loop. `hosts`: the Host headers
     answered (None: any; see loopback_hosts). `background`: a task run on the event loop
     while the service runs (a worker keeping its copy current: serve/workers.py).
+    `warm_search`: load the search network as the service starts, in a thread (`/health`
+    says when it is ready). `search_slots`: photo searches at once, running or waiting
+    (more: 503 with Retry-After); `private_search`: POST /search needs the key too.
     """
     key = os.environ.get(API_KEY_ENV, "") if api_key is None else api_key
     if private and not key:
@@ -72,8 +80,11 @@ def create_app(
         held = application or Application.open(settings, serving=True)
         app.state.application = held
         app.state.ingester = Ingester(held, status_of=errors.status_of)
-        if held.networks is None:  # loaded by the first search by photo
+        if held.networks is None:  # loaded by the first search by photo, or warmed below
             held.networks = PhotoNetworks(on_note=lambda text: LOG.info("search: %s", text))
+        app.state.search = Searches(asyncio.Semaphore(search_slots) if search_slots else None)
+        if warm_search:
+            threading.Thread(target=app.state.search.warm, args=(held,), daemon=True).start()
         task = None if background is None else asyncio.create_task(background())
         try:
             yield
@@ -90,7 +101,7 @@ def create_app(
         lifespan=lifespan,
         responses=errors.ERRORS,
     )
-    app.state.access = Access(key.encode() if key else None, private)
+    app.state.access = Access(key.encode() if key else None, private, private_search)
     if hosts is not None:
         app.add_middleware(TrustedHosts, hosts=list(hosts))
     app.add_middleware(Guard)  # added last, outermost: it logs every request, refused or not

@@ -62,6 +62,7 @@ class Spec:
     private: bool
     api_key: str
     hosts: Sequence[str] | None
+    private_search: bool = False
     family: int = socket.AF_INET
     address: tuple[Any, ...] = ()  # the bound address (host, port, …)
 
@@ -205,6 +206,8 @@ def _worker(spec: Spec, sock: socket.socket | None, worker: int, parent: int) ->
             application=app,
             hosts=spec.hosts,
             background=background,
+            warm_search=True,
+            private_search=spec.private_search,
         )
         config = uvicorn.Config(service, access_log=False, log_level="warning")
         config.timeout_graceful_shutdown = int(STOP_S)

@@ -34,7 +34,7 @@ from engine.catalog.inputs import load_input
 from engine.catalog.items import Item
 from engine.catalog.masks import DEFAULT_REMOVED
 from engine.catalog.sources import open_catalog
-from engine.errors import CatalogError, StoreError
+from engine.errors import CatalogError, NotFoundError, StoreError
 from engine.events.eventlog import EventLog
 from engine.events.jobs import Jobs
 from engine.recommend.rerank import Recommendation
@@ -488,7 +488,7 @@ def test_health_and_errors_name_no_file_of_the_server(
     client: TestClient, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     health = client.get("/health").json()
-    assert health == {"status": "ok", "worker": os.getpid()}  # no path, only the process
+    assert health == {"status": "ok", "worker": os.getpid(), "search": "loaded by the first search"}
 
     def locked(*args: object) -> None:
         raise StoreError(f"the store at {home.absolute()}/store is locked (WouldBlock)")
@@ -1159,3 +1159,39 @@ def test_a_decompression_bomb_or_a_huge_photo_is_refused_in_one_line(reader: Tes
         assert error.endswith("; send a smaller photo")
         assert "\n" not in error
     assert reader.get("/health").status_code == 200
+
+
+def test_searches_by_photo_are_bounded_and_can_need_the_key(home: Path) -> None:
+    """With every place taken (one here), a search by photo is 503 with Retry-After and
+    the service goes on answering; with private_search it needs the key; /health says
+    whether search is ready."""
+    started, release = threading.Event(), threading.Event()
+    photo = io.BytesIO()
+    Image.new("RGB", (20, 30), (200, 40, 40)).save(photo, "PNG")
+    png = {"content-type": "image/png"}
+    with TestClient(create_app(Settings(home=home), api_key="k", search_slots=1)) as client:
+        assert client.get("/health").json()["search"] == "loaded by the first search"
+
+        def slow(*args: object) -> object:
+            started.set()
+            release.wait(10)
+            raise NotFoundError("released")
+
+        client.app.state.application.search_photo = slow  # type: ignore[attr-defined]
+        first = threading.Thread(
+            target=lambda: client.post("/search", content=photo.getvalue(), headers=png)
+        )
+        first.start()
+        try:
+            assert started.wait(10)
+            busy = client.post("/search", content=photo.getvalue(), headers=png)
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+            assert "too many searches by photo at once" in busy.json()["error"]
+            assert client.get("/health").status_code == 200
+        finally:
+            release.set()
+            first.join(10)
+    with TestClient(create_app(Settings(home=home), api_key="k", private_search=True)) as client:
+        refused = client.post("/search", content=photo.getvalue(), headers=png)
+        assert refused.status_code == 401
+        assert client.get("/items", params={"limit": 1}).status_code == 200  # reads stay open

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from engine.application.base import Home
 from engine.application.documents import Ranked, Recommended, Vectors
-from engine.catalog.framing import Framing
+from engine.catalog.framing import INPUT_SIZE, Framing
 from engine.catalog.inputs import PixelLimitError, load_photo, unreadable
 from engine.errors import ConfigError, NotFoundError
 from engine.events.trending import PopularitySettings
@@ -105,6 +105,16 @@ class RankingUses(Home):
         vector = self.photo_vector(photo, asked.searched, name)
         recs = self.recommender().for_vector(vector, asked)
         return self._recommended(asked, settings, [Ranked("like the photo", recs)], item=PHOTO)
+
+    def warm_search(self) -> str | None:
+        """Load the network a search by photo of the default space runs (a blank photo
+        through it), so that no shopper waits for it: its backbone, or None when the store
+        holds no vectors yet."""
+        if self.networks is None or not self.store.vector_dims():
+            return None
+        backbone = source_of(self.space_in_force(None))
+        self.networks(self.store, backbone, np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), np.uint8))
+        return backbone
 
     def photo_vector(self, photo: Path | bytes, space: str, name: str) -> NDArray[np.float32]:
         """A photo's vector in a space of the store (unit length): framed as the store's

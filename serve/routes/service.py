@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from engine.application.documents import plain
@@ -16,11 +16,12 @@ router = APIRouter(tags=["service"])
 
 
 @router.get("/health")
-async def health(app: Held) -> dict[str, Any]:
+async def health(request: Request, app: Held) -> dict[str, Any]:
     """200 while the store answers (503 when it does not), with the answering process's id
-    (a service with several workers answers from any)."""
+    (a service with several workers answers from any) and whether search by photo is
+    ready (its network loaded)."""
     app.store.vector_dims()
-    return {"status": "ok", "worker": os.getpid()}
+    return {"status": "ok", "worker": os.getpid(), "search": request.app.state.search.state}
 
 
 @router.get("/catalog", dependencies=[Depends(reader)])
