@@ -29,6 +29,9 @@ PoolingChoice = Literal["auto", "avg", "gem"]
 RuntimeChoice = Literal["auto", "torch", "onnxruntime", "openvino"]  # ingest.runtimes
 PrecisionChoice = Literal["auto", "fp32", "bf16", "int8"]
 
+MAX_BATCH: Final = 512  # images per batch at most (a batch's inputs are 0.6 MB each)
+MAX_WORKERS: Final = 16  # decoding processes at most
+
 
 def check_pooling(backbone: str, pooling: str) -> Pooling:
     """The pooling, when it is one and the backbone's embedding is a pooled convolutional
@@ -172,10 +175,10 @@ class IngestOptions:
 
     def validate(self) -> IngestOptions:
         """Raise ConfigError (or MaskError for unknown labels) naming the first bad value."""
-        if self.batch_size <= 0:
-            raise ConfigError(f"--batch-size must be positive, got {self.batch_size}")
-        if self.workers < 0:
-            raise ConfigError(f"--workers must be 0 or more, got {self.workers}")
+        if not 0 < self.batch_size <= MAX_BATCH:
+            raise ConfigError(f"--batch-size must be 1 to {MAX_BATCH}, got {self.batch_size}")
+        if not 0 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers must be 0 to {MAX_WORKERS}, got {self.workers}")
         if self.limit is not None and self.limit <= 0:
             raise ConfigError(f"--limit must be positive, got {self.limit}")
         choice(Framing, self.framing, "--framing")

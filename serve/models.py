@@ -12,6 +12,7 @@ from engine.catalog.items import ItemChanges
 from engine.catalog.masks import DEFAULT_REMOVED
 from engine.errors import ConfigError
 from engine.shoppers.purchases import FUTURE, NoTimeZone, Row, parse_timestamp
+from ingest.options import MAX_BATCH, MAX_WORKERS
 
 MAX_PURCHASES: Final = 10_000  # purchases per request (the body is at most 1 MB anyway)
 
@@ -139,17 +140,19 @@ class IngestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: str = Field(min_length=1, description="DF-MM image folder, In-shop tree or manifest.")
-    backbones: list[str] = Field(default=["resnet50"], min_length=1)
+    backbones: list[str] = Field(default=["resnet50"], min_length=1, max_length=8)
     masks: str | None = Field(default=None, description="Folder of <item>_segm.png masks.")
     manifest: bool = Field(default=False, description="path is a manifest CSV.")
     weights: str = Field(default="imagenet", description="imagenet, a state-dict path, random.")
     device: str = "auto"
-    batch_size: int = 32
-    workers: int = 2
+    batch_size: int = Field(default=32, ge=1, le=MAX_BATCH, description="Images per batch.")
+    workers: int = Field(default=2, ge=0, le=MAX_WORKERS, description="Decoding processes.")
     framing: str = "letterbox"
     missing_mask: str = "unmasked"
-    removed: list[str] = Field(default=list(DEFAULT_REMOVED), description="Mask labels removed.")
-    limit: int | None = None
+    removed: list[str] = Field(
+        default=list(DEFAULT_REMOVED), max_length=64, description="Mask labels removed."
+    )
+    limit: int | None = Field(default=None, ge=1)
     unknown_category: str = "accept"
     root: str | None = Field(default=None, description="Manifests: another image folder.")
     pooling: str = Field(

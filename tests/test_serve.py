@@ -915,6 +915,9 @@ def test_an_ingest_that_cannot_start_says_why(client: TestClient, tmp_path: Path
     assert "unknown backbone alexnet" in _error(bad, 422)
     framing = client.post("/ingest", json=_ingest_body(tmp_path, framing="x"))
     assert "framing" in _error(framing, 422)
+    for field, value in (("workers", 1000), ("batch_size", 100_000), ("limit", 0)):
+        unbounded = client.post("/ingest", json=_ingest_body(tmp_path, **{field: value}))
+        assert field in _error(unbounded, 422)  # bounded job parameters
     extra = client.post("/ingest", json={**_ingest_body(tmp_path), "colour": "red"})
     assert "colour: Extra inputs are not permitted" in _error(extra, 422)
     started = client.post("/ingest", json=_ingest_body(tmp_path / "nowhere"))

@@ -9,7 +9,7 @@ from pathlib import Path
 from engine.application.base import Home
 from engine.application.documents import Bought, UserDetail, UserList
 from engine.popularity.upkeep import catch_up
-from engine.shoppers.purchaselog import import_purchases
+from engine.shoppers.purchaselog import ParsedLog, import_parsed, parse_log
 from engine.shoppers.purchases import ImportSummary, Recorded, Row, record
 from engine.vocabulary.geo import distance_km
 from engine.vocabulary.schema import CATEGORY, ITEM_ID, NAME, PRICE, point_id
@@ -69,10 +69,13 @@ class ShopperUses(Home):
     ) -> ImportSummary:
         """Import a purchase log CSV (the file, or `data` read from a file so named), all
         rows or none, through the same recording path as record_purchases."""
+        return self.import_parsed(parse_log(path, data, zone))
+
+    def import_parsed(self, parsed: ParsedLog) -> ImportSummary:
+        """Import a purchase log already read (purchaselog.parse_log: a service reads a big
+        upload off its event loop), all rows or none."""
         if self.home_writer is None:
-            return import_purchases(
-                self.store, self.log, path, data, zone, table=self.columns, marks=self.marks
-            )
-        done = import_purchases(self.store, self.log, path, data, zone, sync=False)
+            return import_parsed(self.store, self.log, parsed, table=self.columns, marks=self.marks)
+        done = import_parsed(self.store, self.log, parsed, sync=False)
         catch_up(self.store, self.log, self.columns, self.marks)
         return done

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Final
@@ -120,12 +121,42 @@ def import_purchases(
     or none, through the one recording path (engine.shoppers.purchases.record, which takes
     `table`, `marks` and `sync`): unknown users are created, each event counts once. Times
     without a zone are read in `zone`."""
+    parsed = parse_log(path, data, zone)
+    return import_parsed(store, log, parsed, table=table, marks=marks, sync=sync)
+
+
+@dataclass(frozen=True)
+class ParsedLog:
+    """A purchase log's rows as read, and the rows that could not be (number, why)."""
+
+    path: Path
+    rows: list[Row]
+    problems: list[tuple[int, str]]
+
+
+def parse_log(path: Path, data: bytes | None = None, zone: tzinfo | None = None) -> ParsedLog:
+    """Read a purchase log (the file, or `data` read from one so named), touching neither
+    the store nor the event log: a service parses a big upload off its event loop."""
     problems: list[tuple[int, str]] = []
     rows = read_rows(path, data, zone, problems)
     if not rows and not problems:
         raise PurchaseLogError(f"{path}: no purchases, only the header{NOTHING}")
-    source = f"import:{path.name}"
-    return record(store, log, rows, source, problems, table, marks, sync).summary()
+    return ParsedLog(path, rows, problems)
+
+
+def import_parsed(
+    store: VectorStore,
+    log: EventLog,
+    parsed: ParsedLog,
+    *,
+    table: PopularityTable | None = None,
+    marks: Marks | None = None,
+    sync: bool = True,
+) -> ImportSummary:
+    """Record a parsed log, all rows or none (as import_purchases)."""
+    source = f"import:{parsed.path.name}"
+    done = record(store, log, parsed.rows, source, list(parsed.problems), table, marks, sync)
+    return done.summary()
 
 
 def check_export_path(path: Path) -> None:

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from engine.application.documents import plain
 from engine.errors import ConfigError
+from engine.shoppers.purchaselog import parse_log
 from engine.shoppers.purchases import time_zone
 from serve.dependencies import Held, writer
 from serve.models import parse_purchases, purchases_body_schema
@@ -56,6 +58,9 @@ async def purchases_import(
     users are created; rows already in the log or repeated are counted, left out.
     Up to 64 MB."""
     zone = None if timezone is None else time_zone(timezone)
-    done = app.import_purchases(Path(Path(name).name), await request.body(), zone)
+    body = await request.body()
+    # up to 64 MB of CSV read in a thread: the event loop goes on answering meanwhile
+    parsed = await run_in_threadpool(parse_log, Path(Path(name).name), body, zone)
+    done = app.import_parsed(parsed)
     summary: dict[str, Any] = plain(done)
     return summary
