@@ -5,6 +5,7 @@ replicas sharing one log."""
 from __future__ import annotations
 
 import multiprocessing
+import uuid
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -211,3 +212,35 @@ def test_a_replica_sees_another_replicas_purchase(postgres_url: str, tmp_path: P
         assert recs["lists"], recs
     for app in apps:
         app.log.close()
+
+
+def test_a_postgresql_log_survives_its_connections_dropped(postgres_url: str) -> None:
+    """Every connection of the log's pool cut by the server (as a restart does): the next
+    read and write reconnect, with nothing lost or doubled; the schema is made once
+    (its version recorded), not by every log opened on it."""
+    import psycopg
+
+    name = f"frec_{uuid.uuid4().hex[:12]}"
+    url = f"{postgres_url}&application_name={name}"
+    log = EventLog(url)
+    again = EventLog(url)
+    try:
+        assert log.db.fresh and not again.db.fresh  # the second found the version table
+        user = User("u1", "WOMEN", 0.5, Location(48.85, 2.35))
+        moment = datetime(2026, 11, 1, 10, tzinfo=UTC)
+        with log.transaction():
+            log.add_users([user], "test")
+            log.add_purchases([Purchase("u1", "item-1", moment, None)], "test")
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            cut = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (name,),
+            ).fetchall()
+        assert cut  # the pools' connections are gone
+        with log.transaction():
+            log.add_purchases([Purchase("u1", "item-2", moment + timedelta(hours=1), None)], "t")
+        assert [p.item_id for p in again.purchases()] == ["item-1", "item-2"]
+    finally:
+        log.close()
+        again.close()

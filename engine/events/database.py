@@ -11,7 +11,9 @@ purchase numbers grow in the order their transactions commit.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -19,6 +21,10 @@ from engine.errors import EventLogError
 
 POSTGRES_SCHEMES: Final = ("postgresql://", "postgres://")
 WRITER_LOCK: Final = 0x66_72_65_63  # "frec": the advisory lock every PostgreSQL writer takes
+SCHEMA_VERSION: Final = 1  # of the PostgreSQL tables (fashionrec_schema holds the made one)
+POOL_SIZE: Final = 8  # connections a process keeps to PostgreSQL at most
+CONNECT_S: Final = 10  # to connect
+WAIT_S: Final = 10.0  # for a free (or new) connection, before the request fails (503)
 
 SQLITE_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -183,63 +189,138 @@ def shown_url(url: str) -> str:
 
 
 class PostgresDatabase:
-    """A PostgreSQL database (psycopg 3), its schema created on first use."""
+    """A PostgreSQL database (psycopg 3) through a pool of connections (psycopg_pool): each
+    is checked before use, so a restarted server costs the requests in flight, not the
+    process; a wait for a connection is bounded. A write transaction holds one connection
+    for its thread. The schema is made once, recorded in a version table."""
 
     def __init__(self, url: str) -> None:
         import psycopg  # only a PostgreSQL log needs the driver
+        from psycopg_pool import ConnectionPool
 
         self.name = shown_url(url)
         self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
+        self.held = threading.local()  # the connection of this thread's open transaction
+        self.pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=POOL_SIZE,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_S},
+            timeout=WAIT_S,
+            check=ConnectionPool.check_connection,
+            open=False,
+            name="events",
+        )
         try:
-            self.db = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            psycopg.connect(url, connect_timeout=CONNECT_S).close()  # the real reason, at once
+            self.pool.open(wait=True, timeout=CONNECT_S)
+            self.fresh = self._schema()
         except psycopg.Error as exc:
+            self.pool.close()
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EventLogError(
                 f"{self.name}: cannot connect to the event log ({reason}); check "
                 "FASHIONREC_EVENTS_URL and that the server is up"
             ) from None
-        try:
-            with self.db.transaction():
-                self.db.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
-                found = self.db.execute("SELECT to_regclass('purchases')").fetchone()
-                self.fresh = found is None or found[0] is None
-                self.db.execute(POSTGRES_SCHEMA.encode())
-        except psycopg.Error as exc:
-            self.db.close()
-            raise EventLogError(f"{self.name}: cannot create the event log ({exc})") from None
+
+    def _schema(self) -> bool:
+        """Make the tables, once for every process that shares the database: skipped when
+        the version table says they are made; whether this call made them."""
+        with self.pool.connection() as db:
+            if db.execute("SELECT to_regclass('fashionrec_schema')").fetchone() != (None,):
+                found = db.execute("SELECT version FROM fashionrec_schema").fetchone()
+                if found is not None and found[0] >= SCHEMA_VERSION:
+                    return False
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
+                made = db.execute("SELECT to_regclass('purchases')").fetchone()
+                db.execute(POSTGRES_SCHEMA.encode())
+                db.execute(
+                    b"CREATE TABLE IF NOT EXISTS fashionrec_schema (version INTEGER NOT NULL)"
+                )
+                db.execute(b"DELETE FROM fashionrec_schema")
+                db.execute("INSERT INTO fashionrec_schema VALUES (%s)", (SCHEMA_VERSION,))
+            return made is None or made[0] is None
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Rows:
-        if not args:
-            return self.db.execute(sql.encode())
-        return self.db.execute(_postgres_sql(sql).encode(), args)
+        query = sql.encode() if not args else _postgres_sql(sql).encode()
+        held = getattr(self.held, "db", None)
+        if held is not None:  # inside this thread's transaction
+            cursor: Rows = held.execute(query, args or None)
+            return cursor
+        with self.pool.connection() as db:
+            done = db.execute(query, args or None)
+            return Fetched(done.fetchall() if done.description else [], done.rowcount)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         listed = list(rows)
-        if listed:
-            with self.db.cursor() as cursor:
-                cursor.executemany(_postgres_sql(sql).encode(), listed)
+        if not listed:
+            return
+        held = getattr(self.held, "db", None)
+        connection = nullcontext(held) if held is not None else self.pool.connection()
+        with connection as db, db.cursor() as cursor:
+            cursor.executemany(_postgres_sql(sql).encode(), listed)
 
     def begin(self) -> None:
         import psycopg
 
+        db = self.pool.getconn()
+        began = False
         try:
-            self.db.execute(b"BEGIN")
-            self.db.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
+            db.execute(b"BEGIN")
+            began = True
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
         except psycopg.Error as exc:
+            if began:  # a failed lock leaves a transaction open: never hand it on so
+                with suppress(psycopg.Error):
+                    db.execute(b"ROLLBACK")
+            self.pool.putconn(db)
             raise EventLogError(f"{self.name}: the event log is busy ({exc})") from None
+        self.held.db = db
 
     def commit(self) -> None:
-        self.db.execute(b"COMMIT")
+        db = self.held.db
+        db.execute(b"COMMIT")
+        self.held.db = None
+        self.pool.putconn(db)
 
     def rollback(self) -> None:
-        self.db.execute(b"ROLLBACK")
+        import psycopg
+
+        db = getattr(self.held, "db", None)
+        if db is None:
+            return
+        self.held.db = None
+        try:
+            db.execute(b"ROLLBACK")
+        except psycopg.Error:
+            pass  # a broken connection: the pool checks it before giving it out again
+        finally:
+            self.pool.putconn(db)
 
     def continue_numbers(self, table: str) -> None:
-        self.db.execute(
-            "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
-            f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)".encode(),
+        self.execute(
+            "SELECT setval(pg_get_serial_sequence(?, 'id'), "
+            f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)",
             (table,),
         )
 
     def close(self) -> None:
-        self.db.close()
+        self.pool.close()
+
+
+class Fetched:
+    """The rows of a statement run on a pooled connection, read whole before it went back."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self.rows, self.rowcount = rows, rowcount
+
+    def fetchone(self) -> Any:
+        return self.rows.pop(0) if self.rows else None
+
+    def fetchall(self) -> list[Any]:
+        rows, self.rows = self.rows, []
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
