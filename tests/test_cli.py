@@ -38,7 +38,7 @@ def test_unknown_backbone_is_one_line(tmp_path: Path) -> None:
 
 def test_bad_flag_values(tmp_path: Path) -> None:
     result = fashionrec("ingest", tmp_path, "--batch-size", "0", home=tmp_path)
-    assert result.returncode == 1 and "--batch-size must be positive" in result.stderr
+    assert result.returncode == 1 and "--batch-size must be 1 to 512, got 0" in result.stderr
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from engine.application.shoppers import ShopperUses
 from engine.application.tuning import TuningUses
 from engine.catalog.taxonomy import Taxonomy, deepfashion, load
 from engine.errors import StoreError, one_line
+from engine.events.database import BUSY_S, SERVING_BUSY_S
 from engine.events.eventlog import EventLog
 from engine.popularity.upkeep import Marks, popularity_in_step
 from engine.settings import Settings
@@ -45,7 +46,7 @@ class Application(CatalogUses, RankingUses, ShopperUses, TuningUses):
         logged, and every request then says so)."""
         store = open_store(settings) if store is None else store
         try:
-            log = EventLog(settings.event_log)
+            log = EventLog(settings.event_log, SERVING_BUSY_S if serving else BUSY_S)
         except BaseException:
             store.close()
             raise

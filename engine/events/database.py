@@ -21,6 +21,8 @@ from engine.errors import EventLogError
 
 POSTGRES_SCHEMES: Final = ("postgresql://", "postgres://")
 WRITER_LOCK: Final = 0x66_72_65_63  # "frec": the advisory lock every PostgreSQL writer takes
+BUSY_S: Final = 10.0  # a SQLite writer's wait for another
+SERVING_BUSY_S: Final = 2.0  # a service's: its event loop waits too, then the request is 503
 SCHEMA_VERSION: Final = 1  # of the PostgreSQL tables (fashionrec_schema holds the made one)
 POOL_SIZE: Final = 8  # connections a process keeps to PostgreSQL at most
 CONNECT_S: Final = 10  # to connect
@@ -116,20 +118,21 @@ def is_url(where: Path | str) -> bool:
     return isinstance(where, str) and where.startswith(POSTGRES_SCHEMES)
 
 
-def connect(where: Path | str) -> Database:
-    """The event log's database: a PostgreSQL URL, else a SQLite file (made when missing)."""
+def connect(where: Path | str, busy_s: float = BUSY_S) -> Database:
+    """The event log's database: a PostgreSQL URL, else a SQLite file (made when missing)
+    whose writers wait up to `busy_s` for one another."""
     if is_url(where):
         return PostgresDatabase(str(where))
-    return SqliteDatabase(Path(where))
+    return SqliteDatabase(Path(where), busy_s)
 
 
 class SqliteDatabase:
     """A SQLite file in WAL mode: readers never wait; one writer at a time (others wait up
-    to 10 s)."""
+    to `busy_s`: 10 s, or SERVING_BUSY_S in a service, whose event loop waits meanwhile)."""
 
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_s: float = 10.0) -> None:
         self.name = str(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.fresh = not path.exists()
@@ -137,7 +140,7 @@ class SqliteDatabase:
             # a connection opened in one thread may be handed to another (a worker opens its
             # next copy in a thread); SQLite's own lock keeps each call whole
             self.db = sqlite3.connect(
-                path, timeout=10.0, isolation_level=None, check_same_thread=False
+                path, timeout=busy_s, isolation_level=None, check_same_thread=False
             )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")

@@ -19,7 +19,7 @@ from typing import Final
 
 from engine.catalog.taxonomy import Taxonomy
 from engine.errors import EventLogError
-from engine.events.database import SqliteDatabase, connect
+from engine.events.database import BUSY_S, SqliteDatabase, connect
 from engine.events.trending import (
     DEFAULT_ANCHOR,
     PopularitySettings,
@@ -50,9 +50,9 @@ class EventLog:
     """The log in a SQLite file (the default) or a PostgreSQL database (a URL), through
     engine/events/database.py; every write is one transaction, one writer at a time."""
 
-    def __init__(self, where: Path | str) -> None:
+    def __init__(self, where: Path | str, busy_s: float = BUSY_S) -> None:
         self.where = where  # the file or URL it was opened with (a URL may hold a password)
-        self.db = connect(where)
+        self.db = connect(where, busy_s)
         self.name = self.db.name
         try:
             if isinstance(self.db, SqliteDatabase) and not self.db.fresh:
