@@ -2,13 +2,13 @@
 
 Qdrant Edge opens a shard folder in one process only, so each worker serves from a copy of
 its own under `<home>/copies/`, made from the home's store while no one writes it (a
-shared lock on the store's own lock file, which a writer holds alone). The home's store
-changes only through `home_writer` (items ingested, deleted or changed): it opens the store,
-brings its popularity in step with the log, lets the change happen, closes it and counts a
-new generation; every worker then copies it again and switches (engine.application.
-Application.adopt). Purchases never change the home's store while workers serve: each
-worker follows the event log into its own copy (engine.popularity.upkeep.catch_up), and the
-home's store catches up at its next write or when the service stops.
+shared lock on the store's own lock file, which a writer holds alone). An ingest changes
+the home's store through `home_writer`: it opens the store, brings it in step with the log,
+lets the ingest happen, counts a new generation and closes it; every worker then copies it
+again and switches (engine.application.Application.adopt). Purchases and the catalog's
+small changes (a price, the stock, a removal: engine.events.changes) never change the
+home's store while workers serve: each worker follows the event log into its own copy, and
+the home's store catches up when it is next opened or the service stops.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Final
 
 from engine.application import Application
 from engine.errors import StoreLockedError
+from engine.events.changes import APPLIED
 from engine.events.eventlog import EventLog
 from engine.popularity.upkeep import (
     RANK_DRIFT_KEY,
@@ -43,7 +44,7 @@ GENERATION_FILE: Final = "generation"  # how many times the home's store has cha
 WORKERS_FILE: Final = "workers"  # how many workers serve copies
 SERVING_SUFFIX: Final = ".serving"  # worker<N>.serving: the generation that worker serves
 SERVED_WAIT_S: Final = 120.0  # how long a change waits for every worker to serve it
-MARKS: Final = (SYNCED_ANCHOR, SYNCED_SEQUENCE, RANK_DRIFT_KEY)
+MARKS: Final = (SYNCED_ANCHOR, SYNCED_SEQUENCE, RANK_DRIFT_KEY, APPLIED)
 WRITER_WAIT_S: Final = 30.0  # how long a change waits for copies being made (or an ingest)
 
 

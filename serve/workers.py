@@ -3,8 +3,9 @@
 Qdrant Edge holds Python's interpreter lock while it searches, so one process answers one
 request at a time; processes answer side by side. Over the embedded store each worker
 serves a copy of its own (serve/copies.py) and, a few times a second, takes in the
-purchases any worker recorded (the event log numbers them) and adopts a new copy after a
-change to the catalog. Over a Qdrant server the workers share the server and need neither.
+purchases and the catalog's small changes (a price, the stock, a removal) any worker
+recorded (the event log numbers both), and adopts a new copy after an ingest. Over a
+Qdrant server the workers share the server and need neither.
 The supervisor (the command's process) starts them, starts again any that dies, and on
 Ctrl-C or SIGTERM stops them and brings the home's store in step with the log.
 """
@@ -78,12 +79,15 @@ class Follower:
         mark_serving(settings.home, worker, copy.generation)
 
     def follow(self) -> int:
-        """Take in the purchases recorded since this copy last looked (any worker's)."""
-        return catch_up(self.app.store, self.app.log, self.app.columns, self.app.marks)
+        """Take in the purchases and the catalog's changes (prices, stock, removals)
+        recorded since this copy last looked, by any worker."""
+        app = self.app
+        return catch_up(app.store, app.log, app.columns, app.marks) + app.replay_changes()
 
     def switch(self, copy: Copy, fresh: Application) -> None:
         """Serve the fresh copy from now on (between two requests), and drop the old one."""
         catch_up(fresh.store, self.app.log, fresh.columns, fresh.marks)
+        fresh.replay_changes()
         old_store, old_copy = self.app.adopt(fresh), self.copy
         self.copy = copy
         old_store.close()

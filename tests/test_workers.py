@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from engine.catalog.items import ItemChanges
 from engine.errors import NotFoundError
 from engine.events.eventlog import EventLog
 from engine.settings import EVENT_LOG, STORE_DIR, Settings
@@ -33,7 +34,7 @@ from engine.vectorstore.edge import EdgeStore
 from engine.vocabulary.geo import DEFAULT_REGION
 from engine.vocabulary.schema import POPULARITY, point_id
 from ingest.democatalog import DemoCatalog
-from serve.copies import copies_dir, generation, open_copy
+from serve.copies import bring_home_in_step, copies_dir, generation, open_copy
 from serve.restarts import BOOT_S, HUNG_S, Restarts, hung
 from serve.workers import Follower
 from tests.builders import ROOT, catalog_items, copy_catalog, fashionrec, store_items
@@ -42,6 +43,7 @@ JSON_BODY = {"Content-Type": "application/json"}
 
 BOUGHT = "WOMEN-Dresses-id_00000001-01_1_front"
 GONE = "MEN-Denim-id_00000007-01_1_front"
+SECOND = "WOMEN-Dresses-id_00000001-01_2_side"
 
 
 @pytest.fixture
@@ -84,23 +86,32 @@ def test_copies_follow_purchases_and_changes(home: Path) -> None:
         recs = two.app.recommender(table=True)  # the rerank's table moved with the payload
         assert recs.columns is not None
 
-        old = two.copy.path
-        assert one.app.delete_items([GONE]) == 1  # through the home's store
-        assert generation(home) == 1
+        copies = (one.copy.path, two.copy.path)
+        assert one.app.delete_items([GONE]) == 1  # recorded in the log, not copied
+        one.app.update_item(SECOND, ItemChanges(price=12.5))
+        assert generation(home) == 0 and (one.copy.path, two.copy.path) == copies
         with pytest.raises(NotFoundError):
-            one.app.point(GONE)  # the writer serves the new copy at once
-        assert two.app.point(GONE)  # the other still serves its old copy ...
-        asyncio.run(two.refresh())  # ... until its next look
+            one.app.point(GONE)  # the writer serves its change at once
+        assert one.app.point(SECOND).payload["price"] == 12.5
+        assert two.app.point(GONE)  # the other still serves the item ...
+        assert two.follow() == 2  # ... until its next look replays both changes
         with pytest.raises(NotFoundError):
             two.app.point(GONE)
+        assert two.app.point(SECOND).payload["price"] == 12.5
+        assert two.follow() == 0
+        asyncio.run(two.refresh())  # a copy made again (after an ingest) holds them too
+        with pytest.raises(NotFoundError):
+            two.app.point(GONE)
+        assert two.app.point(SECOND).payload["price"] == 12.5
         assert _popularity(two, BOUGHT) == before + 1  # the purchase is in the new copy
-        assert not old.exists() and two.copy.generation == 1
     finally:
         for follower in (one, two):
             follower.app.close()
+    assert bring_home_in_step(settings) >= 0  # as the supervisor does when it stops
     home_store = EdgeStore(home / STORE_DIR)
     try:  # the change reached the home's store, and so did the purchase before it
         assert home_store.retrieve([point_id(GONE)]) == []
+        assert home_store.retrieve([point_id(SECOND)])[0].payload["price"] == 12.5
         bought = home_store.retrieve([point_id(BOUGHT)])[0].payload[POPULARITY]
         assert bought == before + 1
     finally:
@@ -242,7 +253,8 @@ def _running(pid: int) -> bool:
 @pytest.mark.slow
 def test_workers_die_with_their_supervisor_and_a_new_serve_starts_clean(home: Path) -> None:
     """kill -9 of the supervisor: its workers stop within seconds (no orphan keeps a copy
-    or the port), and a new serve on the home starts and answers."""
+    or the port), and a new serve on the home starts, answers, and has the price change
+    the first acknowledged (recorded in the log, never written to the home's store)."""
     from tests.test_serve import _free_port
 
     env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_API_KEY": ""}
@@ -261,6 +273,14 @@ def test_workers_die_with_their_supervisor_and_a_new_serve_starts_clean(home: Pa
         with ThreadPoolExecutor(4) as pool:
             answers = pool.map(lambda _: _get(f"http://127.0.0.1:{port}/health"), range(16))
             workers = {int(str(body["worker"])) for _, body in answers}
+        price = urllib.request.Request(  # acknowledged, then the supervisor dies
+            f"http://127.0.0.1:{port}/items/{SECOND}",
+            data=json.dumps({"price": 7.25}).encode(),
+            headers=JSON_BODY,
+            method="PATCH",
+        )
+        with urllib.request.urlopen(price, timeout=10) as response:
+            assert response.status == 200
         first.kill()
         first.wait(10)
         deadline = time.monotonic() + 10
@@ -275,6 +295,13 @@ def test_workers_die_with_their_supervisor_and_a_new_serve_starts_clean(home: Pa
     try:
         _wait_for_workers(port, again, 2)
         assert _get(f"http://127.0.0.1:{port}/items/{BOUGHT}")[0] == 200
+        seen = _everywhere(  # the change is not lost with the supervisor that took it
+            f"http://127.0.0.1:{port}/items/{SECOND}",
+            lambda status, body: body["payload"].get("price"),
+            {7.25},
+            within=0.0,
+        )
+        assert seen == {7.25}
     finally:
         again.send_signal(signal.SIGTERM)
         output, _ = again.communicate(timeout=60)

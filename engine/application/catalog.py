@@ -24,6 +24,7 @@ from engine.catalog.inputs import load_input, media_type, png
 from engine.catalog.items import Item, ItemChanges
 from engine.catalog.masks import DEFAULT_REMOVED
 from engine.errors import NotFoundError, one_line
+from engine.events.changes import APPLIED, Kind, changes_after, record_change
 from engine.popularity.upkeep import RANK_TOLERANCE, sync_ranks
 from engine.spaces.registry import space_in_force
 from engine.vectorstore.base import Filter, Record
@@ -112,18 +113,48 @@ class CatalogUses(Home):
         if unknown:
             more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
             raise NotFoundError(f"unknown item {unknown[0]!r}{more}; nothing deleted")
-        with self.writing() as app:
-            app.store.delete([point_id(i) for i in wanted])
-            sync_ranks(app.store, app.columns, RANK_TOLERANCE)  # one fewer to rank among
+        ids = [point_id(i) for i in wanted]
+        if self.home_writer is not None:  # a worker: every copy replays it
+            self._replayed("delete", ids, {})
+            return len(wanted)
+        self.store.delete(ids)
+        sync_ranks(self.store, self.columns, RANK_TOLERANCE)  # one fewer to rank among
         return len(wanted)
 
     def update_item(self, item_id: str, changes: ItemChanges) -> ItemDetail:
         """Mark an item in or out of stock, or give it a price, name or link."""
         payload = changes.payload()
         self.point(item_id)  # NotFoundError when the catalog lacks it
-        with self.writing() as app:
-            app.store.set_payload([point_id(item_id)], payload)
+        if self.home_writer is not None:  # a worker: every copy replays it
+            self._replayed("payload", [point_id(item_id)], payload)
+        else:
+            self.store.set_payload([point_id(item_id)], payload)
         return self.item(item_id)
+
+    def _replayed(self, kind: Kind, ids: list[str], payload: dict[str, Any]) -> None:
+        """A change recorded in the event log, then applied to this store at once (the
+        worker that made it answers with it); every other copy replays it at its next look,
+        the home's store when it is next written or the service stops."""
+        with self.log.transaction():
+            record_change(self.log, kind, ids, payload)
+        self.replay_changes()
+
+    def replay_changes(self) -> int:
+        """Apply to this store the catalog's changes it does not hold yet (engine.events.
+        changes), in order; its mark says up to which. Returns how many were applied."""
+        mark = int(self.marks.get(APPLIED) or 0)
+        found = changes_after(self.log, mark)
+        if not found:
+            return 0
+        for change in found:
+            if change.kind == "delete":
+                self.store.delete(list(change.ids))
+            else:
+                self.store.set_payload(list(change.ids), change.payload)
+        if any(change.kind == "delete" for change in found):
+            sync_ranks(self.store, self.columns, RANK_TOLERANCE)
+        self.marks.put(APPLIED, str(found[-1].number))
+        return len(found)
 
     def point(self, item_id: str) -> Record:
         """An item's point (payload only); NotFoundError when the catalog lacks it."""

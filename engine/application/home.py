@@ -43,7 +43,8 @@ class Application(CatalogUses, RankingUses, ShopperUses, TuningUses):
         ingest, else DeepFashion's; `networks` embed photos to search by. `serving` (a
         long-lived process): bring the popularity payloads in step with the log and read
         the rerank's table now, so that no request pays for either (a failing store is
-        logged, and every request then says so)."""
+        logged, and every request then says so). Every store opened takes in the catalog's
+        changes that workers recorded and it does not hold yet (engine.events.changes)."""
         store = open_store(settings) if store is None else store
         try:
             log = EventLog(settings.event_log, SERVING_BUSY_S if serving else BUSY_S)
@@ -53,6 +54,8 @@ class Application(CatalogUses, RankingUses, ShopperUses, TuningUses):
         try:
             taxonomy = taxonomy_in_force(settings, log)
             app = cls(settings, store, log, taxonomy, marks=marks, networks=networks)
+            if store.vector_dims():
+                app.replay_changes()  # what workers changed that this store does not hold
         except BaseException:
             log.close()
             store.close()
