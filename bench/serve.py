@@ -55,13 +55,12 @@ import numpy as np  # noqa: E402
 from bench.recommend import DIM, catalog  # noqa: E402
 from bench.scale import DATA, LAYOUTS  # noqa: E402
 from engine.events.eventlog import EventLog  # noqa: E402
-from engine.popularity.upkeep import set_shops  # noqa: E402
 from engine.recommend.columns import Columns  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
 from engine.settings import EVENT_LOG, STORE_DIR  # noqa: E402
 from engine.shoppers.simulation import SimulationConfig  # noqa: E402
 from engine.shoppers.simulations import run_simulation  # noqa: E402
-from engine.shops.placement import DEFAULT_SHOPS  # noqa: E402
+from engine.shops.placement import DEFAULT_SHOPS, set_shops  # noqa: E402
 from engine.shops.shops import generate_shops  # noqa: E402
 from engine.vectorstore.base import PointBatch  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
