@@ -47,10 +47,11 @@ from ingest.embedder import (  # noqa: E402
     IMAGENET_MEAN,
     IMAGENET_STD,
     Embedder,
-    build_model,
     cpu_supports_bf16,
 )
-from ingest.pipeline import IngestOptions, ingest  # noqa: E402
+from ingest.loading import load_network  # noqa: E402
+from ingest.options import IngestOptions  # noqa: E402
+from ingest.pipeline import ingest  # noqa: E402
 from ingest.runtimes import installed  # noqa: E402
 from ingest.torchcompat import import_torchvision  # noqa: E402
 
@@ -64,6 +65,11 @@ SETTINGS = (
 FULL_SET = 800_000
 
 
+def _mark(marks: dict[str, float], stage: str) -> None:
+    """When a stage first began."""
+    marks.setdefault(stage, time.perf_counter())
+
+
 def baseline(items: list[Item], backbone: str, weights: str) -> float:
     """Images/s of the public code's loop: one image at a time, fp32, full-size masking."""
     transforms = import_torchvision().transforms
@@ -75,7 +81,7 @@ def baseline(items: list[Item], backbone: str, weights: str) -> float:
             transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
         ]
     )
-    model = build_model(backbone, weights)
+    model = load_network(backbone, weights).model.eval()
     removed = np.array([LEGEND[n] for n in DEFAULT_REMOVED], dtype=np.uint8)
     features = {}
     start = time.perf_counter()
@@ -107,7 +113,7 @@ def pipeline(
             store,
             {args.backbone: embedder},
             options,
-            on_stage=lambda stage, n: marks.setdefault(stage, time.perf_counter()),
+            on_stage=lambda stage, n: _mark(marks, stage),
             index=False,
         )
         end = time.perf_counter()

@@ -75,8 +75,8 @@ def main() -> int:
             for name, alter in ALTERATIONS.items():
                 buffer = io.BytesIO()
                 alter(photo).convert("RGB").save(buffer, "PNG")
-                for setting, (soft, sharp) in settings.items():
-                    recommender.SOFT, recommender.SHARPNESS = soft, sharp  # type: ignore[misc]
+                for setting, (neighbours, sharp) in settings.items():
+                    recommender.SOFT, recommender.SHARPNESS = neighbours, sharp  # type: ignore[misc]
                     listed = app.search_photo(buffer.getvalue(), params, name).lists[0]
                     recs = listed.recommendations
                     own = float(any(r.product_id == product for r in recs))

@@ -52,9 +52,9 @@ from bench.scale import DATA, stream_top  # noqa: E402
 from engine.recommend.columns import Columns  # noqa: E402
 from engine.recommend.recommender import Params, Recommender  # noqa: E402
 from engine.spaces.registry import load_space  # noqa: E402
-from engine.vectorstore import edge  # noqa: E402
 from engine.vectorstore.base import Hit, Query  # noqa: E402
 from engine.vectorstore.edge import EdgeStore  # noqa: E402
+from engine.vectorstore.edge import store as edge_store  # noqa: E402
 from engine.vocabulary.geo import Location  # noqa: E402
 from engine.vocabulary.records import Purchase, User  # noqa: E402
 from engine.vocabulary.schema import GENDER, PRODUCT_ID, point_id  # noqa: E402
@@ -286,7 +286,8 @@ def main() -> None:
         p50, p99 = percentiles(times)
         print(f"{name:<27}{p50:7.1f}{p99:7.1f} |" + "".join(f"{c:10.2f}" for c in cells))
     tabled = engines[1]
-    default = edge._params
+    queried = vars(edge_store)  # its search_params: what each Edge query asks, swapped below
+    default = queried["search_params"]
     # the same users again under each setting and the default, in rotating order
     chosen = [
         ("default", default),
@@ -297,13 +298,13 @@ def main() -> None:
         lists2: list[list[Any]] = [[] for _ in chosen]
         for n, (user, bought) in enumerate(timed):
             for c in np.roll(np.arange(len(chosen)), n):
-                edge._params = chosen[c][1]  # type: ignore[assignment]
+                queried["search_params"] = chosen[c][1]
                 start = time.perf_counter()
                 lists2[c].append(
                     tabled.for_user(user, bought, Params(args.space, k=5, candidates=100))
                 )
                 times2[c].append(time.perf_counter() - start)
-        edge._params = default
+        queried["search_params"] = default
         for (label, _), times, lists in zip(chosen, times2, lists2, strict=True):
             got[f"table, {label}"] = lists
             p50, p99 = percentiles(times)

@@ -18,7 +18,9 @@ import gc
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
@@ -32,7 +34,7 @@ from engine.vocabulary.schema import point_id  # noqa: E402
 
 
 def request(
-    vector: np.ndarray, must: list[qe.FieldCondition], ef: int, oversampling: float
+    vector: np.ndarray, must: Sequence[qe.FieldCondition], ef: int, oversampling: float
 ) -> qe.QueryRequest:
     """A filtered top-100 under one setting, as the store's own search builds it."""
     rescore = (
@@ -43,7 +45,7 @@ def request(
     return qe.QueryRequest(
         limit=100,
         query=qe.Query.Nearest(vector.tolist(), using="resnet50"),
-        filter=qe.Filter(must=must),
+        filter=qe.Filter(must=list[Any](must)),
         with_payload=["item_id"],
         params=qe.SearchParams(hnsw_ef=ef, quantization=rescore),
     )
