@@ -161,3 +161,120 @@ def test_purchase_import_killed_midway_is_all_or_nothing(tmp_path: Path) -> None
         log = EventLog(home / "events.sqlite")
         assert (log.purchase_count(), len(log.user_ids())) == (rows, 3000)
         log.close()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_during_a_burst_of_purchases_loses_and_doubles_nothing(
+    tmp_path: Path,
+) -> None:
+    """kill -9 of one of two workers while four clients post purchases: every purchase the
+    service acknowledged is in the log exactly once, the clients saw failures only for
+    requests in flight (each is posted again, as a till would: its event id keeps it
+    once), and the worker is replaced within seconds. The figures are printed."""
+    import http.client
+    import json
+    import threading
+    import urllib.error
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.events.eventlog import EventLog
+    from engine.settings import EVENT_LOG
+    from tests.test_serve import _free_port
+    from tests.test_workers import _get, _wait_for_workers, worker_home
+
+    home = worker_home(tmp_path)
+    item = "WOMEN-Dresses-id_00000001-01_1_front"
+    port = _free_port()
+    env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_API_KEY": ""}
+    env.pop("FASHIONREC_QDRANT_URL", None)
+    command = [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    acknowledged: set[str] = set()
+    failed: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def moment(n: int) -> str:
+        return f"2026-11-01T10:{n // 60 % 60:02d}:{n % 60:02d}Z"
+
+    def post(n: int) -> bool:
+        body = {"user_id": f"burst-{n % 7}", "item_id": item, "timestamp": moment(n)}
+        request = urllib.request.Request(
+            f"{base}/purchases",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status == 201
+        except (OSError, http.client.HTTPException):  # URLError, a reset, a cut answer
+            return False
+
+    def client(c: int) -> None:
+        n = c
+        while not stop.is_set():
+            done = post(n)
+            with lock:
+                (acknowledged.add if done else failed.append)(moment(n))
+            if not done:
+                while not post(n):  # a till posts it again until it is taken
+                    time.sleep(0.05)
+                with lock:
+                    acknowledged.add(moment(n))
+            n += 4
+
+    try:
+        _wait_for_workers(port, server, 2)
+        with ThreadPoolExecutor(4) as pool:
+            seen = {
+                int(str(body["worker"]))
+                for _, body in pool.map(lambda _: _get(f"{base}/health"), range(16))
+            }
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        victim = min(seen)
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        replaced = None
+
+        def health(_: int) -> int | None:
+            try:
+                status, body = _get(f"{base}/health")
+            except (OSError, http.client.HTTPException):  # the killed worker's connection
+                return None
+            return int(str(body["worker"])) if status == 200 else None
+
+        while replaced is None and time.monotonic() - killed < 60:
+            with ThreadPoolExecutor(4) as pool:
+                now = {w for w in pool.map(health, range(8)) if w is not None}
+            if now - seen:
+                replaced = time.monotonic() - killed
+            time.sleep(0.1)
+        time.sleep(1.0)
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    log = EventLog(home / EVENT_LOG)
+    try:
+        posted = [p for p in log.purchases() if p.user_id.startswith("burst-")]
+    finally:
+        log.close()
+    logged = [p.timestamp.strftime("2026-11-01T10:%M:%SZ") for p in posted]
+    lost, doubled = acknowledged - set(logged), len(logged) - len(set(logged))
+    assert replaced is not None, output
+    print(
+        f"\ntried {len(acknowledged) + len(failed)}, acknowledged {len(acknowledged)}, "
+        f"failed in flight {len(failed)} (posted again), in the log {len(logged)}, lost "
+        f"{len(lost)}, doubled {doubled}, the worker replaced after {replaced:.1f} s"
+    )
+    assert not lost and not doubled and set(logged) == acknowledged
+    assert len(failed) <= 8  # only what was in flight on the killed worker

@@ -49,7 +49,12 @@ SECOND = "WOMEN-Dresses-id_00000001-01_2_side"
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A home: 60 items, 3 shops, 4 simulated shoppers."""
-    home = tmp_path / "home"
+    return worker_home(tmp_path)
+
+
+def worker_home(folder: Path) -> Path:
+    """A home in the folder: 60 items, 3 shops, 4 simulated shoppers."""
+    home = folder / "home"
     store, log = EdgeStore(home / STORE_DIR), EventLog(home / EVENT_LOG)
     try:
         store_items(store, catalog_items(2))
