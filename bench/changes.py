@@ -8,10 +8,11 @@ run:
   latency, and the time until every worker answers with the new price (a GET on a new
   connection lands on any worker; each change is read until 16 GETs in a row show it); the
   copies' generation before and after (unchanged: no copy was made);
-- burst: GET /items/ID/similar from 4 clients for --seconds, alone and with a burst of 100
-  PATCHes sent meanwhile: p50/p99 of each.
+- burst: GET /items/ID/similar from 4 clients for --seconds, alone and with a burst of
+  --burst PATCHes sent meanwhile: p50/p99 of each.
 
     python bench/changes.py [--size 100000] [--workers 2] [--changes 20] [--seconds 10]
+                            [--burst 100]
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--burst", type=int, default=100, help="PATCHes sent under the load")
     args = parser.parse_args()
     home = build(args.size)
     items, _ = sample(home, 200)
@@ -140,7 +142,7 @@ def main() -> None:
         def changes() -> None:
             while not during.is_set():
                 time.sleep(0.01)
-            for n in range(100):
+            for n in range(args.burst):
                 item = rng.choice(items)
                 started = time.perf_counter()
                 call(port, "PATCH", f"/items/{item}", {"price": 100.0 + n})
@@ -155,8 +157,8 @@ def main() -> None:
         w50, w99 = percentiles(burst)
         print(
             f"GET similar, 4 clients: alone p50 {a50:.1f} / p99 {a99:.1f} ms ({len(alone)}); "
-            f"during 100 PATCHes p50 {b50:.1f} / p99 {b99:.1f} ms ({len(busy)}), the PATCHes "
-            f"p50 {w50:.1f} / p99 {w99:.1f} ms; p99 ratio {b99 / a99:.2f}",
+            f"during {args.burst} PATCHes p50 {b50:.1f} / p99 {b99:.1f} ms ({len(busy)}), the "
+            f"PATCHes p50 {w50:.1f} / p99 {w99:.1f} ms; p99 ratio {b99 / a99:.2f}",
             flush=True,
         )
     finally:
