@@ -47,7 +47,7 @@ class Searches:
         self.state = "loading"
         try:
             backbone = app.warm_search()
-            self.state = "ready" if backbone else "no vectors yet"
+            self.state = "ready" if backbone else "loaded by the first search"
         except FashionrecError as exc:
             self.state = f"unavailable: {one_line(exc)}"
         except Exception:  # the service goes on; a search says what fails

@@ -268,13 +268,18 @@ def supervise(spec: Spec, sock: socket.socket, workers: int) -> None:
         process.start()
         return process
 
-    stop = threading.Event()  # set by Ctrl-C or SIGTERM (a second one changes nothing)
+    # set by Ctrl-C or SIGTERM (a second one changes nothing): a plain flag, as a handler
+    # that took a lock could find it held by the very loop it interrupted
+    stopping: list[bool] = []
     for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda signum, frame: stop.set())
+        signal.signal(number, lambda signum, frame: stopping.append(True))
     processes: list[BaseProcess | None] = [start(n) for n in range(workers)]
     due: dict[int, float] = {}  # a dead worker's time to start again
     try:
-        while not stop.wait(0.5):
+        while not stopping:
+            time.sleep(0.5)
+            if stopping:
+                break
             now = time.time()
             for n, process in enumerate(processes):
                 if process is None:

@@ -189,8 +189,9 @@ def test_a_worker_killed_during_a_burst_of_purchases_loses_and_doubles_nothing(
     env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_API_KEY": ""}
     env.pop("FASHIONREC_QDRANT_URL", None)
     command = [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2"]
+    logged = (tmp_path / "serve.log").open("w")  # a file, not a pipe: a full pipe stops it
     server = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, cwd=ROOT, env=env, stdout=logged, stderr=subprocess.STDOUT, text=True
     )
     base = f"http://127.0.0.1:{port}"
     acknowledged: set[str] = set()
@@ -262,7 +263,9 @@ def test_a_worker_killed_during_a_burst_of_purchases_loses_and_doubles_nothing(
             thread.join(60)
     finally:
         server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=60)
+        server.wait(timeout=60)
+        logged.close()
+    output = (tmp_path / "serve.log").read_text()
     log = EventLog(home / EVENT_LOG)
     try:
         posted = [p for p in log.purchases() if p.user_id.startswith("burst-")]

@@ -54,12 +54,15 @@ class Application(CatalogUses, RankingUses, ShopperUses, TuningUses):
         try:
             taxonomy = taxonomy_in_force(settings, log)
             app = cls(settings, store, log, taxonomy, marks=marks, networks=networks)
-            if store.vector_dims():
-                app.replay_changes()  # what workers changed that this store does not hold
         except BaseException:
             log.close()
             store.close()
             raise
+        try:
+            if store.vector_dims():
+                app.replay_changes()  # what workers changed that this store does not hold
+        except StoreError as exc:  # a failing store: every use of it says so
+            logger.warning("store not ready: %s", one_line(exc, 300))
         if serving:
             try:
                 if store.vector_dims() and popularity_in_step(store, log, app.marks):

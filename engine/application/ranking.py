@@ -26,7 +26,7 @@ from engine.recommend.rerank import Recommendation
 from engine.recommend.strategies import strategy_for
 from engine.spaces.registry import load_space, source_weights
 from engine.vectorstore.base import Filter
-from engine.vocabulary.backbones import is_compact, source_of
+from engine.vocabulary.backbones import BACKBONES, is_compact, source_of
 from engine.vocabulary.schema import (
     FRAMING,
     IN_STOCK,
@@ -109,10 +109,14 @@ class RankingUses(Home):
     def warm_search(self) -> str | None:
         """Load the network a search by photo of the default space runs (a blank photo
         through it), so that no shopper waits for it: its backbone, or None when the store
-        holds no vectors yet."""
-        if self.networks is None or not self.store.vector_dims():
+        holds no vectors yet, or none of a network's size."""
+        dims = self.store.vector_dims()
+        if self.networks is None or not dims:
             return None
         backbone = source_of(self.space_in_force(None))
+        spec = BACKBONES.get(backbone)
+        if spec is None or dims.get(backbone, spec.dim) != spec.dim:
+            return None  # no network of ours made these vectors: nothing to search them with
         self.networks(self.store, backbone, np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), np.uint8))
         return backbone
 
