@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
@@ -22,7 +23,9 @@ from engine.vocabulary.schema import point_id, precision_field, runtime_field
 from ingest.democatalog import write_demo_catalog
 from tests.builders import ROOT, catalog_items, fashionrec, home_with_items
 
-UPSERT: Final = b"upsert_points"  # how Qdrant Edge's write-ahead log names a batch of points
+UPSERT: Final = b"upsert_points"
+START: Final = datetime(2026, 11, 1, 10, tzinfo=UTC)  # the burst's first purchase
+SECOND: Final = "%Y-%m-%dT%H:%M:%SZ"  # how Qdrant Edge's write-ahead log names a batch of points
 
 
 def _ingest(home: Path, images: Path) -> subprocess.Popen[str]:
@@ -199,8 +202,8 @@ def test_a_worker_killed_during_a_burst_of_purchases_loses_and_doubles_nothing(
     lock = threading.Lock()
     stop = threading.Event()
 
-    def moment(n: int) -> str:
-        return f"2026-11-01T10:{n // 60 % 60:02d}:{n % 60:02d}Z"
+    def moment(n: int) -> str:  # a second of its own for each purchase
+        return (START + timedelta(seconds=n)).strftime(SECOND)
 
     def post(n: int) -> bool:
         body = {"user_id": f"burst-{n % 7}", "item_id": item, "timestamp": moment(n)}
@@ -271,7 +274,7 @@ def test_a_worker_killed_during_a_burst_of_purchases_loses_and_doubles_nothing(
         posted = [p for p in log.purchases() if p.user_id.startswith("burst-")]
     finally:
         log.close()
-    logged = [p.timestamp.strftime("2026-11-01T10:%M:%SZ") for p in posted]
+    logged = [p.timestamp.astimezone(UTC).strftime(SECOND) for p in posted]
     lost, doubled = acknowledged - set(logged), len(logged) - len(set(logged))
     assert replaced is not None, output
     print(
