@@ -134,7 +134,7 @@ class CatalogUses(Home):
     def _replayed(self, kind: Kind, ids: list[str], payload: dict[str, Any]) -> None:
         """A change recorded in the event log, then applied to this store at once (the
         worker that made it answers with it); every other copy replays it at its next look,
-        the home's store when it is next written or the service stops."""
+        the home's store whenever it is next opened (Application.open replays)."""
         with self.log.transaction():
             record_change(self.log, kind, ids, payload)
         self.replay_changes()

@@ -41,8 +41,3 @@ def changes_after(log: EventLog, number: int) -> list[Change]:
         "SELECT id, kind, ids, payload FROM changes WHERE id > ? ORDER BY id", (number,)
     )
     return [Change(int(n), kind, tuple(json.loads(ids)), json.loads(p)) for n, kind, ids, p in rows]
-
-
-def last_change(log: EventLog) -> int:
-    """The number of the newest change (0: none)."""
-    return int(log.db.execute("SELECT MAX(id) FROM changes").fetchone()[0] or 0)
