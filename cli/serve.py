@@ -12,6 +12,7 @@ import typer
 
 from cli.common import HomeOption, TaxonomyOption, UrlOption, console, errors, fail, settings
 from engine.settings import Settings
+from serve.restarts import HUNG_S
 
 
 def listening(host: str, port: int) -> socket.socket:
@@ -40,6 +41,7 @@ def _serve_workers(
     port: int,
     access: tuple[bool, bool, str],
     count: int,
+    hung_s: float,
 ) -> None:
     """The service in `count` worker processes (serve/workers.py) until Ctrl-C."""
     import logging
@@ -56,7 +58,9 @@ def _serve_workers(
         soft_wrap=True,
     )
     private, private_search, key = access
-    spec = Spec(config, host, port, private, key, loopback_hosts(host), private_search)
+    spec = Spec(
+        config, host, port, private, key, loopback_hosts(host), private_search, hung_s=hung_s
+    )
     supervise(spec, sock, count)
 
 
@@ -90,6 +94,14 @@ def serve_command(
             "embedded store each serves a copy of its own.",
         ),
     ] = None,
+    worker_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            help="With workers: one whose event loop is silent this many seconds is hung, "
+            "killed and started again.",
+        ),
+    ] = HUNG_S,
     taxonomy: TaxonomyOption = None,
     home: HomeOption = None,
     qdrant_url: UrlOption = None,
@@ -135,7 +147,7 @@ def serve_command(
         try:
             if count > 1:
                 access = (private, private_search, key or "")
-                _serve_workers(config, sock, host, port, access, count)
+                _serve_workers(config, sock, host, port, access, count, worker_timeout)
                 return
             opened = Application.open(config, serving=True)  # this thread: the event loop's
             try:

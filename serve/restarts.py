@@ -13,7 +13,7 @@ BOOT_S: Final = 30.0  # a worker that dies sooner than this failed at its start
 MAX_FAILURES: Final = 5  # failures at start in a row before the service stops
 FIRST_DELAY_S: Final = 0.5
 MAX_DELAY_S: Final = 8.0
-HUNG_S: Final = 20.0  # a serving worker silent this long is hung: killed, started again
+HUNG_S: Final = 20.0  # a serving worker silent this long is hung (serve --worker-timeout)
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Restarts:
         return float(min(FIRST_DELAY_S * 2.0 ** (failed - 1), MAX_DELAY_S))
 
 
-def hung(started: float, beat: float | None, now: float) -> bool:
+def hung(started: float, beat: float | None, now: float, limit_s: float = HUNG_S) -> bool:
     """Whether a worker started at `started` (seconds since the epoch) whose last heartbeat was at
-    `beat` (None: none since it started: still starting) has gone silent."""
-    return beat is not None and beat >= started and now - beat > HUNG_S
+    `beat` (None: none since it started: still starting) has been silent over `limit_s`."""
+    return beat is not None and beat >= started and now - beat > limit_s

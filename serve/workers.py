@@ -66,6 +66,7 @@ class Spec:
     private_search: bool = False
     family: int = socket.AF_INET
     address: tuple[Any, ...] = ()  # the bound address (host, port, …)
+    hung_s: float = HUNG_S  # a worker whose event loop is silent this long is replaced
 
 
 class Follower:
@@ -286,8 +287,9 @@ def supervise(spec: Spec, sock: socket.socket, workers: int) -> None:
                     if now >= due[n]:
                         processes[n] = start(n)
                     continue
-                if process.is_alive() and hung(started[n], _beat(spec.settings.home, n), now):
-                    LOG.warning("worker %d answers nothing for %.0f s; replacing it", n, HUNG_S)
+                beat = _beat(spec.settings.home, n)
+                if process.is_alive() and hung(started[n], beat, now, spec.hung_s):
+                    LOG.warning("worker %d answers nothing for %g s; replacing it", n, spec.hung_s)
                     process.kill()
                     process.join()
                     continue  # died: started again on the next look

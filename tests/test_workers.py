@@ -52,10 +52,11 @@ def home(tmp_path: Path) -> Path:
     return worker_home(tmp_path)
 
 
-def worker_home(folder: Path) -> Path:
-    """A home in the folder: 60 items, 3 shops, 4 simulated shoppers."""
+def worker_home(folder: Path, events: str | None = None) -> Path:
+    """A home in the folder: 60 items, 3 shops, 4 simulated shoppers (in the event log at
+    `events`, a PostgreSQL URL, else the home's SQLite file)."""
     home = folder / "home"
-    store, log = EdgeStore(home / STORE_DIR), EventLog(home / EVENT_LOG)
+    store, log = EdgeStore(home / STORE_DIR), EventLog(events or home / EVENT_LOG)
     try:
         store_items(store, catalog_items(2))
         set_shops(store, log, generate_shops(3, DEFAULT_REGION, seed=1), DEFAULT_REGION, seed=1)
