@@ -20,6 +20,7 @@ from engine.application import Application
 from engine.errors import FashionrecError, one_line
 from engine.recommend.query import RankingQuery
 from ingest.runs import Ingester
+from serve.enginethread import EngineThread
 
 LOG = logging.getLogger("fashionrec.serve")
 
@@ -61,6 +62,12 @@ async def application_of(request: Request) -> Application:
     return held
 
 
+async def engine_of(request: Request) -> EngineThread:
+    """The thread the application's calls run on (serve/enginethread.py)."""
+    held: EngineThread = request.app.state.engine
+    return held
+
+
 async def ingester_of(request: Request) -> Ingester:
     """The service's ingest runs."""
     held: Ingester = request.app.state.ingester
@@ -68,6 +75,7 @@ async def ingester_of(request: Request) -> Ingester:
 
 
 Held = Annotated[Application, Depends(application_of)]
+Engine = Annotated[EngineThread, Depends(engine_of)]
 Ingests = Annotated[Ingester, Depends(ingester_of)]
 
 bearer = HTTPBearer(

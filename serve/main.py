@@ -2,10 +2,11 @@
 
 One process owns one application (engine/application.py: the store, the event log, the
 taxonomy, the rerank's table) for its lifetime. Every endpoint is `async def` and calls the
-(blocking, quick) engine on the event loop's thread, one request at a time as the command
-line's commands are: Qdrant Edge holds the interpreter's lock while it searches, so threads
-would add waiting, not speed; processes answer side by side (serve/workers.py). An ingest
-runs in a thread of its own (ingest/runs.py).
+(blocking, quick) engine on the engine's thread (serve/enginethread.py), one request at a
+time as the command line's commands are, while the event loop goes on with the connections:
+Qdrant Edge holds the interpreter's lock while it searches, so more threads would add
+waiting, not speed; processes answer side by side (serve/workers.py). A search by photo
+runs its network, and an ingest its run, in threads of their own.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ingest.photos import PhotoNetworks
 from ingest.runs import Ingester
 from serve import errors
 from serve.dependencies import Access, Searches
+from serve.enginethread import EngineThread
 from serve.guard import Guard, TrustedHosts
 from serve.routes import ingest, items, page, purchases, search, service, users
 from serve.routes.page import STATIC
@@ -54,7 +56,7 @@ def create_app(
     api_key: str | None = None,
     application: Application | None = None,
     hosts: Sequence[str] | None = None,
-    background: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    background: Callable[[EngineThread], Coroutine[Any, Any, None]] | None = None,
     warm_search: bool = False,
     search_slots: int = SEARCH_SLOTS,
     private_search: bool = False,
@@ -66,7 +68,8 @@ def create_app(
     given is used as it is (its owner closes it); otherwise the home is opened when the
     service starts and closed when it stops, on its event loop. `hosts`: the Host headers
     answered (None: any; see loopback_hosts). `background`: a task run on the event loop
-    while the service runs (a worker keeping its copy current: serve/workers.py).
+    while the service runs, given the engine's thread (a worker keeping its copy current:
+    serve/workers.py).
     `warm_search`: load the search network as the service starts, in a thread (`/health`
     says when it is ready). `search_slots`: photo searches at once, running or waiting
     (more: 503 with Retry-After); `private_search`: POST /search needs the key too.
@@ -79,18 +82,20 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         held = application or Application.open(settings, serving=True)
         app.state.application = held
+        app.state.engine = engine = EngineThread()
         app.state.ingester = Ingester(held, status_of=errors.status_of)
         if held.networks is None:  # loaded by the first search by photo, or warmed below
             held.networks = PhotoNetworks(on_note=lambda text: LOG.info("search: %s", text))
         app.state.search = Searches(asyncio.Semaphore(search_slots) if search_slots else None)
         if warm_search:
             threading.Thread(target=app.state.search.warm, args=(held,), daemon=True).start()
-        task = None if background is None else asyncio.create_task(background())
+        task = None if background is None else asyncio.create_task(background(engine))
         try:
             yield
         finally:
             if task is not None:
                 task.cancel()
+            await asyncio.to_thread(engine.close)
             if application is None:
                 held.close()
 

@@ -13,7 +13,7 @@ BOOT_S: Final = 30.0  # a worker that dies sooner than this failed at its start
 MAX_FAILURES: Final = 5  # failures at start in a row before the service stops
 FIRST_DELAY_S: Final = 0.5
 MAX_DELAY_S: Final = 8.0
-HUNG_S: Final = 20.0  # a serving worker silent this long is hung (serve --worker-timeout)
+HUNG_S: Final = 30.0  # a serving worker silent this long is hung (serve --worker-timeout)
 
 
 @dataclass

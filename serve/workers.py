@@ -44,6 +44,7 @@ from serve.copies import (
     remove_copies,
     served_everywhere,
 )
+from serve.enginethread import EngineThread
 from serve.restarts import HUNG_S, MAX_FAILURES, Restarts, hung
 
 PARENT_S: Final = 0.5  # how often a worker looks whether its supervisor is still there
@@ -76,6 +77,7 @@ class Follower:
         self.settings, self.worker = settings, worker
         self.copy, self.app = copy, app
         self.refreshing = False
+        self.engine: EngineThread | None = None  # the thread the service's calls run on
         app.home_writer = self.writer
         mark_serving(settings.home, worker, copy.generation)
 
@@ -96,25 +98,27 @@ class Follower:
         mark_serving(self.settings.home, self.worker, copy.generation)
         LOG.info("worker %d: serving generation %d", self.worker, copy.generation)
 
-    async def refresh(self) -> None:
-        """Copy the changed store in a thread, then switch on the event loop; requests are
-        answered from the old copy meanwhile."""
+    async def refresh(self, engine: EngineThread) -> None:
+        """Copy the changed store in a thread, then switch on the engine's thread between
+        two requests; requests are answered from the old copy meanwhile."""
         self.refreshing = True
         try:
             made = await asyncio.to_thread(open_copy, self.settings, self.worker, wait=False)
             if made is not None:  # else a writer holds the store: the next look tries again
-                self.switch(*made)
+                await engine(self.switch, *made)
         finally:
             self.refreshing = False
 
-    async def keep_current(self) -> None:
-        """Follow the log and the store's generation until cancelled."""
+    async def keep_current(self, engine: EngineThread) -> None:
+        """Follow the log and the store's generation, on the engine's thread between two
+        requests, until cancelled."""
+        self.engine = engine
         while True:
             await asyncio.sleep(FOLLOW_S)
             try:
-                self.follow()
+                await engine(self.follow)
                 if not self.refreshing and generation(self.settings.home) != self.copy.generation:
-                    await self.refresh()
+                    await self.refresh(engine)
             except FashionrecError as exc:
                 LOG.warning("worker %d: %s", self.worker, one_line(exc, 300))
             except Exception:  # the next look tries again; the service goes on meanwhile
@@ -122,13 +126,13 @@ class Follower:
 
     @contextmanager
     def writer(self) -> Iterator[Application]:
-        """The home's store for a change to the catalog; on the event loop's thread the new
+        """The home's store for a change to the catalog; on the engine's thread the new
         copy is served before the next request (the writer reads its own change), else
         (an ingest's thread) every worker serves it, this one at its next look, before
         the change is over: the run's summary comes when every worker has its items."""
         with home_writer(self.settings) as home:
             yield home
-        if threading.current_thread() is threading.main_thread():
+        if self.engine is None or self.engine.on_it():
             made = open_copy(self.settings, self.worker, wait=True)
             if made is not None:
                 self.switch(*made)
@@ -161,11 +165,14 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-async def _heartbeat(path: Path) -> None:
-    """Touch `path` every BEAT_S while the event loop runs: the supervisor replaces a worker
-    whose loop has stopped turning."""
+async def _heartbeat(path: Path, engine: EngineThread) -> None:
+    """Stamp `path` every BEAT_S while the event loop runs, with the time the worker last
+    answered (now, or when the engine's running call began): the supervisor replaces a
+    worker whose loop has stopped turning or whose one call has run too long."""
+    path.touch()
     while True:
-        path.touch()
+        stamp = engine.answering_at(time.time())
+        os.utime(path, (stamp, stamp))
         await asyncio.sleep(BEAT_S)
 
 
@@ -197,11 +204,11 @@ def _worker(spec: Spec, sock: socket.socket | None, worker: int, parent: int) ->
     beat = beat_file(settings.home, worker)
     beat.parent.mkdir(parents=True, exist_ok=True)
 
-    async def background() -> None:
+    async def background(engine: EngineThread) -> None:
         if follower is None:
-            await _heartbeat(beat)
+            await _heartbeat(beat, engine)
         else:
-            await asyncio.gather(_heartbeat(beat), follower.keep_current())
+            await asyncio.gather(_heartbeat(beat, engine), follower.keep_current(engine))
 
     try:
         service = create_app(

@@ -74,8 +74,15 @@ def own_postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         subprocess.run(
-            [*server.owner, str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate",
-             "stop"],
+            [
+                *server.owner,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(folder / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
             capture_output=True,
         )
         shutil.rmtree(folder, ignore_errors=True)

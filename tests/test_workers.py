@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -35,6 +36,7 @@ from engine.vocabulary.geo import DEFAULT_REGION
 from engine.vocabulary.schema import POPULARITY, point_id
 from ingest.democatalog import DemoCatalog
 from serve.copies import bring_home_in_step, copies_dir, generation, open_copy
+from serve.enginethread import EngineThread
 from serve.restarts import BOOT_S, HUNG_S, Restarts, hung
 from serve.workers import Follower
 from tests.builders import ROOT, catalog_items, copy_catalog, fashionrec, store_items
@@ -105,7 +107,9 @@ def test_copies_follow_purchases_and_changes(home: Path) -> None:
             two.app.point(GONE)
         assert two.app.point(SECOND).payload["price"] == 12.5
         assert two.follow() == 0
-        asyncio.run(two.refresh())  # a copy made again (after an ingest) holds them too
+        engine = EngineThread()
+        asyncio.run(two.refresh(engine))  # a copy made again (after an ingest) holds them too
+        engine.close()
         with pytest.raises(NotFoundError):
             two.app.point(GONE)
         assert two.app.point(SECOND).payload["price"] == 12.5
@@ -328,3 +332,41 @@ def test_a_worker_failing_at_start_is_started_again_later_then_the_service_stops
     assert not hung(started=100.0, beat=90.0, now=1000.0)  # a beat of the worker before it
     assert not hung(started=100.0, beat=990.0, now=1000.0)
     assert hung(started=100.0, beat=100.0 + 1, now=101.0 + HUNG_S + 0.1)
+    assert hung(started=100.0, beat=101.0, now=104.5, limit_s=3.0)  # serve --worker-timeout 3
+
+
+def test_the_engine_thread_runs_calls_in_order_and_says_how_long_one_runs() -> None:
+    """Calls run one at a time on one thread, not the event loop's; its exceptions reach
+    the caller; while a call runs, the heartbeat's stamp stays at the call's start."""
+    engine = EngineThread()
+    release = threading.Event()
+    threads: list[int] = []
+
+    def slow() -> str:
+        threads.append(threading.get_ident())
+        release.wait(10)
+        return "slow"
+
+    def fails() -> None:
+        raise ValueError("from the engine")
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(engine(slow))
+        while engine.began is None:
+            await asyncio.sleep(0.01)
+        began = engine.began
+        assert engine.answering_at(began + 50.0) == began  # one call running: silent
+        second = asyncio.ensure_future(engine(lambda: threads.append(threading.get_ident())))
+        await asyncio.sleep(0.05)
+        assert not second.done()  # waits for the first
+        release.set()
+        assert await first == "slow"
+        await second
+        with pytest.raises(ValueError, match="from the engine"):
+            await engine(fails)
+        assert engine.answering_at(123.0) == 123.0  # idle: answering now
+
+    asyncio.run(scenario())
+    assert len(set(threads)) == 1 and threads[0] != threading.get_ident()
+    assert not engine.on_it()
+    engine.close()

@@ -14,7 +14,7 @@ from engine.application.documents import plain
 from engine.errors import ConfigError
 from engine.shoppers.purchaselog import parse_log
 from engine.shoppers.purchases import time_zone
-from serve.dependencies import Held, writer
+from serve.dependencies import Engine, Held, writer
 from serve.models import parse_purchases, purchases_body_schema
 
 SOURCE: Final = "api"  # what the event log records as the source of purchases posted here
@@ -23,14 +23,14 @@ router = APIRouter(prefix="/purchases", tags=["users"], dependencies=[Depends(wr
 
 
 @router.post("", status_code=201, openapi_extra={"requestBody": purchases_body_schema()})
-async def purchases(request: Request, app: Held) -> dict[str, Any]:
+async def purchases(request: Request, app: Held, run: Engine) -> dict[str, Any]:
     """Record one purchase or a list (application/json), all or nothing; a first-time
     shopper is created (gender from the item unless given); popularity is synced at once."""
     try:
         data = json.loads(await request.body())
     except ValueError as exc:
         raise ConfigError(f"the body is not JSON ({exc})") from None
-    done = app.record_purchases(parse_purchases(data), SOURCE)
+    done = await run(app.record_purchases, parse_purchases(data), SOURCE)
     return {
         "recorded": plain(done.purchases),
         "already": done.already,
@@ -49,6 +49,7 @@ async def purchases(request: Request, app: Held) -> dict[str, Any]:
 async def purchases_import(
     request: Request,
     app: Held,
+    run: Engine,
     name: Annotated[str, Query(description="The file's name, for messages.")] = "upload.csv",
     timezone: Annotated[
         str | None, Query(description="Read times without a zone in this one.")
@@ -61,6 +62,6 @@ async def purchases_import(
     body = await request.body()
     # up to 64 MB of CSV read in a thread: the event loop goes on answering meanwhile
     parsed = await run_in_threadpool(parse_log, Path(Path(name).name), body, zone)
-    done = app.import_parsed(parsed)
+    done = await run(app.import_parsed, parsed)
     summary: dict[str, Any] = plain(done)
     return summary

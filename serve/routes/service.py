@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.application.documents import plain
 from serve import public
-from serve.dependencies import Held, reader, writer
+from serve.dependencies import Engine, Held, reader, writer
 
 router = APIRouter(tags=["service"])
 
@@ -25,9 +25,9 @@ async def health(request: Request, app: Held) -> dict[str, Any]:
 
 
 @router.get("/catalog", dependencies=[Depends(reader)])
-async def catalog(app: Held) -> dict[str, Any]:
+async def catalog(app: Held, run: Engine) -> dict[str, Any]:
     """Counts, vector spaces (size, weights), taxonomy, genders, categories, stores."""
-    return public.summary(app.summary())
+    return public.summary(await run(app.summary))
 
 
 @router.post("/tune", dependencies=[Depends(writer)])
