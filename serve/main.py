@@ -2,11 +2,12 @@
 
 One process owns one application (engine/application.py: the store, the event log, the
 taxonomy, the rerank's table) for its lifetime. Every endpoint is `async def` and calls the
-(blocking, quick) engine on the engine's thread (serve/enginethread.py), one request at a
-time as the command line's commands are, while the event loop goes on with the connections:
-Qdrant Edge holds the interpreter's lock while it searches, so more threads would add
-waiting, not speed; processes answer side by side (serve/workers.py). A search by photo
-runs its network, and an ingest its run, in threads of their own.
+(blocking, quick) engine one request at a time, as the command line's commands are: on the
+event loop's thread over a home on this machine's disk, on a thread of its own over a
+server that may make it wait (serve/enginethread.py). Qdrant Edge holds the interpreter's
+lock while it searches, so more threads would add waiting, not speed; processes answer
+side by side (serve/workers.py). A search by photo runs its network, and an ingest its
+run, in threads of their own.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         held = application or Application.open(settings, serving=True)
         app.state.application = held
-        app.state.engine = engine = EngineThread()
+        # over the network (a Qdrant server, PostgreSQL) the calls leave the event loop
+        local = settings.qdrant_url is None and settings.events_url is None
+        app.state.engine = engine = EngineThread(inline=local)
         app.state.ingester = Ingester(held, status_of=errors.status_of)
         if held.networks is None:  # loaded by the first search by photo, or warmed below
             held.networks = PhotoNetworks(on_note=lambda text: LOG.info("search: %s", text))

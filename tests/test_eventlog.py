@@ -244,3 +244,32 @@ def test_a_postgresql_log_survives_its_connections_dropped(postgres_url: str) ->
     finally:
         log.close()
         again.close()
+
+
+def test_a_postgresql_server_that_is_down_is_one_line_then_the_log_goes_on() -> None:
+    """With the server down, a read and a write each end in one EventLogError (a service's
+    503) once the pool's wait is over, not the driver's exception; with it up again the
+    same log reads and writes, nothing lost."""
+    from tests.pgserver import own_postgres
+
+    with own_postgres() as server:
+        log = EventLog(server.url)
+        try:
+            log.db.pool.timeout = 1.0  # type: ignore[attr-defined]  # the wait, shortened
+            moment = datetime(2026, 11, 1, 10, tzinfo=UTC)
+            with log.transaction():
+                log.add_users([User("u1", "WOMEN", 0.5, Location(48.85, 2.35))], "test")
+                log.add_purchases([Purchase("u1", "item-1", moment, None)], "test")
+            server.stop("immediate")
+            with pytest.raises(EventLogError, match="the event log cannot be reached") as read:
+                log.purchase_count()
+            with pytest.raises(EventLogError, match="cannot be reached"), log.transaction():
+                log.add_purchases([Purchase("u1", "item-2", moment, None)], "test")
+            assert "\n" not in str(read.value)
+            server.start()
+            log.db.pool.timeout = 10.0  # type: ignore[attr-defined]
+            with log.transaction():
+                log.add_purchases([Purchase("u1", "item-3", moment, None)], "test")
+            assert [p.item_id for p in log.purchases()] == ["item-1", "item-3"]
+        finally:
+            log.close()

@@ -370,3 +370,17 @@ def test_the_engine_thread_runs_calls_in_order_and_says_how_long_one_runs() -> N
     assert len(set(threads)) == 1 and threads[0] != threading.get_ident()
     assert not engine.on_it()
     engine.close()
+
+
+def test_over_a_home_on_this_disk_the_calls_run_on_the_event_loop() -> None:
+    """Inline (Qdrant Edge and a SQLite log): each call runs on the loop's thread, at once."""
+    engine = EngineThread(inline=True)
+    ran: list[int] = []
+
+    async def scenario() -> None:
+        await engine(lambda: ran.append(threading.get_ident()))
+        assert engine.on_it() and engine.answering_at(5.0) == 5.0
+
+    asyncio.run(scenario())
+    assert ran == [threading.get_ident()]
+    engine.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import nullcontext, suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -253,10 +253,10 @@ class PostgresDatabase:
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Rows:
         query = sql.encode() if not args else _postgres_sql(sql).encode()
         held = getattr(self.held, "db", None)
-        if held is not None:  # inside this thread's transaction
+        if held is not None:  # inside this thread's transaction: it says what failed
             cursor: Rows = held.execute(query, args or None)
             return cursor
-        with self.pool.connection() as db:
+        with self._unreachable(), self.pool.connection() as db:
             done = db.execute(query, args or None)
             return Fetched(done.fetchall() if done.description else [], done.rowcount)
 
@@ -265,14 +265,32 @@ class PostgresDatabase:
         if not listed:
             return
         held = getattr(self.held, "db", None)
-        connection = nullcontext(held) if held is not None else self.pool.connection()
-        with connection as db, db.cursor() as cursor:
+        if held is not None:
+            with held.cursor() as cursor:
+                cursor.executemany(_postgres_sql(sql).encode(), listed)
+            return
+        with self._unreachable(), self.pool.connection() as db, db.cursor() as cursor:
             cursor.executemany(_postgres_sql(sql).encode(), listed)
+
+    @contextmanager
+    def _unreachable(self) -> Iterator[None]:
+        """A server out of reach (down, restarting, no connection free within WAIT_S) as
+        one line, an EventLogError (a service's 503), not the driver's exception."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EventLogError(
+                f"{self.name}: the event log cannot be reached ({reason}); try again shortly"
+            ) from None
 
     def begin(self) -> None:
         import psycopg
 
-        db = self.pool.getconn()
+        with self._unreachable():
+            db = self.pool.getconn()
         began = False
         try:
             db.execute(b"BEGIN")
