@@ -4,8 +4,10 @@ event log is reached over the network, so that a server that makes a call wait (
 restarting, a Qdrant server slow to answer) stalls the calls behind it and never the event
 loop: /health, the heartbeat and every other connection go on. A home wholly on this
 machine's disk (Qdrant Edge and a SQLite log: its reads never wait, its writers at most
-2 s) runs them on the event loop itself, which answers 1.5 ms sooner at the median and
-5 ms at the 90th percentile (docs/performance.md)."""
+2 s) runs them on the event loop itself: the same speed when the process is otherwise
+idle, and a quarter to a third faster while another thread runs Python (an ingest, the
+search network loading), as each hand-over of the interpreter's lock then waits
+(bench/calls.py, docs/performance.md)."""
 
 from __future__ import annotations
 

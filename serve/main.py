@@ -61,6 +61,7 @@ def create_app(
     warm_search: bool = False,
     search_slots: int = SEARCH_SLOTS,
     private_search: bool = False,
+    calls_inline: bool | None = None,
 ) -> FastAPI:
     """The application serving the home (or server) the settings name.
 
@@ -74,6 +75,8 @@ def create_app(
     `warm_search`: load the search network as the service starts, in a thread (`/health`
     says when it is ready). `search_slots`: photo searches at once, running or waiting
     (more: 503 with Retry-After); `private_search`: POST /search needs the key too.
+    `calls_inline`: run the engine's calls on the event loop (None: over a home on this
+    machine's disk only; serve/enginethread.py).
     """
     key = os.environ.get(API_KEY_ENV, "") if api_key is None else api_key
     if private and not key:
@@ -85,7 +88,8 @@ def create_app(
         app.state.application = held
         # over the network (a Qdrant server, PostgreSQL) the calls leave the event loop
         local = settings.qdrant_url is None and settings.events_url is None
-        app.state.engine = engine = EngineThread(inline=local)
+        inline = local if calls_inline is None else calls_inline
+        app.state.engine = engine = EngineThread(inline=inline)
         app.state.ingester = Ingester(held, status_of=errors.status_of)
         if held.networks is None:  # loaded by the first search by photo, or warmed below
             held.networks = PhotoNetworks(on_note=lambda text: LOG.info("search: %s", text))
