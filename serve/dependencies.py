@@ -63,8 +63,16 @@ async def application_of(request: Request) -> Application:
 
 
 async def engine_of(request: Request) -> EngineThread:
-    """The thread the application's calls run on (serve/enginethread.py)."""
+    """The thread the application's calls run on (serve/enginethread.py); 503 with
+    Retry-After while as many calls as it takes are running or queued there."""
     held: EngineThread = request.app.state.engine
+    if held.full():
+        raise HTTPException(
+            503,
+            f"the service is busy ({held.waiting} requests waiting, for the event log or the "
+            "store to answer); try again in a second",
+            headers={"Retry-After": "1"},
+        )
     return held
 
 

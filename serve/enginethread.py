@@ -17,8 +17,9 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Final, ParamSpec, TypeVar
 
+MAX_WAITING: Final = 32  # calls running or queued on the thread before a request is turned away
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -32,15 +33,25 @@ class EngineThread:
         self.began: float | None = None  # when the call running now began (time.time())
         # the thread the calls run on (for a thread of its own: once it has run one)
         self.ident: int | None = threading.get_ident() if inline else None
+        self.waiting = 0  # calls running or queued on the thread (counted on the loop's)
 
     async def __call__(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """The call's result, run on the engine's thread (its exception raised here)."""
         if self.pool is None:
             return self._timed(call, *args, **kwargs)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.pool, functools.partial(self._timed, call, *args, **kwargs)
-        )
+        self.waiting += 1
+        try:
+            return await loop.run_in_executor(
+                self.pool, functools.partial(self._timed, call, *args, **kwargs)
+            )
+        finally:
+            self.waiting -= 1
+
+    def full(self) -> bool:
+        """Whether MAX_WAITING calls are already running or queued (a database that
+        makes each wait): a request is better answered 503 now than after them all."""
+        return self.waiting >= MAX_WAITING
 
     def _timed(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         self.ident = threading.get_ident()

@@ -1198,3 +1198,49 @@ def test_searches_by_photo_are_bounded_and_can_need_the_key(home: Path) -> None:
         refused = client.post("/search", content=photo.getvalue(), headers=png)
         assert refused.status_code == 401
         assert client.get("/items", params={"limit": 1}).status_code == 200  # reads stay open
+
+
+def test_calls_queued_past_the_bound_are_turned_away_and_health_answers(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the calls on a thread of their own (a home over a server) and each held up, as
+    a restarting database holds them: once the bound is reached a request is 503 with
+    Retry-After at once, /health answers meanwhile, and the held ones finish."""
+    import serve.enginethread
+
+    monkeypatch.setattr(serve.enginethread, "MAX_WAITING", 2)
+    entered, release = threading.Semaphore(0), threading.Event()
+    with TestClient(create_app(Settings(home=home), api_key="", calls_inline=False)) as client:
+        held = client.app.state.application  # type: ignore[attr-defined]
+        real = held.item
+
+        def slow(item_id: str) -> object:
+            entered.release()
+            release.wait(10)
+            return real(item_id)
+
+        held.item = slow
+        answers: list[int] = []
+        waiting = [
+            threading.Thread(
+                target=lambda: answers.append(client.get(f"/items/{FIRST}").status_code)
+            )
+            for _ in range(2)
+        ]
+        for thread in waiting:
+            thread.start()
+        try:
+            assert entered.acquire(timeout=10)  # one runs, the other waits behind it
+            deadline = time.monotonic() + 10
+            while client.app.state.engine.waiting < 2:  # type: ignore[attr-defined]
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            turned = client.get(f"/items/{FIRST}")
+            assert turned.status_code == 503 and turned.headers["retry-after"] == "1"
+            assert "the service is busy (2 requests waiting" in turned.json()["error"]
+            assert client.get("/health").status_code == 200
+        finally:
+            release.set()
+            for thread in waiting:
+                thread.join(10)
+        assert answers == [200, 200]
