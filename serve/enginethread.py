@@ -5,8 +5,8 @@ restarting, a Qdrant server slow to answer) stalls the calls behind it and never
 loop: /health, the heartbeat and every other connection go on. A home wholly on this
 machine's disk (Qdrant Edge and a SQLite log: its reads never wait, its writers at most
 2 s) runs them on the event loop itself: the same speed when the process is otherwise
-idle, and a quarter to a third faster while another thread runs Python (an ingest, the
-search network loading), as each hand-over of the interpreter's lock then waits
+idle, and a quarter to a third faster while another thread runs Python (as an ingest's
+or the search network's may), as each hand-over of the interpreter's lock then waits
 (bench/calls.py, docs/performance.md)."""
 
 from __future__ import annotations
