@@ -97,9 +97,9 @@ def serve_command(
     worker_timeout: Annotated[
         float,
         typer.Option(
-            min=1.0,
-            help="With workers: one whose event loop is silent this many seconds is hung, "
-            "killed and started again.",
+            min=2.0,
+            help="With workers: one whose event loop is silent, or whose one call runs, this "
+            "many seconds is hung, killed and started again.",
         ),
     ] = HUNG_S,
     taxonomy: TaxonomyOption = None,

@@ -31,20 +31,28 @@ class EngineThread:
     def __init__(self, inline: bool = False) -> None:
         self.pool = None if inline else ThreadPoolExecutor(1, thread_name_prefix="engine")
         self.began: float | None = None  # when the call running now began (time.time())
+        self.allowed_s = 0.0  # how long the running call may take before it counts as hung
+        self.turned = time.time()  # the event loop's latest turn (see `turning`)
         # the thread the calls run on (for a thread of its own: once it has run one)
         self.ident: int | None = threading.get_ident() if inline else None
         self.waiting = 0  # calls running or queued on the thread (counted on the loop's)
 
     async def __call__(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """The call's result, run on the engine's thread (its exception raised here)."""
+        return await self.patient(0.0, call, *args, **kwargs)
+
+    async def patient(
+        self, allowed_s: float, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """As a call, for one that may rightly run `allowed_s` (a whole purchase log
+        imported): the heartbeat goes on meanwhile, so it is not taken for a hung one."""
+        timed = functools.partial(self._timed, allowed_s, call, *args, **kwargs)
         if self.pool is None:
-            return self._timed(call, *args, **kwargs)
+            return timed()
         loop = asyncio.get_running_loop()
         self.waiting += 1
         try:
-            return await loop.run_in_executor(
-                self.pool, functools.partial(self._timed, call, *args, **kwargs)
-            )
+            return await loop.run_in_executor(self.pool, timed)
         finally:
             self.waiting -= 1
 
@@ -53,23 +61,38 @@ class EngineThread:
         makes each wait): a request is better answered 503 now than after them all."""
         return self.waiting >= MAX_WAITING
 
-    def _timed(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    def _timed(
+        self, allowed_s: float, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         self.ident = threading.get_ident()
-        self.began = time.time()
+        self.began, self.allowed_s = time.time(), allowed_s
         try:
             return call(*args, **kwargs)
         finally:
-            self.began = None
+            self.began, self.allowed_s = None, 0.0
 
     def on_it(self) -> bool:
         """Whether the caller is the engine's thread."""
         return threading.get_ident() == self.ident
 
+    async def turning(self, every_s: float) -> None:
+        """Note each turn of the event loop (every `every_s`) until cancelled."""
+        while True:
+            self.turned = time.time()
+            await asyncio.sleep(every_s)
+
     def answering_at(self, now: float) -> float:
-        """`now` when the thread is idle, else when its running call began: a heartbeat
-        stamped with it goes silent while one call runs too long (a hung worker)."""
-        began = self.began
-        return now if began is None else min(now, began)
+        """When the worker last answered, for its heartbeat: `now` when idle, else when the
+        running call began (past its allowance), and never later than the event loop's
+        latest turn (`turning`), but for a patient call that the loop itself runs. A
+        heartbeat stamped with it goes silent while one call or the loop is stuck."""
+        began, allowed = self.began, self.allowed_s
+        if began is None:
+            return min(now, self.turned)
+        called = min(now, began + allowed)
+        if allowed and self.pool is None:  # the loop runs it: its turns wait, rightly
+            return called
+        return min(called, self.turned)
 
     def close(self) -> None:
         """Wait for the call running now, then end the thread."""

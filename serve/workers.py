@@ -48,7 +48,7 @@ from serve.enginethread import EngineThread
 from serve.restarts import HUNG_S, MAX_FAILURES, Restarts, hung
 
 PARENT_S: Final = 0.5  # how often a worker looks whether its supervisor is still there
-BEAT_S: Final = 1.0  # a worker's heartbeat
+BEAT_S: Final = 0.5  # a worker's heartbeat (its loop's turns noted 4 times as often)
 FOLLOW_S: Final = 0.25  # how often a worker takes in new purchases and looks for a new copy
 STOP_S: Final = 15.0  # how long a worker may take to finish its requests when stopped
 LOG = logging.getLogger("fashionrec.serve")
@@ -165,15 +165,15 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-async def _heartbeat(path: Path, engine: EngineThread) -> None:
-    """Stamp `path` every BEAT_S while the event loop runs, with the time the worker last
-    answered (now, or when the engine's running call began): the supervisor replaces a
-    worker whose loop has stopped turning or whose one call has run too long."""
+def _heartbeat(path: Path, engine: EngineThread) -> None:
+    """Stamp `path` every BEAT_S, from a thread of its own, with the time the worker last
+    answered (EngineThread.answering_at): the supervisor replaces a worker whose stamp
+    falls behind, its event loop stopped or one call running too long."""
     path.touch()
     while True:
         stamp = engine.answering_at(time.time())
         os.utime(path, (stamp, stamp))
-        await asyncio.sleep(BEAT_S)
+        time.sleep(BEAT_S)
 
 
 def beat_file(home: Path, worker: int) -> Path:
@@ -205,10 +205,11 @@ def _worker(spec: Spec, sock: socket.socket | None, worker: int, parent: int) ->
     beat.parent.mkdir(parents=True, exist_ok=True)
 
     async def background(engine: EngineThread) -> None:
+        threading.Thread(target=_heartbeat, args=(beat, engine), daemon=True).start()
         if follower is None:
-            await _heartbeat(beat, engine)
+            await engine.turning(BEAT_S / 4)
         else:
-            await asyncio.gather(_heartbeat(beat, engine), follower.keep_current(engine))
+            await asyncio.gather(engine.turning(BEAT_S / 4), follower.keep_current(engine))
 
     try:
         service = create_app(

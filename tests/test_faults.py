@@ -404,3 +404,36 @@ def test_a_postgresql_restart_under_load_loses_and_doubles_no_purchase(tmp_path:
         f"{up - down:.1f} s (/health answered both workers meanwhile, in {health_s:.2f} s), "
         f"purchases acknowledged again {recovered:.1f} s after it was up"
     )
+
+
+@pytest.mark.slow
+def test_a_long_import_is_not_taken_for_a_hung_worker(tmp_path: Path) -> None:
+    """A purchase log that takes longer to import than --worker-timeout (a patient call):
+    its worker is not killed as hung, and the whole log is in; a worker that hangs is
+    still replaced (test above)."""
+    home = worker_home(tmp_path)
+    rows = 120_000
+    log_file = tmp_path / "sales.csv"
+    with log_file.open("w", encoding="utf-8") as out:
+        out.write("user_id,item_id,timestamp\n")
+        for n in range(rows):
+            out.write(f"long-{n % 500},{ITEM},{Burst.moment(n)}\n")
+    served = tmp_path / "serve.log"
+    with workers_serving(home, served, "--worker-timeout", "2") as base:
+        request = urllib.request.Request(
+            f"{base}/purchases/import?name=sales.csv",
+            data=log_file.read_bytes(),
+            headers={"Content-Type": "text/csv"},
+        )
+        began = time.monotonic()
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            assert answer.status == 201
+        took = time.monotonic() - began
+    log = EventLog(home / EVENT_LOG)
+    try:
+        count = sum(1 for p in log.purchases() if p.user_id.startswith("long-"))
+    finally:
+        log.close()
+    print(f"\n{rows} rows imported in {took:.1f} s under --worker-timeout 2")
+    assert count == rows and "answers nothing" not in served.read_text()
+    assert took > 2.0  # longer than the timeout: the case this test is about

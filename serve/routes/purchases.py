@@ -18,6 +18,7 @@ from serve.dependencies import Engine, Held, writer
 from serve.models import parse_purchases, purchases_body_schema
 
 SOURCE: Final = "api"  # what the event log records as the source of purchases posted here
+IMPORT_S: Final = 600.0  # a whole log may take this long (600K rows: 25 s) before it is hung
 
 router = APIRouter(prefix="/purchases", tags=["users"], dependencies=[Depends(writer)])
 
@@ -62,6 +63,6 @@ async def purchases_import(
     body = await request.body()
     # up to 64 MB of CSV read in a thread: the event loop goes on answering meanwhile
     parsed = await run_in_threadpool(parse_log, Path(Path(name).name), body, zone)
-    done = await run(app.import_parsed, parsed)
+    done = await run.patient(IMPORT_S, app.import_parsed, parsed)
     summary: dict[str, Any] = plain(done)
     return summary
