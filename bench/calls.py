@@ -30,7 +30,7 @@ sys.path[0] = str(ROOT)
 
 import numpy as np  # noqa: E402
 
-from bench.serve import QUERY, build, free_port, sample  # noqa: E402
+from bench.serve import QUERY, build, free_port, health, sample  # noqa: E402
 
 WARMUP = 30
 SERVER = """
@@ -60,14 +60,10 @@ def start(home: Path, mode: str, beside: str) -> tuple[subprocess.Popen[bytes], 
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/health")
-            if connection.getresponse().status == 200:
-                return process, port
-        except OSError:
-            time.sleep(0.2)
+    while time.monotonic() < deadline and process.poll() is None:
+        if health(port) is not None:
+            return process, port
+        time.sleep(0.2)
     process.kill()
     raise SystemExit(f"the service ({mode}) did not answer in 120 s")
 

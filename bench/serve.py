@@ -235,7 +235,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _health(port: int) -> int | None:
+def health(port: int) -> int | None:
     """The id of the worker that answered /health on a new connection (None: none did)."""
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -277,7 +277,7 @@ def serve(home: Path, port: int, workers: int) -> subprocess.Popen[str]:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and server.poll() is None:
         with ThreadPoolExecutor(4) as pool:  # side by side: an idle worker takes each
-            seen.update(w for w in pool.map(lambda _: _health(port), range(8)) if w)
+            seen.update(w for w in pool.map(lambda _: health(port), range(8)) if w)
         if len(seen) >= workers:
             return server
         time.sleep(0.2)

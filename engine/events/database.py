@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from engine.errors import EventLogError
+from engine.errors import EventLogError, one_line
 
 POSTGRES_SCHEMES: Final = ("postgresql://", "postgres://")
 WRITER_LOCK: Final = 0x66_72_65_63  # "frec": the advisory lock every PostgreSQL writer takes
@@ -137,7 +137,7 @@ class SqliteDatabase:
 
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
-    def __init__(self, path: Path, busy_s: float = 10.0) -> None:
+    def __init__(self, path: Path, busy_s: float = BUSY_S) -> None:
         self.name = str(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.fresh = not path.exists()
@@ -225,9 +225,8 @@ class PostgresDatabase:
             self.fresh = self._schema()
         except psycopg.Error as exc:
             self.pool.close()
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EventLogError(
-                f"{self.name}: cannot connect to the event log ({reason}); check "
+                f"{self.name}: cannot connect to the event log ({one_line(exc)}); check "
                 "FASHIONREC_EVENTS_URL and that the server is up"
             ) from None
 
@@ -281,9 +280,8 @@ class PostgresDatabase:
         try:
             yield
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EventLogError(
-                f"{self.name}: the event log cannot be reached ({reason}); try again shortly"
+                f"{self.name}: the event log cannot be reached ({one_line(exc)}); try again shortly"
             ) from None
 
     def begin(self) -> None:
